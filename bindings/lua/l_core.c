@@ -1,0 +1,27 @@
+/*
+ * portalock.core: the thin C layer under the pure-Lua `portalock` module. It validates only
+ * what C needs; user-facing argument checks and messages live in lua/portalock/.
+ */
+#include "l_private.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PL_EXPORT __attribute__((visibility("default")))
+#else
+#define PL_EXPORT
+#endif
+
+PL_EXPORT int luaopen_portalock_core(lua_State *L);
+
+int luaopen_portalock_core(lua_State *L) {
+  lua_newtable(L);
+  lua_pushstring(L, portalock_version());
+  lua_setfield(L, -2, "_VERSION");
+  lua_pushboolean(L, pl_makes_streams());
+  lua_setfield(L, -2, "STREAMS");
+  pl_open_flags(L);
+  pl_open_wait(L);
+  pl_open_lock(L);
+  pl_open_rlock(L);
+  pl_open_pidfile(L);
+  return 1;
+}

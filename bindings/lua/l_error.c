@@ -1,0 +1,47 @@
+/* Turns a portalock_error into the `nil, errtab` pair the Lua front end wraps. */
+#include "l_private.h"
+
+static void set_string(lua_State *L, const char *key, const char *value) {
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, lua_Integer value) {
+  lua_pushinteger(L, value);
+  lua_setfield(L, -2, key);
+}
+
+int pl_push_failure(lua_State *L, const portalock_error *err) {
+  if (err->status == PORTALOCK_INVALID) return luaL_error(L, "%s", err->message);
+  lua_pushnil(L);
+  lua_createtable(L, 0, 6);
+  set_string(L, "kind", portalock_status_name(err->status));
+  set_string(L, "message", err->message);
+  if (err->errnum != 0) set_integer(L, "errno", err->errnum);
+  if (err->path[0] != '\0') set_string(L, "path", err->path);
+  if (err->lost) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "lost");
+  }
+  if (err->holder_pid > 0) set_integer(L, "holder_pid", err->holder_pid);
+  return 2;
+}
+
+int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wait,
+                 const portalock_error *err) {
+  switch (status) {
+  case PORTALOCK_OK:
+    lua_pushboolean(L, 1);
+    return 1;
+  case PORTALOCK_CONTENDED:
+    lua_pushboolean(L, 0);
+    if (wait->fd >= 0)
+      lua_pushinteger(L, wait->fd);
+    else
+      lua_pushnil(L);
+    lua_pushnumber(L, wait->next_attempt);
+    return 3;
+  default:
+    return pl_push_failure(L, err);
+  }
+}

@@ -1,0 +1,159 @@
+/*
+ * Lock handles: portalock.core.new_lock(kind, filename, opts) for Lock, TemporaryFileLock
+ * and PidFileLock. The handle's finalizer frees the C struct only: once acquired, the lock
+ * lives in its io handle, whose own finalizer closes it (Lock objects never release on
+ * collection).
+ */
+#include "l_private.h"
+
+#include <string.h>
+
+static double opt_number(lua_State *L, int idx, const char *key, double fallback) {
+  lua_getfield(L, idx, key);
+  double value = lua_isnil(L, -1) ? fallback : luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  return value;
+}
+
+static int opt_integer(lua_State *L, int idx, const char *key, int fallback) {
+  lua_getfield(L, idx, key);
+  lua_Integer value = lua_isnil(L, -1) ? fallback : luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  luaL_argcheck(L, value >= -0x7fffffff && value <= 0x7fffffff, idx, key);
+  return (int)value;
+}
+
+/* The mode string is kept alive by the caller's opts table until the C constructor, which
+   copies what it needs, returns. */
+void pl_checkoptions(lua_State *L, int idx, portalock_lock_options *opts) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "mode");
+  if (!lua_isnil(L, -1)) opts->mode = luaL_checkstring(L, -1);
+  lua_pop(L, 1);
+  opts->timeout = opt_number(L, idx, "timeout", opts->timeout);
+  opts->check_interval = opt_number(L, idx, "check_interval", opts->check_interval);
+  opts->flags = opt_integer(L, idx, "flags", opts->flags);
+  opts->perm = opt_integer(L, idx, "perm", opts->perm);
+  lua_getfield(L, idx, "fail_when_locked");
+  if (!lua_isnil(L, -1)) opts->fail_when_locked = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "backend");
+  if (!lua_isnil(L, -1)) opts->backend = pl_checkbackend(L, lua_gettop(L));
+  lua_pop(L, 1);
+}
+
+portalock_lock_t *pl_checklock(lua_State *L, int idx) {
+  l_lock *h = (l_lock *)luaL_testudata(L, idx, PL_LOCK_MT);
+  if (h != NULL) {
+    luaL_argcheck(L, h->lock != NULL, idx, "lock handle already freed");
+    return h->lock;
+  }
+  l_rlock *r = (l_rlock *)luaL_checkudata(L, idx, PL_RLOCK_MT);
+  luaL_argcheck(L, r->rlock != NULL, idx, "rlock handle already freed");
+  return portalock_rlock_lock(r->rlock);
+}
+
+static int l_new_lock(lua_State *L) {
+  static const char *const kinds[] = {"lock", "temporary", "pidfile", NULL};
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  const char *filename = luaL_optstring(L, 2, NULL);
+  portalock_lock_options opts;
+  portalock_lock_options_init(&opts);
+  opts.fail_when_locked = kind != 0;
+  pl_checkoptions(L, 3, &opts);
+  l_lock *h = (l_lock *)lua_newuserdatauv(L, sizeof(l_lock), 0);
+  h->lock = NULL;
+  luaL_setmetatable(L, PL_LOCK_MT);
+  portalock_error err;
+  portalock_status st;
+  if (kind == 0)
+    st = portalock_lock_new(&h->lock, filename, &opts, &err);
+  else if (kind == 1)
+    st = portalock_temporary_file_lock_new(&h->lock, filename, &opts, &err);
+  else
+    st = portalock_pid_file_lock_new(&h->lock, filename, &opts, &err);
+  if (st != PORTALOCK_OK) return pl_push_failure(L, &err);
+  return 1;
+}
+
+static int l_try(lua_State *L) {
+  portalock_lock_t *lock = pl_checklock(L, 1);
+  portalock_wait wait;
+  portalock_error err;
+  return pl_push_step(L, portalock_lock_try(lock, &wait, &err), &wait, &err);
+}
+
+static int l_release(lua_State *L) {
+  portalock_error err;
+  if (portalock_lock_release(pl_checklock(L, 1), &err) != PORTALOCK_OK)
+    return pl_push_failure(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_hand_over(lua_State *L) {
+  portalock_lock_t *lock = pl_checklock(L, 1);
+  if (!portalock_lock_locked(lock)) return luaL_error(L, "hand_over: the lock is not held");
+  return pl_push_lock_handle(L, lock, 2);
+}
+
+static int l_forget(lua_State *L) {
+  portalock_lock_forget(pl_checklock(L, 1));
+  return 0;
+}
+
+static int l_locked(lua_State *L) {
+  lua_pushboolean(L, portalock_lock_locked(pl_checklock(L, 1)));
+  return 1;
+}
+
+static int l_filename(lua_State *L) {
+  lua_pushstring(L, portalock_lock_filename(pl_checklock(L, 1)));
+  return 1;
+}
+
+static int l_lock_filename(lua_State *L) {
+  lua_pushstring(L, portalock_lock_lock_filename(pl_checklock(L, 1)));
+  return 1;
+}
+
+int pl_lock_tostring(lua_State *L) {
+  portalock_lock_t *lock = pl_checklock(L, 1);
+  lua_pushfstring(L, "portalock.core handle '%s' (%s)", portalock_lock_filename(lock),
+                  portalock_lock_locked(lock) ? "held" : "not held");
+  return 1;
+}
+
+static int l_gc(lua_State *L) {
+  l_lock *h = (l_lock *)luaL_checkudata(L, 1, PL_LOCK_MT);
+  if (h->lock != NULL) {
+    portalock_lock_free(h->lock);
+    h->lock = NULL;
+  }
+  return 0;
+}
+
+const luaL_Reg pl_lock_common_methods[] = {{"hand_over", l_hand_over},
+                                           {"forget", l_forget},
+                                           {"locked", l_locked},
+                                           {"filename", l_filename},
+                                           {"lock_filename", l_lock_filename},
+                                           {NULL, NULL}};
+
+static const luaL_Reg lock_methods[] = {{"try", l_try}, {"release", l_release}, {NULL, NULL}};
+
+static const luaL_Reg lock_metamethods[] = {
+    {"__gc", l_gc}, {"__tostring", pl_lock_tostring}, {NULL, NULL}};
+
+static const luaL_Reg lock_functions[] = {{"new_lock", l_new_lock}, {NULL, NULL}};
+
+void pl_open_lock(lua_State *L) {
+  luaL_newmetatable(L, PL_LOCK_MT);
+  luaL_setfuncs(L, lock_metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, pl_lock_common_methods, 0);
+  luaL_setfuncs(L, lock_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, lock_functions, 0);
+}

@@ -1,0 +1,56 @@
+/* Shared pieces of the portalock.core Lua module. */
+#ifndef PORTALOCK_L_PRIVATE_H
+#define PORTALOCK_L_PRIVATE_H
+
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fdopen, fileno under -std=c11 */
+#endif
+
+#include <stdio.h>
+
+#include "compat.h"
+#include "portalock.h"
+
+#define PL_LOCK_MT "portalock.core.lock"
+#define PL_RLOCK_MT "portalock.core.rlock"
+
+typedef struct l_lock {
+  portalock_lock_t *lock; /* NULL once freed */
+} l_lock;
+
+typedef struct l_rlock {
+  portalock_rlock_t *rlock; /* NULL once freed */
+} l_rlock;
+
+/* Pushes `nil, errtab` for a failed call and returns 2; raises for PORTALOCK_INVALID. */
+int pl_push_failure(lua_State *L, const portalock_error *err);
+
+/* The FILE* inside the io handle at `idx`; raises if it is not an open io handle. */
+FILE *pl_tofile(lua_State *L, int idx);
+/* A descriptor from an integer or an open io handle at `idx`. */
+int pl_tofd(lua_State *L, int idx);
+/* Moves the held lock into an io handle (pushed) and hands the descriptor over to it. */
+int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_idx);
+/* 1 when this build makes io handles itself (luaL_Stream, Lua 5.2+). */
+int pl_makes_streams(void);
+
+portalock_backend pl_checkbackend(lua_State *L, int idx);
+void pl_checkoptions(lua_State *L, int idx, portalock_lock_options *opts);
+/* The Lock behind a lock or rlock handle at `idx`. */
+portalock_lock_t *pl_checklock(lua_State *L, int idx);
+/* Pushes the results of a step: true | false, fd|nil, next_attempt | nil, errtab. */
+int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wait,
+                 const portalock_error *err);
+
+/* Each adds its functions to the module table on top of the stack. */
+void pl_open_flags(lua_State *L);
+void pl_open_wait(lua_State *L);
+void pl_open_lock(lua_State *L);
+void pl_open_rlock(lua_State *L);
+void pl_open_pidfile(lua_State *L);
+
+/* Methods shared by lock and rlock handles (defined in l_lock.c). */
+extern const luaL_Reg pl_lock_common_methods[];
+int pl_lock_tostring(lua_State *L);
+
+#endif

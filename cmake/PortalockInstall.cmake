@@ -1,0 +1,109 @@
+# Install rules: the C library (header, shared + static library, pkg-config file, CMake
+# package config exporting portalock::portalock and portalock::portalock_static) and the Lua
+# module of one Lua version with the pure-Lua files. Under PORTALOCK_LUAROCKS only the Lua
+# part is installed, into the directories LuaRocks chose.
+
+include(CMakePackageConfigHelpers)
+
+set(PORTALOCK_CMAKE_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/portalock")
+
+# An exported target may only name build-tree include directories inside $<BUILD_INTERFACE>;
+# wrap any plain path so that install(EXPORT) accepts whatever the target was given.
+function(portalock_wrap_build_includes target)
+  get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  if(NOT dirs)
+    return()
+  endif()
+  set(wrapped "")
+  foreach(dir IN LISTS dirs)
+    if(dir MATCHES "^\\$<")
+      list(APPEND wrapped "${dir}")
+    else()
+      list(APPEND wrapped "$<BUILD_INTERFACE:${dir}>")
+    endif()
+  endforeach()
+  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${wrapped}")
+endfunction()
+
+if(NOT PORTALOCK_LUAROCKS)
+  foreach(target portalock portalock_static)
+    if(NOT TARGET ${target})
+      message(FATAL_ERROR "core/CMakeLists.txt defines no target '${target}'")
+    endif()
+    portalock_wrap_build_includes(${target})
+  endforeach()
+
+  install(FILES "${PROJECT_SOURCE_DIR}/core/include/portalock.h"
+          DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+  install(TARGETS portalock portalock_static
+          EXPORT portalockTargets
+          LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+          ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+          RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
+          INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+  install(EXPORT portalockTargets
+          NAMESPACE portalock::
+          FILE portalockTargets.cmake
+          DESTINATION "${PORTALOCK_CMAKE_INSTALL_DIR}")
+
+  configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/portalockConfig.cmake.in"
+                                "${PROJECT_BINARY_DIR}/portalockConfig.cmake"
+                                INSTALL_DESTINATION "${PORTALOCK_CMAKE_INSTALL_DIR}")
+  # 0.x: a new minor version may break the API.
+  write_basic_package_version_file("${PROJECT_BINARY_DIR}/portalockConfigVersion.cmake"
+                                   VERSION ${PROJECT_VERSION}
+                                   COMPATIBILITY SameMinorVersion)
+  install(FILES "${PROJECT_BINARY_DIR}/portalockConfig.cmake"
+                "${PROJECT_BINARY_DIR}/portalockConfigVersion.cmake"
+          DESTINATION "${PORTALOCK_CMAKE_INSTALL_DIR}")
+
+  # portalock.pc is written at install time, so that `cmake --install --prefix P` yields a
+  # file that points into P rather than into the configure-time prefix.
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+    set(pc_libdir "${CMAKE_INSTALL_LIBDIR}")
+  else()
+    set(pc_libdir "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+  endif()
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+    set(pc_includedir "${CMAKE_INSTALL_INCLUDEDIR}")
+  else()
+    set(pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+  endif()
+  set(PORTALOCK_PC_SCRIPT "${PROJECT_BINARY_DIR}/portalock-pc.cmake")
+  file(WRITE "${PORTALOCK_PC_SCRIPT}" "
+set(PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+set(PC_LIBDIR [==[${pc_libdir}]==])
+set(PC_INCLUDEDIR [==[${pc_includedir}]==])
+set(PC_VERSION \"${PROJECT_VERSION}\")
+configure_file([==[${PROJECT_SOURCE_DIR}/cmake/portalock.pc.in]==]
+               [==[${PROJECT_BINARY_DIR}/portalock.pc]==] @ONLY)
+")
+  install(SCRIPT "${PORTALOCK_PC_SCRIPT}")
+  install(FILES "${PROJECT_BINARY_DIR}/portalock.pc"
+          DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+endif()
+
+if(PORTALOCK_INSTALL_LUA)
+  set(ver "${PORTALOCK_LUA_INSTALL_VERSION}")
+  string(REPLACE "." "" tag "${ver}")
+  if(PORTALOCK_LUAROCKS)
+    set(module_dir "${LIBDIR}/portalock")
+    set(lua_dir "${LUADIR}/portalock")
+  else()
+    # The layout of Lua's default package.cpath/package.path under a prefix.
+    set(module_dir "${CMAKE_INSTALL_LIBDIR}/lua/${ver}/portalock")
+    set(lua_dir "${CMAKE_INSTALL_DATAROOTDIR}/lua/${ver}/portalock")
+  endif()
+  if(TARGET portalock_lua${tag})
+    install(TARGETS portalock_lua${tag} LIBRARY DESTINATION "${module_dir}")
+    install(DIRECTORY "${PROJECT_SOURCE_DIR}/lua/portalock/"
+            DESTINATION "${lua_dir}"
+            FILES_MATCHING PATTERN "*.lua")
+  elseif(PORTALOCK_LUAROCKS)
+    message(FATAL_ERROR "no Lua ${ver} module target (portalock_lua${tag}) to install")
+  else()
+    message(WARNING "PORTALOCK_LUA_INSTALL_VERSION=${ver} is not built "
+                    "(PORTALOCK_LUA_VERSIONS=${PORTALOCK_LUA_VERSIONS}): the Lua module is "
+                    "not installed")
+  endif()
+endif()

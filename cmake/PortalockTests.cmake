@@ -1,0 +1,104 @@
+# ctest registration beyond the C tests of core/: the busted suites once per interpreter
+# (lua.5.4, lua.5.3, lua.5.1, lua.luajit), the C example (examples.c_api) and luacheck
+# (lint.luacheck). An interpreter or tool that is not installed is skipped with a message.
+
+find_program(PORTALOCK_BUSTED busted)
+find_program(PORTALOCK_LUACHECK luacheck)
+
+# Specs that talk to Python's portalocker need a python3 that has it: Debian's, not
+# necessarily the first python3 on PATH (pyenv and virtualenvs shadow it).
+set(PORTALOCK_TEST_PYTHON "" CACHE FILEPATH "python3 with portalocker for the interop specs")
+if(NOT PORTALOCK_TEST_PYTHON)
+  foreach(py /usr/bin/python3 python3)
+    execute_process(COMMAND ${py} -c "import portalocker"
+                    RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+    if(rc EQUAL 0)
+      if(NOT IS_ABSOLUTE "${py}")
+        find_program(py_path ${py})
+        set(py "${py_path}")
+      endif()
+      set(PORTALOCK_TEST_PYTHON "${py}" CACHE FILEPATH
+          "python3 with portalocker for the interop specs" FORCE)
+      break()
+    endif()
+  endforeach()
+endif()
+
+# Under PORTALOCK_SANITIZE the module is instrumented but the interpreter is not: ASan's
+# runtime has to be preloaded into it. Leak detection is off because the interpreters keep
+# memory until exit on purpose.
+set(PORTALOCK_LUA_TEST_ENV "")
+if(PORTALOCK_SANITIZE)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE asan_lib OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT IS_ABSOLUTE "${asan_lib}" OR NOT EXISTS "${asan_lib}")
+    message(FATAL_ERROR "PORTALOCK_SANITIZE: '${CMAKE_C_COMPILER} -print-file-name=libasan.so' "
+                        "found no ASan runtime to preload into the Lua interpreters")
+  endif()
+  list(APPEND PORTALOCK_LUA_TEST_ENV
+       "LD_PRELOAD=${asan_lib}"
+       "ASAN_OPTIONS=detect_leaks=0"
+       "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+endif()
+
+set(src "${PROJECT_SOURCE_DIR}")
+# ENVIRONMENT is a list: the semicolons inside LUA_PATH/LUA_CPATH must be escaped.
+set(lua_path "${src}/lua/?.lua\\;${src}/lua/?/init.lua\\;${src}/spec/?.lua\\;\\;")
+
+foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
+  string(REPLACE "." "" tag "${ver}")
+  if(NOT TARGET portalock_lua${tag})
+    continue()
+  endif()
+  if(ver STREQUAL "5.1")
+    set(runtimes "5.1=lua5.1" "luajit=luajit")
+  else()
+    set(runtimes "${ver}=lua${ver}")
+  endif()
+  foreach(runtime IN LISTS runtimes)
+    string(REGEX REPLACE "=.*" "" name "${runtime}")
+    string(REGEX REPLACE ".*=" "" exe "${runtime}")
+    find_program(PORTALOCK_INTERP_${name} ${exe})
+    if(NOT PORTALOCK_INTERP_${name})
+      message(STATUS "portalock: ${exe} not found; skipping test lua.${name}")
+      continue()
+    endif()
+    if(NOT PORTALOCK_BUSTED)
+      message(STATUS "portalock: busted not found; skipping test lua.${name}")
+      continue()
+    endif()
+    set(interp "${PORTALOCK_INTERP_${name}}")
+    # The interpreter runs busted itself (rather than `busted --lua=...`, which re-runs
+    # busted through a shell): the suite runs on exactly this interpreter.
+    add_test(NAME lua.${name}
+             COMMAND "${interp}" "${PORTALOCK_BUSTED}" --ignore-lua spec
+             WORKING_DIRECTORY "${src}")
+    set(env
+        "LUA_PATH=${lua_path}"
+        "LUA_CPATH=${CMAKE_BINARY_DIR}/lua/${ver}/?.so\\;\\;"
+        "PORTALOCK_TEST_LUA=${interp}"
+        ${PORTALOCK_LUA_TEST_ENV})
+    if(PORTALOCK_TEST_PYTHON)
+      list(APPEND env "PORTALOCK_TEST_PYTHON=${PORTALOCK_TEST_PYTHON}")
+    endif()
+    set_tests_properties(lua.${name} PROPERTIES ENVIRONMENT "${env}" TIMEOUT 600
+                                                LABELS "lua")
+  endforeach()
+endforeach()
+
+# The C example, built here against the in-tree library (the installed copy is exercised
+# by .ci/run): take and release a lock on a scratch file.
+add_subdirectory(examples/c_api)
+add_test(NAME examples.c_api
+         COMMAND hold "${CMAKE_BINARY_DIR}/examples-c_api.lock")
+set_tests_properties(examples.c_api PROPERTIES TIMEOUT 60 LABELS "examples"
+                                               PASS_REGULAR_EXPRESSION "released")
+
+if(PORTALOCK_LUACHECK)
+  add_test(NAME lint.luacheck
+           COMMAND "${PORTALOCK_LUACHECK}" lua spec examples
+           WORKING_DIRECTORY "${src}")
+  set_tests_properties(lint.luacheck PROPERTIES TIMEOUT 300 LABELS "lint")
+else()
+  message(STATUS "portalock: luacheck not found; skipping test lint.luacheck")
+endif()

@@ -1,0 +1,161 @@
+/* The process-wide table of descriptors this process locked, and what happens to them at
+ * fork(): a child must neither release its parent's locks nor keep them alive. */
+#include "private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+static pthread_mutex_t pl_held_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pl_held_once = PTHREAD_ONCE_INIT;
+static pl_held *pl_held_table;
+static size_t pl_held_len, pl_held_cap;
+static uint64_t pl_held_next_serial = 1;
+
+static void pl_held_prepare(void) {
+  pthread_mutex_lock(&pl_held_mutex);
+}
+
+static void pl_held_parent(void) {
+  pthread_mutex_unlock(&pl_held_mutex);
+}
+
+static int pl_held_same_file(const pl_held *h) {
+  struct stat st;
+  return fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
+}
+
+/* Lock objects' descriptors are re-pointed at /dev/null rather than closed: the number may
+ * sit inside a stream (a Lua FILE*) that will close it later, and must not be reused. */
+static void pl_held_child(void) {
+  pthread_mutex_unlock(&pl_held_mutex);
+  int null_fd = -1;
+  size_t kept = 0;
+  for (size_t i = 0; i < pl_held_len; i++) {
+    const pl_held *h = &pl_held_table[i];
+    if (!h->detach_at_fork) {
+      pl_held_table[kept++] = *h;
+      continue;
+    }
+    if (!pl_held_same_file(h))
+      continue;
+    if (null_fd < 0)
+      null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    /* Without /dev/null, closing is still better than keeping the parent's lock alive. */
+    if (null_fd < 0 || pl_platform_dup_cloexec(null_fd, h->fd) < 0)
+      close(h->fd);
+  }
+  pl_held_len = kept;
+  if (null_fd >= 0)
+    close(null_fd);
+}
+
+static void pl_held_init(void) {
+  pthread_atfork(pl_held_prepare, pl_held_parent, pl_held_child);
+}
+
+/* Posix locks are not inherited by a child, so the child's copies of such entries are stale. */
+static int pl_held_live(const pl_held *h) {
+  return pl_held_same_file(h) && (h->backend != PORTALOCK_BACKEND_POSIX || h->pid == getpid());
+}
+
+static void pl_held_drop(size_t i) {
+  pl_held_table[i] = pl_held_table[--pl_held_len];
+}
+
+static size_t pl_held_index(int fd) {
+  for (size_t i = 0; i < pl_held_len; i++)
+    if (pl_held_table[i].fd == fd)
+      return i;
+  return pl_held_len;
+}
+
+uint64_t pl_held_add(const pl_held *h) {
+  pthread_once(&pl_held_once, pl_held_init);
+  pthread_mutex_lock(&pl_held_mutex);
+  size_t i = pl_held_index(h->fd);
+  if (i == pl_held_len) {
+    if (pl_held_len == pl_held_cap) {
+      size_t cap = pl_held_cap ? 2 * pl_held_cap : 8;
+      pl_held *table = realloc(pl_held_table, cap * sizeof *table);
+      if (table == NULL) {
+        pthread_mutex_unlock(&pl_held_mutex);
+        errno = ENOMEM;
+        return 0;
+      }
+      pl_held_table = table;
+      pl_held_cap = cap;
+    }
+    pl_held_len++;
+  }
+  pl_held_table[i] = *h;
+  uint64_t serial = pl_held_next_serial++;
+  pl_held_table[i].serial = serial;
+  pthread_mutex_unlock(&pl_held_mutex);
+  return serial;
+}
+
+int pl_held_find(int fd, pl_held *out) {
+  int found = 0;
+  pthread_mutex_lock(&pl_held_mutex);
+  size_t i = pl_held_index(fd);
+  if (i < pl_held_len) {
+    if (pl_held_live(&pl_held_table[i])) {
+      *out = pl_held_table[i];
+      found = 1;
+    } else {
+      pl_held_drop(i);
+    }
+  }
+  pthread_mutex_unlock(&pl_held_mutex);
+  return found;
+}
+
+void pl_held_set_type(int fd, int type) {
+  pthread_mutex_lock(&pl_held_mutex);
+  size_t i = pl_held_index(fd);
+  if (i < pl_held_len)
+    pl_held_table[i].type = type;
+  pthread_mutex_unlock(&pl_held_mutex);
+}
+
+void pl_held_remove_fd(int fd) {
+  pthread_mutex_lock(&pl_held_mutex);
+  size_t i = pl_held_index(fd);
+  if (i < pl_held_len)
+    pl_held_drop(i);
+  pthread_mutex_unlock(&pl_held_mutex);
+}
+
+void pl_held_remove_serial(uint64_t serial) {
+  pthread_mutex_lock(&pl_held_mutex);
+  for (size_t i = 0; i < pl_held_len; i++) {
+    if (pl_held_table[i].serial == serial) {
+      pl_held_drop(i);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&pl_held_mutex);
+}
+
+int pl_held_posix_fd(dev_t dev, ino_t ino, int except_fd) {
+  int fd = -1;
+  pthread_mutex_lock(&pl_held_mutex);
+  for (size_t i = 0; i < pl_held_len && fd < 0;) {
+    const pl_held *h = &pl_held_table[i];
+    if (h->backend != PORTALOCK_BACKEND_POSIX || h->dev != dev || h->ino != ino ||
+        h->fd == except_fd) {
+      i++;
+    } else if (pl_held_live(h)) {
+      fd = h->fd;
+    } else {
+      pl_held_drop(i);
+    }
+  }
+  pthread_mutex_unlock(&pl_held_mutex);
+  return fd;
+}

@@ -1,0 +1,323 @@
+/* Lock: a kernel lock on a named file, taken one step at a time. TemporaryFileLock and
+ * PidFileLock are Locks whose kind adds work after locking and before unlocking. */
+#include "private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+static const pl_kind pl_plain_kind = {.name = "Lock"};
+
+/* The absolute form of `filename`: joined to the working directory, nothing else. */
+static char *pl_absolute(const char *filename, const char *suffix) {
+  size_t cap = 256;
+  char *cwd = NULL;
+  if (filename[0] != '/') {
+    for (;;) {
+      char *grown = realloc(cwd, cap);
+      if (grown == NULL) {
+        free(cwd);
+        errno = ENOMEM;
+        return NULL;
+      }
+      cwd = grown;
+      if (getcwd(cwd, cap) != NULL)
+        break;
+      if (errno != ERANGE) {
+        free(cwd);
+        return NULL;
+      }
+      cap *= 2;
+    }
+  }
+  const char *sep = cwd == NULL || cwd[strlen(cwd) - 1] == '/' ? "" : "/";
+  const char *dir = cwd == NULL ? "" : cwd;
+  size_t len = strlen(dir) + strlen(sep) + strlen(filename) + strlen(suffix) + 1;
+  char *path = malloc(len);
+  if (path != NULL)
+    snprintf(path, len, "%s%s%s%s", dir, sep, filename, suffix);
+  else
+    errno = ENOMEM;
+  free(cwd);
+  return path;
+}
+
+portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
+                                const portalock_lock_options *opts, portalock_error *err) {
+  pl_clear(err);
+  if (out == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
+  *out = NULL;
+  portalock_lock_options o;
+  if (opts != NULL) {
+    o = *opts;
+  } else {
+    portalock_lock_options_init(&o);
+    o.fail_when_locked = kind->default_fail_when_locked;
+  }
+  /* A kind with a fixed mode ignores the options' mode: the struct cannot tell a mode the
+   * caller chose from the default. */
+  if (kind->mode != NULL)
+    o.mode = kind->mode;
+  if (filename == NULL)
+    filename = kind->default_filename;
+  if (filename == NULL || filename[0] == '\0')
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad option 'filename' (%s): must be a non-empty path",
+                   filename == NULL ? "NULL" : "\"\"");
+  pl_mode mode;
+  portalock_status status = pl_check_options(&o, &mode, err);
+  if (status != PORTALOCK_OK)
+    return status;
+  if (kind->exclusive_only && !(o.flags & PORTALOCK_LOCK_EX))
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad option 'flags' (%d): %s is exclusive only (LOCK_EX)", o.flags,
+                   kind->name);
+  portalock_lock_t *lock = calloc(1, sizeof *lock);
+  if (lock == NULL)
+    return pl_fail_sys(err, ENOMEM, "new lock", filename);
+  lock->kind = kind;
+  lock->fd = -1;
+  lock->mode = mode;
+  snprintf(lock->mode_buf, sizeof lock->mode_buf, "%s", o.mode);
+  lock->opts = o;
+  lock->opts.mode = lock->mode_buf;
+  lock->filename = pl_absolute(filename, "");
+  lock->lock_filename = lock->filename;
+  if (lock->filename != NULL && kind->lock_suffix != NULL)
+    lock->lock_filename = pl_absolute(filename, kind->lock_suffix);
+  if (lock->filename == NULL || lock->lock_filename == NULL) {
+    int errnum = errno;
+    portalock_lock_free(lock);
+    return pl_fail_sys(err, errnum, "getcwd for", filename);
+  }
+  *out = lock;
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename,
+                                    const portalock_lock_options *opts, portalock_error *err) {
+  return pl_lock_create(out, &pl_plain_kind, filename, opts, err);
+}
+
+/* In a forked child the handle's state is its parent's: forget it, closing only the copy of
+ * the descriptor the handle owns (the fork handler pointed it at /dev/null). */
+static void pl_lock_drop_foreign(portalock_lock_t *lock) {
+  if (lock->fd < 0 || lock->holder == getpid())
+    return;
+  if (!lock->handed_over)
+    close(lock->fd);
+  lock->fd = -1;
+  lock->handed_over = 0;
+}
+
+static portalock_status pl_contended(portalock_lock_t *lock, portalock_wait *wait, int errnum,
+                                     portalock_error *err) {
+  pl_wait_clock(wait, lock->opts.check_interval);
+  pl_fail(err, PORTALOCK_CONTENDED, errnum, lock->lock_filename,
+          "'%s': locked by another holder", lock->lock_filename);
+  if (lock->kind->on_contended != NULL)
+    lock->kind->on_contended(lock, err);
+  return PORTALOCK_CONTENDED;
+}
+
+/* Everything after the kernel lock is taken on `fd`. On failure or replacement the caller
+ * unlocks and closes; the held-table entry is already gone. */
+static portalock_status pl_lock_finish(portalock_lock_t *lock, int fd, const struct stat *st,
+                                       int *replaced, portalock_error *err) {
+  const portalock_lock_options *o = &lock->opts;
+  pl_held h = {.fd = fd,
+               .dev = st->st_dev,
+               .ino = st->st_ino,
+               .backend = o->backend,
+               .type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
+               .pid = getpid(),
+               .detach_at_fork = 1};
+  /* Registered first, so that a fork by another thread from here on detaches it. */
+  uint64_t serial = pl_held_add(&h);
+  if (serial == 0)
+    return pl_fail_sys(err, ENOMEM, "lock", lock->lock_filename);
+  lock->dev = st->st_dev;
+  lock->ino = st->st_ino;
+  portalock_status status = PORTALOCK_OK;
+  if (lock->kind->after_lock != NULL)
+    status = lock->kind->after_lock(lock, fd, replaced, err);
+  if (status == PORTALOCK_OK && !*replaced && lock->mode.truncate &&
+      pl_lockfile_truncate(fd) != 0)
+    status = pl_fail_sys(err, errno, "truncate", lock->lock_filename);
+  if (status != PORTALOCK_OK || *replaced) {
+    pl_held_remove_serial(serial);
+    return status;
+  }
+  lock->fd = fd;
+  lock->holder = getpid();
+  lock->serial = serial;
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
+                                    portalock_error *err) {
+  pl_clear(err);
+  pl_lock_drop_foreign(lock);
+  if (lock->fd >= 0)
+    return PORTALOCK_OK;
+  const portalock_lock_options *o = &lock->opts;
+  int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
+  for (int round = 0; round < PL_ROUNDS; round++) {
+    portalock_status status = PORTALOCK_OK;
+    if (o->backend == PORTALOCK_BACKEND_POSIX)
+      status = pl_lockfile_posix_check(lock->lock_filename, err);
+    int fd = -1;
+    struct stat st;
+    if (status == PORTALOCK_OK)
+      status = pl_lockfile_open(lock->lock_filename, lock->mode.oflags, o->perm, &fd, &st, err);
+    if (status != PORTALOCK_OK)
+      return status;
+    if (pl_backend_apply(fd, type, !(o->flags & PORTALOCK_LOCK_NB), o->backend) != 0) {
+      int errnum = errno;
+      close(fd);
+      if (pl_backend_contended(o->backend, errnum))
+        return pl_contended(lock, wait, errnum, err);
+      return pl_fail_sys(err, errnum, "lock", lock->lock_filename);
+    }
+    int replaced = 0;
+    status = pl_lock_finish(lock, fd, &st, &replaced, err);
+    if (status == PORTALOCK_OK && !replaced)
+      return PORTALOCK_OK;
+    pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, o->backend);
+    close(fd);
+    if (status != PORTALOCK_OK)
+      return status;
+  }
+  /* The file kept being replaced under us: another holder is busy with it. */
+  return pl_contended(lock, wait, 0, err);
+}
+
+static portalock_status pl_lock_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
+  return portalock_lock_try(ctx, wait, err);
+}
+
+portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
+                                             double check_interval, int fail_when_locked,
+                                             portalock_error *err) {
+  return pl_acquire_loop(pl_lock_try_cb, lock, timeout, check_interval, fail_when_locked, err);
+}
+
+portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {
+  const portalock_lock_options *o = &lock->opts;
+  return portalock_lock_acquire_with(lock, o->timeout, o->check_interval, o->fail_when_locked,
+                                     err);
+}
+
+portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error *err) {
+  pl_clear(err);
+  pl_lock_drop_foreign(lock);
+  if (lock->fd < 0)
+    return PORTALOCK_OK;
+  /* Claimed first: whatever fails below, the handle no longer holds the lock. */
+  int fd = lock->fd, handed_over = lock->handed_over;
+  lock->fd = -1;
+  lock->handed_over = 0;
+  portalock_status status = PORTALOCK_OK;
+  if (lock->kind->before_unlock != NULL)
+    status = lock->kind->before_unlock(lock, fd, err);
+  pl_held_remove_serial(lock->serial);
+  if (pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, lock->opts.backend) != 0 &&
+      status == PORTALOCK_OK)
+    status = pl_fail_sys(err, errno, "unlock", lock->lock_filename);
+  if (!handed_over && close(fd) != 0 && status == PORTALOCK_OK)
+    status = pl_fail_sys(err, errno, "close", lock->lock_filename);
+  return status;
+}
+
+void portalock_lock_free(portalock_lock_t *lock) {
+  if (lock == NULL)
+    return;
+  pl_lock_drop_foreign(lock);
+  /* A handed-over descriptor keeps holding the lock inside its stream, and keeps its
+   * held-table entry so that a fork still detaches it. */
+  if (lock->fd >= 0 && !lock->handed_over)
+    portalock_lock_release(lock, NULL);
+  if (lock->lock_filename != lock->filename)
+    free(lock->lock_filename);
+  free(lock->filename);
+  free(lock);
+}
+
+const char *portalock_lock_filename(const portalock_lock_t *lock) {
+  return lock->filename;
+}
+
+const char *portalock_lock_lock_filename(const portalock_lock_t *lock) {
+  return lock->lock_filename;
+}
+
+const portalock_lock_options *portalock_lock_options_of(const portalock_lock_t *lock) {
+  return &lock->opts;
+}
+
+int portalock_lock_locked(const portalock_lock_t *lock) {
+  return lock->fd >= 0 && lock->holder == getpid();
+}
+
+int portalock_lock_fd(const portalock_lock_t *lock) {
+  return portalock_lock_locked(lock) ? lock->fd : -1;
+}
+
+portalock_status portalock_lock_hand_over(portalock_lock_t *lock, int target_fd, int *fd_out,
+                                          portalock_error *err) {
+  pl_clear(err);
+  pl_lock_drop_foreign(lock);
+  if (lock->fd < 0)
+    return pl_fail(err, PORTALOCK_INVALID, 0, lock->filename,
+                   "hand-over of '%s': the lock is not held", lock->filename);
+  if (lock->handed_over)
+    return pl_fail(err, PORTALOCK_INVALID, 0, lock->filename,
+                   "hand-over of '%s': already handed over (fd %d)", lock->filename, lock->fd);
+  if (target_fd >= 0 && target_fd != lock->fd) {
+    /* Closing the old descriptor would drop the process's posix lock on the file. */
+    if (lock->opts.backend == PORTALOCK_BACKEND_POSIX)
+      return pl_fail(err, PORTALOCK_INVALID, 0, lock->filename,
+                     "hand-over of '%s': a posix lock cannot move to another descriptor "
+                     "(closing the old one would drop it); hand over with target_fd -1",
+                     lock->filename);
+    pl_held h = {.fd = target_fd,
+                 .dev = lock->dev,
+                 .ino = lock->ino,
+                 .backend = lock->opts.backend,
+                 .type = lock->opts.flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
+                 .pid = getpid(),
+                 .detach_at_fork = 1};
+    uint64_t serial = pl_held_add(&h);
+    if (serial == 0)
+      return pl_fail_sys(err, ENOMEM, "hand-over of", lock->filename);
+    if (pl_platform_dup_cloexec(lock->fd, target_fd) < 0) {
+      int errnum = errno;
+      pl_held_remove_serial(serial);
+      return pl_fail_sys(err, errnum, "hand-over of", lock->filename);
+    }
+    pl_held_remove_serial(lock->serial);
+    close(lock->fd);
+    lock->fd = target_fd;
+    lock->serial = serial;
+  }
+  lock->handed_over = 1;
+  if (fd_out != NULL)
+    *fd_out = lock->fd;
+  return PORTALOCK_OK;
+}
+
+void portalock_lock_forget(portalock_lock_t *lock) {
+  pl_lock_drop_foreign(lock);
+  /* Only a handed-over descriptor can have been closed by someone else; a handle that still
+   * owns its descriptor keeps holding. */
+  if (lock->fd < 0 || !lock->handed_over)
+    return;
+  pl_held_remove_serial(lock->serial);
+  lock->fd = -1;
+  lock->handed_over = 0;
+}

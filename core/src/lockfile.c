@@ -1,0 +1,58 @@
+/* Opening lock files safely: never through a symlink, never truncating before the lock. */
+#include "private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *fd_out,
+                                  struct stat *st, portalock_error *err) {
+  /* An existing file is opened without O_CREAT: with fs.protected_regular, O_CREAT on
+   * another user's file in a sticky directory fails even though the file exists. */
+  for (int round = 0; round < PL_ROUNDS; round++) {
+    int fd = open(path, oflags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+      fd = open(path, oflags | O_NOFOLLOW | O_CLOEXEC | O_CREAT | O_EXCL, (mode_t)perm);
+    if (fd < 0) {
+      /* EEXIST: created between the two opens; EINTR: a FIFO or a slow file system. */
+      if (errno == EEXIST || errno == EINTR)
+        continue;
+      return pl_fail_sys(err, errno, "open", path);
+    }
+    if (fstat(fd, st) != 0) {
+      int errnum = errno;
+      close(fd);
+      return pl_fail_sys(err, errnum, "fstat", path);
+    }
+    if (S_ISDIR(st->st_mode)) {
+      close(fd);
+      return pl_fail_sys(err, EISDIR, "open", path);
+    }
+    *fd_out = fd;
+    return PORTALOCK_OK;
+  }
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EEXIST, path,
+                 "open '%s': the file kept appearing and disappearing", path);
+}
+
+int pl_lockfile_truncate(int fd) {
+  if (ftruncate(fd, 0) != 0)
+    return -1;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_APPEND) != 0)
+    return -1;
+  return lseek(fd, 0, SEEK_SET) < 0 ? -1 : 0;
+}
+
+portalock_status pl_lockfile_posix_check(const char *path, portalock_error *err) {
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return PORTALOCK_OK; /* nothing there this process could hold; open reports the rest */
+  int other = pl_held_posix_fd(st.st_dev, st.st_ino, -1);
+  if (other < 0)
+    return PORTALOCK_OK;
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EDEADLK, path,
+                 "lock '%s': this process already holds a posix lock on it through fd %d "
+                 "(opening and closing another descriptor would drop that lock)",
+                 path, other);
+}

@@ -1,0 +1,13 @@
+/* The one seam for system-specific code: everything here differs between Linux, macOS and
+ * the BSDs. */
+#ifndef PORTALOCK_PLATFORM_H
+#define PORTALOCK_PLATFORM_H
+
+/* An open-file-description record lock on the whole file: F_RDLCK, F_WRLCK or F_UNLCK.
+ * Returns 0, or -1 with errno; ENOTSUP where the system has no OFD locks. */
+int pl_platform_ofd_lock(int fd, short type, int block);
+
+/* dup3(oldfd, newfd, O_CLOEXEC), or dup2 followed by FD_CLOEXEC where dup3 is missing. */
+int pl_platform_dup_cloexec(int oldfd, int newfd);
+
+#endif /* PORTALOCK_PLATFORM_H */

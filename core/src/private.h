@@ -1,0 +1,150 @@
+/* Internal interfaces of libportalock. Every source file includes this header first. */
+#ifndef PORTALOCK_PRIVATE_H
+#define PORTALOCK_PRIVATE_H
+
+/* flock(2) and the XSI strerror_r lie outside strict C11: glibc and musl show them only when
+ * asked. Other systems show everything by default. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE
+#endif
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "portalock.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define PL_PRINTF(fmt, args)
+#endif
+
+/* How often an attempt re-opens a file that keeps being replaced under it. */
+#define PL_ROUNDS 16
+
+/* ---------------------------------------------------------------- error.c */
+
+void pl_clear(portalock_error *err);
+/* Fills `err` (when not NULL) and returns `status`. */
+portalock_status pl_fail(portalock_error *err, portalock_status status, int errnum,
+                         const char *path, const char *fmt, ...) PL_PRINTF(5, 6);
+/* A failed system call: LOCK_EXCEPTION, "<what> '<path>': <strerror>". */
+portalock_status pl_fail_sys(portalock_error *err, int errnum, const char *what,
+                             const char *path);
+void pl_strerror(int errnum, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- backend.c */
+
+/* NULL when `flags` is exactly one of LOCK_SH/LOCK_EX plus optionally LOCK_NB, else why not. */
+const char *pl_flags_problem(int flags);
+int pl_backend_valid(portalock_backend backend);
+/* Applies LOCK_SH, LOCK_EX or LOCK_UN; waits when `block` (restarting after signals).
+ * Returns 0, or -1 with errno. */
+int pl_backend_apply(int fd, int op, int block, portalock_backend backend);
+/* 1 when `errnum` from a non-blocking attempt means someone else holds the lock. */
+int pl_backend_contended(portalock_backend backend, int errnum);
+
+/* ---------------------------------------------------------------- held.c */
+
+/* A descriptor this process locked. The table lets conversions and second posix locks be
+ * recognised, and detaches lock objects' descriptors in a forked child. */
+typedef struct pl_held {
+  int fd;
+  dev_t dev;
+  ino_t ino;
+  portalock_backend backend;
+  int type; /* PORTALOCK_LOCK_SH or PORTALOCK_LOCK_EX */
+  pid_t pid;
+  int detach_at_fork;
+  uint64_t serial; /* set by pl_held_add; tells apart two holders of one fd number */
+} pl_held;
+
+/* Records `h`, replacing any entry for its fd. Returns the serial, or 0 (errno ENOMEM). */
+uint64_t pl_held_add(const pl_held *h);
+/* Copies the live entry for `fd` into `out` and returns 1; 0 when there is none. */
+int pl_held_find(int fd, pl_held *out);
+void pl_held_set_type(int fd, int type);
+void pl_held_remove_fd(int fd);
+void pl_held_remove_serial(uint64_t serial);
+/* A descriptor other than `except_fd` through which this process holds a posix lock on the
+ * file (dev, ino), or -1. */
+int pl_held_posix_fd(dev_t dev, ino_t ino, int except_fd);
+
+/* ---------------------------------------------------------------- options.c */
+
+typedef struct pl_mode {
+  int oflags; /* O_RDONLY, O_WRONLY or O_RDWR, maybe with O_APPEND */
+  int truncate;
+  int readable;
+  int writable;
+} pl_mode;
+
+portalock_status pl_check_timing(double timeout, double check_interval, portalock_error *err);
+portalock_status pl_check_options(const portalock_lock_options *opts, pl_mode *mode,
+                                  portalock_error *err);
+
+/* ---------------------------------------------------------------- lockfile.c */
+
+/* Opens `path` for locking: an existing file without O_CREAT (protected_regular), a missing
+ * one with O_CREAT|O_EXCL and `perm`. Fills `st`; a directory is EISDIR. */
+portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *fd_out,
+                                  struct stat *st, portalock_error *err);
+/* Empties the file and leaves the descriptor writing at its position. 0, or -1 with errno. */
+int pl_lockfile_truncate(int fd);
+/* Refuses (EDEADLK) a posix lock on `path` while another descriptor of this process holds
+ * one; checked before opening, since closing any descriptor of the file drops the lock. */
+portalock_status pl_lockfile_posix_check(const char *path, portalock_error *err);
+
+/* ---------------------------------------------------------------- lock.c and its kinds */
+
+typedef struct pl_kind {
+  const char *name;             /* for messages: "Lock", "TemporaryFileLock", ... */
+  const char *default_filename; /* NULL: required */
+  const char *mode;             /* forced mode, or NULL for the options' mode */
+  const char *lock_suffix;      /* appended to the filename for the file that is locked */
+  int exclusive_only;
+  int default_fail_when_locked;
+  /* After the kernel lock is taken: OK, or OK with *replaced (drop it and try again), or a
+   * failure (err filled) after which the caller unlocks and closes. */
+  portalock_status (*after_lock)(portalock_lock_t *lock, int fd, int *replaced,
+                                 portalock_error *err);
+  /* Contention: may add the holder to the error. */
+  void (*on_contended)(portalock_lock_t *lock, portalock_error *err);
+  /* Release, before unlocking (never in a forked child). */
+  portalock_status (*before_unlock)(portalock_lock_t *lock, int fd, portalock_error *err);
+} pl_kind;
+
+struct portalock_lock {
+  const pl_kind *kind;
+  portalock_lock_options opts; /* opts.mode points at mode_buf */
+  char mode_buf[4];
+  pl_mode mode;
+  char *filename;
+  char *lock_filename; /* == filename unless the kind has a lock_suffix */
+  int fd;              /* -1 when not held */
+  int handed_over;
+  pid_t holder; /* the process that took the lock: another pid means a forked child */
+  dev_t dev;
+  ino_t ino;
+  uint64_t serial; /* of the held-table entry */
+};
+
+portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
+                                const portalock_lock_options *opts, portalock_error *err);
+
+extern const pl_kind pl_temporary_kind;
+extern const pl_kind pl_pidfile_kind;
+
+/* ---------------------------------------------------------------- wait.c */
+
+typedef portalock_status (*pl_try_fn)(void *ctx, portalock_wait *wait, portalock_error *err);
+
+/* The acquire loop shared by Lock and RLock. */
+portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout,
+                                 double check_interval, int fail_when_locked,
+                                 portalock_error *err);
+/* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
+void pl_wait_clock(portalock_wait *wait, double check_interval);
+
+#endif /* PORTALOCK_PRIVATE_H */

@@ -1,0 +1,65 @@
+--- Error objects: what `nil, err` carries and what `with()` re-raises.
+-- Kinds form a small tree (AlreadyLocked is a LockException), so `err:is(class)` answers
+-- "is this contention?" and "is this any lock failure?" the way Python's except clauses do.
+local M = {}
+
+local Error = {}
+Error.__index = Error
+
+local classes = {}
+
+--- Declares an error kind; returns its class (e.g. `portalock.AlreadyLocked`).
+function M.define(kind, parent)
+  local class = {kind = kind, parent = parent}
+  classes[kind] = class
+  return class
+end
+
+M.LockException = M.define("LockException")
+M.AlreadyLocked = M.define("AlreadyLocked", M.LockException)
+
+--- A new error object. `fields` may carry errno, path, lost and holder_pid.
+function M.new(kind, message, fields)
+  assert(classes[kind], "unknown error kind")
+  local err = setmetatable({kind = kind, message = message}, Error)
+  for key, value in pairs(fields or {}) do
+    err[key] = value
+  end
+  return err
+end
+
+--- Wraps the plain table the C module returns.
+function M.from_core(errtab)
+  return M.new(errtab.kind, errtab.message, {
+    errno = errtab.errno,
+    path = errtab.path,
+    lost = errtab.lost,
+    holder_pid = errtab.holder_pid,
+  })
+end
+
+function M.is_error(value)
+  return getmetatable(value) == Error
+end
+
+--- True when the error is of `class` or of a kind derived from it.
+function Error:is(class)
+  local current = classes[self.kind]
+  while current do
+    if current == class then
+      return true
+    end
+    current = current.parent
+  end
+  return false
+end
+
+function Error:__tostring()
+  return self.kind .. ": " .. self.message
+end
+
+function Error.__concat(left, right)
+  return tostring(left) .. tostring(right)
+end
+
+return M

@@ -1,0 +1,124 @@
+--- Bookkeeping of the locks this Lua state holds, shared by Lock and RLock objects.
+-- The kernel cannot tell two holders inside one process apart as another process would
+-- see them (flock conflicts with our own other descriptors; waiting on them from a thread
+-- that cannot yield would never end), so every held object is registered under the file
+-- that carries its kernel lock and acquires consult this table before the kernel.
+--
+-- Fields used on lock objects: _h (core handle), _fh (io handle while held, else false),
+-- _pid (process that acquired, else false), _path (file of the kernel lock), _exclusive, _fmode (io mode), _reentrant.
+local core = require "portalock.core"
+local errors = require "portalock.errors"
+local owner = require "portalock.owner"
+
+local M = {}
+
+-- path -> {[object] = token of its holder}; objects weakly, so a dropped object does not
+-- pin anything (its io handle keeps the kernel lock alone).
+local held = {}
+
+local function entries(path)
+  local list = held[path]
+  if not list then
+    list = setmetatable({}, {__mode = "k"})
+    held[path] = list
+  end
+  return list
+end
+
+local function close_quietly(fh)
+  if io.type(fh) == "file" then
+    fh:close()
+  end
+end
+
+-- 5.1 and LuaJIT can only wrap descriptors in handles their own io library made.
+local function hand_over(obj)
+  if core.STREAMS then
+    return obj._h:hand_over()
+  end
+  local target, message, errno = io.open("/dev/null", obj._fmode)
+  if not target then
+    return nil, {kind = "LockException", message = "cannot make an io handle: " .. message, errno = errno}
+  end
+  local fh, errtab = obj._h:hand_over(target)
+  if not fh then
+    target:close()
+  end
+  return fh, errtab
+end
+
+--- Records a fresh acquisition by `token`: hands the descriptor over to an io handle.
+function M.take(obj, token)
+  local fh, errtab = hand_over(obj)
+  if not fh then
+    if obj._reentrant then
+      obj._h:release_all(token)
+    else
+      obj._h:release()
+    end
+    return nil, errors.from_core(errtab)
+  end
+  obj._fh, obj._pid = fh, core.getpid()
+  entries(obj._path)[obj] = token
+  return fh
+end
+
+--- Forgets a hold whose kernel lock is gone; closes the io handle if still open.
+function M.drop(obj)
+  local fh = obj._fh
+  obj._fh, obj._pid = false, false
+  entries(obj._path)[obj] = nil
+  close_quietly(fh)
+end
+
+--- The token registered for a held object.
+function M.holder(obj)
+  return entries(obj._path)[obj]
+end
+
+local function forked_or_closed(obj)
+  return io.type(obj._fh) ~= "file" or obj._pid ~= core.getpid() or not obj._h:locked()
+end
+
+-- An RLock hold whose owner died counts as released, like a dead process.
+local function dead_reentrant_owner(obj)
+  return obj._reentrant and not owner.alive(obj._h:owner())
+end
+
+--- Brings the object up to date with the world: the user closed its io handle or the
+--- process forked (the child's copy is detached and holds nothing): "detached"; an RLock
+--- owner died: "reclaimed". Returns nil when nothing changed.
+function M.refresh(obj)
+  local outcome
+  if not obj._fh then
+    return nil
+  elseif forked_or_closed(obj) then
+    obj._h:forget()
+    outcome = "detached"
+  elseif dead_reentrant_owner(obj) then
+    obj._h:release_all(obj._h:owner())
+    outcome = "reclaimed"
+  else
+    return nil
+  end
+  M.drop(obj)
+  return outcome
+end
+
+--- Whether another held object of this state stands in the way of `obj` for `token`:
+--- nil, "self" (the same owner holds the file through another object: waiting can never
+--- end) or "other" (another owner of this state holds it).
+function M.conflict(obj, token)
+  local found
+  for other, holder in pairs(entries(obj._path)) do
+    if other ~= obj and not M.refresh(other) and (other._exclusive or obj._exclusive) then
+      if holder == token then
+        return "self"
+      end
+      found = "other"
+    end
+  end
+  return found
+end
+
+return M

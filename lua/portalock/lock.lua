@@ -1,0 +1,247 @@
+--- Lock, TemporaryFileLock and PidFileLock; also the pieces RLock shares (configure,
+-- acquire_with, object_metatable).
+local core = require "portalock.core"
+local check = require "portalock.check"
+local errors = require "portalock.errors"
+local holding = require "portalock.holding"
+local owner = require "portalock.owner"
+local wait = require "portalock.wait"
+
+local M = {}
+
+local DEFAULTS = {
+  mode = "a", timeout = 5, check_interval = 0.25, flags = check.LOCK_EX + check.LOCK_NB,
+  backend = "flock",
+}
+
+local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
+local LOCK_OPTIONS = {"mode", "timeout", "check_interval", "fail_when_locked", "flags", "backend", "perm"}
+-- TemporaryFileLock and PidFileLock choose their own mode.
+local FIXED_MODE_OPTIONS = {"timeout", "check_interval", "fail_when_locked", "flags", "backend", "perm"}
+
+-- What distinguishes the kinds of the Lock family (RLock describes itself the same way).
+local KINDS = {
+  Lock = {core_kind = "lock", options = LOCK_OPTIONS, fail_when_locked = false},
+  TemporaryFileLock = {core_kind = "temporary", options = FIXED_MODE_OPTIONS, mode = "w",
+    default_filename = ".lock", fail_when_locked = true, exclusive_only = true},
+  PidFileLock = {core_kind = "pidfile", options = FIXED_MODE_OPTIONS, mode = "a",
+    default_filename = ".pid", fail_when_locked = true, exclusive_only = true},
+}
+
+local function pick(value, default)
+  if value == nil then
+    return default
+  end
+  return value
+end
+
+--- Validates constructor arguments for the class `name` described by `kind`. Returns the
+--- filename, the options for the C layer and the per-acquire defaults, or nil, message.
+function M.configure(name, kind, filename, opts)
+  filename = pick(filename, kind.default_filename)
+  local problem = check.filename(name, filename, "filename") or check.options(name, opts, kind.options)
+  if problem then
+    return nil, problem
+  end
+  opts = opts or {}
+  local core_opts = {
+    mode = kind.mode or pick(opts.mode, DEFAULTS.mode),
+    timeout = pick(opts.timeout, DEFAULTS.timeout),
+    check_interval = pick(opts.check_interval, DEFAULTS.check_interval),
+    fail_when_locked = pick(opts.fail_when_locked, kind.fail_when_locked),
+    flags = pick(opts.flags, DEFAULTS.flags),
+    backend = pick(opts.backend, DEFAULTS.backend),
+    perm = opts.perm,
+  }
+  problem = check.combination(name, core_opts.mode, core_opts.flags, core_opts.backend, kind.exclusive_only)
+  if problem then
+    return nil, problem
+  end
+  local defaults = {
+    timeout = core_opts.timeout,
+    check_interval = core_opts.check_interval,
+    fail_when_locked = core_opts.fail_when_locked,
+  }
+  return filename, core_opts, defaults
+end
+
+--- The private fields every lock object of the family starts with.
+function M.fields(class_name, handle, core_opts, defaults)
+  return {
+    _class = class_name,
+    _h = handle,
+    _fh = false,
+    _pid = false,
+    _filename = handle:filename(),
+    _path = handle:lock_filename(),
+    _exclusive = check.is_exclusive(core_opts.flags),
+    _fmode = core_opts.mode,
+    _defaults = defaults,
+  }
+end
+
+--- A metatable for objects whose public fields are read-only: `methods` plus `getters`
+--- (name -> function(self)).
+function M.object_metatable(methods, getters)
+  local meta = {}
+  meta.__index = function(self, key)
+    local method = methods[key]
+    if method ~= nil then
+      return method
+    end
+    local getter = getters[key]
+    return getter and getter(self)
+  end
+  meta.__newindex = function(self, key)
+    error(string.format("cannot assign field %s of a %s: its fields are read-only",
+      tostring(key), rawget(self, "_class")), 2)
+  end
+  meta.__tostring = function(self)
+    return string.format("portalock.%s('%s'): %s", self._class, self._filename,
+      self:locked() and "held" or "not held")
+  end
+  return meta
+end
+
+--- Checks `self` for a method call; returns a message on misuse.
+function M.check_self(self, meta, family, method)
+  if getmetatable(self) ~= meta then
+    return check.bad(method, "self", self,
+      string.format("expected a %s; call it as obj:%s(...)", family, method))
+  end
+end
+
+--- Checks per-call acquire options; returns the effective settings or nil, message.
+function M.acquire_settings(self, opts)
+  local problem = check.options("acquire", opts, ACQUIRE_OPTIONS)
+  if problem then
+    return nil, problem
+  end
+  opts = opts or {}
+  local defaults = self._defaults
+  return {
+    timeout = pick(opts.timeout, defaults.timeout),
+    check_interval = pick(opts.check_interval, defaults.check_interval),
+    fail_when_locked = pick(opts.fail_when_locked, defaults.fail_when_locked),
+  }
+end
+
+-- One step for the waiting loop (see wait.acquire for what it returns).
+local function attempt(self, token)
+  holding.refresh(self)
+  if self._fh then
+    return "in_state", false
+  end
+  local conflict = holding.conflict(self, token)
+  if conflict then
+    return "in_state", conflict == "self"
+  end
+  local ok, detail, next_attempt = self._h:try(token)
+  if ok then
+    local fh, err = holding.take(self, token)
+    if not fh then
+      return "failed", err
+    end
+    return "acquired"
+  elseif ok == false then
+    return "contended", detail, next_attempt
+  end
+  return "failed", errors.from_core(detail)
+end
+
+--- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
+function M.acquire_with(self, settings, token)
+  local ok, err = wait.acquire(self._path, settings, function() return attempt(self, token) end)
+  if not ok then
+    if err.kind == "AlreadyLocked" and self._class == "PidFileLock" then
+      err.holder_pid = core.read_pid(self._filename)
+    end
+    return nil, err
+  end
+  return self._fh
+end
+
+local Lock = {}
+local LockMeta = M.object_metatable(Lock, {
+  filename = function(self) return self._filename end,
+  lock_filename = function(self)
+    if self._class == "PidFileLock" then
+      return self._path
+    end
+  end,
+})
+
+local function check_lock(self, method)
+  local problem = M.check_self(self, LockMeta, "Lock", method)
+  if problem then
+    error(problem, 3)
+  end
+end
+
+--- Acquires; returns the io handle holding the lock, or nil, err. Re-acquiring from the
+--- coroutine that holds it returns the same handle.
+function Lock:acquire(opts)
+  check_lock(self, "acquire")
+  local settings, problem = M.acquire_settings(self, opts)
+  if not settings then
+    error(problem, 2)
+  end
+  local token = owner.token(owner.current())
+  holding.refresh(self)
+  if self._fh and holding.holder(self) == token then
+    return self._fh
+  end
+  return M.acquire_with(self, settings, token)
+end
+
+--- Unlocks and closes the handle; a no-op when not held.
+function Lock:release()
+  check_lock(self, "release")
+  holding.refresh(self)
+  if not self._fh then
+    return true
+  end
+  local ok, errtab = self._h:release()
+  if not ok then
+    self._h:forget()
+  end
+  holding.drop(self)
+  if not ok then
+    return nil, errors.from_core(errtab)
+  end
+  return true
+end
+
+function Lock:locked()
+  check_lock(self, "locked")
+  holding.refresh(self)
+  return self._fh ~= false
+end
+
+LockMeta.__close = function(self)
+  local ok, err = self:release()
+  if not ok then
+    error(err)
+  end
+end
+
+local function constructor(name)
+  local kind = KINDS[name]
+  return function(filename, opts)
+    local path, core_opts, defaults = M.configure(name, kind, filename, opts)
+    if not path then
+      error(core_opts, 2)
+    end
+    local handle, errtab = core.new_lock(kind.core_kind, path, core_opts)
+    if not handle then
+      error(errors.from_core(errtab), 2)
+    end
+    return setmetatable(M.fields(name, handle, core_opts, defaults), LockMeta)
+  end
+end
+
+M.Lock = constructor("Lock")
+M.TemporaryFileLock = constructor("TemporaryFileLock")
+M.PidFileLock = constructor("PidFileLock")
+
+return M

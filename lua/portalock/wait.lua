@@ -1,0 +1,120 @@
+--- The waiting loop: the one place that decides how long to wait and how to sleep.
+-- Sleeping strategies, chosen once per wait at the first contention:
+--   * inside OpenResty, in a phase that may yield: ngx.sleep, backing off from 1 ms up to
+--     check_interval; in `init` the wait may block; in any other phase it fails at once;
+--   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
+--     the scheduler's sleep function, with the same back-off;
+--   * otherwise core.wait, which wakes early when the kernel says the lock may be free and
+--     returns to Lua at least every check_interval (so Ctrl-C hooks run).
+local core = require "portalock.core"
+local errors = require "portalock.errors"
+
+local M = {}
+
+local scheduler_sleep
+
+-- ngx.get_phase() names in which ngx.sleep is allowed (lua-nginx-module's YIELDABLE set).
+local YIELDABLE_PHASES = {
+  rewrite = true, server_rewrite = true, access = true, precontent = true, content = true,
+  timer = true, ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+--- Plugs in (or, with nil, removes) a scheduler: `sleep(seconds)` yields the running
+--- coroutine to it and resumes it after about that long.
+function M.set_scheduler(sleep)
+  scheduler_sleep = sleep
+end
+
+local function can_yield_coroutine()
+  local co, is_main = coroutine.running()
+  if co == nil or is_main then
+    return false
+  end
+  return coroutine.isyieldable == nil or coroutine.isyieldable()
+end
+
+local function backoff_sleeper(sleep, check_interval)
+  local delay = 0.001
+  return function(_, next_attempt, deadline)
+    local now = core.monotonic()
+    local wake = math.min(now + delay, next_attempt or math.huge, deadline)
+    delay = math.min(delay * 2, check_interval)
+    sleep(math.max(0, wake - now))
+  end
+end
+
+local function blocking_sleeper(check_interval)
+  return function(fd, next_attempt, deadline)
+    local limit = core.monotonic() + check_interval
+    core.wait(fd, math.min(next_attempt or limit, limit), deadline)
+  end
+end
+
+-- Returns {sleep = function(fd, next_attempt, deadline) | nil, yields = boolean,
+-- phase = name of an nginx phase that forbids waiting | nil}.
+local function strategy(check_interval)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
+    local phase = ngx.get_phase()
+    if YIELDABLE_PHASES[phase] then
+      return {sleep = backoff_sleeper(ngx.sleep, check_interval), yields = true}
+    elseif phase ~= "init" then
+      return {yields = false, phase = phase}
+    end
+  elseif scheduler_sleep and can_yield_coroutine() then
+    return {sleep = backoff_sleeper(scheduler_sleep, check_interval), yields = true}
+  end
+  return {sleep = blocking_sleeper(check_interval), yields = false}
+end
+
+local function already_locked(path, why)
+  return errors.new("AlreadyLocked", string.format("'%s' is locked: %s", path, why), {path = path})
+end
+
+local function deadlock(path, same_owner)
+  if same_owner then
+    return already_locked(path, "this owner already holds it through another lock object, "
+      .. "so waiting would deadlock")
+  end
+  return already_locked(path, "another coroutine of this Lua state holds it and this wait "
+    .. "cannot yield (see portalock.set_scheduler), so waiting would deadlock")
+end
+
+local function phase_error(path, phase)
+  return errors.new("LockException", string.format("cannot wait for '%s' in the '%s' phase: "
+    .. "ngx.sleep is disabled there (use timeout = 0 or fail_when_locked)", path, phase),
+    {path = path})
+end
+
+--- Runs `attempt` until it acquires, fails for good, or the wait is over.
+--- attempt() returns "acquired" | "contended", fd, next_attempt | "in_state", same_owner |
+--- "failed", err. settings: timeout, check_interval, fail_when_locked. Returns true or nil, err.
+function M.acquire(path, settings, attempt)
+  local deadline = core.monotonic() + settings.timeout
+  local how
+  while true do
+    local status, detail, next_attempt = attempt()
+    if status == "acquired" then
+      return true
+    elseif status == "failed" then
+      return nil, detail
+    end
+    how = how or strategy(settings.check_interval)
+    if status == "in_state" and (detail or not how.yields) then
+      return nil, deadlock(path, detail)
+    elseif settings.fail_when_locked then
+      return nil, already_locked(path, "gave up at the first contention (fail_when_locked)")
+    elseif core.monotonic() >= deadline then
+      return nil, already_locked(path, string.format("gave up after the timeout of %g s", settings.timeout))
+    elseif how.phase then
+      return nil, phase_error(path, how.phase)
+    end
+    if status == "contended" then
+      how.sleep(detail, next_attempt, deadline)
+    else
+      how.sleep(nil, nil, deadline)
+    end
+  end
+end
+
+return M

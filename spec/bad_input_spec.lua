@@ -1,0 +1,112 @@
+local portalock = require "portalock"
+local helper = require "spec.support.helper"
+
+-- Misuse raises a Lua error that names the function, the argument and the value.
+describe("bad input", function()
+  local dir, path
+
+  setup(function()
+    dir = helper.tmpdir()
+    path = dir .. "/bad.lock"
+  end)
+
+  teardown(function()
+    helper.rmtree(dir)
+  end)
+
+  local function raises(expected, fn, ...)
+    local ok, message = pcall(fn, ...)
+    assert.is_false(ok, "no error raised")
+    assert.are.equal("string", type(message))
+    for _, fragment in ipairs(expected) do
+      assert.is_truthy(message:find(fragment, 1, true), "'" .. fragment .. "' not in: " .. message)
+    end
+  end
+
+  local cases = {
+    {"a negative timeout, with a hint", {"bad argument 'timeout' to 'Lock' (-1)", ">= 0", "math.huge"},
+      function() portalock.Lock(path, {timeout = -1}) end},
+    {"a NaN timeout", {"'timeout'", "nan", "NaN"},
+      function() portalock.Lock(path, {timeout = 0 / 0}) end},
+    {"a timeout of the wrong type", {"'timeout'", '"5"', "number"},
+      function() portalock.Lock(path, {timeout = "5"}) end},
+    {"a zero check_interval", {"bad argument 'check_interval' to 'Lock' (0)", "> 0"},
+      function() portalock.Lock(path, {check_interval = 0}) end},
+    {"an unknown option name", {"'Lock'", "unknown option", '"tiemout"'},
+      function() portalock.Lock(path, {tiemout = 1}) end},
+    {"options that are not a table", {"bad argument 'opts' to 'Lock'", "table"},
+      function() portalock.Lock(path, 5) end},
+    {"a filename that is not a string", {"bad argument 'filename' to 'Lock' (42)", "string"},
+      function() portalock.Lock(42) end},
+    {"a missing filename", {"bad argument 'filename' to 'Lock' (nil)"},
+      function() portalock.Lock() end},
+    {"unknown flags", {"bad argument 'flags' to 'Lock' (16)", "LOCK_SH"},
+      function() portalock.Lock(path, {flags = 16}) end},
+    {"both shared and exclusive", {"bad argument 'flags' to 'Lock' (3)", "exactly one"},
+      function() portalock.Lock(path, {flags = 3}) end},
+    {"LOCK_UN as a lock flag", {"bad argument 'flags' to 'lock' (8)", "unlock"},
+      function() portalock.lock(io.stdout, portalock.LOCK_UN) end},
+    {"an unknown backend", {"bad argument 'backend' to 'Lock' (\"lockf\")", '"flock"'},
+      function() portalock.Lock(path, {backend = "lockf"}) end},
+    {"a bad mode", {"bad argument 'mode' to 'Lock' (\"x\")", '"r+"'},
+      function() portalock.Lock(path, {mode = "x"}) end},
+    {'"w" with a shared lock', {"bad argument 'mode' to 'Lock' (\"w\")", "LOCK_EX"},
+      function() portalock.Lock(path, {mode = "w", flags = portalock.LOCK_SH}) end},
+    {"a shared ofd lock on a write-only mode", {"bad argument 'mode' to 'Lock' (\"a\")", "readable"},
+      function() portalock.Lock(path, {backend = "ofd", flags = portalock.LOCK_SH}) end},
+    {"an exclusive posix lock on a read-only mode", {"bad argument 'mode' to 'Lock' (\"r\")", "writable"},
+      function() portalock.Lock(path, {backend = "posix", mode = "r"}) end},
+    {"a perm out of range", {"bad argument 'perm' to 'Lock' (4096)", "0o7777"},
+      function() portalock.Lock(path, {perm = 4096}) end},
+    {"a fractional perm", {"bad argument 'perm' to 'Lock' (4.5)"},
+      function() portalock.Lock(path, {perm = 4.5}) end},
+    {"fail_when_locked that is not a boolean", {"bad argument 'fail_when_locked' to 'Lock' (1)", "boolean"},
+      function() portalock.Lock(path, {fail_when_locked = 1}) end},
+    {"a negative timeout to acquire", {"bad argument 'timeout' to 'acquire' (-0.5)"},
+      function() portalock.Lock(path):acquire({timeout = -0.5}) end},
+    {"a constructor option passed to acquire", {"'acquire'", "unknown option", '"mode"'},
+      function() portalock.Lock(path):acquire({mode = "w"}) end},
+    {"acquire called with a dot", {"bad argument 'self' to 'acquire'", "obj:acquire"},
+      function() portalock.Lock(path).acquire() end},
+    {"a mode for a TemporaryFileLock", {"'TemporaryFileLock'", "unknown option", '"mode"'},
+      function() portalock.TemporaryFileLock(path, {mode = "a"}) end},
+    {"a shared PidFileLock", {"bad argument 'flags' to 'PidFileLock' (1)", "exclusive"},
+      function() portalock.PidFileLock(path, {flags = portalock.LOCK_SH}) end},
+    {"an RLock owner that is not a function", {"bad argument 'owner' to 'RLock'", "function"},
+      function() portalock.RLock(path, {owner = "me"}) end},
+    {"lock() on a closed file", {"bad argument 'file' to 'lock'", "closed"},
+      function()
+        local fh = assert(io.open(path, "a"))
+        fh:close()
+        portalock.lock(fh, portalock.LOCK_EX)
+      end},
+    {"lock() on something that is not a file", {"bad argument 'file' to 'lock' (\"/etc/passwd\")"},
+      function() portalock.lock("/etc/passwd", portalock.LOCK_EX) end},
+    {"unlock() on a negative descriptor", {"bad argument 'file' to 'unlock' (-1)"},
+      function() portalock.unlock(-1) end},
+    {"read_pid without a filename", {"bad argument 'filename' to 'read_pid' (nil)"},
+      function() portalock.read_pid() end},
+    {"with() without a function", {"bad argument 'fn' to 'with' (nil)", "function"},
+      function() portalock.with(portalock.Lock(path)) end},
+    {"with() on something that is not a lock", {"bad argument 'obj' to 'with'"},
+      function() portalock.with({}, function() end) end},
+    {"a scheduler that is not a function", {"bad argument 'sleep' to 'set_scheduler' (true)"},
+      function() portalock.set_scheduler(true) end},
+  }
+
+  for _, case in ipairs(cases) do
+    it("rejects " .. case[1], function()
+      raises(case[2], case[3])
+    end)
+  end
+
+  it("rejects assigning to lock.filename", function()
+    raises({"filename", "read-only"}, function() portalock.Lock(path).filename = "x" end)
+  end)
+
+  it("points the error at the caller's line", function()
+    local ok, message = pcall(function() portalock.Lock(path, {timeout = -1}) end)
+    assert.is_false(ok)
+    assert.matches("bad_input_spec%.lua:%d+:", message)
+  end)
+end)

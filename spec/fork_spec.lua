@@ -1,0 +1,109 @@
+local portalock = require "portalock"
+local helper = require "spec.support.helper"
+local testhelper = require "portalock_testhelper"
+
+-- After fork() the child holds nothing its parent held.
+describe("fork", function()
+  local dir, path
+
+  before_each(function()
+    dir = helper.tmpdir()
+    path = dir .. "/fork.lock"
+  end)
+
+  after_each(function()
+    helper.rmtree(dir)
+  end)
+
+  local function flock_free(file)
+    return helper.run(helper.peer_env .. "flock -n " .. helper.quote(file) .. " true") == 0
+  end
+
+  -- Runs `body` in a forked child; returns its exit status (0 when body returns true).
+  local function in_child(body)
+    local pid = testhelper.fork()
+    if pid == 0 then
+      local ok, passed = pcall(body)
+      testhelper._exit(ok and passed and 0 or 1)
+    end
+    return testhelper.waitpid(pid)
+  end
+
+  it("leaves the child holding nothing: it can neither release nor re-use the parent's hold", function()
+    local lock = portalock.Lock(path)
+    local fh = assert(lock:acquire())
+    local status = in_child(function()
+      local not_held = lock:locked() == false
+      local released = lock:release() == true
+      local again, err = lock:acquire({timeout = 0})
+      return not_held and released and again == nil and err.kind == "AlreadyLocked"
+    end)
+    assert.are.equal(0, status)
+    assert.is_true(lock:locked())
+    assert.are.equal("file", io.type(fh))
+    assert.is_false(flock_free(path))
+    assert.is_true(lock:release())
+  end)
+
+  it("does not let the child prolong the parent's lock", function()
+    local lock = portalock.Lock(path)
+    assert(lock:acquire())
+    local pid = testhelper.fork()
+    if pid == 0 then
+      testhelper.sleep(2)
+      testhelper._exit(0)
+    end
+    assert.is_true(lock:release())
+    assert.is_true(flock_free(path))
+    assert.are.equal(0, testhelper.waitpid(pid))
+  end)
+
+  it("lets the child take a fresh lock once the parent lets go", function()
+    local lock = portalock.Lock(path)
+    assert(lock:acquire())
+    local released = dir .. "/released"
+    local pid = testhelper.fork()
+    if pid == 0 then
+      local ok, passed = pcall(function()
+        assert(helper.wait_until(function() return helper.exists(released) end, 10))
+        local fh = assert(lock:acquire({timeout = 5}))
+        return io.type(fh) == "file" and lock:locked() and not flock_free(path)
+      end)
+      testhelper._exit(ok and passed and 0 or 1)
+    end
+    lock:release()
+    helper.write(released, "")
+    assert.are.equal(0, testhelper.waitpid(pid))
+  end)
+
+  it("never removes the parent's temporary file or PID file from the child", function()
+    local temporary = portalock.TemporaryFileLock(dir .. "/t.lock")
+    local pidfile = portalock.PidFileLock(dir .. "/p.pid")
+    assert(temporary:acquire())
+    assert(pidfile:acquire())
+    local status = in_child(function()
+      return temporary:release() == true and pidfile:release() == true
+        and not temporary:locked() and not pidfile:locked()
+    end)
+    assert.are.equal(0, status)
+    assert.is_true(helper.exists(dir .. "/t.lock"))
+    assert.are.equal(testhelper.getpid(), portalock.read_pid(dir .. "/p.pid"))
+    assert.is_true(temporary:locked())
+    assert.is_true(pidfile:locked())
+    temporary:release()
+    pidfile:release()
+    assert.is_false(helper.exists(dir .. "/t.lock"))
+    assert.is_false(helper.exists(dir .. "/p.pid"))
+  end)
+
+  it("reports an RLock as not held in the child and lets its release be a no-op", function()
+    local rlock = portalock.RLock(path)
+    assert(rlock:acquire())
+    local status = in_child(function()
+      return rlock:release() == true and not rlock:locked()
+    end)
+    assert.are.equal(0, status)
+    assert.is_true(rlock:locked())
+    rlock:release()
+  end)
+end)

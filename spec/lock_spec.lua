@@ -1,0 +1,242 @@
+local portalock = require "portalock"
+local helper = require "spec.support.helper"
+
+describe("Lock", function()
+  local dir, path
+
+  before_each(function()
+    dir = helper.tmpdir()
+    path = dir .. "/file.lock"
+  end)
+
+  after_each(function()
+    portalock.set_scheduler(nil)
+    helper.rmtree(dir)
+  end)
+
+  it("returns a genuine io handle whose descriptor holds the lock", function()
+    local lock = portalock.Lock(path)
+    local fh = assert(lock:acquire())
+    assert.are.equal("file", io.type(fh))
+    assert.is_true(fh:write("hello\n") == fh)
+    fh:flush()
+    assert.are.equal("hello\n", helper.read(path))
+    assert.is_true(lock:locked())
+    assert.are.equal(1, helper.run("flock -n " .. helper.quote(path) .. " true"))
+    assert.is_true(lock:release())
+    assert.is_false(lock:locked())
+    assert.are.equal("closed file", io.type(fh))
+    assert.are.equal(0, helper.run("flock -n " .. helper.quote(path) .. " true"))
+  end)
+
+  it("joins a relative filename to the working directory and keeps it read-only", function()
+    local lock = portalock.Lock("some/relative.lock")
+    assert.are.equal("/", lock.filename:sub(1, 1))
+    assert.are.equal("/some/relative.lock", lock.filename:sub(-#"/some/relative.lock"))
+    assert.has_error(function() lock.filename = "other" end)
+    assert.matches("read%-only", select(2, pcall(function() lock.filename = "other" end)))
+  end)
+
+  it("does not touch the file system before acquire", function()
+    local lock = portalock.Lock(path)
+    assert.is_false(helper.exists(path))
+    assert(lock:acquire())
+    assert.is_true(helper.exists(path))
+    lock:release()
+  end)
+
+  it("returns the same handle when the holding coroutine acquires again", function()
+    local lock = portalock.Lock(path)
+    local fh = assert(lock:acquire())
+    assert.are.equal(fh, lock:acquire({timeout = 0}))
+    assert.is_true(lock:release())
+    assert.is_false(lock:locked())
+  end)
+
+  it("treats releasing a lock that is not held as a no-op", function()
+    local lock = portalock.Lock(path)
+    assert.is_true(lock:release())
+    assert(lock:acquire())
+    assert.is_true(lock:release())
+    assert.is_true(lock:release())
+  end)
+
+  it("is released when the user closes the handle", function()
+    local lock = portalock.Lock(path)
+    local fh = assert(lock:acquire())
+    fh:close()
+    assert.is_false(lock:locked())
+    assert.are.equal(0, helper.run("flock -n " .. helper.quote(path) .. " true"))
+    local again = assert(lock:acquire())
+    assert.are.equal("file", io.type(again))
+    assert.is_true(lock:release())
+  end)
+
+  it("reports a missing directory as LockException ENOENT at once", function()
+    local lock = portalock.Lock(dir .. "/missing/file.lock", {timeout = 5})
+    local fh, err = lock:acquire()
+    assert.is_nil(fh)
+    assert.are.equal("LockException", err.kind)
+    assert.are.equal(2, err.errno)
+    assert.is_false(err:is(portalock.AlreadyLocked))
+  end)
+
+  it("fails with ELOOP on a symlink planted as the lock path, leaving its target alone", function()
+    local target = dir .. "/target"
+    helper.write(target, "precious")
+    assert.are.equal(0, helper.run("ln -s " .. helper.quote(target) .. " " .. helper.quote(path)))
+    local lock = portalock.Lock(path, {mode = "w"})
+    local fh, err = lock:acquire({timeout = 0})
+    assert.is_nil(fh)
+    assert.are.equal("LockException", err.kind)
+    assert.are.equal(40, err.errno) -- ELOOP on Linux
+    assert.are.equal("precious", helper.read(target))
+  end)
+
+  it('truncates in "w" mode only once the lock is held, then writes at its position', function()
+    helper.write(path, "old content")
+    local lock = portalock.Lock(path, {mode = "w"})
+    local fh = assert(lock:acquire())
+    assert.are.equal("", helper.read(path))
+    fh:write("new")
+    fh:flush()
+    assert.are.equal("new", helper.read(path))
+    lock:release()
+  end)
+
+  it("opens an existing file without truncating it in the default mode", function()
+    helper.write(path, "keep")
+    local lock = portalock.Lock(path)
+    local fh = assert(lock:acquire())
+    fh:write("+more")
+    lock:release()
+    assert.are.equal("keep+more", helper.read(path))
+  end)
+
+  it("reads through the handle in r mode", function()
+    helper.write(path, "contents")
+    local lock = portalock.Lock(path, {mode = "r", flags = portalock.LOCK_SH + portalock.LOCK_NB})
+    local fh = assert(lock:acquire())
+    assert.are.equal("contents", fh:read("*a"))
+    lock:release()
+  end)
+
+  it("lets shared locks of two objects coexist and excludes an exclusive one", function()
+    local shared = portalock.LOCK_SH + portalock.LOCK_NB
+    local a = portalock.Lock(path, {flags = shared, mode = "r+"})
+    local b = portalock.Lock(path, {flags = shared, mode = "r+"})
+    helper.write(path, "")
+    assert(a:acquire())
+    assert(b:acquire())
+    local c = portalock.Lock(path)
+    local fh, err = c:acquire({timeout = 0})
+    assert.is_nil(fh)
+    assert.are.equal("AlreadyLocked", err.kind)
+    a:release()
+    b:release()
+    assert(c:acquire({timeout = 0}))
+    c:release()
+  end)
+
+  describe("inside one Lua state", function()
+    it("refuses at once when another coroutine holds it and waiting cannot yield", function()
+      local lock = portalock.Lock(path)
+      assert(lock:acquire())
+      local started = os.time()
+      local fh, err = coroutine.wrap(function() return lock:acquire({timeout = 5}) end)()
+      assert.is_nil(fh)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.matches("deadlock", err.message)
+      assert.is_true(os.time() - started <= 1)
+      lock:release()
+    end)
+
+    it("refuses at once when the same coroutine holds the file through another object", function()
+      local first = portalock.Lock(path)
+      assert(first:acquire())
+      local fh, err = portalock.Lock(path):acquire({timeout = 5})
+      assert.is_nil(fh)
+      assert.matches("deadlock", err.message)
+      first:release()
+      local second = portalock.Lock(path)
+      assert(second:acquire({timeout = 0}))
+      second:release()
+    end)
+
+    it("waits through a scheduler until the other coroutine releases", function()
+      local lock = portalock.Lock(path)
+      local log = {}
+      portalock.set_scheduler(function(seconds) coroutine.yield(seconds) end)
+      local holder = coroutine.create(function()
+        assert(lock:acquire())
+        log[#log + 1] = "holder acquired"
+        coroutine.yield(0)
+        coroutine.yield(0)
+        log[#log + 1] = "holder releases"
+        lock:release()
+      end)
+      local waiter = coroutine.create(function()
+        local fh = assert(lock:acquire({timeout = 5}))
+        log[#log + 1] = "waiter acquired " .. io.type(fh)
+        lock:release()
+      end)
+      local ready = {holder, waiter}
+      while #ready > 0 do
+        local co = table.remove(ready, 1)
+        assert(coroutine.resume(co))
+        if coroutine.status(co) ~= "dead" then
+          ready[#ready + 1] = co
+        end
+      end
+      assert.are.same({"holder acquired", "holder releases", "waiter acquired file"}, log)
+    end)
+
+    it("times out through a scheduler as it would across processes", function()
+      local lock = portalock.Lock(path)
+      assert(lock:acquire())
+      portalock.set_scheduler(function(seconds) coroutine.yield(seconds) end)
+      local waiter = coroutine.create(function() return lock:acquire({timeout = 0.2}) end)
+      local ok, fh, err = coroutine.resume(waiter)
+      local slept = 0
+      while coroutine.status(waiter) ~= "dead" do
+        slept = slept + fh
+        helper.sleep(fh)
+        ok, fh, err = coroutine.resume(waiter)
+      end
+      assert.is_true(ok)
+      assert.is_nil(fh)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.is_true(slept > 0.1)
+      lock:release()
+    end)
+  end)
+
+  if _VERSION == "Lua 5.4" then
+    it("releases at the end of a <close> scope", function()
+      local scoped = assert(load([[
+        local portalock, path = ...
+        do
+          local lock <close> = portalock.Lock(path)
+          assert(lock:acquire())
+          assert(lock:locked())
+        end
+        return portalock.Lock(path):acquire({timeout = 0})
+      ]]))
+      local fh = scoped(portalock, path)
+      assert.are.equal("file", io.type(fh))
+      fh:close()
+    end)
+
+    it("releases when an error unwinds a <close> scope", function()
+      local scoped = assert(load([[
+        local portalock, path = ...
+        local lock <close> = portalock.Lock(path)
+        assert(lock:acquire())
+        error("boom")
+      ]]))
+      assert.has_error(function() scoped(portalock, path) end)
+      local fh = assert(portalock.Lock(path):acquire({timeout = 0}))
+      fh:close()
+    end)
+  end
+end)

@@ -1,0 +1,62 @@
+local portalock = require "portalock"
+local core = require "portalock.core"
+local helper = require "spec.support.helper"
+
+describe("PidFileLock", function()
+  local dir, path, children
+
+  before_each(function()
+    dir = helper.tmpdir()
+    path = dir .. "/service.pid"
+    children = {}
+  end)
+
+  after_each(function()
+    for _, pid in ipairs(children) do
+      helper.kill(pid)
+    end
+    helper.rmtree(dir)
+  end)
+
+  it("locks a sidecar, writes the PID and removes it on release", function()
+    local lock = portalock.PidFileLock(path)
+    assert.are.equal(path .. ".lock", lock.lock_filename)
+    assert.are.equal(path, lock.filename)
+    assert(lock:acquire())
+    assert.are.equal(core.getpid(), portalock.read_pid(path))
+    assert.are.equal(1, helper.run(helper.peer_env .. "flock -n " .. helper.quote(path .. ".lock") .. " true"))
+    assert.is_true(lock:release())
+    assert.is_false(helper.exists(path))
+    assert.is_nil(portalock.read_pid(path))
+  end)
+
+  it("defaults to .pid in the working directory", function()
+    assert.are.equal("/.pid", portalock.PidFileLock().filename:sub(-5))
+  end)
+
+  it("names the holder's PID on contention", function()
+    local pid = helper.hold("PidFileLock", path, dir)
+    children[1] = pid
+    local fh, err = portalock.PidFileLock(path):acquire()
+    assert.is_nil(fh)
+    assert.are.equal("AlreadyLocked", err.kind)
+    assert.are.equal(pid, err.holder_pid)
+  end)
+
+  describe("read_pid", function()
+    local cases = {
+      {"12345\n", 12345}, {"  77  ", 77}, {"12a", nil}, {"", nil}, {"0", nil}, {"-5", nil},
+      {"+5", nil}, {"1.5", nil}, {"0x10", nil},
+    }
+    for _, case in ipairs(cases) do
+      it("reads " .. string.format("%q", case[1]) .. " strictly", function()
+        helper.write(path, case[1])
+        assert.are.equal(case[2], portalock.read_pid(path))
+      end)
+    end
+
+    it("answers nil for a missing file", function()
+      assert.is_nil(portalock.read_pid(dir .. "/nothing.pid"))
+    end)
+  end)
+end)

@@ -18,7 +18,7 @@ describe("Lock", function()
     local lock = portalock.Lock(path)
     local fh = assert(lock:acquire())
     assert.are.equal("file", io.type(fh))
-    assert.is_true(fh:write("hello\n") == fh)
+    assert.is_truthy(fh:write("hello\n")) -- the file on 5.2+, true on 5.1
     fh:flush()
     assert.are.equal("hello\n", helper.read(path))
     assert.is_true(lock:locked())

@@ -5,8 +5,9 @@
  * so that closing the handle releases the lock and no bare descriptor number outlives it.
  * Lua 5.2+ lets a C module build a handle (luaL_Stream around fdopen). Lua 5.1 and LuaJIT
  * only accept handles made by their own io library (LuaJIT checks an internal type tag),
- * so there the front end opens /dev/null with io.open and the lock's descriptor is moved
- * onto that handle's descriptor (dup3). One 5.1-ABI build serves both runtimes.
+ * so there the front end opens /dev/null with io.open and each attempt moves the lock
+ * file's descriptor onto that handle's descriptor (dup3) before locking it
+ * (portalock_lock_try_onto). One 5.1-ABI build serves both runtimes.
  */
 #include "l_private.h"
 
@@ -45,8 +46,7 @@ int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_i
   if (p->f == NULL)
     return luaL_error(L, "fdopen(\"%s\") of a held lock failed: %s", mode, strerror(errno));
   portalock_error err;
-  int fd;
-  if (portalock_lock_hand_over(lock, -1, &fd, &err) != PORTALOCK_OK) {
+  if (portalock_lock_hand_over(lock, &err) != PORTALOCK_OK) {
     /* cannot happen for a held lock; never let fclose close a descriptor we still own */
     return luaL_error(L, "%s", err.message);
   }
@@ -68,17 +68,25 @@ FILE *pl_tofile(lua_State *L, int idx) {
   return *pf;
 }
 
+/* The lock was taken on the given handle's descriptor (see pl_target_fd). */
 int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_idx) {
   FILE *f = pl_tofile(L, given_handle_idx);
+  luaL_argcheck(L, fileno(f) == portalock_lock_fd(lock), given_handle_idx,
+                "not the handle the lock was taken on");
   portalock_error err;
-  int fd;
-  if (portalock_lock_hand_over(lock, fileno(f), &fd, &err) != PORTALOCK_OK)
+  if (portalock_lock_hand_over(lock, &err) != PORTALOCK_OK)
     return pl_push_failure(L, &err);
   lua_pushvalue(L, given_handle_idx);
   return 1;
 }
 
 #endif
+
+int pl_target_fd(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  luaL_argcheck(L, !pl_makes_streams(), idx, "a target handle is for Lua 5.1 and LuaJIT only");
+  return fileno(pl_tofile(L, idx));
+}
 
 int pl_tofd(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TNUMBER) {

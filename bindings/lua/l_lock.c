@@ -80,7 +80,8 @@ static int l_try(lua_State *L) {
   portalock_lock_t *lock = pl_checklock(L, 1);
   portalock_wait wait;
   portalock_error err;
-  return pl_push_step(L, portalock_lock_try(lock, &wait, &err), &wait, &err);
+  portalock_status st = portalock_lock_try_onto(lock, pl_target_fd(L, 2), &wait, &err);
+  return pl_push_step(L, st, &wait, &err);
 }
 
 static int l_release(lua_State *L) {

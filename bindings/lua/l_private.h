@@ -29,7 +29,11 @@ int pl_push_failure(lua_State *L, const portalock_error *err);
 FILE *pl_tofile(lua_State *L, int idx);
 /* A descriptor from an integer or an open io handle at `idx`. */
 int pl_tofd(lua_State *L, int idx);
-/* Moves the held lock into an io handle (pushed) and hands the descriptor over to it. */
+/* The descriptor of the optional io handle at `idx` that an attempt locks on (Lua 5.1 and
+   LuaJIT), or -1 when none is given. */
+int pl_target_fd(lua_State *L, int idx);
+/* Pushes the io handle that owns the held lock's descriptor and hands the lock over to it:
+   a new stream (5.2+), or the handle at `given_handle_idx` the lock was taken on. */
 int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_idx);
 /* 1 when this build makes io handles itself (luaL_Stream, Lua 5.2+). */
 int pl_makes_streams(void);

@@ -34,7 +34,8 @@ static int r_try(lua_State *L) {
   l_rlock *r = check_rlock(L);
   portalock_wait wait;
   portalock_error err;
-  portalock_status st = portalock_rlock_try(r->rlock, check_owner(L, 2), &wait, &err);
+  portalock_status st =
+      portalock_rlock_try_onto(r->rlock, check_owner(L, 2), pl_target_fd(L, 3), &wait, &err);
   return pl_push_step(L, st, &wait, &err);
 }
 

@@ -227,14 +227,23 @@ PORTALOCK_API int portalock_lock_locked(const portalock_lock_t *lock);
 PORTALOCK_API int portalock_lock_fd(const portalock_lock_t *lock);
 
 /*
- * Hands the held descriptor over to a stream (a FILE* that will own it). With
- * `target_fd` >= 0 the lock's descriptor is first moved onto `target_fd` (dup3 with
- * O_CLOEXEC, then the old one closed): for runtimes whose file handles can only be made by
- * their own io library. `*fd_out` receives the descriptor that now holds the lock. From now
- * on release unlocks without closing, and whoever owns the stream closes it.
+ * portalock_lock_try for runtimes whose file handles only their own io library can make
+ * (Lua 5.1, LuaJIT): the lock file's descriptor is moved onto `target_fd` (dup3 with
+ * O_CLOEXEC) after opening and before locking, so the lock is taken on the stream's own
+ * descriptor (moving it after locking would drop a posix lock). On PORTALOCK_OK the lock
+ * is handed over (see portalock_lock_hand_over) unless it was already held; on any other
+ * status `target_fd` may refer to the lock file, unlocked, and its owner closes it.
  */
-PORTALOCK_API portalock_status portalock_lock_hand_over(portalock_lock_t *lock, int target_fd,
-                                                        int *fd_out, portalock_error *err);
+PORTALOCK_API portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
+                                                       portalock_wait *wait,
+                                                       portalock_error *err);
+
+/*
+ * Hands the held descriptor (portalock_lock_fd) over to a stream (a FILE* that now owns
+ * it). From now on release unlocks without closing, and whoever owns the stream closes it.
+ */
+PORTALOCK_API portalock_status portalock_lock_hand_over(portalock_lock_t *lock,
+                                                        portalock_error *err);
 
 /*
  * The handed-over descriptor was closed by its owner (which released the kernel lock):
@@ -268,6 +277,10 @@ PORTALOCK_API portalock_lock_t *portalock_rlock_lock(portalock_rlock_t *rlock);
 
 PORTALOCK_API portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
                                                    portalock_wait *wait, portalock_error *err);
+/** portalock_rlock_try with portalock_lock_try_onto's `target_fd` for a fresh hold. */
+PORTALOCK_API portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner,
+                                                        int target_fd, portalock_wait *wait,
+                                                        portalock_error *err);
 PORTALOCK_API portalock_status portalock_rlock_acquire_with(portalock_rlock_t *rlock,
                                                             uintptr_t owner, double timeout,
                                                             double check_interval,

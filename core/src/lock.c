@@ -159,8 +159,33 @@ static portalock_status pl_lock_finish(portalock_lock_t *lock, int fd, const str
   return PORTALOCK_OK;
 }
 
-portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
-                                    portalock_error *err) {
+/* Opens the lock file; with `target_fd` >= 0 its descriptor is moved onto target_fd. */
+static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int *fd_out,
+                                     struct stat *st, portalock_error *err) {
+  const portalock_lock_options *o = &lock->opts;
+  if (o->backend == PORTALOCK_BACKEND_POSIX) {
+    portalock_status status = pl_lockfile_posix_check(lock->lock_filename, err);
+    if (status != PORTALOCK_OK)
+      return status;
+  }
+  int fd;
+  portalock_status status =
+      pl_lockfile_open(lock->lock_filename, lock->mode.oflags, o->perm, &fd, st, err);
+  if (status != PORTALOCK_OK || target_fd < 0) {
+    *fd_out = fd;
+    return status;
+  }
+  int moved = pl_platform_dup_cloexec(fd, target_fd);
+  int errnum = errno;
+  close(fd);
+  if (moved < 0)
+    return pl_fail_sys(err, errnum, "move descriptor of", lock->lock_filename);
+  *fd_out = target_fd;
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
+                                         portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
   if (lock->fd >= 0)
@@ -168,33 +193,40 @@ portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait
   const portalock_lock_options *o = &lock->opts;
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   for (int round = 0; round < PL_ROUNDS; round++) {
-    portalock_status status = PORTALOCK_OK;
-    if (o->backend == PORTALOCK_BACKEND_POSIX)
-      status = pl_lockfile_posix_check(lock->lock_filename, err);
-    int fd = -1;
+    int fd;
     struct stat st;
-    if (status == PORTALOCK_OK)
-      status = pl_lockfile_open(lock->lock_filename, lock->mode.oflags, o->perm, &fd, &st, err);
+    portalock_status status = pl_lock_open(lock, target_fd, &fd, &st, err);
     if (status != PORTALOCK_OK)
       return status;
+    /* A target descriptor belongs to its stream: whatever happens, its owner closes it. */
+    int owned = fd != target_fd;
     if (pl_backend_apply(fd, type, !(o->flags & PORTALOCK_LOCK_NB), o->backend) != 0) {
       int errnum = errno;
-      close(fd);
+      if (owned)
+        close(fd);
       if (pl_backend_contended(o->backend, errnum))
         return pl_contended(lock, wait, errnum, err);
       return pl_fail_sys(err, errnum, "lock", lock->lock_filename);
     }
     int replaced = 0;
     status = pl_lock_finish(lock, fd, &st, &replaced, err);
-    if (status == PORTALOCK_OK && !replaced)
+    if (status == PORTALOCK_OK && !replaced) {
+      lock->handed_over = !owned;
       return PORTALOCK_OK;
+    }
     pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, o->backend);
-    close(fd);
+    if (owned)
+      close(fd);
     if (status != PORTALOCK_OK)
       return status;
   }
   /* The file kept being replaced under us: another holder is busy with it. */
   return pl_contended(lock, wait, 0, err);
+}
+
+portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
+                                    portalock_error *err) {
+  return portalock_lock_try_onto(lock, -1, wait, err);
 }
 
 static portalock_status pl_lock_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
@@ -268,46 +300,13 @@ int portalock_lock_fd(const portalock_lock_t *lock) {
   return portalock_lock_locked(lock) ? lock->fd : -1;
 }
 
-portalock_status portalock_lock_hand_over(portalock_lock_t *lock, int target_fd, int *fd_out,
-                                          portalock_error *err) {
+portalock_status portalock_lock_hand_over(portalock_lock_t *lock, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
   if (lock->fd < 0)
     return pl_fail(err, PORTALOCK_INVALID, 0, lock->filename,
                    "hand-over of '%s': the lock is not held", lock->filename);
-  if (lock->handed_over)
-    return pl_fail(err, PORTALOCK_INVALID, 0, lock->filename,
-                   "hand-over of '%s': already handed over (fd %d)", lock->filename, lock->fd);
-  if (target_fd >= 0 && target_fd != lock->fd) {
-    /* Closing the old descriptor would drop the process's posix lock on the file. */
-    if (lock->opts.backend == PORTALOCK_BACKEND_POSIX)
-      return pl_fail(err, PORTALOCK_INVALID, 0, lock->filename,
-                     "hand-over of '%s': a posix lock cannot move to another descriptor "
-                     "(closing the old one would drop it); hand over with target_fd -1",
-                     lock->filename);
-    pl_held h = {.fd = target_fd,
-                 .dev = lock->dev,
-                 .ino = lock->ino,
-                 .backend = lock->opts.backend,
-                 .type = lock->opts.flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
-                 .pid = getpid(),
-                 .detach_at_fork = 1};
-    uint64_t serial = pl_held_add(&h);
-    if (serial == 0)
-      return pl_fail_sys(err, ENOMEM, "hand-over of", lock->filename);
-    if (pl_platform_dup_cloexec(lock->fd, target_fd) < 0) {
-      int errnum = errno;
-      pl_held_remove_serial(serial);
-      return pl_fail_sys(err, errnum, "hand-over of", lock->filename);
-    }
-    pl_held_remove_serial(lock->serial);
-    close(lock->fd);
-    lock->fd = target_fd;
-    lock->serial = serial;
-  }
   lock->handed_over = 1;
-  if (fd_out != NULL)
-    *fd_out = lock->fd;
   return PORTALOCK_OK;
 }
 

@@ -53,8 +53,9 @@ static portalock_status pl_bad_owner(portalock_error *err) {
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'owner' (0): must be non-zero");
 }
 
-portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
-                                     portalock_wait *wait, portalock_error *err) {
+portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner,
+                                          int target_fd, portalock_wait *wait,
+                                          portalock_error *err) {
   pl_clear(err);
   if (owner == 0)
     return pl_bad_owner(err);
@@ -71,12 +72,17 @@ portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
     return pl_fail(err, PORTALOCK_CONTENDED, 0, rlock->lock->lock_filename,
                    "'%s': held by another owner of this RLock", rlock->lock->lock_filename);
   }
-  portalock_status status = portalock_lock_try(rlock->lock, wait, err);
+  portalock_status status = portalock_lock_try_onto(rlock->lock, target_fd, wait, err);
   if (status == PORTALOCK_OK) {
     rlock->owner = owner;
     rlock->count = 1;
   }
   return status;
+}
+
+portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
+                                     portalock_wait *wait, portalock_error *err) {
+  return portalock_rlock_try_onto(rlock, owner, -1, wait, err);
 }
 
 typedef struct pl_rlock_attempt {

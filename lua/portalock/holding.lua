@@ -31,26 +31,34 @@ local function close_quietly(fh)
   end
 end
 
--- 5.1 and LuaJIT can only wrap descriptors in handles their own io library made.
-local function hand_over(obj)
+--- What an attempt on `obj` locks onto: nothing on 5.2+ (the core makes the io handle
+--- after locking), a fresh handle on /dev/null on 5.1 and LuaJIT, which can only wrap
+--- descriptors in handles their own io library made. Returns the handle, or false, or
+--- nil, err.
+function M.target(obj)
   if core.STREAMS then
-    return obj._h:hand_over()
+    return false
   end
-  local target, message, errno = io.open("/dev/null", obj._fmode)
-  if not target then
-    return nil, {kind = "LockException", message = "cannot make an io handle: " .. message, errno = errno}
-  end
-  local fh, errtab = obj._h:hand_over(target)
+  local fh, message, errno = io.open("/dev/null", obj._fmode)
   if not fh then
-    target:close()
+    return nil, errors.new("LockException", "cannot make an io handle for '" .. obj._path
+      .. "': " .. message, {errno = errno, path = obj._path})
   end
-  return fh, errtab
+  return fh
 end
 
---- Records a fresh acquisition by `token`: hands the descriptor over to an io handle.
-function M.take(obj, token)
-  local fh, errtab = hand_over(obj)
+--- Closes a target whose attempt did not acquire (it holds no lock).
+function M.discard(target)
+  if target then
+    close_quietly(target)
+  end
+end
+
+--- Records a fresh acquisition by `token` and returns the io handle that holds the lock.
+function M.take(obj, token, target)
+  local fh, errtab = obj._h:hand_over(target or nil)
   if not fh then
+    M.discard(target)
     if obj._reentrant then
       obj._h:release_all(token)
     else

@@ -136,14 +136,26 @@ local function attempt(self, token)
   if conflict then
     return "in_state", conflict == "self"
   end
-  local ok, detail, next_attempt = self._h:try(token)
+  local target, err = holding.target(self)
+  if target == nil then
+    return "failed", err
+  end
+  local ok, detail, next_attempt
+  if self._reentrant then
+    ok, detail, next_attempt = self._h:try(token, target or nil)
+  else
+    ok, detail, next_attempt = self._h:try(target or nil)
+  end
   if ok then
-    local fh, err = holding.take(self, token)
+    local fh
+    fh, err = holding.take(self, token, target)
     if not fh then
       return "failed", err
     end
     return "acquired"
-  elseif ok == false then
+  end
+  holding.discard(target)
+  if ok == false then
     return "contended", detail, next_attempt
   end
   return "failed", errors.from_core(detail)

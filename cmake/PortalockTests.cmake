@@ -86,6 +86,12 @@ foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
   endforeach()
 endforeach()
 
+# What follows checks sources and packaging, not behaviour: once, in the plain build, not
+# again under the sanitizers.
+if(PORTALOCK_SANITIZE)
+  return()
+endif()
+
 # The C example, built here against the in-tree library (the installed copy is exercised
 # by .ci/run): take and release a lock on a scratch file.
 add_subdirectory(examples/c_api)
@@ -101,4 +107,26 @@ if(PORTALOCK_LUACHECK)
   set_tests_properties(lint.luacheck PROPERTIES TIMEOUT 300 LABELS "lint")
 else()
   message(STATUS "portalock: luacheck not found; skipping test lint.luacheck")
+endif()
+
+# C sources formatted as .clang-format says.
+find_program(PORTALOCK_CLANG_FORMAT clang-format)
+if(PORTALOCK_CLANG_FORMAT)
+  file(GLOB_RECURSE c_sources CONFIGURE_DEPENDS
+       "${src}/core/*.[ch]" "${src}/bindings/*.[ch]" "${src}/spec/*.[ch]" "${src}/examples/*.[ch]")
+  add_test(NAME lint.clang_format
+           COMMAND "${PORTALOCK_CLANG_FORMAT}" --dry-run -Werror ${c_sources})
+  set_tests_properties(lint.clang_format PROPERTIES TIMEOUT 120 LABELS "lint")
+else()
+  message(STATUS "portalock: clang-format not found; skipping test lint.clang_format")
+endif()
+
+# Installing as users do: cmake --install (C example through pkg-config and find_package)
+# and luarocks make for 5.4 and 5.1, each copy used afterwards.
+find_program(PORTALOCK_LUAROCKS_EXE luarocks)
+if(PORTALOCK_LUAROCKS_EXE)
+  add_test(NAME install.packages COMMAND "${src}/tools/check-install")
+  set_tests_properties(install.packages PROPERTIES TIMEOUT 600 LABELS "install")
+else()
+  message(STATUS "portalock: luarocks not found; skipping test install.packages")
 endif()

@@ -74,8 +74,7 @@ int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_i
   luaL_argcheck(L, fileno(f) == portalock_lock_fd(lock), given_handle_idx,
                 "not the handle the lock was taken on");
   portalock_error err;
-  if (portalock_lock_hand_over(lock, &err) != PORTALOCK_OK)
-    return pl_push_failure(L, &err);
+  if (portalock_lock_hand_over(lock, &err) != PORTALOCK_OK) return pl_push_failure(L, &err);
   lua_pushvalue(L, given_handle_idx);
   return 1;
 }

@@ -163,9 +163,10 @@ PORTALOCK_API portalock_status portalock_lock_new(portalock_lock_t **out, const 
  * (device and inode), so two holders never end up on two different files.
  * `filename` NULL means ".lock"; `opts` NULL means the defaults with fail_when_locked = 1.
  */
-PORTALOCK_API portalock_status portalock_temporary_file_lock_new(
-    portalock_lock_t **out, const char *filename, const portalock_lock_options *opts,
-    portalock_error *err);
+PORTALOCK_API portalock_status portalock_temporary_file_lock_new(portalock_lock_t **out,
+                                                                 const char *filename,
+                                                                 const portalock_lock_options *opts,
+                                                                 portalock_error *err);
 
 /*
  * A PID-file lock: the lock is on the sidecar `filename` + ".lock"; once held, the
@@ -235,8 +236,7 @@ PORTALOCK_API int portalock_lock_fd(const portalock_lock_t *lock);
  * status `target_fd` may refer to the lock file, unlocked, and its owner closes it.
  */
 PORTALOCK_API portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
-                                                       portalock_wait *wait,
-                                                       portalock_error *err);
+                                                       portalock_wait *wait, portalock_error *err);
 
 /*
  * Hands the held descriptor (portalock_lock_fd) over to a stream (a FILE* that now owns
@@ -297,8 +297,7 @@ PORTALOCK_API portalock_status portalock_rlock_release(portalock_rlock_t *rlock,
                                                        portalock_error *err);
 /** Drops every hold of `owner` (no-op if it holds none). */
 PORTALOCK_API portalock_status portalock_rlock_release_all(portalock_rlock_t *rlock,
-                                                           uintptr_t owner,
-                                                           portalock_error *err);
+                                                           uintptr_t owner, portalock_error *err);
 
 /** The holding owner (0 when not held) and its number of holds. */
 PORTALOCK_API uintptr_t portalock_rlock_owner(const portalock_rlock_t *rlock);

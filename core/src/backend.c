@@ -9,13 +9,12 @@
 
 #include "platform.h"
 
-#define PL_FLAGS_RULE                                                                          \
+#define PL_FLAGS_RULE                                                                              \
   "must be exactly one of LOCK_SH (1) or LOCK_EX (2), optionally with LOCK_NB (4)"
 
 const char *pl_flags_problem(int flags) {
   int type = flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
-  if (flags & PORTALOCK_LOCK_UN)
-    return PL_FLAGS_RULE "; LOCK_UN belongs to unlock";
+  if (flags & PORTALOCK_LOCK_UN) return PL_FLAGS_RULE "; LOCK_UN belongs to unlock";
   if ((flags & ~(PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB)) != 0 ||
       (type != PORTALOCK_LOCK_SH && type != PORTALOCK_LOCK_EX))
     return PL_FLAGS_RULE;
@@ -63,8 +62,7 @@ int pl_backend_apply(int fd, int op, int block, portalock_backend backend) {
 }
 
 int pl_backend_contended(portalock_backend backend, int errnum) {
-  if (errnum == EAGAIN || errnum == EWOULDBLOCK)
-    return 1;
+  if (errnum == EAGAIN || errnum == EWOULDBLOCK) return 1;
   /* fcntl(2) may say EACCES for a conflicting lock; flock(2) never does. */
   return backend != PORTALOCK_BACKEND_FLOCK && errnum == EACCES;
 }
@@ -76,8 +74,7 @@ static portalock_status pl_lock_failed(portalock_error *err, int fd, int errnum,
   portalock_status status = contended ? PORTALOCK_ALREADY_LOCKED : PORTALOCK_LOCK_EXCEPTION;
   pl_fail(err, status, errnum, NULL, "lock fd %d: %s%s", fd, why,
           lost ? " (the failed shared<->exclusive conversion left the file unlocked)" : "");
-  if (err != NULL)
-    err->lost = lost;
+  if (err != NULL) err->lost = lost;
   return status;
 }
 
@@ -91,8 +88,7 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
   struct stat st;
-  if (fstat(fd, &st) != 0)
-    return pl_lock_failed(err, fd, errno, 0, 0);
+  if (fstat(fd, &st) != 0) return pl_lock_failed(err, fd, errno, 0, 0);
   if (backend == PORTALOCK_BACKEND_POSIX) {
     int other = pl_held_posix_fd(st.st_dev, st.st_ino, fd);
     if (other >= 0)
@@ -108,8 +104,7 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
     int errnum = errno;
     /* flock(2) drops the old lock before it tries the new one. */
     int lost = had && backend == PORTALOCK_BACKEND_FLOCK && prev.type != type;
-    if (lost)
-      pl_held_remove_fd(fd);
+    if (lost) pl_held_remove_fd(fd);
     return pl_lock_failed(err, fd, errnum, pl_backend_contended(backend, errnum), lost);
   }
   if (had) {

@@ -26,8 +26,7 @@ const char *portalock_status_name(portalock_status status) {
 }
 
 void pl_clear(portalock_error *err) {
-  if (err == NULL)
-    return;
+  if (err == NULL) return;
   err->status = PORTALOCK_OK;
   err->errnum = 0;
   err->lost = 0;
@@ -38,13 +37,11 @@ void pl_clear(portalock_error *err) {
 
 portalock_status pl_fail(portalock_error *err, portalock_status status, int errnum,
                          const char *path, const char *fmt, ...) {
-  if (err == NULL)
-    return status;
+  if (err == NULL) return status;
   pl_clear(err);
   err->status = status;
   err->errnum = errnum;
-  if (path != NULL)
-    snprintf(err->path, sizeof err->path, "%s", path);
+  if (path != NULL) snprintf(err->path, sizeof err->path, "%s", path);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -54,14 +51,11 @@ portalock_status pl_fail(portalock_error *err, portalock_status status, int errn
 
 void pl_strerror(int errnum, char *buf, size_t len) {
   /* The XSI strerror_r (private.h keeps the GNU one away): thread-safe, unlike strerror. */
-  if (strerror_r(errnum, buf, len) != 0)
-    snprintf(buf, len, "errno %d", errnum);
+  if (strerror_r(errnum, buf, len) != 0) snprintf(buf, len, "errno %d", errnum);
 }
 
-portalock_status pl_fail_sys(portalock_error *err, int errnum, const char *what,
-                             const char *path) {
-  if (err == NULL)
-    return PORTALOCK_LOCK_EXCEPTION;
+portalock_status pl_fail_sys(portalock_error *err, int errnum, const char *what, const char *path) {
+  if (err == NULL) return PORTALOCK_LOCK_EXCEPTION;
   char why[128];
   pl_strerror(errnum, why, sizeof why);
   if (path == NULL)

@@ -41,17 +41,13 @@ static void pl_held_child(void) {
       pl_held_table[kept++] = *h;
       continue;
     }
-    if (!pl_held_same_file(h))
-      continue;
-    if (null_fd < 0)
-      null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (!pl_held_same_file(h)) continue;
+    if (null_fd < 0) null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     /* Without /dev/null, closing is still better than keeping the parent's lock alive. */
-    if (null_fd < 0 || pl_platform_dup_cloexec(null_fd, h->fd) < 0)
-      close(h->fd);
+    if (null_fd < 0 || pl_platform_dup_cloexec(null_fd, h->fd) < 0) close(h->fd);
   }
   pl_held_len = kept;
-  if (null_fd >= 0)
-    close(null_fd);
+  if (null_fd >= 0) close(null_fd);
 }
 
 static void pl_held_init(void) {
@@ -69,8 +65,7 @@ static void pl_held_drop(size_t i) {
 
 static size_t pl_held_index(int fd) {
   for (size_t i = 0; i < pl_held_len; i++)
-    if (pl_held_table[i].fd == fd)
-      return i;
+    if (pl_held_table[i].fd == fd) return i;
   return pl_held_len;
 }
 
@@ -118,16 +113,14 @@ int pl_held_find(int fd, pl_held *out) {
 void pl_held_set_type(int fd, int type) {
   pthread_mutex_lock(&pl_held_mutex);
   size_t i = pl_held_index(fd);
-  if (i < pl_held_len)
-    pl_held_table[i].type = type;
+  if (i < pl_held_len) pl_held_table[i].type = type;
   pthread_mutex_unlock(&pl_held_mutex);
 }
 
 void pl_held_remove_fd(int fd) {
   pthread_mutex_lock(&pl_held_mutex);
   size_t i = pl_held_index(fd);
-  if (i < pl_held_len)
-    pl_held_drop(i);
+  if (i < pl_held_len) pl_held_drop(i);
   pthread_mutex_unlock(&pl_held_mutex);
 }
 

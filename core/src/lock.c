@@ -25,8 +25,7 @@ static char *pl_absolute(const char *filename, const char *suffix) {
         return NULL;
       }
       cwd = grown;
-      if (getcwd(cwd, cap) != NULL)
-        break;
+      if (getcwd(cwd, cap) != NULL) break;
       if (errno != ERANGE) {
         free(cwd);
         return NULL;
@@ -49,8 +48,7 @@ static char *pl_absolute(const char *filename, const char *suffix) {
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err) {
   pl_clear(err);
-  if (out == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   portalock_lock_options o;
   if (opts != NULL) {
@@ -61,25 +59,21 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
   }
   /* A kind with a fixed mode ignores the options' mode: the struct cannot tell a mode the
    * caller chose from the default. */
-  if (kind->mode != NULL)
-    o.mode = kind->mode;
-  if (filename == NULL)
-    filename = kind->default_filename;
+  if (kind->mode != NULL) o.mode = kind->mode;
+  if (filename == NULL) filename = kind->default_filename;
   if (filename == NULL || filename[0] == '\0')
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad option 'filename' (%s): must be a non-empty path",
                    filename == NULL ? "NULL" : "\"\"");
-  pl_mode mode;
-  portalock_status status = pl_check_options(&o, &mode, err);
-  if (status != PORTALOCK_OK)
-    return status;
+  /* Before the other checks: with a forced mode, LOCK_SH would otherwise be blamed on it. */
   if (kind->exclusive_only && !(o.flags & PORTALOCK_LOCK_EX))
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'flags' (%d): %s is exclusive only (LOCK_EX)", o.flags,
-                   kind->name);
+                   "bad option 'flags' (%d): %s is exclusive only (LOCK_EX)", o.flags, kind->name);
+  pl_mode mode;
+  portalock_status status = pl_check_options(&o, &mode, err);
+  if (status != PORTALOCK_OK) return status;
   portalock_lock_t *lock = calloc(1, sizeof *lock);
-  if (lock == NULL)
-    return pl_fail_sys(err, ENOMEM, "new lock", filename);
+  if (lock == NULL) return pl_fail_sys(err, ENOMEM, "new lock", filename);
   lock->kind = kind;
   lock->fd = -1;
   lock->mode = mode;
@@ -107,10 +101,8 @@ portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename
 /* In a forked child the handle's state is its parent's: forget it, closing only the copy of
  * the descriptor the handle owns (the fork handler pointed it at /dev/null). */
 static void pl_lock_drop_foreign(portalock_lock_t *lock) {
-  if (lock->fd < 0 || lock->holder == getpid())
-    return;
-  if (!lock->handed_over)
-    close(lock->fd);
+  if (lock->fd < 0 || lock->holder == getpid()) return;
+  if (!lock->handed_over) close(lock->fd);
   lock->fd = -1;
   lock->handed_over = 0;
 }
@@ -118,10 +110,9 @@ static void pl_lock_drop_foreign(portalock_lock_t *lock) {
 static portalock_status pl_contended(portalock_lock_t *lock, portalock_wait *wait, int errnum,
                                      portalock_error *err) {
   pl_wait_clock(wait, lock->opts.check_interval);
-  pl_fail(err, PORTALOCK_CONTENDED, errnum, lock->lock_filename,
-          "'%s': locked by another holder", lock->lock_filename);
-  if (lock->kind->on_contended != NULL)
-    lock->kind->on_contended(lock, err);
+  pl_fail(err, PORTALOCK_CONTENDED, errnum, lock->lock_filename, "'%s': locked by another holder",
+          lock->lock_filename);
+  if (lock->kind->on_contended != NULL) lock->kind->on_contended(lock, err);
   return PORTALOCK_CONTENDED;
 }
 
@@ -139,15 +130,12 @@ static portalock_status pl_lock_finish(portalock_lock_t *lock, int fd, const str
                .detach_at_fork = 1};
   /* Registered first, so that a fork by another thread from here on detaches it. */
   uint64_t serial = pl_held_add(&h);
-  if (serial == 0)
-    return pl_fail_sys(err, ENOMEM, "lock", lock->lock_filename);
+  if (serial == 0) return pl_fail_sys(err, ENOMEM, "lock", lock->lock_filename);
   lock->dev = st->st_dev;
   lock->ino = st->st_ino;
   portalock_status status = PORTALOCK_OK;
-  if (lock->kind->after_lock != NULL)
-    status = lock->kind->after_lock(lock, fd, replaced, err);
-  if (status == PORTALOCK_OK && !*replaced && lock->mode.truncate &&
-      pl_lockfile_truncate(fd) != 0)
+  if (lock->kind->after_lock != NULL) status = lock->kind->after_lock(lock, fd, replaced, err);
+  if (status == PORTALOCK_OK && !*replaced && lock->mode.truncate && pl_lockfile_truncate(fd) != 0)
     status = pl_fail_sys(err, errno, "truncate", lock->lock_filename);
   if (status != PORTALOCK_OK || *replaced) {
     pl_held_remove_serial(serial);
@@ -165,8 +153,7 @@ static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int 
   const portalock_lock_options *o = &lock->opts;
   if (o->backend == PORTALOCK_BACKEND_POSIX) {
     portalock_status status = pl_lockfile_posix_check(lock->lock_filename, err);
-    if (status != PORTALOCK_OK)
-      return status;
+    if (status != PORTALOCK_OK) return status;
   }
   int fd;
   portalock_status status =
@@ -178,8 +165,7 @@ static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int 
   int moved = pl_platform_dup_cloexec(fd, target_fd);
   int errnum = errno;
   close(fd);
-  if (moved < 0)
-    return pl_fail_sys(err, errnum, "move descriptor of", lock->lock_filename);
+  if (moved < 0) return pl_fail_sys(err, errnum, "move descriptor of", lock->lock_filename);
   *fd_out = target_fd;
   return PORTALOCK_OK;
 }
@@ -188,24 +174,20 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
                                          portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
-  if (lock->fd >= 0)
-    return PORTALOCK_OK;
+  if (lock->fd >= 0) return PORTALOCK_OK;
   const portalock_lock_options *o = &lock->opts;
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   for (int round = 0; round < PL_ROUNDS; round++) {
     int fd;
     struct stat st;
     portalock_status status = pl_lock_open(lock, target_fd, &fd, &st, err);
-    if (status != PORTALOCK_OK)
-      return status;
+    if (status != PORTALOCK_OK) return status;
     /* A target descriptor belongs to its stream: whatever happens, its owner closes it. */
     int owned = fd != target_fd;
     if (pl_backend_apply(fd, type, !(o->flags & PORTALOCK_LOCK_NB), o->backend) != 0) {
       int errnum = errno;
-      if (owned)
-        close(fd);
-      if (pl_backend_contended(o->backend, errnum))
-        return pl_contended(lock, wait, errnum, err);
+      if (owned) close(fd);
+      if (pl_backend_contended(o->backend, errnum)) return pl_contended(lock, wait, errnum, err);
       return pl_fail_sys(err, errnum, "lock", lock->lock_filename);
     }
     int replaced = 0;
@@ -215,10 +197,8 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
       return PORTALOCK_OK;
     }
     pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, o->backend);
-    if (owned)
-      close(fd);
-    if (status != PORTALOCK_OK)
-      return status;
+    if (owned) close(fd);
+    if (status != PORTALOCK_OK) return status;
   }
   /* The file kept being replaced under us: another holder is busy with it. */
   return pl_contended(lock, wait, 0, err);
@@ -241,25 +221,21 @@ portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double time
 
 portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {
   const portalock_lock_options *o = &lock->opts;
-  return portalock_lock_acquire_with(lock, o->timeout, o->check_interval, o->fail_when_locked,
-                                     err);
+  return portalock_lock_acquire_with(lock, o->timeout, o->check_interval, o->fail_when_locked, err);
 }
 
 portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
-  if (lock->fd < 0)
-    return PORTALOCK_OK;
+  if (lock->fd < 0) return PORTALOCK_OK;
   /* Claimed first: whatever fails below, the handle no longer holds the lock. */
   int fd = lock->fd, handed_over = lock->handed_over;
   lock->fd = -1;
   lock->handed_over = 0;
   portalock_status status = PORTALOCK_OK;
-  if (lock->kind->before_unlock != NULL)
-    status = lock->kind->before_unlock(lock, fd, err);
+  if (lock->kind->before_unlock != NULL) status = lock->kind->before_unlock(lock, fd, err);
   pl_held_remove_serial(lock->serial);
-  if (pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, lock->opts.backend) != 0 &&
-      status == PORTALOCK_OK)
+  if (pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, lock->opts.backend) != 0 && status == PORTALOCK_OK)
     status = pl_fail_sys(err, errno, "unlock", lock->lock_filename);
   if (!handed_over && close(fd) != 0 && status == PORTALOCK_OK)
     status = pl_fail_sys(err, errno, "close", lock->lock_filename);
@@ -267,15 +243,12 @@ portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error 
 }
 
 void portalock_lock_free(portalock_lock_t *lock) {
-  if (lock == NULL)
-    return;
+  if (lock == NULL) return;
   pl_lock_drop_foreign(lock);
   /* A handed-over descriptor keeps holding the lock inside its stream, and keeps its
    * held-table entry so that a fork still detaches it. */
-  if (lock->fd >= 0 && !lock->handed_over)
-    portalock_lock_release(lock, NULL);
-  if (lock->lock_filename != lock->filename)
-    free(lock->lock_filename);
+  if (lock->fd >= 0 && !lock->handed_over) portalock_lock_release(lock, NULL);
+  if (lock->lock_filename != lock->filename) free(lock->lock_filename);
   free(lock->filename);
   free(lock);
 }
@@ -314,8 +287,7 @@ void portalock_lock_forget(portalock_lock_t *lock) {
   pl_lock_drop_foreign(lock);
   /* Only a handed-over descriptor can have been closed by someone else; a handle that still
    * owns its descriptor keeps holding. */
-  if (lock->fd < 0 || !lock->handed_over)
-    return;
+  if (lock->fd < 0 || !lock->handed_over) return;
   pl_held_remove_serial(lock->serial);
   lock->fd = -1;
   lock->handed_over = 0;

@@ -15,8 +15,7 @@ portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *f
       fd = open(path, oflags | O_NOFOLLOW | O_CLOEXEC | O_CREAT | O_EXCL, (mode_t)perm);
     if (fd < 0) {
       /* EEXIST: created between the two opens; EINTR: a FIFO or a slow file system. */
-      if (errno == EEXIST || errno == EINTR)
-        continue;
+      if (errno == EEXIST || errno == EINTR) continue;
       return pl_fail_sys(err, errno, "open", path);
     }
     if (fstat(fd, st) != 0) {
@@ -36,11 +35,9 @@ portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *f
 }
 
 int pl_lockfile_truncate(int fd) {
-  if (ftruncate(fd, 0) != 0)
-    return -1;
+  if (ftruncate(fd, 0) != 0) return -1;
   int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_APPEND) != 0)
-    return -1;
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_APPEND) != 0) return -1;
   return lseek(fd, 0, SEEK_SET) < 0 ? -1 : 0;
 }
 
@@ -49,8 +46,7 @@ portalock_status pl_lockfile_posix_check(const char *path, portalock_error *err)
   if (lstat(path, &st) != 0)
     return PORTALOCK_OK; /* nothing there this process could hold; open reports the rest */
   int other = pl_held_posix_fd(st.st_dev, st.st_ino, -1);
-  if (other < 0)
-    return PORTALOCK_OK;
+  if (other < 0) return PORTALOCK_OK;
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EDEADLK, path,
                  "lock '%s': this process already holds a posix lock on it through fd %d "
                  "(opening and closing another descriptor would drop that lock)",

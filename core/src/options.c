@@ -19,8 +19,7 @@ void portalock_lock_options_init(portalock_lock_options *opts) {
 /* "r", "a" or "w", then at most one "+" and one "b" in any order. "w" never truncates at
  * open: that would destroy the current holder's data before the lock is checked. */
 static int pl_parse_mode(const char *s, pl_mode *m) {
-  if (s[0] != 'r' && s[0] != 'a' && s[0] != 'w')
-    return 0;
+  if (s[0] != 'r' && s[0] != 'a' && s[0] != 'w') return 0;
   int plus = 0, binary = 0;
   for (const char *p = s + 1; *p; p++) {
     if (*p == '+' && !plus)
@@ -47,8 +46,7 @@ portalock_status pl_check_timing(double timeout, double check_interval, portaloc
                    timeout);
   if (!isfinite(check_interval) || check_interval <= 0)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'check_interval' (%g): must be a finite number > 0",
-                   check_interval);
+                   "bad option 'check_interval' (%g): must be a finite number > 0", check_interval);
   return PORTALOCK_OK;
 }
 
@@ -67,8 +65,7 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
                    "with b",
                    o->mode);
   portalock_status status = pl_check_timing(o->timeout, o->check_interval, err);
-  if (status != PORTALOCK_OK)
-    return status;
+  if (status != PORTALOCK_OK) return status;
   const char *problem = pl_flags_problem(o->flags);
   if (problem != NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad option 'flags' (%d): %s", o->flags,

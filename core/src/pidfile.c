@@ -16,11 +16,9 @@ static int pl_is_space(char c) {
 }
 
 long portalock_read_pid(const char *filename) {
-  if (filename == NULL)
-    return 0;
+  if (filename == NULL) return 0;
   int fd = open(filename, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0)
-    return 0;
+  if (fd < 0) return 0;
   char buf[64];
   ssize_t n;
   do
@@ -36,8 +34,7 @@ long portalock_read_pid(const char *filename) {
   int digits = 0;
   for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
     int d = *p - '0';
-    if (pid > (LONG_MAX - d) / 10)
-      return 0;
+    if (pid > (LONG_MAX - d) / 10) return 0;
     pid = pid * 10 + d;
   }
   while (p < end && pl_is_space(*p))
@@ -47,27 +44,22 @@ long portalock_read_pid(const char *filename) {
 
 static long pl_live_holder(const char *filename) {
   long pid = portalock_read_pid(filename);
-  if (pid <= 0 || pid > INT_MAX)
-    return 0;
+  if (pid <= 0 || pid > INT_MAX) return 0;
   return kill((pid_t)pid, 0) == 0 || errno == EPERM ? pid : 0;
 }
 
 static void pl_pidfile_on_contended(portalock_lock_t *lock, portalock_error *err) {
   long pid = pl_live_holder(lock->filename);
-  if (err == NULL || pid == 0)
-    return;
+  if (err == NULL || pid == 0) return;
   err->holder_pid = pid;
-  snprintf(err->message, sizeof err->message, "'%s': locked by process %ld", lock->filename,
-           pid);
+  snprintf(err->message, sizeof err->message, "'%s': locked by process %ld", lock->filename, pid);
 }
 
 static int pl_write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, buf, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
     buf += n;
     len -= (size_t)n;
   }
@@ -109,8 +101,7 @@ static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, in
   snprintf(text, sizeof text, "%ld\n", (long)getpid());
   size_t len = strlen(lock->filename) + 32;
   char *tmp = malloc(len);
-  if (tmp == NULL)
-    return pl_fail_sys(err, ENOMEM, "write PID file", lock->filename);
+  if (tmp == NULL) return pl_fail_sys(err, ENOMEM, "write PID file", lock->filename);
   snprintf(tmp, len, "%s.%ld.tmp", lock->filename, (long)getpid());
   const char *what;
   int r = pl_write_new(tmp, text, &what);
@@ -121,8 +112,7 @@ static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, in
   portalock_status status = PORTALOCK_OK;
   if (r != 0) {
     int errnum = errno;
-    if (strcmp(what, "create") != 0)
-      unlink(tmp);
+    if (strcmp(what, "create") != 0) unlink(tmp);
     status = pl_fail_sys(err, errnum, what, tmp);
   }
   free(tmp);

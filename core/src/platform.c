@@ -43,8 +43,7 @@ int pl_platform_dup_cloexec(int oldfd, int newfd) {
   do
     r = dup2(oldfd, newfd);
   while (r < 0 && errno == EINTR);
-  if (r >= 0 && fcntl(r, F_SETFD, FD_CLOEXEC) != 0)
-    return -1;
+  if (r >= 0 && fcntl(r, F_SETFD, FD_CLOEXEC) != 0) return -1;
   return r;
 #endif
 }

@@ -30,8 +30,7 @@ void pl_clear(portalock_error *err);
 portalock_status pl_fail(portalock_error *err, portalock_status status, int errnum,
                          const char *path, const char *fmt, ...) PL_PRINTF(5, 6);
 /* A failed system call: LOCK_EXCEPTION, "<what> '<path>': <strerror>". */
-portalock_status pl_fail_sys(portalock_error *err, int errnum, const char *what,
-                             const char *path);
+portalock_status pl_fail_sys(portalock_error *err, int errnum, const char *what, const char *path);
 void pl_strerror(int errnum, char *buf, size_t len);
 
 /* ---------------------------------------------------------------- backend.c */
@@ -141,9 +140,8 @@ extern const pl_kind pl_pidfile_kind;
 typedef portalock_status (*pl_try_fn)(void *ctx, portalock_wait *wait, portalock_error *err);
 
 /* The acquire loop shared by Lock and RLock. */
-portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout,
-                                 double check_interval, int fail_when_locked,
-                                 portalock_error *err);
+portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout, double check_interval,
+                                 int fail_when_locked, portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
 

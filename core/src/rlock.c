@@ -13,13 +13,11 @@ struct portalock_rlock {
 
 portalock_status portalock_rlock_new(portalock_rlock_t **out, const char *filename,
                                      const portalock_lock_options *opts, portalock_error *err) {
-  if (out == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   portalock_lock_t *lock;
   portalock_status status = portalock_lock_new(&lock, filename, opts, err);
-  if (status != PORTALOCK_OK)
-    return status;
+  if (status != PORTALOCK_OK) return status;
   portalock_rlock_t *rlock = calloc(1, sizeof *rlock);
   if (rlock == NULL) {
     portalock_lock_free(lock);
@@ -31,8 +29,7 @@ portalock_status portalock_rlock_new(portalock_rlock_t **out, const char *filena
 }
 
 void portalock_rlock_free(portalock_rlock_t *rlock) {
-  if (rlock == NULL)
-    return;
+  if (rlock == NULL) return;
   portalock_lock_free(rlock->lock);
   free(rlock);
 }
@@ -53,12 +50,10 @@ static portalock_status pl_bad_owner(portalock_error *err) {
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'owner' (0): must be non-zero");
 }
 
-portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner,
-                                          int target_fd, portalock_wait *wait,
-                                          portalock_error *err) {
+portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner, int target_fd,
+                                          portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
-  if (owner == 0)
-    return pl_bad_owner(err);
+  if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
   if (rlock->count > 0 && rlock->owner == owner) {
     if (rlock->count == ULONG_MAX)
@@ -112,8 +107,7 @@ portalock_status portalock_rlock_acquire(portalock_rlock_t *rlock, uintptr_t own
 portalock_status portalock_rlock_release(portalock_rlock_t *rlock, uintptr_t owner,
                                          portalock_error *err) {
   pl_clear(err);
-  if (owner == 0)
-    return pl_bad_owner(err);
+  if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
   if (rlock->count == 0)
     return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
@@ -121,8 +115,7 @@ portalock_status portalock_rlock_release(portalock_rlock_t *rlock, uintptr_t own
   if (rlock->owner != owner)
     return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
                    "RLock released by an owner that does not hold it");
-  if (--rlock->count > 0)
-    return PORTALOCK_OK;
+  if (--rlock->count > 0) return PORTALOCK_OK;
   rlock->owner = 0;
   return portalock_lock_release(rlock->lock, err);
 }
@@ -130,11 +123,9 @@ portalock_status portalock_rlock_release(portalock_rlock_t *rlock, uintptr_t own
 portalock_status portalock_rlock_release_all(portalock_rlock_t *rlock, uintptr_t owner,
                                              portalock_error *err) {
   pl_clear(err);
-  if (owner == 0)
-    return pl_bad_owner(err);
+  if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
-  if (rlock->count == 0 || rlock->owner != owner)
-    return PORTALOCK_OK;
+  if (rlock->count == 0 || rlock->owner != owner) return PORTALOCK_OK;
   rlock->count = 0;
   rlock->owner = 0;
   return portalock_lock_release(rlock->lock, err);

@@ -7,8 +7,7 @@
 /* 1 when `path` still names the file the lock was taken on, 0 when not, -1 with errno. */
 static int pl_names_held_file(const portalock_lock_t *lock) {
   struct stat st;
-  if (lstat(lock->filename, &st) != 0)
-    return errno == ENOENT ? 0 : -1;
+  if (lstat(lock->filename, &st) != 0) return errno == ENOENT ? 0 : -1;
   return st.st_dev == lock->dev && st.st_ino == lock->ino;
 }
 
@@ -18,8 +17,7 @@ static portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, 
                                                 portalock_error *err) {
   (void)fd;
   int same = pl_names_held_file(lock);
-  if (same < 0)
-    return pl_fail_sys(err, errno, "lstat", lock->filename);
+  if (same < 0) return pl_fail_sys(err, errno, "lstat", lock->filename);
   *replaced = !same;
   return PORTALOCK_OK;
 }

@@ -21,23 +21,19 @@ double portalock_monotonic(void) {
 int portalock_wait_step(const portalock_wait *wait, double deadline) {
   double until = wait->next_attempt < deadline ? wait->next_attempt : deadline;
   double left = until - portalock_monotonic();
-  if (isnan(left) || left < 0)
-    left = 0;
+  if (isnan(left) || left < 0) left = 0;
   if (wait->fd >= 0) {
     struct pollfd p = {.fd = wait->fd, .events = POLLIN, .revents = 0};
     int ms = -1;
     if (left < INT_MAX / 1000.0) {
       ms = (int)(left * 1000.0);
-      if (ms < left * 1000.0)
-        ms++; /* never wake before the time: that would only spin */
+      if (ms < left * 1000.0) ms++; /* never wake before the time: that would only spin */
     }
     int r = poll(&p, 1, ms);
     return r > 0 ? 1 : r == 0 ? 0 : -1;
   }
-  if (left == 0)
-    return 0;
-  if (left > PL_MAX_SLEEP)
-    left = PL_MAX_SLEEP;
+  if (left == 0) return 0;
+  if (left > PL_MAX_SLEEP) left = PL_MAX_SLEEP;
   struct timespec ts;
   ts.tv_sec = (time_t)left;
   ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
@@ -45,8 +41,7 @@ int portalock_wait_step(const portalock_wait *wait, double deadline) {
 }
 
 void pl_wait_clock(portalock_wait *wait, double check_interval) {
-  if (wait == NULL)
-    return;
+  if (wait == NULL) return;
   wait->fd = -1;
   wait->next_attempt = portalock_monotonic() + check_interval;
 }
@@ -66,32 +61,27 @@ static portalock_status pl_already_locked(portalock_error *err, double timeout,
     pl_fail(err, PORTALOCK_ALREADY_LOCKED, err->errnum, path, "%s: locked by process %ld (%s)",
             path, holder, why);
   else
-    pl_fail(err, PORTALOCK_ALREADY_LOCKED, err->errnum, path,
-            "%s: locked by another holder (%s)", path, why);
+    pl_fail(err, PORTALOCK_ALREADY_LOCKED, err->errnum, path, "%s: locked by another holder (%s)",
+            path, why);
   err->holder_pid = holder;
   return PORTALOCK_ALREADY_LOCKED;
 }
 
-portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout,
-                                 double check_interval, int fail_when_locked,
-                                 portalock_error *err) {
+portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout, double check_interval,
+                                 int fail_when_locked, portalock_error *err) {
   portalock_error local;
-  if (err == NULL)
-    err = &local;
+  if (err == NULL) err = &local;
   portalock_status status = pl_check_timing(timeout, check_interval, err);
-  if (status != PORTALOCK_OK)
-    return status;
+  if (status != PORTALOCK_OK) return status;
   double deadline = portalock_monotonic() + timeout;
   for (;;) {
     portalock_wait wait;
     status = try_fn(ctx, &wait, err);
-    if (status != PORTALOCK_CONTENDED)
-      return status;
+    if (status != PORTALOCK_CONTENDED) return status;
     double now = portalock_monotonic();
     if (fail_when_locked || now >= deadline)
       return pl_already_locked(err, timeout, fail_when_locked);
-    if (wait.next_attempt > now + check_interval)
-      wait.next_attempt = now + check_interval;
+    if (wait.next_attempt > now + check_interval) wait.next_attempt = now + check_interval;
     /* Interrupted or not, the next round re-checks both the lock and the deadline. */
     portalock_wait_step(&wait, deadline);
   }

@@ -84,8 +84,7 @@ static void test_killed_holder(void) {
     CHECK_OK(portalock_lock_new(&l, path, &o, &err), &err);
     tu_proc holder;
     tu_hold(&holder, path, (portalock_backend)b);
-    CHECK_STATUS(portalock_lock_acquire_with(l, 0, 0.25, 0, &err), PORTALOCK_ALREADY_LOCKED,
-                 &err);
+    CHECK_STATUS(portalock_lock_acquire_with(l, 0, 0.25, 0, &err), PORTALOCK_ALREADY_LOCKED, &err);
     tu_kill(&holder);
     double t0 = tu_now();
     CHECK_OK(portalock_lock_acquire_with(l, 5.0, 0.05, 0, &err), &err);
@@ -147,8 +146,7 @@ static void test_step_api(void) {
   double deadline = tu_now() + 0.5;
   portalock_status s;
   t0 = tu_now();
-  while ((s = portalock_lock_try(lock, &wait, &err)) == PORTALOCK_CONTENDED &&
-         tu_now() < deadline)
+  while ((s = portalock_lock_try(lock, &wait, &err)) == PORTALOCK_CONTENDED && tu_now() < deadline)
     portalock_wait_step(&wait, deadline);
   CHECK_INT(s, PORTALOCK_CONTENDED);
   CHECK_BETWEEN(tu_now() - t0, 0.4, 3.0);

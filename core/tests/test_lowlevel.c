@@ -99,14 +99,13 @@ static void test_bad_flags(void) {
 static void test_bad_fds(void) {
   const char *path = tu_path("badfd");
   int closed = tu_open(path, O_RDWR | O_CREAT);
+  int ro = tu_open(path, O_RDONLY); /* opened first, so that it cannot reuse `closed` */
   close(closed);
-  int ro = tu_open(path, O_RDONLY);
   for (int b = 0; b < 3; b++) {
     portalock_error err;
     CHECK_STATUS(portalock_lock(-1, EX_NB, backends[b], &err), PORTALOCK_LOCK_EXCEPTION, &err);
     CHECK_INT(err.errnum, EBADF);
-    CHECK_STATUS(portalock_lock(closed, EX_NB, backends[b], &err), PORTALOCK_LOCK_EXCEPTION,
-                 &err);
+    CHECK_STATUS(portalock_lock(closed, EX_NB, backends[b], &err), PORTALOCK_LOCK_EXCEPTION, &err);
     CHECK_INT(err.errnum, EBADF);
     CHECK_STATUS(portalock_unlock(-1, backends[b], &err), PORTALOCK_LOCK_EXCEPTION, &err);
     CHECK_INT(err.errnum, EBADF);
@@ -121,16 +120,16 @@ static void test_bad_fds(void) {
   CHECK_STATUS(portalock_lock(ro, EX_NB, PORTALOCK_BACKEND_OFD, &err), PORTALOCK_LOCK_EXCEPTION,
                &err);
   CHECK_INT(err.errnum, EBADF);
-  CHECK_STATUS(portalock_lock(ro, EX_NB, PORTALOCK_BACKEND_POSIX, &err),
-               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_lock(ro, EX_NB, PORTALOCK_BACKEND_POSIX, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
   CHECK_INT(err.errnum, EBADF);
   close(ro);
   int wo = tu_open(path, O_WRONLY);
   CHECK_STATUS(portalock_lock(wo, SH_NB, PORTALOCK_BACKEND_OFD, &err), PORTALOCK_LOCK_EXCEPTION,
                &err);
   CHECK_INT(err.errnum, EBADF);
-  CHECK_STATUS(portalock_lock(wo, SH_NB, PORTALOCK_BACKEND_POSIX, &err),
-               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_lock(wo, SH_NB, PORTALOCK_BACKEND_POSIX, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
   CHECK_INT(err.errnum, EBADF);
   close(wo);
 }
@@ -146,14 +145,15 @@ static void test_flock_tool(void) {
   if (tu_fork(&p) == 0) {
     setpgid(0, 0); /* so that the shell and its sleep are killed with it */
     dup2(p.from, STDOUT_FILENO);
-    execlp("flock", "flock", "-x", path, "-c", "echo R; exec sleep 30", (char *)NULL);
+    /* -o: only flock(1) itself holds the lock, so reaping it means the lock is gone */
+    execlp("flock", "flock", "-o", "-x", path, "-c", "echo R; exec sleep 30", (char *)NULL);
     tu_child_exit(127);
   }
   CHECK_INT(tu_recv(&p), 'R');
-  CHECK_STATUS(portalock_lock(fd, EX_NB, PORTALOCK_BACKEND_FLOCK, &err),
-               PORTALOCK_ALREADY_LOCKED, &err);
-  CHECK_STATUS(portalock_lock(fd, SH_NB, PORTALOCK_BACKEND_FLOCK, &err),
-               PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_STATUS(portalock_lock(fd, EX_NB, PORTALOCK_BACKEND_FLOCK, &err), PORTALOCK_ALREADY_LOCKED,
+               &err);
+  CHECK_STATUS(portalock_lock(fd, SH_NB, PORTALOCK_BACKEND_FLOCK, &err), PORTALOCK_ALREADY_LOCKED,
+               &err);
   kill(-p.pid, SIGKILL);
   tu_reap(&p);
   CHECK_OK(portalock_lock(fd, EX_NB, PORTALOCK_BACKEND_FLOCK, &err), &err);
@@ -177,11 +177,11 @@ static void test_posix_second_fd(void) {
   int fd2 = tu_open(path, O_RDWR);
   portalock_error err;
   CHECK_OK(portalock_lock(fd, EX_NB, PORTALOCK_BACKEND_POSIX, &err), &err);
-  CHECK_STATUS(portalock_lock(fd2, EX_NB, PORTALOCK_BACKEND_POSIX, &err),
-               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_lock(fd2, EX_NB, PORTALOCK_BACKEND_POSIX, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
   CHECK_INT(err.errnum, EDEADLK);
-  CHECK_STATUS(portalock_lock(fd2, SH_NB, PORTALOCK_BACKEND_POSIX, &err),
-               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_lock(fd2, SH_NB, PORTALOCK_BACKEND_POSIX, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
   CHECK_INT(err.errnum, EDEADLK);
   /* the same descriptor may convert its own lock */
   CHECK_OK(portalock_lock(fd, SH_NB, PORTALOCK_BACKEND_POSIX, &err), &err);

@@ -1,3 +1,205 @@
-/* placeholder */
+/* Tests lock options: the defaults and every invalid input, whose message names the option. */
 #include "testutil.h"
-int main(void) { return 1; }
+
+#include <math.h>
+#include <stdint.h>
+
+static void test_defaults(void) {
+  portalock_lock_options o;
+  memset(&o, 0x5a, sizeof o);
+  portalock_lock_options_init(&o);
+  CHECK_STR(o.mode, "a");
+  CHECK(o.timeout == 5.0);
+  CHECK(o.check_interval == 0.25);
+  CHECK_INT(o.fail_when_locked, 0);
+  CHECK_INT(o.flags, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB);
+  CHECK_INT(o.backend, PORTALOCK_BACKEND_FLOCK);
+  CHECK_INT(o.perm, 0666);
+
+  /* NULL options: the defaults, with each kind's own fail_when_locked and mode */
+  portalock_lock_t *lock;
+  portalock_error err;
+  CHECK_OK(portalock_lock_new(&lock, tu_path("defaults"), NULL, &err), &err);
+  const portalock_lock_options *d = portalock_lock_options_of(lock);
+  CHECK_STR(d->mode, "a");
+  CHECK(d->timeout == 5.0 && d->check_interval == 0.25);
+  CHECK_INT(d->fail_when_locked, 0);
+  CHECK_INT(d->flags, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB);
+  CHECK_INT(d->perm, 0666);
+  portalock_lock_free(lock);
+  CHECK_OK(portalock_temporary_file_lock_new(&lock, tu_path("tmp"), NULL, &err), &err);
+  CHECK_INT(portalock_lock_options_of(lock)->fail_when_locked, 1);
+  CHECK_STR(portalock_lock_options_of(lock)->mode, "w");
+  portalock_lock_free(lock);
+  CHECK_OK(portalock_pid_file_lock_new(&lock, tu_path("pid"), NULL, &err), &err);
+  CHECK_INT(portalock_lock_options_of(lock)->fail_when_locked, 1);
+  portalock_lock_free(lock);
+
+  /* given options are kept (the mode is copied, not pointed at) */
+  char mode[4] = "r+b";
+  o.mode = mode;
+  o.timeout = INFINITY;
+  o.check_interval = 0.001;
+  o.flags = PORTALOCK_LOCK_SH;
+  o.backend = PORTALOCK_BACKEND_OFD;
+  o.perm = 0600;
+  CHECK_OK(portalock_lock_new(&lock, tu_path("kept"), &o, &err), &err);
+  mode[0] = 'x';
+  d = portalock_lock_options_of(lock);
+  CHECK_STR(d->mode, "r+b");
+  CHECK(isinf(d->timeout) && d->check_interval == 0.001);
+  CHECK_INT(d->flags, PORTALOCK_LOCK_SH);
+  CHECK_INT(d->backend, PORTALOCK_BACKEND_OFD);
+  CHECK_INT(d->perm, 0600);
+  portalock_lock_free(lock);
+
+  const char *good_modes[] = {"r", "r+", "a", "a+", "w", "w+", "rb", "r+b", "rb+", "ab", "wb+"};
+  for (size_t i = 0; i < sizeof good_modes / sizeof good_modes[0]; i++) {
+    portalock_lock_options_init(&o);
+    o.mode = good_modes[i];
+    o.backend = PORTALOCK_BACKEND_FLOCK;
+    CHECK_OK(portalock_lock_new(&lock, tu_path("modes"), &o, &err), &err);
+    portalock_lock_free(lock);
+  }
+}
+
+typedef struct bad_case {
+  const char *what;
+  const char *filename; /* "" stays "", NULL stays NULL; "-" means a good path */
+  const char *mode;
+  double timeout;
+  double check_interval;
+  int flags;
+  int backend;
+  int perm;
+  const char *names; /* the option the message must name */
+} bad_case;
+
+#define GOOD_T 5.0
+#define GOOD_CI 0.25
+#define EX (PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB)
+#define SH PORTALOCK_LOCK_SH
+
+static const bad_case bad_cases[] = {
+    {"NULL filename", NULL, "a", GOOD_T, GOOD_CI, EX, 0, 0666, "'filename'"},
+    {"empty filename", "", "a", GOOD_T, GOOD_CI, EX, 0, 0666, "'filename'"},
+    {"NULL mode", "-", NULL, GOOD_T, GOOD_CI, EX, 0, 0666, "'mode'"},
+    {"mode x", "-", "x", GOOD_T, GOOD_CI, EX, 0, 0666, "'mode'"},
+    {"mode rw", "-", "rw", GOOD_T, GOOD_CI, EX, 0, 0666, "'mode'"},
+    {"mode r++", "-", "r++", GOOD_T, GOOD_CI, EX, 0, 0666, "'mode'"},
+    {"mode empty", "-", "", GOOD_T, GOOD_CI, EX, 0, 0666, "'mode'"},
+    {"negative timeout", "-", "a", -1.0, GOOD_CI, EX, 0, 0666, "'timeout'"},
+    {"NaN timeout", "-", "a", NAN, GOOD_CI, EX, 0, 0666, "'timeout'"},
+    {"check_interval 0", "-", "a", GOOD_T, 0.0, EX, 0, 0666, "'check_interval'"},
+    {"negative check_interval", "-", "a", GOOD_T, -0.5, EX, 0, 0666, "'check_interval'"},
+    {"NaN check_interval", "-", "a", GOOD_T, NAN, EX, 0, 0666, "'check_interval'"},
+    {"infinite check_interval", "-", "a", GOOD_T, INFINITY, EX, 0, 0666, "'check_interval'"},
+    {"flags 0", "-", "a", GOOD_T, GOOD_CI, 0, 0, 0666, "'flags'"},
+    {"flags LOCK_UN", "-", "a", GOOD_T, GOOD_CI, PORTALOCK_LOCK_UN, 0, 0666, "'flags'"},
+    {"flags 99", "-", "a", GOOD_T, GOOD_CI, 99, 0, 0666, "'flags'"},
+    {"flags SH|EX", "-", "a", GOOD_T, GOOD_CI, SH | EX, 0, 0666, "'flags'"},
+    {"backend 7", "-", "a", GOOD_T, GOOD_CI, EX, 7, 0666, "'backend'"},
+    {"backend -1", "-", "a", GOOD_T, GOOD_CI, EX, -1, 0666, "'backend'"},
+    {"perm -1", "-", "a", GOOD_T, GOOD_CI, EX, 0, -1, "'perm'"},
+    {"perm 07777+1", "-", "a", GOOD_T, GOOD_CI, EX, 0, 07777 + 1, "'perm'"},
+    {"w with LOCK_SH", "-", "w", GOOD_T, GOOD_CI, SH, 0, 0666, "'mode'"},
+    {"w+ with LOCK_SH", "-", "w+", GOOD_T, GOOD_CI, SH, 0, 0666, "'mode'"},
+    {"ofd, LOCK_SH, write-only a", "-", "a", GOOD_T, GOOD_CI, SH, 1, 0666, "'mode'"},
+    {"posix, LOCK_SH, write-only a", "-", "a", GOOD_T, GOOD_CI, SH, 2, 0666, "'mode'"},
+    {"ofd, LOCK_EX, read-only r", "-", "r", GOOD_T, GOOD_CI, EX, 1, 0666, "'mode'"},
+    {"posix, LOCK_EX, read-only r", "-", "r", GOOD_T, GOOD_CI, EX, 2, 0666, "'mode'"},
+};
+
+static void test_invalid(void) {
+  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+    const bad_case *c = &bad_cases[i];
+    portalock_lock_options o;
+    portalock_lock_options_init(&o);
+    o.mode = c->mode;
+    o.timeout = c->timeout;
+    o.check_interval = c->check_interval;
+    o.flags = c->flags;
+    o.backend = (portalock_backend)c->backend;
+    o.perm = c->perm;
+    const char *filename =
+        c->filename != NULL && strcmp(c->filename, "-") == 0 ? tu_path("bad") : c->filename;
+    portalock_lock_t *lock = (portalock_lock_t *)&o; /* must be reset to NULL */
+    portalock_rlock_t *rlock = (portalock_rlock_t *)&o;
+    portalock_error err;
+    if (portalock_lock_new(&lock, filename, &o, &err) != PORTALOCK_INVALID)
+      tu_fail(__FILE__, __LINE__, "case '%s' was not INVALID", c->what);
+    CHECK(lock == NULL);
+    CHECK_INT(err.status, PORTALOCK_INVALID);
+    if (strstr(err.message, c->names) == NULL)
+      tu_fail(__FILE__, __LINE__, "case '%s': message \"%s\" does not name %s", c->what,
+              err.message, c->names);
+    /* the same for RLock, and with a NULL error */
+    CHECK_STATUS(portalock_rlock_new(&rlock, filename, &o, &err), PORTALOCK_INVALID, &err);
+    CHECK(rlock == NULL);
+    CHECK_CONTAINS(err.message, c->names);
+    CHECK_INT(portalock_lock_new(&lock, filename, &o, NULL), PORTALOCK_INVALID);
+  }
+  printf("options: %zu invalid option sets refused\n", sizeof bad_cases / sizeof bad_cases[0]);
+
+  portalock_error err;
+  CHECK_STATUS(portalock_lock_new(NULL, tu_path("x"), NULL, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'out'");
+  CHECK_STATUS(portalock_rlock_new(NULL, tu_path("x"), NULL, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'out'");
+  CHECK_STATUS(portalock_temporary_file_lock_new(NULL, NULL, NULL, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'out'");
+  CHECK_STATUS(portalock_pid_file_lock_new(NULL, NULL, NULL, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'out'");
+}
+
+static void test_acquire_args(void) {
+  portalock_lock_t *lock;
+  portalock_error err;
+  CHECK_OK(portalock_lock_new(&lock, tu_path("acq"), NULL, &err), &err);
+  CHECK_STATUS(portalock_lock_acquire_with(lock, -1, 0.25, 0, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'timeout'");
+  CHECK_STATUS(portalock_lock_acquire_with(lock, NAN, 0.25, 0, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'timeout'");
+  CHECK_STATUS(portalock_lock_acquire_with(lock, 1, 0, 0, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "'check_interval'");
+  CHECK_INT(portalock_lock_locked(lock), 0);
+  CHECK_OK(portalock_lock_acquire_with(lock, INFINITY, 0.01, 0, &err), &err);
+  portalock_lock_free(lock);
+}
+
+static void test_exclusive_kinds(void) {
+  const int shared[] = {PORTALOCK_LOCK_SH, PORTALOCK_LOCK_SH | PORTALOCK_LOCK_NB};
+  for (int b = 0; b < 3; b++) {
+    for (int i = 0; i < 2; i++) {
+      portalock_lock_options o;
+      portalock_lock_options_init(&o);
+      o.flags = shared[i];
+      o.backend = (portalock_backend)b;
+      portalock_lock_t *lock = NULL;
+      portalock_error err;
+      CHECK_STATUS(portalock_temporary_file_lock_new(&lock, tu_path("t"), &o, &err),
+                   PORTALOCK_INVALID, &err);
+      CHECK(lock == NULL);
+      CHECK_CONTAINS(err.message, "'flags'");
+      CHECK_CONTAINS(err.message, "exclusive");
+      CHECK_STATUS(portalock_pid_file_lock_new(&lock, tu_path("p"), &o, &err), PORTALOCK_INVALID,
+                   &err);
+      CHECK(lock == NULL);
+      CHECK_CONTAINS(err.message, "'flags'");
+      CHECK_CONTAINS(err.message, "exclusive");
+    }
+  }
+}
+
+int main(void) {
+  tu_init("options");
+  tu_group("defaults");
+  test_defaults();
+  tu_group("invalid options are INVALID and name the option");
+  test_invalid();
+  tu_group("invalid acquire arguments");
+  test_acquire_args();
+  tu_group("TemporaryFileLock and PidFileLock are exclusive only");
+  test_exclusive_kinds();
+  return tu_done();
+}

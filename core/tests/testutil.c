@@ -26,8 +26,7 @@ void tu_fail(const char *file, int line, const char *fmt, ...) {
   fputc('\n', stderr);
   va_end(ap);
   fflush(NULL);
-  if (getpid() == tu_main_pid)
-    exit(1);
+  if (getpid() == tu_main_pid) exit(1);
   _exit(1);
 }
 
@@ -77,11 +76,9 @@ static void tu_remove_scratch(void) {
 }
 
 const char *tu_scratch(void) {
-  if (tu_scratch_dir[0] != '\0')
-    return tu_scratch_dir;
+  if (tu_scratch_dir[0] != '\0') return tu_scratch_dir;
   const char *base = getenv("TMPDIR");
-  if (base == NULL || base[0] == '\0')
-    base = "/tmp";
+  if (base == NULL || base[0] == '\0') base = "/tmp";
   snprintf(tu_scratch_dir, sizeof tu_scratch_dir, "%s/portalock-%s-XXXXXX", base, tu_name);
   if (mkdtemp(tu_scratch_dir) == NULL)
     tu_fail(__FILE__, __LINE__, "mkdtemp(%s): %s", tu_scratch_dir, strerror(errno));
@@ -107,12 +104,10 @@ void tu_write_file(const char *path, const char *text) {
 
 long tu_read_file(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   ssize_t n = read(fd, buf, cap - 1);
   close(fd);
-  if (n < 0)
-    return -1;
+  if (n < 0) return -1;
   buf[n] = '\0';
   return (long)n;
 }
@@ -124,20 +119,17 @@ int tu_exists(const char *path) {
 
 int tu_open(const char *path, int oflags) {
   int fd = open(path, oflags | O_CLOEXEC, 0644);
-  if (fd < 0)
-    tu_fail(__FILE__, __LINE__, "open(%s): %s", path, strerror(errno));
+  if (fd < 0) tu_fail(__FILE__, __LINE__, "open(%s): %s", path, strerror(errno));
   return fd;
 }
 
 int tu_count_fds(void) {
   DIR *dir = opendir("/proc/self/fd");
-  if (dir == NULL)
-    tu_fail(__FILE__, __LINE__, "opendir(/proc/self/fd): %s", strerror(errno));
+  if (dir == NULL) tu_fail(__FILE__, __LINE__, "opendir(/proc/self/fd): %s", strerror(errno));
   int n = 0;
   struct dirent *e;
   while ((e = readdir(dir)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
+    if (e->d_name[0] != '.') n++;
   closedir(dir);
   return n - 1; /* the directory's own descriptor */
 }
@@ -150,8 +142,7 @@ pid_t tu_fork(tu_proc *p) {
     tu_fail(__FILE__, __LINE__, "pipe2: %s", strerror(errno));
   fflush(NULL);
   pid_t pid = fork();
-  if (pid < 0)
-    tu_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+  if (pid < 0) tu_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
   if (pid == 0) {
     close(up[0]);
     close(down[1]);
@@ -187,8 +178,7 @@ static long tu_read_exact(int fd, void *buf, size_t len) {
   do
     r = poll(&pfd, 1, 30000);
   while (r < 0 && errno == EINTR);
-  if (r == 0)
-    tu_fail(__FILE__, __LINE__, "no message from the other process within 30 s");
+  if (r == 0) tu_fail(__FILE__, __LINE__, "no message from the other process within 30 s");
   ssize_t n;
   do
     n = read(fd, buf, len);
@@ -217,8 +207,7 @@ long tu_recv_long(tu_proc *p) {
 }
 
 void tu_close_to(tu_proc *p) {
-  if (p->to >= 0)
-    close(p->to);
+  if (p->to >= 0) close(p->to);
   p->to = -1;
 }
 
@@ -228,11 +217,9 @@ int tu_reap(tu_proc *p) {
   do
     r = waitpid(p->pid, &status, 0);
   while (r < 0 && errno == EINTR);
-  if (r != p->pid)
-    tu_fail(__FILE__, __LINE__, "waitpid(%ld): %s", (long)p->pid, strerror(errno));
+  if (r != p->pid) tu_fail(__FILE__, __LINE__, "waitpid(%ld): %s", (long)p->pid, strerror(errno));
   tu_close_to(p);
-  if (p->from >= 0)
-    close(p->from);
+  if (p->from >= 0) close(p->from);
   p->from = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -249,8 +236,7 @@ void tu_child_exit(int code) {
 
 void tu_hold(tu_proc *p, const char *path, portalock_backend backend) {
   if (tu_fork(p) != 0) {
-    if (tu_recv(p) != 'R')
-      tu_fail(__FILE__, __LINE__, "holder of %s did not get the lock", path);
+    if (tu_recv(p) != 'R') tu_fail(__FILE__, __LINE__, "holder of %s did not get the lock", path);
     return;
   }
   portalock_lock_options o;
@@ -276,8 +262,7 @@ int tu_probe_locked(const char *path, portalock_backend backend) {
   tu_proc p;
   if (tu_fork(&p) == 0) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-      tu_child_exit(10);
+    if (fd < 0) tu_child_exit(10);
     portalock_error err;
     portalock_status s = portalock_lock(fd, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB, backend, &err);
     if (s != PORTALOCK_OK && s != PORTALOCK_ALREADY_LOCKED)
@@ -285,16 +270,14 @@ int tu_probe_locked(const char *path, portalock_backend backend) {
     tu_child_exit(s == PORTALOCK_OK ? 0 : s == PORTALOCK_ALREADY_LOCKED ? 1 : 11);
   }
   int code = tu_reap(&p);
-  if (code != 0 && code != 1)
-    tu_fail(__FILE__, __LINE__, "probe of %s ended with %d", path, code);
+  if (code != 0 && code != 1) tu_fail(__FILE__, __LINE__, "probe of %s ended with %d", path, code);
   return code;
 }
 
 int tu_run(char *const argv[]) {
   fflush(NULL);
   pid_t pid = fork();
-  if (pid < 0)
-    tu_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+  if (pid < 0) tu_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
   if (pid == 0) {
     execvp(argv[0], argv);
     _exit(127);

@@ -19,55 +19,53 @@
 void tu_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 
-#define CHECK(expr)                                                                            \
-  do {                                                                                         \
-    if (!(expr))                                                                               \
-      tu_fail(__FILE__, __LINE__, "CHECK(%s) failed", #expr);                                  \
+#define CHECK(expr)                                                                                \
+  do {                                                                                             \
+    if (!(expr)) tu_fail(__FILE__, __LINE__, "CHECK(%s) failed", #expr);                           \
   } while (0)
 
-#define CHECK_INT(a, b)                                                                        \
-  do {                                                                                         \
-    long long tu_a_ = (long long)(a), tu_b_ = (long long)(b);                                  \
-    if (tu_a_ != tu_b_)                                                                        \
-      tu_fail(__FILE__, __LINE__, "CHECK_INT(%s, %s) failed: %lld != %lld", #a, #b, tu_a_,     \
-              tu_b_);                                                                          \
+#define CHECK_INT(a, b)                                                                            \
+  do {                                                                                             \
+    long long tu_a_ = (long long)(a), tu_b_ = (long long)(b);                                      \
+    if (tu_a_ != tu_b_)                                                                            \
+      tu_fail(__FILE__, __LINE__, "CHECK_INT(%s, %s) failed: %lld != %lld", #a, #b, tu_a_, tu_b_); \
   } while (0)
 
-#define CHECK_STR(a, b)                                                                        \
-  do {                                                                                         \
-    const char *tu_a_ = (a), *tu_b_ = (b);                                                     \
-    if (tu_a_ == NULL || tu_b_ == NULL || strcmp(tu_a_, tu_b_) != 0)                           \
-      tu_fail(__FILE__, __LINE__, "CHECK_STR(%s, %s) failed: \"%s\" != \"%s\"", #a, #b,        \
-              tu_a_ ? tu_a_ : "(null)", tu_b_ ? tu_b_ : "(null)");                             \
+#define CHECK_STR(a, b)                                                                            \
+  do {                                                                                             \
+    const char *tu_a_ = (a), *tu_b_ = (b);                                                         \
+    if (tu_a_ == NULL || tu_b_ == NULL || strcmp(tu_a_, tu_b_) != 0)                               \
+      tu_fail(__FILE__, __LINE__, "CHECK_STR(%s, %s) failed: \"%s\" != \"%s\"", #a, #b,            \
+              tu_a_ ? tu_a_ : "(null)", tu_b_ ? tu_b_ : "(null)");                                 \
   } while (0)
 
-#define CHECK_CONTAINS(haystack, needle)                                                       \
-  do {                                                                                         \
-    const char *tu_h_ = (haystack), *tu_n_ = (needle);                                         \
-    if (tu_h_ == NULL || strstr(tu_h_, tu_n_) == NULL)                                         \
-      tu_fail(__FILE__, __LINE__, "CHECK_CONTAINS(%s, %s) failed: \"%s\" lacks \"%s\"",        \
-              #haystack, #needle, tu_h_ ? tu_h_ : "(null)", tu_n_);                            \
+#define CHECK_CONTAINS(haystack, needle)                                                           \
+  do {                                                                                             \
+    const char *tu_h_ = (haystack), *tu_n_ = (needle);                                             \
+    if (tu_h_ == NULL || strstr(tu_h_, tu_n_) == NULL)                                             \
+      tu_fail(__FILE__, __LINE__, "CHECK_CONTAINS(%s, %s) failed: \"%s\" lacks \"%s\"", #haystack, \
+              #needle, tu_h_ ? tu_h_ : "(null)", tu_n_);                                           \
   } while (0)
 
 /* A portalock call's status, with the error's message when it is not the expected one. */
-#define CHECK_STATUS(call, expected, errp)                                                     \
-  do {                                                                                         \
-    portalock_status tu_s_ = (call);                                                           \
-    if (tu_s_ != (expected))                                                                   \
-      tu_fail(__FILE__, __LINE__, "%s returned %s, expected %s (errnum %d, message \"%s\")",   \
-              #call, portalock_status_name(tu_s_), portalock_status_name(expected),            \
-              (errp)->errnum, (errp)->message);                                                \
+#define CHECK_STATUS(call, expected, errp)                                                         \
+  do {                                                                                             \
+    portalock_status tu_s_ = (call);                                                               \
+    if (tu_s_ != (expected))                                                                       \
+      tu_fail(__FILE__, __LINE__, "%s returned %s, expected %s (errnum %d, message \"%s\")",       \
+              #call, portalock_status_name(tu_s_), portalock_status_name(expected),                \
+              (errp)->errnum, (errp)->message);                                                    \
   } while (0)
 
 #define CHECK_OK(call, errp) CHECK_STATUS(call, PORTALOCK_OK, errp)
 
 /* Elapsed seconds in [lo, hi]. */
-#define CHECK_BETWEEN(value, lo, hi)                                                           \
-  do {                                                                                         \
-    double tu_v_ = (value);                                                                    \
-    if (!(tu_v_ >= (lo) && tu_v_ <= (hi)))                                                     \
-      tu_fail(__FILE__, __LINE__, "CHECK_BETWEEN(%s, %s, %s) failed: %g", #value, #lo, #hi,    \
-              tu_v_);                                                                          \
+#define CHECK_BETWEEN(value, lo, hi)                                                               \
+  do {                                                                                             \
+    double tu_v_ = (value);                                                                        \
+    if (!(tu_v_ >= (lo) && tu_v_ <= (hi)))                                                         \
+      tu_fail(__FILE__, __LINE__, "CHECK_BETWEEN(%s, %s, %s) failed: %g", #value, #lo, #hi,        \
+              tu_v_);                                                                              \
   } while (0)
 
 /* Prints "<test>: <group>" before a group of checks. */

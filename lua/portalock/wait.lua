@@ -100,7 +100,7 @@ function M.acquire(path, settings, attempt)
       return nil, detail
     end
     how = how or strategy(settings.check_interval)
-    if status == "in_state" and (detail or not how.yields) then
+    if status == "in_state" and detail then
       return nil, deadlock(path, detail)
     elseif settings.fail_when_locked then
       return nil, already_locked(path, "gave up at the first contention (fail_when_locked)")
@@ -108,6 +108,8 @@ function M.acquire(path, settings, attempt)
       return nil, already_locked(path, string.format("gave up after the timeout of %g s", settings.timeout))
     elseif how.phase then
       return nil, phase_error(path, how.phase)
+    elseif status == "in_state" and not how.yields then
+      return nil, deadlock(path, false)
     end
     if status == "contended" then
       how.sleep(detail, next_attempt, deadline)

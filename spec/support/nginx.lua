@@ -102,7 +102,7 @@ local function config(server, dir, port, token)
     "load_module " .. MODULES .. "/ngx_http_lua_module.so;",
     user .. "worker_processes 1;",
     "pid " .. dir .. "/nginx.pid;",
-    "error_log " .. dir .. "/error.log info;",
+    "error_log " .. dir .. "/error.log warn;",
     "events { worker_connections 64; }",
     "http {",
     "  access_log off;",
@@ -219,7 +219,7 @@ local function try_start(server, port)
       return true
     end
     local output, code = helper.capture("curl -s --max-time 1 " .. helper.quote(self:url("/__ready")))
-    local worker = code == 0 and output:match("^" .. token .. " (%d+)$")
+    local worker = code == 0 and output:sub(1, #token + 1) == token .. " " and output:match("^%S+ (%d+)$")
     self.worker = tonumber(worker)
     return self.worker ~= nil
   end, START_SECONDS)

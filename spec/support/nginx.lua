@@ -132,7 +132,7 @@ function Server:url(path)
 end
 
 function Server:curl(path)
-  return "curl -s -S --max-time " .. REQUEST_SECONDS .. " -D - " .. helper.quote(self:url(path))
+  return helper.peer_env .. "curl -s -S --max-time " .. REQUEST_SECONDS .. " -D - " .. helper.quote(self:url(path))
 end
 
 -- Splits curl -D - output into the body and a table of lower-cased header names.
@@ -218,7 +218,8 @@ local function try_start(server, port)
     if not alive(self.pid) then
       return true
     end
-    local output, code = helper.capture("curl -s --max-time 1 " .. helper.quote(self:url("/__ready")))
+    local ready_url = helper.quote(self:url("/__ready"))
+    local output, code = helper.capture(helper.peer_env .. "curl -s --max-time 1 " .. ready_url)
     local worker = code == 0 and output:sub(1, #token + 1) == token .. " " and output:match("^%S+ (%d+)$")
     self.worker = tonumber(worker)
     return self.worker ~= nil

@@ -1,0 +1,26 @@
+/* An LD_PRELOAD shim for core.faults: makes flock(2) fail the way this machine cannot.
+ * PORTALOCK_FAULT_FLOCK=ENOLCK: every call fails with ENOLCK (a lock table that is full, or a
+ * network mount without locks). PORTALOCK_FAULT_FLOCK=EINTR: every other call fails with
+ * EINTR, as when a signal arrives. Unset: the real flock. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+
+int flock(int fd, int operation) {
+  static int (*real_flock)(int, int);
+  static unsigned calls;
+  if (real_flock == NULL) real_flock = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+  const char *fault = getenv("PORTALOCK_FAULT_FLOCK");
+  if (fault != NULL && strcmp(fault, "ENOLCK") == 0) {
+    errno = ENOLCK;
+    return -1;
+  }
+  if (fault != NULL && strcmp(fault, "EINTR") == 0 && calls++ % 2 == 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return real_flock(fd, operation);
+}

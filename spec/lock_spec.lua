@@ -163,6 +163,20 @@ describe("Lock", function()
       second:release()
     end)
 
+    it("recognises the file behind another spelling of its path", function()
+      assert.are.equal(0, helper.run("ln -s " .. helper.quote(dir) .. " " .. helper.quote(dir .. "/via")))
+      local first = portalock.Lock(path)
+      assert(first:acquire())
+      for _, alias in ipairs({dir .. "/./file.lock", dir .. "/via/file.lock"}) do
+        local started = os.time()
+        local fh, err = portalock.Lock(alias):acquire({timeout = 5})
+        assert.is_nil(fh)
+        assert.matches("deadlock", err.message)
+        assert.is_true(os.time() - started <= 1)
+      end
+      first:release()
+    end)
+
     it("waits through a scheduler until the other coroutine releases", function()
       local lock = portalock.Lock(path)
       local log = {}

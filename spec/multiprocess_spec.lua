@@ -83,6 +83,23 @@ describe("across processes", function()
     assert.are.equal("AlreadyLocked", err.kind)
   end)
 
+  it("hands the next holder everything the last one wrote through its handle, flushed", function()
+    local commands = {}
+    for i = 1, 4 do
+      commands[i] = "( " .. helper.script_command("append", path, "500")
+        .. " > " .. helper.quote(dir .. "/append." .. i .. ".log") .. " 2>&1 )"
+    end
+    assert.are.equal(0, helper.run(table.concat(commands, " & ") .. " & wait"))
+    for i = 1, 4 do
+      assert.are.equal("", helper.read(dir .. "/append." .. i .. ".log"))
+    end
+    local expected = {}
+    for line = 1, 2000 do
+      expected[line] = line .. "\n"
+    end
+    assert.are.equal(table.concat(expected), helper.read(path))
+  end)
+
   describe("4 processes x 2000 increments of a shared counter", function()
     local cases = {
       {"Lock", "flock"}, {"Lock", "ofd"}, {"Lock", "posix"}, {"RLock", "flock"},

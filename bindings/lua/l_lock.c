@@ -6,7 +6,9 @@
  */
 #include "l_private.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static double opt_number(lua_State *L, int idx, const char *key, double fallback) {
   lua_getfield(L, idx, key);
@@ -118,6 +120,31 @@ static int l_lock_filename(lua_State *L) {
   return 1;
 }
 
+/* "<device>:<inode>": tells files apart where paths cannot (aliases, symlinked directories). */
+static void push_identity(lua_State *L, const struct stat *st) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%llu:%llu", (unsigned long long)st->st_dev,
+           (unsigned long long)st->st_ino);
+  lua_pushstring(L, buf);
+}
+
+/* The identity of the file that carries the held lock, or nil when not held. */
+static int l_identity(lua_State *L) {
+  int fd = portalock_lock_fd(pl_checklock(L, 1));
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) return 0;
+  push_identity(L, &st);
+  return 1;
+}
+
+/* The identity of the file at `path` (not following a final symlink), or nil. */
+static int l_file_identity(lua_State *L) {
+  struct stat st;
+  if (lstat(luaL_checkstring(L, 1), &st) != 0) return 0;
+  push_identity(L, &st);
+  return 1;
+}
+
 int pl_lock_tostring(lua_State *L) {
   portalock_lock_t *lock = pl_checklock(L, 1);
   lua_pushfstring(L, "portalock.core handle '%s' (%s)", portalock_lock_filename(lock),
@@ -139,6 +166,7 @@ const luaL_Reg pl_lock_common_methods[] = {{"hand_over", l_hand_over},
                                            {"locked", l_locked},
                                            {"filename", l_filename},
                                            {"lock_filename", l_lock_filename},
+                                           {"identity", l_identity},
                                            {NULL, NULL}};
 
 static const luaL_Reg lock_methods[] = {{"try", l_try}, {"release", l_release}, {NULL, NULL}};
@@ -146,7 +174,8 @@ static const luaL_Reg lock_methods[] = {{"try", l_try}, {"release", l_release}, 
 static const luaL_Reg lock_metamethods[] = {
     {"__gc", l_gc}, {"__tostring", pl_lock_tostring}, {NULL, NULL}};
 
-static const luaL_Reg lock_functions[] = {{"new_lock", l_new_lock}, {NULL, NULL}};
+static const luaL_Reg lock_functions[] = {
+    {"new_lock", l_new_lock}, {"file_identity", l_file_identity}, {NULL, NULL}};
 
 void pl_open_lock(lua_State *L) {
   luaL_newmetatable(L, PL_LOCK_MT);

@@ -135,7 +135,9 @@ typedef struct portalock_lock_options {
   double timeout;            /* 5 seconds; 0 = one attempt; INFINITY = forever */
   double check_interval;     /* 0.25 seconds; the longest a wait goes without re-checking */
   int fail_when_locked;      /* 0 (1 for TemporaryFileLock and PidFileLock) */
-  int flags;                 /* LOCK_EX | LOCK_NB */
+  int flags;                 /* LOCK_EX | LOCK_NB; LOCK_SH for a shared lock. An attempt never
+                                blocks in the kernel, with or without LOCK_NB: the wait
+                                belongs to the loop (timeout, check_interval) */
   portalock_backend backend; /* PORTALOCK_BACKEND_FLOCK */
   int perm;                  /* 0666: permissions of a created file, less the umask */
 } portalock_lock_options;
@@ -150,7 +152,8 @@ PORTALOCK_API void portalock_lock_options_init(portalock_lock_options *opts);
  * mode: "r", "r+", "a", "a+", "w", "w+", each optionally with "b". A missing file is
  * created (an existing one is opened without O_CREAT). "w" means "a" plus a truncate once
  * the lock is held (which needs LOCK_EX); after it the descriptor is no longer in append
- * mode. With the ofd/posix backends the mode must allow reading for LOCK_SH and writing for
+ * mode. The lock file must be a regular file: a symlink at the path is ELOOP, a directory
+ * EISDIR, a FIFO, socket or device EINVAL (LOCK_EXCEPTION at the attempt). With the ofd/posix backends the mode must allow reading for LOCK_SH and writing for
  * LOCK_EX. Invalid options are PORTALOCK_INVALID with a message naming the option.
  */
 PORTALOCK_API portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename,

@@ -184,7 +184,8 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
     if (status != PORTALOCK_OK) return status;
     /* A target descriptor belongs to its stream: whatever happens, its owner closes it. */
     int owned = fd != target_fd;
-    if (pl_backend_apply(fd, type, !(o->flags & PORTALOCK_LOCK_NB), o->backend) != 0) {
+    /* Never blocks in the kernel: waiting belongs to the loop that honours the timeout. */
+    if (pl_backend_apply(fd, type, 0, o->backend) != 0) {
       int errnum = errno;
       if (owned) close(fd);
       if (pl_backend_contended(o->backend, errnum)) return pl_contended(lock, wait, errnum, err);

@@ -1,4 +1,5 @@
-/* Opening lock files safely: never through a symlink, never truncating before the lock. */
+/* Opening lock files safely: never through a symlink, never truncating before the lock, never
+ * anything but a regular file. */
 #include "private.h"
 
 #include <errno.h>
@@ -8,11 +9,12 @@
 portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *fd_out,
                                   struct stat *st, portalock_error *err) {
   /* An existing file is opened without O_CREAT: with fs.protected_regular, O_CREAT on
-   * another user's file in a sticky directory fails even though the file exists. */
+   * another user's file in a sticky directory fails even though the file exists.
+   * O_NONBLOCK keeps a FIFO planted at the path from blocking the open; it is refused below. */
+  oflags |= O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
   for (int round = 0; round < PL_ROUNDS; round++) {
-    int fd = open(path, oflags | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
-      fd = open(path, oflags | O_NOFOLLOW | O_CLOEXEC | O_CREAT | O_EXCL, (mode_t)perm);
+    int fd = open(path, oflags);
+    if (fd < 0 && errno == ENOENT) fd = open(path, oflags | O_CREAT | O_EXCL, (mode_t)perm);
     if (fd < 0) {
       /* EEXIST: created between the two opens; EINTR: a FIFO or a slow file system. */
       if (errno == EEXIST || errno == EINTR) continue;
@@ -26,6 +28,19 @@ portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *f
     if (S_ISDIR(st->st_mode)) {
       close(fd);
       return pl_fail_sys(err, EISDIR, "open", path);
+    }
+    if (!S_ISREG(st->st_mode)) {
+      close(fd);
+      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EINVAL, path,
+                     "open '%s': not a regular file (a FIFO, socket or device cannot be a lock "
+                     "file)",
+                     path);
+    }
+    int status_flags = fcntl(fd, F_GETFL);
+    if (status_flags < 0 || fcntl(fd, F_SETFL, status_flags & ~O_NONBLOCK) != 0) {
+      int errnum = errno;
+      close(fd);
+      return pl_fail_sys(err, errnum, "fcntl", path);
     }
     *fd_out = fd;
     return PORTALOCK_OK;

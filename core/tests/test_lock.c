@@ -58,6 +58,14 @@ static void test_timeouts(void) {
                &err);
   CHECK_BETWEEN(tu_now() - t0, 0.0, 0.3);
 
+  /* flags without LOCK_NB still wait in the loop, never in the kernel past the timeout */
+  o.flags = PORTALOCK_LOCK_EX;
+  CHECK_OK(portalock_lock_new(&lock2, path, &o, &err), &err);
+  t0 = tu_now();
+  CHECK_STATUS(portalock_lock_acquire(lock2, &err), PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_BETWEEN(tu_now() - t0, 0.4, 3.0);
+  portalock_lock_free(lock2);
+
   /* a waiter gets the lock soon after the holder lets go */
   tu_send(&holder, 'x');
   t0 = tu_now();
@@ -262,6 +270,20 @@ static void test_fs_errors(void) {
   CHECK_INT(err.errnum, ENOENT);
   portalock_lock_free(lock);
 
+  /* a FIFO at the path: refused at once, never a hang in open(2) */
+  const char *fifo = tu_path("a-fifo");
+  CHECK(mkfifo(fifo, 0600) == 0);
+  for (int i = 0; i < 4; i++) {
+    lock = new_lock(fifo, modes[i]);
+    t0 = tu_now();
+    CHECK_STATUS(portalock_lock_acquire(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+    CHECK_BETWEEN(tu_now() - t0, 0.0, 0.3);
+    /* a write-only open of a FIFO without a reader fails by itself (ENXIO) */
+    CHECK(err.errnum == EINVAL || err.errnum == ENXIO);
+    if (err.errnum == EINVAL) CHECK_CONTAINS(err.message, "not a regular file");
+    portalock_lock_free(lock);
+  }
+
   /* "r" on a missing file creates it (read-only) */
   const char *created = tu_path("created-by-r");
   lock = new_lock(created, "r");
@@ -270,13 +292,43 @@ static void test_fs_errors(void) {
   portalock_lock_free(lock);
 }
 
+/* Two posix Lock handles on one file in one process: the second is refused, since opening
+ * and closing its descriptor would silently drop the first one's lock. */
+static void test_second_posix_lock(void) {
+  const char *path = tu_path("posix-twice");
+  portalock_lock_options o;
+  portalock_lock_options_init(&o);
+  o.backend = PORTALOCK_BACKEND_POSIX;
+  o.timeout = 0;
+  portalock_error err;
+  portalock_lock_t *first, *second;
+  CHECK_OK(portalock_lock_new(&first, path, &o, &err), &err);
+  CHECK_OK(portalock_lock_new(&second, path, &o, &err), &err);
+  CHECK_OK(portalock_lock_acquire(first, &err), &err);
+  CHECK_STATUS(portalock_lock_acquire(second, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(err.errnum, EDEADLK);
+  CHECK_INT(tu_probe_locked(path, PORTALOCK_BACKEND_POSIX), 1); /* the first still holds */
+  CHECK_OK(portalock_lock_release(first, &err), &err);
+  CHECK_OK(portalock_lock_acquire(second, &err), &err);
+  CHECK_OK(portalock_lock_release(second, &err), &err);
+  portalock_lock_free(first);
+  portalock_lock_free(second);
+}
+
 static void test_descriptor_and_names(void) {
   portalock_error err;
   portalock_lock_t *lock = new_lock(tu_path("cloexec"), "a");
-  CHECK_OK(portalock_lock_acquire(lock, &err), &err);
-  int fdflags = fcntl(portalock_lock_fd(lock), F_GETFD);
-  CHECK(fdflags >= 0);
-  CHECK(fdflags & FD_CLOEXEC);
+  /* the first acquire creates the file, the second opens it as an existing one */
+  for (int round = 0; round < 2; round++) {
+    CHECK_OK(portalock_lock_acquire(lock, &err), &err);
+    int fdflags = fcntl(portalock_lock_fd(lock), F_GETFD);
+    CHECK(fdflags >= 0);
+    CHECK(fdflags & FD_CLOEXEC);
+    int status_flags = fcntl(portalock_lock_fd(lock), F_GETFL);
+    CHECK(status_flags >= 0);
+    CHECK_INT(status_flags & O_NONBLOCK, 0);
+    CHECK_OK(portalock_lock_release(lock, &err), &err);
+  }
   portalock_lock_free(lock);
 
   char old_cwd[PATH_MAX], cwd[PATH_MAX];
@@ -355,9 +407,11 @@ int main(void) {
   test_release_not_held();
   tu_group("mode w never truncates a held file; truncates once held");
   test_write_mode();
-  tu_group("symlink (ELOOP), directory (EISDIR), missing parent (ENOENT)");
+  tu_group("symlink (ELOOP), directory (EISDIR), FIFO (EINVAL), missing parent (ENOENT)");
   test_fs_errors();
-  tu_group("FD_CLOEXEC, absolute filename, options_of");
+  tu_group("a second posix Lock on a file this process holds is refused (EDEADLK)");
+  test_second_posix_lock();
+  tu_group("FD_CLOEXEC (created and existing files), absolute filename, options_of");
   test_descriptor_and_names();
   tu_group("perm and umask on created files");
   test_perm();

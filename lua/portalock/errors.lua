@@ -38,10 +38,6 @@ function M.from_core(errtab)
   })
 end
 
-function M.is_error(value)
-  return getmetatable(value) == Error
-end
-
 --- True when the error is of `class` or of a kind derived from it.
 function Error:is(class)
   local current = classes[self.kind]

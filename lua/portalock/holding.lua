@@ -1,34 +1,46 @@
 --- Bookkeeping of the locks this Lua state holds, shared by Lock and RLock objects.
 -- The kernel cannot tell two holders inside one process apart as another process would
 -- see them (flock conflicts with our own other descriptors; waiting on them from a thread
--- that cannot yield would never end), so every held object is registered under the file
--- that carries its kernel lock and acquires consult this table before the kernel.
+-- that cannot yield would never end), so every held object is registered under the
+-- identity (device and inode) of the file that carries its kernel lock, and acquires
+-- consult this table before the kernel. Identities, not paths: "/d/x", "/d/./x" and a
+-- path through a symlinked directory are one file.
 --
 -- Fields used on lock objects: _h (core handle), _fh (io handle while held, else false),
--- _pid (process that acquired, else false), _path (file of the kernel lock), _exclusive, _fmode (io mode), _reentrant.
+-- _pid (process that acquired, else false), _identity (of the held file, else false),
+-- _path (file of the kernel lock), _exclusive, _fmode (io mode), _reentrant.
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 local owner = require "portalock.owner"
 
 local M = {}
 
--- path -> {[object] = token of its holder}; objects weakly, so a dropped object does not
--- pin anything (its io handle keeps the kernel lock alone).
+-- identity -> {[object] = token of its holder}; objects weakly, so a dropped object does
+-- not pin anything (its io handle keeps the kernel lock alone).
 local held = {}
 
-local function entries(path)
-  local list = held[path]
+local function entries(identity)
+  local list = held[identity]
   if not list then
     list = setmetatable({}, {__mode = "k"})
-    held[path] = list
+    held[identity] = list
   end
   return list
 end
 
-local function close_quietly(fh)
-  if io.type(fh) == "file" then
-    fh:close()
+local function unregister(obj)
+  local list = obj._identity and held[obj._identity]
+  if list then
+    list[obj] = nil
+    if next(list) == nil then
+      held[obj._identity] = nil
+    end
   end
+end
+
+local function io_error(what, obj, message, errno)
+  return errors.new("LockException", string.format("%s '%s': %s", what, obj._path,
+    tostring(message)), {errno = errno, path = obj._path})
 end
 
 --- What an attempt on `obj` locks onto: nothing on 5.2+ (the core makes the io handle
@@ -50,7 +62,7 @@ end
 --- Closes a target whose attempt did not acquire (it holds no lock).
 function M.discard(target)
   if target then
-    close_quietly(target)
+    target:close()
   end
 end
 
@@ -66,22 +78,48 @@ function M.take(obj, token, target)
     end
     return nil, errors.from_core(errtab)
   end
-  obj._fh, obj._pid = fh, core.getpid()
-  entries(obj._path)[obj] = token
+  obj._fh, obj._pid, obj._identity = fh, core.getpid(), obj._h:identity()
+  entries(obj._identity)[obj] = token
   return fh
 end
 
 --- Forgets a hold whose kernel lock is gone; closes the io handle if still open.
 function M.drop(obj)
   local fh = obj._fh
-  obj._fh, obj._pid = false, false
-  entries(obj._path)[obj] = nil
-  close_quietly(fh)
+  unregister(obj)
+  obj._fh, obj._pid, obj._identity = false, false, false
+  if io.type(fh) == "file" then
+    fh:close()
+  end
+end
+
+--- Ends the hold: flushes what the holder wrote while the lock still protects it, calls
+--- `unlock` (the core release, which unlocks but leaves the descriptor to the handle),
+--- then closes the handle. Returns true, or nil and the first error.
+function M.finish(obj, unlock)
+  local fh = obj._fh
+  local flushed, flush_message, flush_errno = fh:flush()
+  local ok, errtab = unlock()
+  if not ok then
+    obj._h:forget()
+  end
+  unregister(obj)
+  obj._fh, obj._pid, obj._identity = false, false, false
+  local closed, close_message, close_errno = fh:close()
+  if not ok then
+    return nil, errors.from_core(errtab)
+  elseif not flushed then
+    return nil, io_error("write to", obj, flush_message, flush_errno)
+  elseif not closed then
+    return nil, io_error("close", obj, close_message, close_errno)
+  end
+  return true
 end
 
 --- The token registered for a held object.
 function M.holder(obj)
-  return entries(obj._path)[obj]
+  local list = obj._identity and held[obj._identity]
+  return list and list[obj]
 end
 
 local function forked_or_closed(obj)
@@ -117,8 +155,13 @@ end
 --- nil, "self" (the same owner holds the file through another object: waiting can never
 --- end) or "other" (another owner of this state holds it).
 function M.conflict(obj, token)
+  local identity = core.file_identity(obj._path)
+  local list = identity and held[identity]
+  if not list then
+    return nil
+  end
   local found
-  for other, holder in pairs(entries(obj._path)) do
+  for other, holder in pairs(list) do
     if other ~= obj and not M.refresh(other) and (other._exclusive or obj._exclusive) then
       if holder == token then
         return "self"

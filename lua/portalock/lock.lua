@@ -72,6 +72,7 @@ function M.fields(class_name, handle, core_opts, defaults)
     _h = handle,
     _fh = false,
     _pid = false,
+    _identity = false,
     _filename = handle:filename(),
     _path = handle:lock_filename(),
     _exclusive = check.is_exclusive(core_opts.flags),
@@ -206,22 +207,14 @@ function Lock:acquire(opts)
   return M.acquire_with(self, settings, token)
 end
 
---- Unlocks and closes the handle; a no-op when not held.
+--- Flushes, unlocks and closes the handle; a no-op when not held.
 function Lock:release()
   check_lock(self, "release")
   holding.refresh(self)
   if not self._fh then
     return true
   end
-  local ok, errtab = self._h:release()
-  if not ok then
-    self._h:forget()
-  end
-  holding.drop(self)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return holding.finish(self, function() return self._h:release() end)
 end
 
 function Lock:locked()

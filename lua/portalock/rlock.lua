@@ -58,14 +58,17 @@ function RLock:acquire(opts)
   return lock.acquire_with(self, settings, token)
 end
 
--- After the last hold the kernel lock is gone: the io handle goes with it.
-local function after_release(self, ok)
-  if self._h:count() == 0 then
-    if not ok then
-      self._h:forget()
-    end
-    holding.drop(self)
+-- Drops one hold (or, with `all`, every hold) of `token`; the last one ends the hold on the
+-- file: flushed, unlocked, closed.
+local function release_holds(self, token, all)
+  if all or self._h:count() == 1 then
+    return holding.finish(self, function() return self._h:release_all(token) end)
   end
+  local ok, errtab = self._h:release(token)
+  if not ok then
+    return nil, errors.from_core(errtab)
+  end
+  return true
 end
 
 --- Drops one hold of the calling owner. Raises when the caller does not hold it.
@@ -83,12 +86,7 @@ function RLock:release()
     error(string.format("cannot release RLock '%s': it is held by another owner, not by "
       .. "the caller", self._filename), 2)
   end
-  local ok, errtab = self._h:release(token)
-  after_release(self, ok)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return release_holds(self, token, false)
 end
 
 --- Drops every hold of the calling owner (a no-op when it holds none).
@@ -98,12 +96,7 @@ local function release_owner(self)
   if not self._fh or self._h:owner() ~= token then
     return true
   end
-  local ok, errtab = self._h:release_all(token)
-  after_release(self, ok)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return release_holds(self, token, true)
 end
 
 function RLock:locked()

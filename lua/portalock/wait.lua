@@ -4,8 +4,9 @@
 --     check_interval; in `init` the wait may block; in any other phase it fails at once;
 --   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
 --     the scheduler's sleep function, with the same back-off;
---   * otherwise core.wait, which wakes early when the kernel says the lock may be free and
---     returns to Lua at least every check_interval (so Ctrl-C hooks run).
+--   * otherwise core.wait, which sleeps until the next attempt the core asks for (or until
+--     the descriptor it names becomes readable, when it names one) and returns to Lua at
+--     least every check_interval (so Ctrl-C hooks run).
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 

@@ -152,9 +152,10 @@ PORTALOCK_API void portalock_lock_options_init(portalock_lock_options *opts);
  * mode: "r", "r+", "a", "a+", "w", "w+", each optionally with "b". A missing file is
  * created (an existing one is opened without O_CREAT). "w" means "a" plus a truncate once
  * the lock is held (which needs LOCK_EX); after it the descriptor is no longer in append
- * mode. The lock file must be a regular file: a symlink at the path is ELOOP, a directory
- * EISDIR, a FIFO, socket or device EINVAL (LOCK_EXCEPTION at the attempt). With the ofd/posix backends the mode must allow reading for LOCK_SH and writing for
+ * mode. With the ofd/posix backends the mode must allow reading for LOCK_SH and writing for
  * LOCK_EX. Invalid options are PORTALOCK_INVALID with a message naming the option.
+ * The lock file must be a regular file: a symlink at the path is ELOOP, a directory EISDIR,
+ * a FIFO, socket or device EINVAL or ENXIO (LOCK_EXCEPTION at the attempt).
  */
 PORTALOCK_API portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename,
                                                   const portalock_lock_options *opts,

@@ -1,10 +1,14 @@
 /* An LD_PRELOAD shim for core.faults: makes flock(2) fail the way this machine cannot.
  * PORTALOCK_FAULT_FLOCK=ENOLCK: every call fails with ENOLCK (a lock table that is full, or a
  * network mount without locks). PORTALOCK_FAULT_FLOCK=EINTR: every other call fails with
- * EINTR, as when a signal arrives. Unset: the real flock. */
+ * EINTR, as when a signal arrives. PORTALOCK_FAULT_FLOCK=RENAME: the next call first renames
+ * PORTALOCK_FAULT_RENAME_FROM over PORTALOCK_FAULT_RENAME_TO, as another process replacing the
+ * file between the caller's open and its lock would (once; the fault then ends itself).
+ * Unset: the real flock. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -21,6 +25,12 @@ int flock(int fd, int operation) {
   if (fault != NULL && strcmp(fault, "EINTR") == 0 && calls++ % 2 == 0) {
     errno = EINTR;
     return -1;
+  }
+  if (fault != NULL && strcmp(fault, "RENAME") == 0) {
+    const char *from = getenv("PORTALOCK_FAULT_RENAME_FROM");
+    const char *to = getenv("PORTALOCK_FAULT_RENAME_TO");
+    if (from != NULL && to != NULL) rename(from, to);
+    unsetenv("PORTALOCK_FAULT_FLOCK");
   }
   return real_flock(fd, operation);
 }

@@ -1,11 +1,13 @@
-/* Tests errors this machine cannot produce, injected into flock(2) by fault_shim.c: ENOLCK
- * fails at once as a LockException, EINTR never ends a lock call or a wait with an error. */
+/* Tests what this machine cannot produce on demand, injected into flock(2) by fault_shim.c:
+ * ENOLCK fails at once as a LockException, EINTR never ends a lock call or a wait with an
+ * error, and a TemporaryFileLock whose file is replaced between open and lock starts over. */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void inject(const char *fault) {
@@ -74,6 +76,34 @@ static void test_eintr(void) {
   CHECK_INT(close(fd), 0);
 }
 
+/* Without the inode re-check the lock would end up on the unlinked old file while another
+ * process could lock the new one. */
+static void test_replaced_temporary_file(void) {
+  const char *path = tu_path("temporary.lock");
+  const char *replacement = tu_path("temporary.lock.new");
+  tu_write_file(path, "");
+  tu_write_file(replacement, "");
+  struct stat old_st;
+  CHECK(stat(path, &old_st) == 0);
+  setenv("PORTALOCK_FAULT_RENAME_FROM", replacement, 1);
+  setenv("PORTALOCK_FAULT_RENAME_TO", path, 1);
+  inject("RENAME");
+  portalock_error err;
+  portalock_lock_t *lock;
+  CHECK_OK(portalock_temporary_file_lock_new(&lock, path, NULL, &err), &err);
+  CHECK_OK(portalock_lock_acquire(lock, &err), &err);
+  CHECK(getenv("PORTALOCK_FAULT_FLOCK") == NULL); /* the replacement happened */
+  struct stat by_fd, by_path;
+  CHECK(fstat(portalock_lock_fd(lock), &by_fd) == 0);
+  CHECK(stat(path, &by_path) == 0);
+  CHECK(by_fd.st_ino == by_path.st_ino);
+  CHECK(by_fd.st_ino != old_st.st_ino);
+  CHECK_INT(tu_probe_locked(path, PORTALOCK_BACKEND_FLOCK), 1);
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  CHECK_INT(tu_exists(path), 0);
+  portalock_lock_free(lock);
+}
+
 int main(void) {
   tu_init("faults");
   tu_group("the fault shim is preloaded");
@@ -82,5 +112,7 @@ int main(void) {
   test_enolck();
   tu_group("EINTR: lock, unlock and acquire carry on");
   test_eintr();
+  tu_group("TemporaryFileLock: a file replaced between open and lock");
+  test_replaced_temporary_file();
   return tu_done();
 }

@@ -1,4 +1,4 @@
--- Four processes take turns on one lock file.
+-- Four processes take turns on one lock file; then six share a bounded semaphore of two.
 --
 --   lua5.4 examples/demo.lua     (tools/demo builds the module and runs this)
 --
@@ -64,8 +64,29 @@ local function worker(id, dir, start)
   end
 end
 
+-- Part two: a NamedBoundedSemaphore lets at most SEM_MAXIMUM of SEM_WORKERS run at once.
+local SEM_WORKERS, SEM_MAXIMUM, SEM_WORK_SECONDS = 6, 2, 0.6
+
+local function sem_worker(id, dir, start)
+  io.stdout:setvbuf("line")
+  local sem = portalock.NamedBoundedSemaphore(SEM_MAXIMUM, { name = "demo", directory = dir, timeout = 60,
+    check_interval = 0.02 })
+  -- with() acquires a free slot (waiting while all are taken) and releases it afterwards.
+  portalock.with(sem, function(slot)
+    local entered = uptime() - start
+    io.write(("%6.2f s %s worker %d runs in slot %d\n"):format(entered, ("  "):rep(id - 1), id, slot.number))
+    sleep(SEM_WORK_SECONDS)
+    local left = uptime() - start
+    io.write(("%6.2f s %s worker %d is done\n"):format(left, ("  "):rep(id - 1), id))
+    write_number(dir .. "/sem." .. id, ("%.2f %.2f"):format(entered, left)) -- for the check below
+  end)
+end
+
 if arg[1] == "worker" then
   worker(tonumber(arg[2]), arg[3], tonumber(arg[4]))
+  os.exit(0)
+elseif arg[1] == "semworker" then
+  sem_worker(tonumber(arg[2]), arg[3], tonumber(arg[4]))
   os.exit(0)
 end
 
@@ -104,7 +125,61 @@ print()
 print(("counter = %d after %d increments: %s"):format(count, expected,
   count == expected and "none lost, the workers never held the lock at the same time"
     or "INCREMENTS WERE LOST"))
+
+print()
+print(("%d workers share a NamedBoundedSemaphore of %d slots (%s/demo.00.lock, ...): at most %d run at once")
+  :format(SEM_WORKERS, SEM_MAXIMUM, dir, SEM_MAXIMUM))
+print()
+io.stdout:flush()
+start = uptime()
+for id = 1, SEM_WORKERS do
+  local command = table.concat({ quote(interpreter), quote(script), "semworker", id, quote(dir),
+    ("%.2f"):format(start) }, " ")
+  workers[id] = assert(io.popen(command, "w"))
+end
+for id = 1, SEM_WORKERS do
+  workers[id]:close()
+end
+
+-- The timeline: one row per worker, one column per 0.1 s, "#" while it ran.
+local runs, events, finish = {}, {}, 0
+for id = 1, SEM_WORKERS do
+  local f = assert(io.open(dir .. "/sem." .. id))
+  local entered, left = f:read("*n", "*n")
+  f:close()
+  os.remove(dir .. "/sem." .. id)
+  runs[id] = { entered, left }
+  events[#events + 1] = { entered, 1 }
+  events[#events + 1] = { left, -1 }
+  finish = math.max(finish, left)
+end
+print()
+for id = 1, SEM_WORKERS do
+  local row = {}
+  for column = 0, math.floor(finish * 10) do
+    local t = column / 10 + 0.05
+    row[#row + 1] = (t >= runs[id][1] and t < runs[id][2]) and "#" or "."
+  end
+  print(("worker %d |%s|"):format(id, table.concat(row)))
+end
+table.sort(events, function(a, b)
+  if a[1] ~= b[1] then
+    return a[1] < b[1]
+  end
+  return a[2] < b[2] -- at equal times the exit came first
+end)
+local running, most = 0, 0
+for _, event in ipairs(events) do
+  running = running + event[2]
+  most = math.max(most, running)
+end
+print(("at most %d workers ran at once (the semaphore allows %d): %s"):format(most, SEM_MAXIMUM,
+  most <= SEM_MAXIMUM and "as promised" or "TOO MANY"))
+
 os.remove(dir .. "/counter")
 os.remove(dir .. "/demo.lock")
+for slot = 0, SEM_MAXIMUM - 1 do
+  os.remove(("%s/demo.%02d.lock"):format(dir, slot))
+end
 os.remove(dir)
-os.exit(count == expected and 0 or 1)
+os.exit((count == expected and most <= SEM_MAXIMUM) and 0 or 1)

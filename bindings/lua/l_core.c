@@ -23,5 +23,8 @@ int luaopen_portalock_core(lua_State *L) {
   pl_open_lock(L);
   pl_open_rlock(L);
   pl_open_pidfile(L);
+  pl_open_bounded(L);
+  pl_open_semaphore(L);
+  pl_open_atomic(L);
   return 1;
 }

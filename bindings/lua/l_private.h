@@ -52,6 +52,9 @@ void pl_open_wait(lua_State *L);
 void pl_open_lock(lua_State *L);
 void pl_open_rlock(lua_State *L);
 void pl_open_pidfile(lua_State *L);
+void pl_open_bounded(lua_State *L);
+void pl_open_semaphore(lua_State *L);
+void pl_open_atomic(lua_State *L);
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */
 extern const luaL_Reg pl_lock_common_methods[];

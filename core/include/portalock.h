@@ -307,6 +307,317 @@ PORTALOCK_API portalock_status portalock_rlock_release_all(portalock_rlock_t *rl
 PORTALOCK_API uintptr_t portalock_rlock_owner(const portalock_rlock_t *rlock);
 PORTALOCK_API unsigned long portalock_rlock_count(const portalock_rlock_t *rlock);
 
+/* ---------------------------------------------------------------- bounded semaphores */
+
+/*
+ * A bounded semaphore: at most `maximum` holders at once across every process that uses the
+ * same name, filename pattern and directory. Slot `i` (0-based) is the file
+ * `directory/pattern(name, i)`, named byte-for-byte as Python's portalocker names it, so
+ * Python and C/Lua programs share one semaphore. A slot is held with an exclusive flock(2)
+ * lock on the slot file, opened read-only (created when missing, never removed). A holder
+ * that dies frees its slot. Slots are tried in a random order drawn from the OS random
+ * source (getrandom(2) or /dev/urandom), never rand().
+ */
+typedef struct portalock_bounded_semaphore portalock_bounded_semaphore_t;
+
+#define PORTALOCK_BOUNDED_MAXIMUM 10000 /* the largest `maximum` */
+
+typedef struct portalock_bounded_semaphore_options {
+  const char *name;             /* NULL: "bounded_semaphore.<16 hex digits>" from the OS
+                                   random source (NamedBoundedSemaphore); Python's
+                                   BoundedSemaphore default is "bounded_semaphore" */
+  const char *filename_pattern; /* NULL: "{name}.{number:02d}.lock". Supports {name},
+                                   {number}, {number:0Nd}, {{ and }} (str.format) */
+  const char *directory;        /* NULL: the first usable of $TMPDIR, $TEMP, $TMP, /tmp,
+                                   /var/tmp, /usr/tmp, then the working directory (as
+                                   Python's tempfile.gettempdir()), decided at first use */
+  double timeout;               /* 5 seconds; 0 = one sweep; INFINITY = forever */
+  double check_interval;        /* 0.25 seconds */
+} portalock_bounded_semaphore_options;
+
+/** Fills `opts` with the defaults above. */
+PORTALOCK_API void
+portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *opts);
+
+/*
+ * A bounded semaphore of `maximum` (1..10000) slots. Nothing touches the file system here.
+ * A given directory is joined to the working directory now and tidied as Python's pathlib
+ * does (repeated and trailing "/" and "." components dropped; ".." kept). PORTALOCK_INVALID,
+ * with a message naming the option and the value, for: `maximum` out of range; a name with
+ * "/" or equal to "." or ".."; a pattern with an unsupported or unbalanced field, or without
+ * {number} when maximum > 1 (all slots would be one file); any slot name that is not one
+ * path component (contains "/", is "." or "..", is empty or longer than 255 bytes); a
+ * negative or NaN timeout; a check_interval that is not a finite number > 0.
+ */
+PORTALOCK_API portalock_status portalock_bounded_semaphore_new(
+    portalock_bounded_semaphore_t **out, long maximum,
+    const portalock_bounded_semaphore_options *opts, portalock_error *err);
+
+/** Frees the handle, releasing the slot it holds (never a forked parent's slot). */
+PORTALOCK_API void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem);
+
+/*
+ * One sweep (the step API): tries every slot once, in a fresh random order, without
+ * blocking. PORTALOCK_OK: a slot is held (see portalock_bounded_semaphore_slot).
+ * PORTALOCK_CONTENDED: every slot is held by someone else; `*wait` says when to sweep
+ * again (fd -1, next_attempt = now + check_interval). A permanent failure on any slot (a
+ * missing directory: ENOENT, EACCES, ELOOP, ...) is LOCK_EXCEPTION at once, naming the
+ * slot file. Calling it while the handle already holds a slot is PORTALOCK_INVALID.
+ */
+PORTALOCK_API portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
+                                                               portalock_wait *wait,
+                                                               portalock_error *err);
+
+/*
+ * The convenience loop over portalock_bounded_semaphore_try: sweeps until a slot is free
+ * or `timeout` seconds have passed, re-checking at least every `check_interval`; every
+ * slot held until then is ALREADY_LOCKED. timeout 0 is exactly one sweep. There is no
+ * fail_when_locked: a semaphore always waits up to its timeout (as Python's does).
+ * portalock_bounded_semaphore_acquire uses the handle's own timeout and check_interval.
+ */
+PORTALOCK_API portalock_status
+portalock_bounded_semaphore_acquire_with(portalock_bounded_semaphore_t *sem, double timeout,
+                                         double check_interval, portalock_error *err);
+PORTALOCK_API portalock_status
+portalock_bounded_semaphore_acquire(portalock_bounded_semaphore_t *sem, portalock_error *err);
+
+/* Releases the held slot (unlock and close); a no-op when none is held or in a forked child. */
+PORTALOCK_API portalock_status
+portalock_bounded_semaphore_release(portalock_bounded_semaphore_t *sem, portalock_error *err);
+
+/** 1 while this process holds a slot through this handle. */
+PORTALOCK_API int portalock_bounded_semaphore_locked(const portalock_bounded_semaphore_t *sem);
+/** The held slot's number (0-based), or -1. */
+PORTALOCK_API long portalock_bounded_semaphore_slot(const portalock_bounded_semaphore_t *sem);
+/** The held slot's Lock (owned by the semaphore: do not release or free it), or NULL. */
+PORTALOCK_API portalock_lock_t *
+portalock_bounded_semaphore_lock(const portalock_bounded_semaphore_t *sem);
+/** The descriptor holding the slot (owned by the semaphore), or -1. */
+PORTALOCK_API int portalock_bounded_semaphore_fd(const portalock_bounded_semaphore_t *sem);
+
+PORTALOCK_API long portalock_bounded_semaphore_maximum(const portalock_bounded_semaphore_t *sem);
+/** The name: the given one, or the generated one. */
+PORTALOCK_API const char *
+portalock_bounded_semaphore_name(const portalock_bounded_semaphore_t *sem);
+PORTALOCK_API const char *
+portalock_bounded_semaphore_filename_pattern(const portalock_bounded_semaphore_t *sem);
+/*
+ * The absolute directory of the slot files. The default is decided at the first call that
+ * needs it (this one, _filename or a sweep: a stat(2) and access(2) per candidate, nothing
+ * is created) and kept. NULL only when no candidate, not even the working directory, is
+ * usable.
+ */
+PORTALOCK_API const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t *sem);
+/*
+ * The path of slot `number` (0..maximum-1), in a buffer of the handle that stays valid
+ * until the next call of this function on it; NULL for a number out of range or when the
+ * directory cannot be decided.
+ */
+PORTALOCK_API const char *portalock_bounded_semaphore_filename(portalock_bounded_semaphore_t *sem,
+                                                               long number);
+/*
+ * Fills `order` (maximum entries) with a random permutation of 0..maximum-1 from the OS
+ * random source: the order a sweep tries the slots in. LOCK_EXCEPTION if that source fails.
+ */
+PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
+    const portalock_bounded_semaphore_t *sem, long *order, portalock_error *err);
+/* ---------------------------------------------------------------- counting semaphore */
+
+/*
+ * A counting semaphore with multiprocessing.Semaphore semantics, shared by name between
+ * unrelated processes. It is a POSIX named semaphore (sem_open(3)) called
+ * "/portalock.<name>" (on Linux the file /dev/shm/sem.portalock.<name>), created with the
+ * initial value and `perm` (less the umask) by whichever process opens it first. It persists
+ * until portalock_semaphore_unlink or reboot.
+ *
+ * A holder that dies does NOT give its count back: nothing in the kernel undoes a
+ * semaphore's decrements, so a count taken by a process that is killed is lost until someone
+ * releases one or the semaphore is unlinked and re-created. (The bounded semaphores, built on
+ * file locks, do not have this problem.)
+ *
+ * Each handle counts the acquires it made and has not released (portalock_semaphore_held),
+ * so a scope can give back exactly what it took (portalock_semaphore_release_held). A forked
+ * child's handle counts none of its parent's acquires.
+ *
+ * Names: non-empty, no '/', no NUL, not "." or "..", at most PORTALOCK_SEMAPHORE_NAME_MAX
+ * bytes (the "portalock." prefix and glibc's "sem." must fit one 255-byte file name).
+ * The semaphore is opened (created if missing) at the first try, release or value, never by
+ * portalock_semaphore_new; no descriptor stays open.
+ */
+typedef struct portalock_semaphore portalock_semaphore_t;
+
+#define PORTALOCK_SEMAPHORE_NAME_MAX 241
+
+typedef struct portalock_semaphore_options {
+  double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */
+  double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for */
+  int perm;              /* 0600: permissions of a newly created semaphore, less the umask */
+} portalock_semaphore_options;
+
+/** Fills `opts` with the defaults above. */
+PORTALOCK_API void portalock_semaphore_options_init(portalock_semaphore_options *opts);
+
+/*
+ * A handle on the semaphore `name` (NULL: a generated "semaphore.<16 hex digits>" from the OS
+ * random source). `value` (0..SEM_VALUE_MAX) initialises only a semaphore that does not exist
+ * yet. `opts` NULL means the defaults. A bad name, value or option is PORTALOCK_INVALID with
+ * a message naming it. Touches nothing in the file system.
+ */
+PORTALOCK_API portalock_status portalock_semaphore_new(portalock_semaphore_t **out,
+                                                       const char *name, unsigned long value,
+                                                       const portalock_semaphore_options *opts,
+                                                       portalock_error *err);
+
+/* Frees the handle (sem_close). Outstanding acquires are NOT released: call
+ * portalock_semaphore_release_held first to give them back. */
+PORTALOCK_API void portalock_semaphore_free(portalock_semaphore_t *sem);
+
+/** The semaphore's name as given (or generated), without the "/portalock." prefix. */
+PORTALOCK_API const char *portalock_semaphore_name(const portalock_semaphore_t *sem);
+
+/*
+ * One step of acquiring (sem_trywait): PORTALOCK_OK takes one count (the handle's held count
+ * grows by one). PORTALOCK_CONTENDED: the value is 0; there is no descriptor to wait on, so
+ * `wait->fd` is -1 and `wait->next_attempt` is a short back-off (1 ms, doubling up to
+ * check_interval, reset by a success). Anything else is a permanent failure (EACCES for
+ * another user's semaphore, ENOSYS or ENOENT without /dev/shm, ...).
+ */
+PORTALOCK_API portalock_status portalock_semaphore_try(portalock_semaphore_t *sem,
+                                                       portalock_wait *wait, portalock_error *err);
+
+/*
+ * The convenience loop: waits at most `timeout` seconds (INFINITY: forever; 0: one try) on
+ * the monotonic clock, with sem_clockwait(CLOCK_MONOTONIC) where the C library has it and
+ * the step loop elsewhere. Signals neither end nor extend the wait. A count that does not
+ * come in time is PORTALOCK_ALREADY_LOCKED. portalock_semaphore_acquire uses opts.timeout.
+ */
+PORTALOCK_API portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem,
+                                                                double timeout,
+                                                                portalock_error *err);
+PORTALOCK_API portalock_status portalock_semaphore_acquire(portalock_semaphore_t *sem,
+                                                           portalock_error *err);
+
+/*
+ * Posts `n` counts (1..SEM_VALUE_MAX; else PORTALOCK_INVALID). Like multiprocessing, anyone
+ * may release, with or without acquiring; the handle's held count drops by up to `n`. A
+ * release that would lift the value beyond SEM_VALUE_MAX is PORTALOCK_LOCK_EXCEPTION
+ * (EOVERFLOW), normally before posting anything; if another process raced it there, the
+ * message says how many were posted.
+ */
+PORTALOCK_API portalock_status portalock_semaphore_release(portalock_semaphore_t *sem,
+                                                           unsigned long n, portalock_error *err);
+
+/* Posts exactly the handle's outstanding acquires (none: a no-op) and zeroes its count. */
+PORTALOCK_API portalock_status portalock_semaphore_release_held(portalock_semaphore_t *sem,
+                                                                portalock_error *err);
+
+/** Acquires made through this handle, in this process, and not yet released. */
+PORTALOCK_API unsigned long portalock_semaphore_held(const portalock_semaphore_t *sem);
+
+/* The current value (sem_getvalue; never negative on Linux: 0 while others wait). */
+PORTALOCK_API portalock_status portalock_semaphore_value(portalock_semaphore_t *sem, long *value,
+                                                         portalock_error *err);
+
+/*
+ * Removes the name `name` (sem_unlink): processes that have it open keep using the old
+ * semaphore; the next open creates a new one. A missing name is PORTALOCK_LOCK_EXCEPTION
+ * with ENOENT; a bad name PORTALOCK_INVALID.
+ */
+PORTALOCK_API portalock_status portalock_semaphore_unlink(const char *name, portalock_error *err);
+
+/* ---------------------------------------------------------------- atomic writes */
+
+/*
+ * open_atomic: the new content of `filename` is written into a temporary file in the same
+ * directory, `.<basename>.portalock-<16 hex>.tmp` (16 hex digits from the OS random source;
+ * the basename part is shortened when the name would exceed 255 bytes), created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and mode 0600, and published only by an explicit
+ * portalock_atomic_commit: a reader of `filename` sees the old content or the whole new
+ * content, never a mix. Abort, free, or a SIGKILL before commit leave `filename` untouched
+ * (a killed writer leaves at most its one temporary file). The handle keeps the directory
+ * open and works relative to it, so a chdir() after open does not matter.
+ * After fork() a child's copy of the handle is inert: commit and write are PORTALOCK_INVALID,
+ * abort and free close the child's descriptors but never remove the parent's temporary.
+ */
+typedef struct portalock_atomic portalock_atomic_t;
+
+typedef struct portalock_atomic_options {
+  int replace; /* 1: commit replaces an existing `filename` (a symlink there is replaced,
+                  not written through). 0: commit never replaces anything, not even a file
+                  that appears while writing: it publishes with renameat2(RENAME_NOREPLACE)
+                  or link()+unlink(), and fails (keeping the temporary) when neither works */
+} portalock_atomic_options;
+
+/** Fills `opts` with the defaults: replace = 1. */
+PORTALOCK_API void portalock_atomic_options_init(portalock_atomic_options *opts);
+
+/*
+ * Creates the temporary file for `filename` (opts may be NULL for the defaults). The
+ * directory must exist: a missing one is LOCK_EXCEPTION (ENOENT). An empty filename, one
+ * ending in '/', or whose last component is "." or "..", is PORTALOCK_INVALID. On success
+ * *out is a handle to free with portalock_atomic_free.
+ */
+PORTALOCK_API portalock_status portalock_atomic_open(portalock_atomic_t **out, const char *filename,
+                                                     const portalock_atomic_options *opts,
+                                                     portalock_error *err);
+
+/*
+ * The temporary's descriptor (O_RDWR, O_CLOEXEC), or -1 once the handle is committed or
+ * aborted. A caller may write to it directly (and must then abort on a failed write).
+ */
+PORTALOCK_API int portalock_atomic_fd(const portalock_atomic_t *atomic);
+/** The target filename as given to portalock_atomic_open. */
+PORTALOCK_API const char *portalock_atomic_filename(const portalock_atomic_t *atomic);
+/*
+ * The temporary's path (the directory part of the filename joined with the temporary's
+ * name) while it exists: before commit, and after a replace = 0 commit that failed and kept
+ * the payload there; NULL otherwise (and in a forked child).
+ */
+PORTALOCK_API const char *portalock_atomic_temp_path(const portalock_atomic_t *atomic);
+
+/*
+ * Writes all `len` bytes at the descriptor's position (restarting after signals and short
+ * writes). A failure is LOCK_EXCEPTION and poisons the handle: commit will abort.
+ */
+PORTALOCK_API portalock_status portalock_atomic_write(portalock_atomic_t *atomic, const void *buf,
+                                                      size_t len, portalock_error *err);
+
+/*
+ * Publishes: fsync the temporary; give it the old file's mode and (where permitted: EPERM
+ * is ignored) owner and group when `filename` is a regular file, otherwise the mode open(2)
+ * with 0666 would give (0666 & ~umask; the umask is read from /proc/self/status, or with a
+ * umask() round trip where that is missing); rename it over `filename` (replace = 1) or
+ * publish it without replacing (replace = 0); fsync the directory.
+ *  - OK: `filename` holds the new content; the handle is finished.
+ *  - LOCK_EXCEPTION with *published = 1: only the directory fsync failed; the new content
+ *    is in place but may not survive a power loss.
+ *  - LOCK_EXCEPTION with *published = 0: nothing was published. With replace = 1 the
+ *    temporary is removed. With replace = 0 a publishing failure (EEXIST: the file exists;
+ *    ENOTSUP: neither RENAME_NOREPLACE nor link() works here; ...) keeps the temporary and
+ *    the message names it (portalock_atomic_temp_path). A failure before publishing (a
+ *    poisoned handle, fsync, fchmod) always removes the temporary.
+ *  - PORTALOCK_INVALID: the handle is already committed or aborted, or belongs to the
+ *    parent process.
+ * `published` may be NULL. The handle is finished after every call, whatever the result.
+ */
+PORTALOCK_API portalock_status portalock_atomic_commit(portalock_atomic_t *atomic, int *published,
+                                                       portalock_error *err);
+
+/*
+ * Closes and removes the temporary; `filename` stays untouched. A no-op (OK) on a finished
+ * handle. Fails only when unlink fails (LOCK_EXCEPTION; the handle is finished anyway).
+ */
+PORTALOCK_API portalock_status portalock_atomic_abort(portalock_atomic_t *atomic,
+                                                      portalock_error *err);
+
+/** 1 while the handle can still be written and committed. */
+PORTALOCK_API int portalock_atomic_is_open(const portalock_atomic_t *atomic);
+/** 1 when a failed write has poisoned the handle (commit will abort). */
+PORTALOCK_API int portalock_atomic_is_poisoned(const portalock_atomic_t *atomic);
+
+/** Aborts an uncommitted handle (ignoring errors) and frees it. NULL is a no-op. */
+PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
+
 #ifdef __cplusplus
 }
 #endif

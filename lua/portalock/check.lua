@@ -130,31 +130,43 @@ local OPTION_CHECKS = {
   owner = M.func,
 }
 
---- Checks an options table: nil or a table whose keys are all in `allowed` (a list).
-function M.options(func, opts, allowed)
+--- Checks an options table against `checks`, an ordered list of {name, validator}: nil or
+--- a table whose keys are all named there and whose values pass their validators.
+function M.options_with(func, opts, checks)
   if opts == nil then
     return
   elseif type(opts) ~= "table" then
     return M.bad(func, "opts", opts, "must be a table or nil")
   end
-  local known = {}
-  for _, name in ipairs(allowed) do
-    known[name] = true
+  local names, known = {}, {}
+  for i, entry in ipairs(checks) do
+    names[i] = entry[1]
+    known[entry[1]] = true
   end
   for key in pairs(opts) do
     if not known[key] then
       return string.format("bad argument 'opts' to '%s': unknown option %s (valid options: %s)",
-        func, describe(key), table.concat(allowed, ", "))
+        func, describe(key), table.concat(names, ", "))
     end
   end
-  for _, name in ipairs(allowed) do
-    if opts[name] ~= nil then
-      local problem = OPTION_CHECKS[name](func, opts[name], name)
+  for _, entry in ipairs(checks) do
+    local value = opts[entry[1]]
+    if value ~= nil then
+      local problem = entry[2](func, value, entry[1])
       if problem then
         return problem
       end
     end
   end
+end
+
+--- Checks the Lock family's options: `allowed` lists names of OPTION_CHECKS.
+function M.options(func, opts, allowed)
+  local checks = {}
+  for i, name in ipairs(allowed) do
+    checks[i] = {name, OPTION_CHECKS[name]}
+  end
+  return M.options_with(func, opts, checks)
 end
 
 local function readable(mode)

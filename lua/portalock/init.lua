@@ -3,10 +3,14 @@
 -- with(), read_pid(), the error classes and the scheduler hook. The C layer is
 -- portalock.core; waiting, validation and bookkeeping live in the sibling modules.
 local core = require "portalock.core"
+local atomic = require "portalock.atomic"
+local bounded = require "portalock.bounded"
 local check = require "portalock.check"
 local errors = require "portalock.errors"
 local lock = require "portalock.lock"
+local lockable = require "portalock.lockable"
 local rlock = require "portalock.rlock"
+local semaphore = require "portalock.semaphore"
 local wait = require "portalock.wait"
 
 local unpack = table.unpack or unpack -- luacheck: compat
@@ -23,6 +27,11 @@ local M = {
   TemporaryFileLock = lock.TemporaryFileLock,
   PidFileLock = lock.PidFileLock,
   RLock = rlock.RLock,
+  NamedBoundedSemaphore = bounded.NamedBoundedSemaphore,
+  BoundedSemaphore = bounded.BoundedSemaphore,
+  Semaphore = semaphore.Semaphore,
+  Lockable = lockable.Lockable,
+  open_atomic = atomic.open_atomic,
 }
 
 --- Flag values by name: Python's portalocker.LockFlags names and the LOCK_* names.

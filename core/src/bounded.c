@@ -1,0 +1,554 @@
+/* Bounded semaphores: N slot files named as Python's portalocker names them, swept in a
+ * random order from the OS random source; a slot is an exclusive flock on its file. */
+#include "private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
+
+#define PL_NAME_MAX 255 /* the longest file name component */
+#define PL_DEFAULT_PATTERN "{name}.{number:02d}.lock"
+
+struct portalock_bounded_semaphore {
+  long maximum;
+  char *name;
+  char *pattern;
+  char *directory; /* NULL until the default is decided */
+  double timeout;
+  double check_interval;
+  portalock_lock_t *slot_lock; /* the held slot, or NULL */
+  long slot;
+  long *order; /* scratch for sweeps: maximum entries */
+  char filename[PORTALOCK_PATH_MAX];
+};
+
+void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *opts) {
+  opts->name = NULL;
+  opts->filename_pattern = NULL;
+  opts->directory = NULL;
+  opts->timeout = 5.0;
+  opts->check_interval = 0.25;
+}
+
+/* ---------------------------------------------------------------- the OS random source */
+
+static int pl_random_bytes(void *buf, size_t len) {
+  unsigned char *p = buf;
+  size_t done = 0;
+#if defined(__linux__)
+  while (done < len) {
+    ssize_t n = getrandom(p + done, len - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOSYS) break;
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  if (done == len) return 0;
+#endif
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  while (done < len) {
+    ssize_t n = read(fd, p + done, len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int errnum = n < 0 ? errno : EIO;
+      close(fd);
+      errno = errnum;
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  close(fd);
+  return 0;
+}
+
+/* Fisher-Yates with 64-bit random values: the modulo bias is below 2^-50 for n <= 10000. */
+static int pl_shuffle(long *order, long n) {
+  enum { CHUNK = 256 };
+  uint64_t r[CHUNK];
+  size_t used = CHUNK;
+  for (long i = 0; i < n; i++)
+    order[i] = i;
+  for (long i = n - 1; i > 0; i--) {
+    if (used == CHUNK) {
+      if (pl_random_bytes(r, sizeof r) != 0) return -1;
+      used = 0;
+    }
+    long j = (long)(r[used++] % (uint64_t)(i + 1));
+    long t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- names */
+
+/* Expands `pattern` (str.format's {name}, {number}, {number:0Nd}, {{, }}) into buf.
+ * Returns NULL, or what is wrong with the pattern. *has_number tells whether {number} was
+ * used; *len is the length, which may exceed cap - 1 (then buf holds a truncated copy). */
+static const char *pl_expand(const char *pattern, const char *name, long number, char *buf,
+                             size_t cap, size_t *len, int *has_number) {
+  size_t n = 0;
+  *has_number = 0;
+#define PL_PUT(c)                                                                                  \
+  do {                                                                                             \
+    if (n + 1 < cap) buf[n] = (c);                                                                 \
+    n++;                                                                                           \
+  } while (0)
+  for (const char *p = pattern; *p; p++) {
+    if (*p == '}') {
+      if (p[1] != '}') return "a single '}' must be written '}}'";
+      PL_PUT('}');
+      p++;
+      continue;
+    }
+    if (*p != '{') {
+      PL_PUT(*p);
+      continue;
+    }
+    if (p[1] == '{') {
+      PL_PUT('{');
+      p++;
+      continue;
+    }
+    const char *end = strchr(p, '}');
+    if (end == NULL) return "a '{' without its '}' (write '{{' for a literal brace)";
+    size_t flen = (size_t)(end - p - 1);
+    const char *field = p + 1;
+    if (flen == 4 && strncmp(field, "name", 4) == 0) {
+      for (const char *s = name; *s; s++)
+        PL_PUT(*s);
+    } else if (flen >= 6 && strncmp(field, "number", 6) == 0) {
+      int width = 0;
+      if (flen > 6) {
+        /* ":0", then the width's digits, then "d" */
+        if (field[6] != ':' || field[7] != '0' || flen < 10 || field[flen - 1] != 'd')
+          return "unsupported field: only {name}, {number} and {number:0Nd} are supported";
+        for (size_t k = 8; k < flen - 1; k++) {
+          if (field[k] < '0' || field[k] > '9')
+            return "unsupported field: only {name}, {number} and {number:0Nd} are supported";
+          width = width * 10 + (field[k] - '0');
+          if (width > PL_NAME_MAX) return "the width of {number:0Nd} must be at most 255";
+        }
+      }
+      char digits[32];
+      int dn = snprintf(digits, sizeof digits, "%0*ld", width, number);
+      for (int k = 0; k < dn; k++)
+        PL_PUT(digits[k]);
+      *has_number = 1;
+    } else {
+      return "unsupported field: only {name}, {number} and {number:0Nd} are supported";
+    }
+    p = end;
+  }
+#undef PL_PUT
+  if (cap > 0) buf[n < cap ? n : cap - 1] = '\0';
+  *len = n;
+  return NULL;
+}
+
+/* What makes `s` (of length len) not one path component, or NULL. */
+static const char *pl_component_problem(const char *s, size_t len) {
+  if (len == 0) return "is empty";
+  if (len > PL_NAME_MAX) return "is longer than 255 bytes";
+  if (memchr(s, '/', len) != NULL) return "contains '/'";
+  if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return "is '.' or '..'";
+  return NULL;
+}
+
+/* Appends the components of `path` to `out` (which holds a normalised absolute prefix of
+ * length *n, starting with '/'), dropping empty and "." ones; with `dotdot` a ".." removes
+ * the previous component, as os.path.normpath does, else it is kept, as pathlib does. */
+static int pl_append_components(char *out, size_t cap, size_t *n, size_t root, const char *path,
+                                int dotdot) {
+  const char *p = path;
+  while (*p) {
+    while (*p == '/')
+      p++;
+    if (*p == '\0') break;
+    const char *e = p;
+    while (*e && *e != '/')
+      e++;
+    size_t len = (size_t)(e - p);
+    if (len == 1 && p[0] == '.') {
+      /* dropped */
+    } else if (dotdot && len == 2 && p[0] == '.' && p[1] == '.') {
+      while (*n > root && out[*n - 1] != '/')
+        (*n)--;
+      if (*n > root) (*n)--; /* the '/' before the removed component */
+    } else {
+      if (*n > root || out[*n - 1] != '/') {
+        if (*n + 1 >= cap) return -1;
+        out[(*n)++] = '/';
+      }
+      if (*n + len >= cap) return -1;
+      memcpy(out + *n, p, len);
+      *n += len;
+    }
+    p = e;
+  }
+  out[*n] = '\0';
+  return 0;
+}
+
+/* The absolute, tidied form of `dir` (malloc'd), or NULL with errno. */
+static char *pl_absolute_dir(const char *dir, int dotdot) {
+  char out[PORTALOCK_PATH_MAX];
+  size_t n = 0, root;
+  if (dir[0] == '/') {
+    /* POSIX leaves exactly two leading slashes implementation-defined: Python keeps them. */
+    int two = dir[1] == '/' && dir[2] != '/';
+    out[n++] = '/';
+    if (two) out[n++] = '/';
+    out[n] = '\0';
+    root = n;
+  } else {
+    char cwd[PORTALOCK_PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) return NULL;
+    out[n++] = '/';
+    out[n] = '\0';
+    root = n;
+    if (pl_append_components(out, sizeof out, &n, root, cwd, dotdot) != 0) {
+      errno = ENAMETOOLONG;
+      return NULL;
+    }
+  }
+  if (pl_append_components(out, sizeof out, &n, root, dir, dotdot) != 0) {
+    errno = ENAMETOOLONG;
+    return NULL;
+  }
+  char *copy = strdup(out);
+  if (copy == NULL) errno = ENOMEM;
+  return copy;
+}
+
+/* Python's tempfile.gettempdir(): the first candidate where a file can be created. Here:
+ * an existing directory this process may write into and search (nothing is created). */
+static char *pl_default_directory(void) {
+  const char *candidates[] = {
+      getenv("TMPDIR"), getenv("TEMP"), getenv("TMP"), "/tmp", "/var/tmp", "/usr/tmp", "."};
+  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+    const char *c = candidates[i];
+    if (c == NULL || c[0] == '\0') continue;
+    char *dir = pl_absolute_dir(c, 1);
+    if (dir == NULL) continue;
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+        faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0)
+      return dir;
+    free(dir);
+  }
+  return NULL;
+}
+
+static portalock_status pl_resolve_directory(portalock_bounded_semaphore_t *sem,
+                                             portalock_error *err) {
+  if (sem->directory == NULL) sem->directory = pl_default_directory();
+  if (sem->directory == NULL)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOENT, NULL,
+                   "bounded semaphore '%s': no usable temporary directory ($TMPDIR, $TEMP, $TMP, "
+                   "/tmp, /var/tmp, /usr/tmp or the working directory)",
+                   sem->name);
+  return PORTALOCK_OK;
+}
+
+/* The slot path into buf; -1 when it does not fit. */
+static int pl_slot_path(const portalock_bounded_semaphore_t *sem, long number, char *buf,
+                        size_t cap) {
+  char component[PL_NAME_MAX + 1];
+  size_t len;
+  int has_number;
+  if (pl_expand(sem->pattern, sem->name, number, component, sizeof component, &len, &has_number) !=
+          NULL ||
+      len > PL_NAME_MAX)
+    return -1;
+  const char *dir = sem->directory;
+  const char *sep = dir[strlen(dir) - 1] == '/' ? "" : "/";
+  int n = snprintf(buf, cap, "%s%s%s", dir, sep, component);
+  return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- construction */
+
+static portalock_status pl_bad(portalock_error *err, const char *option, const char *value,
+                               const char *problem) {
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad option '%s' (\"%.300s\"): %s", option, value,
+                 problem);
+}
+
+static portalock_status pl_check_names(long maximum, const char *name, const char *pattern,
+                                       portalock_error *err) {
+  if (strchr(name, '/') != NULL) return pl_bad(err, "name", name, "must not contain '/'");
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return pl_bad(err, "name", name, "must not be '.' or '..'");
+  if (strlen(name) > PL_NAME_MAX) return pl_bad(err, "name", name, "is longer than 255 bytes");
+  char component[PL_NAME_MAX + 1];
+  size_t len;
+  int has_number;
+  for (long i = 0; i < maximum; i++) {
+    const char *problem =
+        pl_expand(pattern, name, i, component, sizeof component, &len, &has_number);
+    if (problem != NULL) return pl_bad(err, "filename_pattern", pattern, problem);
+    if (i == 0 && !has_number && maximum > 1)
+      return pl_bad(err, "filename_pattern", pattern,
+                    "must contain {number} when maximum > 1 (else every slot is one file)");
+    if (len > PL_NAME_MAX)
+      return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                     "bad option 'filename_pattern' (\"%.100s\") with name \"%.100s...\": slot "
+                     "%ld's file name would be %zu bytes long (at most 255)",
+                     pattern, name, i, len);
+    const char *bad = pl_component_problem(component, len);
+    if (bad != NULL)
+      return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                     "bad option 'filename_pattern' (\"%.200s\") with name \"%.200s\": slot %ld's "
+                     "file name \"%.260s\" %s (it must be one path component)",
+                     pattern, name, i, component, bad);
+  }
+  return PORTALOCK_OK;
+}
+
+static char *pl_generated_name(void) {
+  unsigned char r[8];
+  if (pl_random_bytes(r, sizeof r) != 0) return NULL;
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "bounded_semaphore.");
+  for (size_t i = 0; i < sizeof r; i++)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "%02x", r[i]);
+  char *copy = strdup(buf);
+  if (copy == NULL) errno = ENOMEM;
+  return copy;
+}
+
+portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t **out, long maximum,
+                                                 const portalock_bounded_semaphore_options *opts,
+                                                 portalock_error *err) {
+  pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
+  *out = NULL;
+  portalock_bounded_semaphore_options o;
+  if (opts != NULL)
+    o = *opts;
+  else
+    portalock_bounded_semaphore_options_init(&o);
+  if (maximum < 1 || maximum > PORTALOCK_BOUNDED_MAXIMUM)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'maximum' (%ld): must be an integer within 1..%d", maximum,
+                   PORTALOCK_BOUNDED_MAXIMUM);
+  portalock_status status = pl_check_timing(o.timeout, o.check_interval, err);
+  if (status != PORTALOCK_OK) return status;
+  const char *pattern = o.filename_pattern != NULL ? o.filename_pattern : PL_DEFAULT_PATTERN;
+  if (o.name != NULL) {
+    status = pl_check_names(maximum, o.name, pattern, err);
+    if (status != PORTALOCK_OK) return status;
+  }
+  portalock_bounded_semaphore_t *sem = calloc(1, sizeof *sem);
+  if (sem == NULL) return pl_fail_sys(err, ENOMEM, "new bounded semaphore", NULL);
+  sem->maximum = maximum;
+  sem->timeout = o.timeout;
+  sem->check_interval = o.check_interval;
+  sem->slot = -1;
+  sem->order = malloc((size_t)maximum * sizeof *sem->order);
+  sem->pattern = strdup(pattern);
+  sem->name = o.name != NULL ? strdup(o.name) : pl_generated_name();
+  int errnum = sem->order == NULL || sem->pattern == NULL ? ENOMEM : errno;
+  if (sem->order == NULL || sem->pattern == NULL || sem->name == NULL) {
+    portalock_bounded_semaphore_free(sem);
+    return pl_fail_sys(err, errnum, "new bounded semaphore", o.name);
+  }
+  if (o.name == NULL) {
+    /* The generated name is safe; the pattern still has to be checked with it. */
+    status = pl_check_names(maximum, sem->name, pattern, err);
+    if (status != PORTALOCK_OK) {
+      portalock_bounded_semaphore_free(sem);
+      return status;
+    }
+  }
+  if (o.directory != NULL) {
+    sem->directory = pl_absolute_dir(o.directory, 0);
+    if (sem->directory == NULL) {
+      errnum = errno;
+      portalock_bounded_semaphore_free(sem);
+      if (errnum == ENAMETOOLONG) return pl_bad(err, "directory", o.directory, "is too long");
+      return pl_fail_sys(err, errnum, "getcwd for directory", o.directory);
+    }
+    char probe[PORTALOCK_PATH_MAX];
+    if (pl_slot_path(sem, maximum - 1, probe, sizeof probe) != 0) {
+      portalock_bounded_semaphore_free(sem);
+      return pl_bad(err, "directory", o.directory, "the slot paths would be too long");
+    }
+  }
+  *out = sem;
+  return PORTALOCK_OK;
+}
+
+/* ---------------------------------------------------------------- holding */
+
+/* After fork() the slot lock is the parent's (detached in the child): forget it. */
+static void pl_drop_foreign(portalock_bounded_semaphore_t *sem) {
+  if (sem->slot_lock != NULL && !portalock_lock_locked(sem->slot_lock)) {
+    portalock_lock_free(sem->slot_lock);
+    sem->slot_lock = NULL;
+    sem->slot = -1;
+  }
+}
+
+void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem) {
+  if (sem == NULL) return;
+  pl_drop_foreign(sem);
+  portalock_lock_free(sem->slot_lock);
+  free(sem->order);
+  free(sem->pattern);
+  free(sem->name);
+  free(sem->directory);
+  free(sem);
+}
+
+static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double check_interval,
+                                 portalock_wait *wait, portalock_error *err) {
+  pl_clear(err);
+  pl_drop_foreign(sem);
+  if (sem->slot_lock != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(sem->slot_lock),
+                   "bounded semaphore '%s' already holds slot %ld ('%s'): release it before "
+                   "acquiring again",
+                   sem->name, sem->slot, portalock_lock_filename(sem->slot_lock));
+  portalock_status status = pl_resolve_directory(sem, err);
+  if (status != PORTALOCK_OK) return status;
+  if (pl_shuffle(sem->order, sem->maximum) != 0)
+    return pl_fail_sys(err, errno, "read the OS random source for", sem->directory);
+  portalock_lock_options lo;
+  portalock_lock_options_init(&lo);
+  lo.mode = "r";
+  lo.timeout = 0;
+  lo.check_interval = check_interval;
+  for (long k = 0; k < sem->maximum; k++) {
+    long number = sem->order[k];
+    char path[PORTALOCK_PATH_MAX];
+    if (pl_slot_path(sem, number, path, sizeof path) != 0)
+      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENAMETOOLONG, sem->directory,
+                     "bounded semaphore '%s': the path of slot %ld in '%s' is too long", sem->name,
+                     number, sem->directory);
+    portalock_lock_t *lock;
+    status = portalock_lock_new(&lock, path, &lo, err);
+    if (status != PORTALOCK_OK) return status;
+    status = portalock_lock_try(lock, NULL, err);
+    if (status == PORTALOCK_OK) {
+      sem->slot_lock = lock;
+      sem->slot = number;
+      pl_clear(err);
+      return PORTALOCK_OK;
+    }
+    portalock_lock_free(lock);
+    if (status != PORTALOCK_CONTENDED) return status;
+  }
+  pl_wait_clock(wait, check_interval);
+  return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
+                 "bounded semaphore '%s' in '%s': all %ld slots are held", sem->name,
+                 sem->directory, sem->maximum);
+}
+
+portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
+                                                 portalock_wait *wait, portalock_error *err) {
+  return pl_sweep(sem, sem->check_interval, wait, err);
+}
+
+typedef struct pl_sweep_ctx {
+  portalock_bounded_semaphore_t *sem;
+  double check_interval;
+} pl_sweep_ctx;
+
+static portalock_status pl_sweep_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
+  pl_sweep_ctx *c = ctx;
+  return pl_sweep(c->sem, c->check_interval, wait, err);
+}
+
+portalock_status portalock_bounded_semaphore_acquire_with(portalock_bounded_semaphore_t *sem,
+                                                          double timeout, double check_interval,
+                                                          portalock_error *err) {
+  portalock_error local;
+  if (err == NULL) err = &local;
+  pl_sweep_ctx ctx = {sem, check_interval};
+  portalock_status status = pl_acquire_loop(pl_sweep_cb, &ctx, timeout, check_interval, 0, err);
+  if (status == PORTALOCK_ALREADY_LOCKED)
+    pl_fail(err, status, 0, sem->directory,
+            "bounded semaphore '%s' in '%s': all %ld slots stayed held (timeout %g s)", sem->name,
+            sem->directory, sem->maximum, timeout);
+  return status;
+}
+
+portalock_status portalock_bounded_semaphore_acquire(portalock_bounded_semaphore_t *sem,
+                                                     portalock_error *err) {
+  return portalock_bounded_semaphore_acquire_with(sem, sem->timeout, sem->check_interval, err);
+}
+
+portalock_status portalock_bounded_semaphore_release(portalock_bounded_semaphore_t *sem,
+                                                     portalock_error *err) {
+  pl_clear(err);
+  pl_drop_foreign(sem);
+  if (sem->slot_lock == NULL) return PORTALOCK_OK;
+  portalock_lock_t *lock = sem->slot_lock;
+  sem->slot_lock = NULL;
+  sem->slot = -1;
+  portalock_status status = portalock_lock_release(lock, err);
+  portalock_lock_free(lock);
+  return status;
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+int portalock_bounded_semaphore_locked(const portalock_bounded_semaphore_t *sem) {
+  return sem->slot_lock != NULL && portalock_lock_locked(sem->slot_lock);
+}
+
+long portalock_bounded_semaphore_slot(const portalock_bounded_semaphore_t *sem) {
+  return portalock_bounded_semaphore_locked(sem) ? sem->slot : -1;
+}
+
+portalock_lock_t *portalock_bounded_semaphore_lock(const portalock_bounded_semaphore_t *sem) {
+  return portalock_bounded_semaphore_locked(sem) ? sem->slot_lock : NULL;
+}
+
+int portalock_bounded_semaphore_fd(const portalock_bounded_semaphore_t *sem) {
+  return portalock_bounded_semaphore_locked(sem) ? portalock_lock_fd(sem->slot_lock) : -1;
+}
+
+long portalock_bounded_semaphore_maximum(const portalock_bounded_semaphore_t *sem) {
+  return sem->maximum;
+}
+
+const char *portalock_bounded_semaphore_name(const portalock_bounded_semaphore_t *sem) {
+  return sem->name;
+}
+
+const char *portalock_bounded_semaphore_filename_pattern(const portalock_bounded_semaphore_t *sem) {
+  return sem->pattern;
+}
+
+const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t *sem) {
+  if (pl_resolve_directory(sem, NULL) != PORTALOCK_OK) return NULL;
+  return sem->directory;
+}
+
+const char *portalock_bounded_semaphore_filename(portalock_bounded_semaphore_t *sem, long number) {
+  if (number < 0 || number >= sem->maximum) return NULL;
+  if (pl_resolve_directory(sem, NULL) != PORTALOCK_OK) return NULL;
+  if (pl_slot_path(sem, number, sem->filename, sizeof sem->filename) != 0) return NULL;
+  return sem->filename;
+}
+
+portalock_status portalock_bounded_semaphore_random_order(const portalock_bounded_semaphore_t *sem,
+                                                          long *order, portalock_error *err) {
+  pl_clear(err);
+  if (pl_shuffle(order, sem->maximum) != 0)
+    return pl_fail_sys(err, errno, "read the OS random source for", sem->name);
+  return PORTALOCK_OK;
+}

@@ -1,0 +1,347 @@
+/*
+ * The counting semaphore: a POSIX named semaphore "/portalock.<name>", opened on first use.
+ * The handle counts its own acquires so that a scope can give back exactly what it took.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sem_clockwait */
+#endif
+#include "private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PL_SEM_PREFIX "/portalock."
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define PL_HAVE_SEM_CLOCKWAIT 1
+#else
+#define PL_HAVE_SEM_CLOCKWAIT 0
+#endif
+
+/* Beyond this a timeout is treated as forever (about 31 years). */
+#define PL_SEM_FOREVER 1e9
+
+struct portalock_semaphore {
+  char *name;     /* as given or generated */
+  char *sem_name; /* PL_SEM_PREFIX + name */
+  unsigned long value;
+  portalock_semaphore_options opts;
+  sem_t *sem;         /* SEM_FAILED until the first use */
+  unsigned long held; /* acquires by this handle in process `holder`, not yet released */
+  pid_t holder;
+  double backoff; /* the last clock-only wait asked for, 0 after a success */
+};
+
+void portalock_semaphore_options_init(portalock_semaphore_options *opts) {
+  opts->timeout = INFINITY;
+  opts->check_interval = 0.25;
+  opts->perm = 0600;
+}
+
+static portalock_status pl_sem_check_name(const char *name, portalock_error *err) {
+  const char *problem = NULL;
+  size_t len = strlen(name);
+  if (len == 0)
+    problem = "must not be empty";
+  else if (strchr(name, '/') != NULL)
+    problem = "must not contain '/'";
+  else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    problem = "must not be \".\" or \"..\"";
+  else if (len > PORTALOCK_SEMAPHORE_NAME_MAX)
+    problem = "is too long (at most 241 bytes)";
+  if (problem == NULL) return PORTALOCK_OK;
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'name' (\"%.64s%s\"): %s", name,
+                 len > 64 ? "..." : "", problem);
+}
+
+/* "semaphore.<16 hex digits>" from /dev/urandom. */
+static portalock_status pl_sem_generate_name(char *buf, size_t len, portalock_error *err) {
+  unsigned char bytes[8];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return pl_fail_sys(err, errno, "open", "/dev/urandom");
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t r = read(fd, bytes + got, sizeof bytes - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      int e = r < 0 ? errno : EIO;
+      close(fd);
+      return pl_fail_sys(err, e, "read", "/dev/urandom");
+    }
+    got += (size_t)r;
+  }
+  close(fd);
+  int n = snprintf(buf, len, "semaphore.");
+  for (size_t i = 0; i < sizeof bytes; i++)
+    n += snprintf(buf + n, len - (size_t)n, "%02x", bytes[i]);
+  return PORTALOCK_OK;
+}
+
+static portalock_status pl_sem_check_options(const portalock_semaphore_options *o,
+                                             portalock_error *err) {
+  if (isnan(o->timeout) || o->timeout < 0)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad option 'timeout' (%g): must be >= 0 (use INFINITY to wait forever)",
+                   o->timeout);
+  if (!isfinite(o->check_interval) || o->check_interval <= 0)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad option 'check_interval' (%g): must be a finite number > 0",
+                   o->check_interval);
+  if (o->perm < 0 || o->perm > 0777)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad option 'perm' (%d, octal %o): must be within 0..0777", o->perm,
+                   (unsigned)o->perm);
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_semaphore_new(portalock_semaphore_t **out, const char *name,
+                                         unsigned long value,
+                                         const portalock_semaphore_options *opts,
+                                         portalock_error *err) {
+  pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
+  *out = NULL;
+  portalock_semaphore_options defaults;
+  if (opts == NULL) {
+    portalock_semaphore_options_init(&defaults);
+    opts = &defaults;
+  }
+  portalock_status status = pl_sem_check_options(opts, err);
+  if (status != PORTALOCK_OK) return status;
+  if (value > (unsigned long)SEM_VALUE_MAX)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'value' (%lu): must be within 0..%ld (SEM_VALUE_MAX)", value,
+                   (long)SEM_VALUE_MAX);
+  char generated[64];
+  if (name == NULL) {
+    status = pl_sem_generate_name(generated, sizeof generated, err);
+    if (status != PORTALOCK_OK) return status;
+    name = generated;
+  }
+  status = pl_sem_check_name(name, err);
+  if (status != PORTALOCK_OK) return status;
+  portalock_semaphore_t *sem = calloc(1, sizeof *sem);
+  size_t len = strlen(name);
+  if (sem != NULL) {
+    sem->name = malloc(len + 1);
+    sem->sem_name = malloc(sizeof PL_SEM_PREFIX + len);
+  }
+  if (sem == NULL || sem->name == NULL || sem->sem_name == NULL) {
+    if (sem != NULL) {
+      free(sem->name);
+      free(sem->sem_name);
+    }
+    free(sem);
+    return pl_fail_sys(err, ENOMEM, "new Semaphore", name);
+  }
+  memcpy(sem->name, name, len + 1);
+  snprintf(sem->sem_name, sizeof PL_SEM_PREFIX + len, "%s%s", PL_SEM_PREFIX, name);
+  sem->value = value;
+  sem->opts = *opts;
+  sem->sem = SEM_FAILED;
+  *out = sem;
+  return PORTALOCK_OK;
+}
+
+void portalock_semaphore_free(portalock_semaphore_t *sem) {
+  if (sem == NULL) return;
+  if (sem->sem != SEM_FAILED) sem_close(sem->sem);
+  free(sem->name);
+  free(sem->sem_name);
+  free(sem);
+}
+
+const char *portalock_semaphore_name(const portalock_semaphore_t *sem) {
+  return sem->name;
+}
+
+/* Opens (creating with the initial value if missing) at the first use. glibc maps the file
+ * and closes its descriptor (opened with O_CLOEXEC) before sem_open returns. */
+static portalock_status pl_sem_open(portalock_semaphore_t *sem, portalock_error *err) {
+  if (sem->sem != SEM_FAILED) return PORTALOCK_OK;
+  sem_t *s = sem_open(sem->sem_name, O_CREAT, (mode_t)sem->opts.perm, (unsigned)sem->value);
+  if (s == SEM_FAILED) return pl_fail_sys(err, errno, "open semaphore", sem->sem_name);
+  sem->sem = s;
+  return PORTALOCK_OK;
+}
+
+/* A handle inherited through fork() holds none of its parent's counts. */
+static void pl_sem_sync(portalock_semaphore_t *sem) {
+  if (sem->held > 0 && sem->holder != getpid()) sem->held = 0;
+}
+
+static portalock_status pl_sem_took(portalock_semaphore_t *sem) {
+  pl_sem_sync(sem);
+  sem->held++;
+  sem->holder = getpid();
+  sem->backoff = 0;
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_wait *wait,
+                                         portalock_error *err) {
+  pl_clear(err);
+  portalock_status status = pl_sem_open(sem, err);
+  if (status != PORTALOCK_OK) return status;
+  pl_sem_sync(sem);
+  if (sem->held == ULONG_MAX)
+    return pl_fail(err, PORTALOCK_INVALID, 0, sem->sem_name,
+                   "Semaphore '%s' acquired more than %lu times through one handle", sem->name,
+                   ULONG_MAX);
+  for (;;) {
+    if (sem_trywait(sem->sem) == 0) return pl_sem_took(sem);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) break;
+    return pl_fail_sys(err, errno, "acquire semaphore", sem->sem_name);
+  }
+  double next = sem->backoff == 0 ? 0.001 : sem->backoff * 2;
+  if (next > sem->opts.check_interval) next = sem->opts.check_interval;
+  sem->backoff = next;
+  if (wait != NULL) {
+    wait->fd = -1;
+    wait->next_attempt = portalock_monotonic() + next;
+  }
+  return pl_fail(err, PORTALOCK_CONTENDED, EAGAIN, sem->sem_name,
+                 "Semaphore '%s': no count available", sem->name);
+}
+
+static portalock_status pl_sem_timed_out(portalock_semaphore_t *sem, double timeout,
+                                         portalock_error *err) {
+  return pl_fail(err, PORTALOCK_ALREADY_LOCKED, EAGAIN, sem->sem_name,
+                 "Semaphore '%s': no count available within the timeout of %g s", sem->name,
+                 timeout);
+}
+
+#if !PL_HAVE_SEM_CLOCKWAIT
+static portalock_status pl_sem_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
+  return portalock_semaphore_try(ctx, wait, err);
+}
+#endif
+
+portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, double timeout,
+                                                  portalock_error *err) {
+  portalock_error local;
+  if (err == NULL) err = &local;
+  pl_clear(err);
+  if (isnan(timeout) || timeout < 0)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'timeout' (%g): must be >= 0 (use INFINITY to wait forever)",
+                   timeout);
+  portalock_status status = portalock_semaphore_try(sem, NULL, err);
+  if (status != PORTALOCK_CONTENDED) return status;
+  if (timeout == 0) return pl_sem_timed_out(sem, timeout, err);
+#if PL_HAVE_SEM_CLOCKWAIT
+  int forever = timeout >= PL_SEM_FOREVER;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  if (!forever) {
+    time_t whole = (time_t)timeout; /* 0 < timeout < PL_SEM_FOREVER: no libm needed */
+    deadline.tv_sec += whole;
+    deadline.tv_nsec += (long)((timeout - (double)whole) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+  }
+  for (;;) {
+    /* The deadline is absolute, so retrying after a signal never extends the wait. */
+    int r = forever ? sem_wait(sem->sem) : sem_clockwait(sem->sem, CLOCK_MONOTONIC, &deadline);
+    if (r == 0) {
+      pl_clear(err);
+      return pl_sem_took(sem);
+    }
+    if (errno == EINTR) continue;
+    if (errno == ETIMEDOUT) return pl_sem_timed_out(sem, timeout, err);
+    return pl_fail_sys(err, errno, "acquire semaphore", sem->sem_name);
+  }
+#else
+  status = pl_acquire_loop(pl_sem_try_cb, sem, timeout, sem->opts.check_interval, 0, err);
+  if (status == PORTALOCK_ALREADY_LOCKED) return pl_sem_timed_out(sem, timeout, err);
+  return status;
+#endif
+}
+
+portalock_status portalock_semaphore_acquire(portalock_semaphore_t *sem, portalock_error *err) {
+  return portalock_semaphore_acquire_with(sem, sem->opts.timeout, err);
+}
+
+/* Posts `n` (1..SEM_VALUE_MAX), refusing up front what would overflow the value. */
+static portalock_status pl_sem_post(portalock_semaphore_t *sem, unsigned long n,
+                                    portalock_error *err) {
+  int value;
+  if (sem_getvalue(sem->sem, &value) != 0)
+    return pl_fail_sys(err, errno, "read the value of semaphore", sem->sem_name);
+  if (value > 0 && (unsigned long)value > (unsigned long)SEM_VALUE_MAX - n)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EOVERFLOW, sem->sem_name,
+                   "Semaphore '%s': releasing %lu would raise its value (%d) beyond "
+                   "SEM_VALUE_MAX (%ld); nothing was released",
+                   sem->name, n, value, (long)SEM_VALUE_MAX);
+  for (unsigned long posted = 0; posted < n; posted++) {
+    if (sem_post(sem->sem) != 0) {
+      int e = errno;
+      char why[128];
+      pl_strerror(e, why, sizeof why);
+      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, sem->sem_name,
+                     "Semaphore '%s': released %lu of %lu, then: %s", sem->name, posted, n, why);
+    }
+    if (sem->held > 0) sem->held--;
+  }
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_semaphore_release(portalock_semaphore_t *sem, unsigned long n,
+                                             portalock_error *err) {
+  pl_clear(err);
+  if (n < 1 || n > (unsigned long)SEM_VALUE_MAX)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'n' (%lu): must be within 1..%ld (SEM_VALUE_MAX)", n,
+                   (long)SEM_VALUE_MAX);
+  portalock_status status = pl_sem_open(sem, err);
+  if (status != PORTALOCK_OK) return status;
+  pl_sem_sync(sem);
+  return pl_sem_post(sem, n, err);
+}
+
+portalock_status portalock_semaphore_release_held(portalock_semaphore_t *sem,
+                                                  portalock_error *err) {
+  pl_clear(err);
+  pl_sem_sync(sem);
+  if (sem->held == 0) return PORTALOCK_OK;
+  /* held > 0 means the semaphore was opened */
+  return pl_sem_post(sem, sem->held, err);
+}
+
+unsigned long portalock_semaphore_held(const portalock_semaphore_t *sem) {
+  return sem->held > 0 && sem->holder == getpid() ? sem->held : 0;
+}
+
+portalock_status portalock_semaphore_value(portalock_semaphore_t *sem, long *value,
+                                           portalock_error *err) {
+  pl_clear(err);
+  portalock_status status = pl_sem_open(sem, err);
+  if (status != PORTALOCK_OK) return status;
+  int v;
+  if (sem_getvalue(sem->sem, &v) != 0)
+    return pl_fail_sys(err, errno, "read the value of semaphore", sem->sem_name);
+  if (value != NULL) *value = v < 0 ? 0 : v;
+  return PORTALOCK_OK;
+}
+
+portalock_status portalock_semaphore_unlink(const char *name, portalock_error *err) {
+  pl_clear(err);
+  if (name == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'name' (NULL)");
+  portalock_status status = pl_sem_check_name(name, err);
+  if (status != PORTALOCK_OK) return status;
+  char sem_name[sizeof PL_SEM_PREFIX + PORTALOCK_SEMAPHORE_NAME_MAX];
+  snprintf(sem_name, sizeof sem_name, "%s%s", PL_SEM_PREFIX, name);
+  if (sem_unlink(sem_name) != 0) return pl_fail_sys(err, errno, "unlink semaphore", sem_name);
+  return PORTALOCK_OK;
+}

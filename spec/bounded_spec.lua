@@ -42,6 +42,13 @@ describe("bounded semaphores", function()
       assert.are.equal(dir .. "/{jobs}.11.011", s:get_filenames()[12])
     end)
 
+    it("pads {number:0Nd} to any width up to 255, as Python does", function()
+      local s = sem(2, {filename_pattern = "{name}.{number:060d}.lock"})
+      local names = s:get_filenames()
+      assert.are.equal(dir .. "/jobs." .. string.rep("0", 59) .. "1.lock", names[2])
+      assert.are.equal(dir .. "/jobs." .. string.rep("0", 60) .. ".lock", names[1])
+    end)
+
     it("generates names from the OS random source; BoundedSemaphore defaults to bounded_semaphore", function()
       local a = portalock.NamedBoundedSemaphore(2, {directory = dir})
       local b = portalock.NamedBoundedSemaphore(2, {directory = dir})

@@ -236,7 +236,7 @@ describe("Lockable", function()
 
     it("times out, fails at once without blocking, and waits for a holder by default", function()
       local ready = dir .. "/ready"
-      local pid, log = spawn("hold", ready, "1.5")
+      local pid, log = spawn("hold", ready, "4") -- longer than every bound below
       assert.is_true(helper.wait_until(function() return helper.exists(ready) end, 10), helper.read(log))
       local account = make_class().new(path)
       local started = core.monotonic()

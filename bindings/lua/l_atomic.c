@@ -82,6 +82,24 @@ static portalock_atomic_t *usable(lua_State *L, l_atomic *h, const char *what) {
   return h->atomic;
 }
 
+/* nil, err for a system failure of `what` on the temporary (errno `errnum`). */
+static int push_failure(lua_State *L, portalock_atomic_t *a, const char *what, int errnum,
+                        const char *why) {
+  portalock_error err;
+  memset(&err, 0, sizeof err);
+  err.status = PORTALOCK_LOCK_EXCEPTION;
+  err.errnum = errnum;
+  snprintf(err.path, sizeof err.path, "%s", portalock_atomic_temp_path(a));
+  snprintf(err.message, sizeof err.message, "%s '%s': %s", what, portalock_atomic_temp_path(a),
+           why != NULL ? why : strerror(errnum));
+  return push_error(L, &err, 0, NULL);
+}
+
+/* An earlier write failed: nothing more may look as if it succeeded. */
+static int push_poisoned(lua_State *L, portalock_atomic_t *a, const char *what) {
+  return push_failure(L, a, what, 0, "an earlier write failed; commit() will abort");
+}
+
 /* Writes out the buffer; a failure poisons the handle (the buffer is dropped). */
 static portalock_status drain(l_atomic *h, portalock_error *err) {
   size_t n = h->used;
@@ -111,6 +129,7 @@ static int l_atomic_write(lua_State *L) {
   const char *s = luaL_checklstring(L, 2, &len);
   portalock_atomic_t *a = usable(L, h, "write to");
   if (a == NULL) return 2;
+  if (portalock_atomic_is_poisoned(a)) return push_poisoned(L, a, "write to");
   portalock_error err;
   if (len <= sizeof h->buf - h->used) {
     memcpy(h->buf + h->used, s, len);
@@ -129,7 +148,9 @@ static int l_atomic_write(lua_State *L) {
 
 static int l_atomic_flush(lua_State *L) {
   l_atomic *h = check_atomic(L);
-  if (usable(L, h, "flush") == NULL) return 2;
+  portalock_atomic_t *a = usable(L, h, "flush");
+  if (a == NULL) return 2;
+  if (portalock_atomic_is_poisoned(a)) return push_poisoned(L, a, "flush");
   portalock_error err;
   if (drain(h, &err) != PORTALOCK_OK) return push_error(L, &err, 0, NULL);
   lua_pushboolean(L, 1);
@@ -142,20 +163,14 @@ static int l_atomic_seek(lua_State *L) {
   l_atomic *h = check_atomic(L);
   int whence = whences[luaL_checkoption(L, 2, "cur", names)];
   lua_Number offset = luaL_optnumber(L, 3, 0);
+  /* off_t is 64 bits: anything beyond would be undefined behaviour in the cast below */
+  luaL_argcheck(L, offset >= -9.2e18 && offset <= 9.2e18, 3, "offset out of range");
   portalock_atomic_t *a = usable(L, h, "seek in");
   if (a == NULL) return 2;
   portalock_error err;
   if (drain(h, &err) != PORTALOCK_OK) return push_error(L, &err, 0, NULL);
   off_t pos = lseek(portalock_atomic_fd(a), (off_t)offset, whence);
-  if (pos < 0) {
-    int e = errno;
-    memset(&err, 0, sizeof err);
-    err.status = PORTALOCK_LOCK_EXCEPTION;
-    err.errnum = e;
-    snprintf(err.message, sizeof err.message, "seek in '%s': %s", portalock_atomic_temp_path(a),
-             strerror(e));
-    return push_error(L, &err, 0, NULL);
-  }
+  if (pos < 0) return push_failure(L, a, "seek in", errno, NULL);
   lua_pushnumber(L, (lua_Number)pos);
   return 1;
 }

@@ -322,18 +322,24 @@ portalock_status portalock_atomic_write(portalock_atomic_t *atomic, const void *
 static int pl_atomic_set_mode(portalock_atomic_t *a, const char **what) {
   struct stat st;
   if (fstatat(a->dirfd, a->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-    /* owner first: fchown clears set-id bits, which fchmod then restores */
+    /* owner first: fchown clears set-id bits, which fchmod then restores, but only for
+     * the owner or group actually kept: never a set-id bit for the writer's own ids */
+    mode_t mode = st.st_mode & 07777;
     if (fchown(a->fd, st.st_uid, st.st_gid) != 0) {
       if (errno != EPERM) {
         *what = "commit: fchown of the temporary";
         return -1;
       }
-      if (fchown(a->fd, (uid_t)-1, st.st_gid) != 0 && errno != EPERM) {
-        *what = "commit: fchown of the temporary";
-        return -1;
+      mode &= ~(mode_t)S_ISUID;
+      if (fchown(a->fd, (uid_t)-1, st.st_gid) != 0) {
+        if (errno != EPERM) {
+          *what = "commit: fchown of the temporary";
+          return -1;
+        }
+        mode &= ~(mode_t)S_ISGID;
       }
     }
-    if (fchmod(a->fd, st.st_mode & 07777) != 0) {
+    if (fchmod(a->fd, mode) != 0) {
       *what = "commit: fchmod of the temporary";
       return -1;
     }

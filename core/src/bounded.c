@@ -140,8 +140,10 @@ static const char *pl_expand(const char *pattern, const char *name, long number,
           if (width > PL_NAME_MAX) return "the width of {number:0Nd} must be at most 255";
         }
       }
-      char digits[32];
-      int dn = snprintf(digits, sizeof digits, "%0*ld", width, number);
+      char digits[24]; /* the digits alone; the zero padding is emitted separately */
+      int dn = snprintf(digits, sizeof digits, "%ld", number);
+      for (int k = dn; k < width; k++)
+        PL_PUT('0');
       for (int k = 0; k < dn; k++)
         PL_PUT(digits[k]);
       *has_number = 1;

@@ -248,7 +248,7 @@ local function constructor(class, default_name)
       timeout = pick(opts.timeout, 5),
       check_interval = pick(opts.check_interval, 0.25),
     }
-    local ok, handle = pcall(core.new_bounded, maximum, {
+    local ok, handle, errtab = pcall(core.new_bounded, maximum, {
       name = pick(opts.name, default_name),
       filename_pattern = opts.filename_pattern,
       directory = opts.directory,
@@ -257,6 +257,8 @@ local function constructor(class, default_name)
     })
     if not ok then
       error(class .. ": " .. tostring(handle), 2)
+    elseif not handle then
+      error(errors.from_core(errtab), 2)
     end
     return setmetatable({_class = class, _h = handle, _defaults = defaults, _slot = false}, SemaphoreMeta)
   end

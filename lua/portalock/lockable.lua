@@ -131,13 +131,24 @@ function M.mixin(Class)
   return Class
 end
 
+-- The first non-empty of $TMPDIR, $TEMP, $TMP, else /tmp.
+local function default_directory()
+  for _, name in ipairs({"TMPDIR", "TEMP", "TMP"}) do
+    local dir = os.getenv(name)
+    if dir and dir ~= "" then
+      return dir
+    end
+  end
+  return "/tmp"
+end
+
 local function lock_path(opts)
   if opts.filename and opts.name then
     return nil, "bad argument 'opts' to 'Lockable.init': give either 'filename' or 'name', not both"
   elseif opts.filename then
     return opts.filename
   elseif opts.name then
-    local dir = opts.directory or os.getenv("TMPDIR") or "/tmp"
+    local dir = opts.directory or default_directory()
     return dir .. "/" .. opts.name .. ".lock"
   end
   return nil, "bad argument 'opts' to 'Lockable.init': needs 'filename' (the lock file) or 'name' "

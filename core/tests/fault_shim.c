@@ -4,7 +4,9 @@
  * EINTR, as when a signal arrives. PORTALOCK_FAULT_FLOCK=RENAME: the next call first renames
  * PORTALOCK_FAULT_RENAME_FROM over PORTALOCK_FAULT_RENAME_TO, as another process replacing the
  * file between the caller's open and its lock would (once; the fault then ends itself).
- * Unset: the real flock. */
+ * Unset: the real flock.
+ * PORTALOCK_FAULT_FSYNC=ENOSPC: every fsync(2) fails with ENOSPC (a full disk);
+ * PORTALOCK_FAULT_FSYNC=DIR: fsync of a directory fails with EIO, of a file it works. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int flock(int fd, int operation) {
   static int (*real_flock)(int, int);
@@ -33,4 +37,20 @@ int flock(int fd, int operation) {
     unsetenv("PORTALOCK_FAULT_FLOCK");
   }
   return real_flock(fd, operation);
+}
+
+int fsync(int fd) {
+  static int (*real_fsync)(int);
+  if (real_fsync == NULL) real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  const char *fault = getenv("PORTALOCK_FAULT_FSYNC");
+  struct stat st;
+  if (fault != NULL && strcmp(fault, "ENOSPC") == 0) {
+    errno = ENOSPC;
+    return -1;
+  }
+  if (fault != NULL && strcmp(fault, "DIR") == 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    errno = EIO;
+    return -1;
+  }
+  return real_fsync(fd);
 }

@@ -1,14 +1,25 @@
 /* Tests what this machine cannot produce on demand, injected into flock(2) by fault_shim.c:
  * ENOLCK fails at once as a LockException, EINTR never ends a lock call or a wait with an
- * error, and a TemporaryFileLock whose file is replaced between open and lock starts over. */
+ * error, a TemporaryFileLock whose file is replaced between open and lock starts over, and an
+ * atomic write whose fsync fails publishes nothing (or, when only the directory's fsync fails,
+ * says that it did publish). */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static void inject_fsync(const char *fault) {
+  if (fault == NULL)
+    unsetenv("PORTALOCK_FAULT_FSYNC");
+  else
+    setenv("PORTALOCK_FAULT_FSYNC", fault, 1);
+}
 
 static void inject(const char *fault) {
   if (fault == NULL)
@@ -104,6 +115,61 @@ static void test_replaced_temporary_file(void) {
   portalock_lock_free(lock);
 }
 
+static void atomic_write(portalock_atomic_t **out, const char *path, const char *text) {
+  portalock_error err;
+  CHECK_OK(portalock_atomic_open(out, path, NULL, &err), &err);
+  CHECK_OK(portalock_atomic_write(*out, text, strlen(text), &err), &err);
+}
+
+static int count_entries(const char *dir) {
+  char command[PATH_MAX + 32];
+  snprintf(command, sizeof command, "ls -A '%s' | wc -l", dir);
+  FILE *p = popen(command, "r");
+  CHECK(p != NULL);
+  int n = -1;
+  CHECK(fscanf(p, "%d", &n) == 1);
+  pclose(p);
+  return n;
+}
+
+static void test_atomic_fsync(void) {
+  const char *dir = tu_path("atomic");
+  CHECK(mkdir(dir, 0700) == 0);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/config", dir);
+  tu_write_file(path, "old");
+  char buf[16];
+  portalock_error err;
+  portalock_atomic_t *a;
+  int published = -1;
+
+  /* a full disk at the file's fsync: nothing published, no temporary left */
+  atomic_write(&a, path, "new");
+  inject_fsync("ENOSPC");
+  CHECK_STATUS(portalock_atomic_commit(a, &published, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  inject_fsync(NULL);
+  CHECK_INT(err.errnum, ENOSPC);
+  CHECK_INT(published, 0);
+  portalock_atomic_free(a);
+  CHECK_INT(tu_read_file(path, buf, sizeof buf), 3);
+  CHECK_STR(buf, "old");
+  CHECK_INT(count_entries(dir), 1);
+
+  /* only the directory's fsync fails: published, and the error says so */
+  published = -1;
+  atomic_write(&a, path, "new");
+  inject_fsync("DIR");
+  CHECK_STATUS(portalock_atomic_commit(a, &published, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  inject_fsync(NULL);
+  CHECK_INT(err.errnum, EIO);
+  CHECK_INT(published, 1);
+  CHECK_CONTAINS(err.message, "was published");
+  portalock_atomic_free(a);
+  CHECK_INT(tu_read_file(path, buf, sizeof buf), 3);
+  CHECK_STR(buf, "new");
+  CHECK_INT(count_entries(dir), 1);
+}
+
 int main(void) {
   tu_init("faults");
   tu_group("the fault shim is preloaded");
@@ -114,5 +180,7 @@ int main(void) {
   test_eintr();
   tu_group("TemporaryFileLock: a file replaced between open and lock");
   test_replaced_temporary_file();
+  tu_group("open_atomic: fsync fails (ENOSPC: nothing published; directory only: published)");
+  test_atomic_fsync();
   return tu_done();
 }

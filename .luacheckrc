@@ -1,4 +1,4 @@
--- luacheck lua spec examples   (ctest runs it as lint.luacheck)
+-- luacheck lua spec examples bench   (ctest runs it as lint.luacheck)
 std = "max"
 max_line_length = 120
 files["spec"] = {std = "+busted"}

@@ -102,7 +102,7 @@ set_tests_properties(examples.c_api PROPERTIES TIMEOUT 60 LABELS "examples"
 
 if(PORTALOCK_LUACHECK)
   add_test(NAME lint.luacheck
-           COMMAND "${PORTALOCK_LUACHECK}" lua spec examples
+           COMMAND "${PORTALOCK_LUACHECK}" lua spec examples bench
            WORKING_DIRECTORY "${src}")
   set_tests_properties(lint.luacheck PROPERTIES TIMEOUT 300 LABELS "lint")
 else()
@@ -113,7 +113,8 @@ endif()
 find_program(PORTALOCK_CLANG_FORMAT clang-format)
 if(PORTALOCK_CLANG_FORMAT)
   file(GLOB_RECURSE c_sources CONFIGURE_DEPENDS
-       "${src}/core/*.[ch]" "${src}/bindings/*.[ch]" "${src}/spec/*.[ch]" "${src}/examples/*.[ch]")
+       "${src}/core/*.[ch]" "${src}/bindings/*.[ch]" "${src}/spec/*.[ch]" "${src}/examples/*.[ch]"
+       "${src}/bench/*.[ch]")
   add_test(NAME lint.clang_format
            COMMAND "${PORTALOCK_CLANG_FORMAT}" --dry-run -Werror ${c_sources})
   set_tests_properties(lint.clang_format PROPERTIES TIMEOUT 120 LABELS "lint")
@@ -129,4 +130,12 @@ if(PORTALOCK_LUAROCKS_EXE)
   set_tests_properties(install.packages PROPERTIES TIMEOUT 600 LABELS "install")
 else()
   message(STATUS "portalock: luarocks not found; skipping test install.packages")
+endif()
+
+# The benchmark harness in its quick mode: checks that every benchmark runs and produces
+# numbers (no timing is asserted). bench/run without --quick writes bench/RESULTS.md.
+if(EXISTS /usr/bin/python3)
+  add_test(NAME bench.quick
+           COMMAND /usr/bin/python3 "${src}/bench/run" --quick --build "${CMAKE_BINARY_DIR}")
+  set_tests_properties(bench.quick PROPERTIES TIMEOUT 120 LABELS "bench")
 endif()

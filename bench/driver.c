@@ -1,0 +1,301 @@
+/*
+ * Benchmark driver in C for bench/run: the physical limit ("ref": raw open + flock(2), or
+ * sem_open(3) for the semaphore) and portalock's C API ("portalock").
+ *
+ *   driver serve IMPL PATH CI          stdin: acquire | release | quit
+ *   driver uncontended IMPL PATH MODE N  MODE open (open+lock+unlock+close) | fd (open file)
+ *   driver loop IMPL PATH HOLD_US CI   prints ready, reads "START_NS END_NS", prints
+ *                                      "done COUNT CPU_NS" and the time of every acquire
+ *   driver sem IMPL NAME SLOTS JOBS JOB_MS CI   ready/start as loop; one "job" line per job
+ *   driver stamp JOB_MS                one job (for GNU parallel's sem)
+ *   driver held                        run under flock(1): acquired now; exits at "release"
+ *
+ * CI is the check_interval in seconds or "default". Times are CLOCK_MONOTONIC nanoseconds.
+ */
+#define _GNU_SOURCE
+#include "portalock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_LIMIT 120.0 /* seconds: no wait in a benchmark lasts longer */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_until(int64_t t) {
+  struct timespec ts = {.tv_sec = (time_t)(t / 1000000000), .tv_nsec = (long)(t % 1000000000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  }
+}
+
+static void spin_us(long us) {
+  int64_t end = now_ns() + (int64_t)us * 1000;
+  while (now_ns() < end) {
+  }
+}
+
+static int64_t cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+         ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "driver: %s: %s\n", what, strerror(errno));
+  exit(2);
+}
+
+static void die_pl(const char *what, const portalock_error *err) {
+  fprintf(stderr, "driver: %s: %s %s\n", what, portalock_status_name(err->status), err->message);
+  exit(2);
+}
+
+/* ---------------------------------------------------------------- one lock, two ways */
+
+typedef struct bench_lock {
+  int ref;
+  const char *path;
+  int fd;
+  portalock_lock_t *lock;
+  double check_interval;
+} bench_lock;
+
+static void bench_lock_init(bench_lock *b, const char *impl, const char *path, const char *ci) {
+  memset(b, 0, sizeof *b);
+  b->ref = strcmp(impl, "ref") == 0;
+  b->path = path;
+  b->fd = -1;
+  portalock_lock_options opts;
+  portalock_lock_options_init(&opts);
+  b->check_interval = strcmp(ci, "default") == 0 ? opts.check_interval : atof(ci);
+  if (b->ref) return;
+  portalock_error err;
+  if (portalock_lock_new(&b->lock, path, &opts, &err) != PORTALOCK_OK) die_pl("lock_new", &err);
+}
+
+/* Blocks until held (ref: in the kernel; portalock: its loop). 0 on success. */
+static int bench_acquire(bench_lock *b, double timeout) {
+  if (b->ref) {
+    b->fd = open(b->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (b->fd < 0) die("open");
+    if (flock(b->fd, LOCK_EX) != 0) die("flock");
+    return 0;
+  }
+  portalock_error err;
+  portalock_status s = portalock_lock_acquire_with(b->lock, timeout, b->check_interval, 0, &err);
+  if (s == PORTALOCK_ALREADY_LOCKED) return -1;
+  if (s != PORTALOCK_OK) die_pl("acquire", &err);
+  return 0;
+}
+
+static void bench_release(bench_lock *b) {
+  if (b->ref) {
+    flock(b->fd, LOCK_UN);
+    close(b->fd);
+    b->fd = -1;
+    return;
+  }
+  portalock_error err;
+  if (portalock_lock_release(b->lock, &err) != PORTALOCK_OK) die_pl("release", &err);
+}
+
+/* ---------------------------------------------------------------- subcommands */
+
+static int cmd_serve(char **argv) {
+  bench_lock b;
+  bench_lock_init(&b, argv[0], argv[1], argv[2]);
+  char line[64];
+  printf("ready\n");
+  while (fgets(line, sizeof line, stdin)) {
+    if (strncmp(line, "acquire", 7) == 0) {
+      if (bench_acquire(&b, WAIT_LIMIT) != 0) return 3;
+      printf("acquired %lld\n", (long long)now_ns());
+    } else if (strncmp(line, "release", 7) == 0) {
+      int64_t t = now_ns();
+      bench_release(&b);
+      printf("released %lld\n", (long long)t);
+    } else {
+      break;
+    }
+  }
+  return 0;
+}
+
+static int64_t uncontended_open_one(bench_lock *b) {
+  int64_t t0 = now_ns();
+  if (b->ref) {
+    int fd = open(b->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) die("open+flock");
+    flock(fd, LOCK_UN);
+    close(fd);
+  } else {
+    if (bench_acquire(b, 0) != 0) die("uncontended acquire");
+    bench_release(b);
+  }
+  return now_ns() - t0;
+}
+
+static int64_t uncontended_fd_one(const bench_lock *b, int fd) {
+  int64_t t0 = now_ns();
+  if (b->ref) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) die("flock");
+    flock(fd, LOCK_UN);
+  } else {
+    portalock_error err;
+    if (portalock_lock(fd, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB, PORTALOCK_BACKEND_FLOCK, &err) !=
+        PORTALOCK_OK)
+      die_pl("portalock_lock", &err);
+    if (portalock_unlock(fd, PORTALOCK_BACKEND_FLOCK, &err) != PORTALOCK_OK)
+      die_pl("portalock_unlock", &err);
+  }
+  return now_ns() - t0;
+}
+
+static int cmd_uncontended(char **argv) {
+  bench_lock b;
+  bench_lock_init(&b, argv[0], argv[1], "default");
+  int open_mode = strcmp(argv[2], "open") == 0;
+  long n = atol(argv[3]);
+  int fd = open(b.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) die("open");
+  printf("samples");
+  for (long i = 0; i < n; i++)
+    printf(" %lld", (long long)(open_mode ? uncontended_open_one(&b) : uncontended_fd_one(&b, fd)));
+  printf("\n");
+  close(fd);
+  return 0;
+}
+
+/* Prints "ready", reads the start and end times (monotonic ns) from stdin. */
+static int read_window(int64_t *start, int64_t *end) {
+  long long s, e;
+  printf("ready\n");
+  fflush(stdout);
+  if (scanf("%lld %lld", &s, &e) != 2) return -1;
+  *start = s;
+  *end = e;
+  return 0;
+}
+
+static int cmd_loop(char **argv) {
+  bench_lock b;
+  bench_lock_init(&b, argv[0], argv[1], argv[3]);
+  long hold_us = atol(argv[2]);
+  int64_t start, end;
+  if (read_window(&start, &end) != 0) return 2;
+  sleep_until(start);
+  int64_t cpu0 = cpu_ns();
+  long count = 0, cap = 1024;
+  int64_t *stamps = malloc(sizeof *stamps * (size_t)cap);
+  if (!stamps) die("malloc");
+  while (now_ns() < end) {
+    double left = (double)(end - now_ns()) / 1e9;
+    if (bench_acquire(&b, left > 0 ? left : 0) != 0) break;
+    if (now_ns() >= end) {
+      bench_release(&b);
+      break;
+    }
+    if (count == cap) {
+      cap *= 2;
+      stamps = realloc(stamps, sizeof *stamps * (size_t)cap);
+      if (!stamps) die("realloc");
+    }
+    stamps[count++] = now_ns();
+    spin_us(hold_us);
+    bench_release(&b);
+  }
+  printf("done %ld %lld", count, (long long)(cpu_ns() - cpu0));
+  for (long i = 0; i < count; i++)
+    printf(" %lld", (long long)stamps[i]);
+  printf("\n");
+  free(stamps);
+  return 0;
+}
+
+static void run_job(long job_ms) {
+  int64_t t0 = now_ns();
+  sleep_until(t0 + (int64_t)job_ms * 1000000);
+  printf("job %lld %lld\n", (long long)t0, (long long)now_ns());
+}
+
+static int sem_ref(const char *name, long slots, long jobs, long job_ms) {
+  char sname[256];
+  snprintf(sname, sizeof sname, "/%s", name);
+  sem_t *sem = sem_open(sname, O_CREAT, 0600, (unsigned)slots);
+  if (sem == SEM_FAILED) die("sem_open");
+  for (long i = 0; i < jobs; i++) {
+    while (sem_wait(sem) != 0)
+      if (errno != EINTR) die("sem_wait");
+    run_job(job_ms);
+    sem_post(sem);
+  }
+  sem_close(sem);
+  return 0;
+}
+
+static int sem_portalock(const char *name, long slots, long jobs, long job_ms, const char *ci) {
+  portalock_bounded_semaphore_options opts;
+  portalock_bounded_semaphore_options_init(&opts);
+  opts.name = name;
+  opts.directory = "/tmp";
+  opts.timeout = WAIT_LIMIT;
+  if (strcmp(ci, "default") != 0) opts.check_interval = atof(ci);
+  portalock_bounded_semaphore_t *sem;
+  portalock_error err;
+  if (portalock_bounded_semaphore_new(&sem, slots, &opts, &err) != PORTALOCK_OK)
+    die_pl("bounded_semaphore_new", &err);
+  for (long i = 0; i < jobs; i++) {
+    if (portalock_bounded_semaphore_acquire(sem, &err) != PORTALOCK_OK)
+      die_pl("bounded acquire", &err);
+    run_job(job_ms);
+    portalock_bounded_semaphore_release(sem, &err);
+  }
+  portalock_bounded_semaphore_free(sem);
+  return 0;
+}
+
+static int cmd_sem(char **argv) {
+  int64_t start, end;
+  if (read_window(&start, &end) != 0) return 2;
+  sleep_until(start);
+  long slots = atol(argv[2]), jobs = atol(argv[3]), job_ms = atol(argv[4]);
+  int rc = strcmp(argv[0], "ref") == 0 ? sem_ref(argv[1], slots, jobs, job_ms)
+                                       : sem_portalock(argv[1], slots, jobs, job_ms, argv[5]);
+  printf("done\n");
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 5 && strcmp(argv[1], "serve") == 0) return cmd_serve(argv + 2);
+  if (argc == 6 && strcmp(argv[1], "uncontended") == 0) return cmd_uncontended(argv + 2);
+  if (argc == 6 && strcmp(argv[1], "loop") == 0) return cmd_loop(argv + 2);
+  if (argc == 8 && strcmp(argv[1], "sem") == 0) return cmd_sem(argv + 2);
+  if (argc == 2 && strcmp(argv[1], "held") == 0) {
+    char line[64];
+    printf("acquired %lld\n", (long long)now_ns());
+    if (fgets(line, sizeof line, stdin)) printf("released %lld\n", (long long)now_ns());
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "stamp") == 0) {
+    run_job(atol(argv[2]));
+    return 0;
+  }
+  fprintf(stderr, "usage: see the comment at the top of bench/driver.c\n");
+  return 2;
+}

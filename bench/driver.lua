@@ -1,0 +1,140 @@
+-- Benchmark driver for bench/run: portalock from Lua. The same command line as driver.c:
+--   serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI
+--   sem IMPL NAME SLOTS JOBS JOB_MS CI
+-- IMPL is "portalock"; CI is a check_interval in seconds or "default".
+-- Times printed are CLOCK_MONOTONIC nanoseconds.
+local portalock = require "portalock"
+local core = require "portalock.core"
+
+local WAIT_LIMIT = 120
+
+local function now_ns()
+  return math.floor(core.monotonic() * 1e9)
+end
+
+local function sleep_until_ns(t)
+  local s = t / 1e9
+  while core.monotonic() < s do
+    core.wait(nil, s, s)
+  end
+end
+
+local function spin_us(us)
+  local finish = core.monotonic() + us / 1e6
+  while core.monotonic() < finish do -- luacheck: ignore 542
+  end
+end
+
+local function cpu_ns()
+  local f = assert(io.open("/proc/self/stat"))
+  local stat = f:read("a")
+  f:close()
+  local fields = {}
+  for word in stat:match("%) (.*)"):gmatch("%S+") do
+    fields[#fields + 1] = word
+  end
+  -- utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the ")"; 100 Hz.
+  return (tonumber(fields[12]) + tonumber(fields[13])) * 10000000
+end
+
+local function lock_opts(ci)
+  local opts = {timeout = WAIT_LIMIT}
+  if ci ~= "default" then
+    opts.check_interval = tonumber(ci)
+  end
+  return opts
+end
+
+local function out(...)
+  io.stdout:write(table.concat({...}, " "), "\n")
+  io.stdout:flush()
+end
+
+local function serve(_, path, ci)
+  local lock = portalock.Lock(path, lock_opts(ci))
+  out("ready")
+  for line in io.stdin:lines() do
+    if line == "acquire" then
+      assert(lock:acquire())
+      out("acquired", now_ns())
+    elseif line == "release" then
+      local t = now_ns()
+      lock:release()
+      out("released", t)
+    else
+      break
+    end
+  end
+end
+
+local function uncontended(_, path, mode, n)
+  local samples = {}
+  local lock = portalock.Lock(path, {timeout = 0})
+  local f = assert(io.open(path, "a"))
+  local flags = portalock.LOCK_EX + portalock.LOCK_NB
+  for i = 1, tonumber(n) do
+    local t0 = core.monotonic()
+    if mode == "open" then
+      assert(lock:acquire())
+      lock:release()
+    else
+      assert(portalock.lock(f, flags))
+      portalock.unlock(f)
+    end
+    samples[i] = math.floor((core.monotonic() - t0) * 1e9)
+  end
+  f:close()
+  out("samples", table.concat(samples, " "))
+end
+
+local function read_window()
+  out("ready")
+  local line = io.stdin:read("l")
+  local start, finish = line:match("(%d+) (%d+)")
+  return tonumber(start), tonumber(finish)
+end
+
+local function loop(_, path, hold_us, ci)
+  local lock = portalock.Lock(path, lock_opts(ci))
+  local start, finish = read_window()
+  sleep_until_ns(start)
+  local cpu0, stamps = cpu_ns(), {}
+  local stop = finish / 1e9
+  while core.monotonic() < stop do
+    if not lock:acquire{timeout = math.max(0, stop - core.monotonic())} then
+      break
+    end
+    if core.monotonic() >= stop then
+      lock:release()
+      break
+    end
+    stamps[#stamps + 1] = now_ns()
+    spin_us(tonumber(hold_us))
+    lock:release()
+  end
+  out("done", #stamps, cpu_ns() - cpu0, table.concat(stamps, " "))
+end
+
+local function sem(_, name, slots, jobs, job_ms, ci)
+  local opts = lock_opts(ci)
+  opts.name, opts.directory = name, "/tmp"
+  local semaphore = portalock.NamedBoundedSemaphore(tonumber(slots), opts)
+  local start = read_window()
+  sleep_until_ns(start)
+  for _ = 1, tonumber(jobs) do
+    assert(semaphore:acquire())
+    local t0 = now_ns()
+    sleep_until_ns(t0 + tonumber(job_ms) * 1000000)
+    out("job", t0, now_ns())
+    semaphore:release()
+  end
+  out("done")
+end
+
+local commands = {serve = serve, uncontended = uncontended, loop = loop, sem = sem}
+local command = commands[arg[1]]
+if not command then
+  io.stderr:write("usage: see the comment at the top of bench/driver.lua\n")
+  os.exit(2)
+end
+command(table.unpack(arg, 2))

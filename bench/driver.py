@@ -1,0 +1,136 @@
+"""Benchmark driver for bench/run: Python's portalocker and py-filelock.
+
+The same command line as driver.c:
+  serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI
+  sem IMPL NAME SLOTS JOBS JOB_MS CI
+IMPL is "portalocker" or "filelock"; CI is the polling interval in seconds or "default".
+Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
+"""
+import resource
+import sys
+import time
+
+import filelock
+import portalocker
+
+WAIT_LIMIT = 120
+
+
+def out(*words):
+    print(*words, flush=True)
+
+
+def make_lock(impl, path, ci):
+    """An object with acquire(timeout)/release() for IMPL."""
+    if impl == "portalocker":
+        kwargs = {} if ci == "default" else {"check_interval": float(ci)}
+        lock = portalocker.Lock(path, timeout=WAIT_LIMIT, **kwargs)
+        return lock.acquire, lock.release
+    lock = filelock.FileLock(path)
+    kwargs = {} if ci == "default" else {"poll_interval": float(ci)}
+    return (lambda timeout=WAIT_LIMIT: lock.acquire(timeout=timeout, **kwargs)), lock.release
+
+
+def serve(impl, path, ci):
+    acquire, release = make_lock(impl, path, ci)
+    out("ready")
+    for line in sys.stdin:
+        if line.strip() == "acquire":
+            acquire()
+            out("acquired", time.monotonic_ns())
+        elif line.strip() == "release":
+            t = time.monotonic_ns()
+            release()
+            out("released", t)
+        else:
+            break
+
+
+def one_fd_cycle(impl, handle):
+    if impl != "portalocker":
+        raise SystemExit("lock/unlock on an open file: portalocker only")
+    portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+    portalocker.unlock(handle)
+
+
+def uncontended(impl, path, mode, n):
+    acquire, release = make_lock(impl, path, "default")
+    samples = []
+    with open(path, "a") as handle:
+        for _ in range(int(n)):
+            t0 = time.monotonic_ns()
+            if mode == "open":
+                acquire(timeout=0)
+                release()
+            else:
+                one_fd_cycle(impl, handle)
+            samples.append(time.monotonic_ns() - t0)
+    out("samples", *samples)
+
+
+def read_window():
+    out("ready")
+    start, end = sys.stdin.readline().split()
+    return int(start), int(end)
+
+
+def sleep_until(t_ns):
+    while time.monotonic_ns() < t_ns:
+        time.sleep(max(0, t_ns - time.monotonic_ns()) / 1e9)
+
+
+def cpu_ns():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
+
+
+def spin_us(us):
+    end = time.monotonic_ns() + us * 1000
+    while time.monotonic_ns() < end:
+        pass
+
+
+def try_acquire(acquire, end):
+    left = (end - time.monotonic_ns()) / 1e9
+    try:
+        return left > 0 and acquire(timeout=left) is not False
+    except (portalocker.LockException, filelock.Timeout):
+        return False
+
+
+def loop(impl, path, hold_us, ci):
+    acquire, release = make_lock(impl, path, ci)
+    start, end = read_window()
+    sleep_until(start)
+    cpu0, stamps = cpu_ns(), []
+    while time.monotonic_ns() < end and try_acquire(acquire, end):
+        if time.monotonic_ns() >= end:
+            release()
+            break
+        stamps.append(time.monotonic_ns())
+        spin_us(int(hold_us))
+        release()
+    out("done", len(stamps), cpu_ns() - cpu0, *stamps)
+
+
+def sem(impl, name, slots, jobs, job_ms, ci):
+    if impl != "portalocker":
+        raise SystemExit("semaphore: portalocker only")
+    kwargs = {} if ci == "default" else {"check_interval": float(ci)}
+    semaphore = portalocker.BoundedSemaphore(
+        int(slots), name=name, directory="/tmp", timeout=WAIT_LIMIT, **kwargs)
+    start, _ = read_window()
+    sleep_until(start)
+    for _ in range(int(jobs)):
+        semaphore.acquire()
+        t0 = time.monotonic_ns()
+        sleep_until(t0 + int(job_ms) * 1_000_000)
+        out("job", t0, time.monotonic_ns())
+        semaphore.release()
+    out("done")
+
+
+COMMANDS = {"serve": serve, "uncontended": uncontended, "loop": loop, "sem": sem}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

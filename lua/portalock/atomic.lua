@@ -28,9 +28,7 @@ local function failure(errtab)
   })
 end
 
-local function is_integer(value)
-  return type(value) == "number" and value == math.floor(value) and value > -math.huge and value < math.huge
-end
+local is_integer = check.is_integer
 
 -- What io's write produces for a number: integers with %d, floats with %.14g.
 local function number_text(value)

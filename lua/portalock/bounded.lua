@@ -52,12 +52,7 @@ local function check_maximum(func, value)
   end
 end
 
-local function pick(value, default)
-  if value == nil then
-    return default
-  end
-  return value
-end
+local pick = check.pick
 
 -- ---------------------------------------------------------------- the held slot
 
@@ -193,11 +188,7 @@ function Semaphore:release()
     return true
   end
   rawset(self, "_slot", false)
-  local ok, errtab = self._h:release()
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return errors.result(self._h:release())
 end
 
 function Semaphore:locked()
@@ -208,21 +199,13 @@ end
 --- The slot paths in slot order (a list), or nil, err when no directory is usable.
 function Semaphore:get_filenames()
   check_semaphore(self, "get_filenames")
-  local files, errtab = self._h:filenames()
-  if not files then
-    return nil, errors.from_core(errtab)
-  end
-  return files
+  return errors.result(self._h:filenames())
 end
 
 --- The slot paths in a random order from the OS random source (the order a sweep uses).
 function Semaphore:get_random_filenames()
   check_semaphore(self, "get_random_filenames")
-  local files, errtab = self._h:filenames(true)
-  if not files then
-    return nil, errors.from_core(errtab)
-  end
-  return files
+  return errors.result(self._h:filenames(true))
 end
 
 SemaphoreMeta.__close = function(self)

@@ -22,9 +22,19 @@ function M.bad(func, name, value, problem)
   return string.format("bad argument '%s' to '%s' (%s): %s", name, func, describe(value), problem)
 end
 
-local function is_integer(value)
+--- True for a finite number without a fractional part (5.1 has no integer subtype).
+function M.is_integer(value)
   return type(value) == "number" and value == math.floor(value)
     and value > -math.huge and value < math.huge
+end
+local is_integer = M.is_integer
+
+--- `value`, or `default` when it is nil (false stays false).
+function M.pick(value, default)
+  if value == nil then
+    return default
+  end
+  return value
 end
 
 local function has_bits(flags, bits)

@@ -38,6 +38,15 @@ function M.from_core(errtab)
   })
 end
 
+--- What a wrapper over a core call returns: `value` when it is truthy, else nil and the
+--- error object made from the core's `errtab`.
+function M.result(value, errtab)
+  if not value then
+    return nil, M.from_core(errtab)
+  end
+  return value
+end
+
 --- True when the error is of `class` or of a kind derived from it.
 function Error:is(class)
   local current = classes[self.kind]

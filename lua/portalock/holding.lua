@@ -155,6 +155,9 @@ end
 --- nil, "self" (the same owner holds the file through another object: waiting can never
 --- end) or "other" (another owner of this state holds it).
 function M.conflict(obj, token)
+  if next(held) == nil then
+    return nil -- the common case: this state holds nothing, no need to stat the path
+  end
   local identity = core.file_identity(obj._path)
   local list = identity and held[identity]
   if not list then

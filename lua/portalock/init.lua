@@ -40,13 +40,6 @@ M.LockFlags = {
   LOCK_SH = core.LOCK_SH, LOCK_EX = core.LOCK_EX, LOCK_NB = core.LOCK_NB, LOCK_UN = core.LOCK_UN,
 }
 
-local function result(ok, errtab, value)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return value
-end
-
 --- Locks an open io handle or descriptor: returns `file`, or nil, err.
 function M.lock(file, flags, backend)
   local problem = check.file("lock", file, "file") or check.flags("lock", flags, "flags")
@@ -55,7 +48,7 @@ function M.lock(file, flags, backend)
     error(problem, 2)
   end
   local ok, errtab = core.lock(file, flags, backend or "flock")
-  return result(ok, errtab, file)
+  return errors.result(ok and file, errtab)
 end
 
 --- Unlocks what lock() locked: returns true, or nil, err.
@@ -65,8 +58,7 @@ function M.unlock(file, backend)
   if problem then
     error(problem, 2)
   end
-  local ok, errtab = core.unlock(file, backend or "flock")
-  return result(ok, errtab, true)
+  return errors.result(core.unlock(file, backend or "flock"))
 end
 
 --- The PID in a PID file, or nil when it is missing or malformed (ASCII digits only).

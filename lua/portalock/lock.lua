@@ -28,12 +28,7 @@ local KINDS = {
     default_filename = ".pid", fail_when_locked = true, exclusive_only = true},
 }
 
-local function pick(value, default)
-  if value == nil then
-    return default
-  end
-  return value
-end
+local pick = check.pick
 
 --- Validates constructor arguments for the class `name` described by `kind`. Returns the
 --- filename, the options for the C layer and the per-acquire defaults, or nil, message.

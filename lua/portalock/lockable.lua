@@ -39,12 +39,7 @@ local ACQUIRE_OPTIONS = {
   {"blocking", check.boolean}, {"timeout", check.timeout}, {"check_interval", check.check_interval},
 }
 
-local function pick(value, default)
-  if value == nil then
-    return default
-  end
-  return value
-end
+local pick = check.pick
 
 local function state_of(self, method)
   local state = (type(self) == "table" or type(self) == "userdata") and states[self]

@@ -64,11 +64,7 @@ local function release_holds(self, token, all)
   if all or self._h:count() == 1 then
     return holding.finish(self, function() return self._h:release_all(token) end)
   end
-  local ok, errtab = self._h:release(token)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return errors.result(self._h:release(token))
 end
 
 --- Drops one hold of the calling owner. Raises when the caller does not hold it.

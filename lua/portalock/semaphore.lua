@@ -11,9 +11,7 @@ local wait = require "portalock.wait"
 
 local M = {}
 
-local function is_integer(value)
-  return type(value) == "number" and value == math.floor(value) and value > -math.huge and value < math.huge
-end
+local is_integer = check.is_integer
 
 
 --- Semaphore names: one path-component-like string (no "/", no NUL, not "." or ".."),
@@ -78,12 +76,7 @@ local function check_self(self, method)
   end
 end
 
-local function pick(value, default)
-  if value == nil then
-    return default
-  end
-  return value
-end
+local pick = check.pick
 
 --- Takes one count: true; false, err (AlreadyLocked) when none came within the timeout
 --- (block = false: at the first try); nil, err when the system fails.
@@ -127,21 +120,13 @@ function Semaphore:release(n)
   if problem then
     error(problem, 2)
   end
-  local ok, errtab = self._h:release(n)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return errors.result(self._h:release(n))
 end
 
 --- The current value (an integer), or nil, err.
 function Semaphore:get_value()
   check_self(self, "get_value")
-  local value, errtab = self._h:value()
-  if not value then
-    return nil, errors.from_core(errtab)
-  end
-  return value
+  return errors.result(self._h:value())
 end
 
 --- How many acquires this object made (in this process) and has not released.
@@ -151,11 +136,7 @@ function Semaphore:held()
 end
 
 local function unlink(name)
-  local ok, errtab = core.semaphore_unlink(name)
-  if not ok then
-    return nil, errors.from_core(errtab)
-  end
-  return true
+  return errors.result(core.semaphore_unlink(name))
 end
 
 --- Removes the semaphore's name (true or nil, err); this object keeps working on the old one.

@@ -106,8 +106,11 @@ function helper.spawn(command, log)
   return pid
 end
 
+--- False for a process that is gone or a zombie: nobody may reap what we backgrounded, and
+--- whoever adopts it can take a second. /proc answers without spawning `kill -0`.
 function helper.alive(pid)
-  return helper.run("kill -0 " .. pid .. " 2>/dev/null") == 0
+  local stat = helper.read("/proc/" .. tostring(pid) .. "/stat")
+  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
 end
 
 function helper.kill(pid, signal)

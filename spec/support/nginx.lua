@@ -82,14 +82,7 @@ function nginx.missing()
   end
 end
 
---- False for a process that is gone or a zombie (nobody may reap what we background).
-local function alive(pid)
-  local stat = helper.read("/proc/" .. tostring(pid) .. "/stat")
-  if not stat then
-    return false
-  end
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local alive = helper.alive
 
 local function config(server, dir, port, token)
   local user = helper.capture("id -u") == "0\n" and "user root;\n" or ""

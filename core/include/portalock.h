@@ -92,6 +92,26 @@ PORTALOCK_API double portalock_monotonic(void);
  * again. `fd` is -1 when there is nothing to wait on but the clock. The descriptor
  * belongs to the handle that returned it and stays valid until the next call on that
  * handle; the caller never closes it.
+ *
+ * Which path runs (Linux; everywhere else every wait polls on the clock):
+ *   - Lock, RLock, TemporaryFileLock, PidFileLock and bounded-semaphore slots: `fd` is an
+ *     inotify instance watching the lock file(s), readable when a holder closes the file
+ *     (every release ends with that, and so does a holder's death). A contended attempt
+ *     keeps the file open and unlocked for the next attempt (a failed attempt that closed
+ *     it would wake every other waiter); portalock_*_wait_done or the next successful
+ *     attempt closes it. At most one inotify instance per wait; without one (EMFILE,
+ *     ENOSPC, no inotify) `fd` is -1 and the wait polls.
+ *   - The blocking waits (portalock_lock_wait, the acquire loops) of a Lock whose wake-ups
+ *     keep losing the race to other waiters ("crowded"), or that has no inotify instance,
+ *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
+ *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
+ *     the wait's end and joined before the call returns.
+ *   - The counting Semaphore has no descriptor: `fd` is -1 with a back-off; its blocking
+ *     wait (portalock_semaphore_wait) sleeps in sem_clockwait.
+ *   - Polled: posix-backend locks (an attempt must close the file, see
+ *     PORTALOCK_BACKEND_POSIX), bounded semaphores of more than 64 slots, and holders
+ *     that unlock without closing (flock -u, portalock_unlock): their release is seen at
+ *     the next `next_attempt` (check_interval).
  */
 typedef struct portalock_wait {
   int fd;
@@ -105,6 +125,23 @@ typedef struct portalock_wait {
  * an error and never extends a timeout).
  */
 PORTALOCK_API int portalock_wait_step(const portalock_wait *wait, double deadline);
+
+/*
+ * What ended this process's waits so far (every blocking wait counts once: the acquire
+ * loops, portalock_wait_step and the portalock_*_wait functions). A wait that the fallback
+ * timer ends (`timer`) while its lock was released earlier is a missed wake-up.
+ */
+typedef struct portalock_wait_counters {
+  unsigned long long event;     /* a watched lock file was closed, moved or removed */
+  unsigned long long kernel;    /* the kernel granted the lock (or semaphore count) */
+  unsigned long long timer;     /* next_attempt came first: nothing woke the wait */
+  unsigned long long deadline;  /* the caller's deadline came first */
+  unsigned long long signal;    /* a signal interrupted it */
+  unsigned long long lost_race; /* an event woke it, then another waiter was faster */
+  unsigned long long unwatched; /* waits that could not make a watch (EMFILE, ...) */
+} portalock_wait_counters;
+
+PORTALOCK_API void portalock_wait_counters_get(portalock_wait_counters *out);
 
 /* ---------------------------------------------------------------- the low level */
 
@@ -207,6 +244,17 @@ PORTALOCK_API portalock_status portalock_lock_try(portalock_lock_t *lock, portal
                                                   portalock_error *err);
 
 /*
+ * The blocking wait after a contended portalock_lock_try: as portalock_wait_step(wait,
+ * deadline), but it may queue in the kernel (see portalock_wait). 1: try again now (the
+ * lock may already be taken: the next try completes it), 0: the time ran out, -1: a
+ * signal. A caller that gives up after a contended try calls portalock_lock_wait_done,
+ * which closes what the wait kept (a lock granted at that moment goes with it).
+ */
+PORTALOCK_API int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait,
+                                      double deadline);
+PORTALOCK_API void portalock_lock_wait_done(portalock_lock_t *lock);
+
+/*
  * The convenience loop over portalock_lock_try: waits at most `timeout` seconds,
  * re-checking at least every `check_interval`; with `fail_when_locked` the first
  * contention ends it. Contention that outlasts the timeout is ALREADY_LOCKED.
@@ -281,6 +329,10 @@ PORTALOCK_API portalock_lock_t *portalock_rlock_lock(portalock_rlock_t *rlock);
 
 PORTALOCK_API portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
                                                    portalock_wait *wait, portalock_error *err);
+/** portalock_lock_wait and portalock_lock_wait_done for an RLock. */
+PORTALOCK_API int portalock_rlock_wait(portalock_rlock_t *rlock, const portalock_wait *wait,
+                                       double deadline);
+PORTALOCK_API void portalock_rlock_wait_done(portalock_rlock_t *rlock);
 /** portalock_rlock_try with portalock_lock_try_onto's `target_fd` for a fresh hold. */
 PORTALOCK_API portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner,
                                                         int target_fd, portalock_wait *wait,
@@ -360,13 +412,18 @@ PORTALOCK_API void portalock_bounded_semaphore_free(portalock_bounded_semaphore_
  * One sweep (the step API): tries every slot once, in a fresh random order, without
  * blocking. PORTALOCK_OK: a slot is held (see portalock_bounded_semaphore_slot).
  * PORTALOCK_CONTENDED: every slot is held by someone else; `*wait` says when to sweep
- * again (fd -1, next_attempt = now + check_interval). A permanent failure on any slot (a
+ * again (fd: one inotify instance watching every slot file, or -1; next_attempt = now +
+ * check_interval). A permanent failure on any slot (a
  * missing directory: ENOENT, EACCES, ELOOP, ...) is LOCK_EXCEPTION at once, naming the
  * slot file. Calling it while the handle already holds a slot is PORTALOCK_INVALID.
  */
 PORTALOCK_API portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
                                                                portalock_wait *wait,
                                                                portalock_error *err);
+/** As portalock_lock_wait and portalock_lock_wait_done, for a sweep that found no slot. */
+PORTALOCK_API int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem,
+                                                   const portalock_wait *wait, double deadline);
+PORTALOCK_API void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem);
 
 /*
  * The convenience loop over portalock_bounded_semaphore_try: sweeps until a slot is free
@@ -484,6 +541,15 @@ PORTALOCK_API const char *portalock_semaphore_name(const portalock_semaphore_t *
  */
 PORTALOCK_API portalock_status portalock_semaphore_try(portalock_semaphore_t *sem,
                                                        portalock_wait *wait, portalock_error *err);
+/*
+ * The blocking wait after a contended try: sem_clockwait until a count is posted (then it
+ * is taken for the next try: 1), or for at most check_interval and never past `deadline`
+ * (0), or a signal (-1). Without sem_clockwait it sleeps as portalock_wait_step.
+ * portalock_semaphore_wait_done gives back a count taken for a try that will not come.
+ */
+PORTALOCK_API int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *wait,
+                                           double deadline);
+PORTALOCK_API void portalock_semaphore_wait_done(portalock_semaphore_t *sem);
 
 /*
  * The convenience loop: waits at most `timeout` seconds (INFINITY: forever; 0: one try) on

@@ -14,6 +14,9 @@
 
 #define PL_NAME_MAX 255 /* the longest file name component */
 #define PL_DEFAULT_PATTERN "{name}.{number:02d}.lock"
+/* Up to this many slots a wait keeps every slot file open and watched; beyond, it polls
+ * (a waiter would otherwise hold that many descriptors). */
+#define PL_WATCHED_SLOTS 64
 
 struct portalock_bounded_semaphore {
   long maximum;
@@ -26,6 +29,13 @@ struct portalock_bounded_semaphore {
   long slot;
   long *order; /* scratch for sweeps: maximum entries */
   char filename[PORTALOCK_PATH_MAX];
+  /* A wait in progress (up to PL_WATCHED_SLOTS slots): each slot's lock keeps its contended
+   * file open, and one inotify instance watches them all. */
+  portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
+  int watch_fd;
+  int unwatched;
+  int woke;
+  pid_t waiter; /* the process that set the wait up */
 };
 
 void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *opts) {
@@ -358,6 +368,7 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
   sem->timeout = o.timeout;
   sem->check_interval = o.check_interval;
   sem->slot = -1;
+  sem->watch_fd = -1;
   sem->order = malloc((size_t)maximum * sizeof *sem->order);
   sem->pattern = strdup(pattern);
   sem->name = o.name != NULL ? strdup(o.name) : pl_generated_name();
@@ -394,8 +405,23 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
 
 /* ---------------------------------------------------------------- holding */
 
-/* After fork() the slot lock is the parent's (detached in the child): forget it. */
+void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
+  if (sem->waiting != NULL) {
+    for (long k = 0; k < sem->maximum; k++) portalock_lock_free(sem->waiting[k]);
+    free(sem->waiting);
+    sem->waiting = NULL;
+  }
+  if (sem->watch_fd >= 0) close(sem->watch_fd);
+  sem->watch_fd = -1;
+  sem->unwatched = 0;
+  sem->woke = 0;
+}
+
+/* After fork() the slot lock and the wait are the parent's (detached in the child): forget
+ * them. */
 static void pl_drop_foreign(portalock_bounded_semaphore_t *sem) {
+  if ((sem->waiting != NULL || sem->watch_fd >= 0) && sem->waiter != getpid())
+    portalock_bounded_semaphore_wait_done(sem);
   if (sem->slot_lock != NULL && !portalock_lock_locked(sem->slot_lock)) {
     portalock_lock_free(sem->slot_lock);
     sem->slot_lock = NULL;
@@ -406,12 +432,79 @@ static void pl_drop_foreign(portalock_bounded_semaphore_t *sem) {
 void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem) {
   if (sem == NULL) return;
   pl_drop_foreign(sem);
+  portalock_bounded_semaphore_wait_done(sem);
   portalock_lock_free(sem->slot_lock);
   free(sem->order);
   free(sem->pattern);
   free(sem->name);
   free(sem->directory);
   free(sem);
+}
+
+/* The lock of slot `number` for this sweep: the one a wait keeps, or a new one. */
+static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long number,
+                                     double check_interval, portalock_lock_t **out,
+                                     portalock_error *err) {
+  if (sem->waiting != NULL && sem->waiting[number] != NULL) {
+    *out = sem->waiting[number];
+    return PORTALOCK_OK;
+  }
+  char path[PORTALOCK_PATH_MAX];
+  if (pl_slot_path(sem, number, path, sizeof path) != 0)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENAMETOOLONG, sem->directory,
+                   "bounded semaphore '%s': the path of slot %ld in '%s' is too long", sem->name,
+                   number, sem->directory);
+  portalock_lock_options lo;
+  portalock_lock_options_init(&lo);
+  lo.mode = "r";
+  lo.timeout = 0;
+  lo.check_interval = check_interval;
+  portalock_status status = portalock_lock_new(out, path, &lo, err);
+  if (status == PORTALOCK_OK) (*out)->unwatched = 1; /* the semaphore watches every slot */
+  return status;
+}
+
+/* Tries every slot once, in random order. */
+static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double check_interval,
+                                      portalock_error *err) {
+  if (pl_shuffle(sem->order, sem->maximum) != 0)
+    return pl_fail_sys(err, errno, "read the OS random source for", sem->directory);
+  for (long k = 0; k < sem->maximum; k++) {
+    long number = sem->order[k];
+    portalock_lock_t *lock;
+    portalock_status status = pl_slot_lock(sem, number, check_interval, &lock, err);
+    if (status != PORTALOCK_OK) return status;
+    status = portalock_lock_try(lock, NULL, err);
+    if (status == PORTALOCK_OK) {
+      if (sem->waiting != NULL) sem->waiting[number] = NULL;
+      sem->slot_lock = lock;
+      sem->slot = number;
+      pl_clear(err);
+      return PORTALOCK_OK;
+    }
+    if (sem->waiting != NULL && status == PORTALOCK_CONTENDED)
+      sem->waiting[number] = lock; /* keeps its slot file open */
+    else
+      portalock_lock_free(lock);
+    if (status != PORTALOCK_CONTENDED) return status;
+  }
+  return PORTALOCK_CONTENDED;
+}
+
+/* Starts watching every slot file; returns 1 when a watch was just made (a release before
+ * it went unseen). */
+static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
+  if (sem->watch_fd >= 0 || sem->unwatched || sem->waiting == NULL) return 0;
+  sem->watch_fd = pl_watch_open();
+  for (long k = 0; k < sem->maximum && sem->watch_fd >= 0; k++) {
+    if (pl_watch_add(sem->watch_fd, portalock_lock_filename(sem->waiting[k])) < 0) {
+      pl_count(PL_UNWATCHED);
+      close(sem->watch_fd);
+      sem->watch_fd = -1;
+    }
+  }
+  sem->unwatched = sem->watch_fd < 0;
+  return !sem->unwatched;
 }
 
 static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double check_interval,
@@ -425,37 +518,36 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
                    sem->name, sem->slot, portalock_lock_filename(sem->slot_lock));
   portalock_status status = pl_resolve_directory(sem, err);
   if (status != PORTALOCK_OK) return status;
-  if (pl_shuffle(sem->order, sem->maximum) != 0)
-    return pl_fail_sys(err, errno, "read the OS random source for", sem->directory);
-  portalock_lock_options lo;
-  portalock_lock_options_init(&lo);
-  lo.mode = "r";
-  lo.timeout = 0;
-  lo.check_interval = check_interval;
-  for (long k = 0; k < sem->maximum; k++) {
-    long number = sem->order[k];
-    char path[PORTALOCK_PATH_MAX];
-    if (pl_slot_path(sem, number, path, sizeof path) != 0)
-      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENAMETOOLONG, sem->directory,
-                     "bounded semaphore '%s': the path of slot %ld in '%s' is too long", sem->name,
-                     number, sem->directory);
-    portalock_lock_t *lock;
-    status = portalock_lock_new(&lock, path, &lo, err);
-    if (status != PORTALOCK_OK) return status;
-    status = portalock_lock_try(lock, NULL, err);
-    if (status == PORTALOCK_OK) {
-      sem->slot_lock = lock;
-      sem->slot = number;
-      pl_clear(err);
-      return PORTALOCK_OK;
-    }
-    portalock_lock_free(lock);
-    if (status != PORTALOCK_CONTENDED) return status;
+  if (sem->waiting == NULL && sem->maximum <= PL_WATCHED_SLOTS) {
+    sem->waiting = calloc((size_t)sem->maximum, sizeof *sem->waiting);
+    sem->waiter = getpid();
   }
-  pl_wait_clock(wait, check_interval);
+  pl_watch_drain(sem->watch_fd);
+  int woke = sem->woke;
+  sem->woke = 0;
+  status = pl_sweep_once(sem, check_interval, err);
+  if (status == PORTALOCK_CONTENDED && pl_watch_slots(sem))
+    status = pl_sweep_once(sem, check_interval, err);
+  if (status != PORTALOCK_CONTENDED) {
+    portalock_bounded_semaphore_wait_done(sem);
+    return status;
+  }
+  if (woke) pl_count(PL_LOST_RACE);
+  if (wait != NULL) {
+    wait->fd = sem->watch_fd;
+    wait->next_attempt = portalock_monotonic() + check_interval;
+  }
   return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
                  "bounded semaphore '%s' in '%s': all %ld slots are held", sem->name,
                  sem->directory, sem->maximum);
+}
+
+int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem,
+                                     const portalock_wait *wait, double deadline) {
+  pl_drop_foreign(sem);
+  pl_counter woke = pl_sleep(sem->watch_fd, wait->next_attempt, deadline);
+  sem->woke = woke == PL_WOKE_EVENT;
+  return pl_wait_result(woke);
 }
 
 portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
@@ -473,13 +565,24 @@ static portalock_status pl_sweep_cb(void *ctx, portalock_wait *wait, portalock_e
   return pl_sweep(c->sem, c->check_interval, wait, err);
 }
 
+static int pl_sweep_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
+  return portalock_bounded_semaphore_wait(((pl_sweep_ctx *)ctx)->sem, wait, deadline);
+}
+
+static void pl_sweep_wait_done_cb(void *ctx) {
+  portalock_bounded_semaphore_wait_done(((pl_sweep_ctx *)ctx)->sem);
+}
+
+static const pl_waitable pl_sweep_waitable = {pl_sweep_cb, pl_sweep_wait_cb,
+                                              pl_sweep_wait_done_cb};
+
 portalock_status portalock_bounded_semaphore_acquire_with(portalock_bounded_semaphore_t *sem,
                                                           double timeout, double check_interval,
                                                           portalock_error *err) {
   portalock_error local;
   if (err == NULL) err = &local;
   pl_sweep_ctx ctx = {sem, check_interval};
-  portalock_status status = pl_acquire_loop(pl_sweep_cb, &ctx, timeout, check_interval, 0, err);
+  portalock_status status = pl_acquire_loop(&pl_sweep_waitable, &ctx, timeout, check_interval, 0, err);
   if (status == PORTALOCK_ALREADY_LOCKED)
     pl_fail(err, status, 0, sem->directory,
             "bounded semaphore '%s' in '%s': all %ld slots stayed held (timeout %g s)", sem->name,

@@ -3,6 +3,7 @@
 #include "private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,8 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
   if (lock == NULL) return pl_fail_sys(err, ENOMEM, "new lock", filename);
   lock->kind = kind;
   lock->fd = -1;
+  lock->waiting.file_fd = -1;
+  lock->waiting.watch_fd = -1;
   lock->mode = mode;
   snprintf(lock->mode_buf, sizeof lock->mode_buf, "%s", o.mode);
   lock->opts = o;
@@ -98,18 +101,100 @@ portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename
   return pl_lock_create(out, &pl_plain_kind, filename, opts, err);
 }
 
-/* In a forked child the handle's state is its parent's: forget it, closing only the copy of
- * the descriptor the handle owns (the fork handler pointed it at /dev/null). */
+void portalock_lock_wait_done(portalock_lock_t *lock) {
+  pl_waiting *w = &lock->waiting;
+  if (w->file_fd >= 0) {
+    pl_held_remove_serial(w->serial);
+    close(w->file_fd);
+  }
+  if (w->watch_fd >= 0) close(w->watch_fd);
+  *w = (pl_waiting){.file_fd = -1, .watch_fd = -1};
+}
+
+/* In a forked child the handle's state is its parent's: forget it, closing only the copies
+ * of the descriptors the handle owns (the fork handler pointed a held one at /dev/null). */
 static void pl_lock_drop_foreign(portalock_lock_t *lock) {
-  if (lock->fd < 0 || lock->holder == getpid()) return;
+  pid_t self = getpid();
+  if ((lock->waiting.file_fd >= 0 || lock->waiting.watch_fd >= 0) && lock->waiting.pid != self)
+    portalock_lock_wait_done(lock);
+  if (lock->fd < 0 || lock->holder == self) return;
   if (!lock->handed_over) close(lock->fd);
   lock->fd = -1;
   lock->handed_over = 0;
 }
 
-static portalock_status pl_contended(portalock_lock_t *lock, portalock_wait *wait, int errnum,
-                                     portalock_error *err) {
-  pl_wait_clock(wait, lock->opts.check_interval);
+/* Keeps the contended lock file open for the next attempt (a copy when `fd` is a target
+ * descriptor, which belongs to its stream). Posix locks keep nothing: closing any descriptor
+ * of the file would drop the other posix locks this process holds on it. */
+static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct stat *st) {
+  pl_waiting *w = &lock->waiting;
+  int kept = -1;
+  if (lock->opts.backend != PORTALOCK_BACKEND_POSIX)
+    kept = owned ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  else if (owned)
+    close(fd);
+  if (kept < 0) return;
+  pl_held h = {.fd = kept,
+               .dev = st->st_dev,
+               .ino = st->st_ino,
+               .backend = lock->opts.backend,
+               .type = 0,
+               .pid = getpid(),
+               .detach_at_fork = 1};
+  w->serial = pl_held_add(&h);
+  if (w->serial == 0) {
+    close(kept);
+    return;
+  }
+  w->file_fd = kept;
+  w->dev = st->st_dev;
+  w->ino = st->st_ino;
+  w->pid = h.pid;
+}
+
+/* Takes the lock file kept by the last contended attempt, when the path still names it;
+ * with `target_fd` >= 0 it is moved there. Returns 1 with *fd_out and *st filled, else 0. */
+static int pl_lock_reuse(portalock_lock_t *lock, int target_fd, int *fd_out, struct stat *st) {
+  pl_waiting *w = &lock->waiting;
+  int fd = w->file_fd;
+  if (fd < 0) return 0;
+  w->file_fd = -1;
+  pl_held_remove_serial(w->serial);
+  if (lstat(lock->lock_filename, st) != 0 || st->st_dev != w->dev || st->st_ino != w->ino) {
+    close(fd);
+    return 0;
+  }
+  if (target_fd >= 0) {
+    int moved = pl_platform_dup_cloexec(fd, target_fd);
+    close(fd);
+    if (moved < 0) return 0;
+    fd = target_fd;
+  }
+  *fd_out = fd;
+  return 1;
+}
+
+/* Starts watching the lock file for this wait, unless the wait does without (posix locks,
+ * whose attempts close the file each time; a crowded lock, which queues in the kernel).
+ * Returns 1 when a watch was just made: a release before it went unseen. */
+static int pl_lock_watch(portalock_lock_t *lock) {
+  pl_waiting *w = &lock->waiting;
+  portalock_backend backend = lock->opts.backend;
+  if (w->watch_fd >= 0 || w->unwatched || lock->unwatched || backend == PORTALOCK_BACKEND_POSIX)
+    return 0;
+  if (lock->crowded && pl_kernel_queue_available(backend)) return 0;
+  w->watch_fd = pl_watch_open();
+  if (w->watch_fd >= 0 && pl_watch_add(w->watch_fd, lock->lock_filename) < 0) {
+    pl_count(PL_UNWATCHED);
+    close(w->watch_fd);
+    w->watch_fd = -1;
+  }
+  w->unwatched = w->watch_fd < 0;
+  w->pid = getpid();
+  return !w->unwatched;
+}
+
+static portalock_status pl_contended(portalock_lock_t *lock, int errnum, portalock_error *err) {
   pl_fail(err, PORTALOCK_CONTENDED, errnum, lock->lock_filename, "'%s': locked by another holder",
           lock->lock_filename);
   if (lock->kind->on_contended != NULL) lock->kind->on_contended(lock, err);
@@ -170,25 +255,28 @@ static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int 
   return PORTALOCK_OK;
 }
 
-portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
-                                         portalock_wait *wait, portalock_error *err) {
-  pl_clear(err);
-  pl_lock_drop_foreign(lock);
-  if (lock->fd >= 0) return PORTALOCK_OK;
+/* One attempt: OK, CONTENDED (the file kept for the next attempt), or a failure. */
+static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
+                                        portalock_error *err) {
   const portalock_lock_options *o = &lock->opts;
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   for (int round = 0; round < PL_ROUNDS; round++) {
     int fd;
     struct stat st;
-    portalock_status status = pl_lock_open(lock, target_fd, &fd, &st, err);
+    portalock_status status = PORTALOCK_OK;
+    if (!pl_lock_reuse(lock, target_fd, &fd, &st))
+      status = pl_lock_open(lock, target_fd, &fd, &st, err);
     if (status != PORTALOCK_OK) return status;
     /* A target descriptor belongs to its stream: whatever happens, its owner closes it. */
     int owned = fd != target_fd;
     /* Never blocks in the kernel: waiting belongs to the loop that honours the timeout. */
     if (pl_backend_apply(fd, type, 0, o->backend) != 0) {
       int errnum = errno;
+      if (pl_backend_contended(o->backend, errnum)) {
+        pl_lock_keep(lock, fd, owned, &st);
+        return pl_contended(lock, errnum, err);
+      }
       if (owned) close(fd);
-      if (pl_backend_contended(o->backend, errnum)) return pl_contended(lock, wait, errnum, err);
       return pl_fail_sys(err, errnum, "lock", lock->lock_filename);
     }
     int replaced = 0;
@@ -202,7 +290,51 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
     if (status != PORTALOCK_OK) return status;
   }
   /* The file kept being replaced under us: another holder is busy with it. */
-  return pl_contended(lock, wait, 0, err);
+  return pl_contended(lock, 0, err);
+}
+
+portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
+                                         portalock_wait *wait, portalock_error *err) {
+  pl_clear(err);
+  pl_lock_drop_foreign(lock);
+  if (lock->fd >= 0) return PORTALOCK_OK;
+  pl_waiting *w = &lock->waiting;
+  /* Drained before the attempt, so that a release from here on wakes the next wait. */
+  pl_watch_drain(w->watch_fd);
+  int waited = w->file_fd >= 0 || w->watch_fd >= 0, woke = w->woke;
+  w->woke = 0;
+  portalock_status status = pl_lock_attempt(lock, target_fd, err);
+  if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock))
+    status = pl_lock_attempt(lock, target_fd, err);
+  if (status != PORTALOCK_CONTENDED) {
+    portalock_lock_wait_done(lock);
+    /* Taken at the first attempt: the crowd, if there was one, has gone. */
+    if (status == PORTALOCK_OK && !waited) lock->crowded = 0;
+    return status;
+  }
+  if (woke) {
+    pl_count(PL_LOST_RACE);
+    lock->crowded = 1;
+  }
+  if (wait != NULL) {
+    wait->fd = w->watch_fd;
+    wait->next_attempt = portalock_monotonic() + lock->opts.check_interval;
+  }
+  return status;
+}
+
+int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline) {
+  pl_lock_drop_foreign(lock);
+  pl_waiting *w = &lock->waiting;
+  const portalock_lock_options *o = &lock->opts;
+  pl_counter woke;
+  if (lock->fd < 0 && w->file_fd >= 0 && w->watch_fd < 0 && pl_kernel_queue_available(o->backend))
+    woke = pl_kernel_queue_wait(w->file_fd, o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
+                                o->backend, wait->next_attempt, deadline);
+  else
+    woke = pl_sleep(w->watch_fd, wait->next_attempt, deadline);
+  w->woke = woke == PL_WOKE_EVENT;
+  return pl_wait_result(woke);
 }
 
 portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
@@ -214,10 +346,22 @@ static portalock_status pl_lock_try_cb(void *ctx, portalock_wait *wait, portaloc
   return portalock_lock_try(ctx, wait, err);
 }
 
+static int pl_lock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
+  return portalock_lock_wait(ctx, wait, deadline);
+}
+
+static void pl_lock_wait_done_cb(void *ctx) {
+  portalock_lock_wait_done(ctx);
+}
+
+static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb,
+                                             pl_lock_wait_done_cb};
+
 portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                              double check_interval, int fail_when_locked,
                                              portalock_error *err) {
-  return pl_acquire_loop(pl_lock_try_cb, lock, timeout, check_interval, fail_when_locked, err);
+  return pl_acquire_loop(&pl_lock_waitable, lock, timeout, check_interval, fail_when_locked,
+                         err);
 }
 
 portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {
@@ -246,6 +390,7 @@ portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error 
 void portalock_lock_free(portalock_lock_t *lock) {
   if (lock == NULL) return;
   pl_lock_drop_foreign(lock);
+  portalock_lock_wait_done(lock);
   /* A handed-over descriptor keeps holding the lock inside its stream, and keeps its
    * held-table entry so that a fork still detaches it. */
   if (lock->fd >= 0 && !lock->handed_over) portalock_lock_release(lock, NULL);

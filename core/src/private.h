@@ -95,6 +95,49 @@ int pl_lockfile_truncate(int fd);
  * one; checked before opening, since closing any descriptor of the file drops the lock. */
 portalock_status pl_lockfile_posix_check(const char *path, portalock_error *err);
 
+/* ---------------------------------------------------------------- wake.c */
+
+/* What ended a wait, and other events the wait counters count. */
+typedef enum pl_counter {
+  PL_WOKE_EVENT,    /* a watched file was closed (or renamed, or removed) */
+  PL_WOKE_KERNEL,   /* the kernel queue granted the lock */
+  PL_WOKE_TIMER,    /* the fallback timer (next_attempt) ran out first */
+  PL_WOKE_DEADLINE, /* the caller's deadline came first */
+  PL_WOKE_SIGNAL,
+  PL_LOST_RACE, /* woken by an event, the next attempt found the lock taken again */
+  PL_UNWATCHED, /* no watch could be made (no inotify, or EMFILE): the wait polls */
+  PL_COUNTERS
+} pl_counter;
+
+void pl_count(pl_counter what);
+/* Sleeps until `fd` (when >= 0) is readable, or until next_attempt or deadline; counts and
+ * returns what ended the sleep. */
+pl_counter pl_sleep(int fd, double next_attempt, double deadline);
+/* A non-blocking inotify instance (counting PL_UNWATCHED when there is none), or -1. */
+int pl_watch_open(void);
+/* Watches `path` for the events that may end a wait. A watch descriptor, or -1 with errno. */
+int pl_watch_add(int watch_fd, const char *path);
+void pl_watch_drain(int watch_fd);
+int pl_kernel_queue_available(portalock_backend backend);
+/* Blocks in the kernel's lock call on `fd` until it is granted (PL_WOKE_KERNEL: `fd` now
+ * holds the lock) or until next_attempt or deadline. */
+pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
+                                double deadline);
+
+/* A wait in progress on one lock file, from a contended attempt until the lock is taken or
+ * the wait is given up. */
+typedef struct pl_waiting {
+  int file_fd; /* the lock file, open and unlocked, for the next attempt (-1: none): closing
+                  it after each failed attempt would wake every other waiter */
+  dev_t dev;
+  ino_t ino;
+  uint64_t serial; /* file_fd's held-table entry: a forked child must not share it */
+  pid_t pid;       /* the process that opened file_fd and watch_fd */
+  int watch_fd;    /* inotify instance watching the lock file, or -1 */
+  int unwatched;   /* making a watch failed: this wait does without */
+  int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
+} pl_waiting;
+
 /* ---------------------------------------------------------------- lock.c and its kinds */
 
 typedef struct pl_kind {
@@ -127,6 +170,9 @@ struct portalock_lock {
   dev_t dev;
   ino_t ino;
   uint64_t serial; /* of the held-table entry */
+  pl_waiting waiting;
+  int crowded; /* a wake-up lost the race: blocking waits queue in the kernel (see wake.c) */
+  int unwatched; /* its waits never watch the file (a bounded semaphore watches its slots) */
 };
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
@@ -137,12 +183,26 @@ extern const pl_kind pl_pidfile_kind;
 
 /* ---------------------------------------------------------------- wait.c */
 
-typedef portalock_status (*pl_try_fn)(void *ctx, portalock_wait *wait, portalock_error *err);
+/* What the acquire loop needs of an object: its step, its blocking wait (as
+ * portalock_lock_wait) and how to give a wait up. */
+typedef struct pl_waitable {
+  portalock_status (*try_step)(void *ctx, portalock_wait *wait, portalock_error *err);
+  int (*wait)(void *ctx, const portalock_wait *wait, double deadline);
+  void (*wait_done)(void *ctx);
+} pl_waitable;
 
-/* The acquire loop shared by Lock and RLock. */
-portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout, double check_interval,
-                                 int fail_when_locked, portalock_error *err);
+/* The acquire loop shared by every object that waits. */
+portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
+                                 double check_interval, int fail_when_locked,
+                                 portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
+/* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */
+#define PL_MAX_SLEEP 3600.0
+struct timespec;
+/* The CLOCK_MONOTONIC timespec of `when` (monotonic seconds), at most PL_MAX_SLEEP away. */
+void pl_monotonic_timespec(double when, struct timespec *ts);
+/* portalock_wait_step's result for what ended a wait. */
+int pl_wait_result(pl_counter woke);
 
 #endif /* PORTALOCK_PRIVATE_H */

@@ -90,11 +90,30 @@ static portalock_status pl_rlock_try_cb(void *ctx, portalock_wait *wait, portalo
   return portalock_rlock_try(a->rlock, a->owner, wait, err);
 }
 
+static int pl_rlock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
+  return portalock_rlock_wait(((pl_rlock_attempt *)ctx)->rlock, wait, deadline);
+}
+
+static void pl_rlock_wait_done_cb(void *ctx) {
+  portalock_rlock_wait_done(((pl_rlock_attempt *)ctx)->rlock);
+}
+
+static const pl_waitable pl_rlock_waitable = {pl_rlock_try_cb, pl_rlock_wait_cb,
+                                              pl_rlock_wait_done_cb};
+
+int portalock_rlock_wait(portalock_rlock_t *rlock, const portalock_wait *wait, double deadline) {
+  return portalock_lock_wait(rlock->lock, wait, deadline);
+}
+
+void portalock_rlock_wait_done(portalock_rlock_t *rlock) {
+  portalock_lock_wait_done(rlock->lock);
+}
+
 portalock_status portalock_rlock_acquire_with(portalock_rlock_t *rlock, uintptr_t owner,
                                               double timeout, double check_interval,
                                               int fail_when_locked, portalock_error *err) {
   pl_rlock_attempt a = {rlock, owner};
-  return pl_acquire_loop(pl_rlock_try_cb, &a, timeout, check_interval, fail_when_locked, err);
+  return pl_acquire_loop(&pl_rlock_waitable, &a, timeout, check_interval, fail_when_locked, err);
 }
 
 portalock_status portalock_rlock_acquire(portalock_rlock_t *rlock, uintptr_t owner,

@@ -38,6 +38,7 @@ struct portalock_semaphore {
   unsigned long held; /* acquires by this handle in process `holder`, not yet released */
   pid_t holder;
   double backoff; /* the last clock-only wait asked for, 0 after a success */
+  pid_t granted;  /* a process whose blocking wait took a count for its next attempt, or 0 */
 };
 
 void portalock_semaphore_options_init(portalock_semaphore_options *opts) {
@@ -153,7 +154,10 @@ portalock_status portalock_semaphore_new(portalock_semaphore_t **out, const char
 
 void portalock_semaphore_free(portalock_semaphore_t *sem) {
   if (sem == NULL) return;
-  if (sem->sem != SEM_FAILED) sem_close(sem->sem);
+  if (sem->sem != SEM_FAILED) {
+    portalock_semaphore_wait_done(sem);
+    sem_close(sem->sem);
+  }
   free(sem->name);
   free(sem->sem_name);
   free(sem);
@@ -196,6 +200,12 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
     return pl_fail(err, PORTALOCK_INVALID, 0, sem->sem_name,
                    "Semaphore '%s' acquired more than %lu times through one handle", sem->name,
                    ULONG_MAX);
+  if (sem->granted != 0) {
+    /* A forked child never claims its parent's grant. */
+    int mine = sem->granted == getpid();
+    sem->granted = 0;
+    if (mine) return pl_sem_took(sem);
+  }
   for (;;) {
     if (sem_trywait(sem->sem) == 0) return pl_sem_took(sem);
     if (errno == EINTR) continue;
@@ -213,6 +223,39 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
                  "Semaphore '%s': no count available", sem->name);
 }
 
+int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *wait,
+                             double deadline) {
+#if PL_HAVE_SEM_CLOCKWAIT
+  if (sem->sem != SEM_FAILED && sem->granted == 0) {
+    /* sem_clockwait wakes the moment a count is posted: the back-off in next_attempt is
+     * for callers that can only poll, this wait returns at least every check_interval. */
+    double now = portalock_monotonic();
+    double until = now + sem->opts.check_interval;
+    if (until > deadline) until = deadline;
+    struct timespec ts;
+    pl_monotonic_timespec(until, &ts);
+    if (sem_clockwait(sem->sem, CLOCK_MONOTONIC, &ts) == 0) {
+      sem->granted = getpid();
+      pl_count(PL_WOKE_KERNEL);
+      return 1;
+    }
+    pl_counter woke = errno == EINTR       ? PL_WOKE_SIGNAL
+                      : errno == ETIMEDOUT ? (until < deadline ? PL_WOKE_TIMER : PL_WOKE_DEADLINE)
+                                           : PL_COUNTERS;
+    if (woke != PL_COUNTERS) {
+      pl_count(woke);
+      return pl_wait_result(woke);
+    }
+  }
+#endif
+  return pl_wait_result(pl_sleep(-1, wait->next_attempt, deadline));
+}
+
+void portalock_semaphore_wait_done(portalock_semaphore_t *sem) {
+  if (sem->granted == getpid()) sem_post(sem->sem);
+  sem->granted = 0;
+}
+
 static portalock_status pl_sem_timed_out(portalock_semaphore_t *sem, double timeout,
                                          portalock_error *err) {
   return pl_fail(err, PORTALOCK_ALREADY_LOCKED, EAGAIN, sem->sem_name,
@@ -224,6 +267,16 @@ static portalock_status pl_sem_timed_out(portalock_semaphore_t *sem, double time
 static portalock_status pl_sem_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
   return portalock_semaphore_try(ctx, wait, err);
 }
+
+static int pl_sem_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
+  return portalock_semaphore_wait(ctx, wait, deadline);
+}
+
+static void pl_sem_wait_done_cb(void *ctx) {
+  portalock_semaphore_wait_done(ctx);
+}
+
+static const pl_waitable pl_sem_waitable = {pl_sem_try_cb, pl_sem_wait_cb, pl_sem_wait_done_cb};
 #endif
 
 portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, double timeout,
@@ -263,7 +316,7 @@ portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, do
     return pl_fail_sys(err, errno, "acquire semaphore", sem->sem_name);
   }
 #else
-  status = pl_acquire_loop(pl_sem_try_cb, sem, timeout, sem->opts.check_interval, 0, err);
+  status = pl_acquire_loop(&pl_sem_waitable, sem, timeout, sem->opts.check_interval, 0, err);
   if (status == PORTALOCK_ALREADY_LOCKED) return pl_sem_timed_out(sem, timeout, err);
   return status;
 #endif

@@ -2,15 +2,9 @@
 #include "private.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <math.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-/* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */
-#define PL_MAX_SLEEP 3600.0
 
 double portalock_monotonic(void) {
   struct timespec ts;
@@ -18,26 +12,22 @@ double portalock_monotonic(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void pl_monotonic_timespec(double when, struct timespec *ts) {
+  double now = portalock_monotonic();
+  if (!(when < now + PL_MAX_SLEEP)) when = now + PL_MAX_SLEEP; /* also for NaN */
+  if (when < 0) when = 0;
+  ts->tv_sec = (time_t)when;
+  ts->tv_nsec = (long)((when - (double)ts->tv_sec) * 1e9);
+  if (ts->tv_nsec >= 1000000000L) ts->tv_nsec = 999999999L;
+}
+
+/* The public form of what ended a wait: 1 try again now, 0 time ran out, -1 a signal. */
+int pl_wait_result(pl_counter woke) {
+  return woke == PL_WOKE_EVENT || woke == PL_WOKE_KERNEL ? 1 : woke == PL_WOKE_SIGNAL ? -1 : 0;
+}
+
 int portalock_wait_step(const portalock_wait *wait, double deadline) {
-  double until = wait->next_attempt < deadline ? wait->next_attempt : deadline;
-  double left = until - portalock_monotonic();
-  if (isnan(left) || left < 0) left = 0;
-  if (wait->fd >= 0) {
-    struct pollfd p = {.fd = wait->fd, .events = POLLIN, .revents = 0};
-    int ms = -1;
-    if (left < INT_MAX / 1000.0) {
-      ms = (int)(left * 1000.0);
-      if (ms < left * 1000.0) ms++; /* never wake before the time: that would only spin */
-    }
-    int r = poll(&p, 1, ms);
-    return r > 0 ? 1 : r == 0 ? 0 : -1;
-  }
-  if (left == 0) return 0;
-  if (left > PL_MAX_SLEEP) left = PL_MAX_SLEEP;
-  struct timespec ts;
-  ts.tv_sec = (time_t)left;
-  ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-  return nanosleep(&ts, NULL) == 0 ? 0 : -1;
+  return pl_wait_result(pl_sleep(wait->fd, wait->next_attempt, deadline));
 }
 
 void pl_wait_clock(portalock_wait *wait, double check_interval) {
@@ -67,8 +57,9 @@ static portalock_status pl_already_locked(portalock_error *err, double timeout,
   return PORTALOCK_ALREADY_LOCKED;
 }
 
-portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout, double check_interval,
-                                 int fail_when_locked, portalock_error *err) {
+portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
+                                 double check_interval, int fail_when_locked,
+                                 portalock_error *err) {
   portalock_error local;
   if (err == NULL) err = &local;
   portalock_status status = pl_check_timing(timeout, check_interval, err);
@@ -76,13 +67,16 @@ portalock_status pl_acquire_loop(pl_try_fn try_fn, void *ctx, double timeout, do
   double deadline = portalock_monotonic() + timeout;
   for (;;) {
     portalock_wait wait;
-    status = try_fn(ctx, &wait, err);
+    status = waitable->try_step(ctx, &wait, err);
     if (status != PORTALOCK_CONTENDED) return status;
     double now = portalock_monotonic();
-    if (fail_when_locked || now >= deadline)
+    if (fail_when_locked || now >= deadline) {
+      waitable->wait_done(ctx);
       return pl_already_locked(err, timeout, fail_when_locked);
+    }
     if (wait.next_attempt > now + check_interval) wait.next_attempt = now + check_interval;
-    /* Interrupted or not, the next round re-checks both the lock and the deadline. */
-    portalock_wait_step(&wait, deadline);
+    /* Woken, timed out or interrupted: the next round re-checks the lock, then the deadline
+     * (a lock granted by the kernel queue at the deadline is taken, not leaked). */
+    waitable->wait(ctx, &wait, deadline);
   }
 }

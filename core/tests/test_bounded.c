@@ -171,7 +171,9 @@ static void test_sweep(void) {
   CHECK_BETWEEN(tu_now() - t0, 0.29, 2.0);
   portalock_wait wait;
   CHECK_STATUS(portalock_bounded_semaphore_try(s[3], &wait, &err), PORTALOCK_CONTENDED, &err);
-  CHECK_INT(wait.fd, -1);
+#ifdef __linux__
+  CHECK(wait.fd >= 0); /* one inotify instance watching the three slot files */
+#endif
   CHECK(wait.next_attempt > portalock_monotonic());
 
   /* a release frees exactly that slot */

@@ -1,0 +1,184 @@
+/* What wakes a waiter, and the counters that say what did.
+ *
+ * Two mechanisms sit behind this seam, both Linux-only, each with a portable fallback:
+ *   - a watch (inotify) on the files waited for: the kernel reports a close of the file,
+ *     which every release (unlock, then close) and every holder's death ends with;
+ *   - the kernel queue: a helper thread blocks in the kernel's own lock call on the
+ *     waiter's descriptor, so the kernel hands the lock over as it would to a blocking
+ *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
+ *     end and always joined before the call that started it returns.
+ * Without them (macOS, the BSDs, no instances left) waits poll on the clock. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* pthread_clockjoin_np */
+#endif
+#include "private.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/inotify.h>
+#define PL_HAVE_WATCH 1
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 31))
+#define PL_HAVE_KERNEL_QUEUE 1
+#endif
+
+/* ---------------------------------------------------------------- counters */
+
+static atomic_ullong pl_counters[PL_COUNTERS];
+
+void pl_count(pl_counter what) {
+  atomic_fetch_add_explicit(&pl_counters[what], 1, memory_order_relaxed);
+}
+
+void portalock_wait_counters_get(portalock_wait_counters *out) {
+  if (out == NULL) return;
+  out->event = atomic_load(&pl_counters[PL_WOKE_EVENT]);
+  out->kernel = atomic_load(&pl_counters[PL_WOKE_KERNEL]);
+  out->timer = atomic_load(&pl_counters[PL_WOKE_TIMER]);
+  out->deadline = atomic_load(&pl_counters[PL_WOKE_DEADLINE]);
+  out->signal = atomic_load(&pl_counters[PL_WOKE_SIGNAL]);
+  out->lost_race = atomic_load(&pl_counters[PL_LOST_RACE]);
+  out->unwatched = atomic_load(&pl_counters[PL_UNWATCHED]);
+}
+
+/* ---------------------------------------------------------------- sleeping on the clock */
+
+static pl_counter pl_timed_out(double until, double deadline) {
+  return until < deadline ? PL_WOKE_TIMER : PL_WOKE_DEADLINE;
+}
+
+pl_counter pl_sleep(int fd, double next_attempt, double deadline) {
+  double until = next_attempt < deadline ? next_attempt : deadline;
+  double left = until - portalock_monotonic();
+  if (isnan(left) || left < 0) left = 0;
+  pl_counter woke;
+  if (fd >= 0) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    int ms = -1;
+    if (left < INT_MAX / 1000.0) {
+      ms = (int)(left * 1000.0);
+      if (ms < left * 1000.0) ms++; /* never wake before the time: that would only spin */
+    }
+    int r = poll(&p, 1, ms);
+    woke = r > 0 ? PL_WOKE_EVENT : r == 0 ? pl_timed_out(until, deadline) : PL_WOKE_SIGNAL;
+  } else if (left == 0) {
+    woke = pl_timed_out(until, deadline);
+  } else {
+    if (left > PL_MAX_SLEEP) left = PL_MAX_SLEEP;
+    struct timespec ts;
+    ts.tv_sec = (time_t)left;
+    ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+    woke = nanosleep(&ts, NULL) == 0 ? pl_timed_out(until, deadline) : PL_WOKE_SIGNAL;
+  }
+  pl_count(woke);
+  return woke;
+}
+
+/* ---------------------------------------------------------------- watches */
+
+int pl_watch_open(void) {
+#ifdef PL_HAVE_WATCH
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) pl_count(PL_UNWATCHED);
+  return fd;
+#else
+  pl_count(PL_UNWATCHED);
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+int pl_watch_add(int watch_fd, const char *path) {
+#ifdef PL_HAVE_WATCH
+  /* Closes end holds; attribute, move and delete events mean the path may name another file
+   * now, which the next attempt checks. */
+  uint32_t mask = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF |
+                  IN_DONT_FOLLOW;
+  return inotify_add_watch(watch_fd, path, mask);
+#else
+  (void)watch_fd;
+  (void)path;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+void pl_watch_drain(int watch_fd) {
+  if (watch_fd < 0) return;
+  /* Aligned as inotify's records are; one read takes up to ~200 events, and any left over
+   * only make the next wait return at once. */
+  _Alignas(8) char buf[4096];
+  while (read(watch_fd, buf, sizeof buf) == -1 && errno == EINTR) {
+  }
+}
+
+/* ---------------------------------------------------------------- the kernel queue */
+
+int pl_kernel_queue_available(portalock_backend backend) {
+#ifdef PL_HAVE_KERNEL_QUEUE
+  /* Posix locks are excluded: waiting for one keeps no descriptor open (see lock.c). */
+  return backend == PORTALOCK_BACKEND_FLOCK || backend == PORTALOCK_BACKEND_OFD;
+#else
+  (void)backend;
+  return 0;
+#endif
+}
+
+#ifdef PL_HAVE_KERNEL_QUEUE
+typedef struct pl_queued {
+  int fd, type;
+  portalock_backend backend;
+  int locked;
+} pl_queued;
+
+static void *pl_queued_main(void *arg) {
+  pl_queued *q = arg;
+  int old;
+  /* Cancellation must reach the thread inside the blocking call, which flock(2) does not
+   * offer as a cancellation point; nothing else runs with it enabled. */
+  pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
+  int r = pl_backend_apply(q->fd, q->type, 1, q->backend);
+  pthread_setcanceltype(old, &old);
+  q->locked = r == 0;
+  return NULL;
+}
+#endif
+
+pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
+                             double deadline) {
+#ifdef PL_HAVE_KERNEL_QUEUE
+  double until = next_attempt < deadline ? next_attempt : deadline;
+  double left = until - portalock_monotonic();
+  if (isnan(left) || left <= 0) {
+    pl_count(pl_timed_out(until, deadline));
+    return pl_timed_out(until, deadline);
+  }
+  pl_queued q = {.fd = fd, .type = type, .backend = backend, .locked = 0};
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, pl_queued_main, &q) != 0) return pl_sleep(-1, next_attempt, deadline);
+  struct timespec abs;
+  pl_monotonic_timespec(until, &abs);
+  if (pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &abs) != 0) {
+    pthread_cancel(thread);
+    pthread_join(thread, NULL);
+  }
+  /* A thread cancelled just as the kernel granted the lock leaves it held on `fd` without
+   * saying so: the caller's next attempt on `fd` finds it either way. */
+  pl_counter woke = q.locked ? PL_WOKE_KERNEL : pl_timed_out(until, deadline);
+  pl_count(woke);
+  return woke;
+#else
+  (void)fd;
+  (void)type;
+  (void)backend;
+  return pl_sleep(-1, next_attempt, deadline);
+#endif
+}

@@ -1,0 +1,259 @@
+/* Tests event-driven waiting: waits end on the holder's release (never on the fallback
+ * timer), through the step API's descriptor, the blocking waits, the kernel queue (with no
+ * inotify instance left) and for every kind of object. Runs alone (RUN_SERIAL): it
+ * exhausts the user's inotify instances for a moment. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
+
+#define HANDOFFS 10000
+/* Long enough that a fallback-timer wake-up can only come from a missed release. */
+#define FALLBACK 30.0
+
+static portalock_wait_counters counters(void) {
+  portalock_wait_counters c;
+  portalock_wait_counters_get(&c);
+  return c;
+}
+
+static portalock_lock_t *new_lock(const char *path) {
+  portalock_lock_options o;
+  portalock_lock_options_init(&o);
+  o.timeout = 20;
+  o.check_interval = FALLBACK;
+  portalock_lock_t *lock;
+  portalock_error err;
+  CHECK_OK(portalock_lock_new(&lock, path, &o, &err), &err);
+  return lock;
+}
+
+/* The step API: the descriptor of a contended try becomes readable when the holder lets go. */
+static void step_api(void) {
+  tu_group("step API descriptor");
+  const char *path = tu_path("step.lock");
+  tu_proc holder;
+  tu_hold(&holder, path, PORTALOCK_BACKEND_FLOCK);
+  portalock_lock_t *lock = new_lock(path);
+  portalock_error err;
+  portalock_wait wait;
+  CHECK_STATUS(portalock_lock_try(lock, &wait, &err), PORTALOCK_CONTENDED, &err);
+#ifdef __linux__
+  CHECK(wait.fd >= 0);
+  struct pollfd p = {.fd = wait.fd, .events = POLLIN, .revents = 0};
+  CHECK_INT(poll(&p, 1, 100), 0); /* nothing yet: the holder still holds */
+  tu_send(&holder, 'x');
+  CHECK_INT(poll(&p, 1, 20000), 1);
+#else
+  tu_send(&holder, 'x');
+#endif
+  tu_hold_end(&holder);
+  CHECK_OK(portalock_lock_try(lock, &wait, &err), &err);
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  portalock_lock_free(lock);
+}
+
+/* Two processes hand one lock back and forth HANDOFFS times in all; a release in the window
+ * between a failed attempt and the start of a wait would end that wait on the timer. */
+static void handoff_worker(const char *path, int cycles, tu_proc *report) {
+  portalock_lock_t *lock = new_lock(path);
+  portalock_error err;
+  portalock_wait_counters before = counters();
+  for (int i = 0; i < cycles; i++) {
+    CHECK_OK(portalock_lock_acquire(lock, &err), &err);
+    CHECK_OK(portalock_lock_release(lock, &err), &err);
+  }
+  portalock_wait_counters after = counters();
+  portalock_lock_free(lock);
+  tu_send_long(report, (long)(after.timer - before.timer));
+  tu_send_long(report, (long)(after.event + after.kernel - before.event - before.kernel));
+}
+
+static void handoffs(void) {
+  tu_group("10000 handoffs, no fallback-timer wake-up");
+  const char *path = tu_path("handoff.lock");
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    handoff_worker(path, HANDOFFS / 2, &child);
+    tu_child_exit(0);
+  }
+  tu_proc self = {.pid = 0, .from = -1, .to = -1};
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  self.from = fds[1]; /* handoff_worker writes its report here, as the child does */
+  handoff_worker(path, HANDOFFS / 2, &self);
+  close(fds[1]);
+  long my_timer = 0, my_woken = 0;
+  CHECK(read(fds[0], &my_timer, sizeof my_timer) == sizeof my_timer);
+  CHECK(read(fds[0], &my_woken, sizeof my_woken) == sizeof my_woken);
+  close(fds[0]);
+  long child_timer = tu_recv_long(&child), child_woken = tu_recv_long(&child);
+  CHECK_INT(tu_reap(&child), 0);
+  printf("wake: waits woken by a release: %ld (here) + %ld (child)\n", my_woken, child_woken);
+  CHECK_INT(my_timer, 0);
+  CHECK_INT(child_timer, 0);
+  /* The two really contended: some waits ended on a release. */
+  CHECK(my_woken + child_woken > 0);
+}
+
+/* A waiting bounded semaphore wakes when any slot is released. */
+static void bounded(void) {
+  tu_group("bounded semaphore wakes on a release");
+  portalock_bounded_semaphore_options o;
+  portalock_bounded_semaphore_options_init(&o);
+  o.name = "wake";
+  o.directory = tu_scratch();
+  o.check_interval = FALLBACK;
+  portalock_error err;
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    portalock_bounded_semaphore_t *a, *b;
+    CHECK_OK(portalock_bounded_semaphore_new(&a, 2, &o, &err), &err);
+    CHECK_OK(portalock_bounded_semaphore_new(&b, 2, &o, &err), &err);
+    CHECK_OK(portalock_bounded_semaphore_acquire(a, &err), &err);
+    CHECK_OK(portalock_bounded_semaphore_acquire(b, &err), &err);
+    tu_send(&child, 'R');
+    tu_recv(&child);
+    tu_sleep(0.2);
+    CHECK_OK(portalock_bounded_semaphore_release(b, &err), &err);
+    tu_recv(&child);
+    portalock_bounded_semaphore_free(a);
+    portalock_bounded_semaphore_free(b);
+    tu_child_exit(0);
+  }
+  CHECK_INT(tu_recv(&child), 'R');
+  portalock_bounded_semaphore_t *sem;
+  CHECK_OK(portalock_bounded_semaphore_new(&sem, 2, &o, &err), &err);
+  portalock_wait_counters before = counters();
+  tu_send(&child, 'g');
+  CHECK_OK(portalock_bounded_semaphore_acquire_with(sem, 20, FALLBACK, &err), &err);
+  portalock_wait_counters after = counters();
+  CHECK_INT(after.timer - before.timer, 0);
+#ifdef __linux__
+  CHECK(after.event > before.event);
+#endif
+  tu_close_to(&child);
+  CHECK_INT(tu_reap(&child), 0);
+  portalock_bounded_semaphore_free(sem);
+}
+
+static long value_of(portalock_semaphore_t *sem) {
+  long value = -1;
+  portalock_error err;
+  CHECK_OK(portalock_semaphore_value(sem, &value, &err), &err);
+  return value;
+}
+
+/* The counting semaphore's blocking wait takes the posted count for the next try. */
+static void counting(void) {
+  tu_group("counting semaphore wait");
+  char name[64];
+  snprintf(name, sizeof name, "portalock-wake-%ld", (long)getpid());
+  portalock_semaphore_options o;
+  portalock_semaphore_options_init(&o);
+  o.check_interval = FALLBACK;
+  portalock_semaphore_t *sem;
+  portalock_error err;
+  CHECK_OK(portalock_semaphore_new(&sem, name, 0, &o, &err), &err);
+  portalock_wait wait;
+  CHECK_STATUS(portalock_semaphore_try(sem, &wait, &err), PORTALOCK_CONTENDED, &err);
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    portalock_semaphore_t *poster;
+    CHECK_OK(portalock_semaphore_new(&poster, name, 0, &o, &err), &err);
+    tu_sleep(0.1);
+    CHECK_OK(portalock_semaphore_release(poster, 1, &err), &err);
+    portalock_semaphore_free(poster);
+    tu_child_exit(0);
+  }
+  portalock_wait_counters before = counters();
+  CHECK_INT(portalock_semaphore_wait(sem, &wait, portalock_monotonic() + 20), 1);
+  CHECK_OK(portalock_semaphore_try(sem, &wait, &err), &err);
+  CHECK_INT(portalock_semaphore_held(sem), 1);
+  portalock_wait_counters after = counters();
+  CHECK_INT(after.timer - before.timer, 0);
+  CHECK_INT(tu_reap(&child), 0);
+  /* A count taken by a wait whose try never comes goes back. */
+  CHECK_STATUS(portalock_semaphore_try(sem, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK_OK(portalock_semaphore_release(sem, 1, &err), &err);
+  CHECK_INT(portalock_semaphore_wait(sem, &wait, portalock_monotonic() + 20), 1);
+  CHECK_INT(value_of(sem), 0);
+  portalock_semaphore_wait_done(sem);
+  CHECK_INT(value_of(sem), 1);
+  CHECK_OK(portalock_semaphore_unlink(name, &err), &err);
+  portalock_semaphore_free(sem);
+}
+
+#ifdef __linux__
+/* With every inotify instance of this user taken, waits fall back: the step API polls
+ * (fd -1) and blocking waits queue in the kernel, timeouts still hold and nothing leaks. */
+static void no_instances_left(void) {
+  tu_group("no inotify instance left (EMFILE)");
+  const char *path = tu_path("emfile.lock");
+  int fds_start = tu_count_fds();
+  tu_proc holder;
+  tu_hold(&holder, path, PORTALOCK_BACKEND_FLOCK);
+  portalock_lock_t *lock = new_lock(path);
+  int fds_before = tu_count_fds();
+  enum { MAX_HOGS = 100000 };
+  int *hogs = malloc(MAX_HOGS * sizeof *hogs);
+  CHECK(hogs != NULL);
+  int n = 0;
+  while (n < MAX_HOGS) {
+    int fd = inotify_init1(IN_CLOEXEC);
+    if (fd < 0) {
+      CHECK(errno == EMFILE || errno == ENFILE);
+      break;
+    }
+    hogs[n++] = fd;
+  }
+  CHECK(n < MAX_HOGS);
+  portalock_error err;
+  portalock_wait wait;
+  portalock_wait_counters before = counters();
+  CHECK_STATUS(portalock_lock_try(lock, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK_INT(wait.fd, -1);
+  CHECK(counters().unwatched > before.unwatched);
+  /* A timeout still ends the kernel-queued wait, and no lock or descriptor is left behind. */
+  double t0 = tu_now();
+  CHECK_STATUS(portalock_lock_acquire_with(lock, 0.3, FALLBACK, 0, &err),
+               PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_BETWEEN(tu_now() - t0, 0.25, 5.0);
+  CHECK_INT(portalock_lock_locked(lock), 0);
+  CHECK_INT(tu_count_fds(), fds_before + n);
+  /* The kernel hands the lock over on release. */
+  before = counters();
+  tu_send(&holder, 'x');
+  CHECK_OK(portalock_lock_acquire_with(lock, 20, FALLBACK, 0, &err), &err);
+  portalock_wait_counters after = counters();
+  CHECK(after.kernel > before.kernel);
+  CHECK_INT(after.timer - before.timer, 0);
+  tu_hold_end(&holder);
+  for (int i = 0; i < n; i++) close(hogs[i]);
+  free(hogs);
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  portalock_lock_free(lock);
+  CHECK_INT(tu_count_fds(), fds_start);
+}
+#endif
+
+int main(void) {
+  tu_init("wake");
+  step_api();
+  handoffs();
+  bounded();
+  counting();
+#ifdef __linux__
+  no_instances_left();
+#endif
+  return tu_done();
+}

@@ -192,7 +192,22 @@ static int b_gc(lua_State *L) {
   return 0;
 }
 
+static int b_wait(lua_State *L) {
+  portalock_bounded_semaphore_t *sem = check_bounded(L);
+  portalock_wait wait;
+  double deadline;
+  pl_checkwait(L, 2, &wait, &deadline);
+  return pl_push_wait_result(L, portalock_bounded_semaphore_wait(sem, &wait, deadline));
+}
+
+static int b_wait_done(lua_State *L) {
+  portalock_bounded_semaphore_wait_done(check_bounded(L));
+  return 0;
+}
+
 static const luaL_Reg bounded_methods[] = {{"try", b_try},
+                                           {"wait", b_wait},
+                                           {"wait_done", b_wait_done},
                                            {"release", b_release},
                                            {"locked", b_locked},
                                            {"slot", b_slot},

@@ -100,6 +100,20 @@ static int l_hand_over(lua_State *L) {
   return pl_push_lock_handle(L, lock, 2);
 }
 
+/* h:wait(next_attempt, deadline) after a contended try -> "ready" | "timeout" | "interrupted" */
+static int l_wait(lua_State *L) {
+  portalock_lock_t *lock = pl_checklock(L, 1);
+  portalock_wait wait;
+  double deadline;
+  pl_checkwait(L, 2, &wait, &deadline);
+  return pl_push_wait_result(L, portalock_lock_wait(lock, &wait, deadline));
+}
+
+static int l_wait_done(lua_State *L) {
+  portalock_lock_wait_done(pl_checklock(L, 1));
+  return 0;
+}
+
 static int l_forget(lua_State *L) {
   portalock_lock_forget(pl_checklock(L, 1));
   return 0;
@@ -167,6 +181,8 @@ const luaL_Reg pl_lock_common_methods[] = {{"hand_over", l_hand_over},
                                            {"filename", l_filename},
                                            {"lock_filename", l_lock_filename},
                                            {"identity", l_identity},
+                                           {"wait", l_wait},
+                                           {"wait_done", l_wait_done},
                                            {NULL, NULL}};
 
 static const luaL_Reg lock_methods[] = {{"try", l_try}, {"release", l_release}, {NULL, NULL}};

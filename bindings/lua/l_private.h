@@ -45,6 +45,10 @@ portalock_lock_t *pl_checklock(lua_State *L, int idx);
 /* Pushes the results of a step: true | false, fd|nil, next_attempt | nil, errtab. */
 int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wait,
                  const portalock_error *err);
+/* "ready", "timeout" or "interrupted" for a portalock_*_wait result. */
+int pl_push_wait_result(lua_State *L, int woke);
+/* The arguments (next_attempt, deadline) of a handle's wait method, from `idx`. */
+void pl_checkwait(lua_State *L, int idx, portalock_wait *wait, double *deadline);
 
 /* Each adds its functions to the module table on top of the stack. */
 void pl_open_flags(lua_State *L);

@@ -65,6 +65,19 @@ static int s_try(lua_State *L) {
   return pl_push_step(L, st, &wait, &err);
 }
 
+static int s_wait(lua_State *L) {
+  portalock_semaphore_t *sem = check_sem(L);
+  portalock_wait wait;
+  double deadline;
+  pl_checkwait(L, 2, &wait, &deadline);
+  return pl_push_wait_result(L, portalock_semaphore_wait(sem, &wait, deadline));
+}
+
+static int s_wait_done(lua_State *L) {
+  portalock_semaphore_wait_done(check_sem(L));
+  return 0;
+}
+
 static int s_release(lua_State *L) {
   portalock_semaphore_t *sem = check_sem(L);
   unsigned long n = check_count(L, 2);
@@ -112,10 +125,15 @@ static int s_unlink(lua_State *L) {
   return push_result(L, portalock_semaphore_unlink(name, &err), &err);
 }
 
-static const luaL_Reg semaphore_methods[] = {
-    {"try", s_try},   {"release", s_release}, {"release_held", s_release_held},
-    {"held", s_held}, {"value", s_value},     {"name", s_name},
-    {NULL, NULL}};
+static const luaL_Reg semaphore_methods[] = {{"try", s_try},
+                                             {"wait", s_wait},
+                                             {"wait_done", s_wait_done},
+                                             {"release", s_release},
+                                             {"release_held", s_release_held},
+                                             {"held", s_held},
+                                             {"value", s_value},
+                                             {"name", s_name},
+                                             {NULL, NULL}};
 
 static const luaL_Reg semaphore_functions[] = {
     {"new_semaphore", s_new}, {"semaphore_unlink", s_unlink}, {NULL, NULL}};

@@ -407,7 +407,8 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
 
 void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
   if (sem->waiting != NULL) {
-    for (long k = 0; k < sem->maximum; k++) portalock_lock_free(sem->waiting[k]);
+    for (long k = 0; k < sem->maximum; k++)
+      portalock_lock_free(sem->waiting[k]);
     free(sem->waiting);
     sem->waiting = NULL;
   }
@@ -542,8 +543,8 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
                  sem->directory, sem->maximum);
 }
 
-int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem,
-                                     const portalock_wait *wait, double deadline) {
+int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem, const portalock_wait *wait,
+                                     double deadline) {
   pl_drop_foreign(sem);
   pl_counter woke = pl_sleep(sem->watch_fd, wait->next_attempt, deadline);
   sem->woke = woke == PL_WOKE_EVENT;
@@ -573,8 +574,7 @@ static void pl_sweep_wait_done_cb(void *ctx) {
   portalock_bounded_semaphore_wait_done(((pl_sweep_ctx *)ctx)->sem);
 }
 
-static const pl_waitable pl_sweep_waitable = {pl_sweep_cb, pl_sweep_wait_cb,
-                                              pl_sweep_wait_done_cb};
+static const pl_waitable pl_sweep_waitable = {pl_sweep_cb, pl_sweep_wait_cb, pl_sweep_wait_done_cb};
 
 portalock_status portalock_bounded_semaphore_acquire_with(portalock_bounded_semaphore_t *sem,
                                                           double timeout, double check_interval,
@@ -582,7 +582,8 @@ portalock_status portalock_bounded_semaphore_acquire_with(portalock_bounded_sema
   portalock_error local;
   if (err == NULL) err = &local;
   pl_sweep_ctx ctx = {sem, check_interval};
-  portalock_status status = pl_acquire_loop(&pl_sweep_waitable, &ctx, timeout, check_interval, 0, err);
+  portalock_status status =
+      pl_acquire_loop(&pl_sweep_waitable, &ctx, timeout, check_interval, 0, err);
   if (status == PORTALOCK_ALREADY_LOCKED)
     pl_fail(err, status, 0, sem->directory,
             "bounded semaphore '%s' in '%s': all %ld slots stayed held (timeout %g s)", sem->name,

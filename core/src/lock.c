@@ -354,14 +354,12 @@ static void pl_lock_wait_done_cb(void *ctx) {
   portalock_lock_wait_done(ctx);
 }
 
-static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb,
-                                             pl_lock_wait_done_cb};
+static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb, pl_lock_wait_done_cb};
 
 portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                              double check_interval, int fail_when_locked,
                                              portalock_error *err) {
-  return pl_acquire_loop(&pl_lock_waitable, lock, timeout, check_interval, fail_when_locked,
-                         err);
+  return pl_acquire_loop(&pl_lock_waitable, lock, timeout, check_interval, fail_when_locked, err);
 }
 
 portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {

@@ -171,7 +171,7 @@ struct portalock_lock {
   ino_t ino;
   uint64_t serial; /* of the held-table entry */
   pl_waiting waiting;
-  int crowded; /* a wake-up lost the race: blocking waits queue in the kernel (see wake.c) */
+  int crowded;   /* a wake-up lost the race: blocking waits queue in the kernel (see wake.c) */
   int unwatched; /* its waits never watch the file (a bounded semaphore watches its slots) */
 };
 
@@ -193,8 +193,7 @@ typedef struct pl_waitable {
 
 /* The acquire loop shared by every object that waits. */
 portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
-                                 double check_interval, int fail_when_locked,
-                                 portalock_error *err);
+                                 double check_interval, int fail_when_locked, portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
 /* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */

@@ -153,7 +153,7 @@ static void *pl_queued_main(void *arg) {
 #endif
 
 pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
-                             double deadline) {
+                                double deadline) {
 #ifdef PL_HAVE_KERNEL_QUEUE
   double until = next_attempt < deadline ? next_attempt : deadline;
   double left = until - portalock_monotonic();
@@ -163,7 +163,8 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   }
   pl_queued q = {.fd = fd, .type = type, .backend = backend, .locked = 0};
   pthread_t thread;
-  if (pthread_create(&thread, NULL, pl_queued_main, &q) != 0) return pl_sleep(-1, next_attempt, deadline);
+  if (pthread_create(&thread, NULL, pl_queued_main, &q) != 0)
+    return pl_sleep(-1, next_attempt, deadline);
   struct timespec abs;
   pl_monotonic_timespec(until, &abs);
   if (pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &abs) != 0) {

@@ -225,8 +225,8 @@ static void no_instances_left(void) {
   CHECK(counters().unwatched > before.unwatched);
   /* A timeout still ends the kernel-queued wait, and no lock or descriptor is left behind. */
   double t0 = tu_now();
-  CHECK_STATUS(portalock_lock_acquire_with(lock, 0.3, FALLBACK, 0, &err),
-               PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_STATUS(portalock_lock_acquire_with(lock, 0.3, FALLBACK, 0, &err), PORTALOCK_ALREADY_LOCKED,
+               &err);
   CHECK_BETWEEN(tu_now() - t0, 0.25, 5.0);
   CHECK_INT(portalock_lock_locked(lock), 0);
   CHECK_INT(tu_count_fds(), fds_before + n);
@@ -238,7 +238,8 @@ static void no_instances_left(void) {
   CHECK(after.kernel > before.kernel);
   CHECK_INT(after.timer - before.timer, 0);
   tu_hold_end(&holder);
-  for (int i = 0; i < n; i++) close(hogs[i]);
+  for (int i = 0; i < n; i++)
+    close(hogs[i]);
   free(hogs);
   CHECK_OK(portalock_lock_release(lock, &err), &err);
   portalock_lock_free(lock);

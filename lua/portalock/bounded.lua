@@ -164,7 +164,7 @@ function Semaphore:acquire(opts)
       return "contended", detail, next_attempt
     end
     return "failed", errors.from_core(detail)
-  end)
+  end, h)
   if not ok then
     if err.kind == "AlreadyLocked" then
       local directory = h:directory()

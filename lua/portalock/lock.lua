@@ -159,7 +159,7 @@ end
 
 --- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
 function M.acquire_with(self, settings, token)
-  local ok, err = wait.acquire(self._path, settings, function() return attempt(self, token) end)
+  local ok, err = wait.acquire(self._path, settings, function() return attempt(self, token) end, self._h)
   if not ok then
     if err.kind == "AlreadyLocked" and self._class == "PidFileLock" then
       err.holder_pid = core.read_pid(self._filename)

@@ -102,7 +102,7 @@ function Semaphore:acquire(opts)
       return "contended", detail, next_attempt
     end
     return "failed", errors.from_core(detail)
-  end)
+  end, h)
   if ok then
     return true
   elseif err.kind == "AlreadyLocked" then

@@ -4,8 +4,9 @@
 --     check_interval; in `init` the wait may block; in any other phase it fails at once;
 --   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
 --     the scheduler's sleep function, with the same back-off;
---   * otherwise core.wait, which sleeps until the next attempt the core asks for (or until
---     the descriptor it names becomes readable, when it names one) and returns to Lua at
+--   * otherwise the waiting object's own blocking wait (waiter:wait), which wakes when the
+--     lock file is closed by its holder, or when the kernel grants the lock, or when a
+--     semaphore count is posted (see portalock.h, portalock_wait), and returns to Lua at
 --     least every check_interval (so Ctrl-C hooks run).
 local core = require "portalock.core"
 local errors = require "portalock.errors"
@@ -13,6 +14,8 @@ local errors = require "portalock.errors"
 local M = {}
 
 local scheduler_sleep
+-- Back-off sleeps taken in OpenResty or under a scheduler (they poll: no descriptor there).
+local backoff_sleeps = 0
 
 -- ngx.get_phase() names in which ngx.sleep is allowed (lua-nginx-module's YIELDABLE set).
 local YIELDABLE_PHASES = {
@@ -34,26 +37,36 @@ local function can_yield_coroutine()
   return coroutine.isyieldable == nil or coroutine.isyieldable()
 end
 
+--- What ended this process's waits so far (portalock_wait_counters in portalock.h): event,
+--- kernel, timer, deadline, signal, lost_race, unwatched; plus backoff, the polling sleeps
+--- taken in OpenResty or under a scheduler.
+function M.counters()
+  local counters = core.wait_counters()
+  counters.backoff = backoff_sleeps
+  return counters
+end
+
 local function backoff_sleeper(sleep, check_interval)
   local delay = 0.001
-  return function(_, next_attempt, deadline)
+  return function(next_attempt, deadline)
     local now = core.monotonic()
     local wake = math.min(now + delay, next_attempt or math.huge, deadline)
     delay = math.min(delay * 2, check_interval)
+    backoff_sleeps = backoff_sleeps + 1
     sleep(math.max(0, wake - now))
   end
 end
 
-local function blocking_sleeper(check_interval)
-  return function(fd, next_attempt, deadline)
+local function blocking_sleeper(check_interval, waiter)
+  return function(next_attempt, deadline)
     local limit = core.monotonic() + check_interval
-    core.wait(fd, math.min(next_attempt or limit, limit), deadline)
+    waiter:wait(math.min(next_attempt or limit, limit), deadline)
   end
 end
 
--- Returns {sleep = function(fd, next_attempt, deadline) | nil, yields = boolean,
+-- Returns {sleep = function(next_attempt, deadline) | nil, yields = boolean,
 -- phase = name of an nginx phase that forbids waiting | nil}.
-local function strategy(check_interval)
+local function strategy(check_interval, waiter)
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and type(ngx.get_phase) == "function" then
     local phase = ngx.get_phase()
@@ -65,7 +78,7 @@ local function strategy(check_interval)
   elseif scheduler_sleep and can_yield_coroutine() then
     return {sleep = backoff_sleeper(scheduler_sleep, check_interval), yields = true}
   end
-  return {sleep = blocking_sleeper(check_interval), yields = false}
+  return {sleep = blocking_sleeper(check_interval, waiter), yields = false}
 end
 
 local function already_locked(path, why)
@@ -87,10 +100,18 @@ local function phase_error(path, phase)
     {path = path})
 end
 
+-- Gives the wait up: closes what the waiter kept for it (a no-op when it kept nothing).
+local function give_up(waiter, err)
+  waiter:wait_done()
+  return nil, err
+end
+
 --- Runs `attempt` until it acquires, fails for good, or the wait is over.
 --- attempt() returns "acquired" | "contended", fd, next_attempt | "in_state", same_owner |
---- "failed", err. settings: timeout, check_interval, fail_when_locked. Returns true or nil, err.
-function M.acquire(path, settings, attempt)
+--- "failed", err. `waiter` is the core handle attempted: waiter:wait(next_attempt, deadline)
+--- and waiter:wait_done(). settings: timeout, check_interval, fail_when_locked. Returns true
+--- or nil, err.
+function M.acquire(path, settings, attempt, waiter)
   local deadline = core.monotonic() + settings.timeout
   local how
   while true do
@@ -100,23 +121,20 @@ function M.acquire(path, settings, attempt)
     elseif status == "failed" then
       return nil, detail
     end
-    how = how or strategy(settings.check_interval)
+    how = how or strategy(settings.check_interval, waiter)
     if status == "in_state" and detail then
-      return nil, deadlock(path, detail)
+      return give_up(waiter, deadlock(path, detail))
     elseif settings.fail_when_locked then
-      return nil, already_locked(path, "gave up at the first contention (fail_when_locked)")
+      return give_up(waiter, already_locked(path, "gave up at the first contention (fail_when_locked)"))
     elseif core.monotonic() >= deadline then
-      return nil, already_locked(path, string.format("gave up after the timeout of %g s", settings.timeout))
+      return give_up(waiter,
+        already_locked(path, string.format("gave up after the timeout of %g s", settings.timeout)))
     elseif how.phase then
-      return nil, phase_error(path, how.phase)
+      return give_up(waiter, phase_error(path, how.phase))
     elseif status == "in_state" and not how.yields then
-      return nil, deadlock(path, false)
+      return give_up(waiter, deadlock(path, false))
     end
-    if status == "contended" then
-      how.sleep(detail, next_attempt, deadline)
-    else
-      how.sleep(nil, nil, deadline)
-    end
+    how.sleep(status == "contended" and next_attempt or nil, deadline)
   end
 end
 

@@ -1,0 +1,88 @@
+-- Event-driven waiting: waits end when the holder lets go, never on the fallback timer.
+local portalock = require "portalock"
+local core = require "portalock.core"
+local wait = require "portalock.wait"
+local helper = require "spec.support.helper"
+local testhelper = require "portalock_testhelper"
+
+describe("waiting", function()
+  local dir
+
+  before_each(function()
+    dir = helper.tmpdir()
+  end)
+
+  after_each(function()
+    helper.rmtree(dir)
+  end)
+
+  -- Two processes hand `where` back and forth `n` times each; returns their reports.
+  local function hand_off(class, where, n)
+    local commands = {}
+    local start = string.format("%.3f", core.monotonic() + 1)
+    for i = 1, 2 do
+      commands[i] = "( " .. helper.script_command("handoff", class, where, tostring(n), start)
+        .. " > " .. helper.quote(dir .. "/handoff." .. i .. ".log") .. " 2>&1 )"
+    end
+    assert.are.equal(0, helper.run(table.concat(commands, " & ") .. " & wait"))
+    local timer, woken = 0, 0
+    for i = 1, 2 do
+      local report = helper.read(dir .. "/handoff." .. i .. ".log")
+      local t, w = report:match("^timer=(%d+) woken=(%d+)\n$")
+      assert.is_not_nil(t, report)
+      timer, woken = timer + tonumber(t), woken + tonumber(w)
+    end
+    return timer, woken
+  end
+
+  local cases = {
+    {"Lock", 5000}, {"RLock", 1000}, {"NamedBoundedSemaphore", 1000}, {"Semaphore", 1000},
+  }
+  for _, case in ipairs(cases) do
+    local class, n = case[1], case[2]
+    it(string.format("%d %s handoffs between two processes never wake on the fallback timer",
+      2 * n, class), function()
+      local where = dir .. "/handoff"
+      if class == "Semaphore" then
+        where = "portalock-spec-wake-" .. core.getpid()
+      end
+      local timer, woken = hand_off(class, where, n)
+      if class == "Semaphore" then
+        portalock.Semaphore.unlink(where)
+      end
+      assert.are.equal(0, timer)
+      -- they did contend: some waits ended on a release
+      assert.is_true(woken > 0, "woken " .. woken)
+    end)
+  end
+
+  it("counts a wait ended by a release as an event, not a timer", function()
+    local path = dir .. "/one.lock"
+    helper.hold("Lock", path, dir)
+    local before = wait.counters()
+    helper.write(dir .. "/release", "")
+    assert(portalock.Lock(path, {timeout = 20, check_interval = 30}):acquire())
+    local after = wait.counters()
+    assert.are.equal(before.timer, after.timer)
+    assert.is_true(after.event + after.kernel > before.event + before.kernel)
+  end)
+
+  it("gives up a wait (timeout, fail_when_locked) without leaving a descriptor open", function()
+    local path = dir .. "/held.lock"
+    local pid = helper.hold("Lock", path, dir)
+    local lock = portalock.Lock(path, {timeout = 0.2})
+    local semaphore = portalock.NamedBoundedSemaphore(1, {name = "held", directory = dir, timeout = 0.2})
+    assert(semaphore:acquire())
+    local other = portalock.NamedBoundedSemaphore(1, {name = "held", directory = dir, timeout = 0.2})
+    local before = testhelper.fd_count()
+    for _, opts in ipairs({{}, {fail_when_locked = true}, {timeout = 0}}) do
+      local fh, err = lock:acquire(opts)
+      assert.is_nil(fh)
+      assert.are.equal("AlreadyLocked", err.kind)
+    end
+    assert.is_nil((other:acquire()))
+    assert.are.equal(before, testhelper.fd_count())
+    semaphore:release()
+    helper.kill(pid)
+  end)
+end)

@@ -94,12 +94,12 @@ function M.drop(obj)
 end
 
 --- Ends the hold: flushes what the holder wrote while the lock still protects it, calls
---- `unlock` (the core release, which unlocks but leaves the descriptor to the handle),
---- then closes the handle. Returns true, or nil and the first error.
-function M.finish(obj, unlock)
+--- `unlock(obj._h, ...)` (the core release, which unlocks but leaves the descriptor to the
+--- handle), then closes the handle. Returns true, or nil and the first error.
+function M.finish(obj, unlock, ...)
   local fh = obj._fh
   local flushed, flush_message, flush_errno = fh:flush()
-  local ok, errtab = unlock()
+  local ok, errtab = unlock(obj._h, ...)
   if not ok then
     obj._h:forget()
   end

@@ -66,7 +66,6 @@ function M.fields(class_name, handle, core_opts, defaults)
     _class = class_name,
     _h = handle,
     _fh = false,
-    _pid = false,
     _identity = false,
     _filename = handle:filename(),
     _path = handle:lock_filename(),

@@ -36,13 +36,15 @@ static int close_stream(lua_State *L) {
 
 int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_idx) {
   (void)given_handle_idx;
+  int fd = portalock_lock_fd(lock);
+  if (fd < 0) return luaL_error(L, "hand_over: the lock is not held");
   luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof(luaL_Stream), 0);
   p->closef = NULL; /* a "closed" handle until the stream exists: safe if anything fails */
   luaL_getmetatable(L, LUA_FILEHANDLE);
   if (lua_isnil(L, -1)) return luaL_error(L, "portalock needs the io library to be loaded");
   lua_setmetatable(L, -2);
   const char *mode = portalock_lock_options_of(lock)->mode;
-  p->f = fdopen(portalock_lock_fd(lock), mode);
+  p->f = fdopen(fd, mode);
   if (p->f == NULL)
     return luaL_error(L, "fdopen(\"%s\") of a held lock failed: %s", mode, strerror(errno));
   portalock_error err;
@@ -70,8 +72,9 @@ FILE *pl_tofile(lua_State *L, int idx) {
 
 /* The lock was taken on the given handle's descriptor (see pl_target_fd). */
 int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_idx) {
-  FILE *f = pl_tofile(L, given_handle_idx);
-  luaL_argcheck(L, fileno(f) == portalock_lock_fd(lock), given_handle_idx,
+  int fd = portalock_lock_fd(lock);
+  if (fd < 0) return luaL_error(L, "hand_over: the lock is not held");
+  luaL_argcheck(L, fileno(pl_tofile(L, given_handle_idx)) == fd, given_handle_idx,
                 "not the handle the lock was taken on");
   portalock_error err;
   if (portalock_lock_hand_over(lock, &err) != PORTALOCK_OK) return pl_push_failure(L, &err);

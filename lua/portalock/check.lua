@@ -140,6 +140,15 @@ local OPTION_CHECKS = {
   owner = M.func,
 }
 
+local function allows(checks, key)
+  for _, entry in ipairs(checks) do
+    if entry[1] == key then
+      return true
+    end
+  end
+  return false
+end
+
 --- Checks an options table against `checks`, an ordered list of {name, validator}: nil or
 --- a table whose keys are all named there and whose values pass their validators.
 function M.options_with(func, opts, checks)
@@ -148,13 +157,12 @@ function M.options_with(func, opts, checks)
   elseif type(opts) ~= "table" then
     return M.bad(func, "opts", opts, "must be a table or nil")
   end
-  local names, known = {}, {}
-  for i, entry in ipairs(checks) do
-    names[i] = entry[1]
-    known[entry[1]] = true
-  end
   for key in pairs(opts) do
-    if not known[key] then
+    if not allows(checks, key) then
+      local names = {}
+      for i, entry in ipairs(checks) do
+        names[i] = entry[1]
+      end
       return string.format("bad argument 'opts' to '%s': unknown option %s (valid options: %s)",
         func, describe(key), table.concat(names, ", "))
     end
@@ -170,11 +178,21 @@ function M.options_with(func, opts, checks)
   end
 end
 
+-- allowed list -> its checks for options_with, made on first use.
+local checks_of = setmetatable({}, {__mode = "k"})
+
 --- Checks the Lock family's options: `allowed` lists names of OPTION_CHECKS.
 function M.options(func, opts, allowed)
-  local checks = {}
-  for i, name in ipairs(allowed) do
-    checks[i] = {name, OPTION_CHECKS[name]}
+  if opts == nil then
+    return
+  end
+  local checks = checks_of[allowed]
+  if not checks then
+    checks = {}
+    for i, name in ipairs(allowed) do
+      checks[i] = {name, OPTION_CHECKS[name]}
+    end
+    checks_of[allowed] = checks
   end
   return M.options_with(func, opts, checks)
 end

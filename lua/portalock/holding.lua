@@ -1,41 +1,30 @@
 --- Bookkeeping of the locks this Lua state holds, shared by Lock and RLock objects.
 -- The kernel cannot tell two holders inside one process apart as another process would
 -- see them (flock conflicts with our own other descriptors; waiting on them from a thread
--- that cannot yield would never end), so every held object is registered under the
--- identity (device and inode) of the file that carries its kernel lock, and acquires
--- consult this table before the kernel. Identities, not paths: "/d/x", "/d/./x" and a
--- path through a symlinked directory are one file.
+-- that cannot yield would never end), so every held object is registered here, and
+-- acquires compare the identity (device and inode) of their file with those of the held
+-- files before asking the kernel. Identities, not paths: "/d/x", "/d/./x" and a path
+-- through a symlinked directory are one file.
 --
 -- Fields used on lock objects: _h (core handle), _fh (io handle while held, else false),
--- _pid (process that acquired, else false), _identity (of the held file, else false),
--- _path (file of the kernel lock), _exclusive, _fmode (io mode), _reentrant.
+-- _identity (of the held file once asked for, else false), _path (file of the kernel lock),
+-- _exclusive, _fmode (io mode), _reentrant.
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 local owner = require "portalock.owner"
 
 local M = {}
 
--- identity -> {[object] = token of its holder}; objects weakly, so a dropped object does
--- not pin anything (its io handle keeps the kernel lock alone).
-local held = {}
+-- held object -> token of its holder; weak keys, so a dropped object does not pin anything
+-- (its io handle keeps the kernel lock alone).
+local held = setmetatable({}, {__mode = "k"})
 
-local function entries(identity)
-  local list = held[identity]
-  if not list then
-    list = setmetatable({}, {__mode = "k"})
-    held[identity] = list
+-- Asked for only when another acquire needs it: an uncontended acquire saves the fstat.
+local function identity_of(obj)
+  if not obj._identity then
+    obj._identity = obj._h:identity() or false
   end
-  return list
-end
-
-local function unregister(obj)
-  local list = obj._identity and held[obj._identity]
-  if list then
-    list[obj] = nil
-    if next(list) == nil then
-      held[obj._identity] = nil
-    end
-  end
+  return obj._identity
 end
 
 local function io_error(what, obj, message, errno)
@@ -78,33 +67,33 @@ function M.take(obj, token, target)
     end
     return nil, errors.from_core(errtab)
   end
-  obj._fh, obj._pid, obj._identity = fh, core.getpid(), obj._h:identity()
-  entries(obj._identity)[obj] = token
+  obj._fh = fh
+  held[obj] = token
   return fh
 end
 
 --- Forgets a hold whose kernel lock is gone; closes the io handle if still open.
 function M.drop(obj)
   local fh = obj._fh
-  unregister(obj)
-  obj._fh, obj._pid, obj._identity = false, false, false
+  held[obj] = nil
+  obj._fh, obj._identity = false, false
   if io.type(fh) == "file" then
     fh:close()
   end
 end
 
 --- Ends the hold: flushes what the holder wrote while the lock still protects it, calls
---- `unlock` (the core release, which unlocks but leaves the descriptor to the handle),
---- then closes the handle. Returns true, or nil and the first error.
-function M.finish(obj, unlock)
+--- `unlock(obj._h, ...)` (the core release, which unlocks but leaves the descriptor to the
+--- handle), then closes the handle. Returns true, or nil and the first error.
+function M.finish(obj, unlock, ...)
   local fh = obj._fh
   local flushed, flush_message, flush_errno = fh:flush()
-  local ok, errtab = unlock()
+  local ok, errtab = unlock(obj._h, ...)
   if not ok then
     obj._h:forget()
   end
-  unregister(obj)
-  obj._fh, obj._pid, obj._identity = false, false, false
+  held[obj] = nil
+  obj._fh, obj._identity = false, false
   local closed, close_message, close_errno = fh:close()
   if not ok then
     return nil, errors.from_core(errtab)
@@ -118,12 +107,12 @@ end
 
 --- The token registered for a held object.
 function M.holder(obj)
-  local list = obj._identity and held[obj._identity]
-  return list and list[obj]
+  return held[obj]
 end
 
+-- In a forked child the core handle no longer counts as locked.
 local function forked_or_closed(obj)
-  return io.type(obj._fh) ~= "file" or obj._pid ~= core.getpid() or not obj._h:locked()
+  return io.type(obj._fh) ~= "file" or not obj._h:locked()
 end
 
 -- An RLock hold whose owner died counts as released, like a dead process.
@@ -159,13 +148,13 @@ function M.conflict(obj, token)
     return nil -- the common case: this state holds nothing, no need to stat the path
   end
   local identity = core.file_identity(obj._path)
-  local list = identity and held[identity]
-  if not list then
+  if not identity then
     return nil
   end
   local found
-  for other, holder in pairs(list) do
-    if other ~= obj and not M.refresh(other) and (other._exclusive or obj._exclusive) then
+  for other, holder in pairs(held) do
+    if other ~= obj and identity_of(other) == identity and not M.refresh(other)
+      and (other._exclusive or obj._exclusive) then
       if holder == token then
         return "self"
       end

@@ -66,7 +66,6 @@ function M.fields(class_name, handle, core_opts, defaults)
     _class = class_name,
     _h = handle,
     _fh = false,
-    _pid = false,
     _identity = false,
     _filename = handle:filename(),
     _path = handle:lock_filename(),
@@ -109,11 +108,13 @@ end
 
 --- Checks per-call acquire options; returns the effective settings or nil, message.
 function M.acquire_settings(self, opts)
+  if opts == nil then
+    return self._defaults
+  end
   local problem = check.options("acquire", opts, ACQUIRE_OPTIONS)
   if problem then
     return nil, problem
   end
-  opts = opts or {}
   local defaults = self._defaults
   return {
     timeout = pick(opts.timeout, defaults.timeout),
@@ -158,15 +159,28 @@ local function attempt(self, token)
 end
 
 --- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
+--- The first attempt runs here, so that only a contended acquire pays for the waiting loop.
 function M.acquire_with(self, settings, token)
-  local ok, err = wait.acquire(self._path, settings, function() return attempt(self, token) end, self._h)
-  if not ok then
-    if err.kind == "AlreadyLocked" and self._class == "PidFileLock" then
-      err.holder_pid = core.read_pid(self._filename)
+  local status, err, next_attempt = attempt(self, token)
+  if status == "acquired" then
+    return self._fh
+  elseif status ~= "failed" then
+    local first, ok = true
+    ok, err = wait.acquire(self._path, settings, function()
+      if first then
+        first = false
+        return status, err, next_attempt
+      end
+      return attempt(self, token)
+    end, self._h)
+    if ok then
+      return self._fh
     end
-    return nil, err
   end
-  return self._fh
+  if err.kind == "AlreadyLocked" and self._class == "PidFileLock" then
+    err.holder_pid = core.read_pid(self._filename)
+  end
+  return nil, err
 end
 
 local Lock = {}
@@ -209,7 +223,7 @@ function Lock:release()
   if not self._fh then
     return true
   end
-  return holding.finish(self, function() return self._h:release() end)
+  return holding.finish(self, self._h.release)
 end
 
 function Lock:locked()

@@ -62,7 +62,7 @@ end
 -- file: flushed, unlocked, closed.
 local function release_holds(self, token, all)
   if all or self._h:count() == 1 then
-    return holding.finish(self, function() return self._h:release_all(token) end)
+    return holding.finish(self, self._h.release_all, token)
   end
   return errors.result(self._h:release(token))
 end

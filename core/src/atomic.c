@@ -130,7 +130,7 @@ static int pl_close_keep_errno(int fd) {
 /* Closes the temporary and, unless `keep`, removes it. 0, or -1 with errno from unlink. */
 static int pl_atomic_drop(portalock_atomic_t *a, int keep) {
   int r = 0;
-  int mine = a->pid == getpid();
+  int mine = a->pid == pl_self();
   if (a->fd >= 0) pl_close_keep_errno(a->fd);
   a->fd = -1;
   if (!keep && mine && a->state == PL_ATOMIC_OPEN && a->dirfd >= 0 &&
@@ -147,7 +147,7 @@ static int pl_atomic_drop(portalock_atomic_t *a, int keep) {
 static portalock_status pl_atomic_usable(portalock_atomic_t *a, const char *what,
                                          portalock_error *err) {
   if (a == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "%s: no atomic handle", what);
-  if (a->pid != getpid())
+  if (a->pid != pl_self())
     return pl_fail(err, PORTALOCK_INVALID, 0, a->filename,
                    "%s '%s': the atomic handle belongs to process %ld (this is a forked child)",
                    what, a->filename, (long)a->pid);
@@ -193,7 +193,7 @@ portalock_status portalock_atomic_open(portalock_atomic_t **out, const char *fil
   a->fd = -1;
   a->dirfd = -1;
   a->replace = opts ? opts->replace != 0 : 1;
-  a->pid = getpid();
+  a->pid = pl_self();
   a->state = PL_ATOMIC_FINISHED;
   a->filename = strdup(filename);
   size_t keep = blen; /* how much of the basename goes into the temporary's name */
@@ -279,12 +279,12 @@ const char *portalock_atomic_filename(const portalock_atomic_t *atomic) {
 }
 
 const char *portalock_atomic_temp_path(const portalock_atomic_t *atomic) {
-  if (atomic == NULL || atomic->state == PL_ATOMIC_FINISHED || atomic->pid != getpid()) return NULL;
+  if (atomic == NULL || atomic->state == PL_ATOMIC_FINISHED || atomic->pid != pl_self()) return NULL;
   return atomic->temp_path;
 }
 
 int portalock_atomic_is_open(const portalock_atomic_t *atomic) {
-  return atomic != NULL && atomic->state == PL_ATOMIC_OPEN && atomic->pid == getpid();
+  return atomic != NULL && atomic->state == PL_ATOMIC_OPEN && atomic->pid == pl_self();
 }
 
 int portalock_atomic_is_poisoned(const portalock_atomic_t *atomic) {

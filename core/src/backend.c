@@ -116,7 +116,7 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
                .ino = st.st_ino,
                .backend = backend,
                .type = type,
-               .pid = getpid(),
+               .pid = pl_self(),
                .detach_at_fork = 0};
   if (pl_held_add(&h) == 0) {
     pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, backend);

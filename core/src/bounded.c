@@ -421,7 +421,7 @@ void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
 /* After fork() the slot lock and the wait are the parent's (detached in the child): forget
  * them. */
 static void pl_drop_foreign(portalock_bounded_semaphore_t *sem) {
-  if ((sem->waiting != NULL || sem->watch_fd >= 0) && sem->waiter != getpid())
+  if ((sem->waiting != NULL || sem->watch_fd >= 0) && sem->waiter != pl_self())
     portalock_bounded_semaphore_wait_done(sem);
   if (sem->slot_lock != NULL && !portalock_lock_locked(sem->slot_lock)) {
     portalock_lock_free(sem->slot_lock);
@@ -521,7 +521,7 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
   if (status != PORTALOCK_OK) return status;
   if (sem->waiting == NULL && sem->maximum <= PL_WATCHED_SLOTS) {
     sem->waiting = calloc((size_t)sem->maximum, sizeof *sem->waiting);
-    sem->waiter = getpid();
+    sem->waiter = pl_self();
   }
   pl_watch_drain(sem->watch_fd);
   int woke = sem->woke;

@@ -5,12 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "platform.h"
 
 static pthread_mutex_t pl_held_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* This process's ID, refreshed in a forked child: getpid(2) is a system call per check. */
+static atomic_long pl_pid;
 static pthread_once_t pl_held_once = PTHREAD_ONCE_INIT;
 static pl_held *pl_held_table;
 static size_t pl_held_len, pl_held_cap;
@@ -32,6 +35,7 @@ static int pl_held_same_file(const pl_held *h) {
 /* Lock objects' descriptors are re-pointed at /dev/null rather than closed: the number may
  * sit inside a stream (a Lua FILE*) that will close it later, and must not be reused. */
 static void pl_held_child(void) {
+  atomic_store(&pl_pid, (long)getpid());
   pthread_mutex_unlock(&pl_held_mutex);
   int null_fd = -1;
   size_t kept = 0;
@@ -51,12 +55,18 @@ static void pl_held_child(void) {
 }
 
 static void pl_held_init(void) {
+  atomic_store(&pl_pid, (long)getpid());
   pthread_atfork(pl_held_prepare, pl_held_parent, pl_held_child);
+}
+
+pid_t pl_self(void) {
+  pthread_once(&pl_held_once, pl_held_init);
+  return (pid_t)atomic_load_explicit(&pl_pid, memory_order_relaxed);
 }
 
 /* Posix locks are not inherited by a child, so the child's copies of such entries are stale. */
 static int pl_held_live(const pl_held *h) {
-  return pl_held_same_file(h) && (h->backend != PORTALOCK_BACKEND_POSIX || h->pid == getpid());
+  return pl_held_same_file(h) && (h->backend != PORTALOCK_BACKEND_POSIX || h->pid == pl_self());
 }
 
 static void pl_held_drop(size_t i) {

@@ -114,7 +114,7 @@ void portalock_lock_wait_done(portalock_lock_t *lock) {
 /* In a forked child the handle's state is its parent's: forget it, closing only the copies
  * of the descriptors the handle owns (the fork handler pointed a held one at /dev/null). */
 static void pl_lock_drop_foreign(portalock_lock_t *lock) {
-  pid_t self = getpid();
+  pid_t self = pl_self();
   if ((lock->waiting.file_fd >= 0 || lock->waiting.watch_fd >= 0) && lock->waiting.pid != self)
     portalock_lock_wait_done(lock);
   if (lock->fd < 0 || lock->holder == self) return;
@@ -139,7 +139,7 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
                .ino = st->st_ino,
                .backend = lock->opts.backend,
                .type = 0,
-               .pid = getpid(),
+               .pid = pl_self(),
                .detach_at_fork = 1};
   w->serial = pl_held_add(&h);
   if (w->serial == 0) {
@@ -190,7 +190,7 @@ static int pl_lock_watch(portalock_lock_t *lock) {
     w->watch_fd = -1;
   }
   w->unwatched = w->watch_fd < 0;
-  w->pid = getpid();
+  w->pid = pl_self();
   return !w->unwatched;
 }
 
@@ -211,7 +211,7 @@ static portalock_status pl_lock_finish(portalock_lock_t *lock, int fd, const str
                .ino = st->st_ino,
                .backend = o->backend,
                .type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
-               .pid = getpid(),
+               .pid = pl_self(),
                .detach_at_fork = 1};
   /* Registered first, so that a fork by another thread from here on detaches it. */
   uint64_t serial = pl_held_add(&h);
@@ -227,7 +227,7 @@ static portalock_status pl_lock_finish(portalock_lock_t *lock, int fd, const str
     return status;
   }
   lock->fd = fd;
-  lock->holder = getpid();
+  lock->holder = pl_self();
   lock->serial = serial;
   return PORTALOCK_OK;
 }
@@ -410,7 +410,7 @@ const portalock_lock_options *portalock_lock_options_of(const portalock_lock_t *
 }
 
 int portalock_lock_locked(const portalock_lock_t *lock) {
-  return lock->fd >= 0 && lock->holder == getpid();
+  return lock->fd >= 0 && lock->holder == pl_self();
 }
 
 int portalock_lock_fd(const portalock_lock_t *lock) {

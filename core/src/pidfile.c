@@ -98,11 +98,11 @@ static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, in
   (void)fd;
   (void)replaced;
   char text[32];
-  snprintf(text, sizeof text, "%ld\n", (long)getpid());
+  snprintf(text, sizeof text, "%ld\n", (long)pl_self());
   size_t len = strlen(lock->filename) + 32;
   char *tmp = malloc(len);
   if (tmp == NULL) return pl_fail_sys(err, ENOMEM, "write PID file", lock->filename);
-  snprintf(tmp, len, "%s.%ld.tmp", lock->filename, (long)getpid());
+  snprintf(tmp, len, "%s.%ld.tmp", lock->filename, (long)pl_self());
   const char *what;
   int r = pl_write_new(tmp, text, &what);
   if (r == 0) {
@@ -123,7 +123,7 @@ static portalock_status pl_pidfile_before_unlock(portalock_lock_t *lock, int fd,
                                                  portalock_error *err) {
   (void)fd;
   /* Someone who replaced the file on purpose keeps it. */
-  if (portalock_read_pid(lock->filename) == (long)getpid() && unlink(lock->filename) != 0 &&
+  if (portalock_read_pid(lock->filename) == (long)pl_self() && unlink(lock->filename) != 0 &&
       errno != ENOENT)
     return pl_fail_sys(err, errno, "unlink", lock->filename);
   return PORTALOCK_OK;

@@ -59,6 +59,8 @@ typedef struct pl_held {
   uint64_t serial; /* set by pl_held_add; tells apart two holders of one fd number */
 } pl_held;
 
+/* This process's ID (getpid() without a system call: cached, refreshed at fork(2)). */
+pid_t pl_self(void);
 /* Records `h`, replacing any entry for its fd. Returns the serial, or 0 (errno ENOMEM). */
 uint64_t pl_held_add(const pl_held *h);
 /* Copies the live entry for `fd` into `out` and returns 1; 0 when there is none. */

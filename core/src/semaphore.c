@@ -179,13 +179,13 @@ static portalock_status pl_sem_open(portalock_semaphore_t *sem, portalock_error 
 
 /* A handle inherited through fork() holds none of its parent's counts. */
 static void pl_sem_sync(portalock_semaphore_t *sem) {
-  if (sem->held > 0 && sem->holder != getpid()) sem->held = 0;
+  if (sem->held > 0 && sem->holder != pl_self()) sem->held = 0;
 }
 
 static portalock_status pl_sem_took(portalock_semaphore_t *sem) {
   pl_sem_sync(sem);
   sem->held++;
-  sem->holder = getpid();
+  sem->holder = pl_self();
   sem->backoff = 0;
   return PORTALOCK_OK;
 }
@@ -202,7 +202,7 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
                    ULONG_MAX);
   if (sem->granted != 0) {
     /* A forked child never claims its parent's grant. */
-    int mine = sem->granted == getpid();
+    int mine = sem->granted == pl_self();
     sem->granted = 0;
     if (mine) return pl_sem_took(sem);
   }
@@ -235,7 +235,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
     struct timespec ts;
     pl_monotonic_timespec(until, &ts);
     if (sem_clockwait(sem->sem, CLOCK_MONOTONIC, &ts) == 0) {
-      sem->granted = getpid();
+      sem->granted = pl_self();
       pl_count(PL_WOKE_KERNEL);
       return 1;
     }
@@ -252,7 +252,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
 }
 
 void portalock_semaphore_wait_done(portalock_semaphore_t *sem) {
-  if (sem->granted == getpid()) sem_post(sem->sem);
+  if (sem->granted == pl_self()) sem_post(sem->sem);
   sem->granted = 0;
 }
 
@@ -373,7 +373,7 @@ portalock_status portalock_semaphore_release_held(portalock_semaphore_t *sem,
 }
 
 unsigned long portalock_semaphore_held(const portalock_semaphore_t *sem) {
-  return sem->held > 0 && sem->holder == getpid() ? sem->held : 0;
+  return sem->held > 0 && sem->holder == pl_self() ? sem->held : 0;
 }
 
 portalock_status portalock_semaphore_value(portalock_semaphore_t *sem, long *value,

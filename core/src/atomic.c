@@ -279,7 +279,8 @@ const char *portalock_atomic_filename(const portalock_atomic_t *atomic) {
 }
 
 const char *portalock_atomic_temp_path(const portalock_atomic_t *atomic) {
-  if (atomic == NULL || atomic->state == PL_ATOMIC_FINISHED || atomic->pid != pl_self()) return NULL;
+  if (atomic == NULL || atomic->state == PL_ATOMIC_FINISHED || atomic->pid != pl_self())
+    return NULL;
   return atomic->temp_path;
 }
 

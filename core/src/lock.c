@@ -13,6 +13,9 @@
 
 static const pl_kind pl_plain_kind = {.name = "Lock"};
 
+/* How long a lock counts as crowded after a wake-up lost the race to another waiter. */
+#define PL_CROWDED_SECONDS 1.0
+
 /* The absolute form of `filename`: joined to the working directory, nothing else. */
 static char *pl_absolute(const char *filename, const char *suffix) {
   size_t cap = 256;
@@ -174,6 +177,10 @@ static int pl_lock_reuse(portalock_lock_t *lock, int target_fd, int *fd_out, str
   return 1;
 }
 
+static int pl_lock_crowded(const portalock_lock_t *lock) {
+  return lock->crowded_until > 0 && portalock_monotonic() < lock->crowded_until;
+}
+
 /* Starts watching the lock file for this wait, unless the wait does without (posix locks,
  * whose attempts close the file each time; a crowded lock, which queues in the kernel).
  * Returns 1 when a watch was just made: a release before it went unseen. */
@@ -182,7 +189,7 @@ static int pl_lock_watch(portalock_lock_t *lock) {
   portalock_backend backend = lock->opts.backend;
   if (w->watch_fd >= 0 || w->unwatched || lock->unwatched || backend == PORTALOCK_BACKEND_POSIX)
     return 0;
-  if (lock->crowded && pl_kernel_queue_available(backend)) return 0;
+  if (pl_lock_crowded(lock) && pl_kernel_queue_available(backend)) return 0;
   w->watch_fd = pl_watch_open();
   if (w->watch_fd >= 0 && pl_watch_add(w->watch_fd, lock->lock_filename) < 0) {
     pl_count(PL_UNWATCHED);
@@ -301,20 +308,23 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   pl_waiting *w = &lock->waiting;
   /* Drained before the attempt, so that a release from here on wakes the next wait. */
   pl_watch_drain(w->watch_fd);
-  int waited = w->file_fd >= 0 || w->watch_fd >= 0, woke = w->woke;
+  int woke = w->woke;
   w->woke = 0;
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock))
     status = pl_lock_attempt(lock, target_fd, err);
   if (status != PORTALOCK_CONTENDED) {
     portalock_lock_wait_done(lock);
-    /* Taken at the first attempt: the crowd, if there was one, has gone. */
-    if (status == PORTALOCK_OK && !waited) lock->crowded = 0;
     return status;
   }
   if (woke) {
+    /* Every release wakes every watcher: among many waiters, queue in the kernel instead. */
     pl_count(PL_LOST_RACE);
-    lock->crowded = 1;
+    lock->crowded_until = portalock_monotonic() + PL_CROWDED_SECONDS;
+    if (w->watch_fd >= 0 && pl_kernel_queue_available(lock->opts.backend)) {
+      close(w->watch_fd);
+      w->watch_fd = -1;
+    }
   }
   if (wait != NULL) {
     wait->fd = w->watch_fd;

@@ -173,8 +173,9 @@ struct portalock_lock {
   ino_t ino;
   uint64_t serial; /* of the held-table entry */
   pl_waiting waiting;
-  int crowded;   /* a wake-up lost the race: blocking waits queue in the kernel (see wake.c) */
-  int unwatched; /* its waits never watch the file (a bounded semaphore watches its slots) */
+  double crowded_until; /* a wake-up lost the race: until then (monotonic seconds) blocking
+                           waits queue in the kernel (see wake.c) */
+  int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
 };
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,

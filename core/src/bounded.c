@@ -405,13 +405,17 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
 
 /* ---------------------------------------------------------------- holding */
 
+/* Closes the other slots' files a wait kept open. */
+static void pl_close_slots(portalock_bounded_semaphore_t *sem) {
+  if (sem->waiting == NULL) return;
+  for (long k = 0; k < sem->maximum; k++)
+    portalock_lock_free(sem->waiting[k]);
+  free(sem->waiting);
+  sem->waiting = NULL;
+}
+
 void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
-  if (sem->waiting != NULL) {
-    for (long k = 0; k < sem->maximum; k++)
-      portalock_lock_free(sem->waiting[k]);
-    free(sem->waiting);
-    sem->waiting = NULL;
-  }
+  pl_close_slots(sem);
   if (sem->watch_fd >= 0) close(sem->watch_fd);
   sem->watch_fd = -1;
   sem->unwatched = 0;
@@ -529,6 +533,11 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
   status = pl_sweep_once(sem, check_interval, err);
   if (status == PORTALOCK_CONTENDED && pl_watch_slots(sem))
     status = pl_sweep_once(sem, check_interval, err);
+  if (status == PORTALOCK_OK) {
+    /* The watch stays until the release: closing it takes an RCU grace period. */
+    pl_close_slots(sem);
+    return status;
+  }
   if (status != PORTALOCK_CONTENDED) {
     portalock_bounded_semaphore_wait_done(sem);
     return status;
@@ -606,6 +615,7 @@ portalock_status portalock_bounded_semaphore_release(portalock_bounded_semaphore
   sem->slot = -1;
   portalock_status status = portalock_lock_release(lock, err);
   portalock_lock_free(lock);
+  portalock_bounded_semaphore_wait_done(sem);
   return status;
 }
 

@@ -313,6 +313,11 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock))
     status = pl_lock_attempt(lock, target_fd, err);
+  if (status == PORTALOCK_OK) {
+    /* The watch stays until the release: closing an inotify instance waits for an RCU
+     * grace period (hundreds of microseconds), which would delay every handoff. */
+    return status;
+  }
   if (status != PORTALOCK_CONTENDED) {
     portalock_lock_wait_done(lock);
     return status;
@@ -392,6 +397,9 @@ portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error 
     status = pl_fail_sys(err, errno, "unlock", lock->lock_filename);
   if (!handed_over && close(fd) != 0 && status == PORTALOCK_OK)
     status = pl_fail_sys(err, errno, "close", lock->lock_filename);
+  /* After the close that wakes the next waiter (a handed-over descriptor's owner calls
+   * portalock_lock_wait_done once it has closed it). */
+  if (!handed_over) portalock_lock_wait_done(lock);
   return status;
 }
 

@@ -95,6 +95,8 @@ function M.finish(obj, unlock, ...)
   held[obj] = nil
   obj._fh, obj._identity = false, false
   local closed, close_message, close_errno = fh:close()
+  -- Only now, with the file closed and its waiters woken: closing a watch takes a while.
+  obj._h:wait_done()
   if not ok then
     return nil, errors.from_core(errtab)
   elseif not flushed then

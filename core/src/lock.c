@@ -346,8 +346,8 @@ int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, doub
   if (lock->fd < 0 && w->file_fd >= 0 && w->watch_fd < 0 && pl_kernel_queue_available(o->backend))
     woke = pl_kernel_queue_wait(w->file_fd, o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
                                 o->backend, wait->next_attempt, deadline);
-  else
-    woke = pl_sleep(w->watch_fd, wait->next_attempt, deadline);
+  else /* a held lock's watch (kept until its release) says nothing about this wait */
+    woke = pl_sleep(lock->fd < 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
   w->woke = woke == PL_WOKE_EVENT;
   return pl_wait_result(woke);
 }

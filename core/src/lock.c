@@ -82,6 +82,7 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
   lock->fd = -1;
   lock->waiting.file_fd = -1;
   lock->waiting.watch_fd = -1;
+  lock->waiting.watch = -1;
   lock->mode = mode;
   snprintf(lock->mode_buf, sizeof lock->mode_buf, "%s", o.mode);
   lock->opts = o;
@@ -104,22 +105,39 @@ portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename
   return pl_lock_create(out, &pl_plain_kind, filename, opts, err);
 }
 
+/* Ends this wait's watch; the instance stays for the handle's next wait. */
+static void pl_lock_unwatch(pl_waiting *w) {
+  if (w->watch >= 0) pl_watch_remove(w->watch_fd, w->watch);
+  w->watch = -1;
+}
+
 void portalock_lock_wait_done(portalock_lock_t *lock) {
   pl_waiting *w = &lock->waiting;
   if (w->file_fd >= 0) {
     pl_held_remove_serial(w->serial);
     close(w->file_fd);
   }
-  if (w->watch_fd >= 0) close(w->watch_fd);
-  *w = (pl_waiting){.file_fd = -1, .watch_fd = -1};
+  pl_lock_unwatch(w);
+  *w = (pl_waiting){.file_fd = -1, .watch_fd = w->watch_fd, .watch = -1, .pid = w->pid};
+}
+
+/* Ends the wait and closes the instance too (only the handle's last call does this). */
+static void pl_lock_close_watch(portalock_lock_t *lock) {
+  portalock_lock_wait_done(lock);
+  if (lock->waiting.watch_fd >= 0) close(lock->waiting.watch_fd);
+  lock->waiting.watch_fd = -1;
 }
 
 /* In a forked child the handle's state is its parent's: forget it, closing only the copies
  * of the descriptors the handle owns (the fork handler pointed a held one at /dev/null). */
 static void pl_lock_drop_foreign(portalock_lock_t *lock) {
   pid_t self = pl_self();
-  if ((lock->waiting.file_fd >= 0 || lock->waiting.watch_fd >= 0) && lock->waiting.pid != self)
-    portalock_lock_wait_done(lock);
+  pl_waiting *w = &lock->waiting;
+  if ((w->file_fd >= 0 || w->watch_fd >= 0) && w->pid != self) {
+    /* The parent's watch and kept file: only this process's copies are closed. */
+    w->watch = -1;
+    pl_lock_close_watch(lock);
+  }
   if (lock->fd < 0 || lock->holder == self) return;
   if (!lock->handed_over) close(lock->fd);
   lock->fd = -1;
@@ -187,17 +205,19 @@ static int pl_lock_crowded(const portalock_lock_t *lock) {
 static int pl_lock_watch(portalock_lock_t *lock) {
   pl_waiting *w = &lock->waiting;
   portalock_backend backend = lock->opts.backend;
-  if (w->watch_fd >= 0 || w->unwatched || lock->unwatched || backend == PORTALOCK_BACKEND_POSIX)
+  if (w->watch >= 0 || w->unwatched || lock->unwatched || backend == PORTALOCK_BACKEND_POSIX)
     return 0;
   if (pl_lock_crowded(lock) && pl_kernel_queue_available(backend)) return 0;
-  w->watch_fd = pl_watch_open();
-  if (w->watch_fd >= 0 && pl_watch_add(w->watch_fd, lock->lock_filename) < 0) {
-    pl_count(PL_UNWATCHED);
-    close(w->watch_fd);
-    w->watch_fd = -1;
+  if (w->watch_fd < 0) {
+    w->watch_fd = pl_watch_open();
+    w->pid = pl_self();
   }
-  w->unwatched = w->watch_fd < 0;
-  w->pid = pl_self();
+  if (w->watch_fd >= 0) {
+    pl_watch_drain(w->watch_fd); /* what an earlier wait's watch left in the queue */
+    w->watch = pl_watch_add(w->watch_fd, lock->lock_filename);
+    if (w->watch < 0) pl_count(PL_UNWATCHED);
+  }
+  w->unwatched = w->watch < 0;
   return !w->unwatched;
 }
 
@@ -307,7 +327,7 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   if (lock->fd >= 0) return PORTALOCK_OK;
   pl_waiting *w = &lock->waiting;
   /* Drained before the attempt, so that a release from here on wakes the next wait. */
-  pl_watch_drain(w->watch_fd);
+  if (w->watch >= 0) pl_watch_drain(w->watch_fd);
   int woke = w->woke;
   w->woke = 0;
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
@@ -326,28 +346,27 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
     /* Every release wakes every watcher: among many waiters, queue in the kernel instead. */
     pl_count(PL_LOST_RACE);
     lock->crowded_until = portalock_monotonic() + PL_CROWDED_SECONDS;
-    if (w->watch_fd >= 0 && pl_kernel_queue_available(lock->opts.backend)) {
-      close(w->watch_fd);
-      w->watch_fd = -1;
-    }
+    if (pl_kernel_queue_available(lock->opts.backend)) pl_lock_unwatch(w);
   }
   if (wait != NULL) {
-    wait->fd = w->watch_fd;
+    wait->fd = w->watch >= 0 ? w->watch_fd : -1;
     wait->next_attempt = portalock_monotonic() + lock->opts.check_interval;
   }
   return status;
 }
 
-int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline) {
+int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient) {
   pl_lock_drop_foreign(lock);
   pl_waiting *w = &lock->waiting;
   const portalock_lock_options *o = &lock->opts;
   pl_counter woke;
-  if (lock->fd < 0 && w->file_fd >= 0 && w->watch_fd < 0 && pl_kernel_queue_available(o->backend))
+  /* The kernel queue misses nothing, so a patient caller (the C loops, which have no hooks
+   * to run) waits in it up to the deadline rather than re-queueing every check_interval. */
+  if (lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && pl_kernel_queue_available(o->backend))
     woke = pl_kernel_queue_wait(w->file_fd, o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
-                                o->backend, wait->next_attempt, deadline);
+                                o->backend, patient ? deadline : wait->next_attempt, deadline);
   else /* a held lock's watch (kept until its release) says nothing about this wait */
-    woke = pl_sleep(lock->fd < 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
+    woke = pl_sleep(lock->fd < 0 && w->watch >= 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
   w->woke = woke == PL_WOKE_EVENT;
   return pl_wait_result(woke);
 }
@@ -361,8 +380,12 @@ static portalock_status pl_lock_try_cb(void *ctx, portalock_wait *wait, portaloc
   return portalock_lock_try(ctx, wait, err);
 }
 
+int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline) {
+  return pl_lock_wait(lock, wait, deadline, 0);
+}
+
 static int pl_lock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return portalock_lock_wait(ctx, wait, deadline);
+  return pl_lock_wait(ctx, wait, deadline, 1);
 }
 
 static void pl_lock_wait_done_cb(void *ctx) {
@@ -406,10 +429,10 @@ portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error 
 void portalock_lock_free(portalock_lock_t *lock) {
   if (lock == NULL) return;
   pl_lock_drop_foreign(lock);
-  portalock_lock_wait_done(lock);
   /* A handed-over descriptor keeps holding the lock inside its stream, and keeps its
    * held-table entry so that a fork still detaches it. */
   if (lock->fd >= 0 && !lock->handed_over) portalock_lock_release(lock, NULL);
+  pl_lock_close_watch(lock);
   if (lock->lock_filename != lock->filename) free(lock->lock_filename);
   free(lock->filename);
   free(lock);

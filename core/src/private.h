@@ -119,6 +119,7 @@ pl_counter pl_sleep(int fd, double next_attempt, double deadline);
 int pl_watch_open(void);
 /* Watches `path` for the events that may end a wait. A watch descriptor, or -1 with errno. */
 int pl_watch_add(int watch_fd, const char *path);
+void pl_watch_remove(int watch_fd, int watch);
 void pl_watch_drain(int watch_fd);
 int pl_kernel_queue_available(portalock_backend backend);
 /* Blocks in the kernel's lock call on `fd` until it is granted (PL_WOKE_KERNEL: `fd` now
@@ -135,7 +136,9 @@ typedef struct pl_waiting {
   ino_t ino;
   uint64_t serial; /* file_fd's held-table entry: a forked child must not share it */
   pid_t pid;       /* the process that opened file_fd and watch_fd */
-  int watch_fd;    /* inotify instance watching the lock file, or -1 */
+  int watch_fd;    /* the handle's inotify instance, or -1; kept between waits, since closing
+                      one waits for an RCU grace period (hundreds of microseconds) */
+  int watch;       /* this wait's watch on the lock file in watch_fd, or -1 */
   int unwatched;   /* making a watch failed: this wait does without */
   int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
 } pl_waiting;
@@ -180,6 +183,9 @@ struct portalock_lock {
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);
+
+/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline. */
+int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient);
 
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;

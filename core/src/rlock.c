@@ -91,7 +91,7 @@ static portalock_status pl_rlock_try_cb(void *ctx, portalock_wait *wait, portalo
 }
 
 static int pl_rlock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return portalock_rlock_wait(((pl_rlock_attempt *)ctx)->rlock, wait, deadline);
+  return pl_lock_wait(((pl_rlock_attempt *)ctx)->rlock->lock, wait, deadline, 1);
 }
 
 static void pl_rlock_wait_done_cb(void *ctx) {

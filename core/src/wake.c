@@ -111,6 +111,16 @@ int pl_watch_add(int watch_fd, const char *path) {
 #endif
 }
 
+void pl_watch_remove(int watch_fd, int watch) {
+#ifdef PL_HAVE_WATCH
+  /* Unlike closing the instance, this returns at once (the kernel frees the mark later). */
+  inotify_rm_watch(watch_fd, watch);
+#else
+  (void)watch_fd;
+  (void)watch;
+#endif
+}
+
 void pl_watch_drain(int watch_fd) {
   if (watch_fd < 0) return;
   /* Aligned as inotify's records are; one read takes up to ~200 events, and any left over

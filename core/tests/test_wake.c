@@ -230,14 +230,26 @@ static void no_instances_left(void) {
   CHECK_BETWEEN(tu_now() - t0, 0.25, 5.0);
   CHECK_INT(portalock_lock_locked(lock), 0);
   CHECK_INT(tu_count_fds(), fds_before + n);
-  /* The kernel hands the lock over on release. */
-  before = counters();
+  /* The kernel hands the lock over on release: a second holder lets go 0.3 s after taking it,
+   * while this process waits. */
   tu_send(&holder, 'x');
+  tu_hold_end(&holder);
+  tu_proc brief;
+  if (tu_fork(&brief) == 0) {
+    portalock_lock_t *mine = new_lock(path);
+    CHECK_OK(portalock_lock_acquire(mine, &err), &err);
+    tu_send(&brief, 'R');
+    tu_sleep(0.3);
+    CHECK_OK(portalock_lock_release(mine, &err), &err);
+    tu_child_exit(0);
+  }
+  CHECK_INT(tu_recv(&brief), 'R');
+  before = counters();
   CHECK_OK(portalock_lock_acquire_with(lock, 20, FALLBACK, 0, &err), &err);
   portalock_wait_counters after = counters();
   CHECK(after.kernel > before.kernel);
   CHECK_INT(after.timer - before.timer, 0);
-  tu_hold_end(&holder);
+  CHECK_INT(tu_reap(&brief), 0);
   for (int i = 0; i < n; i++)
     close(hogs[i]);
   free(hogs);

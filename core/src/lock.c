@@ -105,7 +105,7 @@ portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename
   return pl_lock_create(out, &pl_plain_kind, filename, opts, err);
 }
 
-/* Ends this wait's watch; the instance stays for the handle's next wait. */
+/* Ends this wait's watch; the instance stays until the wait ends. */
 static void pl_lock_unwatch(pl_waiting *w) {
   if (w->watch >= 0) pl_watch_remove(w->watch_fd, w->watch);
   w->watch = -1;
@@ -117,15 +117,8 @@ void portalock_lock_wait_done(portalock_lock_t *lock) {
     pl_held_remove_serial(w->serial);
     close(w->file_fd);
   }
-  pl_lock_unwatch(w);
-  *w = (pl_waiting){.file_fd = -1, .watch_fd = w->watch_fd, .watch = -1, .pid = w->pid};
-}
-
-/* Ends the wait and closes the instance too (only the handle's last call does this). */
-static void pl_lock_close_watch(portalock_lock_t *lock) {
-  portalock_lock_wait_done(lock);
-  if (lock->waiting.watch_fd >= 0) close(lock->waiting.watch_fd);
-  lock->waiting.watch_fd = -1;
+  if (w->watch_fd >= 0) close(w->watch_fd);
+  *w = (pl_waiting){.file_fd = -1, .watch_fd = -1, .watch = -1};
 }
 
 /* In a forked child the handle's state is its parent's: forget it, closing only the copies
@@ -133,11 +126,8 @@ static void pl_lock_close_watch(portalock_lock_t *lock) {
 static void pl_lock_drop_foreign(portalock_lock_t *lock) {
   pid_t self = pl_self();
   pl_waiting *w = &lock->waiting;
-  if ((w->file_fd >= 0 || w->watch_fd >= 0) && w->pid != self) {
-    /* The parent's watch and kept file: only this process's copies are closed. */
-    w->watch = -1;
-    pl_lock_close_watch(lock);
-  }
+  /* The parent's wait: only this process's copies of its descriptors are closed. */
+  if ((w->file_fd >= 0 || w->watch_fd >= 0) && w->pid != self) portalock_lock_wait_done(lock);
   if (lock->fd < 0 || lock->holder == self) return;
   if (!lock->handed_over) close(lock->fd);
   lock->fd = -1;
@@ -213,7 +203,7 @@ static int pl_lock_watch(portalock_lock_t *lock) {
     w->pid = pl_self();
   }
   if (w->watch_fd >= 0) {
-    pl_watch_drain(w->watch_fd); /* what an earlier wait's watch left in the queue */
+    pl_watch_drain(w->watch_fd); /* what a watch removed earlier in this wait left */
     w->watch = pl_watch_add(w->watch_fd, lock->lock_filename);
     if (w->watch < 0) pl_count(PL_UNWATCHED);
   }
@@ -432,7 +422,7 @@ void portalock_lock_free(portalock_lock_t *lock) {
   /* A handed-over descriptor keeps holding the lock inside its stream, and keeps its
    * held-table entry so that a fork still detaches it. */
   if (lock->fd >= 0 && !lock->handed_over) portalock_lock_release(lock, NULL);
-  pl_lock_close_watch(lock);
+  portalock_lock_wait_done(lock);
   if (lock->lock_filename != lock->filename) free(lock->lock_filename);
   free(lock->filename);
   free(lock);

@@ -136,9 +136,8 @@ typedef struct pl_waiting {
   ino_t ino;
   uint64_t serial; /* file_fd's held-table entry: a forked child must not share it */
   pid_t pid;       /* the process that opened file_fd and watch_fd */
-  int watch_fd;    /* the handle's inotify instance, or -1; kept between waits, since closing
-                      one waits for an RCU grace period (hundreds of microseconds) */
-  int watch;       /* this wait's watch on the lock file in watch_fd, or -1 */
+  int watch_fd;    /* this wait's inotify instance, or -1 */
+  int watch;       /* its watch on the lock file, or -1 (removed when the lock is crowded) */
   int unwatched;   /* making a watch failed: this wait does without */
   int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
 } pl_waiting;

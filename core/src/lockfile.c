@@ -36,8 +36,9 @@ portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *f
                      "file)",
                      path);
     }
-    int status_flags = fcntl(fd, F_GETFL);
-    if (status_flags < 0 || fcntl(fd, F_SETFL, status_flags & ~O_NONBLOCK) != 0) {
+    /* The status flags are the ones just opened with (F_SETFL ignores the access mode and
+     * the creation flags), so no F_GETFL is needed. */
+    if (fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK) != 0) {
       int errnum = errno;
       close(fd);
       return pl_fail_sys(err, errnum, "fcntl", path);

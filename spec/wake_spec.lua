@@ -36,7 +36,8 @@ describe("waiting", function()
   end
 
   local cases = {
-    {"Lock", 5000}, {"RLock", 1000}, {"NamedBoundedSemaphore", 1000}, {"Semaphore", 1000},
+    {"Lock", 5000}, {"RLock", 500}, {"TemporaryFileLock", 500}, {"PidFileLock", 500},
+    {"NamedBoundedSemaphore", 500}, {"Semaphore", 500},
   }
   for _, case in ipairs(cases) do
     local class, n = case[1], case[2]

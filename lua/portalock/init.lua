@@ -6,6 +6,7 @@ local core = require "portalock.core"
 local atomic = require "portalock.atomic"
 local bounded = require "portalock.bounded"
 local check = require "portalock.check"
+local config = require "portalock.config"
 local errors = require "portalock.errors"
 local lock = require "portalock.lock"
 local lockable = require "portalock.lockable"
@@ -32,6 +33,8 @@ local M = {
   Semaphore = semaphore.Semaphore,
   Lockable = lockable.Lockable,
   open_atomic = atomic.open_atomic,
+  config = config,
+  ConfigError = errors.ConfigError,
 }
 
 --- Flag values by name: Python's portalocker.LockFlags names and the LOCK_* names.

@@ -94,6 +94,8 @@ semaphore "gpus" { value = 2, name = %q }
     {"redis is reserved", 'redis "main" { host = "x" }', 1, "redis connections are not supported yet"},
     {"runtime error", 'local t = nil\nlocal x = t.field', 2, "attempt to index"},
     {"positional option", 'lock "a" { "/tmp/a" }', 1, "unknown option 1"},
+    {"declaration without options", 'directory "/tmp"\nlock "a"\nlock "b" {}', 2,
+      'lock "a": no options table follows (write lock "a" {})'},
   }
   for _, case in ipairs(malformed) do
     local what, source, line, text = case[1], case[2], case[3], case[4]

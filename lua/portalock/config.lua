@@ -176,7 +176,8 @@ end
 
 -- Builds the sandbox environment and the declarations it collects.
 local function vocabulary()
-  local declared = {global = {}, resources = {}, order = {}}
+  -- pending: names whose options table has not followed yet (lock "a" alone declares nothing)
+  local declared = {global = {}, resources = {}, order = {}, pending = {}}
   local env = {}
 
   function env.directory(path)
@@ -204,7 +205,10 @@ local function vocabulary()
           kind_name, type(name) == "string" and string.format("%q", name) or type(name))
       end
       local line = debug.getinfo(2, "l").currentline
+      local pending = {kind = kind_name, name = name, line = line}
+      declared.pending[pending] = true
       return function(options)
+        declared.pending[pending] = nil
         local what = string.format("%s %q", kind_name, name)
         local previous = declared.resources[name]
         if previous then
@@ -385,6 +389,16 @@ function M.load_string(source, chunkname)
       return config_failure(with_chunkname(err.config_message, chunkname))
     end
     return config_failure(with_chunkname(err, chunkname))
+  end
+  local missing
+  for pending in pairs(declared.pending) do
+    if not missing or pending.line < missing.line then
+      missing = pending
+    end
+  end
+  if missing then
+    return config_failure(string.format("%s:%d: %s %q: no options table follows (write %s %q {})",
+      chunkname, missing.line, missing.kind, missing.name, missing.kind, missing.name))
   end
   local entries = {}
   for _, name in ipairs(declared.order) do

@@ -134,6 +134,8 @@ semaphore "gpus" { value = 2, name = %q }
       {"rawget", 'rawget({}, 1)'},
       {"setmetatable", 'setmetatable({}, {})'},
       {"coroutine", 'coroutine.wrap(function() end)()'},
+      {"pattern methods", 'local s = ("aaa"):find("(.-)(.-)b")'},
+      {"gsub", 'local s = ("a"):gsub("a", "b")'},
     }
     for _, case in ipairs(refused) do
       it("refuses " .. case[1], function()
@@ -152,6 +154,19 @@ for i = 1, 3 do
 end
 ]], "ok.conf"))
       assert.are.same({"job-1", "job-2", "job-3"}, reg:names())
+    end)
+
+    it("keeps what it checked, whatever the config changes afterwards", function()
+      local reg = assert(config.load_string(
+        'directory "/tmp"\nlocal t = {timeout = 1}\nlock "a"(t)\nt.timeout = "bogus"\nt.filename = {}',
+        "mutate.conf"))
+      assert.are.equal("/tmp/a.lock", reg:lock("a").filename)
+    end)
+
+    it("stops a string that doubles past the memory limit", function()
+      local _, err = config.load_string('local s = "x"\nfor _ = 1, 40 do s = s .. s end', "grow.conf")
+      assert.are.equal("ConfigError", err.kind)
+      assert.matches("^grow%.conf:2: the config used more than", err.message)
     end)
 
     it("stops a runaway loop", function()

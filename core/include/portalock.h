@@ -247,10 +247,11 @@ PORTALOCK_API portalock_status portalock_lock_try(portalock_lock_t *lock, portal
  * The blocking wait after a contended portalock_lock_try: as portalock_wait_step(wait,
  * deadline), but it may queue in the kernel (see portalock_wait). 1: try again now (the
  * lock may already be taken: the next try completes it), 0: the time ran out, -1: a
- * signal. A caller that gives up after a contended try calls portalock_lock_wait_done,
- * which closes what the wait kept (a lock granted at that moment goes with it). After a
- * successful wait the watch stays open until the release (closing an inotify instance
- * takes an RCU grace period, which would delay the handoff); the owner of a handed-over
+ * signal (a wait queued in the kernel is not cut short by signals: it lasts until
+ * next_attempt at most). A caller that gives up after a contended try calls
+ * portalock_lock_wait_done, which closes what the wait kept (a lock granted at that moment goes
+ * with it). After a successful wait the watch stays open until the release (closing an inotify
+ * instance takes an RCU grace period, which would delay the handoff); the owner of a handed-over
  * descriptor calls portalock_lock_wait_done after closing it.
  */
 PORTALOCK_API int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait,

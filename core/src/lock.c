@@ -173,6 +173,7 @@ static int pl_lock_reuse(portalock_lock_t *lock, int target_fd, int *fd_out, str
   pl_held_remove_serial(w->serial);
   if (lstat(lock->lock_filename, st) != 0 || st->st_dev != w->dev || st->st_ino != w->ino) {
     close(fd);
+    pl_lock_unwatch(w); /* it watches the old file: the next contention watches the new one */
     return 0;
   }
   if (target_fd >= 0) {
@@ -466,4 +467,5 @@ void portalock_lock_forget(portalock_lock_t *lock) {
   pl_held_remove_serial(lock->serial);
   lock->fd = -1;
   lock->handed_over = 0;
+  portalock_lock_wait_done(lock);
 }

@@ -14,10 +14,12 @@
 #include "private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -143,6 +145,8 @@ int pl_kernel_queue_available(portalock_backend backend) {
 }
 
 #ifdef PL_HAVE_KERNEL_QUEUE
+static atomic_int pl_unwinder_ready;
+
 typedef struct pl_queued {
   int fd, type;
   portalock_backend backend;
@@ -171,15 +175,28 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
     pl_count(pl_timed_out(until, deadline));
     return pl_timed_out(until, deadline);
   }
+  /* pthread_cancel loads the unwinder (libgcc_s) at its first use and aborts the process if
+   * it cannot: until one cancel has worked, queue only while a descriptor is free for it. */
+  if (!atomic_load(&pl_unwinder_ready)) {
+    int spare = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (spare < 0) return pl_sleep(-1, next_attempt, deadline);
+    close(spare);
+  }
   pl_queued q = {.fd = fd, .type = type, .backend = backend, .locked = 0};
   pthread_t thread;
-  if (pthread_create(&thread, NULL, pl_queued_main, &q) != 0)
-    return pl_sleep(-1, next_attempt, deadline);
+  /* The thread takes no signals: they belong to the caller's thread. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int created = pthread_create(&thread, NULL, pl_queued_main, &q);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (created != 0) return pl_sleep(-1, next_attempt, deadline);
   struct timespec abs;
   pl_monotonic_timespec(until, &abs);
   if (pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &abs) != 0) {
     pthread_cancel(thread);
     pthread_join(thread, NULL);
+    atomic_store(&pl_unwinder_ready, 1);
   }
   /* A thread cancelled just as the kernel granted the lock leaves it held on `fd` without
    * saying so: the caller's next attempt on `fd` finds it either way. */

@@ -74,7 +74,8 @@ local function integer_from(low)
 end
 
 local function absolute(v)
-  if type(v) ~= "string" or v:sub(1, 1) ~= "/" then
+  -- string.sub, not v:sub: while a config runs, strings carry only the vetted methods
+  if type(v) ~= "string" or string.sub(v, 1, 1) ~= "/" then
     return "must be an absolute path (starting with /)"
   end
 end
@@ -129,17 +130,30 @@ for _, kind in pairs(KINDS) do
   end
 end
 
--- The string methods a config may call ("x"):upper() etc.; rep and dump are left out.
-local STRING_METHODS = {"byte", "char", "find", "format", "gmatch", "gsub", "len", "lower",
-  "match", "reverse", "sub", "upper"}
+-- The string methods a config may call ("x"):upper() etc. Left out: rep and dump, and the
+-- pattern functions (find, match, gmatch, gsub), whose backtracking runs inside C where the
+-- instruction hook cannot stop it.
+local STRING_METHODS = {"byte", "char", "format", "len", "lower", "reverse", "sub", "upper"}
 
--- Raises a ConfigError that names the config's own line: `level` counts from the caller of
--- the vocabulary function. (The chunk is loaded as "=<chunkname>", so its source names it.)
-local function fail(level, fmt, ...)
-  local info = debug.getinfo(level + 1, "Sl")
+-- How often (in VM instructions) the hook checks the limits: one string concatenation can
+-- double a string, so the memory check must come often.
+local HOOK_EVERY = 10
+
+-- The source of the config being run ("=<chunkname>"), for fail() to find its frames.
+local running_source
+
+-- Raises a ConfigError naming the innermost line of the config itself on the stack (not a
+-- line of this module, nor a C function the config called).
+local function fail(fmt, ...)
   local where = ""
-  if info and info.currentline and info.currentline > 0 then
-    where = string.format("%s:%d: ", info.source:sub(2), info.currentline)
+  for level = 2, 200 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then
+      break
+    elseif info.source == running_source and info.currentline and info.currentline > 0 then
+      where = string.format("%s:%d: ", string.sub(info.source, 2), info.currentline)
+      break
+    end
   end
   error({config_message = where .. string.format(fmt, ...)}, 0)
 end
@@ -151,25 +165,25 @@ local function with_chunkname(message, chunkname)
   if message:sub(1, #chunkname + 1) == chunkname .. ":" then
     return message
   end
-  local line, rest = message:match("^.-:(%d+): (.*)$")
-  if line then
+  local prefix, line, rest = message:match("^(.-):(%d+): (.*)$")
+  if prefix and prefix ~= "" and chunkname:sub(1, #prefix) == prefix then
     return string.format("%s:%s: %s", chunkname, line, rest)
   end
   return chunkname .. ": " .. message
 end
 
-local function check_options(level, what, options, allowed)
+local function check_options(what, options, allowed)
   if type(options) ~= "table" then
-    fail(level + 1, "%s: expected a table of options {...}, got %s", what, type(options))
+    fail("%s: expected a table of options {...}, got %s", what, type(options))
   end
   for key, value in pairs(options) do
     local checker = type(key) == "string" and allowed[key]
     if not checker then
-      fail(level + 1, "%s: unknown option %s", what, type(key) == "string" and key or tostring(key))
+      fail("%s: unknown option %s", what, type(key) == "string" and key or tostring(key))
     end
     local problem = checker(value)
     if problem then
-      fail(level + 1, "%s: option %s (%s) %s", what, key, tostring(value), problem)
+      fail("%s: option %s (%s) %s", what, key, tostring(value), problem)
     end
   end
 end
@@ -183,41 +197,56 @@ local function vocabulary()
   function env.directory(path)
     local problem = absolute(path)
     if problem then
-      fail(2, "directory (%s) %s", tostring(path), problem)
+      fail("directory (%s) %s", tostring(path), problem)
     end
     if declared.global.directory then
-      fail(2, "directory is declared twice")
+      fail("directory is declared twice")
     end
     declared.global.directory = path
   end
 
   function env.defaults(options)
-    check_options(2, "defaults", options, DEFAULT_OPTIONS)
+    if type(options) ~= "table" then
+      fail("defaults: expected a table of options {...}, got %s", type(options))
+    end
+    local copy = {}
     for key, value in pairs(options) do
+      copy[key] = value
+    end
+    check_options("defaults", copy, DEFAULT_OPTIONS)
+    for key, value in pairs(copy) do
       declared.global[key] = value
     end
   end
 
   for kind_name, kind in pairs(KINDS) do
     env[kind_name] = function(name)
-      if type(name) ~= "string" or not name:match("^[%w_.%-]+$") then
-        fail(2, "%s: the name must be a string of letters, digits, '_', '.' or '-', got %s",
+      if type(name) ~= "string" or not string.match(name, "^[%w_.%-]+$") then
+        fail("%s: the name must be a string of letters, digits, '_', '.' or '-', got %s",
           kind_name, type(name) == "string" and string.format("%q", name) or type(name))
       end
       local line = debug.getinfo(2, "l").currentline
       local pending = {kind = kind_name, name = name, line = line}
       declared.pending[pending] = true
-      return function(options)
+      return function(given)
         declared.pending[pending] = nil
         local what = string.format("%s %q", kind_name, name)
+        if type(given) ~= "table" then
+          fail("%s: expected a table of options {...}, got %s", what, type(given))
+        end
+        -- A copy: the config must not change what was checked after checking it.
+        local options = {}
+        for key, value in pairs(given) do
+          options[key] = value
+        end
         local previous = declared.resources[name]
         if previous then
-          fail(2, "%s: the name is already declared (%s, line %d)", what, previous.kind, previous.line)
+          fail("%s: the name is already declared (%s, line %d)", what, previous.kind, previous.line)
         end
-        check_options(2, what, options, kind.options)
+        check_options(what, options, kind.options)
         for _, required in ipairs(kind.required or {}) do
           if options[required] == nil then
-            fail(2, "%s: option %s is required", what, required)
+            fail("%s: option %s is required", what, required)
           end
         end
         declared.resources[name] = {kind = kind_name, name = name, options = options, line = line}
@@ -227,7 +256,7 @@ local function vocabulary()
   end
 
   function env.redis()
-    fail(2, "redis connections are not supported yet (reserved for RedisLock)")
+    fail("redis connections are not supported yet (reserved for RedisLock)")
   end
 
   env.tostring, env.tonumber, env.type, env.pairs, env.ipairs, env.select =
@@ -256,21 +285,25 @@ local function run_guarded(chunk)
   local count = 0
   local saved_hook = {debug.gethook()}
   local function guard()
-    count = count + 1000
+    count = count + HOOK_EVERY
     if count > M.INSTRUCTION_LIMIT then
       debug.sethook()
-      fail(2, "the config ran more than %d instructions (a runaway loop?)", M.INSTRUCTION_LIMIT)
+      fail("the config ran more than %d instructions (a runaway loop?)", M.INSTRUCTION_LIMIT)
     end
     if collectgarbage("count") - memory_base > M.MEMORY_LIMIT_KB then
       debug.sethook()
-      fail(2, "the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)
+      fail("the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)
     end
   end
   string_meta.__index = vetted
-  debug.sethook(guard, "", 1000)
+  debug.sethook(guard, "", HOOK_EVERY)
   local ok, err = pcall(chunk)
-  debug.sethook(saved_hook[1], saved_hook[2], saved_hook[3])
+  debug.sethook()
+  -- The host's string methods first: restoring a hook set from C ("external hook") fails.
   string_meta.__index = saved_index
+  if type(saved_hook[1]) == "function" then
+    debug.sethook(saved_hook[1], saved_hook[2], saved_hook[3])
+  end
   if jit then
     jit.on(chunk, true)
   end
@@ -371,6 +404,7 @@ function M.load_string(source, chunkname)
     return config_failure(chunkname .. ":1: binary chunks are not accepted")
   end
   local env, declared = vocabulary()
+  running_source = "=" .. chunkname
   local chunk, message
   if setfenv then -- luacheck: compat
     chunk, message = loadstring(source, "=" .. chunkname) -- luacheck: compat

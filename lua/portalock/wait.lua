@@ -60,7 +60,13 @@ end
 local function blocking_sleeper(check_interval, waiter)
   return function(next_attempt, deadline)
     local limit = core.monotonic() + check_interval
-    waiter:wait(math.min(next_attempt or limit, limit), deadline)
+    -- A hook's error (Ctrl-C) raised as the wait returns must not strand what the wait may
+    -- have taken (a lock granted by the kernel, a semaphore count): give the wait up first.
+    local ok, err = pcall(waiter.wait, waiter, math.min(next_attempt or limit, limit), deadline)
+    if not ok then
+      waiter:wait_done()
+      error(err, 0)
+    end
   end
 end
 

@@ -59,13 +59,23 @@ describe("waiting", function()
 
   it("counts a wait ended by a release as an event, not a timer", function()
     local path = dir .. "/one.lock"
-    helper.hold("Lock", path, dir)
+    -- flock(1) holds the lock for 0.5 s, so the acquire below certainly waits for it
+    local pid = helper.spawn(helper.peer_env .. "flock " .. helper.quote(path) .. " sleep 0.5")
+    local probe = portalock.Lock(path, {fail_when_locked = true})
+    local give_up = core.monotonic() + 10
+    while probe:acquire() do
+      probe:release()
+      assert.is_true(core.monotonic() < give_up, "flock(1) never took the lock")
+      helper.sleep(0.01)
+    end
     local before = wait.counters()
-    helper.write(dir .. "/release", "")
-    assert(portalock.Lock(path, {timeout = 20, check_interval = 30}):acquire())
+    local lock = portalock.Lock(path, {timeout = 20, check_interval = 30})
+    assert(lock:acquire())
+    lock:release()
     local after = wait.counters()
     assert.are.equal(before.timer, after.timer)
     assert.is_true(after.event + after.kernel > before.event + before.kernel)
+    helper.kill(pid)
   end)
 
   it("gives up a wait (timeout, fail_when_locked) without leaving a descriptor open", function()

@@ -172,8 +172,9 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   double until = next_attempt < deadline ? next_attempt : deadline;
   double left = until - portalock_monotonic();
   if (isnan(left) || left <= 0) {
-    pl_count(pl_timed_out(until, deadline));
-    return pl_timed_out(until, deadline);
+    pl_counter woke = pl_timed_out(until, deadline);
+    pl_count(woke);
+    return woke;
   }
   /* pthread_cancel loads the unwinder (libgcc_s) at its first use and aborts the process if
    * it cannot: until one cancel has worked, queue only while a descriptor is free for it. */

@@ -97,15 +97,18 @@ local LOCK_OPTIONS = {
   fail_when_locked = boolean, flags = integer_from(0), backend = one_of("flock", "ofd", "posix"),
   perm = integer_from(0),
 }
+-- Copies the fields of each table in turn into `into`; returns `into`.
+local function copy_into(into, ...)
+  for i = 1, select("#", ...) do
+    for key, value in pairs((select(i, ...))) do
+      into[key] = value
+    end
+  end
+  return into
+end
+
 local function with(base, extra)
-  local t = {}
-  for k, v in pairs(base) do
-    t[k] = v
-  end
-  for k, v in pairs(extra) do
-    t[k] = v
-  end
-  return t
+  return copy_into({}, base, extra)
 end
 
 local KINDS = {
@@ -172,10 +175,13 @@ local function with_chunkname(message, chunkname)
   return chunkname .. ": " .. message
 end
 
-local function check_options(what, options, allowed)
-  if type(options) ~= "table" then
-    fail("%s: expected a table of options {...}, got %s", what, type(options))
+-- The options table `given`, checked against `allowed` and copied: the config must not
+-- change what was checked after checking it.
+local function checked_options(what, given, allowed)
+  if type(given) ~= "table" then
+    fail("%s: expected a table of options {...}, got %s", what, type(given))
   end
+  local options = copy_into({}, given)
   for key, value in pairs(options) do
     local checker = type(key) == "string" and allowed[key]
     if not checker then
@@ -186,6 +192,7 @@ local function check_options(what, options, allowed)
       fail("%s: option %s (%s) %s", what, key, tostring(value), problem)
     end
   end
+  return options
 end
 
 -- Builds the sandbox environment and the declarations it collects.
@@ -205,18 +212,8 @@ local function vocabulary()
     declared.global.directory = path
   end
 
-  function env.defaults(options)
-    if type(options) ~= "table" then
-      fail("defaults: expected a table of options {...}, got %s", type(options))
-    end
-    local copy = {}
-    for key, value in pairs(options) do
-      copy[key] = value
-    end
-    check_options("defaults", copy, DEFAULT_OPTIONS)
-    for key, value in pairs(copy) do
-      declared.global[key] = value
-    end
+  function env.defaults(given)
+    copy_into(declared.global, checked_options("defaults", given, DEFAULT_OPTIONS))
   end
 
   for kind_name, kind in pairs(KINDS) do
@@ -231,19 +228,11 @@ local function vocabulary()
       return function(given)
         declared.pending[pending] = nil
         local what = string.format("%s %q", kind_name, name)
-        if type(given) ~= "table" then
-          fail("%s: expected a table of options {...}, got %s", what, type(given))
-        end
-        -- A copy: the config must not change what was checked after checking it.
-        local options = {}
-        for key, value in pairs(given) do
-          options[key] = value
-        end
         local previous = declared.resources[name]
         if previous then
           fail("%s: the name is already declared (%s, line %d)", what, previous.kind, previous.line)
         end
-        check_options(what, options, kind.options)
+        local options = checked_options(what, given, kind.options)
         for _, required in ipairs(kind.required or {}) do
           if options[required] == nil then
             fail("%s: option %s is required", what, required)
@@ -261,10 +250,7 @@ local function vocabulary()
 
   env.tostring, env.tonumber, env.type, env.pairs, env.ipairs, env.select =
     tostring, tonumber, type, pairs, ipairs, select
-  env.math = {}
-  for key, value in pairs(math) do
-    env.math[key] = value
-  end
+  env.math = copy_into({}, math)
   return env, declared
 end
 

@@ -107,3 +107,33 @@ if(PORTALOCK_INSTALL_LUA)
                     "not installed")
   endif()
 endif()
+
+# The command-line tool. LuaRocks installs bin/portalock as it is and wraps it with the tree's
+# paths. `cmake --install` writes a copy that starts the installed Lua version's interpreter
+# and finds the module relative to itself, so that any --prefix works.
+if(PORTALOCK_INSTALL_LUA AND TARGET portalock_lua${tag})
+  if(PORTALOCK_LUAROCKS)
+    install(PROGRAMS "${PROJECT_SOURCE_DIR}/bin/portalock" DESTINATION "${BINDIR}")
+  else()
+    find_program(PORTALOCK_LUA_INTERPRETER NAMES lua${ver} lua
+                 DOC "The interpreter that the installed portalock command runs on")
+    if(NOT PORTALOCK_LUA_INTERPRETER)
+      set(PORTALOCK_LUA_INTERPRETER "/usr/bin/env lua${ver}")
+    endif()
+    set(full_bindir "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}")
+    file(RELATIVE_PATH rel_lua "${full_bindir}" "${CMAKE_INSTALL_PREFIX}/${lua_dir}/..")
+    file(RELATIVE_PATH rel_lib "${full_bindir}" "${CMAKE_INSTALL_PREFIX}/${module_dir}/..")
+    file(READ "${PROJECT_SOURCE_DIR}/bin/portalock" script)
+    string(REGEX REPLACE "^#![^\n]*\n" "" script "${script}")
+    set(prelude "#!${PORTALOCK_LUA_INTERPRETER}
+do -- the installed module, found from where this script lives
+  local bin = (arg and arg[0] or ''):match('^(.*)/') or '.'
+  package.path = bin .. '/${rel_lua}/?.lua;' .. bin .. '/${rel_lua}/?/init.lua;' .. package.path
+  package.cpath = bin .. '/${rel_lib}/?.so;' .. package.cpath
+end
+")
+    file(WRITE "${PROJECT_BINARY_DIR}/portalock-installed" "${prelude}${script}")
+    install(PROGRAMS "${PROJECT_BINARY_DIR}/portalock-installed"
+            DESTINATION "${CMAKE_INSTALL_BINDIR}" RENAME portalock)
+  endif()
+endif()

@@ -102,7 +102,7 @@ set_tests_properties(examples.c_api PROPERTIES TIMEOUT 60 LABELS "examples"
 
 if(PORTALOCK_LUACHECK)
   add_test(NAME lint.luacheck
-           COMMAND "${PORTALOCK_LUACHECK}" lua spec examples bench
+           COMMAND "${PORTALOCK_LUACHECK}" lua spec examples bench bin/portalock
            WORKING_DIRECTORY "${src}")
   set_tests_properties(lint.luacheck PROPERTIES TIMEOUT 300 LABELS "lint")
 else()

@@ -25,6 +25,10 @@ void *pl_compat_testudata(lua_State *L, int idx, const char *tname);
 
 #endif
 
+#if LUA_VERSION_NUM == 501
+#define lua_rawlen(L, idx) lua_objlen(L, idx)
+#endif
+
 #if LUA_VERSION_NUM < 504
 #define lua_newuserdatauv(L, size, nuv) lua_newuserdata(L, size)
 #endif

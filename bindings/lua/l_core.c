@@ -26,5 +26,8 @@ int luaopen_portalock_core(lua_State *L) {
   pl_open_bounded(L);
   pl_open_semaphore(L);
   pl_open_atomic(L);
+  pl_open_status(L);
+  pl_open_command(L);
+  pl_open_errno(L);
   return 1;
 }

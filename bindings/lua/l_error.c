@@ -1,6 +1,8 @@
 /* Turns a portalock_error into the `nil, errtab` pair the Lua front end wraps. */
 #include "l_private.h"
 
+#include <errno.h>
+
 static void set_string(lua_State *L, const char *key, const char *value) {
   lua_pushstring(L, value);
   lua_setfield(L, -2, key);
@@ -44,4 +46,26 @@ int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wa
   default:
     return pl_push_failure(L, err);
   }
+}
+
+/* ERRNO: the errno values front ends tell apart (`err.errno == core.ERRNO.ENOENT`), by name,
+   since their numbers differ between systems. */
+void pl_open_errno(lua_State *L) {
+  static const struct {
+    const char *name;
+    int value;
+  } names[] = {{"EACCES", EACCES},
+               {"EEXIST", EEXIST},
+               {"EISDIR", EISDIR},
+               {"ELOOP", ELOOP},
+               {"ENAMETOOLONG", ENAMETOOLONG},
+               {"ENOENT", ENOENT},
+               {"ENOEXEC", ENOEXEC},
+               {"ENOTDIR", ENOTDIR},
+               {"EPERM", EPERM},
+               {"EROFS", EROFS}};
+  lua_createtable(L, 0, (int)(sizeof names / sizeof names[0]));
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    set_integer(L, names[i].name, names[i].value);
+  lua_setfield(L, -2, "ERRNO");
 }

@@ -59,6 +59,9 @@ void pl_open_pidfile(lua_State *L);
 void pl_open_bounded(lua_State *L);
 void pl_open_semaphore(lua_State *L);
 void pl_open_atomic(lua_State *L);
+void pl_open_status(lua_State *L);
+void pl_open_command(lua_State *L);
+void pl_open_errno(lua_State *L);
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */
 extern const luaL_Reg pl_lock_common_methods[];

@@ -313,6 +313,37 @@ PORTALOCK_API void portalock_lock_forget(portalock_lock_t *lock);
  */
 PORTALOCK_API long portalock_read_pid(const char *filename);
 
+/* ---------------------------------------------------------------- lock holders */
+
+/* One lock on a file, or one process waiting for it, as the kernel lists it (/proc/locks). */
+typedef struct portalock_holder {
+  long pid;      /* the process that took the lock (flock: the one that called flock(2), also
+                    for a descriptor shared since), -1 for an OFD lock (no owning process), 0
+                    when the owner is not visible in this PID namespace */
+  int exclusive; /* 1 WRITE, 0 READ */
+  int waiting;   /* 1 for a blocked waiter ("->" in /proc/locks), 0 for a holder */
+  char type[8];  /* "FLOCK", "POSIX", "OFDLCK", "LEASE", "DELEG", ... as /proc/locks says */
+} portalock_holder;
+
+/*
+ * Who holds (and who waits for) the locks on the file `path`: stat(2)s it (following
+ * symlinks, as opening it would) and collects the lines of /proc/locks with its device
+ * (major:minor) and inode, in the kernel's order. Fills up to `cap` entries of `out` and sets
+ * *count to the number found, which may exceed `cap` (call again with more room; locks come
+ * and go between calls). `out` may be NULL when `cap` is 0.
+ *   - PORTALOCK_OK: *count entries (0: nobody holds or waits for a lock on the file).
+ *   - PORTALOCK_LOCK_EXCEPTION: `path` cannot be stat'ed (errnum ENOENT, EACCES, ...), or
+ *     /proc/locks cannot be read: errnum ENOSYS where it does not exist (not Linux, no
+ *     procfs), else the errno of the failed read; the message says that lock holders are
+ *     only known on Linux.
+ *   - PORTALOCK_INVALID: `path` or `count` is NULL, or `out` is NULL with `cap` > 0.
+ * A file system whose stat(2) device differs from the superblock's (btrfs subvolumes) shows
+ * no holders.
+ */
+PORTALOCK_API portalock_status portalock_lock_holders(const char *path, portalock_holder *out,
+                                                      size_t cap, size_t *count,
+                                                      portalock_error *err);
+
 /* ---------------------------------------------------------------- RLock */
 
 /*
@@ -687,6 +718,31 @@ PORTALOCK_API int portalock_atomic_is_poisoned(const portalock_atomic_t *atomic)
 
 /** Aborts an uncommitted handle (ignoring errors) and frees it. NULL is a no-op. */
 PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
+
+/* ---------------------------------------------------------------- running a command */
+
+/*
+ * Runs a command under held locks, as flock(1) does: `argv[0]` (searched in PATH) starts with
+ * `argv` (NULL-terminated) and the caller's environment, inheriting the descriptors
+ * keep[0..nkeep) (for example portalock_lock_fd of a held Lock). Their close-on-exec flag is
+ * cleared in the child only, so the lock lasts as long as the command even if the caller dies.
+ * The call returns when the command has ended.
+ *
+ * While it runs, SIGINT, SIGTERM and SIGHUP sent to the calling thread are passed on to the
+ * command and do not end the caller; the terminal's own SIGINT and SIGHUP (si_code SI_KERNEL)
+ * are not, since they already reached the command's process group. No handler is installed:
+ * these signals and SIGCHLD are blocked during the call, and an ignored SIGCHLD is set to the
+ * default for its duration. In a program with several threads, only the calling thread's
+ * signals are forwarded.
+ *  - OK: *exit_code is the command's exit status, or 128+N when it died of signal N.
+ *  - LOCK_EXCEPTION: the command could not be started; errnum says why (ENOENT: not found,
+ *    EACCES or ENOEXEC: not executable).
+ *  - PORTALOCK_INVALID: no command, a NULL `exit_code`, or an entry of `keep` that is not an
+ *    open descriptor.
+ */
+PORTALOCK_API portalock_status portalock_command_run(const char *const *argv, const int *keep,
+                                                     size_t nkeep, int *exit_code,
+                                                     portalock_error *err);
 
 #ifdef __cplusplus
 }

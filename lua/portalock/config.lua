@@ -362,6 +362,16 @@ function Registry:names()
   return names
 end
 
+--- What `name` was declared as, or nil: its kind, the portalock class that makes it, and
+--- copies of the constructor's arguments (filename, maximum or value; then the options).
+function Registry:declaration(name)
+  local entry = self._entries[name]
+  if not entry then
+    return nil
+  end
+  return entry.kind, KINDS[entry.kind].class, entry.args[1], copy_into({}, entry.args[2])
+end
+
 --- The kind ("lock", "semaphore", ...) of a declared name, or nil.
 function Registry:kind(name)
   local entry = self._entries[name]

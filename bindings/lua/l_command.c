@@ -1,0 +1,47 @@
+/* Running a command that inherits held lock descriptors (the `portalock lock` and
+   `portalock run` commands). */
+#include "l_private.h"
+
+#include <string.h>
+
+#define PL_KEEP_MAX 64 /* more descriptors than any command line hands over */
+
+/* command_run(argv, keep) -> exit_code | nil, err. `argv` is an array of strings, `keep` an
+   array of io handles or descriptors that the command inherits. Blocks until the command
+   ends; see portalock_command_run. */
+static int c_command_run(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t argc = lua_rawlen(L, 1), nkeep = lua_rawlen(L, 2);
+  luaL_argcheck(L, argc >= 1, 1, "names no command");
+  luaL_argcheck(L, nkeep <= PL_KEEP_MAX, 2, "too many descriptors");
+  /* Userdata rather than malloc: an error raised half-way leaves nothing to free. */
+  const char **argv = lua_newuserdata(L, (argc + 1) * sizeof *argv);
+  for (size_t i = 0; i < argc; i++) {
+    lua_rawgeti(L, 1, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_argerror(L, 1, lua_pushfstring(L, "entry %d is not a string", (int)i + 1));
+    argv[i] = lua_tostring(L, -1); /* anchored in the table at 1 */
+    lua_pop(L, 1);
+  }
+  argv[argc] = NULL;
+  int keep[PL_KEEP_MAX];
+  for (size_t i = 0; i < nkeep; i++) {
+    lua_rawgeti(L, 2, (int)i + 1);
+    keep[i] = pl_tofd(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  fflush(NULL); /* what the caller printed comes before what the command prints */
+  int exit_code = 0;
+  portalock_error err;
+  portalock_status st = portalock_command_run(argv, keep, nkeep, &exit_code, &err);
+  if (st != PORTALOCK_OK) return pl_push_failure(L, &err);
+  lua_pushinteger(L, exit_code);
+  return 1;
+}
+
+static const luaL_Reg command_functions[] = {{"command_run", c_command_run}, {NULL, NULL}};
+
+void pl_open_command(lua_State *L) {
+  luaL_setfuncs(L, command_functions, 0);
+}

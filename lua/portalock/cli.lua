@@ -1,0 +1,666 @@
+--- The `portalock` command: lock, run, status and write from the shell. bin/portalock calls
+--- main(arg) and exits with the status it returns. Options and exit codes follow util-linux
+--- flock(1) where the two overlap; the usage text below is the reference.
+local core = require "portalock.core"
+local portalock = require "portalock"
+
+local M = {}
+
+-- Exit statuses: flock(1)'s and sysexits.h's, then the shell's for a command that cannot run.
+local EXIT = {
+  conflict = 1, usage = 64, noinput = 66, software = 70, oserr = 71, cantcreat = 73, ioerr = 74,
+  config = 78, cannot_execute = 126, not_found = 127,
+}
+M.EXIT = EXIT
+
+local ERRNO = core.ERRNO
+
+local USAGE = {}
+USAGE.lock = [[
+portalock lock [-s|-x] [-n] [-w SECONDS] [-E CODE] [-o] [-v] FILE|NAME [--] CMD [ARGS...]
+portalock lock [OPTIONS] FILE|NAME -c STRING
+    Run CMD holding a lock on FILE (created when missing), as flock(1) does. CMD inherits
+    the locked descriptor, so the lock lasts as long as CMD, even if portalock is killed.
+    -s, --shared             take a shared lock
+    -x, -e, --exclusive      take an exclusive lock (the default)
+    -n, --nonblock, --nb     fail at once if the lock is held (the same as -w 0)
+    -w, --wait, --timeout SECONDS
+                             give up after SECONDS (decimals allowed); default: wait forever
+    -E, --conflict-exit-code CODE
+                             exit with CODE (0..255) on conflict or timeout; default 1
+    -o, --close              do not hand the lock to CMD: portalock holds it until CMD ends
+    -c, --command STRING     run STRING with /bin/sh -c
+    -v, --verbose            say on stderr when the lock is taken, or why not
+]]
+USAGE.run = [[
+portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
+    Run CMD holding one of N slots of a crash-safe bounded semaphore (what GNU parallel's
+    `sem` does). The slot files are DIR/NAME.00.lock, DIR/NAME.01.lock, ..., the names
+    Python's portalocker.BoundedSemaphore uses, so Python and shell workers share the slots.
+    CMD inherits the slot's descriptor, as with lock.
+    -j, --jobs N             at most N commands at once (1..10000); default 1
+    --name NAME              the semaphore's name; default bounded_semaphore
+    --dir DIR                where the slot files live; default the temporary directory
+                             ($TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, /usr/tmp)
+    -n, -w, -E, -v           as for lock
+]]
+USAGE.status = [[
+portalock status FILE|NAME...
+    Print whether each lock is held, and by which processes:
+      FILE: free
+      FILE: held (exclusive) by PID 1234 [flock]
+    PIDs come from /proc/locks (Linux); elsewhere only "held" or "free" is known. The PID
+    is the process that took the lock: a command that inherited it is not listed. A
+    configured bounded semaphore lists every slot file. Exit 0 when everything is free, 1
+    when anything is held, 66 when a FILE does not exist.
+]]
+USAGE.write = [[
+portalock write [--no-replace] FILE
+    Replace FILE atomically with standard input: readers see the old content or the whole
+    new content, never a mix; on failure FILE is left as it was.
+    --no-replace             fail (exit 73) if FILE exists
+]]
+local GLOBAL = [[
+usage: portalock [--config FILE] COMMAND [OPTIONS] [ARGS...]
+
+Commands:
+%s
+Global options:
+    --config FILE    load a portalock config (README "Configuration"; default
+                     $PORTALOCK_CONFIG when set). A NAME then refers to a declared resource:
+                     lock NAME takes a declared lock's file (its timeout is the default
+                     wait), run --name NAME a declared bounded semaphore (its maximum is the
+                     default -j), status NAME shows either.
+    -h, --help       this text; portalock COMMAND --help shows one command
+    -V, --version    print the version
+
+Exit status:
+    0        success; status: everything is free
+    1        conflict or timeout (or the -E code); status: something is held
+    64       usage error
+    66       cannot open the lock file; status: FILE does not exist
+    71       another system failure (locking, starting CMD)
+    73       write: cannot create the temporary file, or FILE exists (--no-replace)
+    74       write: an I/O error (FILE is left as it was)
+    78       the config file is malformed
+    126/127  CMD cannot be executed / was not found
+    N        CMD's exit status; 128+N when CMD died of signal N
+Messages go to stderr. SIGINT, SIGTERM and SIGHUP sent to portalock while CMD runs are
+forwarded to CMD.
+]]
+
+local COMMANDS = {"lock", "run", "status", "write"}
+
+function M.usage(command)
+  if command then
+    return "usage: " .. USAGE[command]
+  end
+  local parts = {}
+  for i, name in ipairs(COMMANDS) do
+    parts[i] = USAGE[name]
+  end
+  return GLOBAL:format(table.concat(parts, "\n"))
+end
+
+-- ---------------------------------------------------------------- failures
+
+-- A failure that ends the command with `code`; main() prints the message.
+local Failure = {}
+
+local function fail(code, fmt, ...)
+  error(setmetatable({code = code, message = fmt:format(...)}, Failure), 0)
+end
+
+local function usage_error(fmt, ...)
+  fail(EXIT.usage, fmt .. " (portalock --help)", ...)
+end
+
+local function say(fmt, ...)
+  io.stderr:write("portalock: ", fmt:format(...), "\n")
+end
+
+-- The errnos of a file that cannot be opened (exit 66), as opposed to a lock that fails.
+local OPEN_ERRNOS = {
+  [ERRNO.ENOENT] = true, [ERRNO.ENOTDIR] = true, [ERRNO.EACCES] = true, [ERRNO.EPERM] = true,
+  [ERRNO.EISDIR] = true, [ERRNO.ELOOP] = true, [ERRNO.EROFS] = true, [ERRNO.ENAMETOOLONG] = true,
+}
+
+-- The exit status for an acquire that returned nil, err; says why unless it is contention.
+local function acquire_failure(err, opts)
+  if err.kind == "AlreadyLocked" then
+    if opts.verbose then
+      say("%s", err.message)
+    end
+    return opts.conflict_exit_code
+  end
+  say("%s", err.message)
+  return (err.errno == nil or OPEN_ERRNOS[err.errno]) and EXIT.noinput or EXIT.oserr
+end
+
+-- ---------------------------------------------------------------- command-line parsing
+
+local function number_value(option, value)
+  local n = tonumber(value)
+  if not n or n ~= n or n < 0 or n == math.huge then
+    usage_error("%s: '%s' is not a number of seconds >= 0", option, value)
+  end
+  return n
+end
+
+local function integer_value(low, high)
+  return function(option, value)
+    local n = tonumber(value)
+    if not n or n % 1 ~= 0 or n < low or n > high then
+      usage_error("%s: '%s' is not an integer from %d to %d", option, value, low, high)
+    end
+    return n
+  end
+end
+
+local function text_value(option, value)
+  if value == "" then
+    usage_error("%s: the value is empty", option)
+  end
+  return value
+end
+
+-- Option tables: the spellings of each option, the key it sets, and how its value is
+-- read (nil for a switch, which sets `set` or true).
+local TIMING = {
+  {names = {"-n", "--nonblock", "--nb"}, key = "timeout", set = 0},
+  {names = {"-w", "--wait", "--timeout"}, key = "timeout", value = number_value},
+  {names = {"-E", "--conflict-exit-code"}, key = "conflict_exit_code", value = integer_value(0, 255)},
+  {names = {"-v", "--verbose"}, key = "verbose"},
+  {names = {"-h", "--help"}, key = "help"},
+}
+
+local function with_timing(options)
+  for _, option in ipairs(TIMING) do
+    options[#options + 1] = option
+  end
+  return options
+end
+
+local OPTIONS = {
+  lock = with_timing {
+    {names = {"-s", "--shared"}, key = "shared", set = true},
+    {names = {"-x", "-e", "--exclusive"}, key = "shared", set = false},
+    {names = {"-o", "--close"}, key = "close"},
+    {names = {"-c", "--command"}, key = "command", value = text_value},
+  },
+  run = with_timing {
+    {names = {"-j", "--jobs"}, key = "jobs", value = integer_value(1, 10000)},
+    {names = {"--name"}, key = "name", value = text_value},
+    {names = {"--dir"}, key = "dir", value = text_value},
+  },
+  status = {{names = {"-h", "--help"}, key = "help"}},
+  write = {
+    {names = {"--no-replace"}, key = "no_replace"},
+    {names = {"-h", "--help"}, key = "help"},
+  },
+}
+
+local function find_option(command, name)
+  for _, option in ipairs(OPTIONS[command]) do
+    for _, spelling in ipairs(option.names) do
+      if spelling == name then
+        return option
+      end
+    end
+  end
+  usage_error("%s: unknown option %s", command, name)
+end
+
+-- Parses the options of `command` from args[i]; returns them and the index of the first
+-- operand. Parsing stops at "--" or at the first operand, as flock(1)'s does, so that
+-- options after FILE belong to CMD. Short options combine (-sn) and take values attached
+-- or separate (-w5, -w 5); long ones take --wait=5 or --wait 5.
+local function parse_options(command, args, i)
+  local opts = {}
+  local function set(option, spelling, attached)
+    if not option.value then
+      if attached then
+        usage_error("%s: option %s takes no value", command, spelling)
+      end
+      local value = option.set
+      if value == nil then
+        value = true
+      end
+      opts[option.key] = value
+      return
+    end
+    local value = attached
+    if value == nil then
+      i = i + 1
+      value = args[i]
+      if value == nil then
+        usage_error("%s: option %s needs a value", command, spelling)
+      end
+    end
+    opts[option.key] = option.value(spelling, value)
+  end
+  while args[i] ~= nil do
+    local word = args[i]
+    if word == "--" then
+      return opts, i + 1
+    elseif word:sub(1, 2) == "--" then
+      local name, attached = word:match("^(%-%-[^=]+)=(.*)$")
+      name = name or word
+      set(find_option(command, name), name, attached)
+    elseif word:sub(1, 1) == "-" and #word > 1 then
+      local k = 2
+      while k <= #word do
+        local spelling = "-" .. word:sub(k, k)
+        local option = find_option(command, spelling)
+        if option.value then
+          local rest = word:sub(k + 1)
+          set(option, spelling, rest ~= "" and rest or nil)
+          break
+        end
+        set(option, spelling)
+        k = k + 1
+      end
+    else
+      return opts, i
+    end
+    i = i + 1
+  end
+  return opts, i
+end
+
+-- The command to run from args[i..]: either "-c STRING" or CMD [ARGS...] after an optional "--".
+local function command_words(command, opts, args, i)
+  if not opts.command and (args[i] == "-c" or args[i] == "--command") then
+    opts.command = args[i + 1] and text_value(args[i], args[i + 1])
+    if not opts.command then
+      usage_error("%s: option %s needs a value", command, args[i])
+    end
+    i = i + 2
+  elseif args[i] == "--" then
+    i = i + 1
+  end
+  if opts.command then
+    if args[i] ~= nil then
+      usage_error("%s: -c STRING takes no further arguments (got '%s')", command, args[i])
+    end
+    return {"/bin/sh", "-c", opts.command}
+  end
+  local argv = {}
+  for k = i, #args do
+    argv[#argv + 1] = args[k]
+  end
+  if #argv == 0 then
+    usage_error("%s: no command to run", command)
+  end
+  return argv
+end
+
+-- ---------------------------------------------------------------- running the command
+
+-- Runs argv inheriting `keep`; returns its exit status (flock(1)'s convention).
+local function run_command(argv, keep)
+  local code, err = core.command_run(argv, keep)
+  if code then
+    return code
+  end
+  say("%s", err.message)
+  if err.errno == ERRNO.ENOENT then
+    return EXIT.not_found
+  elseif err.errno == ERRNO.EACCES or err.errno == ERRNO.ENOEXEC or err.errno == ERRNO.EISDIR then
+    return EXIT.cannot_execute
+  end
+  return EXIT.oserr
+end
+
+-- ---------------------------------------------------------------- the commands
+
+local CLASSES_WITH_FILES = {lock = true, rlock = true, temporary_lock = true, pid_file_lock = true}
+
+-- What `lock` locks: the class, file and options for `target`, a declared name (when a
+-- config is loaded) or a file.
+local function lock_plan(target, opts, registry)
+  local kind, class, filename, options
+  if registry then
+    kind, class, filename, options = registry:declaration(target)
+    if kind and not CLASSES_WITH_FILES[kind] then
+      usage_error("lock: %s is a %s, not a lock%s", target, kind,
+        kind == "bounded_semaphore" and " (use portalock run --name " .. target .. ")" or "")
+    end
+  end
+  if not kind then
+    class, filename, options = "Lock", target, {timeout = math.huge} -- flock(1) waits forever
+  end
+  -- An RLock's reentrancy means nothing to one command: its file is locked as a Lock's is.
+  if class == "RLock" then
+    class = "Lock"
+  end
+  options.flags = (opts.shared and portalock.LOCK_SH or portalock.LOCK_EX) + portalock.LOCK_NB
+  options.fail_when_locked = false
+  if class == "Lock" then
+    options.mode = options.mode or "a"
+  end
+  if opts.timeout then
+    options.timeout = opts.timeout
+  end
+  return class, filename, options
+end
+
+local function make(class, filename, options)
+  local ok, object = pcall(portalock[class], filename, options)
+  if not ok then
+    usage_error("lock: %s", tostring(object))
+  end
+  return object
+end
+
+-- Acquires the lock of the plan; returns the io handle (or nil, err) and the lock object.
+-- A file this user may not write is locked through a read-only descriptor, as flock(1) does.
+local function acquire_lock(class, filename, options)
+  local object = make(class, filename, options)
+  local fh, err = object:acquire()
+  if not fh and class == "Lock" and (err.errno == ERRNO.EACCES or err.errno == ERRNO.EROFS) then
+    options.mode = "r"
+    local readonly = make(class, filename, options)
+    local retry_fh, retry_err = readonly:acquire()
+    if retry_fh or retry_err.kind == "AlreadyLocked" then
+      return retry_fh, retry_err, readonly
+    end
+  end
+  return fh, err, object
+end
+
+function M.lock(args, i, registry)
+  local opts
+  opts, i = parse_options("lock", args, i)
+  if opts.help then
+    io.stdout:write(M.usage("lock"))
+    return 0
+  end
+  local target = args[i]
+  if target == nil then
+    usage_error("lock: no FILE given")
+  end
+  local argv = command_words("lock", opts, args, i + 1)
+  opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
+  local class, filename, options = lock_plan(target, opts, registry)
+  local started = core.monotonic()
+  local fh, err, holder = acquire_lock(class, filename, options)
+  if not fh then
+    return acquire_failure(err, opts)
+  end
+  if opts.verbose then
+    say("got the lock on %s after %.6f s", holder.filename, core.monotonic() - started)
+  end
+  local code = run_command(argv, opts.close and {} or {fh})
+  holder:release()
+  return code
+end
+
+-- The bounded semaphore for `run`: the declared one when --name names one.
+local function semaphore_for(opts, registry)
+  local name, options, maximum = opts.name or "bounded_semaphore", {}, nil
+  if registry and opts.name then
+    local kind, _, declared_maximum, declared = registry:declaration(opts.name)
+    if kind == "bounded_semaphore" then
+      maximum, options = declared_maximum, declared
+      name = declared.name
+    elseif kind then
+      usage_error("run: %s is a %s, not a bounded_semaphore", opts.name, kind)
+    end
+  end
+  options.name = name
+  options.directory = opts.dir or options.directory
+  if opts.timeout then
+    options.timeout = opts.timeout
+  elseif not maximum then
+    options.timeout = math.huge -- like sem, wait for as long as it takes
+  end
+  local ok, sem = pcall(portalock.NamedBoundedSemaphore, opts.jobs or maximum or 1, options)
+  if not ok then
+    usage_error("run: %s", tostring(sem))
+  end
+  return sem
+end
+
+function M.run(args, i, registry)
+  local opts
+  opts, i = parse_options("run", args, i)
+  if opts.help then
+    io.stdout:write(M.usage("run"))
+    return 0
+  end
+  local argv = command_words("run", opts, args, i)
+  opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
+  local sem = semaphore_for(opts, registry)
+  local slot, err = sem:acquire()
+  if not slot then
+    return acquire_failure(err, opts)
+  end
+  if opts.verbose then
+    say("running in slot %d of %d (%s)", slot.number, sem.maximum, slot.filename)
+  end
+  local code = run_command(argv, {slot:fileno()})
+  sem:release()
+  return code
+end
+
+local TYPE_NAMES = {FLOCK = "flock", POSIX = "posix", OFDLCK = "ofd"}
+
+-- "held (exclusive) by PID 1234 [flock]" for the holders of one file.
+local function describe_holders(holders)
+  local groups, order, waiting = {}, {}, 0
+  for _, holder in ipairs(holders) do
+    if holder.waiting then
+      waiting = waiting + 1
+    else
+      local key = (holder.exclusive and "exclusive" or "shared") .. " "
+        .. (TYPE_NAMES[holder.type] or holder.type:lower())
+      if not groups[key] then
+        groups[key] = {}
+        order[#order + 1] = key
+      end
+      if holder.pid > 0 then
+        table.insert(groups[key], tostring(holder.pid))
+      end
+    end
+  end
+  if #order == 0 then
+    return nil
+  end
+  local parts = {}
+  for k, key in ipairs(order) do
+    local access, type_name = key:match("^(%S+) (%S+)$")
+    local pids = groups[key]
+    local by = #pids == 0 and "" or (#pids == 1 and " by PID " or " by PIDs ") .. table.concat(pids, " ")
+    parts[k] = ("(%s)%s [%s]"):format(access, by, type_name)
+  end
+  local text = "held " .. table.concat(parts, "; ")
+  if waiting > 0 then
+    text = text .. (", %d waiting"):format(waiting)
+  end
+  return text
+end
+
+-- Where /proc/locks is missing: one non-blocking attempt tells held from free.
+local function probe(path)
+  local ok, lock = pcall(portalock.Lock, path, {mode = "r", timeout = 0})
+  if not ok then
+    return nil, tostring(lock)
+  end
+  local fh, err = lock:acquire()
+  if fh then
+    lock:release()
+    return "free (who holds locks is known only from /proc/locks, on Linux)"
+  elseif err.kind == "AlreadyLocked" then
+    return "held (who holds it is known only from /proc/locks, on Linux)", true
+  end
+  return nil, err.message
+end
+
+-- One line for `path`: its text, whether it is held, and the exit status when it fails.
+local function file_status(path)
+  local holders, err = core.lock_holders(path)
+  if not holders then
+    if err.errno == ERRNO.ENOENT or err.errno == ERRNO.ENOTDIR then
+      return nil, false, EXIT.noinput, path .. ": no such file"
+    end
+    local text, held_or_problem = probe(path)
+    if not text then
+      return nil, false, EXIT.noinput, held_or_problem
+    end
+    return text, held_or_problem == true
+  end
+  local held = describe_holders(holders)
+  return held or "free", held ~= nil
+end
+
+-- The files behind a declared name, or {target} for a plain file.
+local function status_files(target, registry)
+  local kind, class, first, declared
+  if registry then
+    kind, class, first, declared = registry:declaration(target)
+  end
+  if not kind then
+    return {target}
+  elseif CLASSES_WITH_FILES[kind] then
+    return {registry:get(target).filename}
+  elseif kind == "bounded_semaphore" then
+    return portalock[class](first, declared):get_filenames()
+  end
+  return nil, ("%s: a semaphore, value %d"):format(target, registry:get(target):get_value())
+end
+
+function M.status(args, i, registry)
+  local opts
+  opts, i = parse_options("status", args, i)
+  if opts.help then
+    io.stdout:write(M.usage("status"))
+    return 0
+  end
+  if args[i] == nil then
+    usage_error("status: no FILE or NAME given")
+  end
+  local any_held, failure = false, nil
+  for k = i, #args do
+    local files, line = status_files(args[k], registry)
+    if not files then
+      io.stdout:write(line, "\n")
+    end
+    for _, path in ipairs(files or {}) do
+      local text, held, code, message = file_status(path)
+      if text then
+        io.stdout:write(path, ": ", text, "\n")
+        any_held = any_held or held
+      else
+        say("%s", message)
+        failure = failure or code
+      end
+    end
+  end
+  return failure or (any_held and EXIT.conflict or 0)
+end
+
+function M.write(args, i)
+  local opts
+  opts, i = parse_options("write", args, i)
+  if opts.help then
+    io.stdout:write(M.usage("write"))
+    return 0
+  end
+  local filename = args[i]
+  if filename == nil then
+    usage_error("write: no FILE given")
+  elseif args[i + 1] ~= nil then
+    usage_error("write: one FILE only (got '%s' after it)", args[i + 1])
+  end
+  local h, err = portalock.open_atomic(filename, {replace = not opts.no_replace})
+  if not h then
+    say("%s", err.message)
+    return EXIT.cantcreat
+  end
+  while true do
+    local chunk, read_problem = io.stdin:read(65536)
+    if not chunk then
+      if read_problem then
+        h:abort()
+        say("reading standard input: %s", read_problem)
+        return EXIT.ioerr
+      end
+      break
+    end
+    local ok, write_err = h:write(chunk)
+    if not ok then
+      h:abort()
+      say("%s", write_err.message)
+      return EXIT.ioerr
+    end
+  end
+  local ok, commit_err = h:commit()
+  if not ok then
+    say("%s", commit_err.message)
+    return commit_err.errno == ERRNO.EEXIST and EXIT.cantcreat or EXIT.ioerr
+  end
+  return 0
+end
+
+-- ---------------------------------------------------------------- main
+
+local function load_config(path)
+  path = path or os.getenv("PORTALOCK_CONFIG")
+  if path == nil or path == "" then
+    return nil
+  end
+  local registry, err = portalock.config.load(path)
+  if not registry then
+    fail(EXIT.config, "%s", err.message)
+  end
+  return registry
+end
+
+local function dispatch(args)
+  local i, config_path = 1, nil
+  while args[i] ~= nil and args[i]:sub(1, 1) == "-" do
+    local word = args[i]
+    if word == "-h" or word == "--help" then
+      io.stdout:write(M.usage())
+      return 0
+    elseif word == "-V" or word == "--version" then
+      io.stdout:write("portalock ", portalock._VERSION, "\n")
+      return 0
+    elseif word == "--config" then
+      config_path = args[i + 1] or usage_error("--config needs a FILE")
+      i = i + 1
+    elseif word:match("^%-%-config=") then
+      config_path = word:sub(#"--config=" + 1)
+    else
+      usage_error("unknown option %s", word)
+    end
+    i = i + 1
+  end
+  local command = args[i]
+  if command == nil then
+    usage_error("no command given: lock, run, status or write")
+  elseif command == "help" then
+    io.stdout:write(M.usage(USAGE[args[i + 1]] and args[i + 1] or nil))
+    return 0
+  elseif not USAGE[command] then
+    usage_error("unknown command '%s' (lock, run, status or write)", command)
+  end
+  return M[command](args, i + 1, load_config(config_path))
+end
+
+--- Runs the command line `args` (an array of strings, like the interpreter's `arg`);
+--- returns the exit status.
+function M.main(args)
+  local ok, result = pcall(dispatch, args)
+  if ok then
+    return result
+  elseif getmetatable(result) == Failure then
+    say("%s", result.message)
+    return result.code
+  end
+  say("internal error: %s", tostring(result))
+  return EXIT.software
+end
+
+return M

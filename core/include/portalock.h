@@ -730,10 +730,12 @@ PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
  *
  * While it runs, SIGINT, SIGTERM and SIGHUP sent to the calling thread are passed on to the
  * command and do not end the caller; the terminal's own SIGINT and SIGHUP (si_code SI_KERNEL)
- * are not, since they already reached the command's process group. No handler is installed:
- * these signals and SIGCHLD are blocked during the call, and an ignored SIGCHLD is set to the
- * default for its duration. In a program with several threads, only the calling thread's
- * signals are forwarded.
+ * are not, since they already reached the command's process group, and neither are signals
+ * the caller blocks (they stay pending for it). No handler is installed: these signals and
+ * SIGCHLD are blocked during the call, and a SIGCHLD that is ignored or has SA_NOCLDWAIT is
+ * set to the default for its duration. The SIGCHLD of the caller's other children that end
+ * meanwhile is taken too (reap them with waitpid afterwards). In a program with several
+ * threads, only the calling thread's signals are forwarded.
  *  - OK: *exit_code is the command's exit status, or 128+N when it died of signal N.
  *  - LOCK_EXCEPTION: the command could not be started; errnum says why (ENOENT: not found,
  *    EACCES or ENOEXEC: not executable).

@@ -91,15 +91,19 @@ portalock_status portalock_command_run(const char *const *argv, const int *keep,
   portalock_status st = pl_check_command(argv, keep, nkeep, exit_code, err);
   if (st != PORTALOCK_OK) return st;
 
+  /* A signal the caller blocks is one it wants kept: it is neither forwarded nor taken. */
   sigset_t signals, caller_mask;
+  pthread_sigmask(SIG_BLOCK, NULL, &caller_mask);
   sigemptyset(&signals);
   for (size_t i = 0; i < sizeof pl_forwarded / sizeof pl_forwarded[0]; i++)
-    sigaddset(&signals, pl_forwarded[i]);
+    if (!sigismember(&caller_mask, pl_forwarded[i])) sigaddset(&signals, pl_forwarded[i]);
   sigaddset(&signals, SIGCHLD);
-  /* Ignoring SIGCHLD makes the kernel reap children itself, and the status would be lost. */
+  /* With SIGCHLD ignored or SA_NOCLDWAIT the kernel reaps children itself and the status is
+   * lost. While SIGCHLD is blocked no handler would run anyway: the default stands in. */
   struct sigaction chld;
   sigaction(SIGCHLD, NULL, &chld);
-  int chld_ignored = chld.sa_handler == SIG_IGN && !(chld.sa_flags & SA_SIGINFO);
+  int chld_ignored = (chld.sa_handler == SIG_IGN && !(chld.sa_flags & SA_SIGINFO)) ||
+                     (chld.sa_flags & SA_NOCLDWAIT);
   if (chld_ignored) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);

@@ -119,10 +119,11 @@ local function say(fmt, ...)
   io.stderr:write("portalock: ", fmt:format(...), "\n")
 end
 
--- The errnos of a file that cannot be opened (exit 66), as opposed to a lock that fails.
-local OPEN_ERRNOS = {
-  [ERRNO.ENOENT] = true, [ERRNO.ENOTDIR] = true, [ERRNO.EACCES] = true, [ERRNO.EPERM] = true,
-  [ERRNO.EISDIR] = true, [ERRNO.ELOOP] = true, [ERRNO.EROFS] = true, [ERRNO.ENAMETOOLONG] = true,
+-- The errnos of a system that fails (exit 71), as opposed to a file that cannot be opened
+-- (66: missing, not permitted, not a regular file, ...).
+local SYSTEM_ERRNOS = {
+  [ERRNO.ENOLCK] = true, [ERRNO.ENOMEM] = true, [ERRNO.EIO] = true, [ERRNO.EDEADLK] = true,
+  [ERRNO.EMFILE] = true, [ERRNO.ENFILE] = true, [ERRNO.EAGAIN] = true,
 }
 
 -- The exit status for an acquire that returned nil, err; says why unless it is contention.
@@ -134,7 +135,7 @@ local function acquire_failure(err, opts)
     return opts.conflict_exit_code
   end
   say("%s", err.message)
-  return (err.errno == nil or OPEN_ERRNOS[err.errno]) and EXIT.noinput or EXIT.oserr
+  return SYSTEM_ERRNOS[err.errno] and EXIT.oserr or EXIT.noinput
 end
 
 -- ---------------------------------------------------------------- command-line parsing
@@ -306,10 +307,10 @@ local function run_command(argv, keep)
   say("%s", err.message)
   if err.errno == ERRNO.ENOENT then
     return EXIT.not_found
-  elseif err.errno == ERRNO.EACCES or err.errno == ERRNO.ENOEXEC or err.errno == ERRNO.EISDIR then
-    return EXIT.cannot_execute
   end
-  return EXIT.oserr
+  -- As in the shell, anything else that keeps an existing CMD from running is 126; only a
+  -- system out of processes or memory is 71.
+  return SYSTEM_ERRNOS[err.errno] and EXIT.oserr or EXIT.cannot_execute
 end
 
 -- ---------------------------------------------------------------- the commands
@@ -560,6 +561,15 @@ function M.status(args, i, registry)
   return failure or (any_held and EXIT.conflict or 0)
 end
 
+local function exists(path)
+  local f, _, errno = io.open(path, "r")
+  if f then
+    f:close()
+    return true
+  end
+  return errno ~= ERRNO.ENOENT and errno ~= ERRNO.ENOTDIR
+end
+
 function M.write(args, i)
   local opts
   opts, i = parse_options("write", args, i)
@@ -572,6 +582,12 @@ function M.write(args, i)
     usage_error("write: no FILE given")
   elseif args[i + 1] ~= nil then
     usage_error("write: one FILE only (got '%s' after it)", args[i + 1])
+  end
+  -- Checked first so that a plain refusal reads no input and leaves no temporary behind;
+  -- a FILE that appears while writing is still refused by the commit.
+  if opts.no_replace and exists(filename) then
+    say("%s exists (--no-replace)", filename)
+    return EXIT.cantcreat
   end
   local h, err = portalock.open_atomic(filename, {replace = not opts.no_replace})
   if not h then

@@ -115,21 +115,35 @@ if(PORTALOCK_INSTALL_LUA AND TARGET portalock_lua${tag})
   if(PORTALOCK_LUAROCKS)
     install(PROGRAMS "${PROJECT_SOURCE_DIR}/bin/portalock" DESTINATION "${BINDIR}")
   else()
-    find_program(PORTALOCK_LUA_INTERPRETER NAMES lua${ver} lua
+    find_program(PORTALOCK_LUA_INTERPRETER NAMES lua${ver}
                  DOC "The interpreter that the installed portalock command runs on")
     if(NOT PORTALOCK_LUA_INTERPRETER)
       set(PORTALOCK_LUA_INTERPRETER "/usr/bin/env lua${ver}")
     endif()
+    # Lua expressions for the two module directories: relative to the script's own
+    # directory (`bin`), or absolute where the install layout names absolute directories.
     set(full_bindir "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}")
-    file(RELATIVE_PATH rel_lua "${full_bindir}" "${CMAKE_INSTALL_PREFIX}/${lua_dir}/..")
-    file(RELATIVE_PATH rel_lib "${full_bindir}" "${CMAKE_INSTALL_PREFIX}/${module_dir}/..")
+    foreach(kind lua lib)
+      if(kind STREQUAL "lua")
+        set(dir "${lua_dir}/..")
+      else()
+        set(dir "${module_dir}/..")
+      endif()
+      if(IS_ABSOLUTE "${dir}" OR IS_ABSOLUTE "${CMAKE_INSTALL_BINDIR}")
+        set(${kind}_expr "'${dir}'")
+      else()
+        file(RELATIVE_PATH rel "${full_bindir}" "${CMAKE_INSTALL_PREFIX}/${dir}")
+        set(${kind}_expr "bin .. '/${rel}'")
+      endif()
+    endforeach()
     file(READ "${PROJECT_SOURCE_DIR}/bin/portalock" script)
     string(REGEX REPLACE "^#![^\n]*\n" "" script "${script}")
     set(prelude "#!${PORTALOCK_LUA_INTERPRETER}
 do -- the installed module, found from where this script lives
   local bin = (arg and arg[0] or ''):match('^(.*)/') or '.'
-  package.path = bin .. '/${rel_lua}/?.lua;' .. bin .. '/${rel_lua}/?/init.lua;' .. package.path
-  package.cpath = bin .. '/${rel_lib}/?.so;' .. package.cpath
+  local lua, lib = ${lua_expr}, ${lib_expr}
+  package.path = lua .. '/?.lua;' .. lua .. '/?/init.lua;' .. package.path
+  package.cpath = lib .. '/?.so;' .. package.cpath
 end
 ")
     file(WRITE "${PROJECT_BINARY_DIR}/portalock-installed" "${prelude}${script}")

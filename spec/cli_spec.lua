@@ -151,6 +151,15 @@ describe("the portalock command", function()
         assert.are.equal(0, cli.flock_try(file))
       end)
 
+      it("runs an executable without a #! line with /bin/sh, as flock(1) does", function()
+        local script = dir .. "/no-interpreter"
+        helper.write(script, "echo \"ran with $1\"; exit 5\n")
+        assert.are.equal(0, helper.run("chmod 755 " .. quote(script)))
+        local code, out, err = s:run({"lock", file, "--", script, "arg"})
+        check(5, code, out, err)
+        assert.are.equal("ran with arg\n", out)
+      end)
+
       it("126 when CMD is busy being written (ETXTBSY)", function()
         local script = dir .. "/busy"
         helper.write(script, "#!/bin/sh\necho ran\n")
@@ -290,6 +299,21 @@ describe("the portalock command", function()
           check(1, code, out, err)
           assert.is_true(elapsed < 5, "elapsed " .. elapsed)
         end
+        assert.is_false(helper.exists(dir .. "/ran"))
+      end)
+
+      it("-n wins over -w, as in flock(1)", function()
+        local code, out, err, elapsed = s:run({"lock", "-n", "-w", "20", file, "--", "true"})
+        check(1, code, out, err)
+        assert.is_true(elapsed < 10, "elapsed " .. elapsed)
+      end)
+
+      it("dies of SIGINT while it waits, as flock(1) does (no Lua error)", function()
+        local p = s:spawn({"lock", file, "--", "touch", dir .. "/ran"})
+        assert.is_true(helper.wait_until(function() return cli.has_open(p.pid, file) end, 10))
+        helper.kill(p.pid, "INT")
+        check(130, p:wait(15), p:stdout(), p:stderr())
+        assert.are.equal("", p:stderr())
         assert.is_false(helper.exists(dir .. "/ran"))
       end)
 
@@ -510,6 +534,7 @@ describe("the portalock command", function()
       check(3, s:run(run_args("sh", "-c", "exit 3")))
       check(143, s:run(run_args("--", "sh", "-c", "kill -TERM $$")))
       check(127, s:run(run_args("--", dir .. "/no-such-command")))
+      check(127, s:run(run_args("--", "-c", "true"))) -- run has no -c: "-c" is CMD
       local code, out, err = s:run(run_args("--", "printf", "%s|", "a b", "-n"), {stdin = "x"})
       check(0, code, out, err)
       assert.are.equal("a b|-n|", out)
@@ -979,6 +1004,22 @@ bounded_semaphore "slow" { maximum = 1, name = "slow-slots", directory = %q, tim
       assert.are.equal(dir .. "/w.00.lock: free\n" .. dir .. "/w.01.lock: free\n", out)
     end)
 
+    it("status NAME of a declaration never used yet is free; a counting semaphore has no file", function()
+      helper.write(conf, string.format([[
+directory %q
+bounded_semaphore "fresh" { maximum = 2, name = "fresh", directory = %q }
+temporary_lock "tmp" { filename = "tmp.lock" }
+semaphore "count" { value = 1, name = "portalock-cli-spec-never-made" }
+]], dir, dir))
+      local code, out, err = s:run({"--config", conf, "status", "fresh", "tmp", "count"})
+      check(0, code, out, err)
+      assert.are.equal(string.format("%s/fresh.00.lock: free (no file yet)\n%s/fresh.01.lock: free (no file yet)\n"
+        .. "%s/tmp.lock: free (no file yet)\n"
+        .. "count: a counting semaphore (portalock-cli-spec-never-made), which has no lock file\n",
+        dir, dir, dir), out)
+      assert.is_false(helper.exists("/dev/shm/sem.portalock-cli-spec-never-made"))
+    end)
+
     it("$PORTALOCK_CONFIG works as --config does, and --config wins over it", function()
       local env = {env = {PORTALOCK_CONFIG = conf}}
       check(0, s:run({"lock", "-n", "m", "--", "true"}, env))
@@ -1026,6 +1067,15 @@ bounded_semaphore "slow" { maximum = 1, name = "slow-slots", directory = %q, tim
       assert_messages(err)
       assert.is_true(contains(err, missing), err)
       assert.is_false(helper.exists(dir .. "/ran"))
+    end)
+
+    it("is loaded only by the commands that use it", function()
+      local missing = dir .. "/missing.conf.lua"
+      check(66, s:run({"--config", missing, "status", "m"}))
+      local code, out, err = s:run({"write", dir .. "/out"}, {stdin = "x\n", env = {PORTALOCK_CONFIG = missing}})
+      check(0, code, out, err)
+      check(0, s:run({"--config", missing, "lock", "--help"}))
+      check(64, s:run({"--config=", "status", "m"}))
     end)
 
     it("is read only from --config or $PORTALOCK_CONFIG, not from ./portalock.lua", function()

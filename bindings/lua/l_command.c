@@ -2,6 +2,7 @@
    `portalock run` commands). */
 #include "l_private.h"
 
+#include <signal.h>
 #include <string.h>
 
 #define PL_KEEP_MAX 64 /* more descriptors than any command line hands over */
@@ -40,7 +41,16 @@ static int c_command_run(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg command_functions[] = {{"command_run", c_command_run}, {NULL, NULL}};
+/* default_sigint(): SIGINT back to its default action. The stand-alone interpreter catches
+   it to raise "interrupted!" in Lua; a command-line tool should die of it instead. */
+static int c_default_sigint(lua_State *L) {
+  (void)L;
+  signal(SIGINT, SIG_DFL);
+  return 0;
+}
+
+static const luaL_Reg command_functions[] = {
+    {"command_run", c_command_run}, {"default_sigint", c_default_sigint}, {NULL, NULL}};
 
 void pl_open_command(lua_State *L) {
   luaL_setfuncs(L, command_functions, 0);

@@ -54,12 +54,10 @@ void pl_open_errno(lua_State *L) {
   static const struct {
     const char *name;
     int value;
-  } names[] = {{"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"EDEADLK", EDEADLK},
-               {"EEXIST", EEXIST}, {"EIO", EIO},       {"EISDIR", EISDIR},
-               {"ELOOP", ELOOP},   {"EMFILE", EMFILE}, {"ENAMETOOLONG", ENAMETOOLONG},
-               {"ENFILE", ENFILE}, {"ENOENT", ENOENT}, {"ENOEXEC", ENOEXEC},
-               {"ENOLCK", ENOLCK}, {"ENOMEM", ENOMEM}, {"ENOTDIR", ENOTDIR},
-               {"EPERM", EPERM},   {"EROFS", EROFS},   {"ETXTBSY", ETXTBSY}};
+  } names[] = {{"EACCES", EACCES}, {"EAGAIN", EAGAIN}, {"ECHILD", ECHILD}, {"EDEADLK", EDEADLK},
+               {"EEXIST", EEXIST}, {"EIO", EIO},       {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
+               {"ENOENT", ENOENT}, {"ENOLCK", ENOLCK}, {"ENOMEM", ENOMEM}, {"ENOTDIR", ENOTDIR},
+               {"EROFS", EROFS}};
   lua_createtable(L, 0, (int)(sizeof names / sizeof names[0]));
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     set_integer(L, names[i].name, names[i].value);

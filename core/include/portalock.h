@@ -723,7 +723,8 @@ PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
 
 /*
  * Runs a command under held locks, as flock(1) does: `argv[0]` (searched in PATH) starts with
- * `argv` (NULL-terminated) and the caller's environment, inheriting the descriptors
+ * `argv` (NULL-terminated) and the caller's environment, as execvp(3) starts it (a file
+ * without a "#!" line runs as a /bin/sh script), inheriting the descriptors
  * keep[0..nkeep) (for example portalock_lock_fd of a held Lock). Their close-on-exec flag is
  * cleared in the child only, so the lock lasts as long as the command even if the caller dies.
  * The call returns when the command has ended.
@@ -738,7 +739,8 @@ PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
  * threads, only the calling thread's signals are forwarded.
  *  - OK: *exit_code is the command's exit status, or 128+N when it died of signal N.
  *  - LOCK_EXCEPTION: the command could not be started; errnum says why (ENOENT: not found,
- *    EACCES or ENOEXEC: not executable).
+ *    EACCES, ENOEXEC, ETXTBSY, ...: not executable; EAGAIN, ENOMEM: no process), or, with
+ *    ECHILD, its status was lost (another thread of the caller reaped it).
  *  - PORTALOCK_INVALID: no command, a NULL `exit_code`, or an entry of `keep` that is not an
  *    open descriptor.
  */

@@ -7,7 +7,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -46,11 +49,31 @@ static portalock_status pl_check_command(const char *const *argv, const int *kee
   return PORTALOCK_OK;
 }
 
-/* Starts the child with the caller's signal mask from before the call and `keep` made
- * inheritable in the child only (dup2 onto itself clears FD_CLOEXEC: POSIX.1-2024,
- * glibc, musl and the BSDs). Returns 0 or an errno value. */
-static int pl_spawn(pid_t *pid, const char *const *argv, const int *keep, size_t nkeep,
-                    const sigset_t *child_mask) {
+/* posix_spawn_file_actions_adddup2(fd, fd) clears FD_CLOEXEC in the child (POSIX.1-2024;
+ * glibc since 2.29). Elsewhere the flag is cleared in the caller for the moment of the spawn:
+ * a fork by another thread of the caller in that moment would inherit the descriptor too. */
+#ifndef PL_SPAWN_CLEARS_CLOEXEC
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+#define PL_SPAWN_CLEARS_CLOEXEC 1
+#else
+#define PL_SPAWN_CLEARS_CLOEXEC 0
+#endif
+#endif
+
+/* Clears FD_CLOEXEC on `keep` (on = 0), remembering in `had` which had it, or sets it back. */
+static void pl_set_cloexec(const int *keep, size_t nkeep, unsigned char *had, int on) {
+  for (size_t i = 0; i < nkeep; i++) {
+    int flags = fcntl(keep[i], F_GETFD);
+    if (flags < 0) continue;
+    if (!on) had[i] = (flags & FD_CLOEXEC) != 0;
+    if (had[i]) fcntl(keep[i], F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+  }
+}
+
+/* Starts `file` (searched in PATH when `search`) with `argv`, the caller's signal mask from
+ * before the call and `keep` inheritable. Returns 0 or an errno value. */
+static int pl_spawn(pid_t *pid, const char *file, int search, const char *const *argv,
+                    const int *keep, size_t nkeep, const sigset_t *child_mask) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   int rc = posix_spawn_file_actions_init(&actions);
@@ -60,13 +83,68 @@ static int pl_spawn(pid_t *pid, const char *const *argv, const int *keep, size_t
     posix_spawn_file_actions_destroy(&actions);
     return rc;
   }
-  for (size_t i = 0; i < nkeep && rc == 0; i++)
+  for (size_t i = 0; PL_SPAWN_CLEARS_CLOEXEC && i < nkeep && rc == 0; i++)
     rc = posix_spawn_file_actions_adddup2(&actions, keep[i], keep[i]);
   if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, child_mask);
   if (rc == 0) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  if (rc == 0) rc = posix_spawnp(pid, argv[0], &actions, &attr, (char *const *)argv, environ);
+  unsigned char *had = NULL;
+  if (rc == 0 && !PL_SPAWN_CLEARS_CLOEXEC && nkeep > 0 && (had = calloc(nkeep, 1)) == NULL)
+    rc = ENOMEM;
+  if (rc == 0) {
+    if (had != NULL) pl_set_cloexec(keep, nkeep, had, 0);
+    char *const *args = (char *const *)argv;
+    rc = search ? posix_spawnp(pid, file, &actions, &attr, args, environ)
+                : posix_spawn(pid, file, &actions, &attr, args, environ);
+    if (had != NULL) pl_set_cloexec(keep, nkeep, had, 1);
+  }
+  free(had);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
+  return rc;
+}
+
+/* The file execvp would run for `name`: itself when it has a slash, else the first
+ * executable regular file of that name in PATH. Returns 0, or ENOENT. */
+static int pl_find_in_path(const char *name, char *out, size_t size) {
+  if (strchr(name, '/') != NULL) {
+    if (strlen(name) >= size) return ENAMETOOLONG;
+    strcpy(out, name);
+    return 0;
+  }
+  const char *path = getenv("PATH");
+  if (path == NULL) path = "/bin:/usr/bin";
+  for (const char *dir = path;; dir++) {
+    const char *end = strchr(dir, ':');
+    size_t len = end != NULL ? (size_t)(end - dir) : strlen(dir);
+    int n = snprintf(out, size, "%.*s%s%s", (int)len, dir, len > 0 ? "/" : "", name);
+    struct stat st;
+    if (n > 0 && (size_t)n < size && access(out, X_OK) == 0 && stat(out, &st) == 0 &&
+        S_ISREG(st.st_mode))
+      return 0;
+    if (end == NULL) return ENOENT;
+    dir = end;
+  }
+}
+
+/* Starts the command as execvp(3) would, so as flock(1) does: a file without a "#!" line
+ * (ENOEXEC) runs as a script of /bin/sh. */
+static int pl_start(pid_t *pid, const char *const *argv, const int *keep, size_t nkeep,
+                    const sigset_t *child_mask) {
+  int rc = pl_spawn(pid, argv[0], 1, argv, keep, nkeep, child_mask);
+  if (rc != ENOEXEC) return rc;
+  char script[PORTALOCK_PATH_MAX];
+  if (pl_find_in_path(argv[0], script, sizeof script) != 0) return ENOEXEC;
+  size_t argc = 0;
+  while (argv[argc] != NULL)
+    argc++;
+  const char **sh_argv = malloc((argc + 2) * sizeof *sh_argv);
+  if (sh_argv == NULL) return ENOMEM;
+  sh_argv[0] = "sh";
+  sh_argv[1] = script;
+  for (size_t i = 1; i <= argc; i++) /* argv[argc] is the terminating NULL */
+    sh_argv[i + 1] = argv[i];
+  rc = pl_spawn(pid, "/bin/sh", 0, sh_argv, keep, nkeep, child_mask);
+  free(sh_argv);
   return rc;
 }
 
@@ -114,13 +192,15 @@ portalock_status portalock_command_run(const char *const *argv, const int *keep,
   pthread_sigmask(SIG_BLOCK, &signals, &caller_mask);
 
   pid_t pid;
-  int rc = pl_spawn(&pid, argv, keep, nkeep, &caller_mask);
-  int status = 0;
-  if (rc == 0) rc = pl_wait_forwarding(pid, &signals, &status);
+  int started = pl_start(&pid, argv, keep, nkeep, &caller_mask);
+  int waited = 0, status = 0;
+  if (started == 0) waited = pl_wait_forwarding(pid, &signals, &status);
 
   pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
   if (chld_ignored) sigaction(SIGCHLD, &chld, NULL);
-  if (rc != 0) return pl_fail_sys(err, rc, "cannot run", argv[0]);
+  if (started != 0) return pl_fail_sys(err, started, "cannot run", argv[0]);
+  /* ECHILD: another thread of the caller reaped the command; it ran, its status is lost. */
+  if (waited != 0) return pl_fail_sys(err, waited, "lost the status of", argv[0]);
   *exit_code = pl_exit_code(status);
   return PORTALOCK_OK;
 }

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -166,11 +167,32 @@ static void test_start_failures(void) {
   CHECK_INT(chmod(plain, 0644), 0);
   check_start_failure(plain, EACCES);
   check_start_failure(tu_scratch(), EACCES); /* a directory */
+}
 
-  const char *junk = tu_path("no-format");
-  tu_write_file(junk, "\x01\x02\x03 this is not a program\n");
-  CHECK_INT(chmod(junk, 0755), 0);
-  check_start_failure(junk, ENOEXEC);
+/* As execvp(3) and flock(1) do, an executable without a "#!" line runs as a /bin/sh script,
+ * named by a path or found in PATH. */
+static void test_script_without_interpreter(void) {
+  const char *script = tu_path("no-interpreter");
+  tu_write_file(script, "test \"$1\" = arg || exit 9\nexit 4\n");
+  CHECK_INT(chmod(script, 0755), 0);
+  const char *by_path[] = {script, "arg", NULL};
+  portalock_error err;
+  int code = -99;
+  CHECK_STATUS(portalock_command_run(by_path, NULL, 0, &code, &err), PORTALOCK_OK, &err);
+  CHECK_INT(code, 4);
+  const char *old_path = getenv("PATH");
+  char *saved = old_path != NULL ? strdup(old_path) : NULL;
+  CHECK_INT(setenv("PATH", tu_scratch(), 1), 0);
+  const char *by_name[] = {"no-interpreter", "arg", NULL};
+  code = -99;
+  CHECK_STATUS(portalock_command_run(by_name, NULL, 0, &code, &err), PORTALOCK_OK, &err);
+  CHECK_INT(code, 4);
+  if (saved != NULL) {
+    setenv("PATH", saved, 1);
+    free(saved);
+  } else {
+    unsetenv("PATH");
+  }
 }
 
 /* ---------------------------------------------------------------- argument checks */
@@ -449,8 +471,10 @@ int main(void) {
   tu_init("command");
   tu_group("exit status, 128+N for a signal, argv and environment");
   test_exit_status();
-  tu_group("a command that cannot start: ENOENT, EACCES, ENOEXEC");
+  tu_group("a command that cannot start: ENOENT, EACCES");
   test_start_failures();
+  tu_group("a script without #! runs with /bin/sh, as with execvp");
+  test_script_without_interpreter();
   tu_group("invalid arguments");
   test_invalid();
   tu_group("kept descriptors are inherited, others are not");

@@ -23,7 +23,7 @@ portalock lock [OPTIONS] FILE|NAME -c STRING
     the locked descriptor, so the lock lasts as long as CMD, even if portalock is killed.
     -s, --shared             take a shared lock
     -x, -e, --exclusive      take an exclusive lock (the default)
-    -n, --nonblock, --nb     fail at once if the lock is held (the same as -w 0)
+    -n, --nonblock, --nb     fail at once if the lock is held (wins over -w)
     -w, --wait, --timeout SECONDS
                              give up after SECONDS (decimals allowed); default: wait forever
     -E, --conflict-exit-code CODE
@@ -31,6 +31,8 @@ portalock lock [OPTIONS] FILE|NAME -c STRING
     -o, --close              do not hand the lock to CMD: portalock holds it until CMD ends
     -c, --command STRING     run STRING with /bin/sh -c
     -v, --verbose            say on stderr when the lock is taken, or why not
+    A conflict is silent without -v, as with flock(1). CMD is started as execvp(3) would: a
+    file without a "#!" line runs with /bin/sh.
 ]]
 USAGE.run = [[
 portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
@@ -51,8 +53,9 @@ portalock status FILE|NAME...
       FILE: held (exclusive) by PID 1234 [flock]
     PIDs come from /proc/locks (Linux); elsewhere only "held" or "free" is known. The PID
     is the process that took the lock: a command that inherited it is not listed. A
-    configured bounded semaphore lists every slot file. Exit 0 when everything is free, 1
-    when anything is held, 66 when a FILE does not exist.
+    configured bounded semaphore lists every slot file (a declared file not made yet is
+    free). Exit 0 when everything is free, 1 when anything is held, 66 when a FILE does not
+    exist.
 ]]
 USAGE.write = [[
 portalock write [--no-replace] FILE
@@ -67,10 +70,11 @@ Commands:
 %s
 Global options:
     --config FILE    load a portalock config (README "Configuration"; default
-                     $PORTALOCK_CONFIG when set). A NAME then refers to a declared resource:
-                     lock NAME takes a declared lock's file (its timeout is the default
-                     wait), run --name NAME a declared bounded semaphore (its maximum is the
-                     default -j), status NAME shows either.
+                     $PORTALOCK_CONFIG when set). A NAME then refers to a declared resource,
+                     before any file of that name: lock NAME takes a declared lock's file,
+                     run --name NAME a declared bounded semaphore (its maximum is the default
+                     -j), status NAME shows either. A declared timeout is the default wait;
+                     without one, as without a config, portalock waits as long as it takes.
     -h, --help       this text; portalock COMMAND --help shows one command
     -V, --version    print the version
 
@@ -86,7 +90,8 @@ Exit status:
     126/127  CMD cannot be executed / was not found
     N        CMD's exit status; 128+N when CMD died of signal N
 Messages go to stderr. SIGINT, SIGTERM and SIGHUP sent to portalock while CMD runs are
-forwarded to CMD.
+forwarded to CMD (a terminal's Ctrl-C reaches CMD directly; a signal sent to the whole
+process group reaches CMD twice). While portalock waits for a lock, SIGINT ends it (130).
 ]]
 
 local COMMANDS = {"lock", "run", "status", "write"}
@@ -168,7 +173,7 @@ end
 -- Option tables: the spellings of each option, the key it sets, and how its value is
 -- read (nil for a switch, which sets `set` or true).
 local TIMING = {
-  {names = {"-n", "--nonblock", "--nb"}, key = "timeout", set = 0},
+  {names = {"-n", "--nonblock", "--nb"}, key = "nonblock"},
   {names = {"-w", "--wait", "--timeout"}, key = "timeout", value = number_value},
   {names = {"-E", "--conflict-exit-code"}, key = "conflict_exit_code", value = integer_value(0, 255)},
   {names = {"-v", "--verbose"}, key = "verbose"},
@@ -238,12 +243,18 @@ local function parse_options(command, args, i)
         usage_error("%s: option %s needs a value", command, spelling)
       end
     end
-    opts[option.key] = option.value(spelling, value)
+    opts[option.key] = option.value(command .. ": " .. spelling, value)
+  end
+  local function finish(first_operand)
+    if opts.nonblock then -- as in flock(1), -n wins over -w
+      opts.timeout = 0
+    end
+    return opts, first_operand
   end
   while args[i] ~= nil do
     local word = args[i]
     if word == "--" then
-      return opts, i + 1
+      return finish(i + 1)
     elseif word:sub(1, 2) == "--" then
       local name, attached = word:match("^(%-%-[^=]+)=(.*)$")
       name = name or word
@@ -262,17 +273,18 @@ local function parse_options(command, args, i)
         k = k + 1
       end
     else
-      return opts, i
+      return finish(i)
     end
     i = i + 1
   end
-  return opts, i
+  return finish(i)
 end
 
--- The command to run from args[i..]: either "-c STRING" or CMD [ARGS...] after an optional "--".
+-- The command to run from args[i..]: CMD [ARGS...] after an optional "--", or for lock
+-- "-c STRING" (given before FILE or right after it).
 local function command_words(command, opts, args, i)
-  if not opts.command and (args[i] == "-c" or args[i] == "--command") then
-    opts.command = args[i + 1] and text_value(args[i], args[i + 1])
+  if command == "lock" and not opts.command and (args[i] == "-c" or args[i] == "--command") then
+    opts.command = args[i + 1] and text_value("lock: " .. args[i], args[i + 1])
     if not opts.command then
       usage_error("%s: option %s needs a value", command, args[i])
     end
@@ -298,10 +310,14 @@ end
 
 -- ---------------------------------------------------------------- running the command
 
--- Runs argv inheriting `keep`; returns its exit status (flock(1)'s convention).
-local function run_command(argv, keep)
-  local code, err = core.command_run(argv, keep)
-  if code then
+-- Runs argv inheriting `keep`, then calls release(); returns the command's exit status
+-- (flock(1)'s convention). The release also runs when something raises on the way.
+local function run_command(argv, keep, release)
+  local ok, code, err = pcall(core.command_run, argv, keep)
+  release()
+  if not ok then
+    error(code, 0)
+  elseif code then
     return code
   end
   say("%s", err.message)
@@ -309,40 +325,41 @@ local function run_command(argv, keep)
     return EXIT.not_found
   end
   -- As in the shell, anything else that keeps an existing CMD from running is 126; only a
-  -- system out of processes or memory is 71.
-  return SYSTEM_ERRNOS[err.errno] and EXIT.oserr or EXIT.cannot_execute
+  -- system out of processes or memory, or a lost status, is 71.
+  return (SYSTEM_ERRNOS[err.errno] or err.errno == ERRNO.ECHILD) and EXIT.oserr
+    or EXIT.cannot_execute
 end
 
 -- ---------------------------------------------------------------- the commands
 
-local CLASSES_WITH_FILES = {lock = true, rlock = true, temporary_lock = true, pid_file_lock = true}
+-- The declaration of `name` in the config, or nil when there is no config or no such name.
+local function declared(registry, name)
+  return registry and registry:declaration(name)
+end
 
 -- What `lock` locks: the class, file and options for `target`, a declared name (when a
--- config is loaded) or a file.
+-- config is loaded) or a file. A declaration without a timeout waits forever, as flock(1).
 local function lock_plan(target, opts, registry)
-  local kind, class, filename, options
-  if registry then
-    kind, class, filename, options = registry:declaration(target)
-    if kind and not CLASSES_WITH_FILES[kind] then
-      usage_error("lock: %s is a %s, not a lock%s", target, kind,
-        kind == "bounded_semaphore" and " (use portalock run --name " .. target .. ")" or "")
-    end
+  local decl = declared(registry, target)
+  if decl and not decl.file then
+    usage_error("lock: %s is a %s, not a lock%s", target, decl.kind,
+      decl.kind == "bounded_semaphore" and " (use portalock run --name " .. target .. ")" or "")
   end
-  if not kind then
-    class, filename, options = "Lock", target, {timeout = math.huge} -- flock(1) waits forever
+  local class, filename, options = "Lock", target, {}
+  if decl then
+    -- An RLock's reentrancy means nothing to one command: its file is locked as a Lock's.
+    class = decl.class == "RLock" and "Lock" or decl.class
+    filename, options = decl.argument, decl.options
   end
-  -- An RLock's reentrancy means nothing to one command: its file is locked as a Lock's is.
-  if class == "RLock" then
-    class = "Lock"
+  if opts.shared and class ~= "Lock" then
+    usage_error("lock: -s: %s is a %s, which is always exclusive", target, decl.kind)
   end
   options.flags = (opts.shared and portalock.LOCK_SH or portalock.LOCK_EX) + portalock.LOCK_NB
   options.fail_when_locked = false
   if class == "Lock" then
     options.mode = options.mode or "a"
   end
-  if opts.timeout then
-    options.timeout = opts.timeout
-  end
+  options.timeout = opts.timeout or options.timeout or math.huge
   return class, filename, options
 end
 
@@ -370,7 +387,7 @@ local function acquire_lock(class, filename, options)
   return fh, err, object
 end
 
-function M.lock(args, i, registry)
+function M.lock(args, i, load_registry)
   local opts
   opts, i = parse_options("lock", args, i)
   if opts.help then
@@ -383,7 +400,7 @@ function M.lock(args, i, registry)
   end
   local argv = command_words("lock", opts, args, i + 1)
   opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
-  local class, filename, options = lock_plan(target, opts, registry)
+  local class, filename, options = lock_plan(target, opts, load_registry())
   local started = core.monotonic()
   local fh, err, holder = acquire_lock(class, filename, options)
   if not fh then
@@ -392,38 +409,28 @@ function M.lock(args, i, registry)
   if opts.verbose then
     say("got the lock on %s after %.6f s", holder.filename, core.monotonic() - started)
   end
-  local code = run_command(argv, opts.close and {} or {fh})
-  holder:release()
-  return code
+  return run_command(argv, opts.close and {} or {fh}, function() holder:release() end)
 end
 
--- The bounded semaphore for `run`: the declared one when --name names one.
+-- The bounded semaphore for `run`: the declared one when --name names one. A declaration
+-- without a timeout waits forever, like sem.
 local function semaphore_for(opts, registry)
-  local name, options, maximum = opts.name or "bounded_semaphore", {}, nil
-  if registry and opts.name then
-    local kind, _, declared_maximum, declared = registry:declaration(opts.name)
-    if kind == "bounded_semaphore" then
-      maximum, options = declared_maximum, declared
-      name = declared.name
-    elseif kind then
-      usage_error("run: %s is a %s, not a bounded_semaphore", opts.name, kind)
-    end
+  local decl = opts.name and declared(registry, opts.name)
+  if decl and decl.kind ~= "bounded_semaphore" then
+    usage_error("run: --name: %s is a %s, not a bounded_semaphore", opts.name, decl.kind)
   end
-  options.name = name
+  local options = decl and decl.options or {name = opts.name or "bounded_semaphore"}
   options.directory = opts.dir or options.directory
-  if opts.timeout then
-    options.timeout = opts.timeout
-  elseif not maximum then
-    options.timeout = math.huge -- like sem, wait for as long as it takes
-  end
-  local ok, sem = pcall(portalock.NamedBoundedSemaphore, opts.jobs or maximum or 1, options)
+  options.timeout = opts.timeout or options.timeout or math.huge
+  local maximum = opts.jobs or (decl and decl.argument) or 1
+  local ok, sem = pcall(portalock.NamedBoundedSemaphore, maximum, options)
   if not ok then
     usage_error("run: %s", tostring(sem))
   end
   return sem
 end
 
-function M.run(args, i, registry)
+function M.run(args, i, load_registry)
   local opts
   opts, i = parse_options("run", args, i)
   if opts.help then
@@ -432,17 +439,15 @@ function M.run(args, i, registry)
   end
   local argv = command_words("run", opts, args, i)
   opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
-  local sem = semaphore_for(opts, registry)
+  local sem = semaphore_for(opts, load_registry())
   local slot, err = sem:acquire()
   if not slot then
     return acquire_failure(err, opts)
   end
   if opts.verbose then
-    say("running in slot %d of %d (%s)", slot.number, sem.maximum, slot.filename)
+    say("running in slot %s of %d", slot.filename, sem.maximum)
   end
-  local code = run_command(argv, {slot:fileno()})
-  sem:release()
-  return code
+  return run_command(argv, {slot:fileno()}, function() sem:release() end)
 end
 
 local TYPE_NAMES = {FLOCK = "flock", POSIX = "posix", OFDLCK = "ofd"}
@@ -498,11 +503,16 @@ local function probe(path)
   return nil, err.message
 end
 
--- One line for `path`: its text, whether it is held, and the exit status when it fails.
-local function file_status(path)
+-- One line for `path`: its text, whether it is held, and the exit status when it fails. A
+-- missing file is free when it belongs to a declaration (slot files and temporary locks
+-- exist only once used), an error otherwise.
+local function file_status(path, is_declared)
   local holders, err = core.lock_holders(path)
   if not holders then
     if err.errno == ERRNO.ENOENT or err.errno == ERRNO.ENOTDIR then
+      if is_declared then
+        return "free (no file yet)", false
+      end
       return nil, false, EXIT.noinput, path .. ": no such file"
     end
     local text, held_or_problem = probe(path)
@@ -515,23 +525,23 @@ local function file_status(path)
   return held or "free", held ~= nil
 end
 
--- The files behind a declared name, or {target} for a plain file.
+-- The lock files behind `target`: a declared name's, or {target} itself for a file. A
+-- counting semaphore has none: the second result says so, without creating it.
 local function status_files(target, registry)
-  local kind, class, first, declared
-  if registry then
-    kind, class, first, declared = registry:declaration(target)
+  local decl = declared(registry, target)
+  if not decl then
+    return {target}, false
+  elseif decl.file then
+    local object = registry:get(target) -- constructors touch no file
+    return {object.lock_filename or object.filename}, true
+  elseif decl.kind == "bounded_semaphore" then
+    return portalock[decl.class](decl.argument, decl.options):get_filenames(), true
   end
-  if not kind then
-    return {target}
-  elseif CLASSES_WITH_FILES[kind] then
-    return {registry:get(target).filename}
-  elseif kind == "bounded_semaphore" then
-    return portalock[class](first, declared):get_filenames()
-  end
-  return nil, ("%s: a semaphore, value %d"):format(target, registry:get(target):get_value())
+  return nil, ("%s: a counting semaphore (%s), which has no lock file"):format(target,
+    decl.options.name)
 end
 
-function M.status(args, i, registry)
+function M.status(args, i, load_registry)
   local opts
   opts, i = parse_options("status", args, i)
   if opts.help then
@@ -541,14 +551,15 @@ function M.status(args, i, registry)
   if args[i] == nil then
     usage_error("status: no FILE or NAME given")
   end
+  local registry = load_registry()
   local any_held, failure = false, nil
   for k = i, #args do
-    local files, line = status_files(args[k], registry)
+    local files, is_declared = status_files(args[k], registry)
     if not files then
-      io.stdout:write(line, "\n")
+      io.stdout:write(is_declared, "\n")
     end
     for _, path in ipairs(files or {}) do
-      local text, held, code, message = file_status(path)
+      local text, held, code, message = file_status(path, is_declared)
       if text then
         io.stdout:write(path, ": ", text, "\n")
         any_held = any_held or held
@@ -621,16 +632,25 @@ end
 
 -- ---------------------------------------------------------------- main
 
-local function load_config(path)
-  path = path or os.getenv("PORTALOCK_CONFIG")
-  if path == nil or path == "" then
-    return nil
+-- A function that loads the config when a command first needs it: --config's file, else
+-- $PORTALOCK_CONFIG's, else none (nil).
+local function config_loader(path)
+  return function()
+    path = path or os.getenv("PORTALOCK_CONFIG")
+    if path == nil or path == "" then
+      return nil
+    end
+    local f, message = io.open(path, "r")
+    if not f then
+      fail(EXIT.noinput, "config: %s", message)
+    end
+    f:close()
+    local registry, err = portalock.config.load(path)
+    if not registry then
+      fail(EXIT.config, "%s", err.message)
+    end
+    return registry
   end
-  local registry, err = portalock.config.load(path)
-  if not registry then
-    fail(EXIT.config, "%s", err.message)
-  end
-  return registry
 end
 
 local function dispatch(args)
@@ -643,11 +663,12 @@ local function dispatch(args)
     elseif word == "-V" or word == "--version" then
       io.stdout:write("portalock ", portalock._VERSION, "\n")
       return 0
-    elseif word == "--config" then
-      config_path = args[i + 1] or usage_error("--config needs a FILE")
-      i = i + 1
-    elseif word:match("^%-%-config=") then
-      config_path = word:sub(#"--config=" + 1)
+    elseif word == "--config" or word:match("^%-%-config=") then
+      config_path = word == "--config" and args[i + 1] or word:sub(#"--config=" + 1)
+      if config_path == nil or config_path == "" then
+        usage_error("--config needs a FILE")
+      end
+      i = i + (word == "--config" and 1 or 0)
     else
       usage_error("unknown option %s", word)
     end
@@ -662,12 +683,15 @@ local function dispatch(args)
   elseif not USAGE[command] then
     usage_error("unknown command '%s' (lock, run, status or write)", command)
   end
-  return M[command](args, i + 1, load_config(config_path))
+  return M[command](args, i + 1, config_loader(config_path))
 end
 
 --- Runs the command line `args` (an array of strings, like the interpreter's `arg`);
 --- returns the exit status.
 function M.main(args)
+  -- The stand-alone interpreter turns SIGINT into a Lua error ("interrupted!"); the tool
+  -- dies of it instead, as flock(1) does, so that its caller sees 128+2.
+  core.default_sigint()
   local ok, result = pcall(dispatch, args)
   if ok then
     return result

@@ -362,14 +362,17 @@ function Registry:names()
   return names
 end
 
---- What `name` was declared as, or nil: its kind, the portalock class that makes it, and
---- copies of the constructor's arguments (filename, maximum or value; then the options).
+--- What `name` was declared as, or nil: {kind =, class = (the portalock constructor's
+--- name), file = (true for the kinds with one lock file), argument = (the filename, maximum
+--- or value), options = (a copy of the constructor's options)}.
 function Registry:declaration(name)
   local entry = self._entries[name]
   if not entry then
     return nil
   end
-  return entry.kind, KINDS[entry.kind].class, entry.args[1], copy_into({}, entry.args[2])
+  local kind = KINDS[entry.kind]
+  return {kind = entry.kind, class = kind.class, file = kind.file or false,
+    argument = entry.args[1], options = copy_into({}, entry.args[2])}
 end
 
 --- The kind ("lock", "semaphore", ...) of a declared name, or nil.

@@ -355,7 +355,8 @@ int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double dead
    * to run) waits in it up to the deadline rather than re-queueing every check_interval. */
   if (lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && pl_kernel_queue_available(o->backend))
     woke = pl_kernel_queue_wait(w->file_fd, o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
-                                o->backend, patient ? deadline : wait->next_attempt, deadline);
+                                o->backend, patient ? deadline : wait->next_attempt, deadline,
+                                &lock->queue_stack);
   else /* a held lock's watch (kept until its release) says nothing about this wait */
     woke = pl_sleep(lock->fd < 0 && w->watch >= 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
   w->woke = woke == PL_WOKE_EVENT;
@@ -424,6 +425,7 @@ void portalock_lock_free(portalock_lock_t *lock) {
    * held-table entry so that a fork still detaches it. */
   if (lock->fd >= 0 && !lock->handed_over) portalock_lock_release(lock, NULL);
   portalock_lock_wait_done(lock);
+  pl_kernel_queue_stack_free(lock->queue_stack);
   if (lock->lock_filename != lock->filename) free(lock->lock_filename);
   free(lock->filename);
   free(lock);

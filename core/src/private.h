@@ -123,9 +123,11 @@ void pl_watch_remove(int watch_fd, int watch);
 void pl_watch_drain(int watch_fd);
 int pl_kernel_queue_available(portalock_backend backend);
 /* Blocks in the kernel's lock call on `fd` until it is granted (PL_WOKE_KERNEL: `fd` now
- * holds the lock) or until next_attempt or deadline. */
+ * holds the lock) or until next_attempt or deadline. `*stack` is the caller's stack for the
+ * helper thread (made at the first wait, freed with pl_kernel_queue_stack_free). */
 pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
-                                double deadline);
+                                double deadline, void **stack);
+void pl_kernel_queue_stack_free(void *stack);
 
 /* A wait in progress on one lock file, from a contended attempt until the lock is taken or
  * the wait is given up. */
@@ -178,6 +180,7 @@ struct portalock_lock {
   double crowded_until; /* a wake-up lost the race: until then (monotonic seconds) blocking
                            waits queue in the kernel (see wake.c) */
   int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
+  void *queue_stack;    /* the kernel queue's thread stack, kept for the next wait, or NULL */
 };
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,8 +167,32 @@ static void *pl_queued_main(void *arg) {
 }
 #endif
 
+/* The helper thread runs on a stack its lock keeps from one wait to the next: a thread on a
+ * stack glibc made gives the unused part back with madvise when it ends, a TLB shoot-down
+ * on every CPU at each wait. The size leaves room for glibc's static TLS at its top. */
+#define PL_QUEUE_STACK_SIZE (256 * 1024)
+
+void pl_kernel_queue_stack_free(void *stack) {
+  free(stack);
+}
+
+#ifdef PL_HAVE_KERNEL_QUEUE
+static int pl_queue_create(pthread_t *thread, pl_queued *q, void **stack) {
+  if (*stack == NULL) *stack = aligned_alloc(4096, PL_QUEUE_STACK_SIZE);
+  pthread_attr_t attr;
+  int with_stack = *stack != NULL && pthread_attr_init(&attr) == 0;
+  if (with_stack && pthread_attr_setstack(&attr, *stack, PL_QUEUE_STACK_SIZE) != 0) {
+    pthread_attr_destroy(&attr);
+    with_stack = 0;
+  }
+  int created = pthread_create(thread, with_stack ? &attr : NULL, pl_queued_main, q);
+  if (with_stack) pthread_attr_destroy(&attr);
+  return created;
+}
+#endif
+
 pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
-                                double deadline) {
+                                double deadline, void **stack) {
 #ifdef PL_HAVE_KERNEL_QUEUE
   double until = next_attempt < deadline ? next_attempt : deadline;
   double left = until - portalock_monotonic();
@@ -189,7 +214,7 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int created = pthread_create(&thread, NULL, pl_queued_main, &q);
+  int created = pl_queue_create(&thread, &q, stack);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (created != 0) return pl_sleep(-1, next_attempt, deadline);
   struct timespec abs;
@@ -208,6 +233,7 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   (void)fd;
   (void)type;
   (void)backend;
+  (void)stack;
   return pl_sleep(-1, next_attempt, deadline);
 #endif
 }

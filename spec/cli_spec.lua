@@ -645,6 +645,7 @@ describe("the portalock command", function()
         check(0, code, out, err)
         assert.are.equal("out\n", out)
         assert_messages(err)
+        assert.is_true(contains(err, ".00.lock (one of 1 slots)"), err)
       end
     end)
 

@@ -11,7 +11,6 @@ local EXIT = {
   conflict = 1, usage = 64, noinput = 66, software = 70, oserr = 71, cantcreat = 73, ioerr = 74,
   config = 78, cannot_execute = 126, not_found = 127,
 }
-M.EXIT = EXIT
 
 local ERRNO = core.ERRNO
 
@@ -445,7 +444,7 @@ function M.run(args, i, load_registry)
     return acquire_failure(err, opts)
   end
   if opts.verbose then
-    say("running in slot %s of %d", slot.filename, sem.maximum)
+    say("running in %s (one of %d slots)", slot.filename, sem.maximum)
   end
   return run_command(argv, {slot:fileno()}, function() sem:release() end)
 end

@@ -279,6 +279,18 @@ local function parse_options(command, args, i)
   return finish(i)
 end
 
+-- The options of `command` (parse_options), or nil once --help has printed its usage.
+local function command_options(command, args, i)
+  local opts
+  opts, i = parse_options(command, args, i)
+  if opts.help then
+    io.stdout:write(M.usage(command))
+    return nil
+  end
+  opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
+  return opts, i
+end
+
 -- The command to run from args[i..]: CMD [ARGS...] after an optional "--", or for lock
 -- "-c STRING" (given before FILE or right after it).
 local function command_words(command, opts, args, i)
@@ -388,9 +400,8 @@ end
 
 function M.lock(args, i, load_registry)
   local opts
-  opts, i = parse_options("lock", args, i)
-  if opts.help then
-    io.stdout:write(M.usage("lock"))
+  opts, i = command_options("lock", args, i)
+  if not opts then
     return 0
   end
   local target = args[i]
@@ -398,7 +409,6 @@ function M.lock(args, i, load_registry)
     usage_error("lock: no FILE given")
   end
   local argv = command_words("lock", opts, args, i + 1)
-  opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
   local class, filename, options = lock_plan(target, opts, load_registry())
   local started = core.monotonic()
   local fh, err, holder = acquire_lock(class, filename, options)
@@ -431,13 +441,11 @@ end
 
 function M.run(args, i, load_registry)
   local opts
-  opts, i = parse_options("run", args, i)
-  if opts.help then
-    io.stdout:write(M.usage("run"))
+  opts, i = command_options("run", args, i)
+  if not opts then
     return 0
   end
   local argv = command_words("run", opts, args, i)
-  opts.conflict_exit_code = opts.conflict_exit_code or EXIT.conflict
   local sem = semaphore_for(opts, load_registry())
   local slot, err = sem:acquire()
   if not slot then
@@ -542,9 +550,8 @@ end
 
 function M.status(args, i, load_registry)
   local opts
-  opts, i = parse_options("status", args, i)
-  if opts.help then
-    io.stdout:write(M.usage("status"))
+  opts, i = command_options("status", args, i)
+  if not opts then
     return 0
   end
   if args[i] == nil then
@@ -582,9 +589,8 @@ end
 
 function M.write(args, i)
   local opts
-  opts, i = parse_options("write", args, i)
-  if opts.help then
-    io.stdout:write(M.usage("write"))
+  opts, i = command_options("write", args, i)
+  if not opts then
     return 0
   end
   local filename = args[i]
@@ -639,13 +645,11 @@ local function config_loader(path)
     if path == nil or path == "" then
       return nil
     end
-    local f, message = io.open(path, "r")
-    if not f then
-      fail(EXIT.noinput, "config: %s", message)
-    end
-    f:close()
     local registry, err = portalock.config.load(path)
     if not registry then
+      if err.errno then -- the file could not be read: the message says why
+        fail(EXIT.noinput, "config: %s", err.message)
+      end
       fail(EXIT.config, "%s", err.message)
     end
     return registry

@@ -296,8 +296,9 @@ local function run_guarded(chunk)
   return ok, err
 end
 
-local function config_failure(message)
-  return nil, errors.new("ConfigError", message)
+-- `fields` carries errno and path when the file itself could not be read.
+local function config_failure(message, fields)
+  return nil, errors.new("ConfigError", message, fields)
 end
 
 -- A resource's constructor arguments.
@@ -472,9 +473,9 @@ function M.load(path)
   if not found then
     return config_failure(problem)
   end
-  local f, message = io.open(found, "rb")
+  local f, message, errno = io.open(found, "rb")
   if not f then
-    return config_failure(tostring(message))
+    return config_failure(tostring(message), {errno = errno, path = found})
   end
   local source = f:read("*a")
   f:close()

@@ -10,18 +10,7 @@ local cli = {}
 
 local quote = helper.quote
 
-local function absolute(path)
-  if path:sub(1, 1) == "/" then
-    return path
-  end
-  local pipe = assert(io.popen("pwd"))
-  local cwd = pipe:read("*l")
-  pipe:close()
-  return cwd .. "/" .. path:gsub("^%./", "")
-end
-
---- The repository root: two levels above this file.
-cli.root = absolute(debug.getinfo(1, "S").source:gsub("^@", "")):gsub("/spec/support/cli%.lua$", "")
+cli.root = helper.root
 cli.bin = cli.root .. "/bin/portalock"
 
 --- Python with portalocker for the interop cases, or nil (those cases are skipped).

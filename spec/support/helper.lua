@@ -9,6 +9,20 @@ helper.lua = os.getenv("PORTALOCK_TEST_LUA") or "lua5.4"
 --- Python with Debian's portalocker (not whatever python3 comes first on PATH).
 helper.python = "/usr/bin/python3"
 
+--- `path` made absolute against the working directory.
+function helper.absolute(path)
+  if path:sub(1, 1) == "/" then
+    return path
+  end
+  local pipe = assert(io.popen("pwd"))
+  local cwd = pipe:read("*l")
+  pipe:close()
+  return cwd .. "/" .. path:gsub("^%./", "")
+end
+
+--- The repository root: two levels above this file.
+helper.root = helper.absolute(debug.getinfo(1, "S").source:gsub("^@", "")):gsub("/spec/support/helper%.lua$", "")
+
 function helper.quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end

@@ -14,24 +14,9 @@ local START_SECONDS = 10
 local STOP_SECONDS = 5
 local REQUEST_SECONDS = 15
 
-local function absolute(path)
-  if path:sub(1, 1) == "/" then
-    return path
-  end
-  local pipe = assert(io.popen("pwd"))
-  local cwd = pipe:read("*l")
-  pipe:close()
-  return cwd .. "/" .. path:gsub("^%./", "")
-end
+local absolute = helper.absolute
 
---- The repository root: two levels above this file.
-local function repo_root()
-  local source = debug.getinfo(1, "S").source:gsub("^@", "")
-  local root = absolute(source):gsub("/spec/support/nginx%.lua$", "")
-  return root
-end
-
-nginx.root = repo_root()
+nginx.root = helper.root
 
 --- The package.cpath entry nginx's LuaJIT gets for portalock.core.
 function nginx.cpath()

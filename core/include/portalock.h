@@ -100,10 +100,7 @@ PORTALOCK_API double portalock_monotonic(void);
  *     keeps the file open and unlocked for the next attempt (a failed attempt that closed
  *     it would wake every other waiter); portalock_*_wait_done or the next successful
  *     attempt closes it. At most one inotify instance per wait; without one (EMFILE,
- *     ENOSPC, no inotify) `fd` is -1 and the wait polls. When a wait ends, its instance,
- *     its watches removed, stays open as the process's one spare (close-on-exec) for the
- *     next wait: closing an instance waits for an RCU grace period (0.1-0.3 ms), which
- *     delayed the next holder at every handoff. A forked child never uses its parent's.
+ *     ENOSPC, no inotify) `fd` is -1 and the wait polls.
  *   - The blocking waits (portalock_lock_wait, the acquire loops) of a Lock whose wake-ups
  *     keep losing the race to other waiters ("crowded"), or that has no inotify instance,
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
@@ -253,9 +250,9 @@ PORTALOCK_API portalock_status portalock_lock_try(portalock_lock_t *lock, portal
  * signal (a wait queued in the kernel is not cut short by signals: it lasts until
  * next_attempt at most). A caller that gives up after a contended try calls
  * portalock_lock_wait_done, which closes what the wait kept (a lock granted at that moment goes
- * with it). After a successful wait the watch stays until the release, which removes it after
- * the close that wakes the next waiter; the owner of a handed-over descriptor calls
- * portalock_lock_wait_done after closing it.
+ * with it). After a successful wait the watch stays open until the release (closing an inotify
+ * instance takes an RCU grace period, which would delay the handoff); the owner of a handed-over
+ * descriptor calls portalock_lock_wait_done after closing it.
  */
 PORTALOCK_API int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait,
                                       double deadline);

@@ -33,7 +33,6 @@ struct portalock_bounded_semaphore {
    * file open, and one inotify instance watches them all. */
   portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
   int watch_fd;
-  int watches[PL_WATCHED_SLOTS]; /* watch_fd's watch of each slot file */
   int unwatched;
   int woke;
   pid_t waiter; /* the process that set the wait up */
@@ -417,13 +416,7 @@ static void pl_close_slots(portalock_bounded_semaphore_t *sem) {
 
 void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
   pl_close_slots(sem);
-  if (sem->watch_fd >= 0 && sem->waiter == pl_self()) {
-    for (long k = 0; k < sem->maximum; k++)
-      pl_watch_remove(sem->watch_fd, sem->watches[k]);
-    pl_watch_close(sem->watch_fd);
-  } else if (sem->watch_fd >= 0) {
-    close(sem->watch_fd); /* a forked child's copy: the instance and its watches are the parent's */
-  }
+  if (sem->watch_fd >= 0) close(sem->watch_fd);
   sem->watch_fd = -1;
   sem->unwatched = 0;
   sem->woke = 0;
@@ -509,12 +502,9 @@ static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
   if (sem->watch_fd >= 0 || sem->unwatched || sem->waiting == NULL) return 0;
   sem->watch_fd = pl_watch_open();
   for (long k = 0; k < sem->maximum && sem->watch_fd >= 0; k++) {
-    sem->watches[k] = pl_watch_add(sem->watch_fd, portalock_lock_filename(sem->waiting[k]));
-    if (sem->watches[k] < 0) {
+    if (pl_watch_add(sem->watch_fd, portalock_lock_filename(sem->waiting[k])) < 0) {
       pl_count(PL_UNWATCHED);
-      for (long j = 0; j < k; j++)
-        pl_watch_remove(sem->watch_fd, sem->watches[j]);
-      pl_watch_close(sem->watch_fd);
+      close(sem->watch_fd);
       sem->watch_fd = -1;
     }
   }

@@ -117,12 +117,7 @@ void portalock_lock_wait_done(portalock_lock_t *lock) {
     pl_held_remove_serial(w->serial);
     close(w->file_fd);
   }
-  if (w->watch_fd >= 0 && w->pid == pl_self()) {
-    pl_lock_unwatch(w);
-    pl_watch_close(w->watch_fd);
-  } else if (w->watch_fd >= 0) {
-    close(w->watch_fd); /* a forked child's copy: the instance and its watch are the parent's */
-  }
+  if (w->watch_fd >= 0) close(w->watch_fd);
   *w = (pl_waiting){.file_fd = -1, .watch_fd = -1, .watch = -1};
 }
 
@@ -330,8 +325,8 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock))
     status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_OK) {
-    /* The watch stays until the release, which removes it after the close that wakes the
-     * next waiter: removing it now would delay this handoff by a system call. */
+    /* The watch stays until the release: closing an inotify instance waits for an RCU
+     * grace period (hundreds of microseconds), which would delay every handoff. */
     return status;
   }
   if (status != PORTALOCK_CONTENDED) {

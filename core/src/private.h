@@ -115,12 +115,8 @@ void pl_count(pl_counter what);
 /* Sleeps until `fd` (when >= 0) is readable, or until next_attempt or deadline; counts and
  * returns what ended the sleep. */
 pl_counter pl_sleep(int fd, double next_attempt, double deadline);
-/* A non-blocking inotify instance without watches (counting PL_UNWATCHED when there is
- * none), or -1: the process's spare instance when it has one. */
+/* A non-blocking inotify instance (counting PL_UNWATCHED when there is none), or -1. */
 int pl_watch_open(void);
-/* Ends the use of an instance from pl_watch_open whose watches are all removed: it becomes
- * the process's spare, or is closed when there is one already. */
-void pl_watch_close(int watch_fd);
 /* Watches `path` for the events that may end a wait. A watch descriptor, or -1 with errno. */
 int pl_watch_add(int watch_fd, const char *path);
 void pl_watch_remove(int watch_fd, int watch);

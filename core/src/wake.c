@@ -7,11 +7,7 @@
  *     waiter's descriptor, so the kernel hands the lock over as it would to a blocking
  *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
  *     end and always joined before the call that started it returns.
- * Without them (macOS, the BSDs, no instances left) waits poll on the clock.
- *
- * A process keeps one idle inotify instance, its spare, for the next wait: closing an
- * instance waits for an RCU grace period (0.1-0.3 ms here), which the end of every wait or
- * release would otherwise spend while the next holder is taking over. */
+ * Without them (macOS, the BSDs, no instances left) waits poll on the clock. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* pthread_clockjoin_np */
 #endif
@@ -26,7 +22,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,35 +87,9 @@ pl_counter pl_sleep(int fd, double next_attempt, double deadline) {
 
 /* ---------------------------------------------------------------- watches */
 
-#ifdef PL_HAVE_WATCH
-/* The spare: (pid << 32) | (fd + 1), 0 when there is none. The pid tells a forked child's
- * copy, whose instance (and event queue) the parent still uses. */
-static atomic_ullong pl_spare_watch;
-
-/* The spare's descriptor still names an inotify instance (an anonymous inode) unless the
- * application closed descriptors it does not own and the number was reused: then it is left
- * alone, neither read nor closed. */
-static int pl_spare_intact(int fd) {
-  struct stat st;
-  return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == 0;
-}
-
-static int pl_spare_take(void) {
-  unsigned long long spare = atomic_exchange(&pl_spare_watch, 0);
-  if (spare == 0) return -1;
-  int fd = (int)(spare & 0xffffffffu) - 1;
-  if (!pl_spare_intact(fd)) return -1;
-  if ((pid_t)(spare >> 32) == pl_self()) return fd;
-  close(fd);
-  return -1;
-}
-#endif
-
 int pl_watch_open(void) {
 #ifdef PL_HAVE_WATCH
-  int fd = pl_spare_take();
-  if (fd >= 0) return fd;
-  fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) pl_count(PL_UNWATCHED);
   return fd;
 #else
@@ -128,17 +97,6 @@ int pl_watch_open(void) {
   errno = ENOSYS;
   return -1;
 #endif
-}
-
-void pl_watch_close(int watch_fd) {
-  if (watch_fd < 0) return;
-#ifdef PL_HAVE_WATCH
-  pl_watch_drain(watch_fd); /* the IN_IGNORED of each watch removed */
-  unsigned long long none = 0;
-  unsigned long long mine = ((unsigned long long)pl_self() << 32) | (unsigned)(watch_fd + 1);
-  if (atomic_compare_exchange_strong(&pl_spare_watch, &none, mine)) return;
-#endif
-  close(watch_fd);
 }
 
 int pl_watch_add(int watch_fd, const char *path) {

@@ -9,9 +9,7 @@
 #include <math.h>
 #include <poll.h>
 #include <semaphore.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -205,12 +203,6 @@ static void no_instances_left(void) {
   tu_proc holder;
   tu_hold(&holder, path, PORTALOCK_BACKEND_FLOCK);
   portalock_lock_t *lock = new_lock(path);
-  portalock_error err;
-  portalock_wait wait;
-  /* The earlier groups left this process a spare instance: another wait takes it first. */
-  portalock_lock_t *other = new_lock(path);
-  CHECK_STATUS(portalock_lock_try(other, &wait, &err), PORTALOCK_CONTENDED, &err);
-  CHECK(wait.fd >= 0);
   int fds_before = tu_count_fds();
   enum { MAX_HOGS = 100000 };
   int *hogs = malloc(MAX_HOGS * sizeof *hogs);
@@ -225,6 +217,8 @@ static void no_instances_left(void) {
     hogs[n++] = fd;
   }
   CHECK(n < MAX_HOGS);
+  portalock_error err;
+  portalock_wait wait;
   portalock_wait_counters before = counters();
   CHECK_STATUS(portalock_lock_try(lock, &wait, &err), PORTALOCK_CONTENDED, &err);
   CHECK_INT(wait.fd, -1);
@@ -261,86 +255,7 @@ static void no_instances_left(void) {
   free(hogs);
   CHECK_OK(portalock_lock_release(lock, &err), &err);
   portalock_lock_free(lock);
-  portalock_lock_free(other); /* its instance is the spare again */
   CHECK_INT(tu_count_fds(), fds_start);
-}
-
-/* The watches an inotify instance has, from /proc/self/fdinfo. */
-static int watches_of(int fd) {
-  char path[64], line[512];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  FILE *f = fopen(path, "r");
-  CHECK(f != NULL);
-  int n = 0;
-  while (f != NULL && fgets(line, sizeof line, f) != NULL)
-    n += strncmp(line, "inotify wd:", 11) == 0;
-  if (f != NULL) fclose(f);
-  return n;
-}
-
-/* A process keeps one idle instance for its next wait (closing one waits for an RCU grace
- * period): reused, never more than one, never shared with a forked child. */
-static void spare_instance(void) {
-  tu_group("one spare inotify instance per process");
-  const char *a = tu_path("spare-a.lock"), *b = tu_path("spare-b.lock");
-  tu_proc holder_a, holder_b;
-  tu_hold(&holder_a, a, PORTALOCK_BACKEND_FLOCK);
-  tu_hold(&holder_b, b, PORTALOCK_BACKEND_FLOCK);
-  portalock_lock_t *lock_a = new_lock(a), *lock_b = new_lock(b);
-  portalock_error err;
-  portalock_wait wait;
-  CHECK_STATUS(portalock_lock_try(lock_a, &wait, &err), PORTALOCK_CONTENDED, &err);
-  portalock_lock_wait_done(lock_a);
-  int fds = tu_count_fds();
-  CHECK_STATUS(portalock_lock_try(lock_a, &wait, &err), PORTALOCK_CONTENDED, &err);
-  int spare = wait.fd;
-  CHECK_INT(watches_of(spare), 1);
-  CHECK_INT(tu_count_fds(), fds + 1); /* the spare became this wait's, plus the lock file */
-  portalock_lock_wait_done(lock_a);
-  CHECK_INT(tu_count_fds(), fds);
-  for (int i = 0; i < 100; i++) {
-    CHECK_STATUS(portalock_lock_try(lock_a, &wait, &err), PORTALOCK_CONTENDED, &err);
-    CHECK_INT(wait.fd, spare);
-    portalock_lock_wait_done(lock_a);
-  }
-  CHECK_INT(watches_of(spare), 0); /* parked without its watch */
-  CHECK_INT(tu_count_fds(), fds);
-  /* Two waits at once: the second makes an instance of its own, and both end as one spare. */
-  CHECK_STATUS(portalock_lock_try(lock_a, &wait, &err), PORTALOCK_CONTENDED, &err);
-  CHECK_STATUS(portalock_lock_try(lock_b, &wait, &err), PORTALOCK_CONTENDED, &err);
-  CHECK(wait.fd != spare);
-  CHECK_INT(watches_of(wait.fd), 1);
-  portalock_lock_wait_done(lock_b); /* the spare now */
-  portalock_lock_wait_done(lock_a); /* closed */
-  CHECK_INT(tu_count_fds(), fds);
-  CHECK_STATUS(portalock_lock_try(lock_a, &wait, &err), PORTALOCK_CONTENDED, &err);
-  spare = wait.fd;
-  portalock_lock_wait_done(lock_a);
-  /* A forked child makes its own: parent and child each wait on another file, and each
-   * instance watches only its own process's file. */
-  tu_proc child;
-  if (tu_fork(&child) == 0) {
-    CHECK_STATUS(portalock_lock_try(lock_b, &wait, &err), PORTALOCK_CONTENDED, &err);
-    tu_send(&child, 'w');
-    CHECK_INT(tu_recv(&child), 'w');
-    CHECK_INT(watches_of(wait.fd), 1);
-    portalock_lock_wait_done(lock_b);
-    tu_child_exit(0);
-  }
-  CHECK_INT(tu_recv(&child), 'w');
-  CHECK_STATUS(portalock_lock_try(lock_a, &wait, &err), PORTALOCK_CONTENDED, &err);
-  CHECK_INT(wait.fd, spare);
-  CHECK_INT(watches_of(spare), 1);
-  tu_send(&child, 'w');
-  CHECK_INT(tu_reap(&child), 0);
-  CHECK_INT(watches_of(spare), 1);
-  portalock_lock_wait_done(lock_a);
-  portalock_lock_free(lock_a);
-  portalock_lock_free(lock_b);
-  tu_send(&holder_a, 'x');
-  tu_send(&holder_b, 'x');
-  tu_hold_end(&holder_a);
-  tu_hold_end(&holder_b);
 }
 #endif
 
@@ -351,7 +266,6 @@ int main(void) {
   bounded();
   counting();
 #ifdef __linux__
-  spare_instance();
   no_instances_left();
 #endif
   return tu_done();

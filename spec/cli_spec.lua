@@ -71,6 +71,14 @@ describe("the portalock command", function()
     return p, pid
   end
 
+  -- Writes `text` to NAME in the test directory with the given chmod mode; returns its path.
+  local function script_file(name, text, mode)
+    local path = dir .. "/" .. name
+    helper.write(path, text)
+    assert.are.equal(0, helper.run("chmod " .. mode .. " " .. quote(path)))
+    return path
+  end
+
   local function gone(pid)
     return helper.wait_until(function() return not helper.alive(pid) end, 5)
   end
@@ -137,9 +145,7 @@ describe("the portalock command", function()
       end)
 
       it("126 when CMD exists but cannot be executed", function()
-        local script = dir .. "/not-executable"
-        helper.write(script, "#!/bin/sh\necho ran\n")
-        assert.are.equal(0, helper.run("chmod 644 " .. quote(script)))
+        local script = script_file("not-executable", "#!/bin/sh\necho ran\n", "644")
         local code, out, err = s:run({"lock", file, "--", script})
         check(126, code, out, err)
         assert.are.equal("", out)
@@ -152,18 +158,14 @@ describe("the portalock command", function()
       end)
 
       it("runs an executable without a #! line with /bin/sh, as flock(1) does", function()
-        local script = dir .. "/no-interpreter"
-        helper.write(script, "echo \"ran with $1\"; exit 5\n")
-        assert.are.equal(0, helper.run("chmod 755 " .. quote(script)))
+        local script = script_file("no-interpreter", "echo \"ran with $1\"; exit 5\n", "755")
         local code, out, err = s:run({"lock", file, "--", script, "arg"})
         check(5, code, out, err)
         assert.are.equal("ran with arg\n", out)
       end)
 
       it("126 when CMD is busy being written (ETXTBSY)", function()
-        local script = dir .. "/busy"
-        helper.write(script, "#!/bin/sh\necho ran\n")
-        assert.are.equal(0, helper.run("chmod 755 " .. quote(script)))
+        local script = script_file("busy", "#!/bin/sh\necho ran\n", "755")
         local ready = s:file("writer")
         s:track_pid_file(ready)
         -- a process that keeps the script open for writing

@@ -94,13 +94,16 @@ static void check_chld(const struct sigaction *expected) {
   CHECK_INT(now.sa_flags, expected->sa_flags);
 }
 
-static void set_chld(void (*handler)(int), int flags) {
+/* Sets SIGCHLD's disposition and returns it as the system reports it. */
+static struct sigaction set_chld(void (*handler)(int), int flags) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = handler;
   sa.sa_flags = flags;
   sigemptyset(&sa.sa_mask);
   CHECK_INT(sigaction(SIGCHLD, &sa, NULL), 0);
+  CHECK_INT(sigaction(SIGCHLD, NULL, &sa), 0);
+  return sa;
 }
 
 /* ---------------------------------------------------------------- exit statuses */
@@ -417,9 +420,7 @@ static void test_signal_state(void) {
   CHECK_INT(sh_code("kill -USR1 $$; exit 5", NULL, 0), 128 + SIGUSR1);
 
   /* An ignored SIGCHLD: the status is still reported, SIG_IGN is restored. */
-  set_chld(SIG_IGN, 0);
-  struct sigaction ign;
-  CHECK_INT(sigaction(SIGCHLD, NULL, &ign), 0);
+  struct sigaction ign = set_chld(SIG_IGN, 0);
   CHECK_INT(sh_code("exit 4", NULL, 0), 4);
   CHECK_INT(sh_code("kill -TERM $$", NULL, 0), 128 + SIGTERM);
   check_chld(&ign);
@@ -432,17 +433,13 @@ static void test_signal_state(void) {
   check_chld(&ign);
 
   /* SA_NOCLDWAIT would let the kernel reap the command: the status is still reported. */
-  set_chld(SIG_DFL, SA_NOCLDWAIT);
-  struct sigaction nocldwait;
-  CHECK_INT(sigaction(SIGCHLD, NULL, &nocldwait), 0);
+  struct sigaction nocldwait = set_chld(SIG_DFL, SA_NOCLDWAIT);
   CHECK_INT(sh_code("exit 3", NULL, 0), 3);
   check_chld(&nocldwait);
   check_mask(&before);
 
   /* A handler is left in place. */
-  set_chld(on_chld, SA_RESTART);
-  struct sigaction handled;
-  CHECK_INT(sigaction(SIGCHLD, NULL, &handled), 0);
+  struct sigaction handled = set_chld(on_chld, SA_RESTART);
   CHECK_INT(sh_code("exit 6", NULL, 0), 6);
   check_chld(&handled);
   check_mask(&before);

@@ -4,8 +4,9 @@
  *
  *   driver serve IMPL PATH CI          stdin: acquire | release | quit
  *   driver uncontended IMPL PATH MODE N  MODE open (open+lock+unlock+close) | fd (open file)
- *   driver loop IMPL PATH HOLD_US CI   prints ready, reads "START_NS END_NS", prints
- *                                      "done COUNT CPU_NS" and the time of every acquire
+ *   driver loop IMPL PATH HOLD_US CI TIMEOUT   prints ready, reads "START_NS END_NS", prints
+ *                                      "done COUNT CPU_NS" and the time of every acquire;
+ *                                      TIMEOUT "window" (what is left of it) or "forever"
  *   driver sem IMPL NAME SLOTS JOBS JOB_MS CI   ready/start as loop; one "job" line per job
  *   driver stamp JOB_MS                one job (for GNU parallel's sem)
  *   driver held                        run under flock(1): acquired now; exits at "release"
@@ -196,6 +197,7 @@ static int cmd_loop(char **argv) {
   bench_lock b;
   bench_lock_init(&b, argv[0], argv[1], argv[3]);
   long hold_us = atol(argv[2]);
+  int forever = strcmp(argv[4], "forever") == 0;
   int64_t start, end;
   if (read_window(&start, &end) != 0) return 2;
   sleep_until(start);
@@ -205,7 +207,7 @@ static int cmd_loop(char **argv) {
   if (!stamps) die("malloc");
   while (now_ns() < end) {
     double left = (double)(end - now_ns()) / 1e9;
-    if (bench_acquire(&b, left > 0 ? left : 0) != 0) break;
+    if (bench_acquire(&b, forever ? INFINITY : left > 0 ? left : 0) != 0) break;
     if (now_ns() >= end) {
       bench_release(&b);
       break;
@@ -284,7 +286,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 5 && strcmp(argv[1], "serve") == 0) return cmd_serve(argv + 2);
   if (argc == 6 && strcmp(argv[1], "uncontended") == 0) return cmd_uncontended(argv + 2);
-  if (argc == 6 && strcmp(argv[1], "loop") == 0) return cmd_loop(argv + 2);
+  if (argc == 7 && strcmp(argv[1], "loop") == 0) return cmd_loop(argv + 2);
   if (argc == 8 && strcmp(argv[1], "sem") == 0) return cmd_sem(argv + 2);
   if (argc == 2 && strcmp(argv[1], "held") == 0) {
     char line[64];

@@ -1,5 +1,5 @@
 -- Benchmark driver for bench/run: portalock from Lua. The same command line as driver.c:
---   serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI
+--   serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
 --   sem IMPL NAME SLOTS JOBS JOB_MS CI
 -- IMPL is "portalock"; CI is a check_interval in seconds or "default".
 -- Times printed are CLOCK_MONOTONIC nanoseconds.
@@ -94,14 +94,15 @@ local function read_window()
   return tonumber(start), tonumber(finish)
 end
 
-local function loop(_, path, hold_us, ci)
+local function loop(_, path, hold_us, ci, timeout)
   local lock = portalock.Lock(path, lock_opts(ci))
   local start, finish = read_window()
   sleep_until_ns(start)
   local cpu0, stamps = cpu_ns(), {}
   local stop = finish / 1e9
   while core.monotonic() < stop do
-    if not lock:acquire{timeout = math.max(0, stop - core.monotonic())} then
+    local left = timeout == "forever" and math.huge or math.max(0, stop - core.monotonic())
+    if not lock:acquire{timeout = left} then
       break
     end
     if core.monotonic() >= stop then

@@ -1,7 +1,7 @@
 """Benchmark driver for bench/run: Python's portalocker and py-filelock.
 
 The same command line as driver.c:
-  serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI
+  serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
   sem IMPL NAME SLOTS JOBS JOB_MS CI
 IMPL is "portalocker" or "filelock"; CI is the polling interval in seconds or "default".
 Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
@@ -98,7 +98,9 @@ def try_acquire(acquire, end):
         return False
 
 
-def loop(impl, path, hold_us, ci):
+def loop(impl, path, hold_us, ci, timeout):
+    if timeout != "window":
+        raise SystemExit("loop: the peers wait at most until the window's end")
     acquire, release = make_lock(impl, path, ci)
     start, end = read_window()
     sleep_until(start)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,11 +353,15 @@ int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double dead
   const portalock_lock_options *o = &lock->opts;
   pl_counter woke;
   /* The kernel queue misses nothing, so a patient caller (the C loops, which have no hooks
-   * to run) waits in it up to the deadline rather than re-queueing every check_interval. */
+   * to run) waits in it up to the deadline rather than re-queueing every check_interval,
+   * and without a deadline in its own thread. */
+  int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   if (lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && pl_kernel_queue_available(o->backend))
-    woke = pl_kernel_queue_wait(w->file_fd, o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX),
-                                o->backend, patient ? deadline : wait->next_attempt, deadline,
-                                &lock->queue_stack);
+    woke = patient && isinf(deadline)
+               ? pl_kernel_queue_wait_forever(w->file_fd, type, o->backend, wait->next_attempt)
+               : pl_kernel_queue_wait(w->file_fd, type, o->backend,
+                                      patient ? deadline : wait->next_attempt, deadline,
+                                      &lock->queue_stack);
   else /* a held lock's watch (kept until its release) says nothing about this wait */
     woke = pl_sleep(lock->fd < 0 && w->watch >= 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
   w->woke = woke == PL_WOKE_EVENT;

@@ -127,6 +127,11 @@ int pl_kernel_queue_available(portalock_backend backend);
  * helper thread (made at the first wait, freed with pl_kernel_queue_stack_free). */
 pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
                                 double deadline, void **stack);
+/* The same queue for a wait without a deadline, in the caller's thread: PL_WOKE_KERNEL when
+ * granted (signals do not end it); if the kernel refuses to queue, it sleeps until
+ * next_attempt instead. */
+pl_counter pl_kernel_queue_wait_forever(int fd, int type, portalock_backend backend,
+                                        double next_attempt);
 void pl_kernel_queue_stack_free(void *stack);
 
 /* A wait in progress on one lock file, from a contended attempt until the lock is taken or
@@ -186,7 +191,8 @@ struct portalock_lock {
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);
 
-/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline. */
+/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline (an infinite
+ * one blocks in the caller's thread). */
 int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient);
 
 extern const pl_kind pl_temporary_kind;

@@ -6,7 +6,8 @@
  *   - the kernel queue: a helper thread blocks in the kernel's own lock call on the
  *     waiter's descriptor, so the kernel hands the lock over as it would to a blocking
  *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
- *     end and always joined before the call that started it returns.
+ *     end and always joined before the call that started it returns; a wait with no end
+ *     needs no thread and blocks in the caller's own.
  * Without them (macOS, the BSDs, no instances left) waits poll on the clock. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* pthread_clockjoin_np */
@@ -190,6 +191,16 @@ static int pl_queue_create(pthread_t *thread, pl_queued *q, void **stack) {
   return created;
 }
 #endif
+
+pl_counter pl_kernel_queue_wait_forever(int fd, int type, portalock_backend backend,
+                                        double next_attempt) {
+  /* No deadline to keep, so no thread: the caller's own thread blocks in the kernel, which
+   * wakes it once, as it would any blocking flock(2). The call retries on EINTR; should the
+   * kernel refuse to queue (ENOLCK), this round waits on the clock. */
+  if (pl_backend_apply(fd, type, 1, backend) != 0) return pl_sleep(-1, next_attempt, INFINITY);
+  pl_count(PL_WOKE_KERNEL);
+  return PL_WOKE_KERNEL;
+}
 
 pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
                                 double deadline, void **stack) {

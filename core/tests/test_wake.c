@@ -9,7 +9,11 @@
 #include <math.h>
 #include <poll.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -194,6 +198,30 @@ static void counting(void) {
 }
 
 #ifdef __linux__
+/* Takes every inotify instance this user may still make; returns how many, in *hogs. */
+static int take_every_instance(int **hogs) {
+  enum { MAX_HOGS = 100000 };
+  *hogs = malloc(MAX_HOGS * sizeof **hogs);
+  CHECK(*hogs != NULL);
+  int n = 0;
+  while (*hogs != NULL && n < MAX_HOGS) {
+    int fd = inotify_init1(IN_CLOEXEC);
+    if (fd < 0) {
+      CHECK(errno == EMFILE || errno == ENFILE);
+      break;
+    }
+    (*hogs)[n++] = fd;
+  }
+  CHECK(n < MAX_HOGS);
+  return n;
+}
+
+static void give_back_instances(int *hogs, int n) {
+  for (int i = 0; i < n; i++)
+    close(hogs[i]);
+  free(hogs);
+}
+
 /* With every inotify instance of this user taken, waits fall back: the step API polls
  * (fd -1) and blocking waits queue in the kernel, timeouts still hold and nothing leaks. */
 static void no_instances_left(void) {
@@ -204,19 +232,8 @@ static void no_instances_left(void) {
   tu_hold(&holder, path, PORTALOCK_BACKEND_FLOCK);
   portalock_lock_t *lock = new_lock(path);
   int fds_before = tu_count_fds();
-  enum { MAX_HOGS = 100000 };
-  int *hogs = malloc(MAX_HOGS * sizeof *hogs);
-  CHECK(hogs != NULL);
-  int n = 0;
-  while (n < MAX_HOGS) {
-    int fd = inotify_init1(IN_CLOEXEC);
-    if (fd < 0) {
-      CHECK(errno == EMFILE || errno == ENFILE);
-      break;
-    }
-    hogs[n++] = fd;
-  }
-  CHECK(n < MAX_HOGS);
+  int *hogs;
+  int n = take_every_instance(&hogs);
   portalock_error err;
   portalock_wait wait;
   portalock_wait_counters before = counters();
@@ -250,12 +267,86 @@ static void no_instances_left(void) {
   CHECK(after.kernel > before.kernel);
   CHECK_INT(after.timer - before.timer, 0);
   CHECK_INT(tu_reap(&brief), 0);
-  for (int i = 0; i < n; i++)
-    close(hogs[i]);
-  free(hogs);
+  give_back_instances(hogs, n);
   CHECK_OK(portalock_lock_release(lock, &err), &err);
   portalock_lock_free(lock);
   CHECK_INT(tu_count_fds(), fds_start);
+}
+
+/* What the kernel says `pid` is doing: the number of the system call it is blocked in, or -1
+ * (running, or no access to /proc/PID/syscall). */
+static long blocked_in(pid_t pid) {
+  char path[64], text[256];
+  snprintf(path, sizeof path, "/proc/%ld/syscall", (long)pid);
+  if (tu_read_file(path, text, sizeof text) <= 0) return -1;
+  char *end;
+  long nr = strtol(text, &end, 10);
+  return end == text ? -1 : nr;
+}
+
+static int threads_of(pid_t pid) {
+  char path[64], text[4096];
+  snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+  CHECK(tu_read_file(path, text, sizeof text) > 0);
+  const char *line = strstr(text, "\nThreads:");
+  CHECK(line != NULL);
+  return line ? atoi(line + strlen("\nThreads:")) : -1;
+}
+
+static volatile sig_atomic_t signalled;
+
+static void note_signal(int sig) {
+  (void)sig;
+  signalled = 1;
+}
+
+/* The acquire loop without a timeout has no deadline to keep: a kernel-queued wait blocks in
+ * flock(2) in the caller's own thread (no helper thread), and a signal, even one whose
+ * handler does not restart system calls, does not end it. */
+static void wait_forever(void) {
+  tu_group("a wait without a timeout queues in the caller's thread");
+  const char *path = tu_path("forever.lock");
+  int held = tu_open(path, O_RDWR | O_CREAT);
+  CHECK(flock(held, LOCK_EX | LOCK_NB) == 0);
+  tu_proc waiter;
+  if (tu_fork(&waiter) == 0) {
+    struct sigaction sa = {.sa_handler = note_signal, .sa_flags = 0};
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    portalock_lock_t *lock = new_lock(path);
+    int *hogs;
+    int n = take_every_instance(&hogs); /* no watch: the wait queues in the kernel */
+    portalock_error err;
+    portalock_wait_counters before = counters();
+    CHECK_OK(portalock_lock_acquire_with(lock, INFINITY, FALLBACK, 0, &err), &err);
+    portalock_wait_counters after = counters();
+    give_back_instances(hogs, n);
+    tu_send_long(&waiter, (long)(after.kernel - before.kernel));
+    tu_send_long(&waiter, (long)signalled);
+    tu_send_long(&waiter, (long)(after.timer - before.timer));
+    CHECK_OK(portalock_lock_release(lock, &err), &err);
+    portalock_lock_free(lock);
+    tu_child_exit(0);
+  }
+  double t0 = tu_now();
+  while (blocked_in(waiter.pid) != SYS_flock && tu_now() - t0 < 20)
+    tu_sleep(0.01);
+  CHECK_INT(blocked_in(waiter.pid), SYS_flock);
+  CHECK_INT(threads_of(waiter.pid), 1);
+  kill(waiter.pid, SIGUSR1);
+  t0 = tu_now();
+  do /* interrupted, then blocked again */
+    tu_sleep(0.05);
+  while (blocked_in(waiter.pid) != SYS_flock && tu_now() - t0 < 20);
+  CHECK_INT(blocked_in(waiter.pid), SYS_flock);
+  CHECK(flock(held, LOCK_UN) == 0);
+  close(held);
+  long kernel = tu_recv_long(&waiter), was_signalled = tu_recv_long(&waiter),
+       timer = tu_recv_long(&waiter);
+  CHECK_INT(tu_reap(&waiter), 0);
+  CHECK(kernel >= 1);
+  CHECK_INT(was_signalled, 1);
+  CHECK_INT(timer, 0);
 }
 #endif
 
@@ -267,6 +358,7 @@ int main(void) {
   counting();
 #ifdef __linux__
   no_instances_left();
+  wait_forever();
 #endif
   return tu_done();
 }

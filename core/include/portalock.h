@@ -106,7 +106,8 @@ PORTALOCK_API double portalock_monotonic(void);
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
  *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
  *     the wait's end and joined before the call returns. The acquire loops given no
- *     timeout (INFINITY) have no deadline to keep: they block in the caller's own thread.
+ *     timeout (INFINITY) have no deadline to keep: from their first contention they block
+ *     in the caller's own thread, with no watch.
  *   - The counting Semaphore has no descriptor: `fd` is -1 with a back-off; its blocking
  *     wait (portalock_semaphore_wait) sleeps in sem_clockwait.
  *   - Polled: posix-backend locks (an attempt must close the file, see

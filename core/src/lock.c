@@ -199,7 +199,7 @@ static int pl_lock_watch(portalock_lock_t *lock) {
   portalock_backend backend = lock->opts.backend;
   if (w->watch >= 0 || w->unwatched || lock->unwatched || backend == PORTALOCK_BACKEND_POSIX)
     return 0;
-  if (pl_lock_crowded(lock) && pl_kernel_queue_available(backend)) return 0;
+  if ((w->forever || pl_lock_crowded(lock)) && pl_kernel_queue_available(backend)) return 0;
   if (w->watch_fd < 0) {
     w->watch_fd = pl_watch_open();
     w->pid = pl_self();
@@ -381,6 +381,13 @@ int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, doub
   return pl_lock_wait(lock, wait, deadline, 0);
 }
 
+void pl_lock_wait_forever(portalock_lock_t *lock, double timeout, int fail_when_locked) {
+  /* The kernel's blocking lock call is the quickest wait there is; a watch would only add an
+   * inotify instance to make and close, and a wake-up for every release. */
+  pl_lock_drop_foreign(lock); /* which would forget the flag */
+  lock->waiting.forever = isinf(timeout) && timeout > 0 && !fail_when_locked;
+}
+
 static int pl_lock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
   return pl_lock_wait(ctx, wait, deadline, 1);
 }
@@ -394,6 +401,7 @@ static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb, pl
 portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                              double check_interval, int fail_when_locked,
                                              portalock_error *err) {
+  pl_lock_wait_forever(lock, timeout, fail_when_locked);
   return pl_acquire_loop(&pl_lock_waitable, lock, timeout, check_interval, fail_when_locked, err);
 }
 

@@ -147,6 +147,7 @@ typedef struct pl_waiting {
   int watch;       /* its watch on the lock file, or -1 (removed when the lock is crowded) */
   int unwatched;   /* making a watch failed: this wait does without */
   int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
+  int forever;     /* a C loop waits with no deadline: no watch, the kernel queue at once */
 } pl_waiting;
 
 /* ---------------------------------------------------------------- lock.c and its kinds */
@@ -194,6 +195,8 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
 /* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline (an infinite
  * one blocks in the caller's thread). */
 int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient);
+/* Before a C loop's first attempt: a wait with no end needs no watch (see pl_waiting). */
+void pl_lock_wait_forever(portalock_lock_t *lock, double timeout, int fail_when_locked);
 
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;

@@ -113,6 +113,7 @@ portalock_status portalock_rlock_acquire_with(portalock_rlock_t *rlock, uintptr_
                                               double timeout, double check_interval,
                                               int fail_when_locked, portalock_error *err) {
   pl_rlock_attempt a = {rlock, owner};
+  pl_lock_wait_forever(rlock->lock, timeout, fail_when_locked);
   return pl_acquire_loop(&pl_rlock_waitable, &a, timeout, check_interval, fail_when_locked, err);
 }
 

@@ -4,8 +4,10 @@
  * exhausts the user's inotify instances for a moment. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <semaphore.h>
@@ -293,6 +295,23 @@ static int threads_of(pid_t pid) {
   return line ? atoi(line + strlen("\nThreads:")) : -1;
 }
 
+static int inotify_instances_of(pid_t pid) {
+  char dir[64], link[PATH_MAX + 64], target[PATH_MAX];
+  snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  int n = 0;
+  for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+    snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len < 0) continue;
+    target[len] = '\0';
+    n += strcmp(target, "anon_inode:inotify") == 0;
+  }
+  if (d != NULL) closedir(d);
+  return n;
+}
+
 static volatile sig_atomic_t signalled;
 
 static void note_signal(int sig) {
@@ -300,9 +319,10 @@ static void note_signal(int sig) {
   signalled = 1;
 }
 
-/* The acquire loop without a timeout has no deadline to keep: a kernel-queued wait blocks in
- * flock(2) in the caller's own thread (no helper thread), and a signal, even one whose
- * handler does not restart system calls, does not end it. */
+/* The acquire loop without a timeout has no deadline to keep: it queues in the kernel from
+ * the first contention, blocked in flock(2) in the caller's own thread (no helper thread, no
+ * inotify instance), and a signal, even one whose handler does not restart system calls,
+ * does not end the wait. */
 static void wait_forever(void) {
   tu_group("a wait without a timeout queues in the caller's thread");
   const char *path = tu_path("forever.lock");
@@ -314,13 +334,10 @@ static void wait_forever(void) {
     sigemptyset(&sa.sa_mask);
     CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
     portalock_lock_t *lock = new_lock(path);
-    int *hogs;
-    int n = take_every_instance(&hogs); /* no watch: the wait queues in the kernel */
     portalock_error err;
     portalock_wait_counters before = counters();
     CHECK_OK(portalock_lock_acquire_with(lock, INFINITY, FALLBACK, 0, &err), &err);
     portalock_wait_counters after = counters();
-    give_back_instances(hogs, n);
     tu_send_long(&waiter, (long)(after.kernel - before.kernel));
     tu_send_long(&waiter, (long)signalled);
     tu_send_long(&waiter, (long)(after.timer - before.timer));
@@ -333,6 +350,7 @@ static void wait_forever(void) {
     tu_sleep(0.01);
   CHECK_INT(blocked_in(waiter.pid), SYS_flock);
   CHECK_INT(threads_of(waiter.pid), 1);
+  CHECK_INT(inotify_instances_of(waiter.pid), 0);
   kill(waiter.pid, SIGUSR1);
   t0 = tu_now();
   do /* interrupted, then blocked again */

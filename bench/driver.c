@@ -7,7 +7,9 @@
  *   driver loop IMPL PATH HOLD_US CI TIMEOUT   prints ready, reads "START_NS END_NS", prints
  *                                      "done COUNT CPU_NS" and the time of every acquire;
  *                                      TIMEOUT "window" (what is left of it) or "forever"
- *   driver sem IMPL NAME SLOTS JOBS JOB_MS CI   ready/start as loop; one "job" line per job
+ *   driver sem IMPL NAME SLOTS POOL JOBS JOB_MS CI   ready/start as loop; claims jobs from
+ *                                      POOL (files 1..JOBS, see claim_job) until none is
+ *                                      left, each under the semaphore; one "job" line per job
  *   driver stamp JOB_MS                one job (for GNU parallel's sem)
  *   driver held                        run under flock(1): acquired now; exits at "release"
  *
@@ -229,18 +231,34 @@ static int cmd_loop(char **argv) {
   return 0;
 }
 
+/* A job computes (spins) rather than sleeps: a sleep's wake-up comes late by the machine's
+ * timer slack, which is no semaphore's doing. */
 static void run_job(long job_ms) {
   int64_t t0 = now_ns();
-  sleep_until(t0 + (int64_t)job_ms * 1000000);
+  spin_us(job_ms * 1000);
   printf("job %lld %lld\n", (long long)t0, (long long)now_ns());
 }
 
-static int sem_ref(const char *name, long slots, long jobs, long job_ms) {
+/* The processes share one pool of jobs, so that none is left alone with a backlog at the
+ * end: a job is claimed, before waiting for a slot, by renaming its file (POOL/N, N from
+ * 1 to JOBS); exactly one rename of a file succeeds. 1: a job was claimed. */
+static int claim_job(const char *pool, long jobs, long *next) {
+  char from[512], to[512];
+  for (; *next <= jobs; ++*next) {
+    snprintf(from, sizeof from, "%s/%ld", pool, *next);
+    snprintf(to, sizeof to, "%s/%ld.taken", pool, *next);
+    if (rename(from, to) == 0) return 1;
+    if (errno != ENOENT) die("rename");
+  }
+  return 0;
+}
+
+static int sem_ref(const char *name, long slots, const char *pool, long jobs, long job_ms) {
   char sname[256];
   snprintf(sname, sizeof sname, "/%s", name);
   sem_t *sem = sem_open(sname, O_CREAT, 0600, (unsigned)slots);
   if (sem == SEM_FAILED) die("sem_open");
-  for (long i = 0; i < jobs; i++) {
+  for (long next = 1; claim_job(pool, jobs, &next);) {
     while (sem_wait(sem) != 0)
       if (errno != EINTR) die("sem_wait");
     run_job(job_ms);
@@ -250,7 +268,8 @@ static int sem_ref(const char *name, long slots, long jobs, long job_ms) {
   return 0;
 }
 
-static int sem_portalock(const char *name, long slots, long jobs, long job_ms, const char *ci) {
+static int sem_portalock(const char *name, long slots, const char *pool, long jobs, long job_ms,
+                         const char *ci) {
   portalock_bounded_semaphore_options opts;
   portalock_bounded_semaphore_options_init(&opts);
   opts.name = name;
@@ -261,7 +280,7 @@ static int sem_portalock(const char *name, long slots, long jobs, long job_ms, c
   portalock_error err;
   if (portalock_bounded_semaphore_new(&sem, slots, &opts, &err) != PORTALOCK_OK)
     die_pl("bounded_semaphore_new", &err);
-  for (long i = 0; i < jobs; i++) {
+  for (long next = 1; claim_job(pool, jobs, &next);) {
     if (portalock_bounded_semaphore_acquire(sem, &err) != PORTALOCK_OK)
       die_pl("bounded acquire", &err);
     run_job(job_ms);
@@ -275,9 +294,10 @@ static int cmd_sem(char **argv) {
   int64_t start, end;
   if (read_window(&start, &end) != 0) return 2;
   sleep_until(start);
-  long slots = atol(argv[2]), jobs = atol(argv[3]), job_ms = atol(argv[4]);
-  int rc = strcmp(argv[0], "ref") == 0 ? sem_ref(argv[1], slots, jobs, job_ms)
-                                       : sem_portalock(argv[1], slots, jobs, job_ms, argv[5]);
+  const char *pool = argv[3];
+  long slots = atol(argv[2]), jobs = atol(argv[4]), job_ms = atol(argv[5]);
+  int rc = strcmp(argv[0], "ref") == 0 ? sem_ref(argv[1], slots, pool, jobs, job_ms)
+                                       : sem_portalock(argv[1], slots, pool, jobs, job_ms, argv[6]);
   printf("done\n");
   return rc;
 }
@@ -287,7 +307,7 @@ int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "serve") == 0) return cmd_serve(argv + 2);
   if (argc == 6 && strcmp(argv[1], "uncontended") == 0) return cmd_uncontended(argv + 2);
   if (argc == 7 && strcmp(argv[1], "loop") == 0) return cmd_loop(argv + 2);
-  if (argc == 8 && strcmp(argv[1], "sem") == 0) return cmd_sem(argv + 2);
+  if (argc == 9 && strcmp(argv[1], "sem") == 0) return cmd_sem(argv + 2);
   if (argc == 2 && strcmp(argv[1], "held") == 0) {
     char line[64];
     printf("acquired %lld\n", (long long)now_ns());

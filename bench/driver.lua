@@ -1,6 +1,6 @@
 -- Benchmark driver for bench/run: portalock from Lua. The same command line as driver.c:
 --   serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
---   sem IMPL NAME SLOTS JOBS JOB_MS CI
+--   sem IMPL NAME SLOTS POOL JOBS JOB_MS CI
 -- IMPL is "portalock"; CI is a check_interval in seconds or "default".
 -- Times printed are CLOCK_MONOTONIC nanoseconds.
 local portalock = require "portalock"
@@ -116,18 +116,34 @@ local function loop(_, path, hold_us, ci, timeout)
   out("done", #stamps, cpu_ns() - cpu0, table.concat(stamps, " "))
 end
 
-local function sem(_, name, slots, jobs, job_ms, ci)
+-- Claims the next job of the shared pool as driver.c's claim_job does: true, next cursor.
+local function claim_job(pool, jobs, next)
+  while next <= jobs do
+    local ok, err = os.rename(pool .. "/" .. next, pool .. "/" .. next .. ".taken")
+    if ok then
+      return true, next + 1
+    elseif not err:find("No such file", 1, true) then
+      error(err)
+    end
+    next = next + 1
+  end
+  return false, next
+end
+
+local function sem(_, name, slots, pool, jobs, job_ms, ci)
   local opts = lock_opts(ci)
   opts.name, opts.directory = name, "/tmp"
   local semaphore = portalock.NamedBoundedSemaphore(tonumber(slots), opts)
   local start = read_window()
   sleep_until_ns(start)
-  for _ = 1, tonumber(jobs) do
+  local claimed, next = claim_job(pool, tonumber(jobs), 1)
+  while claimed do
     assert(semaphore:acquire())
     local t0 = now_ns()
-    sleep_until_ns(t0 + tonumber(job_ms) * 1000000)
+    spin_us(tonumber(job_ms) * 1000) -- a job computes, as in driver.c
     out("job", t0, now_ns())
     semaphore:release()
+    claimed, next = claim_job(pool, tonumber(jobs), next)
   end
   out("done")
 end

@@ -6,6 +6,7 @@ The same command line as driver.c:
 IMPL is "portalocker" or "filelock"; CI is the polling interval in seconds or "default".
 Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
 """
+import os
 import resource
 import sys
 import time
@@ -115,7 +116,19 @@ def loop(impl, path, hold_us, ci, timeout):
     out("done", len(stamps), cpu_ns() - cpu0, *stamps)
 
 
-def sem(impl, name, slots, jobs, job_ms, ci):
+def claim_job(pool, jobs, cursor):
+    """Claims the next job of the shared pool as driver.c's claim_job does: the next cursor,
+    or None when no job is left."""
+    while cursor <= jobs:
+        try:
+            os.rename(f"{pool}/{cursor}", f"{pool}/{cursor}.taken")
+            return cursor + 1
+        except FileNotFoundError:
+            cursor += 1
+    return None
+
+
+def sem(impl, name, slots, pool, jobs, job_ms, ci):
     if impl != "portalocker":
         raise SystemExit("semaphore: portalocker only")
     kwargs = {} if ci == "default" else {"check_interval": float(ci)}
@@ -123,12 +136,14 @@ def sem(impl, name, slots, jobs, job_ms, ci):
         int(slots), name=name, directory="/tmp", timeout=WAIT_LIMIT, **kwargs)
     start, _ = read_window()
     sleep_until(start)
-    for _ in range(int(jobs)):
+    cursor = claim_job(pool, int(jobs), 1)
+    while cursor is not None:
         semaphore.acquire()
         t0 = time.monotonic_ns()
-        sleep_until(t0 + int(job_ms) * 1_000_000)
+        spin_us(int(job_ms) * 1000)  # a job computes, as in driver.c
         out("job", t0, time.monotonic_ns())
         semaphore.release()
+        cursor = claim_job(pool, int(jobs), cursor)
     out("done")
 
 

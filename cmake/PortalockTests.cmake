@@ -138,4 +138,8 @@ if(EXISTS /usr/bin/python3)
   add_test(NAME bench.quick
            COMMAND /usr/bin/python3 "${src}/bench/run" --quick --build "${CMAKE_BINARY_DIR}")
   set_tests_properties(bench.quick PROPERTIES TIMEOUT 120 LABELS "bench")
+  add_test(NAME bench.contention_rounds
+           COMMAND /usr/bin/python3 "${src}/bench/contention_rounds" --processes 2 --rounds 1
+                   --seconds 0.2 --build "${CMAKE_BINARY_DIR}")
+  set_tests_properties(bench.contention_rounds PROPERTIES TIMEOUT 120 LABELS "bench")
 endif()

@@ -1,7 +1,8 @@
 /* Tests event-driven waiting: waits end on the holder's release (never on the fallback
  * timer), through the step API's descriptor, the blocking waits, the kernel queue (with no
- * inotify instance left) and for every kind of object. Runs alone (RUN_SERIAL): it
- * exhausts the user's inotify instances for a moment. */
+ * inotify instance left, and in the caller's thread for a wait without a timeout) and for
+ * every kind of object. Runs alone (RUN_SERIAL): it exhausts the user's inotify instances
+ * for a moment. */
 #include "testutil.h"
 
 #include <dirent.h>

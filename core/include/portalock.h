@@ -105,9 +105,12 @@ PORTALOCK_API double portalock_monotonic(void);
  *     keep losing the race to other waiters ("crowded"), or that has no inotify instance,
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
  *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
- *     the wait's end and joined before the call returns. The acquire loops given no
- *     timeout (INFINITY) have no deadline to keep: from their first contention they block
- *     in the caller's own thread, with no watch.
+ *     the wait's end and joined before the call returns (glibc 2.31 or later). The
+ *     acquire loops given no timeout (INFINITY) have no deadline to keep: from their first
+ *     contention they block in the caller's own thread, with no watch (on any system).
+ *     None of this on a network file system (NFS, SMB, Ceph, AFS, 9P), whose client may
+ *     answer a blocking lock call only when it next retries (NFS: backing off up to 30 s):
+ *     there waits watch (which sees this machine's releases) and poll.
  *   - The counting Semaphore has no descriptor: `fd` is -1 with a back-off; its blocking
  *     wait (portalock_semaphore_wait) sleeps in sem_clockwait.
  *   - Polled: posix-backend locks (an attempt must close the file, see
@@ -172,7 +175,9 @@ typedef struct portalock_lock portalock_lock_t;
 typedef struct portalock_lock_options {
   const char *mode;          /* "a" (see below) */
   double timeout;            /* 5 seconds; 0 = one attempt; INFINITY = forever */
-  double check_interval;     /* 0.25 seconds; the longest a wait goes without re-checking */
+  double check_interval;     /* 0.25 seconds; the longest a wait goes without re-checking,
+                                except one queued in the kernel by an acquire loop (there
+                                the kernel's grant ends it, see portalock_wait) */
   int fail_when_locked;      /* 0 (1 for TemporaryFileLock and PidFileLock) */
   int flags;                 /* LOCK_EX | LOCK_NB; LOCK_SH for a shared lock. An attempt never
                                 blocks in the kernel, with or without LOCK_NB: the wait
@@ -262,9 +267,13 @@ PORTALOCK_API void portalock_lock_wait_done(portalock_lock_t *lock);
 
 /*
  * The convenience loop over portalock_lock_try: waits at most `timeout` seconds,
- * re-checking at least every `check_interval`; with `fail_when_locked` the first
- * contention ends it. Contention that outlasts the timeout is ALREADY_LOCKED.
- * portalock_lock_acquire uses the handle's own options.
+ * re-checking at least every `check_interval` while it polls or watches; with
+ * `fail_when_locked` the first contention ends it. Contention that outlasts the timeout is
+ * ALREADY_LOCKED. portalock_lock_acquire uses the handle's own options.
+ * With no timeout (INFINITY) on a local file system it blocks in flock(2)/F_OFD_SETLKW on
+ * the file it opened, as flock(1) does: it waits for that file even if the path is replaced
+ * meanwhile (the attempt after the grant sees the replacement and starts over), and, like
+ * flock(2), it is not a pthread_cancel cancellation point.
  */
 PORTALOCK_API portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                                            double check_interval,

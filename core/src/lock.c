@@ -159,6 +159,7 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
     return;
   }
   w->file_fd = kept;
+  w->remote = pl_platform_network_file(kept);
   w->dev = st->st_dev;
   w->ino = st->st_ino;
   w->pid = h.pid;
@@ -191,15 +192,24 @@ static int pl_lock_crowded(const portalock_lock_t *lock) {
   return lock->crowded_until > 0 && portalock_monotonic() < lock->crowded_until;
 }
 
+/* Whether this wait queues in the kernel, not on a watch: a wait with no end, or a crowded
+ * lock, on a local file system whose kernel can queue it. */
+static int pl_lock_queues(const portalock_lock_t *lock) {
+  const pl_waiting *w = &lock->waiting;
+  portalock_backend backend = lock->opts.backend;
+  if (w->remote) return 0;
+  if (w->forever) return pl_kernel_queue_forever_available(backend);
+  return pl_lock_crowded(lock) && pl_kernel_queue_available(backend);
+}
+
 /* Starts watching the lock file for this wait, unless the wait does without (posix locks,
- * whose attempts close the file each time; a crowded lock, which queues in the kernel).
+ * whose attempts close the file each time; a wait that queues in the kernel).
  * Returns 1 when a watch was just made: a release before it went unseen. */
 static int pl_lock_watch(portalock_lock_t *lock) {
   pl_waiting *w = &lock->waiting;
-  portalock_backend backend = lock->opts.backend;
-  if (w->watch >= 0 || w->unwatched || lock->unwatched || backend == PORTALOCK_BACKEND_POSIX)
+  if (w->watch >= 0 || w->unwatched || lock->unwatched ||
+      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock))
     return 0;
-  if ((w->forever || pl_lock_crowded(lock)) && pl_kernel_queue_available(backend)) return 0;
   if (w->watch_fd < 0) {
     w->watch_fd = pl_watch_open();
     w->pid = pl_self();
@@ -259,7 +269,7 @@ static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int 
     portalock_status status = pl_lockfile_posix_check(lock->lock_filename, err);
     if (status != PORTALOCK_OK) return status;
   }
-  int fd;
+  int fd = -1;
   portalock_status status =
       pl_lockfile_open(lock->lock_filename, lock->mode.oflags, o->perm, &fd, st, err);
   if (status != PORTALOCK_OK || target_fd < 0) {
@@ -280,7 +290,7 @@ static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
   const portalock_lock_options *o = &lock->opts;
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   for (int round = 0; round < PL_ROUNDS; round++) {
-    int fd;
+    int fd = -1;
     struct stat st;
     portalock_status status = PORTALOCK_OK;
     if (!pl_lock_reuse(lock, target_fd, &fd, &st))
@@ -338,7 +348,7 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
     /* Every release wakes every watcher: among many waiters, queue in the kernel instead. */
     pl_count(PL_LOST_RACE);
     lock->crowded_until = portalock_monotonic() + PL_CROWDED_SECONDS;
-    if (pl_kernel_queue_available(lock->opts.backend)) pl_lock_unwatch(w);
+    if (pl_lock_queues(lock)) pl_lock_unwatch(w);
   }
   if (wait != NULL) {
     wait->fd = w->watch >= 0 ? w->watch_fd : -1;
@@ -354,14 +364,16 @@ int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double dead
   pl_counter woke;
   /* The kernel queue misses nothing, so a patient caller (the C loops, which have no hooks
    * to run) waits in it up to the deadline rather than re-queueing every check_interval,
-   * and without a deadline in its own thread. */
+   * and without a deadline in its own thread. A wait with no watch queues there too (no
+   * inotify instance left), except on a network file system. */
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
-  if (lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && pl_kernel_queue_available(o->backend))
-    woke = patient && isinf(deadline)
-               ? pl_kernel_queue_wait_forever(w->file_fd, type, o->backend, wait->next_attempt)
-               : pl_kernel_queue_wait(w->file_fd, type, o->backend,
-                                      patient ? deadline : wait->next_attempt, deadline,
-                                      &lock->queue_stack);
+  int queued = lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && !w->remote;
+  if (queued && w->forever && pl_kernel_queue_forever_available(o->backend))
+    woke = pl_kernel_queue_wait_forever(w->file_fd, type, o->backend, wait->next_attempt);
+  else if (queued && pl_kernel_queue_available(o->backend))
+    woke =
+        pl_kernel_queue_wait(w->file_fd, type, o->backend, patient ? deadline : wait->next_attempt,
+                             deadline, &lock->queue_stack);
   else /* a held lock's watch (kept until its release) says nothing about this wait */
     woke = pl_sleep(lock->fd < 0 && w->watch >= 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
   w->woke = woke == PL_WOKE_EVENT;
@@ -381,11 +393,19 @@ int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, doub
   return pl_lock_wait(lock, wait, deadline, 0);
 }
 
-void pl_lock_wait_forever(portalock_lock_t *lock, double timeout, int fail_when_locked) {
-  /* The kernel's blocking lock call is the quickest wait there is; a watch would only add an
-   * inotify instance to make and close, and a wake-up for every release. */
-  pl_lock_drop_foreign(lock); /* which would forget the flag */
+portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
+                                      void *ctx, double timeout, double check_interval,
+                                      int fail_when_locked, portalock_error *err) {
+  /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
+   * a watch would only add an inotify instance to make and close, and a wake-up for every
+   * release. The flag is set after pl_lock_drop_foreign, which resets a forked child's wait
+   * (flag included), and cleared whatever the loop returned. */
+  pl_lock_drop_foreign(lock);
   lock->waiting.forever = isinf(timeout) && timeout > 0 && !fail_when_locked;
+  portalock_status status =
+      pl_acquire_loop(waitable, ctx, timeout, check_interval, fail_when_locked, err);
+  lock->waiting.forever = 0;
+  return status;
 }
 
 static int pl_lock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
@@ -401,8 +421,8 @@ static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb, pl
 portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                              double check_interval, int fail_when_locked,
                                              portalock_error *err) {
-  pl_lock_wait_forever(lock, timeout, fail_when_locked);
-  return pl_acquire_loop(&pl_lock_waitable, lock, timeout, check_interval, fail_when_locked, err);
+  return pl_lock_acquire_loop(lock, &pl_lock_waitable, lock, timeout, check_interval,
+                              fail_when_locked, err);
 }
 
 portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {

@@ -1,4 +1,5 @@
-/* System-specific code: OFD locks and dup3 exist on Linux (and dup3 on some BSDs) only. */
+/* System-specific code: OFD locks and dup3 exist on Linux (and dup3 on some BSDs) only;
+ * the file system's type is told differently by Linux and the BSDs. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* F_OFD_SETLK, dup3 */
 #endif
@@ -8,6 +9,14 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/vfs.h>
+#elif defined(__NetBSD__)
+#include <sys/statvfs.h>
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__)
+#include <sys/mount.h>
+#endif
 
 #include "platform.h"
 
@@ -45,5 +54,35 @@ int pl_platform_dup_cloexec(int oldfd, int newfd) {
   while (r < 0 && errno == EINTR);
   if (r >= 0 && fcntl(r, F_SETFD, FD_CLOEXEC) != 0) return -1;
   return r;
+#endif
+}
+
+int pl_platform_network_file(int fd) {
+#if defined(__linux__)
+  /* The magic numbers of linux/magic.h (which not every libc installs). */
+  static const unsigned long network[] = {
+      0x6969,     /* NFS */
+      0x517B,     /* SMB */
+      0xFF534D42, /* CIFS */
+      0xFE534D42, /* SMB2 */
+      0x00C36400, /* Ceph */
+      0x5346414F, /* AFS */
+      0x6B414653, /* kAFS */
+      0x01021997, /* 9P */
+  };
+  struct statfs s;
+  if (fstatfs(fd, &s) != 0) return 0;
+  for (size_t i = 0; i < sizeof network / sizeof network[0]; i++)
+    if ((unsigned long)s.f_type == network[i]) return 1;
+  return 0;
+#elif defined(__NetBSD__)
+  struct statvfs s;
+  return fstatvfs(fd, &s) == 0 && !(s.f_flag & ST_LOCAL);
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__)
+  struct statfs s;
+  return fstatfs(fd, &s) == 0 && !(s.f_flags & MNT_LOCAL);
+#else
+  (void)fd;
+  return 0;
 #endif
 }

@@ -10,4 +10,8 @@ int pl_platform_ofd_lock(int fd, short type, int block);
 /* dup3(oldfd, newfd, O_CLOEXEC), or dup2 followed by FD_CLOEXEC where dup3 is missing. */
 int pl_platform_dup_cloexec(int oldfd, int newfd);
 
+/* 1 when `fd`'s file lives on a network file system, where a blocking lock call may be
+ * served by the client retrying on its own schedule (NFS: backing off up to 30 s). */
+int pl_platform_network_file(int fd);
+
 #endif /* PORTALOCK_PLATFORM_H */

@@ -121,7 +121,10 @@ int pl_watch_open(void);
 int pl_watch_add(int watch_fd, const char *path);
 void pl_watch_remove(int watch_fd, int watch);
 void pl_watch_drain(int watch_fd);
+/* Whether a wait may queue in the kernel: with a deadline (a helper thread, needing
+ * pthread_clockjoin_np), or with none (the caller's thread, wherever the backend blocks). */
 int pl_kernel_queue_available(portalock_backend backend);
+int pl_kernel_queue_forever_available(portalock_backend backend);
 /* Blocks in the kernel's lock call on `fd` until it is granted (PL_WOKE_KERNEL: `fd` now
  * holds the lock) or until next_attempt or deadline. `*stack` is the caller's stack for the
  * helper thread (made at the first wait, freed with pl_kernel_queue_stack_free). */
@@ -147,7 +150,10 @@ typedef struct pl_waiting {
   int watch;       /* its watch on the lock file, or -1 (removed when the lock is crowded) */
   int unwatched;   /* making a watch failed: this wait does without */
   int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
-  int forever;     /* a C loop waits with no deadline: no watch, the kernel queue at once */
+  int remote;      /* file_fd is on a network file system: its kernel queue may be slow to
+                      answer (see pl_platform_network_file), so the wait never queues there */
+  int forever;     /* a C loop waits with no deadline: no watch, the kernel queue at once
+                      (set and cleared by pl_lock_acquire_loop) */
 } pl_waiting;
 
 /* ---------------------------------------------------------------- lock.c and its kinds */
@@ -192,11 +198,8 @@ struct portalock_lock {
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);
 
-/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline (an infinite
- * one blocks in the caller's thread). */
+/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline. */
 int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient);
-/* Before a C loop's first attempt: a wait with no end needs no watch (see pl_waiting). */
-void pl_lock_wait_forever(portalock_lock_t *lock, double timeout, int fail_when_locked);
 
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;
@@ -214,6 +217,10 @@ typedef struct pl_waitable {
 /* The acquire loop shared by every object that waits. */
 portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
                                  double check_interval, int fail_when_locked, portalock_error *err);
+/* The same loop for a Lock's or an RLock's `waitable`, which waits on `lock` (lock.c). */
+portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
+                                      void *ctx, double timeout, double check_interval,
+                                      int fail_when_locked, portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
 /* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */

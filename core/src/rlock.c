@@ -113,8 +113,8 @@ portalock_status portalock_rlock_acquire_with(portalock_rlock_t *rlock, uintptr_
                                               double timeout, double check_interval,
                                               int fail_when_locked, portalock_error *err) {
   pl_rlock_attempt a = {rlock, owner};
-  pl_lock_wait_forever(rlock->lock, timeout, fail_when_locked);
-  return pl_acquire_loop(&pl_rlock_waitable, &a, timeout, check_interval, fail_when_locked, err);
+  return pl_lock_acquire_loop(rlock->lock, &pl_rlock_waitable, &a, timeout, check_interval,
+                              fail_when_locked, err);
 }
 
 portalock_status portalock_rlock_acquire(portalock_rlock_t *rlock, uintptr_t owner,

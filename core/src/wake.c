@@ -7,8 +7,9 @@
  *     waiter's descriptor, so the kernel hands the lock over as it would to a blocking
  *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
  *     end and always joined before the call that started it returns; a wait with no end
- *     needs no thread and blocks in the caller's own.
- * Without them (macOS, the BSDs, no instances left) waits poll on the clock. */
+ *     needs no thread and blocks in the caller's own (on any system).
+ * Without them (macOS, the BSDs, no instances left, network file systems) waits poll on the
+ * clock. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* pthread_clockjoin_np */
 #endif
@@ -136,10 +137,14 @@ void pl_watch_drain(int watch_fd) {
 
 /* ---------------------------------------------------------------- the kernel queue */
 
-int pl_kernel_queue_available(portalock_backend backend) {
-#ifdef PL_HAVE_KERNEL_QUEUE
+int pl_kernel_queue_forever_available(portalock_backend backend) {
   /* Posix locks are excluded: waiting for one keeps no descriptor open (see lock.c). */
   return backend == PORTALOCK_BACKEND_FLOCK || backend == PORTALOCK_BACKEND_OFD;
+}
+
+int pl_kernel_queue_available(portalock_backend backend) {
+#ifdef PL_HAVE_KERNEL_QUEUE
+  return pl_kernel_queue_forever_available(backend);
 #else
   (void)backend;
   return 0;

@@ -6,7 +6,8 @@
  * file between the caller's open and its lock would (once; the fault then ends itself).
  * Unset: the real flock.
  * PORTALOCK_FAULT_FSYNC=ENOSPC: every fsync(2) fails with ENOSPC (a full disk);
- * PORTALOCK_FAULT_FSYNC=DIR: fsync of a directory fails with EIO, of a file it works. */
+ * PORTALOCK_FAULT_FSYNC=DIR: fsync of a directory fails with EIO, of a file it works.
+ * PORTALOCK_FAULT_FSTATFS=NFS: fstatfs(2) says every file is on an NFS mount. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 int flock(int fd, int operation) {
@@ -53,4 +55,14 @@ int fsync(int fd) {
     return -1;
   }
   return real_fsync(fd);
+}
+
+int fstatfs(int fd, struct statfs *buf) {
+  static int (*real_fstatfs)(int, struct statfs *);
+  if (real_fstatfs == NULL)
+    real_fstatfs = (int (*)(int, struct statfs *))dlsym(RTLD_NEXT, "fstatfs");
+  const char *fault = getenv("PORTALOCK_FAULT_FSTATFS");
+  int r = real_fstatfs(fd, buf);
+  if (r == 0 && fault != NULL && strcmp(fault, "NFS") == 0) buf->f_type = 0x6969; /* NFS */
+  return r;
 }

@@ -1,13 +1,15 @@
-/* Tests what this machine cannot produce on demand, injected into flock(2) by fault_shim.c:
+/* Tests what this machine cannot produce on demand, injected by fault_shim.c:
  * ENOLCK fails at once as a LockException, EINTR never ends a lock call or a wait with an
  * error, a TemporaryFileLock whose file is replaced between open and lock starts over, and an
  * atomic write whose fsync fails publishes nothing (or, when only the directory's fsync fails,
- * says that it did publish). */
+ * says that it did publish), and a wait on a network file system never queues in the kernel
+ * (whose client may answer a blocking lock call only when it next retries). */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -170,6 +172,49 @@ static void test_atomic_fsync(void) {
   CHECK_INT(count_entries(dir), 1);
 }
 
+/* Waits with no timeout for `path` while another process holds it for 0.3 s; returns how
+ * many of this process's waits the kernel's queue ended meanwhile, and in *watched how many
+ * a watch or the clock did. */
+static unsigned long long wait_for_brief_holder(const char *path, unsigned long long *watched) {
+  tu_proc brief;
+  if (tu_fork(&brief) == 0) {
+    int fd = tu_open(path, O_RDWR | O_CREAT);
+    CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0);
+    tu_send(&brief, 'R');
+    tu_sleep(0.3);
+    tu_child_exit(0); /* the kernel closes fd, ending the hold */
+  }
+  CHECK_INT(tu_recv(&brief), 'R');
+  portalock_lock_options opts;
+  portalock_lock_options_init(&opts);
+  opts.timeout = INFINITY;
+  portalock_lock_t *lock;
+  portalock_error err;
+  CHECK_OK(portalock_lock_new(&lock, path, &opts, &err), &err);
+  portalock_wait_counters before, after;
+  portalock_wait_counters_get(&before);
+  CHECK_OK(portalock_lock_acquire(lock, &err), &err);
+  portalock_wait_counters_get(&after);
+  CHECK_INT(tu_reap(&brief), 0);
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  portalock_lock_free(lock);
+  *watched = (after.event - before.event) + (after.timer - before.timer);
+  return after.kernel - before.kernel;
+}
+
+static void test_network_file_system(void) {
+  unsigned long long watched;
+  /* On a local file system this wait queues in the kernel... */
+  CHECK(wait_for_brief_holder(tu_path("local.lock"), &watched) >= 1);
+  CHECK_INT(watched, 0);
+  /* ...on NFS it watches the file and polls every check_interval instead. */
+  setenv("PORTALOCK_FAULT_FSTATFS", "NFS", 1);
+  unsigned long long kernel = wait_for_brief_holder(tu_path("nfs.lock"), &watched);
+  unsetenv("PORTALOCK_FAULT_FSTATFS");
+  CHECK_INT(kernel, 0);
+  CHECK(watched >= 1);
+}
+
 int main(void) {
   tu_init("faults");
   tu_group("the fault shim is preloaded");
@@ -182,5 +227,7 @@ int main(void) {
   test_replaced_temporary_file();
   tu_group("open_atomic: fsync fails (ENOSPC: nothing published; directory only: published)");
   test_atomic_fsync();
+  tu_group("a network file system: waits watch and poll, never queue in the kernel");
+  test_network_file_system();
   return tu_done();
 }

@@ -207,7 +207,7 @@ static int take_every_instance(int **hogs) {
   *hogs = malloc(MAX_HOGS * sizeof **hogs);
   CHECK(*hogs != NULL);
   int n = 0;
-  while (*hogs != NULL && n < MAX_HOGS) {
+  while (n < MAX_HOGS) {
     int fd = inotify_init1(IN_CLOEXEC);
     if (fd < 0) {
       CHECK(errno == EMFILE || errno == ENFILE);
@@ -276,24 +276,34 @@ static void no_instances_left(void) {
   CHECK_INT(tu_count_fds(), fds_start);
 }
 
-/* What the kernel says `pid` is doing: the number of the system call it is blocked in, or -1
- * (running, or no access to /proc/PID/syscall). */
+enum { UNREADABLE = -2 };
+
+/* What the kernel says `pid` is doing: the number of the system call it is blocked in, -1
+ * while it runs, or UNREADABLE (no /proc/PID/syscall here, or no access to it). */
 static long blocked_in(pid_t pid) {
   char path[64], text[256];
   snprintf(path, sizeof path, "/proc/%ld/syscall", (long)pid);
-  if (tu_read_file(path, text, sizeof text) <= 0) return -1;
+  if (tu_read_file(path, text, sizeof text) <= 0) return UNREADABLE;
   char *end;
   long nr = strtol(text, &end, 10);
   return end == text ? -1 : nr;
 }
 
-static int threads_of(pid_t pid) {
-  char path[64], text[4096];
+/* The value of a "Name:\t..." line of /proc/PID/status, parsed in `base`. */
+static unsigned long long status_field(pid_t pid, const char *name, int base) {
+  char path[64], text[4096], key[64];
   snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+  snprintf(key, sizeof key, "\n%s:", name);
   CHECK(tu_read_file(path, text, sizeof text) > 0);
-  const char *line = strstr(text, "\nThreads:");
+  const char *line = strstr(text, key);
   CHECK(line != NULL);
-  return line ? atoi(line + strlen("\nThreads:")) : -1;
+  return strtoull(line + strlen(key), NULL, base);
+}
+
+/* Whether `sig` waits to be delivered to `pid` (to its thread or to the process). */
+static int signal_pending(pid_t pid, int sig) {
+  unsigned long long bit = 1ULL << (sig - 1);
+  return ((status_field(pid, "SigPnd", 16) | status_field(pid, "ShdPnd", 16)) & bit) != 0;
 }
 
 static int inotify_instances_of(pid_t pid) {
@@ -302,14 +312,14 @@ static int inotify_instances_of(pid_t pid) {
   DIR *d = opendir(dir);
   CHECK(d != NULL);
   int n = 0;
-  for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
     snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
     ssize_t len = readlink(link, target, sizeof target - 1);
     if (len < 0) continue;
     target[len] = '\0';
     n += strcmp(target, "anon_inode:inotify") == 0;
   }
-  if (d != NULL) closedir(d);
+  closedir(d);
   return n;
 }
 
@@ -329,6 +339,7 @@ static void wait_forever(void) {
   const char *path = tu_path("forever.lock");
   int held = tu_open(path, O_RDWR | O_CREAT);
   CHECK(flock(held, LOCK_EX | LOCK_NB) == 0);
+  int inherited_instances = inotify_instances_of(getpid());
   tu_proc waiter;
   if (tu_fork(&waiter) == 0) {
     struct sigaction sa = {.sa_handler = note_signal, .sa_flags = 0};
@@ -347,23 +358,38 @@ static void wait_forever(void) {
     tu_child_exit(0);
   }
   double t0 = tu_now();
-  while (blocked_in(waiter.pid) != SYS_flock && tu_now() - t0 < 20)
+  long syscall_nr;
+  while ((syscall_nr = blocked_in(waiter.pid)) != SYS_flock && syscall_nr != UNREADABLE &&
+         tu_now() - t0 < 20)
     tu_sleep(0.01);
-  CHECK_INT(blocked_in(waiter.pid), SYS_flock);
-  CHECK_INT(threads_of(waiter.pid), 1);
-  CHECK_INT(inotify_instances_of(waiter.pid), 0);
-  kill(waiter.pid, SIGUSR1);
+  if (syscall_nr == UNREADABLE) {
+    /* Without /proc/PID/syscall (a kernel without it, or ptrace restricted) this cannot be
+     * seen from outside; the wait itself still has to end on the release. */
+    printf("  skipped the checks through /proc/%ld/syscall: unreadable here\n", (long)waiter.pid);
+    CHECK(flock(held, LOCK_UN) == 0);
+    close(held);
+    for (int i = 0; i < 3; i++)
+      tu_recv_long(&waiter);
+    CHECK_INT(tu_reap(&waiter), 0);
+    return;
+  }
+  CHECK_INT(syscall_nr, SYS_flock);
+  CHECK_INT(status_field(waiter.pid, "Threads", 10), 1);
+  CHECK_INT(inotify_instances_of(waiter.pid), inherited_instances);
+  CHECK_INT(kill(waiter.pid, SIGUSR1), 0);
   t0 = tu_now();
-  do /* interrupted, then blocked again */
+  do /* delivered (the handler ran, interrupting flock), then blocked again */
     tu_sleep(0.05);
-  while (blocked_in(waiter.pid) != SYS_flock && tu_now() - t0 < 20);
+  while ((signal_pending(waiter.pid, SIGUSR1) || blocked_in(waiter.pid) != SYS_flock) &&
+         tu_now() - t0 < 20);
+  CHECK_INT(signal_pending(waiter.pid, SIGUSR1), 0);
   CHECK_INT(blocked_in(waiter.pid), SYS_flock);
   CHECK(flock(held, LOCK_UN) == 0);
   close(held);
   long kernel = tu_recv_long(&waiter), was_signalled = tu_recv_long(&waiter),
        timer = tu_recv_long(&waiter);
   CHECK_INT(tu_reap(&waiter), 0);
-  CHECK(kernel >= 1);
+  CHECK_INT(kernel, 1);
   CHECK_INT(was_signalled, 1);
   CHECK_INT(timer, 0);
 }

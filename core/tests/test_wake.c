@@ -44,7 +44,8 @@ static portalock_lock_t *new_lock(const char *path) {
   return lock;
 }
 
-/* The step API: the descriptor of a contended try becomes readable when the holder lets go. */
+/* The step API: the descriptor of a contended try becomes readable when the holder lets go
+ * (even after a refused acquire without a timeout, whose wait would have had none). */
 static void step_api(void) {
   tu_group("step API descriptor");
   const char *path = tu_path("step.lock");
@@ -53,6 +54,7 @@ static void step_api(void) {
   portalock_lock_t *lock = new_lock(path);
   portalock_error err;
   portalock_wait wait;
+  CHECK_STATUS(portalock_lock_acquire_with(lock, INFINITY, -1, 0, &err), PORTALOCK_INVALID, &err);
   CHECK_STATUS(portalock_lock_try(lock, &wait, &err), PORTALOCK_CONTENDED, &err);
 #ifdef __linux__
   CHECK(wait.fd >= 0);

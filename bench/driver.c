@@ -196,10 +196,14 @@ static int read_window(int64_t *start, int64_t *end) {
 }
 
 static int cmd_loop(char **argv) {
+  int forever = strcmp(argv[4], "forever") == 0;
+  if (!forever && strcmp(argv[4], "window") != 0) {
+    fprintf(stderr, "driver: loop: TIMEOUT must be window or forever, not \"%s\"\n", argv[4]);
+    return 2;
+  }
   bench_lock b;
   bench_lock_init(&b, argv[0], argv[1], argv[3]);
   long hold_us = atol(argv[2]);
-  int forever = strcmp(argv[4], "forever") == 0;
   int64_t start, end;
   if (read_window(&start, &end) != 0) return 2;
   sleep_until(start);
@@ -241,13 +245,16 @@ static void run_job(long job_ms) {
 
 /* The processes share one pool of jobs, so that none is left alone with a backlog at the
  * end: a job is claimed, before waiting for a slot, by renaming its file (POOL/N, N from
- * 1 to JOBS); exactly one rename of a file succeeds. 1: a job was claimed. */
+ * 1 to JOBS); exactly one rename of a file succeeds. 1: a job was claimed, and *next is past it. */
 static int claim_job(const char *pool, long jobs, long *next) {
   char from[512], to[512];
   for (; *next <= jobs; ++*next) {
     snprintf(from, sizeof from, "%s/%ld", pool, *next);
     snprintf(to, sizeof to, "%s/%ld.taken", pool, *next);
-    if (rename(from, to) == 0) return 1;
+    if (rename(from, to) == 0) {
+      ++*next;
+      return 1;
+    }
     if (errno != ENOENT) die("rename");
   }
   return 0;

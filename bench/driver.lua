@@ -7,6 +7,7 @@ local portalock = require "portalock"
 local core = require "portalock.core"
 
 local WAIT_LIMIT = 120
+local ENOENT = 2 -- errno of a rename whose job another process claimed first
 
 local function now_ns()
   return math.floor(core.monotonic() * 1e9)
@@ -95,6 +96,9 @@ local function read_window()
 end
 
 local function loop(_, path, hold_us, ci, timeout)
+  if timeout ~= "window" and timeout ~= "forever" then
+    error(("loop: TIMEOUT must be window or forever, not %q"):format(tostring(timeout)))
+  end
   local lock = portalock.Lock(path, lock_opts(ci))
   local start, finish = read_window()
   sleep_until_ns(start)
@@ -119,10 +123,10 @@ end
 -- Claims the next job of the shared pool as driver.c's claim_job does: true, next cursor.
 local function claim_job(pool, jobs, next)
   while next <= jobs do
-    local ok, err = os.rename(pool .. "/" .. next, pool .. "/" .. next .. ".taken")
+    local ok, err, errno = os.rename(pool .. "/" .. next, pool .. "/" .. next .. ".taken")
     if ok then
       return true, next + 1
-    elseif not err:find("No such file", 1, true) then
+    elseif errno ~= ENOENT then
       error(err)
     end
     next = next + 1

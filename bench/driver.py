@@ -2,7 +2,7 @@
 
 The same command line as driver.c:
   serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
-  sem IMPL NAME SLOTS JOBS JOB_MS CI
+  sem IMPL NAME SLOTS POOL JOBS JOB_MS CI
 IMPL is "portalocker" or "filelock"; CI is the polling interval in seconds or "default".
 Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
 """

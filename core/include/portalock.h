@@ -93,7 +93,8 @@ PORTALOCK_API double portalock_monotonic(void);
  * belongs to the handle that returned it and stays valid until the next call on that
  * handle; the caller never closes it.
  *
- * Which path runs (Linux; everywhere else every wait polls on the clock):
+ * Which path runs (Linux; elsewhere every wait polls on the clock, except the acquire
+ * loops without a timeout, which block in the kernel as below):
  *   - Lock, RLock, TemporaryFileLock, PidFileLock and bounded-semaphore slots: `fd` is an
  *     inotify instance watching the lock file(s), readable when a holder closes the file
  *     (every release ends with that, and so does a holder's death). A contended attempt
@@ -272,8 +273,9 @@ PORTALOCK_API void portalock_lock_wait_done(portalock_lock_t *lock);
  * ALREADY_LOCKED. portalock_lock_acquire uses the handle's own options.
  * With no timeout (INFINITY) on a local file system it blocks in flock(2)/F_OFD_SETLKW on
  * the file it opened, as flock(1) does: it waits for that file even if the path is replaced
- * meanwhile (the attempt after the grant sees the replacement and starts over), and, like
- * flock(2), it is not a pthread_cancel cancellation point.
+ * meanwhile (the attempt after the grant sees the replacement and starts over); a
+ * pthread_cancel ends it only with the ofd backend (F_OFD_SETLKW is a cancellation point,
+ * flock(2) is not).
  */
 PORTALOCK_API portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                                            double check_interval,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,7 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
   if (lock == NULL) return pl_fail_sys(err, ENOMEM, "new lock", filename);
   lock->kind = kind;
   lock->fd = -1;
+  lock->fs_remote = -1;
   lock->waiting.file_fd = -1;
   lock->waiting.watch_fd = -1;
   lock->waiting.watch = -1;
@@ -135,6 +137,18 @@ static void pl_lock_drop_foreign(portalock_lock_t *lock) {
   lock->handed_over = 0;
 }
 
+/* Whether the lock file, open as `fd` on device `dev`, is on a network file system: asked once
+ * per device and handle, since on NFS each question is a round trip to the server. A failed
+ * question counts as remote (the wait then polls) and is asked again next time. */
+static int pl_lock_remote(portalock_lock_t *lock, int fd, dev_t dev) {
+  if (lock->fs_remote >= 0 && lock->fs_dev == dev) return lock->fs_remote;
+  int remote = pl_platform_network_file(fd);
+  if (remote < 0) return 1;
+  lock->fs_dev = dev;
+  lock->fs_remote = remote;
+  return remote;
+}
+
 /* Keeps the contended lock file open for the next attempt (a copy when `fd` is a target
  * descriptor, which belongs to its stream). Posix locks keep nothing: closing any descriptor
  * of the file would drop the other posix locks this process holds on it. */
@@ -159,7 +173,7 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
     return;
   }
   w->file_fd = kept;
-  w->remote = pl_platform_network_file(kept);
+  w->remote = pl_lock_remote(lock, kept, st->st_dev);
   w->dev = st->st_dev;
   w->ino = st->st_ino;
   w->pid = h.pid;
@@ -393,18 +407,24 @@ int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, doub
   return pl_lock_wait(lock, wait, deadline, 0);
 }
 
+static void pl_lock_end_forever(void *lock) {
+  ((portalock_lock_t *)lock)->waiting.forever = 0;
+}
+
 portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
                                       void *ctx, double timeout, double check_interval,
                                       int fail_when_locked, portalock_error *err) {
   /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
    * a watch would only add an inotify instance to make and close, and a wake-up for every
    * release. The flag is set after pl_lock_drop_foreign, which resets a forked child's wait
-   * (flag included), and cleared whatever the loop returned. */
+   * (flag included), and cleared however the loop ends: returning, or cancelled in one of
+   * its cancellation points (F_OFD_SETLKW, poll, nanosleep). */
   pl_lock_drop_foreign(lock);
   lock->waiting.forever = isinf(timeout) && timeout > 0 && !fail_when_locked;
-  portalock_status status =
-      pl_acquire_loop(waitable, ctx, timeout, check_interval, fail_when_locked, err);
-  lock->waiting.forever = 0;
+  portalock_status status;
+  pthread_cleanup_push(pl_lock_end_forever, lock);
+  status = pl_acquire_loop(waitable, ctx, timeout, check_interval, fail_when_locked, err);
+  pthread_cleanup_pop(1);
   return status;
 }
 

@@ -14,7 +14,8 @@
 #include <sys/vfs.h>
 #elif defined(__NetBSD__)
 #include <sys/statvfs.h>
-#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__)
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+#include <sys/param.h>
 #include <sys/mount.h>
 #endif
 
@@ -71,16 +72,18 @@ int pl_platform_network_file(int fd) {
       0x01021997, /* 9P */
   };
   struct statfs s;
-  if (fstatfs(fd, &s) != 0) return 0;
+  if (fstatfs(fd, &s) != 0) return -1;
   for (size_t i = 0; i < sizeof network / sizeof network[0]; i++)
     if ((unsigned long)s.f_type == network[i]) return 1;
   return 0;
 #elif defined(__NetBSD__)
   struct statvfs s;
-  return fstatvfs(fd, &s) == 0 && !(s.f_flag & ST_LOCAL);
-#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__)
+  if (fstatvfs(fd, &s) != 0) return -1;
+  return !(s.f_flag & ST_LOCAL);
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
   struct statfs s;
-  return fstatfs(fd, &s) == 0 && !(s.f_flags & MNT_LOCAL);
+  if (fstatfs(fd, &s) != 0) return -1;
+  return !(s.f_flags & MNT_LOCAL);
 #else
   (void)fd;
   return 0;

@@ -11,7 +11,8 @@ int pl_platform_ofd_lock(int fd, short type, int block);
 int pl_platform_dup_cloexec(int oldfd, int newfd);
 
 /* 1 when `fd`'s file lives on a network file system, where a blocking lock call may be
- * served by the client retrying on its own schedule (NFS: backing off up to 30 s). */
+ * served by the client retrying on its own schedule (NFS: backing off up to 30 s); 0 when
+ * it is local (or the system cannot tell); -1 with errno when the question failed. */
 int pl_platform_network_file(int fd);
 
 #endif /* PORTALOCK_PLATFORM_H */

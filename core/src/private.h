@@ -150,8 +150,9 @@ typedef struct pl_waiting {
   int watch;       /* its watch on the lock file, or -1 (removed when the lock is crowded) */
   int unwatched;   /* making a watch failed: this wait does without */
   int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
-  int remote;      /* file_fd is on a network file system: its kernel queue may be slow to
-                      answer (see pl_platform_network_file), so the wait never queues there */
+  int remote;      /* file_fd is on a network file system (or that is unknown): its kernel
+                      queue may be slow to answer (see pl_platform_network_file), so the wait
+                      never queues there */
   int forever;     /* a C loop waits with no deadline: no watch, the kernel queue at once
                       (set and cleared by pl_lock_acquire_loop) */
 } pl_waiting;
@@ -193,6 +194,8 @@ struct portalock_lock {
                            waits queue in the kernel (see wake.c) */
   int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
   void *queue_stack;    /* the kernel queue's thread stack, kept for the next wait, or NULL */
+  dev_t fs_dev;         /* the device whose file system fs_remote describes */
+  int fs_remote;        /* fs_dev is a network file system (1) or not (0); -1: not asked yet */
 };
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,

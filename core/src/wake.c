@@ -8,8 +8,8 @@
  *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
  *     end and always joined before the call that started it returns; a wait with no end
  *     needs no thread and blocks in the caller's own (on any system).
- * Without them (macOS, the BSDs, no instances left, network file systems) waits poll on the
- * clock. */
+ * Without them (macOS and the BSDs, but for waits with no end; no instances left; network
+ * file systems) waits poll on the clock. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* pthread_clockjoin_np */
 #endif

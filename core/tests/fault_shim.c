@@ -7,7 +7,8 @@
  * Unset: the real flock.
  * PORTALOCK_FAULT_FSYNC=ENOSPC: every fsync(2) fails with ENOSPC (a full disk);
  * PORTALOCK_FAULT_FSYNC=DIR: fsync of a directory fails with EIO, of a file it works.
- * PORTALOCK_FAULT_FSTATFS=NFS: fstatfs(2) says every file is on an NFS mount. */
+ * PORTALOCK_FAULT_FSTATFS=NFS: fstatfs(2) says every file is on an NFS mount (Linux, 64-bit:
+ * where _FILE_OFFSET_BITS=64 changes fstatfs to fstatfs64, the fault is not injected). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -16,8 +17,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 
 int flock(int fd, int operation) {
   static int (*real_flock)(int, int);
@@ -57,6 +60,7 @@ int fsync(int fd) {
   return real_fsync(fd);
 }
 
+#ifdef __linux__
 int fstatfs(int fd, struct statfs *buf) {
   static int (*real_fstatfs)(int, struct statfs *);
   if (real_fstatfs == NULL)
@@ -66,3 +70,4 @@ int fstatfs(int fd, struct statfs *buf) {
   if (r == 0 && fault != NULL && strcmp(fault, "NFS") == 0) buf->f_type = 0x6969; /* NFS */
   return r;
 }
+#endif

@@ -6,6 +6,7 @@
  * (whose client may answer a blocking lock call only when it next retries). */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -172,16 +173,39 @@ static void test_atomic_fsync(void) {
   CHECK_INT(count_entries(dir), 1);
 }
 
-/* Waits with no timeout for `path` while another process holds it for 0.3 s; returns how
- * many of this process's waits the kernel's queue ended meanwhile, and in *watched how many
- * a watch or the clock did. */
+/* Whether `pid` has the file `st` open, as /proc/PID/fd says; where that cannot be read,
+ * whether a second has passed since `since`. */
+static int has_open(pid_t pid, const struct stat *st, double since) {
+  char dir[64], link[64 + sizeof(struct dirent)];
+  snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
+  DIR *d = opendir(dir);
+  if (d == NULL) return tu_now() - since > 1.0;
+  int found = 0;
+  struct stat other;
+  for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
+    snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+    found = stat(link, &other) == 0 && other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+  }
+  closedir(d);
+  return found;
+}
+
+/* Waits with no timeout for `path` while another process holds it until this one has tried
+ * (it then keeps the file open) and had time to start waiting;
+ * returns how many of this process's waits the kernel's queue ended meanwhile, and in
+ * *watched how many a watch or the clock did. */
 static unsigned long long wait_for_brief_holder(const char *path, unsigned long long *watched) {
   tu_proc brief;
   if (tu_fork(&brief) == 0) {
     int fd = tu_open(path, O_RDWR | O_CREAT);
     CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0);
     tu_send(&brief, 'R');
-    tu_sleep(0.3);
+    double since = tu_now();
+    while (!has_open(getppid(), &st, since) && tu_now() - since < 20)
+      tu_sleep(0.01);
+    tu_sleep(0.05);
     tu_child_exit(0); /* the kernel closes fd, ending the hold */
   }
   CHECK_INT(tu_recv(&brief), 'R');

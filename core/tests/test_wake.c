@@ -11,11 +11,14 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -71,16 +74,41 @@ static void step_api(void) {
   portalock_lock_free(lock);
 }
 
-/* Two processes hand one lock back and forth HANDOFFS times in all; a release in the window
- * between a failed attempt and the start of a wait would end that wait on the timer. */
-static void handoff_worker(const char *path, int cycles, tu_proc *report) {
+/* Busy for `seconds`, as a holder working under the lock. */
+static void spin(double seconds) {
+  double until = tu_now() + seconds;
+  while (tu_now() < until) {
+  }
+}
+
+/* Shared by the two handoff workers (an anonymous shared mapping made before the fork). */
+typedef struct handoff_board {
+  atomic_int last_holder; /* worker 0 or 1, -1 before the first acquisition */
+  atomic_int inside;      /* workers holding the lock right now: never more than one */
+  atomic_int finished[2];
+  atomic_int handoffs; /* acquisitions that followed the other worker's */
+} handoff_board;
+
+/* Worker `me` of two takes the lock `cycles` times, each time only once the other has taken
+ * it since (so every acquisition but the first is a handoff), and holds it for 50 us, so that
+ * the other's next attempt finds it taken and waits for the release. A release in the window
+ * between a failed attempt and the start of that wait would end the wait on the timer. */
+static void handoff_worker(const char *path, int me, int cycles, handoff_board *board,
+                           tu_proc *report) {
   portalock_lock_t *lock = new_lock(path);
   portalock_error err;
   portalock_wait_counters before = counters();
   for (int i = 0; i < cycles; i++) {
+    while (atomic_load(&board->last_holder) == me && !atomic_load(&board->finished[1 - me]))
+      sched_yield();
     CHECK_OK(portalock_lock_acquire(lock, &err), &err);
+    CHECK_INT(atomic_fetch_add(&board->inside, 1), 0);
+    if (atomic_exchange(&board->last_holder, me) == 1 - me) atomic_fetch_add(&board->handoffs, 1);
+    spin(50e-6);
+    atomic_fetch_sub(&board->inside, 1);
     CHECK_OK(portalock_lock_release(lock, &err), &err);
   }
+  atomic_store(&board->finished[me], 1);
   portalock_wait_counters after = counters();
   portalock_lock_free(lock);
   tu_send_long(report, (long)(after.timer - before.timer));
@@ -90,16 +118,24 @@ static void handoff_worker(const char *path, int cycles, tu_proc *report) {
 static void handoffs(void) {
   tu_group("10000 handoffs, no fallback-timer wake-up");
   const char *path = tu_path("handoff.lock");
+  handoff_board *board =
+      mmap(NULL, sizeof *board, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(board != MAP_FAILED);
+  atomic_init(&board->last_holder, -1);
+  atomic_init(&board->inside, 0);
+  atomic_init(&board->finished[0], 0);
+  atomic_init(&board->finished[1], 0);
+  atomic_init(&board->handoffs, 0);
   tu_proc child;
   if (tu_fork(&child) == 0) {
-    handoff_worker(path, HANDOFFS / 2, &child);
+    handoff_worker(path, 1, HANDOFFS / 2, board, &child);
     tu_child_exit(0);
   }
   tu_proc self = {.pid = 0, .from = -1, .to = -1};
   int fds[2];
   CHECK(pipe(fds) == 0);
   self.from = fds[1]; /* handoff_worker writes its report here, as the child does */
-  handoff_worker(path, HANDOFFS / 2, &self);
+  handoff_worker(path, 0, HANDOFFS / 2, board, &self);
   close(fds[1]);
   long my_timer = 0, my_woken = 0;
   CHECK(read(fds[0], &my_timer, sizeof my_timer) == sizeof my_timer);
@@ -107,11 +143,14 @@ static void handoffs(void) {
   close(fds[0]);
   long child_timer = tu_recv_long(&child), child_woken = tu_recv_long(&child);
   CHECK_INT(tu_reap(&child), 0);
-  printf("wake: waits woken by a release: %ld (here) + %ld (child)\n", my_woken, child_woken);
+  printf("wake: %d handoffs; waits woken by a release: %ld (here) + %ld (child)\n",
+         atomic_load(&board->handoffs), my_woken, child_woken);
+  CHECK_INT(atomic_load(&board->handoffs), HANDOFFS - 1);
   CHECK_INT(my_timer, 0);
   CHECK_INT(child_timer, 0);
-  /* The two really contended: some waits ended on a release. */
+  /* The two really contended: waits ended on a release. */
   CHECK(my_woken + child_woken > 0);
+  CHECK_INT(munmap(board, sizeof *board), 0);
 }
 
 /* A waiting bounded semaphore wakes when any slot is released. */

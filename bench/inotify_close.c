@@ -28,7 +28,8 @@ static int by_value(const void *a, const void *b) {
 }
 
 /* Closes ROUNDS instances watching `path`, the watch removed `removed_before` seconds before
- * the close (a negative value: never removed), and prints the close's median, p95 and max. */
+ * the close (a negative value: never removed), and prints the close's median, p95 (nearest
+ * rank) and max. */
 static void measure(const char *label, const char *path, double removed_before) {
   static double samples[ROUNDS];
   for (int i = 0; i < ROUNDS; i++) {
@@ -48,7 +49,7 @@ static void measure(const char *label, const char *path, double removed_before) 
   }
   qsort(samples, ROUNDS, sizeof samples[0], by_value);
   printf("%-28s median %8.1f us  p95 %8.1f us  max %8.1f us\n", label, samples[ROUNDS / 2] * 1e6,
-         samples[ROUNDS * 95 / 100] * 1e6, samples[ROUNDS - 1] * 1e6);
+         samples[(ROUNDS * 95 + 99) / 100 - 1] * 1e6, samples[ROUNDS - 1] * 1e6);
 }
 
 int main(void) {

@@ -106,7 +106,8 @@ PORTALOCK_API double portalock_monotonic(void);
  *     keep losing the race to other waiters ("crowded"), or that has no inotify instance,
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
  *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
- *     the wait's end and joined before the call returns (glibc 2.31 or later). The
+ *     the wait's end and joined before the call returns (glibc 2.31 or later); until then
+ *     the calling thread is not cancellable. The
  *     acquire loops given no timeout (INFINITY) have no deadline to keep: from their first
  *     contention they block in the caller's own thread, with no watch (on any system).
  *     None of this on a network file system (NFS, SMB, Ceph, AFS, 9P), whose client may

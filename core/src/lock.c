@@ -418,7 +418,7 @@ portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable 
    * a watch would only add an inotify instance to make and close, and a wake-up for every
    * release. The flag is set after pl_lock_drop_foreign, which resets a forked child's wait
    * (flag included), and cleared however the loop ends: returning, or cancelled in one of
-   * its cancellation points (F_OFD_SETLKW, poll, nanosleep). */
+   * its cancellation points (F_OFD_SETLKW, poll, nanosleep, open, close...). */
   pl_lock_drop_foreign(lock);
   lock->waiting.forever = isinf(timeout) && timeout > 0 && !fail_when_locked;
   portalock_status status;

@@ -226,13 +226,20 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   }
   pl_queued q = {.fd = fd, .type = type, .backend = backend, .locked = 0};
   pthread_t thread;
+  /* The caller is not cancellable until the thread is joined: cancelled in the join, it
+   * would leave the thread running on `q` (in this frame) and on `*stack`. */
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   /* The thread takes no signals: they belong to the caller's thread. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int created = pl_queue_create(&thread, &q, stack);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (created != 0) return pl_sleep(-1, next_attempt, deadline);
+  if (created != 0) {
+    pthread_setcancelstate(cancel_state, NULL);
+    return pl_sleep(-1, next_attempt, deadline);
+  }
   struct timespec abs;
   pl_monotonic_timespec(until, &abs);
   if (pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &abs) != 0) {
@@ -240,6 +247,7 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
     pthread_join(thread, NULL);
     atomic_store(&pl_unwinder_ready, 1);
   }
+  pthread_setcancelstate(cancel_state, NULL);
   /* A thread cancelled just as the kernel granted the lock leaves it held on `fd` without
    * saying so: the caller's next attempt on `fd` finds it either way. */
   pl_counter woke = q.locked ? PL_WOKE_KERNEL : pl_timed_out(until, deadline);

@@ -29,6 +29,9 @@
 #define HANDOFFS 10000
 /* Long enough that a fallback-timer wake-up can only come from a missed release. */
 #define FALLBACK 30.0
+/* Longer still, so that a missed release ends its wait on the fallback timer (counted as
+ * `timer`), not on the deadline. */
+#define TIMEOUT 40.0
 
 static portalock_wait_counters counters(void) {
   portalock_wait_counters c;
@@ -39,7 +42,7 @@ static portalock_wait_counters counters(void) {
 static portalock_lock_t *new_lock(const char *path) {
   portalock_lock_options o;
   portalock_lock_options_init(&o);
-  o.timeout = 20;
+  o.timeout = TIMEOUT;
   o.check_interval = FALLBACK;
   portalock_lock_t *lock;
   portalock_error err;
@@ -99,8 +102,11 @@ static void handoff_worker(const char *path, int me, int cycles, handoff_board *
   portalock_error err;
   portalock_wait_counters before = counters();
   for (int i = 0; i < cycles; i++) {
-    while (atomic_load(&board->last_holder) == me && !atomic_load(&board->finished[1 - me]))
+    double give_up = tu_now() + TIMEOUT; /* the other process failed */
+    while (atomic_load(&board->last_holder) == me && !atomic_load(&board->finished[1 - me])) {
+      CHECK(tu_now() < give_up);
       sched_yield();
+    }
     CHECK_OK(portalock_lock_acquire(lock, &err), &err);
     CHECK_INT(atomic_fetch_add(&board->inside, 1), 0);
     if (atomic_exchange(&board->last_holder, me) == 1 - me) atomic_fetch_add(&board->handoffs, 1);
@@ -183,7 +189,7 @@ static void bounded(void) {
   CHECK_OK(portalock_bounded_semaphore_new(&sem, 2, &o, &err), &err);
   portalock_wait_counters before = counters();
   tu_send(&child, 'g');
-  CHECK_OK(portalock_bounded_semaphore_acquire_with(sem, 20, FALLBACK, &err), &err);
+  CHECK_OK(portalock_bounded_semaphore_acquire_with(sem, TIMEOUT, FALLBACK, &err), &err);
   portalock_wait_counters after = counters();
   CHECK_INT(after.timer - before.timer, 0);
 #ifdef __linux__
@@ -306,7 +312,7 @@ static void no_instances_left(void) {
   }
   CHECK_INT(tu_recv(&brief), 'R');
   before = counters();
-  CHECK_OK(portalock_lock_acquire_with(lock, 20, FALLBACK, 0, &err), &err);
+  CHECK_OK(portalock_lock_acquire_with(lock, TIMEOUT, FALLBACK, 0, &err), &err);
   portalock_wait_counters after = counters();
   CHECK(after.kernel > before.kernel);
   CHECK_INT(after.timer - before.timer, 0);

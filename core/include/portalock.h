@@ -107,9 +107,9 @@ PORTALOCK_API double portalock_monotonic(void);
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
  *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
  *     the wait's end and joined before the call returns (glibc 2.31 or later); until then
- *     the calling thread is not cancellable. The
- *     acquire loops given no timeout (INFINITY) have no deadline to keep: from their first
- *     contention they block in the caller's own thread, with no watch (on any system).
+ *     the calling thread is not cancellable. The acquire loops given no timeout (INFINITY)
+ *     have no deadline to keep: from their first contention they block in the caller's own
+ *     thread, with no watch (on any system).
  *     None of this on a network file system (NFS, SMB, Ceph, AFS, 9P), whose client may
  *     answer a blocking lock call only when it next retries (NFS: backing off up to 30 s):
  *     there waits watch (which sees this machine's releases) and poll.

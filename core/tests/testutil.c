@@ -90,7 +90,8 @@ const char *tu_path(const char *name) {
   static char ring[8][PORTALOCK_PATH_MAX];
   static int next;
   char *buf = ring[next++ % 8];
-  snprintf(buf, PORTALOCK_PATH_MAX, "%s/%s", tu_scratch(), name);
+  int len = snprintf(buf, PORTALOCK_PATH_MAX, "%s/%s", tu_scratch(), name);
+  if (len < 0 || len >= PORTALOCK_PATH_MAX) tu_fail(__FILE__, __LINE__, "path too long: %s", name);
   return buf;
 }
 

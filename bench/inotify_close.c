@@ -11,21 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/inotify.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cost.h"
+
 #define ROUNDS 200
-
-static double wall_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* Closes ROUNDS instances watching `path`, the watch removed `removed_before` seconds before
  * the close (a negative value: never removed), and prints the close's median, p95 (nearest
@@ -43,13 +33,13 @@ static void measure(const char *label, const char *path, double removed_before) 
       inotify_rm_watch(fd, watch);
       if (removed_before > 0) usleep((useconds_t)(removed_before * 1e6));
     }
-    double start = wall_seconds();
+    double start = cost_wall_seconds();
     close(fd);
-    samples[i] = wall_seconds() - start;
+    samples[i] = cost_wall_seconds() - start;
   }
-  qsort(samples, ROUNDS, sizeof samples[0], by_value);
-  printf("%-28s median %8.1f us  p95 %8.1f us  max %8.1f us\n", label, samples[ROUNDS / 2] * 1e6,
-         samples[(ROUNDS * 95 + 99) / 100 - 1] * 1e6, samples[ROUNDS - 1] * 1e6);
+  cost_summary s = cost_summarise(samples, ROUNDS);
+  printf("%-28s median %8.1f us  p95 %8.1f us  max %8.1f us\n", label, s.median * 1e6, s.p95 * 1e6,
+         s.max * 1e6);
 }
 
 int main(void) {

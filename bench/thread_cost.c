@@ -10,19 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
+
+#include "cost.h"
 
 #define ROUNDS 20000
 #define STACK_SIZE (256 * 1024)
 
 static void *returns_at_once(void *arg) {
   return arg;
-}
-
-static double wall_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double cpu_seconds(void) {
@@ -40,7 +35,7 @@ int main(void) {
     fprintf(stderr, "thread_cost: cannot set up the stack\n");
     return 1;
   }
-  double wall = wall_seconds(), cpu = cpu_seconds();
+  double wall = cost_wall_seconds(), cpu = cpu_seconds();
   for (int i = 0; i < ROUNDS; i++) {
     pthread_t thread;
     if (pthread_create(&thread, &attr, returns_at_once, NULL) != 0) {
@@ -50,7 +45,7 @@ int main(void) {
     pthread_join(thread, NULL);
   }
   printf("thread create+join: %.1f us wall, %.1f us CPU each (%d rounds)\n",
-         (wall_seconds() - wall) / ROUNDS * 1e6, (cpu_seconds() - cpu) / ROUNDS * 1e6, ROUNDS);
+         (cost_wall_seconds() - wall) / ROUNDS * 1e6, (cpu_seconds() - cpu) / ROUNDS * 1e6, ROUNDS);
   pthread_attr_destroy(&attr);
   free(stack);
   return 0;

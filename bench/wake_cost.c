@@ -16,20 +16,15 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "cost.h"
 
 #define ROUNDS 200
 #define HOLD_US 20000
 
 enum { BLOCKING_FLOCK, INOTIFY_THEN_TRY, MECHANISMS };
 static const char *const names[MECHANISMS] = {"blocked in flock(2)", "inotify, then LOCK_NB"};
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void check(int ok, const char *what) {
   if (!ok) {
@@ -63,7 +58,7 @@ static void waiter(const char *path, int orders, int reports) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
       }
     }
-    double got = now();
+    double got = cost_wall_seconds();
     check(write(reports, &got, sizeof got) == sizeof got, "write");
     flock(fd, LOCK_UN);
     close(fd);
@@ -71,11 +66,6 @@ static void waiter(const char *path, int orders, int reports) {
     if (watch_fd >= 0) close(watch_fd);
   }
   exit(0);
-}
-
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 int main(void) {
@@ -103,7 +93,7 @@ int main(void) {
     check(write(to_waiter[1], &mechanism, 1) == 1, "write");
     check(read(from_waiter[0], &ready, 1) == 1, "read");
     usleep(HOLD_US); /* the waiter settles into its wait, and its CPU may go idle */
-    double released = now();
+    double released = cost_wall_seconds();
     flock(fd, LOCK_UN);
     close(fd);
     double got;
@@ -114,9 +104,8 @@ int main(void) {
   waitpid(pid, NULL, 0);
   unlink(path);
   for (int m = 0; m < MECHANISMS; m++) {
-    qsort(samples[m], ROUNDS, sizeof samples[m][0], by_value);
-    printf("%-24s median %7.1f us  p95 %7.1f us\n", names[m], samples[m][ROUNDS / 2] * 1e6,
-           samples[m][(ROUNDS * 95 + 99) / 100 - 1] * 1e6);
+    cost_summary s = cost_summarise(samples[m], ROUNDS);
+    printf("%-24s median %7.1f us  p95 %7.1f us\n", names[m], s.median * 1e6, s.p95 * 1e6);
   }
   return 0;
 }

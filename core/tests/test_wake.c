@@ -127,11 +127,7 @@ static void handoffs(void) {
   handoff_board *board =
       mmap(NULL, sizeof *board, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(board != MAP_FAILED);
-  atomic_init(&board->last_holder, -1);
-  atomic_init(&board->inside, 0);
-  atomic_init(&board->finished[0], 0);
-  atomic_init(&board->finished[1], 0);
-  atomic_init(&board->handoffs, 0);
+  atomic_init(&board->last_holder, -1); /* the rest starts at 0, as the mapping does */
   tu_proc child;
   if (tu_fork(&child) == 0) {
     handoff_worker(path, 1, HANDOFFS / 2, board, &child);

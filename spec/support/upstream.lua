@@ -67,6 +67,40 @@ function upstream.open_inodes(pid, path)
   return inodes
 end
 
+--- Runs a child that acquires and releases portalock[class](filename) under strace. Returns
+--- what its release did, in order, from the moment it held the lock on `native` (the file that
+--- carries the kernel lock): "unlink <path>" for each file it removed, then "unlock" (flock
+--- LOCK_UN) or "close" of the locked descriptor, whichever came first.
+function upstream.release_events(class, filename, native)
+  local log = os.tmpname()
+  local out, code = helper.capture(upstream.strace(helper.lua_command([[
+    local portalock = require "portalock"
+    local class, filename = ...
+    local lock = portalock[class](filename)
+    assert(lock:acquire())
+    assert(lock:release())
+  ]], class, filename), "openat,unlink,unlinkat,flock,close", log))
+  assert(code == 0, out)
+  local events, fd = {}, nil
+  for _, line in ipairs(upstream.trace_lines(log)) do
+    if not fd then
+      if line:find("openat(", 1, true) and line:find('"' .. native .. '"', 1, true) then
+        fd = line:match("= (%d+)$")
+      end
+    elseif line:find("unlink", 1, true) then
+      events[#events + 1] = "unlink " .. line:match('"([^"]*)"')
+    elseif line:find("flock(" .. fd .. ",", 1, true) and line:find("LOCK_UN", 1, true) then
+      events[#events + 1] = "unlock"
+      break
+    elseif line:find("close(" .. fd .. ")", 1, true) then
+      events[#events + 1] = "close"
+      break
+    end
+  end
+  os.remove(log)
+  return events
+end
+
 --- The inode number of `path` now, or nil.
 function upstream.inode(path)
   local out, code = helper.capture("stat -c %i " .. helper.quote(path))

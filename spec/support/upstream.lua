@@ -79,7 +79,7 @@ function upstream.release_events(class, filename, native)
     local lock = portalock[class](filename)
     assert(lock:acquire())
     assert(lock:release())
-  ]], class, filename), "openat,unlink,unlinkat,flock,close", log))
+  ]], class, filename), "openat,dup2,dup3,unlink,unlinkat,flock,close", log))
   assert(code == 0, out)
   local events, fd = {}, nil
   for _, line in ipairs(upstream.trace_lines(log)) do
@@ -87,6 +87,9 @@ function upstream.release_events(class, filename, native)
       if line:find("openat(", 1, true) and line:find('"' .. native .. '"', 1, true) then
         fd = line:match("= (%d+)$")
       end
+    elseif line:find("dup[23]%(" .. fd .. ", ") then
+      -- The 5.1 binding moves the descriptor into an io handle's FILE.
+      fd = line:match("= (%d+)$")
     elseif line:find("unlink", 1, true) then
       events[#events + 1] = "unlink " .. line:match('"([^"]*)"')
     elseif line:find("flock(" .. fd .. ",", 1, true) and line:find("LOCK_UN", 1, true) then

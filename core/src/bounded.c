@@ -446,12 +446,14 @@ void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem) {
   free(sem);
 }
 
-/* The lock of slot `number` for this sweep: the one a wait keeps, or a new one. */
+/* The lock of slot `number` for this sweep, now the caller's: the one a wait kept (taken out
+ * of `waiting`, which only ever holds locks nobody else owns), or a new one. */
 static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long number,
                                      double check_interval, portalock_lock_t **out,
                                      portalock_error *err) {
   if (sem->waiting != NULL && sem->waiting[number] != NULL) {
     *out = sem->waiting[number];
+    sem->waiting[number] = NULL;
     return PORTALOCK_OK;
   }
   char path[PORTALOCK_PATH_MAX];
@@ -481,7 +483,6 @@ static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double
     if (status != PORTALOCK_OK) return status;
     status = portalock_lock_try(lock, NULL, err);
     if (status == PORTALOCK_OK) {
-      if (sem->waiting != NULL) sem->waiting[number] = NULL;
       sem->slot_lock = lock;
       sem->slot = number;
       pl_clear(err);

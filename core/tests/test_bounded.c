@@ -1,5 +1,5 @@
 /* Tests bounded semaphores: slot names, bad inputs, the sweep and its timeout, the random
- * order, a killed holder, the default directory, fork. */
+ * order, a killed holder, the default directory, slot files that vanish during a wait, fork. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -286,6 +286,57 @@ static void test_missing_directory(void) {
   portalock_bounded_semaphore_free(sem);
 }
 
+/* A wait on a contended slot, then `change` done to the slot file: the next try fails with
+ * `errnum`, naming the file, and the wait leaves no descriptor behind. */
+static void expect_wait_ends(const char *sub, void (*change)(const char *dir, const char *slot),
+                             int errnum) {
+  char dir[PORTALOCK_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/%s", tu_scratch(), sub);
+  CHECK_INT(mkdir(dir, 0700), 0);
+  portalock_bounded_semaphore_t *holder = new_sem(1, "v", dir);
+  portalock_bounded_semaphore_t *waiter = new_sem(1, "v", dir);
+  portalock_error err;
+  CHECK_OK(portalock_bounded_semaphore_acquire(holder, &err), &err);
+  int fds = tu_count_fds();
+  portalock_wait wait;
+  CHECK_STATUS(portalock_bounded_semaphore_try(waiter, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK(tu_count_fds() > fds); /* the wait keeps the slot file open */
+  char slot[PORTALOCK_PATH_MAX];
+  snprintf(slot, sizeof slot, "%s", portalock_bounded_semaphore_filename(waiter, 0));
+  change(dir, slot);
+  CHECK_STATUS(portalock_bounded_semaphore_try(waiter, &wait, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
+  CHECK_INT(err.errnum, errnum);
+  CHECK_CONTAINS(err.message, slot);
+  CHECK_INT(tu_count_fds(), fds);
+  /* the handle stays usable: the next try meets the same state again */
+  CHECK_STATUS(portalock_bounded_semaphore_acquire_with(waiter, 0.1, 0.02, &err),
+               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(tu_count_fds(), fds);
+  portalock_bounded_semaphore_free(waiter);
+  CHECK_OK(portalock_bounded_semaphore_release(holder, &err), &err);
+  portalock_bounded_semaphore_free(holder);
+}
+
+static void remove_directory(const char *dir, const char *slot) {
+  CHECK_INT(unlink(slot), 0);
+  CHECK_INT(rmdir(dir), 0);
+}
+
+/* What another user can do in a sticky /tmp to a slot file it created. */
+static void rename_symlink_over(const char *dir, const char *slot) {
+  char link[PORTALOCK_PATH_MAX + 8];
+  snprintf(link, sizeof link, "%s/link", dir);
+  CHECK_INT(symlink("/dev/null", link), 0);
+  CHECK_INT(rename(link, slot), 0);
+}
+
+static void test_slot_vanishes(void) {
+  tu_group("a slot file that stops being openable ends the wait with an error");
+  expect_wait_ends("removed", remove_directory, ENOENT);
+  expect_wait_ends("symlinked", rename_symlink_over, ELOOP);
+}
+
 static void test_default_directory(void) {
   tu_group("the default directory");
   char *saved = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
@@ -348,6 +399,7 @@ int main(void) {
   test_random_order();
   test_killed_holder();
   test_missing_directory();
+  test_slot_vanishes();
   test_default_directory();
   test_fork();
   return tu_done();

@@ -116,9 +116,11 @@ PORTALOCK_API double portalock_monotonic(void);
  *   - The counting Semaphore has no descriptor: `fd` is -1 with a back-off; its blocking
  *     wait (portalock_semaphore_wait) sleeps in sem_clockwait.
  *   - Polled: posix-backend locks (an attempt must close the file, see
- *     PORTALOCK_BACKEND_POSIX), bounded semaphores of more than 64 slots, and holders
- *     that unlock without closing (flock -u, portalock_unlock): their release is seen at
- *     the next `next_attempt` (check_interval).
+ *     PORTALOCK_BACKEND_POSIX), bounded semaphores of more than 64 slots, a bounded-semaphore
+ *     wait that runs out of descriptors for its slot files (EMFILE, ENFILE: it then keeps
+ *     none open, so it needs one at a time), and holders that unlock without closing
+ *     (flock -u, portalock_unlock): their release is seen at the next `next_attempt`
+ *     (check_interval).
  */
 typedef struct portalock_wait {
   int fd;

@@ -551,6 +551,19 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
  * bytes (the "portalock." prefix and glibc's "sem." must fit one 255-byte file name).
  * The semaphore is opened (created if missing) at the first try, release or value, never by
  * portalock_semaphore_new; no descriptor stays open.
+ *
+ * Anyone can create a file in /dev/shm first, so on Linux the file is opened without
+ * following a symlink (O_NOFOLLOW) and checked through that descriptor before it is mapped
+ * (the library maps the checked descriptor itself; a missing semaphore is created by
+ * sem_open with O_EXCL, whose file appears whole or not at all). Refused with
+ * PORTALOCK_LOCK_EXCEPTION, whose message names the path, the owner and the mode: a file
+ * another user owns, or that group or others may write beyond what this handle's opts.perm
+ * grants (errnum EACCES: its counts are not this user's to trust); a file that is not a
+ * regular file of sizeof(sem_t) bytes (EINVAL; an empty file would fault with SIGBUS); a
+ * file that cannot be opened read-write (a symlink ELOOP, another user's 0600 semaphore
+ * EACCES). A counting semaphore is therefore one user's; opts.perm can only let others post
+ * to it outside portalock. Where named semaphores are no files (macOS, the BSDs) sem_open
+ * opens it, with the system's own checks.
  */
 typedef struct portalock_semaphore portalock_semaphore_t;
 
@@ -559,7 +572,8 @@ typedef struct portalock_semaphore portalock_semaphore_t;
 typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */
   double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for */
-  int perm;              /* 0600: permissions of a newly created semaphore, less the umask */
+  int perm;              /* 0600: permissions of a newly created semaphore, less the umask;
+                            group/other write bits also let an existing one be opened */
 } portalock_semaphore_options;
 
 /** Fills `opts` with the defaults above. */
@@ -576,7 +590,7 @@ PORTALOCK_API portalock_status portalock_semaphore_new(portalock_semaphore_t **o
                                                        const portalock_semaphore_options *opts,
                                                        portalock_error *err);
 
-/* Frees the handle (sem_close). Outstanding acquires are NOT released: call
+/* Frees the handle (unmaps the semaphore). Outstanding acquires are NOT released: call
  * portalock_semaphore_release_held first to give them back. */
 PORTALOCK_API void portalock_semaphore_free(portalock_semaphore_t *sem);
 
@@ -587,8 +601,8 @@ PORTALOCK_API const char *portalock_semaphore_name(const portalock_semaphore_t *
  * One step of acquiring (sem_trywait): PORTALOCK_OK takes one count (the handle's held count
  * grows by one). PORTALOCK_CONTENDED: the value is 0; there is no descriptor to wait on, so
  * `wait->fd` is -1 and `wait->next_attempt` is a short back-off (1 ms, doubling up to
- * check_interval, reset by a success). Anything else is a permanent failure (EACCES for
- * another user's semaphore, ENOSYS or ENOENT without /dev/shm, ...).
+ * check_interval, reset by a success). Anything else is a permanent failure (a file refused
+ * as above, ENOSYS or ENOENT without /dev/shm, ...).
  */
 PORTALOCK_API portalock_status portalock_semaphore_try(portalock_semaphore_t *sem,
                                                        portalock_wait *wait, portalock_error *err);

@@ -73,7 +73,7 @@ typedef struct portalock_error {
   portalock_status status;
   int errnum;      /* errno of the failed system call, or 0 */
   int lost;        /* 1 when a failed shared<->exclusive conversion left the file unlocked */
-  long holder_pid; /* PidFileLock contention: the live holder's PID, or 0 if unknown */
+  long holder_pid; /* PidFileLock contention: portalock_pid_file_holder, or 0 if unknown */
   char path[PORTALOCK_PATH_MAX];       /* the file concerned, or "" */
   char message[PORTALOCK_MESSAGE_MAX]; /* human-readable, complete sentence fragment */
 } portalock_error;
@@ -222,8 +222,13 @@ PORTALOCK_API portalock_status portalock_temporary_file_lock_new(portalock_lock_
 
 /*
  * A PID-file lock: the lock is on the sidecar `filename` + ".lock"; once held, the
- * process's PID is written atomically (temporary file + rename) into `filename`, which is
- * removed before the sidecar is unlocked on release. Contention fills err->holder_pid.
+ * process's PID is written atomically (temporary file + rename) into `filename`. On release
+ * both files are removed before the sidecar is unlocked (the PID file only if it still holds
+ * this process's PID, the sidecar only if the path still names the locked file), as
+ * portalocker 4.x does. The sidecar is handled as a TemporaryFileLock's file: after locking
+ * it is checked against its path (device and inode), so a waiter that was queued on a
+ * removed sidecar starts over on the current one and two holders never lock two different
+ * files. Contention fills err->holder_pid (see portalock_pid_file_holder).
  * `filename` NULL means ".pid"; `opts` NULL means the defaults with fail_when_locked = 1.
  */
 PORTALOCK_API portalock_status portalock_pid_file_lock_new(portalock_lock_t **out,
@@ -287,9 +292,10 @@ PORTALOCK_API portalock_status portalock_lock_acquire_with(portalock_lock_t *loc
 PORTALOCK_API portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err);
 
 /*
- * Releases: (PidFileLock: removes the PID file; TemporaryFileLock: unlinks the file,) then
- * unlocks and closes the descriptor, or, if it was handed over, leaves closing it to its
- * new owner. Releasing a lock that is not held, or in a forked child, is a no-op.
+ * Releases: (PidFileLock: removes the PID file and the sidecar; TemporaryFileLock: unlinks
+ * the file,) then unlocks and closes the descriptor, or, if it was handed over, leaves
+ * closing it to its new owner. Releasing a lock that is not held, or in a forked child, is
+ * a no-op.
  */
 PORTALOCK_API portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error *err);
 
@@ -325,9 +331,17 @@ PORTALOCK_API void portalock_lock_forget(portalock_lock_t *lock);
 
 /*
  * Reads a PID file strictly: ASCII digits only (surrounding whitespace allowed), a positive
- * value. Returns the PID, or 0 when the file is missing, unreadable or malformed.
+ * value. Returns the PID, or 0 when the file is missing, unreadable, malformed or a symlink
+ * (it is opened with O_NOFOLLOW).
  */
 PORTALOCK_API long portalock_read_pid(const char *filename);
+
+/*
+ * The holder a PidFileLock reports: the PID in `filename` (read as portalock_read_pid) when
+ * that process exists (kill(pid, 0) succeeds or says EPERM), else 0: a PID file left by a
+ * dead process names nobody. The one rule for err->holder_pid, in every layer.
+ */
+PORTALOCK_API long portalock_pid_file_holder(const char *filename);
 
 /* ---------------------------------------------------------------- lock holders */
 

@@ -226,6 +226,14 @@ int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double dead
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;
 
+/* temporary.c: for a kind whose lock file is removed on release (TemporaryFileLock's file,
+ * PidFileLock's sidecar). After locking: *replaced when the path no longer names the locked
+ * file (a previous holder removed it: lock the new one instead). Before unlocking: removes
+ * the file, if the path still names it. */
+portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, int *replaced,
+                                         portalock_error *err);
+portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd, portalock_error *err);
+
 /* ---------------------------------------------------------------- wait.c */
 
 /* What the acquire loop needs of an object: its step, its blocking wait (as

@@ -145,11 +145,10 @@ static void test_read_pid(void) {
  * hold (portalocker's test_temporary_lock_waiters_converge_on_current_inode[pid]). */
 static void test_waiters_converge(void) {
   const char *pidfile = tu_path("converge.pid");
-  char sidecar[PORTALOCK_PATH_MAX];
-  snprintf(sidecar, sizeof sidecar, "%s.lock", pidfile);
   portalock_lock_t *lock;
   portalock_error err;
   CHECK_OK(portalock_pid_file_lock_new(&lock, pidfile, NULL, &err), &err);
+  const char *sidecar = portalock_lock_lock_filename(lock);
   CHECK_OK(portalock_lock_acquire(lock, &err), &err);
   tu_proc waiter;
   if (tu_fork(&waiter) == 0) {

@@ -324,7 +324,9 @@ end
         assert.are.equal(0, helper.run("mkdir " .. helper.quote(sub)))
         hold_one(sub)
         local finish = start_waiter(sub, 1)
-        assert.are.equal(0, helper.run("rm -rf " .. helper.quote(sub)))
+        -- Out of the path at once (rm -rf could race the waiter re-creating the slot file).
+        assert.are.equal(0, helper.run("mv " .. helper.quote(sub) .. " " .. helper.quote(dir .. "/gone")
+          .. " && rm -rf " .. helper.quote(dir .. "/gone")))
         local output = finish()
         assert.are.equal("LockException errno 2: open '" .. sub .. "/w.00.lock': "
           .. "No such file or directory\n", output)

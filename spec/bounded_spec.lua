@@ -300,13 +300,21 @@ else
 end
 ]]
 
-      -- Starts WAITER (under the shell `prefix`) once `maximum` slots in `sub` are held;
-      -- returns a function that waits for it to end and returns what it printed.
-      local function start_waiter(sub, maximum, prefix)
+      -- Starts WAITER (under the shell `prefix`) once `maximum` slots in `sub` are held, and
+      -- lets it get into its wait: until it keeps `kept` open (a wait keeps its slot files
+      -- open), or for half a second. Returns a function that waits for it to end and returns
+      -- what it printed.
+      local function start_waiter(sub, maximum, kept, prefix)
         local log = dir .. "/waiter.log"
         local pid = helper.spawn((prefix or "") .. helper.lua_command(WAITER, sub, maximum), log)
         peers[#peers + 1] = pid
-        helper.sleep(0.5) -- into its wait
+        if kept then
+          assert.is_true(helper.wait_until(function()
+            return helper.capture("ls -l /proc/" .. pid .. "/fd 2>/dev/null"):find(kept, 1, true) ~= nil
+          end, 10))
+        else
+          helper.sleep(0.5)
+        end
         return function()
           assert.is_true(helper.wait_until(function() return not helper.alive(pid) end, 15))
           return helper.read(log)
@@ -323,7 +331,7 @@ end
         local sub = dir .. "/slots"
         assert.are.equal(0, helper.run("mkdir " .. helper.quote(sub)))
         hold_one(sub)
-        local finish = start_waiter(sub, 1)
+        local finish = start_waiter(sub, 1, sub .. "/w.00.lock")
         -- Out of the path at once (rm -rf could race the waiter re-creating the slot file).
         assert.are.equal(0, helper.run("mv " .. helper.quote(sub) .. " " .. helper.quote(dir .. "/gone")
           .. " && rm -rf " .. helper.quote(dir .. "/gone")))
@@ -341,7 +349,7 @@ end
         assert.are.equal(0, helper.run("chmod 711 " .. helper.quote(dir) .. " && mkdir -m 1777 "
           .. helper.quote(sub) .. " && " .. as_other .. "touch " .. helper.quote(sub .. "/w.00.lock")))
         hold_one(sub)
-        local finish = start_waiter(sub, 1)
+        local finish = start_waiter(sub, 1, sub .. "/w.00.lock")
         assert.are.equal(0, helper.run(as_other .. "sh -c " .. helper.quote("ln -s /etc/passwd "
           .. helper.quote(sub .. "/link") .. " && mv -T " .. helper.quote(sub .. "/link") .. " "
           .. helper.quote(sub .. "/w.00.lock"))))
@@ -365,7 +373,7 @@ require("portalock.core").wait(nil, math.huge, math.huge)
 ]], dir, ready))
         peers[#peers + 1] = holder
         assert.is_true(helper.wait_until(function() return helper.exists(ready) end, 10))
-        local finish = start_waiter(dir, 60, "ulimit -n 40 && ")
+        local finish = start_waiter(dir, 60, nil, "ulimit -n 40 && ")
         helper.kill(holder)
         local output = finish()
         assert.is_truthy(output:match("^acquired, unwatched [1-9]"), output)

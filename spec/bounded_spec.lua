@@ -286,6 +286,100 @@ describe("bounded semaphores", function()
       assert.are.equal(3, highest)
     end)
 
+    describe("a waiter in its own process", function()
+      -- Waits for a slot of "w" in DIR; prints how the wait ended, and the polled waits.
+      local WAITER = [[
+local portalock = require "portalock"
+local dir, maximum = ...
+local s = portalock.NamedBoundedSemaphore(tonumber(maximum), {name = "w", directory = dir})
+local slot, err = s:acquire({timeout = 10, check_interval = 0.05})
+if slot then
+  print("acquired, unwatched " .. require("portalock.wait").counters().unwatched)
+else
+  print(string.format("%s errno %s: %s", err.kind, tostring(err.errno), err.message))
+end
+]]
+
+      -- Starts WAITER (under the shell `prefix`) once `maximum` slots in `sub` are held, and
+      -- lets it get into its wait: until it keeps `kept` open (a wait keeps its slot files
+      -- open), or for half a second. Returns a function that waits for it to end and returns
+      -- what it printed.
+      local function start_waiter(sub, maximum, kept, prefix)
+        local log = dir .. "/waiter.log"
+        local pid = helper.spawn((prefix or "") .. helper.lua_command(WAITER, sub, maximum), log)
+        peers[#peers + 1] = pid
+        if kept then
+          assert.is_true(helper.wait_until(function()
+            return helper.capture("ls -l /proc/" .. pid .. "/fd 2>/dev/null"):find(kept, 1, true) ~= nil
+          end, 10))
+        else
+          helper.sleep(0.5)
+        end
+        return function()
+          assert.is_true(helper.wait_until(function() return not helper.alive(pid) end, 15))
+          return helper.read(log)
+        end
+      end
+
+      local function hold_one(sub)
+        local ready = dir .. "/ready"
+        peers[#peers + 1] = helper.spawn(helper.script_command("bounded_hold", sub, "w", "1", ready))
+        assert.is_true(helper.wait_until(function() return helper.exists(ready) end, 10))
+      end
+
+      it("ends with a LockException when the slot directory is removed during the wait", function()
+        local sub = dir .. "/slots"
+        assert.are.equal(0, helper.run("mkdir " .. helper.quote(sub)))
+        hold_one(sub)
+        local finish = start_waiter(sub, 1, sub .. "/w.00.lock")
+        -- Out of the path at once (rm -rf could race the waiter re-creating the slot file).
+        assert.are.equal(0, helper.run("mv " .. helper.quote(sub) .. " " .. helper.quote(dir .. "/gone")
+          .. " && rm -rf " .. helper.quote(dir .. "/gone")))
+        local output = finish()
+        assert.are.equal("LockException errno 2: open '" .. sub .. "/w.00.lock': "
+          .. "No such file or directory\n", output)
+      end)
+
+      it("ends with a LockException when another user renames a symlink over the slot file", function()
+        -- The slot file is the other user's, in a sticky directory as /tmp is: they may replace
+        -- it. Not root: the same user plays the other one.
+        local as_other = helper.run("test \"$(id -u)\" = 0") == 0
+          and "setpriv --reuid=nobody --regid=nogroup --clear-groups " or ""
+        local sub = dir .. "/sticky"
+        assert.are.equal(0, helper.run("chmod 711 " .. helper.quote(dir) .. " && mkdir -m 1777 "
+          .. helper.quote(sub) .. " && " .. as_other .. "touch " .. helper.quote(sub .. "/w.00.lock")))
+        hold_one(sub)
+        local finish = start_waiter(sub, 1, sub .. "/w.00.lock")
+        assert.are.equal(0, helper.run(as_other .. "sh -c " .. helper.quote("ln -s /etc/passwd "
+          .. helper.quote(sub .. "/link") .. " && mv -T " .. helper.quote(sub .. "/link") .. " "
+          .. helper.quote(sub .. "/w.00.lock"))))
+        local output = finish()
+        assert.are.equal("LockException errno 40: open '" .. sub .. "/w.00.lock': "
+          .. "Too many levels of symbolic links\n", output)
+      end)
+
+      it("polls when it runs out of descriptors for the slot files (ulimit -n 40, 60 held slots)", function()
+        local ready = dir .. "/ready"
+        local holder = helper.spawn(helper.lua_command([[
+local portalock = require "portalock"
+local dir, ready = ...
+local held = {}
+for i = 1, 60 do
+  held[i] = portalock.NamedBoundedSemaphore(60, {name = "w", directory = dir})
+  assert(held[i]:acquire({timeout = 0}))
+end
+io.open(ready, "w"):close()
+require("portalock.core").wait(nil, math.huge, math.huge)
+]], dir, ready))
+        peers[#peers + 1] = holder
+        assert.is_true(helper.wait_until(function() return helper.exists(ready) end, 10))
+        local finish = start_waiter(dir, 60, nil, "ulimit -n 40 && ")
+        helper.kill(holder)
+        local output = finish()
+        assert.is_truthy(output:match("^acquired, unwatched [1-9]"), output)
+      end)
+    end)
+
     describe("with Python's portalocker", function()
       local PYTHON_HOLD = [[
 import portalocker, sys, time

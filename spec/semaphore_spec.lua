@@ -187,6 +187,49 @@ describe("Semaphore (counting)", function()
     assert.are.equal(string.format("%o\n", expected), mode)
   end)
 
+  describe("a semaphore file planted by another user", function()
+    -- As root: nobody plants the file. Not root: there is no other user to play.
+    local as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups "
+    local is_root = helper.run("test \"$(id -u)\" = 0") == 0
+
+    -- Five non-blocking acquires, then one with a timeout, in a process of their own (a
+    -- mapped empty file killed the process with SIGBUS): prints how each ended.
+    local ACQUIRES = [[
+local portalock = require "portalock"
+local sem = portalock.Semaphore(1, {name = ...})
+for _ = 1, 5 do
+  local ok, err = sem:acquire({block = false})
+  print(ok and "granted" or err.kind .. ": " .. err.message)
+end
+local ok, err = sem:acquire({timeout = 1})
+print(ok and "granted" or err.kind .. ": " .. err.message)
+]]
+
+    local function expect_refused(name, mode, size, why)
+      local output, code = helper.capture(helper.lua_command(ACQUIRES, name))
+      assert.are.equal(0, code, output)
+      local line = string.format("LockException: Semaphore '%s': refusing '/dev/shm/sem.portalock.%s' "
+        .. "(owner uid 65534 (nobody), mode %s, %d bytes): %s\n", name, name, mode, size, why)
+      assert.are.equal(line:rep(6), output)
+    end
+
+    it("refuses an empty file, and a 0666 semaphore with 100 counts", function()
+      if not is_root then
+        pending("needs root, to plant the files as the user nobody")
+        return
+      end
+      local empty, open = fresh("planted.empty"), fresh("planted.open")
+      assert.are.equal(0, helper.run(as_nobody .. "sh -c 'umask 022 && touch /dev/shm/sem.portalock."
+        .. empty .. "'"))
+      assert.are.equal(0, helper.run(as_nobody .. helper.peer_env .. helper.python .. " -c "
+        .. helper.quote("import _multiprocessing, sys; _multiprocessing.SemLock(1, 100, 100, "
+          .. "'/portalock.' + sys.argv[1], False)") .. " " .. open
+        .. " && " .. as_nobody .. "chmod 666 /dev/shm/sem.portalock." .. open))
+      expect_refused(empty, "0644", 0, "a semaphore file holds 32 bytes")
+      expect_refused(open, "0666", 32, "another user owns it (this process runs as uid 0)")
+    end)
+  end)
+
   it("generates a name when none is given", function()
     local sem = portalock.Semaphore(1)
     assert.matches("^semaphore%.%x+$", sem.name)

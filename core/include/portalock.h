@@ -73,7 +73,7 @@ typedef struct portalock_error {
   portalock_status status;
   int errnum;      /* errno of the failed system call, or 0 */
   int lost;        /* 1 when a failed shared<->exclusive conversion left the file unlocked */
-  long holder_pid; /* PidFileLock contention: the live holder's PID, or 0 if unknown */
+  long holder_pid; /* PidFileLock contention: portalock_pid_file_holder, or 0 if unknown */
   char path[PORTALOCK_PATH_MAX];       /* the file concerned, or "" */
   char message[PORTALOCK_MESSAGE_MAX]; /* human-readable, complete sentence fragment */
 } portalock_error;
@@ -116,9 +116,11 @@ PORTALOCK_API double portalock_monotonic(void);
  *   - The counting Semaphore has no descriptor: `fd` is -1 with a back-off; its blocking
  *     wait (portalock_semaphore_wait) sleeps in sem_clockwait.
  *   - Polled: posix-backend locks (an attempt must close the file, see
- *     PORTALOCK_BACKEND_POSIX), bounded semaphores of more than 64 slots, and holders
- *     that unlock without closing (flock -u, portalock_unlock): their release is seen at
- *     the next `next_attempt` (check_interval).
+ *     PORTALOCK_BACKEND_POSIX), bounded semaphores of more than 64 slots, a bounded-semaphore
+ *     wait that runs out of descriptors for its slot files (EMFILE, ENFILE: it then keeps
+ *     none open, so it needs one at a time), and holders that unlock without closing
+ *     (flock -u, portalock_unlock): their release is seen at the next `next_attempt`
+ *     (check_interval).
  */
 typedef struct portalock_wait {
   int fd;
@@ -220,8 +222,13 @@ PORTALOCK_API portalock_status portalock_temporary_file_lock_new(portalock_lock_
 
 /*
  * A PID-file lock: the lock is on the sidecar `filename` + ".lock"; once held, the
- * process's PID is written atomically (temporary file + rename) into `filename`, which is
- * removed before the sidecar is unlocked on release. Contention fills err->holder_pid.
+ * process's PID is written atomically (temporary file + rename) into `filename`. On release
+ * both files are removed before the sidecar is unlocked (the PID file only if it still holds
+ * this process's PID, the sidecar only if the path still names the locked file), as
+ * portalocker 4.x does. The sidecar is handled as a TemporaryFileLock's file: after locking
+ * it is checked against its path (device and inode), so a waiter that was queued on a
+ * removed sidecar starts over on the current one and two holders never lock two different
+ * files. Contention fills err->holder_pid (see portalock_pid_file_holder).
  * `filename` NULL means ".pid"; `opts` NULL means the defaults with fail_when_locked = 1.
  */
 PORTALOCK_API portalock_status portalock_pid_file_lock_new(portalock_lock_t **out,
@@ -285,9 +292,10 @@ PORTALOCK_API portalock_status portalock_lock_acquire_with(portalock_lock_t *loc
 PORTALOCK_API portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err);
 
 /*
- * Releases: (PidFileLock: removes the PID file; TemporaryFileLock: unlinks the file,) then
- * unlocks and closes the descriptor, or, if it was handed over, leaves closing it to its
- * new owner. Releasing a lock that is not held, or in a forked child, is a no-op.
+ * Releases: (PidFileLock: removes the PID file and the sidecar; TemporaryFileLock: unlinks
+ * the file,) then unlocks and closes the descriptor, or, if it was handed over, leaves
+ * closing it to its new owner. Releasing a lock that is not held, or in a forked child, is
+ * a no-op.
  */
 PORTALOCK_API portalock_status portalock_lock_release(portalock_lock_t *lock, portalock_error *err);
 
@@ -323,9 +331,17 @@ PORTALOCK_API void portalock_lock_forget(portalock_lock_t *lock);
 
 /*
  * Reads a PID file strictly: ASCII digits only (surrounding whitespace allowed), a positive
- * value. Returns the PID, or 0 when the file is missing, unreadable or malformed.
+ * value. Returns the PID, or 0 when the file is missing, unreadable, malformed or a symlink
+ * (it is opened with O_NOFOLLOW).
  */
 PORTALOCK_API long portalock_read_pid(const char *filename);
+
+/*
+ * The holder a PidFileLock reports: the PID in `filename` (read as portalock_read_pid) when
+ * that process exists (kill(pid, 0) succeeds or says EPERM), else 0: a PID file left by a
+ * dead process names nobody. The one rule for err->holder_pid, in every layer.
+ */
+PORTALOCK_API long portalock_pid_file_holder(const char *filename);
 
 /* ---------------------------------------------------------------- lock holders */
 
@@ -549,6 +565,19 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
  * bytes (the "portalock." prefix and glibc's "sem." must fit one 255-byte file name).
  * The semaphore is opened (created if missing) at the first try, release or value, never by
  * portalock_semaphore_new; no descriptor stays open.
+ *
+ * Anyone can create a file in /dev/shm first, so on Linux the file is opened without
+ * following a symlink (O_NOFOLLOW) and checked through that descriptor before it is mapped
+ * (the library maps the checked descriptor itself; a missing semaphore is created by
+ * sem_open with O_EXCL, whose file appears whole or not at all). Refused with
+ * PORTALOCK_LOCK_EXCEPTION, whose message names the path, the owner and the mode: a file
+ * another user owns, or that group or others may write beyond what this handle's opts.perm
+ * grants (errnum EACCES: its counts are not this user's to trust); a file that is not a
+ * regular file of sizeof(sem_t) bytes (EINVAL; an empty file would fault with SIGBUS); a
+ * file that cannot be opened read-write (a symlink ELOOP, another user's 0600 semaphore
+ * EACCES). A counting semaphore is therefore one user's; opts.perm can only let others post
+ * to it outside portalock. Where named semaphores are no files (macOS, the BSDs) sem_open
+ * opens it, with the system's own checks.
  */
 typedef struct portalock_semaphore portalock_semaphore_t;
 
@@ -557,7 +586,8 @@ typedef struct portalock_semaphore portalock_semaphore_t;
 typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */
   double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for */
-  int perm;              /* 0600: permissions of a newly created semaphore, less the umask */
+  int perm;              /* 0600: permissions of a newly created semaphore, less the umask;
+                            group/other write bits also let an existing one be opened */
 } portalock_semaphore_options;
 
 /** Fills `opts` with the defaults above. */
@@ -574,7 +604,7 @@ PORTALOCK_API portalock_status portalock_semaphore_new(portalock_semaphore_t **o
                                                        const portalock_semaphore_options *opts,
                                                        portalock_error *err);
 
-/* Frees the handle (sem_close). Outstanding acquires are NOT released: call
+/* Frees the handle (unmaps the semaphore). Outstanding acquires are NOT released: call
  * portalock_semaphore_release_held first to give them back. */
 PORTALOCK_API void portalock_semaphore_free(portalock_semaphore_t *sem);
 
@@ -585,8 +615,8 @@ PORTALOCK_API const char *portalock_semaphore_name(const portalock_semaphore_t *
  * One step of acquiring (sem_trywait): PORTALOCK_OK takes one count (the handle's held count
  * grows by one). PORTALOCK_CONTENDED: the value is 0; there is no descriptor to wait on, so
  * `wait->fd` is -1 and `wait->next_attempt` is a short back-off (1 ms, doubling up to
- * check_interval, reset by a success). Anything else is a permanent failure (EACCES for
- * another user's semaphore, ENOSYS or ENOENT without /dev/shm, ...).
+ * check_interval, reset by a success). Anything else is a permanent failure (a file refused
+ * as above, ENOSYS or ENOENT without /dev/shm, ...).
  */
 PORTALOCK_API portalock_status portalock_semaphore_try(portalock_semaphore_t *sem,
                                                        portalock_wait *wait, portalock_error *err);

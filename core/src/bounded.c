@@ -15,7 +15,8 @@
 #define PL_NAME_MAX 255 /* the longest file name component */
 #define PL_DEFAULT_PATTERN "{name}.{number:02d}.lock"
 /* Up to this many slots a wait keeps every slot file open and watched; beyond, it polls
- * (a waiter would otherwise hold that many descriptors). */
+ * (a waiter would otherwise hold that many descriptors). So does a wait that runs out of
+ * descriptors. */
 #define PL_WATCHED_SLOTS 64
 
 struct portalock_bounded_semaphore {
@@ -34,6 +35,7 @@ struct portalock_bounded_semaphore {
   portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
   int watch_fd;
   int unwatched;
+  int polling; /* descriptors ran out: this wait keeps no slot file open and watches none */
   int woke;
   pid_t waiter; /* the process that set the wait up */
 };
@@ -419,6 +421,7 @@ void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
   if (sem->watch_fd >= 0) close(sem->watch_fd);
   sem->watch_fd = -1;
   sem->unwatched = 0;
+  sem->polling = 0;
   sem->woke = 0;
 }
 
@@ -446,12 +449,14 @@ void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem) {
   free(sem);
 }
 
-/* The lock of slot `number` for this sweep: the one a wait keeps, or a new one. */
+/* The lock of slot `number` for this sweep, now the caller's: the one a wait kept (taken out
+ * of `waiting`, which only ever holds locks nobody else owns), or a new one. */
 static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long number,
                                      double check_interval, portalock_lock_t **out,
                                      portalock_error *err) {
   if (sem->waiting != NULL && sem->waiting[number] != NULL) {
     *out = sem->waiting[number];
+    sem->waiting[number] = NULL;
     return PORTALOCK_OK;
   }
   char path[PORTALOCK_PATH_MAX];
@@ -469,6 +474,14 @@ static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long nu
   return status;
 }
 
+/* The wait gives up the slot files it keeps open and its watch (its own opens and closes
+ * would wake it), and polls from now on: a waiter needs a descriptor per slot otherwise. */
+static void pl_poll_instead(portalock_bounded_semaphore_t *sem) {
+  portalock_bounded_semaphore_wait_done(sem);
+  sem->polling = 1;
+  pl_count(PL_UNWATCHED);
+}
+
 /* Tries every slot once, in random order. */
 static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double check_interval,
                                       portalock_error *err) {
@@ -481,17 +494,23 @@ static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double
     if (status != PORTALOCK_OK) return status;
     status = portalock_lock_try(lock, NULL, err);
     if (status == PORTALOCK_OK) {
-      if (sem->waiting != NULL) sem->waiting[number] = NULL;
       sem->slot_lock = lock;
       sem->slot = number;
       pl_clear(err);
       return PORTALOCK_OK;
     }
-    if (sem->waiting != NULL && status == PORTALOCK_CONTENDED)
+    if (sem->waiting != NULL && status == PORTALOCK_CONTENDED) {
       sem->waiting[number] = lock; /* keeps its slot file open */
-    else
-      portalock_lock_free(lock);
-    if (status != PORTALOCK_CONTENDED) return status;
+      continue;
+    }
+    portalock_lock_free(lock);
+    if (status == PORTALOCK_CONTENDED) continue;
+    if (sem->waiting != NULL && (err->errnum == EMFILE || err->errnum == ENFILE)) {
+      pl_poll_instead(sem);
+      k--; /* this slot again, with the descriptors the wait kept now free */
+      continue;
+    }
+    return status;
   }
   return PORTALOCK_CONTENDED;
 }
@@ -514,6 +533,8 @@ static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
 
 static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double check_interval,
                                  portalock_wait *wait, portalock_error *err) {
+  portalock_error local; /* pl_sweep_once reads the errno of a failed attempt */
+  if (err == NULL) err = &local;
   pl_clear(err);
   pl_drop_foreign(sem);
   if (sem->slot_lock != NULL)
@@ -523,7 +544,7 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
                    sem->name, sem->slot, portalock_lock_filename(sem->slot_lock));
   portalock_status status = pl_resolve_directory(sem, err);
   if (status != PORTALOCK_OK) return status;
-  if (sem->waiting == NULL && sem->maximum <= PL_WATCHED_SLOTS) {
+  if (sem->waiting == NULL && sem->maximum <= PL_WATCHED_SLOTS && !sem->polling) {
     sem->waiting = calloc((size_t)sem->maximum, sizeof *sem->waiting);
     sem->waiter = pl_self();
   }

@@ -1,5 +1,6 @@
-/* PidFileLock: a lock on a sidecar file that publishes the holder's PID, and the strict
- * reader of PID files. */
+/* PidFileLock: a lock on a sidecar file that publishes the holder's PID (both files removed
+ * on release, the sidecar as a TemporaryFileLock's file), the strict reader of PID files,
+ * and the one rule for who holds one. */
 #include "private.h"
 
 #include <errno.h>
@@ -17,7 +18,8 @@ static int pl_is_space(char c) {
 
 long portalock_read_pid(const char *filename) {
   if (filename == NULL) return 0;
-  int fd = open(filename, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  /* A symlink is no PID file: it could make anyone's file (or a FIFO) look like one. */
+  int fd = open(filename, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return 0;
   char buf[64];
   ssize_t n;
@@ -42,14 +44,14 @@ long portalock_read_pid(const char *filename) {
   return p == end && digits >= 1 && digits <= 20 && pid > 0 ? pid : 0;
 }
 
-static long pl_live_holder(const char *filename) {
+long portalock_pid_file_holder(const char *filename) {
   long pid = portalock_read_pid(filename);
   if (pid <= 0 || pid > INT_MAX) return 0;
   return kill((pid_t)pid, 0) == 0 || errno == EPERM ? pid : 0;
 }
 
 static void pl_pidfile_on_contended(portalock_lock_t *lock, portalock_error *err) {
-  long pid = pl_live_holder(lock->filename);
+  long pid = portalock_pid_file_holder(lock->filename);
   if (err == NULL || pid == 0) return;
   err->holder_pid = pid;
   snprintf(err->message, sizeof err->message, "'%s': locked by process %ld", lock->filename, pid);
@@ -95,8 +97,8 @@ static int pl_write_new(const char *tmp, const char *text, const char **what) {
 /* Readers see the old complete PID file or the new one, never a partial one. */
 static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, int *replaced,
                                               portalock_error *err) {
-  (void)fd;
-  (void)replaced;
+  portalock_status status = pl_temporary_after_lock(lock, fd, replaced, err);
+  if (status != PORTALOCK_OK || *replaced) return status;
   char text[32];
   snprintf(text, sizeof text, "%ld\n", (long)pl_self());
   size_t len = strlen(lock->filename) + 32;
@@ -109,7 +111,6 @@ static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, in
     what = "rename";
     r = rename(tmp, lock->filename);
   }
-  portalock_status status = PORTALOCK_OK;
   if (r != 0) {
     int errnum = errno;
     if (strcmp(what, "create") != 0) unlink(tmp);
@@ -119,14 +120,17 @@ static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, in
   return status;
 }
 
+/* The PID file, then the sidecar (while still locked, as a TemporaryFileLock's file). */
 static portalock_status pl_pidfile_before_unlock(portalock_lock_t *lock, int fd,
                                                  portalock_error *err) {
-  (void)fd;
+  portalock_status status = PORTALOCK_OK;
   /* Someone who replaced the file on purpose keeps it. */
   if (portalock_read_pid(lock->filename) == (long)pl_self() && unlink(lock->filename) != 0 &&
       errno != ENOENT)
-    return pl_fail_sys(err, errno, "unlink", lock->filename);
-  return PORTALOCK_OK;
+    status = pl_fail_sys(err, errno, "unlink", lock->filename);
+  portalock_status sidecar =
+      pl_temporary_before_unlock(lock, fd, status == PORTALOCK_OK ? err : NULL);
+  return status != PORTALOCK_OK ? status : sidecar;
 }
 
 const pl_kind pl_pidfile_kind = {

@@ -1,5 +1,6 @@
 /* System-specific code: OFD locks and dup3 exist on Linux (and dup3 on some BSDs) only;
- * the file system's type is told differently by Linux and the BSDs. */
+ * the file system's type is told differently by Linux and the BSDs; only Linux keeps named
+ * semaphores in files of its own. */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* F_OFD_SETLK, dup3 */
 #endif
@@ -7,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -87,5 +89,21 @@ int pl_platform_network_file(int fd) {
 #else
   (void)fd;
   return 0;
+#endif
+}
+
+int pl_platform_sem_path(const char *name, char *path, size_t cap) {
+#if defined(__linux__)
+  /* glibc (since 2.34 always) and musl: SHMDIR "sem." and the name without its '/' */
+  int n = snprintf(path, cap, "/dev/shm/sem.%s", name[0] == '/' ? name + 1 : name);
+  if (n >= 0 && (size_t)n < cap) return 0;
+  errno = ENAMETOOLONG;
+  return -1;
+#else
+  (void)name;
+  (void)path;
+  (void)cap;
+  errno = ENOTSUP;
+  return -1;
 #endif
 }

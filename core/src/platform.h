@@ -3,6 +3,8 @@
 #ifndef PORTALOCK_PLATFORM_H
 #define PORTALOCK_PLATFORM_H
 
+#include <stddef.h>
+
 /* An open-file-description record lock on the whole file: F_RDLCK, F_WRLCK or F_UNLCK.
  * Returns 0, or -1 with errno; ENOTSUP where the system has no OFD locks. */
 int pl_platform_ofd_lock(int fd, short type, int block);
@@ -14,5 +16,12 @@ int pl_platform_dup_cloexec(int oldfd, int newfd);
  * served by the client retrying on its own schedule (NFS: backing off up to 30 s); 0 when
  * it is local (or the system cannot tell); -1 with errno when the question failed. */
 int pl_platform_network_file(int fd);
+
+/* Where a POSIX named semaphore is a file that the C library maps (glibc and musl on Linux:
+ * /dev/shm/sem.<name without its '/'>), the path of the file of `name` ("/portalock.x"),
+ * and 0: such a file can be opened, checked and mapped by the caller, its content a
+ * process-shared sem_t. -1 with errno: ENOTSUP where named semaphores are no such files
+ * (macOS, the BSDs), ENAMETOOLONG when it does not fit `cap`. */
+int pl_platform_sem_path(const char *name, char *path, size_t cap);
 
 #endif /* PORTALOCK_PLATFORM_H */

@@ -8,6 +8,7 @@
 #define _DEFAULT_SOURCE
 #endif
 
+#include <semaphore.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -96,6 +97,24 @@ int pl_lockfile_truncate(int fd);
 /* Refuses (EDEADLK) a posix lock on `path` while another descriptor of this process holds
  * one; checked before opening, since closing any descriptor of the file drops the lock. */
 portalock_status pl_lockfile_posix_check(const char *path, portalock_error *err);
+
+/* ---------------------------------------------------------------- semfile.c */
+
+/* An open counting semaphore: mapped by semfile.c from a checked file, or by sem_open. */
+typedef struct pl_semfile {
+  sem_t *sem; /* SEM_FAILED when not open */
+  int mapped;
+} pl_semfile;
+
+/* Opens the named semaphore `name` ("/portalock.x"; `label` names it in messages), creating
+ * it with `perm` (less the umask) and `value` when missing. Where it is a file (platform.h),
+ * the file is checked before it is mapped: a symlink, a file of another owner, one that
+ * group or others may write beyond what `perm` grants (EACCES), or one that is no semaphore
+ * (EINVAL: not a regular file, or not sizeof(sem_t) bytes) is LOCK_EXCEPTION with a message
+ * naming the path, its owner and its mode. */
+portalock_status pl_semfile_open(const char *name, const char *label, int perm, unsigned value,
+                                 pl_semfile *out, portalock_error *err);
+void pl_semfile_close(pl_semfile *file);
 
 /* ---------------------------------------------------------------- wake.c */
 
@@ -206,6 +225,14 @@ int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double dead
 
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;
+
+/* temporary.c: for a kind whose lock file is removed on release (TemporaryFileLock's file,
+ * PidFileLock's sidecar). After locking: *replaced when the path no longer names the locked
+ * file (a previous holder removed it: lock the new one instead). Before unlocking: removes
+ * the file, if the path still names it. */
+portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, int *replaced,
+                                         portalock_error *err);
+portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd, portalock_error *err);
 
 /* ---------------------------------------------------------------- wait.c */
 

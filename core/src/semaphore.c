@@ -34,7 +34,7 @@ struct portalock_semaphore {
   char *sem_name; /* PL_SEM_PREFIX + name */
   unsigned long value;
   portalock_semaphore_options opts;
-  sem_t *sem;         /* SEM_FAILED until the first use */
+  pl_semfile file;    /* file.sem is SEM_FAILED until the first use */
   unsigned long held; /* acquires by this handle in process `holder`, not yet released */
   pid_t holder;
   double backoff; /* the last clock-only wait asked for, 0 after a success */
@@ -147,16 +147,16 @@ portalock_status portalock_semaphore_new(portalock_semaphore_t **out, const char
   snprintf(sem->sem_name, sizeof PL_SEM_PREFIX + len, "%s%s", PL_SEM_PREFIX, name);
   sem->value = value;
   sem->opts = *opts;
-  sem->sem = SEM_FAILED;
+  sem->file.sem = SEM_FAILED;
   *out = sem;
   return PORTALOCK_OK;
 }
 
 void portalock_semaphore_free(portalock_semaphore_t *sem) {
   if (sem == NULL) return;
-  if (sem->sem != SEM_FAILED) {
+  if (sem->file.sem != SEM_FAILED) {
     portalock_semaphore_wait_done(sem);
-    sem_close(sem->sem);
+    pl_semfile_close(&sem->file);
   }
   free(sem->name);
   free(sem->sem_name);
@@ -167,14 +167,12 @@ const char *portalock_semaphore_name(const portalock_semaphore_t *sem) {
   return sem->name;
 }
 
-/* Opens (creating with the initial value if missing) at the first use. glibc maps the file
- * and closes its descriptor (opened with O_CLOEXEC) before sem_open returns. */
+/* Opens (creating with the initial value if missing) at the first use; no descriptor stays
+ * open. */
 static portalock_status pl_sem_open(portalock_semaphore_t *sem, portalock_error *err) {
-  if (sem->sem != SEM_FAILED) return PORTALOCK_OK;
-  sem_t *s = sem_open(sem->sem_name, O_CREAT, (mode_t)sem->opts.perm, (unsigned)sem->value);
-  if (s == SEM_FAILED) return pl_fail_sys(err, errno, "open semaphore", sem->sem_name);
-  sem->sem = s;
-  return PORTALOCK_OK;
+  if (sem->file.sem != SEM_FAILED) return PORTALOCK_OK;
+  return pl_semfile_open(sem->sem_name, sem->name, sem->opts.perm, (unsigned)sem->value, &sem->file,
+                         err);
 }
 
 /* A handle inherited through fork() holds none of its parent's counts. */
@@ -207,7 +205,7 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
     if (mine) return pl_sem_took(sem);
   }
   for (;;) {
-    if (sem_trywait(sem->sem) == 0) return pl_sem_took(sem);
+    if (sem_trywait(sem->file.sem) == 0) return pl_sem_took(sem);
     if (errno == EINTR) continue;
     if (errno == EAGAIN) break;
     return pl_fail_sys(err, errno, "acquire semaphore", sem->sem_name);
@@ -226,7 +224,7 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
 int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *wait,
                              double deadline) {
 #if PL_HAVE_SEM_CLOCKWAIT
-  if (sem->sem != SEM_FAILED && sem->granted == 0) {
+  if (sem->file.sem != SEM_FAILED && sem->granted == 0) {
     /* sem_clockwait wakes the moment a count is posted: the back-off in next_attempt is
      * for callers that can only poll, this wait returns at least every check_interval. */
     double now = portalock_monotonic();
@@ -234,7 +232,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
     if (until > deadline) until = deadline;
     struct timespec ts;
     pl_monotonic_timespec(until, &ts);
-    if (sem_clockwait(sem->sem, CLOCK_MONOTONIC, &ts) == 0) {
+    if (sem_clockwait(sem->file.sem, CLOCK_MONOTONIC, &ts) == 0) {
       sem->granted = pl_self();
       pl_count(PL_WOKE_KERNEL);
       return 1;
@@ -252,7 +250,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
 }
 
 void portalock_semaphore_wait_done(portalock_semaphore_t *sem) {
-  if (sem->granted == pl_self()) sem_post(sem->sem);
+  if (sem->granted == pl_self()) sem_post(sem->file.sem);
   sem->granted = 0;
 }
 
@@ -306,7 +304,8 @@ portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, do
   }
   for (;;) {
     /* The deadline is absolute, so retrying after a signal never extends the wait. */
-    int r = forever ? sem_wait(sem->sem) : sem_clockwait(sem->sem, CLOCK_MONOTONIC, &deadline);
+    int r = forever ? sem_wait(sem->file.sem)
+                    : sem_clockwait(sem->file.sem, CLOCK_MONOTONIC, &deadline);
     if (r == 0) {
       pl_clear(err);
       return pl_sem_took(sem);
@@ -330,7 +329,7 @@ portalock_status portalock_semaphore_acquire(portalock_semaphore_t *sem, portalo
 static portalock_status pl_sem_post(portalock_semaphore_t *sem, unsigned long n,
                                     portalock_error *err) {
   int value;
-  if (sem_getvalue(sem->sem, &value) != 0)
+  if (sem_getvalue(sem->file.sem, &value) != 0)
     return pl_fail_sys(err, errno, "read the value of semaphore", sem->sem_name);
   if (value > 0 && (unsigned long)value > (unsigned long)SEM_VALUE_MAX - n)
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EOVERFLOW, sem->sem_name,
@@ -338,7 +337,7 @@ static portalock_status pl_sem_post(portalock_semaphore_t *sem, unsigned long n,
                    "SEM_VALUE_MAX (%ld); nothing was released",
                    sem->name, n, value, (long)SEM_VALUE_MAX);
   for (unsigned long posted = 0; posted < n; posted++) {
-    if (sem_post(sem->sem) != 0) {
+    if (sem_post(sem->file.sem) != 0) {
       int e = errno;
       char why[128];
       pl_strerror(e, why, sizeof why);
@@ -382,7 +381,7 @@ portalock_status portalock_semaphore_value(portalock_semaphore_t *sem, long *val
   portalock_status status = pl_sem_open(sem, err);
   if (status != PORTALOCK_OK) return status;
   int v;
-  if (sem_getvalue(sem->sem, &v) != 0)
+  if (sem_getvalue(sem->file.sem, &v) != 0)
     return pl_fail_sys(err, errno, "read the value of semaphore", sem->sem_name);
   if (value != NULL) *value = v < 0 ? 0 : v;
   return PORTALOCK_OK;

@@ -1,33 +1,34 @@
-/* TemporaryFileLock: a Lock whose file exists only while it is held. */
+/* TemporaryFileLock: a Lock whose file exists only while it is held. Its mechanism also
+ * removes a PidFileLock's sidecar. */
 #include "private.h"
 
 #include <errno.h>
 #include <unistd.h>
 
-/* 1 when `path` still names the file the lock was taken on, 0 when not, -1 with errno. */
+/* 1 when the lock file's path still names the file the lock was taken on, 0 when not, -1
+ * with errno. */
 static int pl_names_held_file(const portalock_lock_t *lock) {
   struct stat st;
-  if (lstat(lock->filename, &st) != 0) return errno == ENOENT ? 0 : -1;
+  if (lstat(lock->lock_filename, &st) != 0) return errno == ENOENT ? 0 : -1;
   return st.st_dev == lock->dev && st.st_ino == lock->ino;
 }
 
 /* A previous holder unlinks the file before unlocking it, so a waiter can end up holding a
  * lock on an unlinked inode while a newcomer locks a fresh file: re-check, and start over. */
-static portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, int *replaced,
-                                                portalock_error *err) {
+portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, int *replaced,
+                                         portalock_error *err) {
   (void)fd;
   int same = pl_names_held_file(lock);
-  if (same < 0) return pl_fail_sys(err, errno, "lstat", lock->filename);
+  if (same < 0) return pl_fail_sys(err, errno, "lstat", lock->lock_filename);
   *replaced = !same;
   return PORTALOCK_OK;
 }
 
 /* Unlinked while still locked, so no newcomer can lock the old inode after we drop it. */
-static portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd,
-                                                   portalock_error *err) {
+portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd, portalock_error *err) {
   (void)fd;
-  if (pl_names_held_file(lock) == 1 && unlink(lock->filename) != 0 && errno != ENOENT)
-    return pl_fail_sys(err, errno, "unlink", lock->filename);
+  if (pl_names_held_file(lock) == 1 && unlink(lock->lock_filename) != 0 && errno != ENOENT)
+    return pl_fail_sys(err, errno, "unlink", lock->lock_filename);
   return PORTALOCK_OK;
 }
 

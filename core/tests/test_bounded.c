@@ -1,5 +1,6 @@
 /* Tests bounded semaphores: slot names, bad inputs, the sweep and its timeout, the random
- * order, a killed holder, the default directory, fork. */
+ * order, a killed holder, the default directory, slot files that vanish during a wait, a waiter
+ * short of descriptors, fork. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -286,6 +288,108 @@ static void test_missing_directory(void) {
   portalock_bounded_semaphore_free(sem);
 }
 
+/* A wait on a contended slot, then `change` done to the slot file: the next try fails with
+ * `errnum`, naming the file, and the wait leaves no descriptor behind. */
+static void expect_wait_ends(const char *sub, void (*change)(const char *dir, const char *slot),
+                             int errnum) {
+  char dir[PORTALOCK_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/%s", tu_scratch(), sub);
+  CHECK_INT(mkdir(dir, 0700), 0);
+  portalock_bounded_semaphore_t *holder = new_sem(1, "v", dir);
+  portalock_bounded_semaphore_t *waiter = new_sem(1, "v", dir);
+  portalock_error err;
+  CHECK_OK(portalock_bounded_semaphore_acquire(holder, &err), &err);
+  int fds = tu_count_fds();
+  portalock_wait wait;
+  CHECK_STATUS(portalock_bounded_semaphore_try(waiter, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK(tu_count_fds() > fds); /* the wait keeps the slot file open */
+  char slot[PORTALOCK_PATH_MAX];
+  snprintf(slot, sizeof slot, "%s", portalock_bounded_semaphore_filename(waiter, 0));
+  change(dir, slot);
+  CHECK_STATUS(portalock_bounded_semaphore_try(waiter, &wait, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
+  CHECK_INT(err.errnum, errnum);
+  CHECK_CONTAINS(err.message, slot);
+  CHECK_INT(tu_count_fds(), fds);
+  /* the handle stays usable: the next try meets the same state again */
+  CHECK_STATUS(portalock_bounded_semaphore_acquire_with(waiter, 0.1, 0.02, &err),
+               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(tu_count_fds(), fds);
+  portalock_bounded_semaphore_free(waiter);
+  CHECK_OK(portalock_bounded_semaphore_release(holder, &err), &err);
+  portalock_bounded_semaphore_free(holder);
+}
+
+static void remove_directory(const char *dir, const char *slot) {
+  CHECK_INT(unlink(slot), 0);
+  CHECK_INT(rmdir(dir), 0);
+}
+
+/* What another user can do in a sticky /tmp to a slot file it created. */
+static void rename_symlink_over(const char *dir, const char *slot) {
+  char link[PORTALOCK_PATH_MAX + 8];
+  snprintf(link, sizeof link, "%s/link", dir);
+  CHECK_INT(symlink("/dev/null", link), 0);
+  CHECK_INT(rename(link, slot), 0);
+}
+
+static void test_slot_vanishes(void) {
+  tu_group("a slot file that stops being openable ends the wait with an error");
+  expect_wait_ends("removed", remove_directory, ENOENT);
+  expect_wait_ends("symlinked", rename_symlink_over, ELOOP);
+}
+
+/* Lets this process open `more` descriptors beyond those it has open now. */
+static void limit_descriptors(int more) {
+  int lowest = tu_open("/dev/null", O_RDONLY);
+  close(lowest);
+  struct rlimit rl = {.rlim_cur = (rlim_t)(lowest + more), .rlim_max = (rlim_t)(lowest + more)};
+  CHECK_INT(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+static void test_descriptors_run_out(void) {
+  tu_group("a wait short of descriptors polls");
+  enum { SLOTS = 20 };
+  const char *dir = tu_scratch();
+  portalock_bounded_semaphore_t *held[SLOTS];
+  portalock_error err;
+  for (int i = 0; i < SLOTS; i++) {
+    held[i] = new_sem(SLOTS, "fds", dir);
+    CHECK_OK(portalock_bounded_semaphore_acquire_with(held[i], 0, 0.02, &err), &err);
+  }
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    portalock_bounded_semaphore_t *w = new_sem(SLOTS, "fds", dir);
+    limit_descriptors(SLOTS / 2); /* a wait would keep SLOTS slot files open */
+    portalock_wait_counters before, after;
+    portalock_wait_counters_get(&before);
+    portalock_wait wait;
+    portalock_error e;
+    if (portalock_bounded_semaphore_try(w, &wait, &e) != PORTALOCK_CONTENDED) {
+      fprintf(stderr, "try: %s\n", e.message);
+      tu_child_exit(2);
+    }
+    portalock_wait_counters_get(&after);
+    if (wait.fd != -1 || after.unwatched != before.unwatched + 1) tu_child_exit(3);
+    tu_send(&child, 'W');
+    if (portalock_bounded_semaphore_acquire_with(w, 10, 0.02, &e) != PORTALOCK_OK) {
+      fprintf(stderr, "acquire: %s\n", e.message);
+      tu_child_exit(4);
+    }
+    tu_send_long(&child, portalock_bounded_semaphore_slot(w));
+    portalock_bounded_semaphore_free(w);
+    tu_child_exit(0);
+  }
+  CHECK_INT(tu_recv(&child), 'W');
+  tu_sleep(0.1);
+  long released = portalock_bounded_semaphore_slot(held[7]);
+  CHECK_OK(portalock_bounded_semaphore_release(held[7], &err), &err);
+  CHECK_INT(tu_recv_long(&child), released);
+  CHECK_INT(tu_reap(&child), 0);
+  for (int i = 0; i < SLOTS; i++)
+    portalock_bounded_semaphore_free(held[i]);
+}
+
 static void test_default_directory(void) {
   tu_group("the default directory");
   char *saved = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
@@ -348,6 +452,8 @@ int main(void) {
   test_random_order();
   test_killed_holder();
   test_missing_directory();
+  test_slot_vanishes();
+  test_descriptors_run_out();
   test_default_directory();
   test_fork();
   return tu_done();

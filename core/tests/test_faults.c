@@ -1,6 +1,7 @@
 /* Tests what this machine cannot produce on demand, injected by fault_shim.c:
  * ENOLCK fails at once as a LockException, EINTR never ends a lock call or a wait with an
- * error, a TemporaryFileLock whose file is replaced between open and lock starts over, and an
+ * error, a TemporaryFileLock whose file (or a PidFileLock whose sidecar) is replaced between
+ * open and lock starts over, and an
  * atomic write whose fsync fails publishes nothing (or, when only the directory's fsync fails,
  * says that it did publish), and a wait on a network file system never queues in the kernel
  * (whose client may answer a blocking lock call only when it next retries). */
@@ -90,11 +91,18 @@ static void test_eintr(void) {
   CHECK_INT(close(fd), 0);
 }
 
+typedef portalock_status (*new_lock_fn)(portalock_lock_t **out, const char *filename,
+                                        const portalock_lock_options *opts, portalock_error *err);
+
 /* Without the inode re-check the lock would end up on the unlinked old file while another
  * process could lock the new one. */
-static void test_replaced_temporary_file(void) {
-  const char *path = tu_path("temporary.lock");
-  const char *replacement = tu_path("temporary.lock.new");
+static void test_replaced_lock_file(new_lock_fn new_lock, const char *filename) {
+  portalock_error err;
+  portalock_lock_t *lock;
+  CHECK_OK(new_lock(&lock, tu_path(filename), NULL, &err), &err);
+  const char *path = portalock_lock_lock_filename(lock);
+  char replacement[PATH_MAX];
+  snprintf(replacement, sizeof replacement, "%s.new", path);
   tu_write_file(path, "");
   tu_write_file(replacement, "");
   struct stat old_st;
@@ -102,9 +110,6 @@ static void test_replaced_temporary_file(void) {
   setenv("PORTALOCK_FAULT_RENAME_FROM", replacement, 1);
   setenv("PORTALOCK_FAULT_RENAME_TO", path, 1);
   inject("RENAME");
-  portalock_error err;
-  portalock_lock_t *lock;
-  CHECK_OK(portalock_temporary_file_lock_new(&lock, path, NULL, &err), &err);
   CHECK_OK(portalock_lock_acquire(lock, &err), &err);
   CHECK(getenv("PORTALOCK_FAULT_FLOCK") == NULL); /* the replacement happened */
   struct stat by_fd, by_path;
@@ -250,7 +255,9 @@ int main(void) {
   tu_group("EINTR: lock, unlock and acquire carry on");
   test_eintr();
   tu_group("TemporaryFileLock: a file replaced between open and lock");
-  test_replaced_temporary_file();
+  test_replaced_lock_file(portalock_temporary_file_lock_new, "temporary.lock");
+  tu_group("PidFileLock: a sidecar replaced between open and lock");
+  test_replaced_lock_file(portalock_pid_file_lock_new, "daemon.pid");
   tu_group("open_atomic: fsync fails (ENOSPC: nothing published; directory only: published)");
   test_atomic_fsync();
 #ifdef __linux__ /* where the shim can inject the fault */

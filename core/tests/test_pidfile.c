@@ -1,8 +1,12 @@
-/* Tests PidFileLock (sidecar lock, PID file, holder PID on contention) and portalock_read_pid. */
+/* Tests PidFileLock (sidecar lock, PID file, both removed on release, holder PID on
+ * contention, waiters converging on the current sidecar), portalock_read_pid and
+ * portalock_pid_file_holder. */
 #include "testutil.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_pid_file_lock(void) {
@@ -27,7 +31,7 @@ static void test_pid_file_lock(void) {
   CHECK_INT(tu_probe_locked(sidecar, PORTALOCK_BACKEND_FLOCK), 1);
   CHECK_OK(portalock_lock_release(lock, &err), &err);
   CHECK_INT(tu_exists(pidfile), 0);
-  CHECK_INT(tu_probe_locked(sidecar, PORTALOCK_BACKEND_FLOCK), 0);
+  CHECK_INT(tu_exists(sidecar), 0); /* as portalocker 4.x: no file is left behind */
   portalock_lock_free(lock);
 }
 
@@ -88,6 +92,7 @@ static void test_default_name(void) {
   CHECK(strlen(name) > 5 && strcmp(name + strlen(name) - 5, "/.pid") == 0);
   portalock_lock_free(lock);
   CHECK_INT(tu_exists(".pid"), 0);
+  CHECK_INT(tu_exists(".pid.lock"), 0);
   CHECK(chdir(old_cwd) == 0);
 }
 
@@ -135,6 +140,82 @@ static void test_read_pid(void) {
   CHECK_INT(portalock_read_pid(tu_scratch()), 0); /* a directory */
 }
 
+/* The holder releases (removing the sidecar) while a waiter is queued in the kernel on the
+ * old sidecar: the waiter starts over on the current one, so it and a newcomer never both
+ * hold (portalocker's test_temporary_lock_waiters_converge_on_current_inode[pid]). */
+static void test_waiters_converge(void) {
+  const char *pidfile = tu_path("converge.pid");
+  portalock_lock_t *lock;
+  portalock_error err;
+  CHECK_OK(portalock_pid_file_lock_new(&lock, pidfile, NULL, &err), &err);
+  const char *sidecar = portalock_lock_lock_filename(lock);
+  CHECK_OK(portalock_lock_acquire(lock, &err), &err);
+  tu_proc waiter;
+  if (tu_fork(&waiter) == 0) {
+    portalock_lock_t *w;
+    portalock_error e;
+    CHECK_OK(portalock_pid_file_lock_new(&w, pidfile, NULL, &e), &e);
+    tu_send(&waiter, 'W');
+    /* no timeout: it blocks in flock(2) on the sidecar it opened */
+    CHECK_OK(portalock_lock_acquire_with(w, INFINITY, 0.02, 0, &e), &e);
+    struct stat held;
+    CHECK(fstat(portalock_lock_fd(w), &held) == 0);
+    tu_send_long(&waiter, (long)held.st_ino);
+    tu_recv(&waiter);
+    portalock_lock_free(w);
+    tu_child_exit(0);
+  }
+  CHECK_INT(tu_recv(&waiter), 'W');
+  tu_sleep(0.2); /* into its wait */
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  long ino = tu_recv_long(&waiter);
+  struct stat now;
+  CHECK(stat(sidecar, &now) == 0);
+  CHECK_INT(ino, (long)now.st_ino);
+  CHECK_INT(portalock_read_pid(pidfile), waiter.pid);
+  /* a newcomer meets the waiter's lock, not a file of its own */
+  CHECK_STATUS(portalock_lock_acquire_with(lock, 0, 0.02, 1, &err), PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_INT(err.holder_pid, waiter.pid);
+  tu_close_to(&waiter);
+  CHECK_INT(tu_reap(&waiter), 0);
+  CHECK_INT(tu_exists(sidecar), 0);
+  portalock_lock_free(lock);
+}
+
+/* A process that has ended: its PID is free (until reused, which takes a while). */
+static long dead_pid(void) {
+  tu_proc p;
+  if (tu_fork(&p) == 0) tu_child_exit(0);
+  long pid = p.pid;
+  CHECK_INT(tu_reap(&p), 0);
+  return pid;
+}
+
+static void test_holder(void) {
+  const char *path = tu_path("holder.pid");
+  char text[32];
+  snprintf(text, sizeof text, "%ld\n", (long)getpid());
+  tu_write_file(path, text);
+  CHECK_INT(portalock_pid_file_holder(path), getpid());
+  long dead = dead_pid();
+  snprintf(text, sizeof text, "%ld\n", dead);
+  tu_write_file(path, text);
+  CHECK_INT(portalock_read_pid(path), dead);
+  CHECK_INT(portalock_pid_file_holder(path), 0);
+  CHECK_INT(portalock_pid_file_holder(tu_path("missing.pid")), 0);
+  CHECK_INT(portalock_pid_file_holder(NULL), 0);
+
+  /* a symlink is no PID file, whatever it points at */
+  const char *target = tu_path("target.pid");
+  const char *link = tu_path("link.pid");
+  snprintf(text, sizeof text, "%ld\n", (long)getpid());
+  tu_write_file(target, text);
+  CHECK_INT(symlink(target, link), 0);
+  CHECK_INT(portalock_read_pid(target), getpid());
+  CHECK_INT(portalock_read_pid(link), 0);
+  CHECK_INT(portalock_pid_file_holder(link), 0);
+}
+
 int main(void) {
   tu_init("pidfile");
   tu_group("PidFileLock: sidecar, PID file written and removed");
@@ -145,5 +226,9 @@ int main(void) {
   test_default_name();
   tu_group("portalock_read_pid is strict");
   test_read_pid();
+  tu_group("waiters converge on the current sidecar");
+  test_waiters_converge();
+  tu_group("portalock_pid_file_holder: a live process, never a symlink");
+  test_holder();
   return tu_done();
 }

@@ -1,9 +1,14 @@
 /* Tests the counting semaphore: counting, per-handle accounting, release(n), timeouts, other
- * processes (waiting, waking, dying holders), names, permissions and misuse. */
+ * processes (waiting, waking, dying holders), names, permissions, files it must not trust
+ * (another user's, writable by others, malformed) and misuse. */
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <math.h>
+#include <pwd.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -254,6 +259,142 @@ static void test_names_and_unlink(void) {
   CHECK_OK(portalock_semaphore_unlink(name, &err), &err);
 }
 
+static const char *shm_path(const char *name) {
+  static char path[2][256];
+  static int next;
+  char *p = path[next++ % 2];
+  snprintf(p, sizeof path[0], "/dev/shm/sem.portalock.%s", name);
+  return p;
+}
+
+/* A semaphore file as sem_open(O_CREAT) makes it, with `mode` exactly and `value` posted. */
+static void make_semaphore(const char *name, mode_t mode, unsigned value) {
+  char sem_name[128];
+  snprintf(sem_name, sizeof sem_name, "/portalock.%s", name);
+  mode_t old = umask(0);
+  sem_t *s = sem_open(sem_name, O_CREAT | O_EXCL, mode, value);
+  umask(old);
+  CHECK(s != SEM_FAILED);
+  sem_close(s);
+}
+
+static void make_empty_file(const char *name, mode_t mode) {
+  int fd = tu_open(shm_path(name), O_WRONLY | O_CREAT | O_EXCL);
+  CHECK_INT(fchmod(fd, mode), 0);
+  close(fd);
+}
+
+/* Every use of semaphore `name` with option `perm` is refused, nothing mapped: a
+ * LOCK_EXCEPTION with `errnum` whose message names the path, the owner, the mode and `why`. */
+static void expect_refused(const char *name, int perm, int errnum, const char *owner,
+                           const char *mode, const char *why) {
+  portalock_semaphore_options o;
+  portalock_semaphore_options_init(&o);
+  o.perm = perm;
+  portalock_semaphore_t *sem = NULL;
+  portalock_error err;
+  CHECK_OK(portalock_semaphore_new(&sem, name, 1, &o, &err), &err);
+  for (int i = 0; i < 5; i++) /* the five non-blocking acquires */
+    CHECK_STATUS(portalock_semaphore_try(sem, NULL, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_semaphore_acquire_with(sem, 1, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_semaphore_release(sem, 1, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  long v;
+  CHECK_STATUS(portalock_semaphore_value(sem, &v, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(err.errnum, errnum);
+  CHECK_STR(err.path, shm_path(name));
+  CHECK_CONTAINS(err.message, shm_path(name));
+  CHECK_CONTAINS(err.message, owner);
+  CHECK_CONTAINS(err.message, mode);
+  CHECK_CONTAINS(err.message, why);
+  CHECK_INT(portalock_semaphore_held(sem), 0);
+  portalock_semaphore_free(sem);
+}
+
+/* Runs `body` in a child process as `uid`/`gid`; checks that it passed. */
+static void as_user(uid_t uid, gid_t gid, void (*body)(void)) {
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
+      tu_child_exit(10);
+    body();
+    tu_child_exit(0);
+  }
+  CHECK_INT(tu_reap(&child), 0);
+}
+
+static const char *planted_empty, *planted_open, *roots_private, *roots_open;
+
+static void plant_as_other(void) {
+  make_empty_file(planted_empty, 0644);
+  make_semaphore(planted_open, 0666, 100);
+}
+
+static void meet_roots_files(void) {
+  expect_refused(roots_private, 0600, EACCES, "owner uid 0 (root)", "mode 0600",
+                 "Permission denied");
+  expect_refused(roots_open, 0666, EACCES, "owner uid 0 (root)", "mode 0666",
+                 "another user owns it (this process runs as uid ");
+}
+
+static void test_untrusted_files(void) {
+  tu_group("refuses a semaphore file it cannot trust, before mapping it");
+  /* this user's own files: one others may write, a malformed one, a symlink */
+  const char *name = fresh_name("open");
+  make_semaphore(name, 0622, 100);
+  expect_refused(name, 0600, EACCES, "uid ", "mode 0622",
+                 "group or others may write it, which option 'perm' (0600) does not grant");
+  portalock_semaphore_options o;
+  portalock_semaphore_options_init(&o);
+  o.perm = 0666; /* asked for by this user: accepted */
+  portalock_semaphore_t *sem = NULL;
+  portalock_error err;
+  CHECK_OK(portalock_semaphore_new(&sem, name, 1, &o, &err), &err);
+  CHECK_INT(value_of(sem), 100);
+  portalock_semaphore_free(sem);
+
+  name = fresh_name("empty"); /* mapping it would end the process with SIGBUS */
+  make_empty_file(name, 0600);
+  expect_refused(name, 0600, EINVAL, "uid ", "mode 0600", "a semaphore file holds");
+  name = fresh_name("dir");
+  CHECK_INT(mkdir(shm_path(name), 0700), 0);
+  expect_refused(name, 0600, EISDIR, "uid ", "mode 0700", "Is a directory");
+  CHECK_INT(rmdir(shm_path(name)), 0);
+  name = fresh_name("fifo"); /* opened without blocking, then refused */
+  CHECK_INT(mkfifo(shm_path(name), 0600), 0);
+  expect_refused(name, 0600, EINVAL, "uid ", "mode 0600", "not a regular file");
+  const char *target = fresh_name("target");
+  make_semaphore(target, 0600, 3);
+  name = fresh_name("link");
+  CHECK_INT(symlink(shm_path(target), shm_path(name)), 0);
+  expect_refused(name, 0600, ELOOP, "a symbolic link, owner uid ", "mode 0777",
+                 "Too many levels of symbolic links");
+
+  /* another user's files (as root: planted by nobody, and root's met by nobody) */
+  struct passwd *nobody = getpwnam("nobody");
+  if (geteuid() != 0 || nobody == NULL) {
+    printf("semaphore: SKIP another user's files: needs root and a user 'nobody'\n");
+    return;
+  }
+  char who[64];
+  snprintf(who, sizeof who, "owner uid %ld (nobody)", (long)nobody->pw_uid);
+  planted_empty = fresh_name("planted.empty");
+  planted_open = fresh_name("planted.open");
+  as_user(nobody->pw_uid, nobody->pw_gid, plant_as_other);
+  expect_refused(planted_empty, 0600, EINVAL, who, "mode 0644", "a semaphore file holds");
+  expect_refused(planted_open, 0600, EACCES, who, "mode 0666",
+                 "another user owns it (this process runs as uid 0)");
+  /* even where this user's own perm would allow the mode */
+  expect_refused(planted_open, 0666, EACCES, who, "mode 0666", "another user owns it");
+
+  roots_private = fresh_name("root.private");
+  sem = open_sem(roots_private, 2);
+  CHECK_INT(value_of(sem), 2);
+  portalock_semaphore_free(sem);
+  roots_open = fresh_name("root.open");
+  make_semaphore(roots_open, 0666, 100);
+  as_user(nobody->pw_uid, nobody->pw_gid, meet_roots_files);
+}
+
 static void expect_invalid_new(const char *name, unsigned long value,
                                const portalock_semaphore_options *o, const char *fragment) {
   portalock_semaphore_t *sem = (portalock_semaphore_t *)&sem;
@@ -326,6 +467,7 @@ int main(void) {
   test_overflow();
   test_processes();
   test_names_and_unlink();
+  test_untrusted_files();
   test_misuse();
   return tu_done();
 }

@@ -178,7 +178,7 @@ function M.acquire_with(self, settings, token)
     end
   end
   if err.kind == "AlreadyLocked" and self._class == "PidFileLock" then
-    err.holder_pid = core.read_pid(self._filename)
+    err.holder_pid = core.pid_file_holder(self._filename)
   end
   return nil, err
 end

@@ -1,0 +1,138 @@
+/* Opening a counting semaphore without trusting whatever file carries its name.
+ *
+ * Where a named semaphore is a file the C library maps (platform.h), anyone may have put a
+ * file at that name first: another user's (whose counts they control), one others may write,
+ * an empty one (mapping it faults with SIGBUS at the first access). So the file is opened
+ * here, without following a symlink, checked through that descriptor, and only then mapped:
+ * what is mapped is the file that was checked. A missing semaphore is created by sem_open
+ * with O_EXCL, which writes the whole file under a temporary name and links it in place, so
+ * a file it creates is this user's and complete; it is then opened and checked like any. */
+#include "private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+/* "uid N (name)", or "uid N" when the name is unknown. */
+static void pl_describe_uid(uid_t uid, char *buf, size_t cap) {
+  struct passwd pw, *found = NULL;
+  char names[1024];
+  if (getpwuid_r(uid, &pw, names, sizeof names, &found) == 0 && found != NULL)
+    snprintf(buf, cap, "uid %ld (%s)", (long)uid, found->pw_name);
+  else
+    snprintf(buf, cap, "uid %ld", (long)uid);
+}
+
+/* What makes `st` untrustworthy as this user's semaphore made with `perm`, or NULL; *errnum
+ * says how (EACCES: someone else may change its counts; EINVAL: it is no semaphore). */
+static const char *pl_semfile_problem(const struct stat *st, int perm, char *buf, size_t cap,
+                                      int *errnum) {
+  *errnum = EINVAL;
+  if (!S_ISREG(st->st_mode)) return "it is not a regular file";
+  if (st->st_size != (off_t)sizeof(sem_t)) {
+    snprintf(buf, cap, "a semaphore file holds %zu bytes", sizeof(sem_t));
+    return buf;
+  }
+  *errnum = EACCES;
+  if (st->st_uid != geteuid()) {
+    snprintf(buf, cap, "another user owns it (this process runs as uid %ld)", (long)geteuid());
+    return buf;
+  }
+  /* The permissions the creator asked for (option 'perm') may open it to others on purpose. */
+  if (st->st_mode & (S_IWGRP | S_IWOTH) & ~(mode_t)perm) {
+    snprintf(buf, cap, "group or others may write it, which option 'perm' (%04o) does not grant",
+             (unsigned)perm);
+    return buf;
+  }
+  return NULL;
+}
+
+static portalock_status pl_semfile_refuse(const char *label, const char *path,
+                                          const struct stat *st, const char *problem, int errnum,
+                                          portalock_error *err) {
+  char owner[300];
+  pl_describe_uid(st->st_uid, owner, sizeof owner);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
+                 "Semaphore '%s': refusing '%s' (owner %s, mode %04o, %lld bytes): %s", label, path,
+                 owner, (unsigned)(st->st_mode & 07777), (long long)st->st_size, problem);
+}
+
+/* The file could not be opened: says whose it is and its mode, when that can be seen. */
+static portalock_status pl_semfile_unopenable(const char *label, const char *path, int errnum,
+                                              portalock_error *err) {
+  char why[128], owner[300];
+  pl_strerror(errnum, why, sizeof why);
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
+                   "Semaphore '%s': cannot open '%s': %s", label, path, why);
+  pl_describe_uid(st.st_uid, owner, sizeof owner);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
+                 "Semaphore '%s': cannot open '%s' (%sowner %s, mode %04o): %s", label, path,
+                 S_ISLNK(st.st_mode) ? "a symbolic link, " : "", owner,
+                 (unsigned)(st.st_mode & 07777), why);
+}
+
+/* Checks the open semaphore file `fd` and maps it; closes `fd` either way. */
+static portalock_status pl_semfile_map(const char *label, const char *path, int fd, int perm,
+                                       sem_t **out, portalock_error *err) {
+  struct stat st;
+  portalock_status status = PORTALOCK_OK;
+  char buf[128];
+  int errnum;
+  const char *problem;
+  void *mapped = MAP_FAILED;
+  if (fstat(fd, &st) != 0)
+    status = pl_fail_sys(err, errno, "fstat semaphore", path);
+  else if ((problem = pl_semfile_problem(&st, perm, buf, sizeof buf, &errnum)) != NULL)
+    status = pl_semfile_refuse(label, path, &st, problem, errnum, err);
+  else if ((mapped = mmap(NULL, sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+           MAP_FAILED)
+    status = pl_fail_sys(err, errno, "map semaphore", path);
+  close(fd);
+  if (status == PORTALOCK_OK) *out = mapped;
+  return status;
+}
+
+portalock_status pl_semfile_open(const char *name, const char *label, int perm, unsigned value,
+                                 pl_semfile *out, portalock_error *err) {
+  char path[PORTALOCK_PATH_MAX];
+  if (pl_platform_sem_path(name, path, sizeof path) != 0) {
+    /* No file to check: the system's own sem_open, and its permission checks. */
+    out->mapped = 0;
+    out->sem = sem_open(name, O_CREAT, (mode_t)perm, value);
+    if (out->sem == SEM_FAILED) return pl_fail_sys(err, errno, "open semaphore", name);
+    return PORTALOCK_OK;
+  }
+  out->mapped = 1;
+  for (int round = 0; round < PL_ROUNDS; round++) {
+    /* O_NONBLOCK: a FIFO planted there must not hang the open. */
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) return pl_semfile_map(label, path, fd, perm, &out->sem, err);
+    if (errno != ENOENT) return pl_semfile_unopenable(label, path, errno, err);
+    sem_t *made = sem_open(name, O_CREAT | O_EXCL, (mode_t)perm, value);
+    if (made != SEM_FAILED)
+      sem_close(made);
+    else if (errno != EEXIST)
+      return pl_fail_sys(err, errno, "create semaphore", path);
+    /* Made (by us, or by someone just before us): open it as any other. */
+  }
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOENT, path,
+                 "Semaphore '%s': '%s' kept disappearing between its creation and its opening",
+                 label, path);
+}
+
+void pl_semfile_close(pl_semfile *file) {
+  if (file->sem == SEM_FAILED) return;
+  if (file->mapped)
+    munmap(file->sem, sizeof(sem_t));
+  else
+    sem_close(file->sem);
+  file->sem = SEM_FAILED;
+}

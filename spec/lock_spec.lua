@@ -37,6 +37,25 @@ describe("Lock", function()
     assert.matches("read%-only", select(2, pcall(function() lock.filename = "other" end)))
   end)
 
+  it("exposes timeout, check_interval and fail_when_locked as read-only fields", function()
+    local cases = {
+      {portalock.Lock(path), 5, 0.25, false},
+      {portalock.Lock(path, {timeout = 2, check_interval = 0.5, fail_when_locked = true}), 2, 0.5, true},
+      {portalock.RLock(path, {timeout = 0, check_interval = 0.1}), 0, 0.1, false},
+      {portalock.TemporaryFileLock(path), 5, 0.25, true},
+      {portalock.PidFileLock(dir .. "/app.pid", {fail_when_locked = false, timeout = 1}), 1, 0.25, false},
+    }
+    for i, case in ipairs(cases) do
+      local lock = case[1]
+      assert.are.equal(case[2], lock.timeout, "case " .. i)
+      assert.are.equal(case[3], lock.check_interval, "case " .. i)
+      assert.are.equal(case[4], lock.fail_when_locked, "case " .. i)
+      for _, field in ipairs({"timeout", "check_interval", "fail_when_locked"}) do
+        assert.matches("read%-only", select(2, pcall(function() lock[field] = 1 end)))
+      end
+    end
+  end)
+
   it("does not touch the file system before acquire", function()
     local lock = portalock.Lock(path)
     assert.is_false(helper.exists(path))

@@ -1,4 +1,5 @@
 local portalock = require "portalock"
+local core = require "portalock.core"
 local helper = require "spec.support.helper"
 
 describe("Lock", function()
@@ -55,6 +56,21 @@ describe("Lock", function()
       end
     end
   end)
+
+  for _, backend in ipairs({"flock", "posix"}) do
+    it("waits with check_interval = 0 without spinning (" .. backend .. ")", function()
+      helper.hold("Lock", path, dir, {seconds = 0.3, backend = backend})
+      local lock = portalock.Lock(path, {check_interval = 0, timeout = 10, backend = backend})
+      assert.are.equal(0, lock.check_interval)
+      local cpu, started = os.clock(), core.monotonic()
+      assert(lock:acquire())
+      local waited, used = core.monotonic() - started, os.clock() - cpu
+      assert.is_true(waited > 0.1, "did not wait: " .. waited)
+      -- re-checking every 1 ms costs little; a busy loop would burn the whole wait
+      assert.is_true(used < waited / 2, string.format("%.3f s of CPU in a %.3f s wait", used, waited))
+      assert(lock:release())
+    end)
+  end
 
   it("does not touch the file system before acquire", function()
     local lock = portalock.Lock(path)

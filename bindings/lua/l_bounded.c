@@ -195,6 +195,8 @@ static const luaL_Reg bounded_metamethods[] = {
 static const luaL_Reg bounded_functions[] = {{"new_bounded", b_new}, {NULL, NULL}};
 
 void pl_open_bounded(lua_State *L) {
+  lua_pushinteger(L, PORTALOCK_BOUNDED_MAXIMUM);
+  lua_setfield(L, -2, "BOUNDED_MAXIMUM");
   luaL_newmetatable(L, PL_BOUNDED_MT);
   luaL_setfuncs(L, bounded_metamethods, 0);
   lua_newtable(L);

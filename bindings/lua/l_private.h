@@ -69,6 +69,8 @@ void pl_open_atomic(lua_State *L);
 void pl_open_status(lua_State *L);
 void pl_open_command(lua_State *L);
 void pl_open_errno(lua_State *L);
+void pl_open_budget(lua_State *L);
+void pl_open_readfile(lua_State *L);
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */
 extern const luaL_Reg pl_lock_common_methods[];

@@ -287,8 +287,8 @@ local function run_guarded(chunk)
     ok, err = false, call_err
   end
   if not ok and exceeded and tostring(err):find("not enough memory", 1, true) then
-    err = {config_message = where(co, last_line) .. string.format("the config used more than %d KiB of memory",
-      M.MEMORY_LIMIT_KB)}
+    err = {config_message = where(co, last_line)
+      .. string.format("the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)}
   end
   return ok, err
 end
@@ -367,6 +367,22 @@ local function default_problem(key, value)
     end
   end
   return first
+end
+
+-- The first (by line) defaults value that no kind accepts: its line and the complaint.
+local function defaults_problem(declared)
+  local lines = declared.default_lines
+  local keys = {}
+  for key in pairs(lines) do
+    keys[#keys + 1] = key
+  end
+  table.sort(keys, function(a, b) return lines[a] < lines[b] end)
+  for _, key in ipairs(keys) do
+    local problem = OWN_CHECKS[key] == nil and default_problem(key, declared.global[key])
+    if problem then
+      return lines[key], string.format("defaults: option %s: %s", key, problem)
+    end
+  end
 end
 
 local Registry = {}
@@ -461,17 +477,9 @@ function M.load_string(source, chunkname)
     return config_failure(string.format("%s:%d: %s %q: no options table follows (write %s %q {})",
       chunkname, missing.line, missing.kind, missing.name, missing.kind, missing.name))
   end
-  local keys = {}
-  for key in pairs(declared.default_lines) do
-    keys[#keys + 1] = key
-  end
-  table.sort(keys, function(a, b) return declared.default_lines[a] < declared.default_lines[b] end)
-  for _, key in ipairs(keys) do
-    local problem = OWN_CHECKS[key] == nil and default_problem(key, declared.global[key])
-    if problem then
-      return config_failure(string.format("%s:%d: defaults: option %s: %s", chunkname,
-        declared.default_lines[key], key, problem))
-    end
+  local defaults_line, defaults_complaint = defaults_problem(declared)
+  if defaults_line then
+    return config_failure(string.format("%s:%d: %s", chunkname, defaults_line, defaults_complaint))
   end
   local entries = {}
   for _, name in ipairs(declared.order) do

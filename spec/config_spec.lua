@@ -2,7 +2,9 @@
 -- "<chunkname>:<line>:" for every mistake.
 local portalock = require "portalock"
 local config = portalock.config
+local core = require "portalock.core"
 local helper = require "spec.support.helper"
+local cli = require "spec.support.cli"
 
 describe("config", function()
   local dir
@@ -59,6 +61,35 @@ semaphore "gpus" { value = 2, name = %q }
     assert.are.equal(path, config.find(path))
   end)
 
+  it("refuses a directory, a FIFO, a device and an oversized file without reading them", function()
+    local fifo = dir .. "/fifo.lua"
+    assert.are.equal(0, helper.run("mkfifo " .. helper.quote(fifo)))
+    local big = dir .. "/big.lua"
+    helper.write(big, "-- " .. ("x"):rep(config.FILE_LIMIT_BYTES) .. "\n")
+    local cases = {
+      {"/etc", "is a directory, not a regular file"},
+      {fifo, "is a FIFO, not a regular file"}, -- opening it must not wait for a writer
+      {"/dev/zero", "is a device, not a regular file"}, -- nor read it without end
+      {big, "is larger than the limit of " .. config.FILE_LIMIT_BYTES .. " bytes"},
+    }
+    for _, case in ipairs(cases) do
+      local started = core.monotonic()
+      local reg, err = config.load(case[1])
+      assert.is_nil(reg)
+      assert.are.equal("ConfigError", err.kind)
+      assert.are.equal(case[1] .. ": " .. case[2], err.message)
+      assert.are.equal(case[1], err.path)
+      assert.is_number(err.errno)
+      assert.is_true(core.monotonic() - started < 5, case[1])
+    end
+    -- the limit itself is fine
+    helper.write(big, string.format('directory %q\nlock "edge" {}\n', dir))
+    local f = assert(io.open(big, "ab"))
+    f:write(("-"):rep(config.FILE_LIMIT_BYTES - #helper.read(big)))
+    f:close()
+    assert.are.equal(dir .. "/edge.lock", assert(config.load(big)):lock("edge").filename)
+  end)
+
   it("loads the example config in examples/", function()
     local reg = assert(config.load("examples/portalock.conf.lua"))
     assert.are.same({"migrations", "cache", "daemon", "encoders", "gpus"}, reg:names())
@@ -68,17 +99,42 @@ semaphore "gpus" { value = 2, name = %q }
   local malformed = {
     {"unknown option", 'lock "a" { filename = "/tmp/a", colour = 1 }', 1, "unknown option colour"},
     {"wrong type", 'lock "a" { filename = "/tmp/a", timeout = "soon" }', 1,
-      "option timeout (soon) must be a number >= 0"},
-    {"negative timeout", '\nlock "a" { filename = "/tmp/a", timeout = -1 }', 2, "must be a number >= 0"},
-    {"zero check_interval", 'lock "a" { filename = "/tmp/a", check_interval = 0 }', 1, "must be a number > 0"},
-    {"boolean option", 'lock "a" { filename = "/tmp/a", fail_when_locked = 1 }', 1, "must be true or false"},
-    {"bad backend", 'lock "a" { filename = "/tmp/a", backend = "nfs" }', 1, "must be one of flock, ofd, posix"},
+      [[lock "a": bad argument 'timeout' to 'Lock' ("soon"): must be a number of seconds]]},
+    {"negative timeout", '\nlock "a" { filename = "/tmp/a", timeout = -1 }', 2, "(-1): must be >= 0"},
+    {"negative check_interval", 'lock "a" { filename = "/tmp/a", check_interval = -1 }', 1,
+      "'check_interval' to 'Lock' (-1): must be a finite number >= 0"},
+    {"boolean option", 'lock "a" { filename = "/tmp/a", fail_when_locked = 1 }', 1, "must be a boolean"},
+    {"bad backend", 'lock "a" { filename = "/tmp/a", backend = "nfs" }', 1, 'must be "flock", "ofd" or "posix"'},
     {"duplicate name", 'lock "a" { filename = "/tmp/a" }\nrlock "a" { filename = "/tmp/b" }', 2,
       'rlock "a": the name is already declared (lock, line 1)'},
     {"semaphore maximum of 0", 'bounded_semaphore "w" { maximum = 0, directory = "/tmp" }', 1,
-      "option maximum (0) must be an integer >= 1"},
+      "bad argument 'maximum' to 'NamedBoundedSemaphore' (0)"},
     {"missing maximum", 'bounded_semaphore "w" { directory = "/tmp" }', 1, "option maximum is required"},
-    {"fractional value", 'semaphore "s" { value = 1.5 }', 1, "must be an integer >= 0"},
+    {"fractional value", 'semaphore "s" { value = 1.5 }', 1, "bad argument 'value' to 'Semaphore' (1.5)"},
+    -- Values that load() once accepted and only the constructor refused (issue 14, item 4):
+    -- each is the constructor's own complaint, at the line of the declaration.
+    {"maximum 1e9", 'directory "/tmp"\nbounded_semaphore "w" {\n  maximum = 1e9 }', 2,
+      'bounded_semaphore "w": bad argument \'maximum\' to \'NamedBoundedSemaphore\' (1000000000): '
+      .. "must be an integer within 1..10000"},
+    {"flags 99", 'lock "a" { filename = "/tmp/a", flags = 99 }', 1, "bad argument 'flags' to 'Lock' (99)"},
+    {"mode q", 'rlock "a" { filename = "/tmp/a", mode = "q" }', 1, [[bad argument 'mode' to 'RLock' ("q")]]},
+    {"perm 1e9", 'pid_file_lock "a" { filename = "/tmp/a", perm = 1e9 }', 1,
+      "bad argument 'perm' to 'PidFileLock' (1000000000)"},
+    {"semaphore value 1e12", 'semaphore "s" { value = 1e12 }', 1,
+      "bad argument 'value' to 'Semaphore' (1000000000000)"},
+    {"semaphore perm 4096", '\n\nsemaphore "s" { perm = 4096 }', 3, "bad argument 'perm' to 'Semaphore' (4096)"},
+    {"pattern without {number}",
+      'bounded_semaphore "w" { maximum = 2, directory = "/tmp", filename_pattern = "{name}.lock" }', 1,
+      "bad option 'filename_pattern' (\"{name}.lock\"): must contain {number} when maximum > 1"},
+    {"mode and flags that only fail together", 'directory "/tmp"\ndefaults { flags = 1 }\nlock "a" { mode = "w" }', 3,
+      [[lock "a": bad argument 'mode' to 'Lock' ("w")]]},
+    {"a defaults value no kind accepts", 'directory "/tmp"\ndefaults { timeout = -1 }\nlock "a" {}', 2,
+      "defaults: option timeout: bad argument 'timeout' to 'Lock' (-1)"},
+    {"a defaults value, declared later", 'directory "/tmp"\nlock "a" {}\n\ndefaults { perm = 1e9 }', 4,
+      "defaults: option perm: bad argument 'perm' to 'Lock' (1000000000)"},
+    {"a defaults value one kind refuses",
+      'directory "/tmp"\ndefaults { perm = 4095 }\nlock "a" {}\nsemaphore "s" {}', 4,
+      [[semaphore "s": bad argument 'perm' to 'Semaphore' (4095)]]},
     {"relative directory", 'directory "locks"', 1, "directory (locks) must be an absolute path"},
     {"relative resource directory", 'lock "a" { directory = "tmp" }', 1, "must be an absolute path"},
     {"relative filename without a directory", '\n\nlock "a" {}', 3,
@@ -108,6 +164,45 @@ semaphore "gpus" { value = 2, name = %q }
       assert.is_truthy(err.message:find(text, 1, true), err.message)
     end)
   end
+
+  describe("on the command line", function()
+    local session
+
+    before_each(function()
+      session = cli.session(dir)
+    end)
+
+    after_each(function()
+      session:cleanup()
+    end)
+
+    -- Each config loads no more than in the library: status, lock and run --name exit 78
+    -- (the config is malformed) with the file:line: message, before touching anything.
+    local cases = {
+      {"status", 'lock "x" { filename = "%s/x.lock", flags = 99 }', {"status", "x"}, "'flags'"},
+      {"lock", 'lock "x" { filename = "%s/x.lock", flags = 99 }', {"lock", "x", "--", "true"}, "'flags'"},
+      {"status of a semaphore", 'semaphore "x" { value = 1e12 } -- %s', {"status", "x"}, "'value'"},
+      {"run --name", 'bounded_semaphore "w" { maximum = 1e9, directory = "%s" }',
+        {"run", "--name", "w", "--", "true"}, "'maximum'"},
+      {"run --name, a pattern without {number}",
+        'bounded_semaphore "w" { maximum = 2, directory = "%s", filename_pattern = "w.lock" }',
+        {"run", "--name", "w", "--", "true"}, "{number}"},
+    }
+    for _, case in ipairs(cases) do
+      it("exits 78 for " .. case[1], function()
+        local path = dir .. "/bad.conf.lua"
+        helper.write(path, string.format(case[2], dir))
+        local args = {"--config", path}
+        for _, arg in ipairs(case[3]) do
+          args[#args + 1] = arg
+        end
+        local code, stdout, stderr = session:run(args)
+        assert.are.equal(78, code, cli.describe(code, stdout, stderr))
+        assert.is_truthy(stderr:find(path .. ":1: ", 1, true), stderr)
+        assert.is_truthy(stderr:find(case[4], 1, true), stderr)
+      end)
+    end
+  end)
 
   it("keeps a long chunkname whole in every message", function()
     local long = dir .. "/" .. string.rep("very-long-directory-name/", 4) .. "portalock.lua"
@@ -167,6 +262,37 @@ end
       local _, err = config.load_string('local s = "x"\nfor _ = 1, 40 do s = s .. s end', "grow.conf")
       assert.are.equal("ConfigError", err.kind)
       assert.matches("^grow%.conf:2: the config used more than", err.message)
+    end)
+
+    it("holds the memory limit inside a single call (string.format of 150 MiB)", function()
+      -- A fresh process, so that its peak RSS (VmHWM) measures this config alone. The bound
+      -- allows for the allocator's own overhead (and ASan's quarantine in the sanitizer CI);
+      -- without the limit at the allocation this config reached about 300 MB.
+      local code = [[
+local config = require "portalock.config"
+local function peak_kb()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmHWM:%s*(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+local args = {}
+for i = 1, 150 do args[i] = "s" end
+local source = 'local s = "x"\nfor _ = 1, 20 do s = s .. s end\nlocal f = ""\n'
+  .. 'for _ = 1, 150 do f = f .. "%s" end\nlocal r = f:format(' .. table.concat(args, ", ") .. ')\n'
+collectgarbage("collect")
+local before = peak_kb()
+local reg, err = config.load_string(source, "format.conf")
+print(peak_kb() - before, config.MEMORY_LIMIT_KB)
+print(reg == nil and err.kind, err and err.message)
+]]
+      local output, status = helper.capture(helper.lua_command(code))
+      assert.are.equal(0, status, output)
+      local grown, limit, kind, message = output:match("^(%d+)\t(%d+)\n(%a+)\t([^\n]*)")
+      assert.are.equal("ConfigError", kind, output)
+      assert.are.equal("format.conf:5: the config used more than 16384 KiB of memory", message)
+      assert.is_true(tonumber(grown) < tonumber(limit) + 4096,
+        string.format("grew by %s KiB against a limit of %s KiB", grown, limit))
     end)
 
     it("stops a runaway loop", function()

@@ -1,4 +1,5 @@
 local portalock = require "portalock"
+local core = require "portalock.core"
 local helper = require "spec.support.helper"
 
 describe("Lock", function()
@@ -36,6 +37,40 @@ describe("Lock", function()
     assert.has_error(function() lock.filename = "other" end)
     assert.matches("read%-only", select(2, pcall(function() lock.filename = "other" end)))
   end)
+
+  it("exposes timeout, check_interval and fail_when_locked as read-only fields", function()
+    local cases = {
+      {portalock.Lock(path), 5, 0.25, false},
+      {portalock.Lock(path, {timeout = 2, check_interval = 0.5, fail_when_locked = true}), 2, 0.5, true},
+      {portalock.RLock(path, {timeout = 0, check_interval = 0.1}), 0, 0.1, false},
+      {portalock.TemporaryFileLock(path), 5, 0.25, true},
+      {portalock.PidFileLock(dir .. "/app.pid", {fail_when_locked = false, timeout = 1}), 1, 0.25, false},
+    }
+    for i, case in ipairs(cases) do
+      local lock = case[1]
+      assert.are.equal(case[2], lock.timeout, "case " .. i)
+      assert.are.equal(case[3], lock.check_interval, "case " .. i)
+      assert.are.equal(case[4], lock.fail_when_locked, "case " .. i)
+      for _, field in ipairs({"timeout", "check_interval", "fail_when_locked"}) do
+        assert.matches("read%-only", select(2, pcall(function() lock[field] = 1 end)))
+      end
+    end
+  end)
+
+  for _, backend in ipairs({"flock", "posix"}) do
+    it("waits with check_interval = 0 without spinning (" .. backend .. ")", function()
+      helper.hold("Lock", path, dir, {seconds = 0.3, backend = backend})
+      local lock = portalock.Lock(path, {check_interval = 0, timeout = 10, backend = backend})
+      assert.are.equal(0, lock.check_interval)
+      local cpu, started = os.clock(), core.monotonic()
+      assert(lock:acquire())
+      local waited, used = core.monotonic() - started, os.clock() - cpu
+      assert.is_true(waited > 0.1, "did not wait: " .. waited)
+      -- re-checking every 1 ms costs little; a busy loop would burn the whole wait
+      assert.is_true(used < waited / 2, string.format("%.3f s of CPU in a %.3f s wait", used, waited))
+      assert(lock:release())
+    end)
+  end
 
   it("does not touch the file system before acquire", function()
     local lock = portalock.Lock(path)

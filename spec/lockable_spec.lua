@@ -291,7 +291,7 @@ describe("Lockable", function()
       {{"'name'", '".."'}, function() Lockable.init({}, {name = ".."}) end},
       {{"'timeout' to 'Lockable.init' (-1)", "math.huge"},
         function() Lockable.init({}, {filename = "a", timeout = -1}) end},
-      {{"'check_interval'", "> 0"}, function() Lockable.init({}, {filename = "a", check_interval = 0}) end},
+      {{"'check_interval'", ">= 0"}, function() Lockable.init({}, {filename = "a", check_interval = -1}) end},
       {{"'owner'", "function"}, function() Lockable.init({}, {filename = "a", owner = "me"}) end},
       {{"bad argument 'Class' to 'Lockable.mixin' (5)"}, function() Lockable.mixin(5) end},
       {{"bad argument 'fn' to 'Lockable.locked' (\"f\")", "function"}, function() Lockable.locked("f") end},

@@ -373,7 +373,8 @@ print(ok and "granted" or err.kind .. ": " .. err.message)
       {{"'perm'", "0o777"}, function() S(1, {name = "x", perm = -1}) end},
       {{"'timeout'", "math.huge"}, function() S(1, {name = "x", timeout = -1}) end},
       {{"'timeout'", "NaN"}, function() S(1, {name = "x", timeout = 0 / 0}) end},
-      {{"'check_interval'", "> 0"}, function() S(1, {name = "x", check_interval = 0}) end},
+      {{"'check_interval'", ">= 0"}, function() S(1, {name = "x", check_interval = -0.5}) end},
+      {{"'check_interval'", "finite"}, function() S(1, {name = "x", check_interval = math.huge}) end},
       {{"bad argument 'name' to 'Semaphore.unlink'", "'/'"}, function() S.unlink("a/b") end},
       {{"'name'", "string"}, function() S.unlink(nil) end},
     }

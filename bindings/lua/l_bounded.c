@@ -5,9 +5,6 @@
  */
 #include "l_private.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #define PL_BOUNDED_MT "portalock.core.bounded"
 
 typedef struct l_bounded {
@@ -20,41 +17,17 @@ static portalock_bounded_semaphore_t *check_bounded(lua_State *L) {
   return b->sem;
 }
 
-/* An optional string option without NUL bytes (C strings cannot carry them). */
-static const char *opt_string(lua_State *L, int idx, const char *key) {
-  lua_getfield(L, idx, key);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  if (s == NULL || lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "bad option '%s' (%s): must be a string", key, luaL_typename(L, -1));
-  if (strlen(s) != len)
-    luaL_error(L, "bad option '%s' (\"%s...\"): must not contain NUL bytes", key, s);
-  /* The string stays referenced by the options table while the constructor runs. */
-  lua_pop(L, 1);
-  return s;
-}
-
-static double opt_number(lua_State *L, int idx, const char *key, double fallback) {
-  lua_getfield(L, idx, key);
-  double value = lua_isnil(L, -1) ? fallback : luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-  return value;
-}
-
 static int b_new(lua_State *L) {
   lua_Number maximum = luaL_checknumber(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   portalock_bounded_semaphore_options opts;
   portalock_bounded_semaphore_options_init(&opts);
-  opts.name = opt_string(L, 2, "name");
-  opts.filename_pattern = opt_string(L, 2, "filename_pattern");
-  opts.directory = opt_string(L, 2, "directory");
-  opts.timeout = opt_number(L, 2, "timeout", opts.timeout);
-  opts.check_interval = opt_number(L, 2, "check_interval", opts.check_interval);
+  /* the strings stay on the stack until this function returns (see pl_opt_string) */
+  opts.name = pl_opt_string(L, 2, "name");
+  opts.filename_pattern = pl_opt_string(L, 2, "filename_pattern");
+  opts.directory = pl_opt_string(L, 2, "directory");
+  opts.timeout = pl_opt_number(L, 2, "timeout", opts.timeout);
+  opts.check_interval = pl_opt_number(L, 2, "check_interval", opts.check_interval);
   long m = 0;
   if (maximum >= 1 && maximum <= PORTALOCK_BOUNDED_MAXIMUM && maximum == (lua_Number)(long)maximum)
     m = (long)maximum;
@@ -157,13 +130,11 @@ static int b_filenames(lua_State *L) {
   long n = portalock_bounded_semaphore_maximum(sem);
   long *order = NULL;
   if (random) {
-    order = (long *)malloc((size_t)n * sizeof *order);
-    if (order == NULL) return luaL_error(L, "out of memory");
+    /* A userdata, not malloc: a Lua allocation that raises below leaves nothing to free. */
+    order = (long *)lua_newuserdatauv(L, (size_t)n * sizeof *order, 0);
     portalock_error err;
-    if (portalock_bounded_semaphore_random_order(sem, order, &err) != PORTALOCK_OK) {
-      free(order);
+    if (portalock_bounded_semaphore_random_order(sem, order, &err) != PORTALOCK_OK)
       return pl_push_failure(L, &err);
-    }
   }
   lua_createtable(L, (int)n, 0);
   for (long i = 0; i < n; i++) {
@@ -171,7 +142,6 @@ static int b_filenames(lua_State *L) {
     lua_pushstring(L, path != NULL ? path : "");
     lua_rawseti(L, -2, (int)(i + 1));
   }
-  free(order);
   return 1;
 }
 
@@ -225,6 +195,8 @@ static const luaL_Reg bounded_metamethods[] = {
 static const luaL_Reg bounded_functions[] = {{"new_bounded", b_new}, {NULL, NULL}};
 
 void pl_open_bounded(lua_State *L) {
+  lua_pushinteger(L, PORTALOCK_BOUNDED_MAXIMUM);
+  lua_setfield(L, -2, "BOUNDED_MAXIMUM");
   luaL_newmetatable(L, PL_BOUNDED_MT);
   luaL_setfuncs(L, bounded_metamethods, 0);
   lua_newtable(L);

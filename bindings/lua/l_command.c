@@ -22,7 +22,10 @@ static int c_command_run(lua_State *L) {
     lua_rawgeti(L, 1, (int)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
       return luaL_argerror(L, 1, lua_pushfstring(L, "entry %d is not a string", (int)i + 1));
-    argv[i] = lua_tostring(L, -1); /* anchored in the table at 1 */
+    /* Anchored in the table at 1: read raw (no metamethod), and no Lua allocation (so no
+       collection step or finalizer that could change the table) happens until the command
+       has run. */
+    argv[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
   argv[argc] = NULL;

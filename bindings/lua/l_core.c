@@ -29,5 +29,7 @@ int luaopen_portalock_core(lua_State *L) {
   pl_open_status(L);
   pl_open_command(L);
   pl_open_errno(L);
+  pl_open_budget(L);
+  pl_open_readfile(L);
   return 1;
 }

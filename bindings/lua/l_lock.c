@@ -7,35 +7,18 @@
 #include "l_private.h"
 
 #include <stdio.h>
-#include <string.h>
 #include <sys/stat.h>
 
-static double opt_number(lua_State *L, int idx, const char *key, double fallback) {
-  lua_getfield(L, idx, key);
-  double value = lua_isnil(L, -1) ? fallback : luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-  return value;
-}
-
-static int opt_integer(lua_State *L, int idx, const char *key, int fallback) {
-  lua_getfield(L, idx, key);
-  lua_Integer value = lua_isnil(L, -1) ? fallback : luaL_checkinteger(L, -1);
-  lua_pop(L, 1);
-  luaL_argcheck(L, value >= -0x7fffffff && value <= 0x7fffffff, idx, key);
-  return (int)value;
-}
-
-/* The mode string is kept alive by the caller's opts table until the C constructor, which
-   copies what it needs, returns. */
+/* Leaves the mode string, when given, on the stack (see pl_opt_string): the caller's stack
+   grows by at most one. */
 void pl_checkoptions(lua_State *L, int idx, portalock_lock_options *opts) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "mode");
-  if (!lua_isnil(L, -1)) opts->mode = luaL_checkstring(L, -1);
-  lua_pop(L, 1);
-  opts->timeout = opt_number(L, idx, "timeout", opts->timeout);
-  opts->check_interval = opt_number(L, idx, "check_interval", opts->check_interval);
-  opts->flags = opt_integer(L, idx, "flags", opts->flags);
-  opts->perm = opt_integer(L, idx, "perm", opts->perm);
+  const char *mode = pl_opt_string(L, idx, "mode");
+  if (mode != NULL) opts->mode = mode;
+  opts->timeout = pl_opt_number(L, idx, "timeout", opts->timeout);
+  opts->check_interval = pl_opt_number(L, idx, "check_interval", opts->check_interval);
+  opts->flags = pl_opt_int(L, idx, "flags", opts->flags);
+  opts->perm = pl_opt_int(L, idx, "perm", opts->perm);
   lua_getfield(L, idx, "fail_when_locked");
   if (!lua_isnil(L, -1)) opts->fail_when_locked = lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -38,6 +38,13 @@ int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_i
 /* 1 when this build makes io handles itself (luaL_Stream, Lua 5.2+). */
 int pl_makes_streams(void);
 
+/* Options from the table at `idx` (a positive index), nil meaning "not given". A string
+   option is left on the stack, anchored there until the C function returns (so the stack
+   grows by one per string read); anything but a string raises an error naming the option. */
+const char *pl_opt_string(lua_State *L, int idx, const char *key);
+double pl_opt_number(lua_State *L, int idx, const char *key, double fallback);
+int pl_opt_int(lua_State *L, int idx, const char *key, int fallback);
+
 portalock_backend pl_checkbackend(lua_State *L, int idx);
 void pl_checkoptions(lua_State *L, int idx, portalock_lock_options *opts);
 /* The Lock behind a lock or rlock handle at `idx`. */
@@ -62,6 +69,8 @@ void pl_open_atomic(lua_State *L);
 void pl_open_status(lua_State *L);
 void pl_open_command(lua_State *L);
 void pl_open_errno(lua_State *L);
+void pl_open_budget(lua_State *L);
+void pl_open_readfile(lua_State *L);
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */
 extern const luaL_Reg pl_lock_common_methods[];

@@ -34,13 +34,11 @@ static int s_new(lua_State *L) {
   portalock_semaphore_options_init(&opts);
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getfield(L, 3, "check_interval");
-    if (!lua_isnil(L, -1)) opts.check_interval = luaL_checknumber(L, -1);
-    lua_getfield(L, 3, "timeout");
-    if (!lua_isnil(L, -1)) opts.timeout = luaL_checknumber(L, -1);
+    opts.check_interval = pl_opt_number(L, 3, "check_interval", opts.check_interval);
+    opts.timeout = pl_opt_number(L, 3, "timeout", opts.timeout);
     lua_getfield(L, 3, "perm");
     if (!lua_isnil(L, -1)) opts.perm = (int)check_count(L, lua_gettop(L));
-    lua_pop(L, 3);
+    lua_pop(L, 1);
   }
   l_semaphore *s = (l_semaphore *)lua_newuserdatauv(L, sizeof(l_semaphore), 0);
   s->sem = NULL;

@@ -60,4 +60,6 @@ static const luaL_Reg wait_functions[] = {{"monotonic", w_monotonic},
 
 void pl_open_wait(lua_State *L) {
   luaL_setfuncs(L, wait_functions, 0);
+  lua_pushnumber(L, PORTALOCK_CHECK_INTERVAL_MIN);
+  lua_setfield(L, -2, "CHECK_INTERVAL_MIN");
 }

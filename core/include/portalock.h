@@ -176,12 +176,18 @@ PORTALOCK_API portalock_status portalock_unlock(int fd, portalock_backend backen
 
 typedef struct portalock_lock portalock_lock_t;
 
+/* The shortest time a wait goes between re-checks. Every `check_interval` is a finite number
+ * >= 0; one below this (0 included) re-checks this often, without spinning, as Python's
+ * portalocker sleeps at least 1 ms. */
+#define PORTALOCK_CHECK_INTERVAL_MIN 0.001
+
 typedef struct portalock_lock_options {
   const char *mode;          /* "a" (see below) */
   double timeout;            /* 5 seconds; 0 = one attempt; INFINITY = forever */
   double check_interval;     /* 0.25 seconds; the longest a wait goes without re-checking,
                                 except one queued in the kernel by an acquire loop (there
-                                the kernel's grant ends it, see portalock_wait) */
+                                the kernel's grant ends it, see portalock_wait); >= 0, and
+                                at least PORTALOCK_CHECK_INTERVAL_MIN in effect */
   int fail_when_locked;      /* 0 (1 for TemporaryFileLock and PidFileLock) */
   int flags;                 /* LOCK_EX | LOCK_NB; LOCK_SH for a shared lock. An attempt never
                                 blocks in the kernel, with or without LOCK_NB: the wait
@@ -449,7 +455,8 @@ typedef struct portalock_bounded_semaphore_options {
                                    /var/tmp, /usr/tmp, then the working directory (as
                                    Python's tempfile.gettempdir()), decided at first use */
   double timeout;               /* 5 seconds; 0 = one sweep; INFINITY = forever */
-  double check_interval;        /* 0.25 seconds */
+  double check_interval;        /* 0.25 seconds (>= 0; at least PORTALOCK_CHECK_INTERVAL_MIN
+                                   in effect) */
 } portalock_bounded_semaphore_options;
 
 /** Fills `opts` with the defaults above. */
@@ -464,7 +471,7 @@ portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *op
  * "/" or equal to "." or ".."; a pattern with an unsupported or unbalanced field, or without
  * {number} when maximum > 1 (all slots would be one file); any slot name that is not one
  * path component (contains "/", is "." or "..", is empty or longer than 255 bytes); a
- * negative or NaN timeout; a check_interval that is not a finite number > 0.
+ * negative or NaN timeout; a check_interval that is not a finite number >= 0.
  */
 PORTALOCK_API portalock_status portalock_bounded_semaphore_new(
     portalock_bounded_semaphore_t **out, long maximum,
@@ -585,7 +592,8 @@ typedef struct portalock_semaphore portalock_semaphore_t;
 
 typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */
-  double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for */
+  double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for
+                            (>= 0; at least PORTALOCK_CHECK_INTERVAL_MIN in effect) */
   int perm;              /* 0600: permissions of a newly created semaphore, less the umask;
                             group/other write bits also let an existing one be opened */
 } portalock_semaphore_options;

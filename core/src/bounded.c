@@ -566,7 +566,7 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
   if (woke) pl_count(PL_LOST_RACE);
   if (wait != NULL) {
     wait->fd = sem->watch_fd;
-    wait->next_attempt = portalock_monotonic() + check_interval;
+    wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
   }
   return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
                  "bounded semaphore '%s' in '%s': all %ld slots are held", sem->name,

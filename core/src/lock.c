@@ -366,7 +366,7 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   }
   if (wait != NULL) {
     wait->fd = w->watch >= 0 ? w->watch_fd : -1;
-    wait->next_attempt = portalock_monotonic() + lock->opts.check_interval;
+    wait->next_attempt = portalock_monotonic() + pl_check_period(lock->opts.check_interval);
   }
   return status;
 }

@@ -44,10 +44,17 @@ portalock_status pl_check_timing(double timeout, double check_interval, portaloc
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad option 'timeout' (%g): must be >= 0 (use INFINITY to wait forever)",
                    timeout);
-  if (!isfinite(check_interval) || check_interval <= 0)
+  if (!isfinite(check_interval) || check_interval < 0)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'check_interval' (%g): must be a finite number > 0", check_interval);
+                   "bad option 'check_interval' (%g): must be a finite number >= 0 (0 re-checks "
+                   "every %g s)",
+                   check_interval, PORTALOCK_CHECK_INTERVAL_MIN);
   return PORTALOCK_OK;
+}
+
+double pl_check_period(double check_interval) {
+  return check_interval > PORTALOCK_CHECK_INTERVAL_MIN ? check_interval
+                                                       : PORTALOCK_CHECK_INTERVAL_MIN;
 }
 
 static const char *pl_backend_name(portalock_backend backend) {

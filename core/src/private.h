@@ -83,6 +83,9 @@ typedef struct pl_mode {
 } pl_mode;
 
 portalock_status pl_check_timing(double timeout, double check_interval, portalock_error *err);
+/* How long a wait may go between re-checks for `check_interval`: never less than
+ * PORTALOCK_CHECK_INTERVAL_MIN, so that 0 re-checks often without spinning. */
+double pl_check_period(double check_interval);
 portalock_status pl_check_options(const portalock_lock_options *opts, pl_mode *mode,
                                   portalock_error *err);
 

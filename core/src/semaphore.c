@@ -88,14 +88,8 @@ static portalock_status pl_sem_generate_name(char *buf, size_t len, portalock_er
 
 static portalock_status pl_sem_check_options(const portalock_semaphore_options *o,
                                              portalock_error *err) {
-  if (isnan(o->timeout) || o->timeout < 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'timeout' (%g): must be >= 0 (use INFINITY to wait forever)",
-                   o->timeout);
-  if (!isfinite(o->check_interval) || o->check_interval <= 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'check_interval' (%g): must be a finite number > 0",
-                   o->check_interval);
+  portalock_status status = pl_check_timing(o->timeout, o->check_interval, err);
+  if (status != PORTALOCK_OK) return status;
   if (o->perm < 0 || o->perm > 0777)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad option 'perm' (%d, octal %o): must be within 0..0777", o->perm,
@@ -210,8 +204,9 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
     if (errno == EAGAIN) break;
     return pl_fail_sys(err, errno, "acquire semaphore", sem->sem_name);
   }
-  double next = sem->backoff == 0 ? 0.001 : sem->backoff * 2;
-  if (next > sem->opts.check_interval) next = sem->opts.check_interval;
+  double next = sem->backoff == 0 ? PORTALOCK_CHECK_INTERVAL_MIN : sem->backoff * 2;
+  if (next > pl_check_period(sem->opts.check_interval))
+    next = pl_check_period(sem->opts.check_interval);
   sem->backoff = next;
   if (wait != NULL) {
     wait->fd = -1;
@@ -228,7 +223,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
     /* sem_clockwait wakes the moment a count is posted: the back-off in next_attempt is
      * for callers that can only poll, this wait returns at least every check_interval. */
     double now = portalock_monotonic();
-    double until = now + sem->opts.check_interval;
+    double until = now + pl_check_period(sem->opts.check_interval);
     if (until > deadline) until = deadline;
     struct timespec ts;
     pl_monotonic_timespec(until, &ts);

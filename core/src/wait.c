@@ -33,7 +33,7 @@ int portalock_wait_step(const portalock_wait *wait, double deadline) {
 void pl_wait_clock(portalock_wait *wait, double check_interval) {
   if (wait == NULL) return;
   wait->fd = -1;
-  wait->next_attempt = portalock_monotonic() + check_interval;
+  wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
 }
 
 /* Contention outlasted the wait: AlreadyLocked, keeping the path, errno and holder. */
@@ -74,7 +74,8 @@ portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double 
       waitable->wait_done(ctx);
       return pl_already_locked(err, timeout, fail_when_locked);
     }
-    if (wait.next_attempt > now + check_interval) wait.next_attempt = now + check_interval;
+    double period = pl_check_period(check_interval);
+    if (wait.next_attempt > now + period) wait.next_attempt = now + period;
     /* Woken, timed out or interrupted: the next round re-checks the lock, then the deadline
      * (a lock granted by the kernel queue at the deadline is taken, not leaked). */
     waitable->wait(ctx, &wait, deadline);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static portalock_lock_t *new_lock(const char *path, const char *mode) {
@@ -395,6 +396,34 @@ static void test_perm(void) {
   umask(saved);
 }
 
+/* check_interval 0 is accepted (as Python's portalocker does) and re-checks every
+ * PORTALOCK_CHECK_INTERVAL_MIN: a 0.3 s wait against a holder costs little CPU. */
+static void test_zero_check_interval(void) {
+  for (int b = 0; b <= 2; b += 2) {
+    const char *path = tu_path(b == 0 ? "zero-ci-flock" : "zero-ci-posix");
+    tu_proc holder;
+    tu_hold(&holder, path, (portalock_backend)b);
+    portalock_lock_options o;
+    portalock_lock_options_init(&o);
+    o.check_interval = 0;
+    o.backend = (portalock_backend)b;
+    portalock_lock_t *lock;
+    portalock_error err;
+    CHECK_OK(portalock_lock_new(&lock, path, &o, &err), &err);
+    clock_t cpu = clock();
+    double t0 = tu_now();
+    CHECK_STATUS(portalock_lock_acquire_with(lock, 0.3, 0, 0, &err), PORTALOCK_ALREADY_LOCKED,
+                 &err);
+    double waited = tu_now() - t0, used = (double)(clock() - cpu) / CLOCKS_PER_SEC;
+    CHECK_BETWEEN(waited, 0.25, 3.0);
+    if (used > waited / 2)
+      tu_fail(__FILE__, __LINE__, "backend %d: %.3f s of CPU in a %.3f s wait", b, used, waited);
+    tu_hold_end(&holder);
+    CHECK_OK(portalock_lock_acquire_with(lock, 1, 0, 0, &err), &err);
+    portalock_lock_free(lock);
+  }
+}
+
 int main(void) {
   tu_init("lock");
   tu_group("timeouts and fail_when_locked against a holder process");
@@ -415,5 +444,7 @@ int main(void) {
   test_descriptor_and_names();
   tu_group("perm and umask on created files");
   test_perm();
+  tu_group("check_interval 0: accepted, re-checks every 1 ms without spinning");
+  test_zero_check_interval();
   return tu_done();
 }

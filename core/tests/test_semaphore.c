@@ -435,8 +435,8 @@ static void test_misuse(void) {
   o.timeout = NAN;
   expect_invalid_new("t", 1, &o, "'timeout'");
   portalock_semaphore_options_init(&o);
-  o.check_interval = 0;
-  expect_invalid_new("t", 1, &o, "'check_interval' (0)");
+  o.check_interval = -1;
+  expect_invalid_new("t", 1, &o, "'check_interval' (-1)");
   portalock_semaphore_options_init(&o);
   o.perm = 01777;
   expect_invalid_new("t", 1, &o, "'perm'");

@@ -17,7 +17,7 @@ local M = {}
 
 local OPTIONS = {"name", "filename_pattern", "directory", "timeout", "check_interval", "fail_when_locked"}
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
-local MAXIMUM = 10000
+local MAXIMUM = core.BOUNDED_MAXIMUM -- C's limit (PORTALOCK_BOUNDED_MAXIMUM), not a copy
 
 local function check_string(func, value, name, allow_empty)
   if type(value) ~= "string" then

@@ -1,6 +1,8 @@
 --- Argument validation: every misuse message of the public API is produced here.
 -- Validators return nothing when the value is fine and a message otherwise, so that the
 -- public function itself raises with `error(message, 2)` and the error points at its caller.
+local core = require "portalock.core"
+
 local M = {}
 
 local function describe(value)
@@ -60,11 +62,13 @@ function M.timeout(func, value, name)
   end
 end
 
+-- The rule of the C core's option check (pl_check_timing), which has the last word.
 function M.check_interval(func, value, name)
   if type(value) ~= "number" or value ~= value then
     return M.bad(func, name, value, "must be a number of seconds")
-  elseif value <= 0 then
-    return M.bad(func, name, value, "must be > 0")
+  elseif value < 0 or value == math.huge then
+    return M.bad(func, name, value, string.format(
+      "must be a finite number >= 0 (0 re-checks every %g s)", core.CHECK_INTERVAL_MIN))
   end
 end
 

@@ -11,9 +11,16 @@
 --   semaphore "gpus" { value = 2 }
 --
 -- The file runs with nothing but this vocabulary (and a few harmless helpers: tostring,
--- tonumber, type, pairs, ipairs, select, math, and a vetted set of string methods), under an
--- instruction-count hook with the JIT off and a memory check. These limits catch mistakes
--- and runaway configs; they are not a security boundary against a hostile author.
+-- tonumber, type, pairs, ipairs, select, math, and a vetted set of string methods), in a
+-- coroutine under an instruction-count hook with the JIT off and a memory limit that every
+-- allocation answers to. These limits catch mistakes and runaway configs; they are not a
+-- security boundary against a hostile author.
+--
+-- Option values are checked by the constructors themselves: load() builds every declared
+-- object (constructors never touch the file system), and a constructor's complaint becomes
+-- a ConfigError at the declaration's line. Only what the config resolves itself (filename,
+-- directory) has rules here.
+local core = require "portalock.core"
 local errors = require "portalock.errors"
 
 local unpack = table.unpack or unpack -- luacheck: compat
@@ -25,6 +32,8 @@ errors.ConfigError = errors.define("ConfigError")
 --- Limits of one run of a config file.
 M.INSTRUCTION_LIMIT = 1000000
 M.MEMORY_LIMIT_KB = 16 * 1024
+--- The largest config file load() reads (checked before reading it).
+M.FILE_LIMIT_BYTES = 1024 * 1024
 
 --- Where load() looks when it is given no path, in order (after $PORTALOCK_CONFIG).
 function M.default_paths()
@@ -38,38 +47,10 @@ function M.default_paths()
   return paths
 end
 
--- What each kind of resource accepts: option -> checker(value) returning a problem or nil.
-local function is_number(v) return type(v) == "number" and v == v end
-
-local function nonnegative(v)
-  if not is_number(v) or v < 0 then
-    return "must be a number >= 0"
-  end
-end
-
-local function positive(v)
-  if not is_number(v) or v <= 0 then
-    return "must be a number > 0"
-  end
-end
-
-local function boolean(v)
-  if type(v) ~= "boolean" then
-    return "must be true or false"
-  end
-end
-
+-- The two options the config resolves itself: checker(value) returns a problem or nil.
 local function text(v)
   if type(v) ~= "string" or v == "" then
     return "must be a non-empty string"
-  end
-end
-
-local function integer_from(low)
-  return function(v)
-    if not is_number(v) or v % 1 ~= 0 or v < low then
-      return string.format("must be an integer >= %d", low)
-    end
   end
 end
 
@@ -80,23 +61,19 @@ local function absolute(v)
   end
 end
 
-local function one_of(...)
-  local allowed = {...}
-  return function(v)
-    for _, a in ipairs(allowed) do
-      if v == a then
-        return nil
-      end
-    end
-    return "must be one of " .. table.concat(allowed, ", ")
+local OWN_CHECKS = {filename = text, directory = absolute}
+
+-- The names in `list` as a set.
+local function set(list)
+  local names = {}
+  for _, name in ipairs(list) do
+    names[name] = true
   end
+  return names
 end
 
-local LOCK_OPTIONS = {
-  filename = text, directory = absolute, timeout = nonnegative, check_interval = positive,
-  fail_when_locked = boolean, flags = integer_from(0), backend = one_of("flock", "ofd", "posix"),
-  perm = integer_from(0),
-}
+local LOCK_OPTIONS = {"filename", "directory", "timeout", "check_interval", "fail_when_locked",
+  "flags", "backend", "perm"}
 -- Copies the fields of each table in turn into `into`; returns `into`.
 local function copy_into(into, ...)
   for i = 1, select("#", ...) do
@@ -107,30 +84,23 @@ local function copy_into(into, ...)
   return into
 end
 
-local function with(base, extra)
-  return copy_into({}, base, extra)
-end
-
+-- What each kind of resource accepts: options is the set of option names.
 local KINDS = {
-  lock = {class = "Lock", options = with(LOCK_OPTIONS, {mode = text}), file = true},
-  rlock = {class = "RLock", options = with(LOCK_OPTIONS, {mode = text}), file = true},
-  temporary_lock = {class = "TemporaryFileLock", options = LOCK_OPTIONS, file = true},
-  pid_file_lock = {class = "PidFileLock", options = LOCK_OPTIONS, file = true},
-  bounded_semaphore = {class = "NamedBoundedSemaphore", options = {
-    maximum = integer_from(1), name = text, directory = absolute, timeout = nonnegative,
-    check_interval = positive, filename_pattern = text}, required = {"maximum"}},
-  semaphore = {class = "Semaphore", options = {
-    value = integer_from(0), name = text, timeout = nonnegative, check_interval = positive,
-    perm = integer_from(0)}},
+  lock = {class = "Lock", options = set({"mode", unpack(LOCK_OPTIONS)}), file = true},
+  rlock = {class = "RLock", options = set({"mode", unpack(LOCK_OPTIONS)}), file = true},
+  temporary_lock = {class = "TemporaryFileLock", options = set(LOCK_OPTIONS), file = true},
+  pid_file_lock = {class = "PidFileLock", options = set(LOCK_OPTIONS), file = true},
+  bounded_semaphore = {class = "NamedBoundedSemaphore", options = set({"maximum", "name",
+    "directory", "timeout", "check_interval", "filename_pattern"}), required = {"maximum"}},
+  semaphore = {class = "Semaphore", options = set({"value", "name", "timeout",
+    "check_interval", "perm"})},
 }
 local KIND_ORDER = {"lock", "rlock", "temporary_lock", "pid_file_lock", "bounded_semaphore", "semaphore"}
 
 -- Options `defaults {}` may set: those of any kind.
 local DEFAULT_OPTIONS = {}
 for _, kind in pairs(KINDS) do
-  for name, checker in pairs(kind.options) do
-    DEFAULT_OPTIONS[name] = checker
-  end
+  copy_into(DEFAULT_OPTIONS, kind.options)
 end
 
 -- The string methods a config may call ("x"):upper() etc. Left out: rep and dump, and the
@@ -145,20 +115,28 @@ local HOOK_EVERY = 10
 -- The source of the config being run ("=<chunkname>"), for fail() to find its frames.
 local running_source
 
--- Raises a ConfigError naming the innermost line of the config itself on the stack (not a
--- line of this module, nor a C function the config called).
-local function fail(fmt, ...)
-  local where = ""
-  for level = 2, 200 do
-    local info = debug.getinfo(level, "Sl")
+-- "<chunkname>:<line>: " for the innermost line of the config itself on the stack of
+-- `thread` (not a line of this module, nor a C function the config called), or "".
+-- `last_line` stands in for a frame whose line the runtime does not know (LuaJIT, after a
+-- memory error raised inside a VM instruction): the config line the hook saw last.
+local function where(thread, last_line)
+  for level = 0, 200 do
+    local info = debug.getinfo(thread, level, "Sl")
     if not info then
       break
-    elseif info.source == running_source and info.currentline and info.currentline > 0 then
-      where = string.format("%s:%d: ", string.sub(info.source, 2), info.currentline)
-      break
+    elseif info.source == running_source then
+      local line = info.currentline and info.currentline > 0 and info.currentline or last_line
+      if line then
+        return string.format("%s:%d: ", string.sub(info.source, 2), line)
+      end
     end
   end
-  error({config_message = where .. string.format(fmt, ...)}, 0)
+  return ""
+end
+
+-- Raises a ConfigError at the config's innermost line on the running stack.
+local function fail(fmt, ...)
+  error({config_message = where((coroutine.running())) .. string.format(fmt, ...)}, 0)
 end
 
 -- Lua shortens a long chunkname in its own messages (syntax and runtime errors): put it back
@@ -183,11 +161,10 @@ local function checked_options(what, given, allowed)
   end
   local options = copy_into({}, given)
   for key, value in pairs(options) do
-    local checker = type(key) == "string" and allowed[key]
-    if not checker then
-      fail("%s: unknown option %s", what, type(key) == "string" and key or tostring(key))
+    if type(key) ~= "string" or not allowed[key] then
+      fail("%s: unknown option %s", what, tostring(key))
     end
-    local problem = checker(value)
+    local problem = OWN_CHECKS[key] and OWN_CHECKS[key](value)
     if problem then
       fail("%s: option %s (%s) %s", what, key, tostring(value), problem)
     end
@@ -198,7 +175,7 @@ end
 -- Builds the sandbox environment and the declarations it collects.
 local function vocabulary()
   -- pending: names whose options table has not followed yet (lock "a" alone declares nothing)
-  local declared = {global = {}, resources = {}, order = {}, pending = {}}
+  local declared = {global = {}, default_lines = {}, resources = {}, order = {}, pending = {}}
   local env = {}
 
   function env.directory(path)
@@ -213,7 +190,12 @@ local function vocabulary()
   end
 
   function env.defaults(given)
-    copy_into(declared.global, checked_options("defaults", given, DEFAULT_OPTIONS))
+    local line = debug.getinfo(2, "l").currentline
+    local options = checked_options("defaults", given, DEFAULT_OPTIONS)
+    copy_into(declared.global, options)
+    for key in pairs(options) do
+      declared.default_lines[key] = line
+    end
   end
 
   for kind_name, kind in pairs(KINDS) do
@@ -254,8 +236,9 @@ local function vocabulary()
   return env, declared
 end
 
--- Runs `chunk` with the string metatable narrowed to the vetted methods, an instruction
--- count hook and a memory check; returns true or false, message.
+-- Runs `chunk` in a coroutine with the string metatable narrowed to the vetted methods, an
+-- instruction count hook, and every allocation limited (core.run_limited); returns true or
+-- false, message.
 local function run_guarded(chunk)
   local string_meta = getmetatable("")
   local saved_index = string_meta.__index
@@ -267,24 +250,31 @@ local function run_guarded(chunk)
   if jit then
     jit.off(chunk, true)
   end
-  local memory_base = collectgarbage("count")
-  local count = 0
+  local count, last_line = 0, nil
   local saved_hook = {debug.gethook()}
   local function guard()
+    if jit then -- LuaJIT loses the line of a VM instruction that runs out of memory: note it
+      local info = debug.getinfo(2, "Sl")
+      if info and info.source == running_source then
+        last_line = info.currentline
+      end
+    end
     count = count + HOOK_EVERY
     if count > M.INSTRUCTION_LIMIT then
       debug.sethook()
       fail("the config ran more than %d instructions (a runaway loop?)", M.INSTRUCTION_LIMIT)
     end
-    if collectgarbage("count") - memory_base > M.MEMORY_LIMIT_KB then
-      debug.sethook()
-      fail("the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)
-    end
   end
+  -- A coroutine keeps its stack after an error: a refused allocation, whose message has no
+  -- position, is then placed at the config line that asked for it.
+  local co = coroutine.create(chunk)
+  local ok, err
   string_meta.__index = vetted
-  debug.sethook(guard, "", HOOK_EVERY)
-  local ok, err = pcall(chunk)
-  debug.sethook()
+  debug.sethook(co, guard, "", HOOK_EVERY) -- LuaJIT: for every coroutine, hence the restore below
+  local exceeded, called, call_err = core.run_limited(M.MEMORY_LIMIT_KB * 1024, function()
+    ok, err = coroutine.resume(co)
+  end)
+  debug.sethook(co)
   -- The host's string methods first: restoring a hook set from C ("external hook") fails.
   string_meta.__index = saved_index
   if type(saved_hook[1]) == "function" then
@@ -292,6 +282,13 @@ local function run_guarded(chunk)
   end
   if jit then
     jit.on(chunk, true)
+  end
+  if not called then
+    ok, err = false, call_err
+  end
+  if not ok and exceeded and tostring(err):find("not enough memory", 1, true) then
+    err = {config_message = where(co, last_line)
+      .. string.format("the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)}
   end
   return ok, err
 end
@@ -318,8 +315,8 @@ local function resolve(resource, global)
     local filename = options.filename or (resource.name .. ".lock")
     if filename:sub(1, 1) ~= "/" then
       if not directory then
-        return nil, string.format("%s %q: the filename %s is relative and no directory is declared "
-          .. "(directory \"/absolute/path\")", resource.kind, resource.name, filename)
+        return nil, string.format("the filename %s is relative and no directory is declared "
+          .. "(directory \"/absolute/path\")", filename)
       end
       filename = directory .. "/" .. filename
     end
@@ -338,18 +335,64 @@ local function resolve(resource, global)
   return {value, options}
 end
 
+-- Makes the object of kind `kind_name` from its constructor arguments, as the application
+-- would: the constructor's checks are the config's. Returns it, or nil and the complaint.
+local function build(kind_name, args)
+  local portalock = require "portalock"
+  -- a direct pcall: the constructor's error level then adds no position of this module
+  local ok, object = pcall(portalock[KINDS[kind_name].class], unpack(args))
+  if ok then
+    return object
+  end
+  return nil, type(object) == "table" and object.message or tostring(object)
+end
+
+-- What the constructors are probed with for a `defaults` option alone.
+local PROBE = {name = "defaults", global = {directory = "/"},
+  base = {bounded_semaphore = {maximum = 1}}}
+
+-- A defaults value must suit at least one kind that takes the option (each resource that
+-- inherits it is checked again in its own declaration). Returns nil or the first complaint.
+local function default_problem(key, value)
+  local first
+  for _, kind_name in ipairs(KIND_ORDER) do
+    if KINDS[kind_name].options[key] then
+      local options = copy_into({}, PROBE.base[kind_name] or {}, {[key] = value})
+      local object, problem = build(kind_name, resolve({kind = kind_name, name = PROBE.name,
+        options = options}, PROBE.global))
+      if object then
+        return nil
+      end
+      first = first or problem
+    end
+  end
+  return first
+end
+
+-- The first (by line) defaults value that no kind accepts: its line and the complaint.
+local function defaults_problem(declared)
+  local lines = declared.default_lines
+  local keys = {}
+  for key in pairs(lines) do
+    keys[#keys + 1] = key
+  end
+  table.sort(keys, function(a, b) return lines[a] < lines[b] end)
+  for _, key in ipairs(keys) do
+    local problem = OWN_CHECKS[key] == nil and default_problem(key, declared.global[key])
+    if problem then
+      return lines[key], string.format("defaults: option %s: %s", key, problem)
+    end
+  end
+end
+
 local Registry = {}
 Registry.__index = Registry
 
---- The object declared as `name` (made at the first call, the same object afterwards).
+--- The object declared as `name` (made when the config was loaded; always the same object).
 function Registry:get(name)
   local entry = self._entries[name]
   if not entry then
     error(string.format("portalock.config: no resource named %q is declared", tostring(name)), 2)
-  end
-  if entry.object == nil then
-    local portalock = require "portalock"
-    entry.object = portalock[KINDS[entry.kind].class](unpack(entry.args))
   end
   return entry.object
 end
@@ -434,14 +477,23 @@ function M.load_string(source, chunkname)
     return config_failure(string.format("%s:%d: %s %q: no options table follows (write %s %q {})",
       chunkname, missing.line, missing.kind, missing.name, missing.kind, missing.name))
   end
+  local defaults_line, defaults_complaint = defaults_problem(declared)
+  if defaults_line then
+    return config_failure(string.format("%s:%d: %s", chunkname, defaults_line, defaults_complaint))
+  end
   local entries = {}
   for _, name in ipairs(declared.order) do
     local resource = declared.resources[name]
     local args, problem = resolve(resource, declared.global)
-    if not args then
-      return config_failure(string.format("%s:%d: %s", chunkname, resource.line, problem))
+    local object
+    if args then
+      object, problem = build(resource.kind, args)
     end
-    entries[name] = {kind = resource.kind, args = args}
+    if not object then
+      return config_failure(string.format("%s:%d: %s %q: %s", chunkname, resource.line,
+        resource.kind, name, problem))
+    end
+    entries[name] = {kind = resource.kind, args = args, object = object}
   end
   return setmetatable({_entries = entries, _order = declared.order}, Registry)
 end
@@ -457,9 +509,8 @@ function M.find(path)
     return from_env
   end
   for _, candidate in ipairs(M.default_paths()) do
-    local f = io.open(candidate, "r")
-    if f then
-      f:close()
+    -- lstat, not open: opening a FIFO would block
+    if core.file_identity(candidate) then
       return candidate
     end
   end
@@ -473,12 +524,11 @@ function M.load(path)
   if not found then
     return config_failure(problem)
   end
-  local f, message, errno = io.open(found, "rb")
-  if not f then
-    return config_failure(tostring(message), {errno = errno, path = found})
+  -- Never blocks (a FIFO) and never reads without bound (/dev/zero, a huge file).
+  local source, message, errno = core.read_regular_file(found, M.FILE_LIMIT_BYTES)
+  if not source then
+    return config_failure(message, {errno = errno, path = found})
   end
-  local source = f:read("*a")
-  f:close()
   return M.load_string(source, found)
 end
 

@@ -183,15 +183,27 @@ function M.acquire_with(self, settings, token)
   return nil, err
 end
 
+--- The read-only fields every object of the family has: its filename and the per-acquire
+--- defaults it was made with (timeout, check_interval, fail_when_locked); plus `extra`.
+function M.family_getters(extra)
+  local getters = {filename = function(self) return self._filename end}
+  for _, name in ipairs(ACQUIRE_OPTIONS) do
+    getters[name] = function(self) return self._defaults[name] end
+  end
+  for name, getter in pairs(extra) do
+    getters[name] = getter
+  end
+  return getters
+end
+
 local Lock = {}
-local LockMeta = M.object_metatable(Lock, {
-  filename = function(self) return self._filename end,
+local LockMeta = M.object_metatable(Lock, M.family_getters({
   lock_filename = function(self)
     if self._class == "PidFileLock" then
       return self._path
     end
   end,
-})
+}))
 
 local function check_lock(self, method)
   local problem = M.check_self(self, LockMeta, "Lock", method)

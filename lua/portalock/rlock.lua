@@ -15,9 +15,7 @@ local KIND = {
 }
 
 local RLock = {}
-local RLockMeta = lock.object_metatable(RLock, {
-  filename = function(self) return self._filename end,
-})
+local RLockMeta = lock.object_metatable(RLock, lock.family_getters({}))
 
 local function check_rlock(self, method)
   local problem = lock.check_self(self, RLockMeta, "RLock", method)

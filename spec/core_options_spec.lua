@@ -1,0 +1,46 @@
+local core = require "portalock.core"
+local helper = require "spec.support.helper"
+
+-- portalock.core on its own, below the public API's checks: option tables whose string
+-- values are numbers, or come from an __index metamethod, must never leave C holding a
+-- string the collector has freed (ASan in CI reports it when they do, see
+-- support/option_strings.lua), and a number where a string is required is an error naming
+-- the option.
+describe("portalock.core option tables", function()
+  local dir
+
+  setup(function()
+    dir = helper.tmpdir()
+  end)
+
+  teardown(function()
+    helper.rmtree(dir)
+  end)
+
+  it("refuses numbers as string options and keeps made-up strings alive", function()
+    local output, code = helper.capture(helper.script_command("option_strings", dir))
+    assert.are.equal(0, code, output)
+    local lines = {}
+    for line in output:gmatch("[^\n]+") do
+      lines[#lines + 1] = line
+    end
+    local expected = {"'mode' (number)", "'mode' (number)", "'name' (number)",
+      "'filename_pattern' (number)", "'directory' (number)"}
+    for i, option in ipairs(expected) do
+      assert.is_truthy(lines[i] and lines[i]:find("bad option " .. option .. ": must be a string", 1, true),
+        "line " .. i .. ": " .. output)
+    end
+    assert.are.equal("fresh ok", lines[#expected + 1], output)
+  end)
+
+  it("lists a bounded semaphore's slots in a random order", function()
+    local sem = assert(core.new_bounded(5, {name = "order", directory = dir}))
+    local seen = {}
+    for _, path in ipairs(assert(sem:filenames(true))) do
+      seen[path] = true
+    end
+    for _, path in ipairs(assert(sem:filenames())) do
+      assert.is_true(seen[path], path)
+    end
+  end)
+end)

@@ -61,7 +61,9 @@ function M.timeout(func, value, name)
 end
 
 function M.check_interval(func, value, name)
-  if type(value) ~= "number" or value ~= value then
+  if value == math.huge then -- the C core re-checks at least this often: it must be finite
+    return M.bad(func, name, value, "must be a finite number of seconds")
+  elseif type(value) ~= "number" or value ~= value then
     return M.bad(func, name, value, "must be a number of seconds")
   elseif value <= 0 then
     return M.bad(func, name, value, "must be > 0")

@@ -36,7 +36,7 @@ local RUNTIME = jit and "luajit" or _VERSION:match("%d+%.%d+")
 local function replay(file)
   local failed = 0
   for line in io.lines(file) do
-    local runtime, seed, iterations = line:match("^(%S+)%s+(%d+)%s+(%d+)")
+    local runtime, seed, iterations = line:match("^(%w[%w.]*)%s+(%d+)%s+(%d+)")
     if runtime == RUNTIME then
       local ok = os.execute(string.format("%s %s --seed %s --iterations %s", arg[-1], arg[0], seed,
         iterations))
@@ -659,8 +659,13 @@ for _, entry in ipairs(objects) do
   end
 end
 objects = nil
--- A hold's io handle becomes garbage only after the weak tables that led to it were cleared,
--- and a finalized object is freed one cycle later: a few full cycles.
+-- LuaJIT's compiled traces keep the objects they were specialised on (a waiting loop's
+-- closure and the lock it captured) alive until the traces are flushed. A hold's io handle
+-- becomes garbage only after the weak tables that led to it were cleared, and a finalized
+-- object is freed one cycle later: a few full cycles.
+if jit then
+  jit.flush()
+end
 for _ = 1, 4 do
   collectgarbage()
 end

@@ -1,5 +1,6 @@
 # ctest registration beyond the C tests of core/: the busted suites once per interpreter
-# (lua.5.4, lua.5.3, lua.5.1, lua.luajit), the C example (examples.c_api) and luacheck
+# (lua.5.4, lua.5.3, lua.5.1, lua.luajit), the random API driver on Lua 5.4 and LuaJIT
+# (fuzz.api.5.4, fuzz.api.luajit), the C example (examples.c_api) and luacheck
 # (lint.luacheck). An interpreter or tool that is not installed is skipped with a message.
 
 find_program(PORTALOCK_BUSTED busted)
@@ -41,6 +42,9 @@ if(PORTALOCK_SANITIZE)
        "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endif()
 
+set(PORTALOCK_FUZZ_API_ITERATIONS 3000 CACHE STRING
+    "Steps of each fuzz.api.* run of spec/support/api_fuzz.lua (tools/fuzz --long: 10^6)")
+
 set(src "${PROJECT_SOURCE_DIR}")
 # ENVIRONMENT is a list: the semicolons inside LUA_PATH/LUA_CPATH must be escaped.
 set(lua_path "${src}/lua/?.lua\\;${src}/lua/?/init.lua\\;${src}/spec/?.lua\\;\\;")
@@ -63,16 +67,7 @@ foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
       message(STATUS "portalock: ${exe} not found; skipping test lua.${name}")
       continue()
     endif()
-    if(NOT PORTALOCK_BUSTED)
-      message(STATUS "portalock: busted not found; skipping test lua.${name}")
-      continue()
-    endif()
     set(interp "${PORTALOCK_INTERP_${name}}")
-    # The interpreter runs busted itself (rather than `busted --lua=...`, which re-runs
-    # busted through a shell): the suite runs on exactly this interpreter.
-    add_test(NAME lua.${name}
-             COMMAND "${interp}" "${PORTALOCK_BUSTED}" --ignore-lua spec
-             WORKING_DIRECTORY "${src}")
     set(env
         "LUA_PATH=${lua_path}"
         "LUA_CPATH=${CMAKE_BINARY_DIR}/lua/${ver}/?.so\\;\\;"
@@ -81,6 +76,29 @@ foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
     if(PORTALOCK_TEST_PYTHON)
       list(APPEND env "PORTALOCK_TEST_PYTHON=${PORTALOCK_TEST_PYTHON}")
     endif()
+    # The random API driver (README "Fuzzing"), with a new seed each run (printed first).
+    if(name STREQUAL "5.4" OR name STREQUAL "luajit")
+      add_test(NAME fuzz.api.${name}
+               COMMAND "${interp}" spec/support/api_fuzz.lua
+                       --iterations ${PORTALOCK_FUZZ_API_ITERATIONS}
+               WORKING_DIRECTORY "${src}")
+      # The seeds that once found a defect (spec/support/api_fuzz_seeds.txt), rerun.
+      add_test(NAME fuzz.api.${name}.replay
+               COMMAND "${interp}" spec/support/api_fuzz.lua
+                       --replay spec/support/api_fuzz_seeds.txt
+               WORKING_DIRECTORY "${src}")
+      set_tests_properties(fuzz.api.${name} fuzz.api.${name}.replay PROPERTIES
+                           ENVIRONMENT "${env}" LABELS "fuzz" TIMEOUT ${PORTALOCK_FUZZ_TEST_TIMEOUT})
+    endif()
+    if(NOT PORTALOCK_BUSTED)
+      message(STATUS "portalock: busted not found; skipping test lua.${name}")
+      continue()
+    endif()
+    # The interpreter runs busted itself (rather than `busted --lua=...`, which re-runs
+    # busted through a shell): the suite runs on exactly this interpreter.
+    add_test(NAME lua.${name}
+             COMMAND "${interp}" "${PORTALOCK_BUSTED}" --ignore-lua spec
+             WORKING_DIRECTORY "${src}")
     set_tests_properties(lua.${name} PROPERTIES ENVIRONMENT "${env}" TIMEOUT 600
                                                 LABELS "lua")
   endforeach()

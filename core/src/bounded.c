@@ -107,8 +107,8 @@ static int pl_shuffle(long *order, long n) {
 /* Expands `pattern` (str.format's {name}, {number}, {number:0Nd}, {{, }}) into buf.
  * Returns NULL, or what is wrong with the pattern. *has_number tells whether {number} was
  * used; *len is the length, which may exceed cap - 1 (then buf holds a truncated copy). */
-static const char *pl_expand(const char *pattern, const char *name, long number, char *buf,
-                             size_t cap, size_t *len, int *has_number) {
+const char *pl_expand(const char *pattern, const char *name, long number, char *buf, size_t cap,
+                      size_t *len, int *has_number) {
   size_t n = 0;
   *has_number = 0;
 #define PL_PUT(c)                                                                                  \

@@ -89,6 +89,25 @@ double pl_check_period(double check_interval);
 portalock_status pl_check_options(const portalock_lock_options *opts, pl_mode *mode,
                                   portalock_error *err);
 
+/* ---------------------------------------------------------------- bounded.c */
+
+/* A bounded semaphore's slot file name: `pattern` expanded for `name` and slot `number`
+ * (its rules are described in bounded.c). Outside bounded.c only the fuzz targets call it. */
+const char *pl_expand(const char *pattern, const char *name, long number, char *buf, size_t cap,
+                      size_t *len, int *has_number);
+
+/* ---------------------------------------------------------------- status.c */
+
+/* One parsed line of /proc/locks. */
+typedef struct pl_lock_line {
+  portalock_holder holder;
+  unsigned long long major, minor, ino;
+} pl_lock_line;
+
+/* Parses one line of /proc/locks (NUL-terminated; tokenised in place): 0, or -1 for a line
+ * it cannot use (see status.c). Outside status.c only the fuzz targets call it. */
+int pl_parse_line(char *line, pl_lock_line *out);
+
 /* ---------------------------------------------------------------- lockfile.c */
 
 /* Opens `path` for locking: an existing file without O_CREAT (protected_regular), a missing

@@ -16,12 +16,6 @@
 
 #ifdef __linux__
 
-/* One parsed line of /proc/locks. */
-typedef struct pl_lock_line {
-  portalock_holder holder;
-  unsigned long long major, minor, ino;
-} pl_lock_line;
-
 static int pl_is_blank(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
@@ -68,7 +62,7 @@ static int pl_parse_number(const char *s, int base, const char *stop, unsigned l
  * Waiters have "->" after the id (indented by their depth in newer kernels). A lock without
  * an inode prints "<none>:0" and matches no file. Returns 0, or -1 for a line it cannot use.
  */
-static int pl_parse_line(char *line, pl_lock_line *out) {
+int pl_parse_line(char *line, pl_lock_line *out) {
   memset(out, 0, sizeof *out);
   char *pos = line;
   char *tok = pl_token(&pos);

@@ -64,11 +64,9 @@ end
 
 -- The rule of the C core's option check (pl_check_timing), which has the last word.
 function M.check_interval(func, value, name)
-  if value == math.huge then -- the C core re-checks at least this often: it must be finite
-    return M.bad(func, name, value, "must be a finite number of seconds")
-  elseif type(value) ~= "number" or value ~= value then
+  if type(value) ~= "number" or value ~= value then
     return M.bad(func, name, value, "must be a number of seconds")
-  elseif value < 0 or value == math.huge then
+  elseif value < 0 or value == math.huge then -- the C core re-checks at least this often
     return M.bad(func, name, value, string.format(
       "must be a finite number >= 0 (0 re-checks every %g s)", core.CHECK_INTERVAL_MIN))
   end

@@ -501,15 +501,6 @@ describe("the portalock command", function()
     end)
   end)
 
-  -- `portalock` on PATH, as a shell user has it: a wrapper in the test directory's bin/.
-  local function path_with_portalock()
-    local bin = dir .. "/bin"
-    assert.are.equal(0, helper.run("mkdir -p " .. quote(bin)))
-    script_file("bin/portalock", "#!/bin/sh\nexec " .. quote(helper.lua) .. " " .. quote(cli.bin)
-      .. ' "$@"\n', "755")
-    return bin .. ":" .. os.getenv("PATH")
-  end
-
   describe("opens FILE read-only, as flock(1) does", function()
     it("so a running executable can be locked (no ETXTBSY)", function()
       local program = dir .. "/program"
@@ -523,25 +514,7 @@ describe("the portalock command", function()
       assert.are.equal("locked\n", out)
     end)
 
-    it("so flock(1)'s self-locking boilerplate works with portalock lock in place of flock", function()
-      -- flock(1), EXAMPLES: the script locks itself, then runs once at a time.
-      local ready = s:file("ready")
-      local script = script_file("self-locking", "#!/bin/sh\n"
-        .. '[ "${FLOCKER}" != "$0" ] && exec env FLOCKER="$0" portalock lock -en "$0" "$0" "$@" || :\n'
-        .. "echo \"running $*\"\n" .. waiter(ready) .. "\n", "755")
-      local env = "env PATH=" .. quote(path_with_portalock()) .. " "
-      s:track_pid_file(ready)
-      s:spawn_shell(env .. quote(script) .. " first")
-      assert(cli.read_pid(ready, 15), "the first run never got the lock")
-      local out, code = helper.capture(env .. quote(script) .. " second")
-      assert.are.equal(1, code, out) -- -n: the lock is held by the first run
-      assert.are.equal("", out)
-      helper.write(go, "")
-      assert.is_true(helper.wait_until(function() return cli.flock_try(script) == 0 end, 15))
-      out, code = helper.capture(env .. quote(script) .. " third")
-      assert.are.equal(0, code, out)
-      assert.are.equal("running third\n", out)
-    end)
+    -- flock(1)'s self-locking boilerplate: spec/upstream/flock_spec.lua, with the other EXAMPLES.
 
     local as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups"
     if helper.capture("id -u") == "0\n" then

@@ -57,7 +57,7 @@ describe("util-linux tests/ts/flock/flock, flock(2) subtests", function()
     -- Upstream: "the lock should be established when flock has a child" (its 1 s bound is a
     -- readiness wait for the harness, given more room here for loaded CI machines).
     assert(helper.wait_until(function()
-      return helper.run("pgrep -P " .. pid .. " > /dev/null") == 0
+      return helper.run(helper.peer_env .. "pgrep -P " .. pid .. " > /dev/null") == 0
     end, 10), "timeout waiting for the general lock's child: " .. tostring(helper.read(gen_output)))
   end)
 

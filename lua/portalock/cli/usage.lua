@@ -71,10 +71,11 @@ A long option may be abbreviated to any prefix that names only it (--time 5, --c
 Exit status:
     0        success; status: everything is free
     1        conflict or timeout (or the -E code); status: something is held
-    64       usage error
+    64       usage error (an unknown or ambiguous option, a bad value, an empty CMD, ...)
     66       cannot open the lock file; status: FILE does not exist
     71       another system failure (locking, starting CMD)
-    73       write: cannot create the temporary file, or FILE exists (--no-replace)
+    73       lock, run: cannot create the lock file (read-only filesystem); write: cannot
+             create the temporary file, or FILE exists (--no-replace)
     74       write: an I/O error (FILE is left as it was)
     78       the config file is malformed
     126/127  CMD cannot be executed / was not found

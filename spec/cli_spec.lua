@@ -1196,15 +1196,16 @@ semaphore "count" { value = 1, name = "portalock-cli-spec-never-made" }
       assert.is_false(helper.exists(dir .. "/ran"))
     end)
 
-    -- A config that cannot be one: refused promptly (no hang, no reading without end), with
-    -- the documented status of a config that cannot be read (66) or used (78), naming it.
-    it("a directory, a device or a FIFO as the config is an error naming it", function()
-      local fifo = dir .. "/fifo.conf.lua"
+    -- A config that cannot be read as one is refused promptly (no hang, no reading without
+    -- end) with 66, as a missing one, naming it.
+    it("a directory, a device, a FIFO or a file over the size limit as the config exits 66", function()
+      local fifo, big = dir .. "/fifo.conf.lua", dir .. "/big.conf.lua"
       assert.are.equal(0, helper.run("mkfifo " .. quote(fifo)))
-      for _, path in ipairs({dir, "/dev/zero", fifo}) do
+      helper.write(big, ("-- padding\n"):rep(math.ceil((portalock.config.FILE_LIMIT_BYTES + 1) / 11)))
+      for _, path in ipairs({dir, "/dev/zero", fifo, big}) do
         local code, out, err = s:run({"--config", path, "lock", "-n", "m", "--", "touch", dir .. "/ran"},
           {timeout = 20})
-        assert.is_truthy(code == 66 or code == 78, path .. ": " .. cli.describe(code, out, err))
+        assert.are.equal(66, code, path .. ": " .. cli.describe(code, out, err))
         assert_messages(err)
         assert.is_true(contains(err, path), err)
       end

@@ -295,13 +295,23 @@ describe("the portalock command", function()
         s:flock_hold(file)
       end)
 
-      it("-n, --nonblock and --nb fail at once with 1, without running CMD", function()
-        for _, flag in ipairs({"-n", "--nonblock", "--nb"}) do
+      it("-n, --nonblocking, --nonblock and --nb fail at once with 1, without running CMD", function()
+        for _, flag in ipairs({"-n", "--nonblocking", "--nonblock", "--nb"}) do
           local code, out, err, elapsed = s:run({"lock", flag, file, "--", "touch", dir .. "/ran"})
           check(1, code, out, err)
           assert.is_true(elapsed < 5, "elapsed " .. elapsed)
         end
         assert.is_false(helper.exists(dir .. "/ran"))
+      end)
+
+      it("long options abbreviate to any unambiguous prefix, as with getopt_long(3)", function()
+        local code, out, err = s:run({"lock", "--excl", "--non", "--conflict=7", file, "--", "true"})
+        check(7, code, out, err)
+        local elapsed
+        code, out, err, elapsed = s:run({"lock", "--share", "--time", "0.3", file, "--", "true"})
+        check(1, code, out, err)
+        assert.is_true(elapsed >= 0.25 and elapsed < 10, "elapsed " .. elapsed)
+        check(1, s:run({"lock", "--nonb", "--verb", file, "--", "true"}))
       end)
 
       it("-n wins over -w, as in flock(1)", function()
@@ -453,6 +463,31 @@ describe("the portalock command", function()
       assert.is_false(helper.exists(dir .. "/ran"))
     end)
 
+    -- Mounting a read-only tmpfs needs root with CAP_SYS_ADMIN (not every container has it).
+    local function can_mount()
+      local probe = helper.tmpdir()
+      local ok = helper.run("mount -t tmpfs -o ro,size=64k none " .. quote(probe) .. " 2>/dev/null") == 0
+      if ok then
+        helper.run("umount " .. quote(probe))
+      end
+      helper.rmtree(probe)
+      return ok
+    end
+    if can_mount() then
+      it("exits 73 when FILE cannot be created on a read-only filesystem, as flock(1)", function()
+        local ro = dir .. "/ro"
+        assert.are.equal(0, helper.run("mkdir " .. quote(ro) .. " && mount -t tmpfs -o ro,size=64k none "
+          .. quote(ro)))
+        finally(function() helper.run("umount " .. quote(ro)) end)
+        local code, out, err = s:run({"lock", ro .. "/x.lock", "--", "touch", dir .. "/ran"})
+        check(73, code, out, err)
+        assert.is_true(contains(err, ro .. "/x.lock"), err)
+        assert.is_false(helper.exists(dir .. "/ran"))
+      end)
+    else
+      pending("exits 73 on a read-only filesystem: needs the right to mount a tmpfs")
+    end
+
     it("exits 66 when FILE cannot be a lock file: a FIFO, a device", function()
       local fifo = dir .. "/fifo"
       assert.are.equal(0, helper.run("mkfifo " .. quote(fifo)))
@@ -463,6 +498,58 @@ describe("the portalock command", function()
         assert.is_true(contains(err, path), err)
       end
       assert.is_false(helper.exists(dir .. "/ran"))
+    end)
+  end)
+
+  describe("opens FILE read-only, as flock(1) does", function()
+    it("so a running executable can be locked (no ETXTBSY)", function()
+      local program = dir .. "/program"
+      assert.are.equal(0, helper.run("cp /bin/sleep " .. quote(program)))
+      local pid = s:spawn_shell(quote(program) .. " 20")
+      assert.is_true(helper.wait_until(function()
+        return helper.run("readlink /proc/" .. pid .. "/exe | grep -q program") == 0
+      end, 10), "the program never ran")
+      local code, out, err = s:run({"lock", "-n", program, "--", "echo", "locked"})
+      check(0, code, out, err)
+      assert.are.equal("locked\n", out)
+    end)
+
+    -- flock(1)'s self-locking boilerplate: spec/upstream/flock_spec.lua, with the other EXAMPLES.
+
+    local as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups"
+    if helper.capture("id -u") == "0\n" then
+      it("so a file this user may only read is locked, and excludes other users", function()
+        assert.are.equal(0, helper.run("chmod 755 " .. quote(dir)))
+        helper.write(file, "")
+        assert.are.equal(0, helper.run("chmod 644 " .. quote(file)))
+        local code, out, err = s:run({"lock", "-n", file, "--", "flock", "-n", file, "true"},
+          {prefix = as_nobody})
+        check(1, code, out, err) -- CMD's own flock(1) conflicts with the lock it runs under
+        check(0, s:run({"lock", "-n", file, "--", "true"}, {prefix = as_nobody}))
+      end)
+    else
+      pending("a file this user may only read: needs root to act as a second user")
+    end
+  end)
+
+  describe("-F/--no-fork", function()
+    for _, flag in ipairs({"-F", "--no-fork"}) do
+      it(flag .. " becomes CMD (same PID), which holds the lock until it ends", function()
+        local p, pid = hold_with({"lock", flag, file, "--"})
+        assert.are.equal(p.pid, pid, "CMD ran in another process")
+        assert.are.equal(1, cli.flock_try(file))
+        helper.write(go, "")
+        check(0, p:wait(), p:stdout(), p:stderr())
+        assert.are.equal(0, cli.flock_try(file))
+      end)
+    end
+
+    it("exits with CMD's status, 127 when CMD does not exist", function()
+      check(3, s:run({"lock", "-F", file, "-c", "exit 3"}))
+      local code, out, err = s:run({"lock", "-F", file, "--", dir .. "/missing"})
+      check(127, code, out, err)
+      assert_messages(err)
+      assert.is_true(contains(err, dir .. "/missing"), err)
     end)
   end)
 
@@ -505,10 +592,34 @@ describe("the portalock command", function()
       {{"status", "--bogus", "FILE"}, "--bogus"},
       {{"write"}},
       {{"write", "--bogus", "FILE"}, "--bogus"},
+      {{"write", "."}, '"."'},
+      {{"write", ".."}, '".."'},
+      {{"write", ""}, '""'},
+      {{"write", "a/"}, '"a/"'},
+      {{"write", ("n"):rep(5000)}, "FILE"},
+      {{"lock", "FILE", "--", ""}, "CMD"},
+      {{"lock", "FILE", ""}, "CMD"},
+      {{"run", "--dir", "DIR", "--", ""}, "CMD"},
+      {{"lock", "-F", "-o", "FILE", "true"}, "-o"},
+      {{"lock", "--c", "FILE", "true"}, "'--close' '--command' '--conflict-exit-code'"},
+      {{"lock", "--n", "FILE", "true"}, "'--no-fork' '--nonblocking'"},
+      {{"run", "--n", "--dir", "DIR", "--", "true"}, "'--name' '--nonblocking'"},
+      {{"lock", "--time", "x", "FILE", "true"}, "--timeout"},
+      {{"lock", "--excl=1", "FILE", "true"}, "--exclusive"},
+      {{"--conf"}, "--config"},
+      {{"lock", "-u", "FILE", "true"}, "-u"},
+      {{"lock", "--fd", "3", "true"}, "--fd"},
+      {{"lock", "--fcntl", "FILE", "true"}, "--fcntl"},
+      {{"lock", "--start", "0", "FILE", "true"}, "--start"},
+      {{"lock", "--len", "1", "FILE", "true"}, "--length"},
     }
     for _, case in ipairs(cases) do
       local args, fragment = case[1], case[2]
-      it("portalock " .. table.concat(args, " "), function()
+      local shown = {}
+      for i, arg in ipairs(args) do
+        shown[i] = #arg > 40 and arg:sub(1, 12) .. "...(" .. #arg .. " bytes)" or arg
+      end
+      it("portalock " .. table.concat(shown, " "), function()
         local real = {}
         for i, arg in ipairs(args) do
           real[i] = arg == "FILE" and u("u.lock") or arg == "DIR" and dir or arg
@@ -1069,6 +1180,35 @@ semaphore "count" { value = 1, name = "portalock-cli-spec-never-made" }
       assert.is_truthy(code == 66 or code == 78, cli.describe(code, out, err))
       assert_messages(err)
       assert.is_true(contains(err, missing), err)
+      assert.is_false(helper.exists(dir .. "/ran"))
+    end)
+
+    it("--conf, an abbreviation of --config, works as --config does", function()
+      check(1, s:run({"--conf", conf, "lock", "-n", "m", "--", "flock", "-n", m_file, "true"}))
+    end)
+
+    it("-F is refused for a temporary_lock and a pid_file_lock, whose files need removing", function()
+      for _, name in ipairs({"tmp", "pid"}) do
+        local code, out, err = s:run({"--config", conf, "lock", "-F", name, "--", "touch", dir .. "/ran"})
+        check(64, code, out, err)
+        assert.is_true(contains(err, name) and contains(err, "-F"), err)
+      end
+      assert.is_false(helper.exists(dir .. "/ran"))
+    end)
+
+    -- A config that cannot be read as one is refused promptly (no hang, no reading without
+    -- end) with 66, as a missing one, naming it.
+    it("a directory, a device, a FIFO or a file over the size limit as the config exits 66", function()
+      local fifo, big = dir .. "/fifo.conf.lua", dir .. "/big.conf.lua"
+      assert.are.equal(0, helper.run("mkfifo " .. quote(fifo)))
+      helper.write(big, ("-- padding\n"):rep(math.ceil((portalock.config.FILE_LIMIT_BYTES + 1) / 11)))
+      for _, path in ipairs({dir, "/dev/zero", fifo, big}) do
+        local code, out, err = s:run({"--config", path, "lock", "-n", "m", "--", "touch", dir .. "/ran"},
+          {timeout = 20})
+        assert.are.equal(66, code, path .. ": " .. cli.describe(code, out, err))
+        assert_messages(err)
+        assert.is_true(contains(err, path), err)
+      end
       assert.is_false(helper.exists(dir .. "/ran"))
     end)
 

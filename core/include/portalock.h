@@ -800,6 +800,19 @@ PORTALOCK_API portalock_status portalock_command_run(const char *const *argv, co
                                                      size_t nkeep, int *exit_code,
                                                      portalock_error *err);
 
+/*
+ * Replaces the calling process with the command, as flock(1)'s --no-fork does: `argv` as for
+ * portalock_command_run, started as execvp(3) starts it, with the caller's signal mask and
+ * with keep[0..nkeep) inheritable (their close-on-exec flag is cleared before the exec, so a
+ * fork by another thread of the caller in that moment inherits them too). Returns only when
+ * the command cannot be started, with the flags restored:
+ *  - LOCK_EXCEPTION: errnum says why (ENOENT: not found; EACCES, ENOEXEC, ETXTBSY, ...: not
+ *    executable; ENOMEM).
+ *  - PORTALOCK_INVALID: no command, or an entry of `keep` that is not an open descriptor.
+ */
+PORTALOCK_API portalock_status portalock_command_exec(const char *const *argv, const int *keep,
+                                                      size_t nkeep, portalock_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
-/* Running a command that inherits held lock descriptors, as flock(1) does, and forwarding
- * the signals that ask the runner to stop. No signal handler is installed: the signals are
- * blocked for the duration of the call and taken with sigtimedwait(2). */
+/* Running a command that inherits held lock descriptors, as flock(1) does, and forwarding the
+ * signals that ask the runner to stop; or replacing the caller with it, as flock --no-fork
+ * does. No signal handler is installed: the signals are blocked for the duration of the call
+ * and taken with sigtimedwait(2). */
 #include "private.h"
 
 #include <errno.h>
@@ -34,18 +35,17 @@ static int pl_from_terminal(const siginfo_t *info) {
   return info->si_code == SI_KERNEL;
 }
 
-static portalock_status pl_check_command(const char *const *argv, const int *keep, size_t nkeep,
-                                         int *exit_code, portalock_error *err) {
+/* `func` names the caller in the messages. */
+static portalock_status pl_check_command(const char *func, const char *const *argv, const int *keep,
+                                         size_t nkeep, portalock_error *err) {
   if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run: `argv` names no command");
-  if (exit_code == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run: `exit_code` is NULL");
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "%s: `argv` names no command", func);
   if (nkeep > 0 && keep == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run: `keep` is NULL");
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "%s: `keep` is NULL", func);
   for (size_t i = 0; i < nkeep; i++)
     if (keep[i] < 0 || fcntl(keep[i], F_GETFD) < 0)
       return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                     "command_run: keep[%zu] (%d) is not an open descriptor", i, keep[i]);
+                     "%s: keep[%zu] (%d) is not an open descriptor", func, i, keep[i]);
   return PORTALOCK_OK;
 }
 
@@ -126,23 +126,38 @@ static int pl_find_in_path(const char *name, char *out, size_t size) {
   }
 }
 
-/* Starts the command as execvp(3) would, so as flock(1) does: a file without a "#!" line
- * (ENOEXEC) runs as a script of /bin/sh. */
+/* The argv that runs `argv[0]`, a file without a "#!" line (ENOEXEC), as a /bin/sh script,
+ * as execvp(3) does: "sh", its path in `script`, then argv[1..]. Returns it (free it), or NULL
+ * with the errno value in *rc. */
+static const char **pl_script_argv(const char *const *argv, char *script, size_t size, int *rc) {
+  *rc = pl_find_in_path(argv[0], script, size);
+  if (*rc != 0) {
+    *rc = ENOEXEC;
+    return NULL;
+  }
+  size_t argc = 0;
+  while (argv[argc] != NULL)
+    argc++;
+  const char **sh_argv = malloc((argc + 2) * sizeof *sh_argv);
+  if (sh_argv == NULL) {
+    *rc = ENOMEM;
+    return NULL;
+  }
+  sh_argv[0] = "sh";
+  sh_argv[1] = script;
+  for (size_t i = 1; i <= argc; i++) /* argv[argc] is the terminating NULL */
+    sh_argv[i + 1] = argv[i];
+  return sh_argv;
+}
+
+/* Starts the command as execvp(3) would, so as flock(1) does. */
 static int pl_start(pid_t *pid, const char *const *argv, const int *keep, size_t nkeep,
                     const sigset_t *child_mask) {
   int rc = pl_spawn(pid, argv[0], 1, argv, keep, nkeep, child_mask);
   if (rc != ENOEXEC) return rc;
   char script[PORTALOCK_PATH_MAX];
-  if (pl_find_in_path(argv[0], script, sizeof script) != 0) return ENOEXEC;
-  size_t argc = 0;
-  while (argv[argc] != NULL)
-    argc++;
-  const char **sh_argv = malloc((argc + 2) * sizeof *sh_argv);
-  if (sh_argv == NULL) return ENOMEM;
-  sh_argv[0] = "sh";
-  sh_argv[1] = script;
-  for (size_t i = 1; i <= argc; i++) /* argv[argc] is the terminating NULL */
-    sh_argv[i + 1] = argv[i];
+  const char **sh_argv = pl_script_argv(argv, script, sizeof script, &rc);
+  if (sh_argv == NULL) return rc;
   rc = pl_spawn(pid, "/bin/sh", 0, sh_argv, keep, nkeep, child_mask);
   free(sh_argv);
   return rc;
@@ -166,7 +181,9 @@ static int pl_wait_forwarding(pid_t pid, const sigset_t *signals, int *status) {
 portalock_status portalock_command_run(const char *const *argv, const int *keep, size_t nkeep,
                                        int *exit_code, portalock_error *err) {
   pl_clear(err);
-  portalock_status st = pl_check_command(argv, keep, nkeep, exit_code, err);
+  if (exit_code == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run: `exit_code` is NULL");
+  portalock_status st = pl_check_command("command_run", argv, keep, nkeep, err);
   if (st != PORTALOCK_OK) return st;
 
   /* A signal the caller blocks is one it wants kept: it is neither forwarded nor taken. */
@@ -203,4 +220,29 @@ portalock_status portalock_command_run(const char *const *argv, const int *keep,
   if (waited != 0) return pl_fail_sys(err, waited, "lost the status of", argv[0]);
   *exit_code = pl_exit_code(status);
   return PORTALOCK_OK;
+}
+
+portalock_status portalock_command_exec(const char *const *argv, const int *keep, size_t nkeep,
+                                        portalock_error *err) {
+  pl_clear(err);
+  portalock_status st = pl_check_command("command_exec", argv, keep, nkeep, err);
+  if (st != PORTALOCK_OK) return st;
+  unsigned char *had = nkeep > 0 ? calloc(nkeep, 1) : NULL;
+  if (nkeep > 0 && had == NULL) return pl_fail_sys(err, ENOMEM, "cannot run", argv[0]);
+  pl_set_cloexec(keep, nkeep, had, 0);
+  char *const *args = (char *const *)argv;
+  execvp(argv[0], args);
+  int rc = errno;
+  if (rc == ENOEXEC) { /* glibc's execvp runs such a file with sh itself; others may not */
+    char script[PORTALOCK_PATH_MAX];
+    const char **sh_argv = pl_script_argv(argv, script, sizeof script, &rc);
+    if (sh_argv != NULL) {
+      execv("/bin/sh", (char *const *)sh_argv);
+      rc = errno;
+      free(sh_argv);
+    }
+  }
+  pl_set_cloexec(keep, nkeep, had, 1);
+  free(had);
+  return pl_fail_sys(err, rc, "cannot run", argv[0]);
 }

@@ -1,5 +1,6 @@
-/* Tests portalock_command_run with real processes: exit statuses, start failures, argument
- * checks, inherited descriptors, signal forwarding, and the caller's signal state afterwards. */
+/* Tests portalock_command_run and portalock_command_exec with real processes: exit statuses,
+ * start failures, argument checks, inherited descriptors, signal forwarding, and the caller's
+ * signal state afterwards. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -464,6 +465,53 @@ static void test_signal_state(void) {
   check_mask(&before);
 }
 
+/* ---------------------------------------------------------------- exec (--no-fork) */
+
+/* In a forked child: portalock_command_exec(argv, keep); the child's exit status (or 99 when
+ * the exec returned). */
+static int exec_in_child(const char *const *argv, const int *keep, size_t nkeep) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    portalock_command_exec(argv, keep, nkeep, NULL);
+    _exit(99);
+  }
+  return reap_within(pid);
+}
+
+static void test_exec(void) {
+  /* The command replaces the process and keeps the descriptors of `keep` only. */
+  int held = tu_open(tu_path("exec.lock"), O_RDWR | O_CREAT);
+  int other = tu_open(tu_path("exec-other"), O_RDWR | O_CREAT);
+  char script[128];
+  snprintf(script, sizeof script,
+           "test -e /proc/self/fd/%d || exit 5; test -e /proc/self/fd/%d && exit 6; exit 7", held,
+           other);
+  const char *argv[] = {"sh", "-c", script, NULL};
+  CHECK_INT(exec_in_child(argv, &held, 1), 7);
+  /* As execvp does, a file without "#!" runs as a /bin/sh script. */
+  const char *plain = tu_path("exec-no-interpreter");
+  tu_write_file(plain, "test \"$1\" = arg || exit 9\nexit 4\n");
+  CHECK_INT(chmod(plain, 0755), 0);
+  const char *by_path[] = {plain, "arg", NULL};
+  CHECK_INT(exec_in_child(by_path, NULL, 0), 4);
+
+  /* A command that cannot start returns, with the close-on-exec flags as they were. */
+  const char *missing[] = {"portalock-test-no-such-command", NULL};
+  portalock_error err;
+  CHECK_STATUS(portalock_command_exec(missing, &held, 1, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(err.errnum, ENOENT);
+  CHECK_CONTAINS(err.message, missing[0]);
+  CHECK(fcntl(held, F_GETFD) & FD_CLOEXEC);
+  const char *blank[] = {"", NULL};
+  CHECK_STATUS(portalock_command_exec(blank, NULL, 0, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "command_exec: `argv`");
+  CHECK_INT(close(other), 0);
+  CHECK_STATUS(portalock_command_exec(argv, &other, 1, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "keep[0]");
+  CHECK_INT(close(held), 0);
+}
+
 int main(void) {
   tu_init("command");
   tu_group("exit status, 128+N for a signal, argv and environment");
@@ -482,5 +530,7 @@ int main(void) {
   test_forwarding();
   tu_group("the caller's signal mask and SIGCHLD disposition are restored");
   test_signal_state();
+  tu_group("exec: the command replaces the caller, keeping the kept descriptors");
+  test_exec();
   return tu_done();
 }

@@ -60,6 +60,14 @@ function M.configure(name, kind, filename, opts)
   return filename, core_opts, defaults
 end
 
+--- The open mode with the least access that a Lock with options `opts` needs, the way
+--- flock(1) opens its file: read-only for a flock(2) lock, which any open descriptor can
+--- take; writable for an exclusive fcntl lock ("ofd", "posix"), as check.combination asks.
+function M.least_mode(opts)
+  local backend, flags = pick(opts.backend, DEFAULTS.backend), pick(opts.flags, DEFAULTS.flags)
+  return (backend ~= "flock" and check.is_exclusive(flags)) and "a" or "r"
+end
+
 --- The private fields every lock object of the family starts with.
 function M.fields(class_name, handle, core_opts, defaults)
   return {

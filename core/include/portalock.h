@@ -539,8 +539,8 @@ portalock_bounded_semaphore_filename_pattern(const portalock_bounded_semaphore_t
 PORTALOCK_API const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t *sem);
 /*
  * The path of slot `number` (0..maximum-1), in a buffer of the handle that stays valid
- * until the next call of this function on it; NULL for a number out of range or when the
- * directory cannot be decided.
+ * until the next call of this function on it; NULL for a number out of range, when the
+ * directory cannot be decided, or when that buffer cannot be allocated.
  */
 PORTALOCK_API const char *portalock_bounded_semaphore_filename(portalock_bounded_semaphore_t *sem,
                                                                long number);

@@ -5,8 +5,15 @@ local core = require "portalock.core"
 
 local M = {}
 
+-- How much of a string value a message quotes: a message stays readable (and small) whatever
+-- was passed.
+local QUOTED_BYTES = 60
+
 local function describe(value)
   if type(value) == "string" then
+    if #value > QUOTED_BYTES then
+      return string.format("%q... (%d bytes)", value:sub(1, QUOTED_BYTES), #value)
+    end
     return string.format("%q", value)
   elseif type(value) == "number" then
     if value ~= value then

@@ -585,7 +585,9 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
  * an empty file would fault with SIGBUS); a file that cannot be opened read-write (a symlink
  * ELOOP, another user's 0600 semaphore EACCES). So a semaphore is shared between users only
  * when each of them passes a perm that shares it. Where named semaphores are no files
- * (macOS, the BSDs) sem_open opens it, with the system's own checks.
+ * (macOS, the BSDs) sem_open opens it, with the system's own checks. Where sem_open keeps
+ * them in files elsewhere than /dev/shm (glibc before 2.34 without a tmpfs there), every use
+ * fails with PORTALOCK_LOCK_EXCEPTION, errnum ENOTSUP, saying so.
  */
 typedef struct portalock_semaphore portalock_semaphore_t;
 

@@ -125,10 +125,22 @@ portalock_status pl_semfile_open(const char *name, const char *label, int perm, 
     if (fd >= 0) return pl_semfile_map(label, path, fd, perm, &out->sem, err);
     if (errno != ENOENT) return pl_semfile_unopenable(label, path, errno, err);
     sem_t *made = sem_open(name, O_CREAT | O_EXCL, (mode_t)perm, value);
-    if (made != SEM_FAILED)
-      sem_close(made);
-    else if (errno != EEXIST)
+    if (made == SEM_FAILED && errno != EEXIST)
       return pl_fail_sys(err, errno, "create semaphore", path);
+    if (made != SEM_FAILED) {
+      sem_close(made);
+      /* Made by this call, yet not at `path`: glibc before 2.34 keeps named semaphores on
+       * another tmpfs mount when /dev/shm is none. Nothing there can be checked: say so
+       * (and take back the semaphore just made), rather than retry in vain. */
+      if (access(path, F_OK) != 0 && errno == ENOENT) {
+        sem_unlink(name);
+        return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOTSUP, path,
+                       "Semaphore '%s': sem_open keeps named semaphores elsewhere than '%s' on "
+                       "this system (glibc before 2.34 without a tmpfs at /dev/shm), where "
+                       "they cannot be checked",
+                       label, path);
+      }
+    }
     /* Made (by us, or by someone just before us): open it as any other. */
   }
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOENT, path,

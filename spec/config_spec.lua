@@ -97,7 +97,7 @@ semaphore "gpus" { value = 2, name = %q }
   end)
 
   local malformed = {
-    {"unknown option", 'lock "a" { filename = "/tmp/a", colour = 1 }', 1, "unknown option colour"},
+    {"unknown option", 'lock "a" { filename = "/tmp/a", colour = 1 }', 1, 'unknown option "colour"'},
     {"wrong type", 'lock "a" { filename = "/tmp/a", timeout = "soon" }', 1,
       [[lock "a": bad argument 'timeout' to 'Lock' ("soon"): must be a number of seconds]]},
     {"negative timeout", '\nlock "a" { filename = "/tmp/a", timeout = -1 }', 2, "(-1): must be >= 0"},
@@ -135,7 +135,9 @@ semaphore "gpus" { value = 2, name = %q }
     {"a defaults value one kind refuses",
       'directory "/tmp"\ndefaults { perm = 4095 }\nlock "a" {}\nsemaphore "s" {}', 4,
       [[semaphore "s": bad argument 'perm' to 'Semaphore' (4095)]]},
-    {"relative directory", 'directory "locks"', 1, "directory (locks) must be an absolute path"},
+    {"relative directory", 'directory "locks"', 1, 'directory ("locks") must be an absolute path'},
+    {"long relative directory", 'local s = "d"\nfor _ = 1, 10 do s = s .. s end\ndirectory(s)', 3,
+      'directory ("' .. ("d"):rep(60) .. '"... (1024 bytes)) must be an absolute path'},
     {"relative resource directory", 'lock "a" { directory = "tmp" }', 1, "must be an absolute path"},
     {"relative filename without a directory", '\n\nlock "a" {}', 3,
       'lock "a": the filename a.lock is relative and no directory is declared'},
@@ -146,7 +148,7 @@ semaphore "gpus" { value = 2, name = %q }
     {"bad name", 'lock "a b" {}', 1, "the name must be a string"},
     {"name not a string", 'lock(5) {}', 1, "the name must be a string"},
     {"unknown keyword", 'mutex "a" {}', 1, "attempt to call"},
-    {"unknown defaults option", 'defaults { colour = "red" }', 1, "defaults: unknown option colour"},
+    {"unknown defaults option", 'defaults { colour = "red" }', 1, 'defaults: unknown option "colour"'},
     {"redis is reserved", 'redis "main" { host = "x" }', 1, "redis connections are not supported yet"},
     {"runtime error", 'local t = nil\nlocal x = t.field', 2, "attempt to index"},
     {"positional option", 'lock "a" { "/tmp/a" }', 1, "unknown option 1"},

@@ -20,6 +20,7 @@
 -- object (constructors never touch the file system), and a constructor's complaint becomes
 -- a ConfigError at the declaration's line. Only what the config resolves itself (filename,
 -- directory) has rules here.
+local check = require "portalock.check"
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 
@@ -162,11 +163,11 @@ local function checked_options(what, given, allowed)
   local options = copy_into({}, given)
   for key, value in pairs(options) do
     if type(key) ~= "string" or not allowed[key] then
-      fail("%s: unknown option %s", what, tostring(key))
+      fail("%s: unknown option %s", what, check.describe(key))
     end
     local problem = OWN_CHECKS[key] and OWN_CHECKS[key](value)
     if problem then
-      fail("%s: option %s (%s) %s", what, key, tostring(value), problem)
+      fail("%s: option %s (%s) %s", what, key, check.describe(value), problem)
     end
   end
   return options
@@ -181,7 +182,7 @@ local function vocabulary()
   function env.directory(path)
     local problem = absolute(path)
     if problem then
-      fail("directory (%s) %s", tostring(path), problem)
+      fail("directory (%s) %s", check.describe(path), problem)
     end
     if declared.global.directory then
       fail("directory is declared twice")
@@ -202,14 +203,14 @@ local function vocabulary()
     env[kind_name] = function(name)
       if type(name) ~= "string" or not string.match(name, "^[%w_.%-]+$") then
         fail("%s: the name must be a string of letters, digits, '_', '.' or '-', got %s",
-          kind_name, type(name) == "string" and string.format("%q", name) or type(name))
+          kind_name, check.describe(name))
       end
       local line = debug.getinfo(2, "l").currentline
       local pending = {kind = kind_name, name = name, line = line}
       declared.pending[pending] = true
       return function(given)
         declared.pending[pending] = nil
-        local what = string.format("%s %q", kind_name, name)
+        local what = string.format("%s %s", kind_name, check.describe(name))
         local previous = declared.resources[name]
         if previous then
           fail("%s: the name is already declared (%s, line %d)", what, previous.kind, previous.line)
@@ -451,8 +452,9 @@ local function declare(declared, chunkname, progress)
     end
   end
   if missing then
-    return nil, string.format("%s:%d: %s %q: no options table follows (write %s %q {})",
-      chunkname, missing.line, missing.kind, missing.name, missing.kind, missing.name)
+    local name = check.describe(missing.name)
+    return nil, string.format("%s:%d: %s %s: no options table follows (write %s %s {})",
+      chunkname, missing.line, missing.kind, name, missing.kind, name)
   end
   local defaults_line, defaults_complaint = defaults_problem(declared, progress)
   if defaults_line then
@@ -468,8 +470,8 @@ local function declare(declared, chunkname, progress)
       object, problem = build(resource.kind, args)
     end
     if not object then
-      return nil, string.format("%s:%d: %s %q: %s", chunkname, resource.line, resource.kind,
-        name, problem)
+      return nil, string.format("%s:%d: %s %s: %s", chunkname, resource.line, resource.kind,
+        check.describe(name), problem)
     end
     entries[name] = {kind = resource.kind, args = args, object = object}
   end

@@ -289,10 +289,21 @@ describe("bounded semaphores", function()
 
     describe("a waiter in its own process", function()
       -- Waits for a slot of "w" in DIR; prints how the wait ended, and the polled waits.
+      -- With READY, creates that file once the wait has given up its descriptors to poll (the
+      -- wait returns to Lua every check_interval, where a count hook looks).
       local WAITER = [[
 local portalock = require "portalock"
-local dir, maximum = ...
+local dir, maximum, ready = ...
 local s = portalock.NamedBoundedSemaphore(tonumber(maximum), {name = "w", directory = dir})
+if ready then
+  if rawget(_G, "jit") then jit.off() end -- compiled code runs no count hook
+  debug.sethook(function()
+    if require("portalock.wait").counters().unwatched > 0 then
+      debug.sethook()
+      io.open(ready, "w"):close()
+    end
+  end, "", 100)
+end
 local slot, err = s:acquire({timeout = 10, check_interval = 0.05})
 if slot then
   print("acquired, unwatched " .. require("portalock.wait").counters().unwatched)
@@ -303,19 +314,20 @@ end
 
       -- Starts WAITER (under the shell `prefix`) once `maximum` slots in `sub` are held, and
       -- lets it get into its wait: until it keeps `kept` open (a wait keeps its slot files
-      -- open), or for half a second. Returns a function that waits for it to end and returns
-      -- what it printed.
+      -- open), or, without `kept`, until it has turned to polling. Returns a function that
+      -- waits for it to end and returns what it printed.
       local function start_waiter(sub, maximum, kept, prefix)
-        local log = dir .. "/waiter.log"
-        local pid = helper.spawn((prefix or "") .. helper.lua_command(WAITER, sub, maximum), log)
+        local log, ready = dir .. "/waiter.log", dir .. "/waiter.polling"
+        local command = kept and helper.lua_command(WAITER, sub, maximum)
+          or helper.lua_command(WAITER, sub, maximum, ready)
+        local pid = helper.spawn((prefix or "") .. command, log)
         peers[#peers + 1] = pid
-        if kept then
-          assert.is_true(helper.wait_until(function()
+        assert.is_true(helper.wait_until(function()
+          if kept then
             return helper.capture("ls -l /proc/" .. pid .. "/fd 2>/dev/null"):find(kept, 1, true) ~= nil
-          end, 10))
-        else
-          helper.sleep(0.5)
-        end
+          end
+          return helper.exists(ready)
+        end, 10), "the waiter never got into its wait: " .. tostring(helper.read(log)))
         return function()
           assert.is_true(helper.wait_until(function() return not helper.alive(pid) end, 15))
           return helper.read(log)

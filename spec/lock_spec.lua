@@ -59,9 +59,13 @@ describe("Lock", function()
 
   for _, backend in ipairs({"flock", "posix"}) do
     it("waits with check_interval = 0 without spinning (" .. backend .. ")", function()
-      helper.hold("Lock", path, dir, {seconds = 0.3, backend = backend})
+      -- The holder lets go when told, half a second after a releaser starts (not a fixed time
+      -- after it took the lock, which a loaded machine could spend before the wait began).
+      local holder = helper.hold("Lock", path, dir, {backend = backend})
       local lock = portalock.Lock(path, {check_interval = 0, timeout = 10, backend = backend})
       assert.are.equal(0, lock.check_interval)
+      assert.is_nil((lock:acquire({timeout = 0}))) -- contended when the wait starts
+      helper.spawn("sleep 0.5 && touch " .. helper.quote(dir .. "/release"))
       local cpu, started = os.clock(), core.monotonic()
       assert(lock:acquire())
       local waited, used = core.monotonic() - started, os.clock() - cpu
@@ -69,6 +73,7 @@ describe("Lock", function()
       -- re-checking every 1 ms costs little; a busy loop would burn the whole wait
       assert.is_true(used < waited / 2, string.format("%.3f s of CPU in a %.3f s wait", used, waited))
       assert(lock:release())
+      assert.is_true(helper.wait_until(function() return not helper.alive(holder) end, 15))
     end)
   end
 

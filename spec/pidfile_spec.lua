@@ -35,13 +35,17 @@ describe("PidFileLock", function()
     assert.are.equal("/.pid", portalock.PidFileLock().filename:sub(-5))
   end)
 
-  it("names the holder's PID on contention", function()
+  it("names the holder's PID on contention, in the field and the message", function()
     local pid = helper.hold("PidFileLock", path, dir)
     children[1] = pid
-    local fh, err = portalock.PidFileLock(path):acquire()
-    assert.is_nil(fh)
-    assert.are.equal("AlreadyLocked", err.kind)
-    assert.are.equal(pid, err.holder_pid)
+    -- at once, and after waiting (the message of the Lua wait loop named no PID)
+    for _, opts in ipairs({{}, {fail_when_locked = false, timeout = 0.1, check_interval = 0.02}}) do
+      local fh, err = portalock.PidFileLock(path):acquire(opts)
+      assert.is_nil(fh)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.are.equal(pid, err.holder_pid)
+      assert.matches("' is locked by process " .. pid .. ": gave up ", err.message, 1, true)
+    end
   end)
 
   it("names no holder when the PID file names a dead process", function()

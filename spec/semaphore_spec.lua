@@ -193,10 +193,12 @@ describe("Semaphore (counting)", function()
     local is_root = helper.run("test \"$(id -u)\" = 0") == 0
 
     -- Five non-blocking acquires, then one with a timeout, in a process of their own (a
-    -- mapped empty file killed the process with SIGBUS): prints how each ended.
+    -- mapped empty file killed the process with SIGBUS), with option perm (octal digits,
+    -- default 600): prints how each ended.
     local ACQUIRES = [[
+local name, perm = ...
 local portalock = require "portalock"
-local sem = portalock.Semaphore(1, {name = ...})
+local sem = portalock.Semaphore(1, {name = name, perm = tonumber(perm or "600", 8)})
 for _ = 1, 5 do
   local ok, err = sem:acquire({block = false})
   print(ok and "granted" or err.kind .. ": " .. err.message)
@@ -205,8 +207,8 @@ local ok, err = sem:acquire({timeout = 1})
 print(ok and "granted" or err.kind .. ": " .. err.message)
 ]]
 
-    local function expect_refused(name, mode, size, why)
-      local output, code = helper.capture(helper.lua_command(ACQUIRES, name))
+    local function expect_refused(name, mode, size, why, perm)
+      local output, code = helper.capture(helper.lua_command(ACQUIRES, name, perm))
       assert.are.equal(0, code, output)
       local line = string.format("LockException: Semaphore '%s': refusing '/dev/shm/sem.portalock.%s' "
         .. "(owner uid 65534 (nobody), mode %s, %d bytes): %s\n", name, name, mode, size, why)
@@ -225,8 +227,35 @@ print(ok and "granted" or err.kind .. ": " .. err.message)
         .. helper.quote("import _multiprocessing, sys; _multiprocessing.SemLock(1, 100, 100, "
           .. "'/portalock.' + sys.argv[1], False)") .. " " .. open
         .. " && " .. as_nobody .. "chmod 666 /dev/shm/sem.portalock." .. open))
-      expect_refused(empty, "0644", 0, "a semaphore file holds 32 bytes")
-      expect_refused(open, "0666", 32, "another user owns it (this process runs as uid 0)")
+      -- whose it is comes before its size
+      local unshared = "another user owns it (this process runs as uid 0; option 'perm' 0600 "
+        .. "does not share it)"
+      expect_refused(empty, "0644", 0, unshared)
+      expect_refused(open, "0666", 32, unshared)
+      expect_refused(open, "0666", 32, "another user owns it (this process runs as uid 0; "
+        .. "option 'perm' 0660 grants less than its mode)", "660")
+    end)
+
+    it("is shared with another user when both ask for it with opts.perm", function()
+      if not is_root then
+        pending("needs root, to meet root's semaphore as the user nobody")
+        return
+      end
+      local name = fresh("shared")
+      local made = helper.capture("umask 0 && " .. helper.lua_command([[
+local sem = require("portalock").Semaphore(2, {name = ..., perm = tonumber("666", 8)})
+print(sem:get_value())
+]], name))
+      assert.are.equal("2\n", made)
+      local shared = helper.capture(as_nobody .. helper.lua_command([[
+local sem = require("portalock").Semaphore(1, {name = ..., perm = tonumber("666", 8)})
+local ok, err = sem:acquire({block = false})
+print(ok and "granted" or err.message, sem:get_value())
+]], name))
+      assert.are.equal("granted\t1\n", shared)
+      local refused = helper.capture(as_nobody .. helper.lua_command(ACQUIRES, name))
+      assert.matches("^LockException: Semaphore '" .. name .. "': refusing .- %(owner uid 0 %(root%), "
+        .. "mode 0666, 32 bytes%): another user owns it", refused)
     end)
   end)
 

@@ -43,7 +43,7 @@ static int b_new(lua_State *L) {
   return 1;
 }
 
-/* try() -> true, slot number | false, nil, next_attempt | nil, errtab (raises on misuse). */
+/* try() -> true, slot number | false, nil, next_attempt, nil | nil, errtab (raises on misuse). */
 static int b_try(lua_State *L) {
   portalock_bounded_semaphore_t *sem = check_bounded(L);
   portalock_wait wait;

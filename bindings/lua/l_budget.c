@@ -1,5 +1,5 @@
 /*
- * run_limited(bytes, fn) -> exceeded, ok, result | err
+ * run_limited(bytes, fn) -> exceeded, ok, result | err, used
  *
  * Calls fn() in protected mode while every allocation of this Lua state goes through a
  * counting allocator wrapped around the state's own: an allocation that would take the
@@ -9,6 +9,8 @@
  * lives until the copy is made: at no moment does the heap stand more than `bytes` above
  * the start. `exceeded` tells whether any allocation was refused. Works with every runtime
  * this module loads into (5.1, LuaJIT, 5.3, 5.4): lua_setallocf is part of each API.
+ * `used` is the heap's growth over the call (negative when it shrank): a caller that splits
+ * one budget over several calls gives the next one what is left.
  */
 #include "l_private.h"
 
@@ -45,7 +47,8 @@ static int b_run_limited(lua_State *L) {
   lua_pushboolean(L, budget.exceeded);
   lua_pushboolean(L, status == 0);
   lua_pushvalue(L, -3);
-  return 3;
+  lua_pushnumber(L, (lua_Number)budget.used);
+  return 4;
 }
 
 static const luaL_Reg budget_functions[] = {{"run_limited", b_run_limited}, {NULL, NULL}};

@@ -42,7 +42,11 @@ int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wa
     else
       lua_pushnil(L);
     lua_pushnumber(L, wait->next_attempt);
-    return 3;
+    if (err->holder_pid > 0)
+      lua_pushinteger(L, (lua_Integer)err->holder_pid);
+    else
+      lua_pushnil(L);
+    return 4;
   default:
     return pl_push_failure(L, err);
   }

@@ -49,7 +49,8 @@ portalock_backend pl_checkbackend(lua_State *L, int idx);
 void pl_checkoptions(lua_State *L, int idx, portalock_lock_options *opts);
 /* The Lock behind a lock or rlock handle at `idx`. */
 portalock_lock_t *pl_checklock(lua_State *L, int idx);
-/* Pushes the results of a step: true | false, fd|nil, next_attempt | nil, errtab. */
+/* Pushes the results of a step: true | false, fd|nil, next_attempt, holder_pid|nil | nil,
+ * errtab. holder_pid: the live process the contended lock names (a PidFileLock's), if any. */
 int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wait,
                  const portalock_error *err);
 /* "ready", "timeout" or "interrupted" for a portalock_*_wait result. */

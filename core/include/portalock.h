@@ -539,8 +539,8 @@ portalock_bounded_semaphore_filename_pattern(const portalock_bounded_semaphore_t
 PORTALOCK_API const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t *sem);
 /*
  * The path of slot `number` (0..maximum-1), in a buffer of the handle that stays valid
- * until the next call of this function on it; NULL for a number out of range or when the
- * directory cannot be decided.
+ * until the next call of this function on it; NULL for a number out of range, when the
+ * directory cannot be decided, or when that buffer cannot be allocated.
  */
 PORTALOCK_API const char *portalock_bounded_semaphore_filename(portalock_bounded_semaphore_t *sem,
                                                                long number);
@@ -578,13 +578,16 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
  * (the library maps the checked descriptor itself; a missing semaphore is created by
  * sem_open with O_EXCL, whose file appears whole or not at all). Refused with
  * PORTALOCK_LOCK_EXCEPTION, whose message names the path, the owner and the mode: a file
- * another user owns, or that group or others may write beyond what this handle's opts.perm
- * grants (errnum EACCES: its counts are not this user's to trust); a file that is not a
- * regular file of sizeof(sem_t) bytes (EINVAL; an empty file would fault with SIGBUS); a
- * file that cannot be opened read-write (a symlink ELOOP, another user's 0600 semaphore
- * EACCES). A counting semaphore is therefore one user's; opts.perm can only let others post
- * to it outside portalock. Where named semaphores are no files (macOS, the BSDs) sem_open
- * opens it, with the system's own checks.
+ * another user owns, unless this handle's opts.perm opts into sharing (grants group or
+ * others write) and the file's mode grants nothing beyond opts.perm; a file that group or
+ * others may write beyond what opts.perm grants (errnum EACCES: its counts are not this
+ * user's to trust); then a file that is not a regular file of sizeof(sem_t) bytes (EINVAL;
+ * an empty file would fault with SIGBUS); a file that cannot be opened read-write (a symlink
+ * ELOOP, another user's 0600 semaphore EACCES). So a semaphore is shared between users only
+ * when each of them passes a perm that shares it. Where named semaphores are no files
+ * (macOS, the BSDs) sem_open opens it, with the system's own checks. Where sem_open keeps
+ * them in files elsewhere than /dev/shm (glibc before 2.34 without a tmpfs there), every use
+ * fails with PORTALOCK_LOCK_EXCEPTION, errnum ENOTSUP, saying so.
  */
 typedef struct portalock_semaphore portalock_semaphore_t;
 
@@ -595,7 +598,8 @@ typedef struct portalock_semaphore_options {
   double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for
                             (>= 0; at least PORTALOCK_CHECK_INTERVAL_MIN in effect) */
   int perm;              /* 0600: permissions of a newly created semaphore, less the umask;
-                            group/other write bits also let an existing one be opened */
+                            group/other write bits also let an existing one that grants
+                            no more be opened, another user's included */
 } portalock_semaphore_options;
 
 /** Fills `opts` with the defaults above. */

@@ -28,8 +28,8 @@ struct portalock_bounded_semaphore {
   double check_interval;
   portalock_lock_t *slot_lock; /* the held slot, or NULL */
   long slot;
-  long *order; /* scratch for sweeps: maximum entries */
-  char filename[PORTALOCK_PATH_MAX];
+  long *order;    /* scratch for sweeps: maximum entries, allocated by the first sweep */
+  char *filename; /* _filename()'s answer (PORTALOCK_PATH_MAX bytes), allocated by its first call */
   /* A wait in progress (up to PL_WATCHED_SLOTS slots): each slot's lock keeps its contended
    * file open, and one inotify instance watches them all. */
   portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
@@ -371,11 +371,10 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
   sem->check_interval = o.check_interval;
   sem->slot = -1;
   sem->watch_fd = -1;
-  sem->order = malloc((size_t)maximum * sizeof *sem->order);
   sem->pattern = strdup(pattern);
   sem->name = o.name != NULL ? strdup(o.name) : pl_generated_name();
-  int errnum = sem->order == NULL || sem->pattern == NULL ? ENOMEM : errno;
-  if (sem->order == NULL || sem->pattern == NULL || sem->name == NULL) {
+  int errnum = sem->pattern == NULL ? ENOMEM : errno;
+  if (sem->pattern == NULL || sem->name == NULL) {
     portalock_bounded_semaphore_free(sem);
     return pl_fail_sys(err, errnum, "new bounded semaphore", o.name);
   }
@@ -443,6 +442,7 @@ void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem) {
   portalock_bounded_semaphore_wait_done(sem);
   portalock_lock_free(sem->slot_lock);
   free(sem->order);
+  free(sem->filename);
   free(sem->pattern);
   free(sem->name);
   free(sem->directory);
@@ -485,6 +485,11 @@ static void pl_poll_instead(portalock_bounded_semaphore_t *sem) {
 /* Tries every slot once, in random order. */
 static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double check_interval,
                                       portalock_error *err) {
+  /* Not at construction: an object that never sweeps (a config declares many) costs no
+   * maximum-sized array. */
+  if (sem->order == NULL &&
+      (sem->order = malloc((size_t)sem->maximum * sizeof *sem->order)) == NULL)
+    return pl_fail_sys(err, ENOMEM, "allocate the sweep order for", sem->directory);
   if (pl_shuffle(sem->order, sem->maximum) != 0)
     return pl_fail_sys(err, errno, "read the OS random source for", sem->directory);
   for (long k = 0; k < sem->maximum; k++) {
@@ -678,7 +683,8 @@ const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t 
 const char *portalock_bounded_semaphore_filename(portalock_bounded_semaphore_t *sem, long number) {
   if (number < 0 || number >= sem->maximum) return NULL;
   if (pl_resolve_directory(sem, NULL) != PORTALOCK_OK) return NULL;
-  if (pl_slot_path(sem, number, sem->filename, sizeof sem->filename) != 0) return NULL;
+  if (sem->filename == NULL && (sem->filename = malloc(PORTALOCK_PATH_MAX)) == NULL) return NULL;
+  if (pl_slot_path(sem, number, sem->filename, PORTALOCK_PATH_MAX) != 0) return NULL;
   return sem->filename;
 }
 

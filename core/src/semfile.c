@@ -2,9 +2,10 @@
  *
  * Where a named semaphore is a file the C library maps (platform.h), anyone may have put a
  * file at that name first: another user's (whose counts they control), one others may write,
- * an empty one (mapping it faults with SIGBUS at the first access). So the file is opened
- * here, without following a symlink, checked through that descriptor, and only then mapped:
- * what is mapped is the file that was checked. A missing semaphore is created by sem_open
+ * an empty one (mapping it faults with SIGBUS at the first access). Another user's is used
+ * only when this object's `perm` asks to share the semaphore and the file grants no more. So the
+ * file is opened here, without following a symlink, checked through that descriptor, and only then
+ * mapped: what is mapped is the file that was checked. A missing semaphore is created by sem_open
  * with O_EXCL, which writes the whole file under a temporary name and links it in place, so
  * a file it creates is this user's and complete; it is then opened and checked like any. */
 #include "private.h"
@@ -29,25 +30,32 @@ static void pl_describe_uid(uid_t uid, char *buf, size_t cap) {
     snprintf(buf, cap, "uid %ld", (long)uid);
 }
 
-/* What makes `st` untrustworthy as this user's semaphore made with `perm`, or NULL; *errnum
- * says how (EACCES: someone else may change its counts; EINVAL: it is no semaphore). */
+/* What makes `st` untrustworthy as the semaphore of an object made with `perm`, or NULL;
+ * *errnum says how (EACCES: someone else may change its counts; EINVAL: it is no semaphore).
+ * Another user's file is shared on purpose only when this object's `perm` opts into sharing
+ * (grants group or others write) and the file grants nothing beyond `perm`. Ownership comes
+ * before size: another user's empty file is theirs to fix, not a broken semaphore. */
 static const char *pl_semfile_problem(const struct stat *st, int perm, char *buf, size_t cap,
                                       int *errnum) {
   *errnum = EINVAL;
   if (!S_ISREG(st->st_mode)) return "it is not a regular file";
-  if (st->st_size != (off_t)sizeof(sem_t)) {
-    snprintf(buf, cap, "a semaphore file holds %zu bytes", sizeof(sem_t));
-    return buf;
-  }
   *errnum = EACCES;
-  if (st->st_uid != geteuid()) {
-    snprintf(buf, cap, "another user owns it (this process runs as uid %ld)", (long)geteuid());
+  mode_t shared = (mode_t)perm & (S_IWGRP | S_IWOTH);
+  if (st->st_uid != geteuid() && (shared == 0 || (st->st_mode & 0777 & ~(mode_t)perm) != 0)) {
+    snprintf(buf, cap, "another user owns it (this process runs as uid %ld; option 'perm' %04o %s)",
+             (long)geteuid(), (unsigned)perm,
+             shared == 0 ? "does not share it" : "grants less than its mode");
     return buf;
   }
   /* The permissions the creator asked for (option 'perm') may open it to others on purpose. */
   if (st->st_mode & (S_IWGRP | S_IWOTH) & ~(mode_t)perm) {
     snprintf(buf, cap, "group or others may write it, which option 'perm' (%04o) does not grant",
              (unsigned)perm);
+    return buf;
+  }
+  *errnum = EINVAL;
+  if (st->st_size != (off_t)sizeof(sem_t)) {
+    snprintf(buf, cap, "a semaphore file holds %zu bytes", sizeof(sem_t));
     return buf;
   }
   return NULL;
@@ -117,10 +125,22 @@ portalock_status pl_semfile_open(const char *name, const char *label, int perm, 
     if (fd >= 0) return pl_semfile_map(label, path, fd, perm, &out->sem, err);
     if (errno != ENOENT) return pl_semfile_unopenable(label, path, errno, err);
     sem_t *made = sem_open(name, O_CREAT | O_EXCL, (mode_t)perm, value);
-    if (made != SEM_FAILED)
-      sem_close(made);
-    else if (errno != EEXIST)
+    if (made == SEM_FAILED && errno != EEXIST)
       return pl_fail_sys(err, errno, "create semaphore", path);
+    if (made != SEM_FAILED) {
+      sem_close(made);
+      /* Made by this call, yet not at `path`: glibc before 2.34 keeps named semaphores on
+       * another tmpfs mount when /dev/shm is none. Nothing there can be checked: say so
+       * (and take back the semaphore just made), rather than retry in vain. */
+      if (access(path, F_OK) != 0 && errno == ENOENT) {
+        sem_unlink(name);
+        return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOTSUP, path,
+                       "Semaphore '%s': sem_open keeps named semaphores elsewhere than '%s' on "
+                       "this system (glibc before 2.34 without a tmpfs at /dev/shm), where "
+                       "they cannot be checked",
+                       label, path);
+      }
+    }
     /* Made (by us, or by someone just before us): open it as any other. */
   }
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOENT, path,

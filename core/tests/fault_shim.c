@@ -8,10 +8,16 @@
  * PORTALOCK_FAULT_FSYNC=ENOSPC: every fsync(2) fails with ENOSPC (a full disk);
  * PORTALOCK_FAULT_FSYNC=DIR: fsync of a directory fails with EIO, of a file it works.
  * PORTALOCK_FAULT_FSTATFS=NFS: fstatfs(2) says every file is on an NFS mount (Linux, 64-bit:
- * where _FILE_OFFSET_BITS=64 changes fstatfs to fstatfs64, the fault is not injected). */
+ * where _FILE_OFFSET_BITS=64 changes fstatfs to fstatfs64, the fault is not injected).
+ * PORTALOCK_FAULT_SEM_OPEN=ELSEWHERE: a semaphore sem_open creates has its file moved from
+ * /dev/shm/sem.NAME to /dev/shm/elsewhere.NAME, as if the C library kept it on another tmpfs
+ * (glibc before 2.34 without /dev/shm). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <semaphore.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,3 +77,28 @@ int fstatfs(int fd, struct statfs *buf) {
   return r;
 }
 #endif
+
+sem_t *sem_open(const char *name, int oflag, ...) {
+  static sem_t *(*real_sem_open)(const char *, int, ...);
+  if (real_sem_open == NULL)
+    real_sem_open = (sem_t * (*)(const char *, int, ...)) dlsym(RTLD_NEXT, "sem_open");
+  mode_t mode = 0;
+  unsigned value = 0;
+  if (oflag & O_CREAT) {
+    va_list ap;
+    va_start(ap, oflag);
+    mode = (mode_t)va_arg(ap, int);
+    value = va_arg(ap, unsigned);
+    va_end(ap);
+  }
+  sem_t *sem = real_sem_open(name, oflag, mode, value);
+  const char *fault = getenv("PORTALOCK_FAULT_SEM_OPEN");
+  if (sem != SEM_FAILED && (oflag & O_CREAT) && fault != NULL && strcmp(fault, "ELSEWHERE") == 0) {
+    char from[512], to[512];
+    const char *bare = name[0] == '/' ? name + 1 : name;
+    snprintf(from, sizeof from, "/dev/shm/sem.%s", bare);
+    snprintf(to, sizeof to, "/dev/shm/elsewhere.%s", bare);
+    rename(from, to);
+  }
+  return sem;
+}

@@ -244,6 +244,29 @@ static void test_network_file_system(void) {
   CHECK_INT(kernel, 0);
   CHECK(watched >= 1);
 }
+
+/* Where sem_open keeps its semaphores elsewhere than the file checked (glibc before 2.34
+ * without a tmpfs at /dev/shm), a counting semaphore says so at once: it used to re-create
+ * the semaphore PL_ROUNDS times and report that it "kept disappearing". */
+static void test_semaphore_elsewhere(void) {
+  char name[64], moved[128];
+  snprintf(name, sizeof name, "faults.%ld.elsewhere", (long)getpid());
+  snprintf(moved, sizeof moved, "/dev/shm/elsewhere.portalock.%s", name);
+  portalock_semaphore_t *sem = NULL;
+  portalock_error err;
+  CHECK_OK(portalock_semaphore_new(&sem, name, 1, NULL, &err), &err);
+  setenv("PORTALOCK_FAULT_SEM_OPEN", "ELSEWHERE", 1);
+  long value = -1;
+  CHECK_STATUS(portalock_semaphore_value(sem, &value, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  unsetenv("PORTALOCK_FAULT_SEM_OPEN");
+  CHECK_INT(err.errnum, ENOTSUP);
+  CHECK_CONTAINS(err.message, "keeps named semaphores elsewhere");
+  CHECK_CONTAINS(err.message, "/dev/shm/sem.portalock.");
+  /* the semaphore the shim moved away */
+  CHECK_INT(access(moved, F_OK), 0);
+  CHECK_INT(unlink(moved), 0);
+  portalock_semaphore_free(sem);
+}
 #endif
 
 int main(void) {
@@ -263,6 +286,8 @@ int main(void) {
 #ifdef __linux__ /* where the shim can inject the fault */
   tu_group("a network file system: waits watch and poll, never queue in the kernel");
   test_network_file_system();
+  tu_group("a counting semaphore that sem_open keeps elsewhere: a clear error");
+  test_semaphore_elsewhere();
 #endif
   return tu_done();
 }

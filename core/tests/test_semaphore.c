@@ -329,11 +329,30 @@ static void plant_as_other(void) {
   make_semaphore(planted_open, 0666, 100);
 }
 
+/* Another user's semaphore `name`, opened with `perm`, is shared: its counts are used. */
+static void expect_shared(const char *name, int perm, long value) {
+  portalock_semaphore_options o;
+  portalock_semaphore_options_init(&o);
+  o.perm = perm;
+  portalock_semaphore_t *sem = NULL;
+  portalock_error err;
+  CHECK_OK(portalock_semaphore_new(&sem, name, 1, &o, &err), &err);
+  CHECK_INT(value_of(sem), value);
+  CHECK_OK(portalock_semaphore_try(sem, NULL, &err), &err);
+  CHECK_INT(value_of(sem), value - 1);
+  CHECK_OK(portalock_semaphore_release(sem, 1, &err), &err);
+  portalock_semaphore_free(sem);
+}
+
 static void meet_roots_files(void) {
   expect_refused(roots_private, 0600, EACCES, "owner uid 0 (root)", "mode 0600",
                  "Permission denied");
-  expect_refused(roots_open, 0666, EACCES, "owner uid 0 (root)", "mode 0666",
+  /* created 0666 by root: shared with a user whose perm shares it too, and only then */
+  expect_shared(roots_open, 0666, 100);
+  expect_refused(roots_open, 0600, EACCES, "owner uid 0 (root)", "mode 0666",
                  "another user owns it (this process runs as uid ");
+  expect_refused(roots_open, 0660, EACCES, "owner uid 0 (root)", "mode 0666",
+                 "option 'perm' 0660 grants less than its mode");
 }
 
 static void test_untrusted_files(void) {
@@ -380,11 +399,18 @@ static void test_untrusted_files(void) {
   planted_empty = fresh_name("planted.empty");
   planted_open = fresh_name("planted.open");
   as_user(nobody->pw_uid, nobody->pw_gid, plant_as_other);
-  expect_refused(planted_empty, 0600, EINVAL, who, "mode 0644", "a semaphore file holds");
+  /* whose it is comes before its size: another user's empty file is theirs */
+  expect_refused(planted_empty, 0600, EACCES, who, "mode 0644",
+                 "another user owns it (this process runs as uid 0; option 'perm' 0600 does "
+                 "not share it)");
   expect_refused(planted_open, 0600, EACCES, who, "mode 0666",
-                 "another user owns it (this process runs as uid 0)");
-  /* even where this user's own perm would allow the mode */
-  expect_refused(planted_open, 0666, EACCES, who, "mode 0666", "another user owns it");
+                 "another user owns it (this process runs as uid 0; option 'perm' 0600 does "
+                 "not share it)");
+  /* a perm that shares, but less than the file's mode grants */
+  expect_refused(planted_open, 0660, EACCES, who, "mode 0666",
+                 "option 'perm' 0660 grants less than its mode");
+  /* a perm that shares as widely as the file: shared on purpose */
+  expect_shared(planted_open, 0666, 100);
 
   roots_private = fresh_name("root.private");
   sem = open_sem(roots_private, 2);

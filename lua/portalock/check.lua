@@ -5,8 +5,17 @@ local core = require "portalock.core"
 
 local M = {}
 
-local function describe(value)
+-- How much of a string value a message quotes: a message stays readable (and small) whatever
+-- was passed.
+local QUOTED_BYTES = 60
+
+--- A value as a message quotes it: a string in quotes (its first QUOTED_BYTES, then its
+--- length), a number, a boolean, nil, or else the type's name.
+function M.describe(value)
   if type(value) == "string" then
+    if #value > QUOTED_BYTES then
+      return string.format("%q... (%d bytes)", value:sub(1, QUOTED_BYTES), #value)
+    end
     return string.format("%q", value)
   elseif type(value) == "number" then
     if value ~= value then
@@ -21,7 +30,7 @@ end
 
 --- `bad argument 'timeout' to 'Lock' (-1): must be >= 0 ...`
 function M.bad(func, name, value, problem)
-  return string.format("bad argument '%s' to '%s' (%s): %s", name, func, describe(value), problem)
+  return string.format("bad argument '%s' to '%s' (%s): %s", name, func, M.describe(value), problem)
 end
 
 --- True for a finite number without a fractional part (5.1 has no integer subtype).
@@ -168,7 +177,7 @@ function M.options_with(func, opts, checks)
         names[i] = entry[1]
       end
       return string.format("bad argument 'opts' to '%s': unknown option %s (valid options: %s)",
-        func, describe(key), table.concat(names, ", "))
+        func, M.describe(key), table.concat(names, ", "))
     end
   end
   for _, entry in ipairs(checks) do

@@ -20,6 +20,7 @@
 -- object (constructors never touch the file system), and a constructor's complaint becomes
 -- a ConfigError at the declaration's line. Only what the config resolves itself (filename,
 -- directory) has rules here.
+local check = require "portalock.check"
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 
@@ -162,11 +163,11 @@ local function checked_options(what, given, allowed)
   local options = copy_into({}, given)
   for key, value in pairs(options) do
     if type(key) ~= "string" or not allowed[key] then
-      fail("%s: unknown option %s", what, tostring(key))
+      fail("%s: unknown option %s", what, check.describe(key))
     end
     local problem = OWN_CHECKS[key] and OWN_CHECKS[key](value)
     if problem then
-      fail("%s: option %s (%s) %s", what, key, tostring(value), problem)
+      fail("%s: option %s (%s) %s", what, key, check.describe(value), problem)
     end
   end
   return options
@@ -181,7 +182,7 @@ local function vocabulary()
   function env.directory(path)
     local problem = absolute(path)
     if problem then
-      fail("directory (%s) %s", tostring(path), problem)
+      fail("directory (%s) %s", check.describe(path), problem)
     end
     if declared.global.directory then
       fail("directory is declared twice")
@@ -202,14 +203,14 @@ local function vocabulary()
     env[kind_name] = function(name)
       if type(name) ~= "string" or not string.match(name, "^[%w_.%-]+$") then
         fail("%s: the name must be a string of letters, digits, '_', '.' or '-', got %s",
-          kind_name, type(name) == "string" and string.format("%q", name) or type(name))
+          kind_name, check.describe(name))
       end
       local line = debug.getinfo(2, "l").currentline
       local pending = {kind = kind_name, name = name, line = line}
       declared.pending[pending] = true
       return function(given)
         declared.pending[pending] = nil
-        local what = string.format("%s %q", kind_name, name)
+        local what = string.format("%s %s", kind_name, check.describe(name))
         local previous = declared.resources[name]
         if previous then
           fail("%s: the name is already declared (%s, line %d)", what, previous.kind, previous.line)
@@ -236,9 +237,15 @@ local function vocabulary()
   return env, declared
 end
 
+-- The message of a load that ran out of its memory budget, at `position` ("file:line: ").
+local function over_memory(position)
+  return {config_message = position
+    .. string.format("the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)}
+end
+
 -- Runs `chunk` in a coroutine with the string metatable narrowed to the vetted methods, an
 -- instruction count hook, and every allocation limited (core.run_limited); returns true or
--- false, message.
+-- false, message, and then the bytes of the memory budget it used.
 local function run_guarded(chunk)
   local string_meta = getmetatable("")
   local saved_index = string_meta.__index
@@ -271,7 +278,7 @@ local function run_guarded(chunk)
   local ok, err
   string_meta.__index = vetted
   debug.sethook(co, guard, "", HOOK_EVERY) -- LuaJIT: for every coroutine, hence the restore below
-  local exceeded, called, call_err = core.run_limited(M.MEMORY_LIMIT_KB * 1024, function()
+  local exceeded, called, call_err, used = core.run_limited(M.MEMORY_LIMIT_KB * 1024, function()
     ok, err = coroutine.resume(co)
   end)
   debug.sethook(co)
@@ -287,10 +294,9 @@ local function run_guarded(chunk)
     ok, err = false, call_err
   end
   if not ok and exceeded and tostring(err):find("not enough memory", 1, true) then
-    err = {config_message = where(co, last_line)
-      .. string.format("the config used more than %d KiB of memory", M.MEMORY_LIMIT_KB)}
+    err = over_memory(where(co, last_line))
   end
-  return ok, err
+  return ok, err, used
 end
 
 -- `fields` carries errno and path when the file itself could not be read.
@@ -370,7 +376,7 @@ local function default_problem(key, value)
 end
 
 -- The first (by line) defaults value that no kind accepts: its line and the complaint.
-local function defaults_problem(declared)
+local function defaults_problem(declared, progress)
   local lines = declared.default_lines
   local keys = {}
   for key in pairs(lines) do
@@ -378,6 +384,7 @@ local function defaults_problem(declared)
   end
   table.sort(keys, function(a, b) return lines[a] < lines[b] end)
   for _, key in ipairs(keys) do
+    progress.line = lines[key]
     local problem = OWN_CHECKS[key] == nil and default_problem(key, declared.global[key])
     if problem then
       return lines[key], string.format("defaults: option %s: %s", key, problem)
@@ -435,6 +442,42 @@ for _, kind_name in ipairs(KIND_ORDER) do
   end
 end
 
+-- Checks what the config declared and builds every object: a registry, or nil and the
+-- message. `progress.line` follows the declaration being checked.
+local function declare(declared, chunkname, progress)
+  local missing
+  for pending in pairs(declared.pending) do
+    if not missing or pending.line < missing.line then
+      missing = pending
+    end
+  end
+  if missing then
+    local name = check.describe(missing.name)
+    return nil, string.format("%s:%d: %s %s: no options table follows (write %s %s {})",
+      chunkname, missing.line, missing.kind, name, missing.kind, name)
+  end
+  local defaults_line, defaults_complaint = defaults_problem(declared, progress)
+  if defaults_line then
+    return nil, string.format("%s:%d: %s", chunkname, defaults_line, defaults_complaint)
+  end
+  local entries = {}
+  for _, name in ipairs(declared.order) do
+    local resource = declared.resources[name]
+    progress.line = resource.line
+    local args, problem = resolve(resource, declared.global)
+    local object
+    if args then
+      object, problem = build(resource.kind, args)
+    end
+    if not object then
+      return nil, string.format("%s:%d: %s %s: %s", chunkname, resource.line, resource.kind,
+        check.describe(name), problem)
+    end
+    entries[name] = {kind = resource.kind, args = args, object = object}
+  end
+  return setmetatable({_entries = entries, _order = declared.order}, Registry)
+end
+
 --- Runs config source; returns a registry, or nil, err (err.kind == "ConfigError", the
 --- message starting "<chunkname>:<line>:").
 function M.load_string(source, chunkname)
@@ -460,42 +503,29 @@ function M.load_string(source, chunkname)
   if not chunk then
     return config_failure(with_chunkname(message, chunkname))
   end
-  local ok, err = run_guarded(chunk)
+  local ok, err, used = run_guarded(chunk)
   if not ok then
     if type(err) == "table" and err.config_message then
       return config_failure(with_chunkname(err.config_message, chunkname))
     end
     return config_failure(with_chunkname(err, chunkname))
   end
-  local missing
-  for pending in pairs(declared.pending) do
-    if not missing or pending.line < missing.line then
-      missing = pending
-    end
+  -- Checking and building answer to what is left of the same budget: they copy the config's
+  -- values (a filename joined to its directory) and quote them in messages.
+  local progress = {}
+  local registry, complaint
+  local exceeded, called, call_err = core.run_limited(M.MEMORY_LIMIT_KB * 1024 - used, function()
+    registry, complaint = declare(declared, chunkname, progress)
+  end)
+  if exceeded then
+    local position = progress.line and string.format("%s:%d: ", chunkname, progress.line) or ""
+    return config_failure(with_chunkname(over_memory(position).config_message, chunkname))
+  elseif not called then
+    error(call_err, 0)
+  elseif not registry then
+    return config_failure(complaint)
   end
-  if missing then
-    return config_failure(string.format("%s:%d: %s %q: no options table follows (write %s %q {})",
-      chunkname, missing.line, missing.kind, missing.name, missing.kind, missing.name))
-  end
-  local defaults_line, defaults_complaint = defaults_problem(declared)
-  if defaults_line then
-    return config_failure(string.format("%s:%d: %s", chunkname, defaults_line, defaults_complaint))
-  end
-  local entries = {}
-  for _, name in ipairs(declared.order) do
-    local resource = declared.resources[name]
-    local args, problem = resolve(resource, declared.global)
-    local object
-    if args then
-      object, problem = build(resource.kind, args)
-    end
-    if not object then
-      return config_failure(string.format("%s:%d: %s %q: %s", chunkname, resource.line,
-        resource.kind, name, problem))
-    end
-    entries[name] = {kind = resource.kind, args = args, object = object}
-  end
-  return setmetatable({_entries = entries, _order = declared.order}, Registry)
+  return registry
 end
 
 --- Finds the config file: `path` if given, else $PORTALOCK_CONFIG, else the first of

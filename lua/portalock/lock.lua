@@ -131,25 +131,32 @@ function M.acquire_settings(self, opts)
   }
 end
 
+-- The step result for a lock held within this process, which the C core (naming the holder
+-- of a contended lock) is not asked about.
+local function in_state(self, same_owner)
+  local holder_pid = self._class == "PidFileLock" and core.pid_file_holder(self._filename) or nil
+  return "in_state", same_owner, nil, holder_pid
+end
+
 -- One step for the waiting loop (see wait.acquire for what it returns).
 local function attempt(self, token)
   holding.refresh(self)
   if self._fh then
-    return "in_state", false
+    return in_state(self, false)
   end
   local conflict = holding.conflict(self, token)
   if conflict then
-    return "in_state", conflict == "self"
+    return in_state(self, conflict == "self")
   end
   local target, err = holding.target(self)
   if target == nil then
     return "failed", err
   end
-  local ok, detail, next_attempt
+  local ok, detail, next_attempt, holder_pid
   if self._reentrant then
-    ok, detail, next_attempt = self._h:try(token, target or nil)
+    ok, detail, next_attempt, holder_pid = self._h:try(token, target or nil)
   else
-    ok, detail, next_attempt = self._h:try(target or nil)
+    ok, detail, next_attempt, holder_pid = self._h:try(target or nil)
   end
   if ok then
     local fh
@@ -161,7 +168,7 @@ local function attempt(self, token)
   end
   holding.discard(target)
   if ok == false then
-    return "contended", detail, next_attempt
+    return "contended", detail, next_attempt, holder_pid
   end
   return "failed", errors.from_core(detail)
 end
@@ -169,7 +176,7 @@ end
 --- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
 --- The first attempt runs here, so that only a contended acquire pays for the waiting loop.
 function M.acquire_with(self, settings, token)
-  local status, err, next_attempt = attempt(self, token)
+  local status, err, next_attempt, holder_pid = attempt(self, token)
   if status == "acquired" then
     return self._fh
   elseif status ~= "failed" then
@@ -177,16 +184,13 @@ function M.acquire_with(self, settings, token)
     ok, err = wait.acquire(self._path, settings, function()
       if first then
         first = false
-        return status, err, next_attempt
+        return status, err, next_attempt, holder_pid
       end
       return attempt(self, token)
     end, self._h)
     if ok then
       return self._fh
     end
-  end
-  if err.kind == "AlreadyLocked" and self._class == "PidFileLock" then
-    err.holder_pid = core.pid_file_holder(self._filename)
   end
   return nil, err
 end

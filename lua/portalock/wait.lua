@@ -89,17 +89,20 @@ local function strategy(check_interval, waiter)
   return {sleep = blocking_sleeper(check_interval, waiter), yields = false}
 end
 
-local function already_locked(path, why)
-  return errors.new("AlreadyLocked", string.format("'%s' is locked: %s", path, why), {path = path})
+-- `holder_pid`: the live process the lock names (a PidFileLock's), or nil.
+local function already_locked(path, why, holder_pid)
+  local by = holder_pid and string.format(" by process %d", holder_pid) or ""
+  return errors.new("AlreadyLocked", string.format("'%s' is locked%s: %s", path, by, why),
+    {path = path, holder_pid = holder_pid})
 end
 
-local function deadlock(path, same_owner)
+local function deadlock(path, same_owner, holder_pid)
   if same_owner then
     return already_locked(path, "this owner already holds it through another lock object, "
-      .. "so waiting would deadlock")
+      .. "so waiting would deadlock", holder_pid)
   end
   return already_locked(path, "another coroutine of this Lua state holds it and this wait "
-    .. "cannot yield (see portalock.set_scheduler), so waiting would deadlock")
+    .. "cannot yield (see portalock.set_scheduler), so waiting would deadlock", holder_pid)
 end
 
 local function phase_error(path, phase)
@@ -115,15 +118,16 @@ local function give_up(waiter, err)
 end
 
 --- Runs `attempt` until it acquires, fails for good, or the wait is over.
---- attempt() returns "acquired" | "contended", fd, next_attempt | "in_state", same_owner |
---- "failed", err. `waiter` is the core handle attempted: waiter:wait(next_attempt, deadline)
---- and waiter:wait_done(). settings: timeout, check_interval, fail_when_locked. Returns true
---- or nil, err.
+--- attempt() returns "acquired" | "contended", fd, next_attempt, holder_pid | "in_state",
+--- same_owner, nil, holder_pid | "failed", err (holder_pid: the live process a PidFileLock's
+--- file names, or nil; the AlreadyLocked error names it). `waiter` is the core handle
+--- attempted: waiter:wait(next_attempt, deadline) and waiter:wait_done(). settings: timeout,
+--- check_interval, fail_when_locked. Returns true or nil, err.
 function M.acquire(path, settings, attempt, waiter)
   local deadline = core.monotonic() + settings.timeout
   local how
   while true do
-    local status, detail, next_attempt = attempt()
+    local status, detail, next_attempt, holder_pid = attempt()
     if status == "acquired" then
       return true
     elseif status == "failed" then
@@ -131,16 +135,17 @@ function M.acquire(path, settings, attempt, waiter)
     end
     how = how or strategy(settings.check_interval, waiter)
     if status == "in_state" and detail then
-      return give_up(waiter, deadlock(path, detail))
+      return give_up(waiter, deadlock(path, detail, holder_pid))
     elseif settings.fail_when_locked then
-      return give_up(waiter, already_locked(path, "gave up at the first contention (fail_when_locked)"))
+      return give_up(waiter, already_locked(path, "gave up at the first contention (fail_when_locked)",
+        holder_pid))
     elseif core.monotonic() >= deadline then
-      return give_up(waiter,
-        already_locked(path, string.format("gave up after the timeout of %g s", settings.timeout)))
+      return give_up(waiter, already_locked(path,
+        string.format("gave up after the timeout of %g s", settings.timeout), holder_pid))
     elseif how.phase then
       return give_up(waiter, phase_error(path, how.phase))
     elseif status == "in_state" and not how.yields then
-      return give_up(waiter, deadlock(path, false))
+      return give_up(waiter, deadlock(path, false, holder_pid))
     end
     how.sleep(status == "contended" and next_attempt or nil, deadline)
   end

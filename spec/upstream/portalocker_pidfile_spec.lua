@@ -209,12 +209,14 @@ describe("portalocker's tests: test_pidfilelock", function()
     assert.is_nil(none)
     assert.are.equal("AlreadyLocked", err.kind)
     assert.is_true(waited >= 0.3, "expected a ~0.5 s wait, waited " .. waited)
+    -- fail_when_locked does not wait out the timeout (5 s: a loaded machine's delays stay
+    -- far below it)
     started = core.monotonic()
-    none, err = contender:acquire({fail_when_locked = true, timeout = 0.5})
+    none, err = contender:acquire({fail_when_locked = true, timeout = 5})
     local fast = core.monotonic() - started
     assert.is_nil(none)
     assert.are.equal("AlreadyLocked", err.kind)
-    assert.is_true(fast < 0.4, "expected a fast failure, took " .. fast)
+    assert.is_true(fast < 2.5, "expected a fast failure, took " .. fast)
   end)
 
   -- Difference: portalocker 4.1 turns every LockException of the sidecar into AlreadyLocked;

@@ -359,6 +359,21 @@ io.write(reg == nil and err.kind or "loaded", "\n", err and err.message or "")
       assert.matches("^loop%.conf:2: the config ran more than", err.message)
     end)
 
+    it("stops a loop whose instructions are slow, by its CPU time", function()
+      -- Each comparison reads 2 MiB, so the loop stays far below the instruction limit.
+      local source = 'local s = "x"\nfor _ = 1, 21 do s = s .. s end\nlocal t = s .. "y"\n'
+        .. "while true do local _ = s < t end"
+      local saved = config.CPU_LIMIT_SECONDS
+      config.CPU_LIMIT_SECONDS = 0.3
+      local started = os.clock()
+      local _, err = config.load_string(source, "slow.conf")
+      local spent = os.clock() - started
+      config.CPU_LIMIT_SECONDS = saved
+      assert.are.equal("ConfigError", err.kind)
+      assert.matches("^slow%.conf:4: the config ran for more than 0.3 s of CPU", err.message)
+      assert.is_true(spent < 3, string.format("the load took %.2f s of CPU", spent))
+    end)
+
     it("stops a config that eats memory", function()
       local _, err = config.load_string("local t = {}\nwhile true do t[#t + 1] = {} end", "mem.conf")
       assert.are.equal("ConfigError", err.kind)

@@ -33,6 +33,9 @@ errors.ConfigError = errors.define("ConfigError")
 --- Limits of one run of a config file.
 M.INSTRUCTION_LIMIT = 1000000
 M.MEMORY_LIMIT_KB = 16 * 1024
+-- Seconds of CPU: one instruction may copy megabytes (a concatenation), so the instruction
+-- count alone let a config that builds a large string in a loop run for 17 s.
+M.CPU_LIMIT_SECONDS = 2
 --- The largest config file load() reads (checked before reading it).
 M.FILE_LIMIT_BYTES = 1024 * 1024
 
@@ -109,9 +112,10 @@ end
 -- instruction hook cannot stop it.
 local STRING_METHODS = {"byte", "char", "format", "len", "lower", "reverse", "sub", "upper"}
 
--- How often (in VM instructions) the hook checks the limits: one string concatenation can
--- double a string, so the memory check must come often.
-local HOOK_EVERY = 10
+-- How often (in VM instructions) the hook checks the instruction and CPU limits (memory is
+-- held by the allocator). PUC Lua counts the hook's own instructions too, so a hook called
+-- every few instructions would spend much of the instruction limit on itself.
+local HOOK_EVERY = 100
 
 -- The source of the config being run ("=<chunkname>"), for fail() to find its frames.
 local running_source
@@ -258,6 +262,7 @@ local function run_guarded(chunk)
     jit.off(chunk, true)
   end
   local count, last_line = 0, nil
+  local cpu_deadline = os.clock() + M.CPU_LIMIT_SECONDS
   local saved_hook = {debug.gethook()}
   local function guard()
     if jit then -- LuaJIT loses the line of a VM instruction that runs out of memory: note it
@@ -270,6 +275,9 @@ local function run_guarded(chunk)
     if count > M.INSTRUCTION_LIMIT then
       debug.sethook()
       fail("the config ran more than %d instructions (a runaway loop?)", M.INSTRUCTION_LIMIT)
+    elseif os.clock() > cpu_deadline then
+      debug.sethook()
+      fail("the config ran for more than %g s of CPU (a runaway loop?)", M.CPU_LIMIT_SECONDS)
     end
   end
   -- A coroutine keeps its stack after an error: a refused allocation, whose message has no

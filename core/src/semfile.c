@@ -55,7 +55,7 @@ static const char *pl_semfile_problem(const struct stat *st, int perm, char *buf
   }
   *errnum = EINVAL;
   if (st->st_size != (off_t)sizeof(sem_t)) {
-    snprintf(buf, cap, "a semaphore file holds %zu bytes", sizeof(sem_t));
+    snprintf(buf, cap, "a semaphore file must hold exactly %zu bytes", sizeof(sem_t));
     return buf;
   }
   return NULL;

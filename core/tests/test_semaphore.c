@@ -373,7 +373,7 @@ static void test_untrusted_files(void) {
 
   name = fresh_name("empty"); /* mapping it would end the process with SIGBUS */
   make_empty_file(name, 0600);
-  expect_refused(name, 0600, EINVAL, "uid ", "mode 0600", "a semaphore file holds");
+  expect_refused(name, 0600, EINVAL, "uid ", "mode 0600", "a semaphore file must hold exactly");
   name = fresh_name("dir");
   CHECK_INT(mkdir(shm_path(name), 0700), 0);
   expect_refused(name, 0600, EISDIR, "uid ", "mode 0700", "Is a directory");

@@ -91,7 +91,6 @@ function Semaphore:acquire(opts)
   local settings = {
     timeout = block and pick(opts.timeout, self._timeout) or 0,
     check_interval = pick(opts.check_interval, self._check_interval),
-    fail_when_locked = not block,
   }
   local h = self._h
   local ok, err = wait.acquire(self._path, settings, function()

@@ -139,6 +139,9 @@ function M.acquire(path, settings, attempt, waiter)
     elseif settings.fail_when_locked then
       return give_up(waiter, already_locked(path, "gave up at the first contention (fail_when_locked)",
         holder_pid))
+    elseif settings.timeout == 0 then
+      return give_up(waiter, already_locked(path, "gave up at the first contention (timeout 0)",
+        holder_pid))
     elseif core.monotonic() >= deadline then
       return give_up(waiter, already_locked(path,
         string.format("gave up after the timeout of %g s", settings.timeout), holder_pid))

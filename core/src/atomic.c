@@ -363,7 +363,7 @@ portalock_status portalock_atomic_write(portalock_atomic_t *atomic, const void *
 
 /* ---------------------------------------------------------------- commit */
 
-/* Gives the temporary the final mode (and owner): that of the regular file `st` when
+/* Gives the temporary the final mode (and owner): that of the regular file `target` when
  * `exists`, else a new file's. 0, or -1 with errno and *what. */
 static int pl_atomic_set_mode(portalock_atomic_t *a, const struct stat *target, int exists,
                               const char **what) {
@@ -446,22 +446,24 @@ portalock_status portalock_atomic_commit(portalock_atomic_t *atomic, int *publis
                    a->filename, why);
   }
 
-  /* Checked again here: the target may have changed since open. What remains is the race
-   * between this lstat and the rename below (replace = 0 never replaces anything). */
-  struct stat target;
-  int exists;
-  portalock_status refused = pl_atomic_check_target(a, "commit", &target, &exists, err);
-  if (refused != PORTALOCK_OK) {
-    pl_atomic_drop(a, 1); /* refused before publishing: the payload is kept, as for replace = 0 */
-    return refused;
-  }
-
   const char *what = "commit: fsync of the temporary";
   int r;
   do
     r = fsync(a->fd);
   while (r != 0 && errno == EINTR);
-  if (r == 0) r = pl_atomic_set_mode(a, &target, exists, &what);
+  if (r == 0) {
+    /* Checked again, after the slow fsync: the target may have changed since open. What
+     * remains is the race between this lstat and the rename below (replace = 0 never
+     * replaces anything). */
+    struct stat target;
+    int exists;
+    portalock_status refused = pl_atomic_check_target(a, "commit", &target, &exists, err);
+    if (refused != PORTALOCK_OK) {
+      pl_atomic_drop(a, 1); /* refused before publishing: the payload is kept, as for replace = 0 */
+      return refused;
+    }
+    r = pl_atomic_set_mode(a, &target, exists, &what);
+  }
   if (r != 0) {
     int e = errno;
     pl_atomic_drop(a, 0);

@@ -166,7 +166,7 @@ static const char *pl_unpublishable_type(mode_t mode) {
   if (S_ISSOCK(mode)) return "a socket";
   if (S_ISCHR(mode)) return "a character device";
   if (S_ISBLK(mode)) return "a block device";
-  return "not a regular file";
+  return "a special file";
 }
 
 /*
@@ -188,8 +188,9 @@ static portalock_status pl_atomic_check_target(const portalock_atomic_t *a, cons
                    "'%s'",
                    what, a->filename, type, a->temp_path);
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, a->filename,
-                 "%s: '%s' is %s, not a regular file; an atomic write would replace it", what,
-                 a->filename, type);
+                 "%s: '%s' is %s, not a regular file: open_atomic publishes only over a "
+                 "regular file or a symlink",
+                 what, a->filename, type);
 }
 
 /* ---------------------------------------------------------------- open */

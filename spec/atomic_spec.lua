@@ -163,6 +163,55 @@ describe("open_atomic", function()
     end)
   end)
 
+  describe("a target that is no regular file", function()
+    local function type_of(file)
+      return helper.capture("stat -c %F " .. helper.quote(file))
+    end
+
+    -- The words the message uses for a type, the command that makes one at `path`, the errno.
+    local cases = {
+      {"a FIFO", "mkfifo %s", 22}, -- EINVAL
+      {"a directory", "mkdir %s", 21}, -- EISDIR
+    }
+    if helper.run("test \"$(id -u)\" = 0") == 0 then -- a device node needs root
+      cases[#cases + 1] = {"a character device", "mknod -m 666 %s c 1 3", 22}
+    end
+    for _, case in ipairs(cases) do
+      local what, make, errno = case[1], case[2], case[3]
+      it("refuses " .. what .. " at open, replace or not, and leaves it as it was", function()
+        assert.are.equal(0, helper.run(make:format(helper.quote(path))))
+        local before = type_of(path)
+        for _, replace in ipairs({true, false}) do
+          local h, err = portalock.open_atomic(path, {replace = replace})
+          assert.is_nil(h)
+          assert.are.equal("LockException", err.kind)
+          assert.are.equal(errno, err.errno)
+          assert.are.equal(path, err.path)
+          assert.is_truthy(err.message:find(path .. "' is " .. what, 1, true), err.message)
+          assert.are.equal(before, type_of(path))
+          assert.are.same({}, temporaries())
+        end
+      end)
+    end
+
+    it("refuses at commit one that appeared while writing, and keeps the payload", function()
+      local h = assert(portalock.open_atomic(path))
+      h:write("payload")
+      assert.are.equal(0, helper.run("mkfifo " .. helper.quote(path)))
+      local ok, err = h:commit()
+      assert.is_nil(ok)
+      assert.are.equal("LockException", err.kind)
+      assert.are.equal(22, err.errno) -- EINVAL
+      assert.is_nil(err.published)
+      assert.is_truthy(err.kept)
+      assert.is_truthy(err.message:find("is a FIFO", 1, true), err.message)
+      assert.is_truthy(err.message:find(err.kept, 1, true), err.message)
+      assert.are.equal("payload", helper.read(err.kept))
+      assert.are.equal("kept", h:state())
+      assert.are.equal("fifo\n", type_of(path))
+    end)
+  end)
+
   describe("replace = false", function()
     it("publishes a new file", function()
       local h = assert(portalock.open_atomic(path, {replace = false}))

@@ -711,8 +711,11 @@ PORTALOCK_API void portalock_atomic_options_init(portalock_atomic_options *opts)
 /*
  * Creates the temporary file for `filename` (opts may be NULL for the defaults). The
  * directory must exist: a missing one is LOCK_EXCEPTION (ENOENT). An empty filename, one
- * ending in '/', or whose last component is "." or "..", is PORTALOCK_INVALID. On success
- * *out is a handle to free with portalock_atomic_free.
+ * ending in '/', or whose last component is "." or "..", is PORTALOCK_INVALID. An existing
+ * `filename` that is neither a regular file nor a symlink is refused, whatever opts.replace
+ * says (a rename would turn a device or FIFO into a regular file): LOCK_EXCEPTION with EINVAL
+ * (EISDIR for a directory), the message naming the path and its type. On success *out is a
+ * handle to free with portalock_atomic_free.
  */
 PORTALOCK_API portalock_status portalock_atomic_open(portalock_atomic_t **out, const char *filename,
                                                      const portalock_atomic_options *opts,
@@ -727,8 +730,8 @@ PORTALOCK_API int portalock_atomic_fd(const portalock_atomic_t *atomic);
 PORTALOCK_API const char *portalock_atomic_filename(const portalock_atomic_t *atomic);
 /*
  * The temporary's path (the directory part of the filename joined with the temporary's
- * name) while it exists: before commit, and after a replace = 0 commit that failed and kept
- * the payload there; NULL otherwise (and in a forked child).
+ * name) while it exists: before commit, and after a refused commit that kept the payload
+ * there; NULL otherwise (and in a forked child).
  */
 PORTALOCK_API const char *portalock_atomic_temp_path(const portalock_atomic_t *atomic);
 
@@ -751,8 +754,10 @@ PORTALOCK_API portalock_status portalock_atomic_write(portalock_atomic_t *atomic
  *  - LOCK_EXCEPTION with *published = 0: nothing was published. With replace = 1 the
  *    temporary is removed. With replace = 0 a publishing failure (EEXIST: the file exists;
  *    ENOTSUP: neither RENAME_NOREPLACE nor link() works here; ...) keeps the temporary and
- *    the message names it (portalock_atomic_temp_path). A failure before publishing (a
- *    poisoned handle, fsync, fchmod) always removes the temporary.
+ *    the message names it (portalock_atomic_temp_path). A target that has become a device,
+ *    FIFO, socket or directory since open is refused as at open, keeping the temporary
+ *    likewise (only one that appears between this lstat and the rename is still replaced).
+ *    Any other failure before publishing (a poisoned handle, fsync, fchmod) removes it.
  *  - PORTALOCK_INVALID: the handle is already committed or aborted, or belongs to the
  *    parent process.
  * `published` may be NULL. The handle is finished after every call, whatever the result.

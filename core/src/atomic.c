@@ -157,6 +157,42 @@ static portalock_status pl_atomic_usable(portalock_atomic_t *a, const char *what
   return PORTALOCK_OK;
 }
 
+/* What a file of this type is called in messages, or NULL for the types a commit may
+ * publish over: a regular file (replaced) and a symlink (replaced, not written through). */
+static const char *pl_unpublishable_type(mode_t mode) {
+  if (S_ISREG(mode) || S_ISLNK(mode)) return NULL;
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "a special file";
+}
+
+/*
+ * Looks at what is at the target now (without following a symlink): *st is filled and
+ * *exists set. A target that is neither missing, a regular file nor a symlink is refused:
+ * a rename over a device or FIFO would replace the node with a regular file. Refused:
+ * LOCK_EXCEPTION with EISDIR for a directory, EINVAL for anything else.
+ */
+static portalock_status pl_atomic_check_target(const portalock_atomic_t *a, const char *what,
+                                               struct stat *st, int *exists, portalock_error *err) {
+  *exists = fstatat(a->dirfd, a->base, st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!*exists) return PORTALOCK_OK; /* missing, or unreadable: publishing will tell */
+  const char *type = pl_unpublishable_type(st->st_mode);
+  if (type == NULL) return PORTALOCK_OK;
+  int e = S_ISDIR(st->st_mode) ? EISDIR : EINVAL;
+  if (a->state == PL_ATOMIC_OPEN) /* at commit: the temporary holds the payload */
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, a->filename,
+                   "%s: '%s' is %s, not a regular file; not replaced, the payload was kept at "
+                   "'%s'",
+                   what, a->filename, type, a->temp_path);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, a->filename,
+                 "%s: '%s' is %s, not a regular file: open_atomic publishes only over a "
+                 "regular file or a symlink",
+                 what, a->filename, type);
+}
+
 /* ---------------------------------------------------------------- open */
 
 static void pl_atomic_destroy(portalock_atomic_t *a) {
@@ -227,6 +263,15 @@ portalock_status portalock_atomic_open(portalock_atomic_t **out, const char *fil
     free(dir);
     pl_atomic_destroy(a);
     return s;
+  }
+  struct stat st;
+  int exists;
+  portalock_status refused = pl_atomic_check_target(a, "open_atomic", &st, &exists, err);
+  if (refused != PORTALOCK_OK) {
+    free(dir);
+    close(a->dirfd);
+    pl_atomic_destroy(a);
+    return refused;
   }
 
   int errnum = EEXIST;
@@ -319,20 +364,21 @@ portalock_status portalock_atomic_write(portalock_atomic_t *atomic, const void *
 
 /* ---------------------------------------------------------------- commit */
 
-/* Gives the temporary the final mode (and owner). 0, or -1 with errno and *what. */
-static int pl_atomic_set_mode(portalock_atomic_t *a, const char **what) {
-  struct stat st;
-  if (fstatat(a->dirfd, a->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+/* Gives the temporary the final mode (and owner): that of the regular file `target` when
+ * `exists`, else a new file's. 0, or -1 with errno and *what. */
+static int pl_atomic_set_mode(portalock_atomic_t *a, const struct stat *target, int exists,
+                              const char **what) {
+  if (exists && S_ISREG(target->st_mode)) {
     /* owner first: fchown clears set-id bits, which fchmod then restores, but only for
      * the owner or group actually kept: never a set-id bit for the writer's own ids */
-    mode_t mode = st.st_mode & 07777;
-    if (fchown(a->fd, st.st_uid, st.st_gid) != 0) {
+    mode_t mode = target->st_mode & 07777;
+    if (fchown(a->fd, target->st_uid, target->st_gid) != 0) {
       if (errno != EPERM) {
         *what = "commit: fchown of the temporary";
         return -1;
       }
       mode &= ~(mode_t)S_ISUID;
-      if (fchown(a->fd, (uid_t)-1, st.st_gid) != 0) {
+      if (fchown(a->fd, (uid_t)-1, target->st_gid) != 0) {
         if (errno != EPERM) {
           *what = "commit: fchown of the temporary";
           return -1;
@@ -406,7 +452,19 @@ portalock_status portalock_atomic_commit(portalock_atomic_t *atomic, int *publis
   do
     r = fsync(a->fd);
   while (r != 0 && errno == EINTR);
-  if (r == 0) r = pl_atomic_set_mode(a, &what);
+  if (r == 0) {
+    /* Checked again, after the slow fsync: the target may have changed since open. What
+     * remains is the race between this lstat and the rename below (replace = 0 never
+     * replaces anything). */
+    struct stat target;
+    int exists;
+    portalock_status refused = pl_atomic_check_target(a, "commit", &target, &exists, err);
+    if (refused != PORTALOCK_OK) {
+      pl_atomic_drop(a, 1); /* refused before publishing: the payload is kept, as for replace = 0 */
+      return refused;
+    }
+    r = pl_atomic_set_mode(a, &target, exists, &what);
+  }
   if (r != 0) {
     int e = errno;
     pl_atomic_drop(a, 0);

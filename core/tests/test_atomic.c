@@ -1,5 +1,6 @@
-/* open_atomic: commit, abort, replace = 0, modes and owners, symlinks, poisoning, temporaries
- * left behind, descriptors, forked children and writers SIGKILLed mid-write. */
+/* open_atomic: commit, abort, replace = 0, modes and owners, symlinks, targets that are no
+ * regular file, poisoning, temporaries left behind, descriptors, forked children and writers
+ * SIGKILLed mid-write. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -205,6 +207,74 @@ static void test_symlink(void) {
   CHECK_INT(unlink(kept), 0);
   portalock_atomic_free(a);
   CHECK_INT(count_temporaries(), 0);
+}
+
+static mode_t file_type(const char *path) {
+  struct stat st;
+  CHECK_INT(lstat(path, &st), 0);
+  return st.st_mode & S_IFMT;
+}
+
+/* open_atomic of `path`, which is `type` (as the message says), is refused with `errnum`. */
+static void check_refused_at_open(const char *path, int replace, int errnum, const char *type) {
+  portalock_atomic_options opts;
+  portalock_atomic_options_init(&opts);
+  opts.replace = replace;
+  portalock_error err;
+  portalock_atomic_t *a = NULL;
+  mode_t before = file_type(path);
+  CHECK_STATUS(portalock_atomic_open(&a, path, &opts, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK(a == NULL);
+  CHECK_INT(err.errnum, errnum);
+  CHECK_CONTAINS(err.message, path);
+  CHECK_CONTAINS(err.message, type);
+  CHECK_INT(file_type(path), before);
+  CHECK_INT(count_temporaries(), 0);
+}
+
+static void test_not_regular(void) {
+  tu_group("a device, FIFO, socket or directory at the target is refused, the payload kept");
+  int fds = tu_count_fds();
+  const char *fifo = tu_path("fifo");
+  CHECK_INT(mkfifo(fifo, 0644), 0);
+  check_refused_at_open(fifo, 1, EINVAL, "is a FIFO");
+  check_refused_at_open(fifo, 0, EINVAL, "is a FIFO");
+  const char *sock = tu_path("socket");
+  CHECK_INT(mknod(sock, S_IFSOCK | 0644, 0), 0);
+  check_refused_at_open(sock, 1, EINVAL, "is a socket");
+  const char *dir = tu_path("directory");
+  CHECK_INT(mkdir(dir, 0755), 0);
+  check_refused_at_open(dir, 1, EISDIR, "is a directory");
+  if (geteuid() == 0) {
+    const char *null = tu_path("null");
+    CHECK_INT(mknod(null, S_IFCHR | 0666, makedev(1, 3)), 0);
+    check_refused_at_open(null, 1, EINVAL, "is a character device");
+    CHECK_INT(file_type(null), S_IFCHR);
+  } else {
+    printf("  skipped the device node: mknod needs root\n");
+  }
+
+  /* a FIFO that appears between open and commit: refused at commit, the payload kept */
+  const char *late = tu_path("late-fifo");
+  portalock_atomic_t *a = open_atomic(late, 1);
+  write_str(a, "payload");
+  CHECK_INT(mkfifo(late, 0600), 0);
+  portalock_error err;
+  int published = -1;
+  CHECK_STATUS(portalock_atomic_commit(a, &published, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(published, 0);
+  CHECK_INT(err.errnum, EINVAL);
+  CHECK_CONTAINS(err.message, late);
+  CHECK_CONTAINS(err.message, "is a FIFO");
+  CHECK_INT(file_type(late), S_IFIFO);
+  const char *kept = portalock_atomic_temp_path(a);
+  CHECK(kept != NULL);
+  CHECK_CONTAINS(err.message, kept);
+  read_is(kept, "payload");
+  CHECK_INT(unlink(kept), 0);
+  portalock_atomic_free(a);
+  CHECK_INT(count_temporaries(), 0);
+  CHECK_INT(tu_count_fds(), fds);
 }
 
 static void test_no_replace(void) {
@@ -427,6 +497,7 @@ int main(void) {
   test_commit_and_abort();
   test_modes();
   test_symlink();
+  test_not_regular();
   test_no_replace();
   test_poisoned();
   test_bad_input();

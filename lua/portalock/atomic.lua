@@ -88,7 +88,8 @@ function methods:seek(whence, offset)
 end
 
 --- h:commit(): true, or nil, err (err.published when only the directory fsync failed,
---- err.kept when replace = false kept the payload in the temporary).
+--- err.kept when a refused publication kept the payload in the temporary: replace = false
+--- and the file exists, or the target became a device, FIFO, socket or directory).
 function methods:commit()
   local ok, errtab = core.atomic_commit(self)
   if not ok then
@@ -107,7 +108,7 @@ function methods:abort()
 end
 
 --- h:temp_path(): the temporary's path while it exists (before commit, or where a refused
---- replace = false commit kept the payload), else nil.
+--- commit kept the payload), else nil.
 function methods:temp_path()
   local _, _, temp = core.atomic_info(self)
   return temp

@@ -483,7 +483,7 @@ PORTALOCK_API void portalock_bounded_semaphore_free(portalock_bounded_semaphore_
 /*
  * One sweep (the step API): tries every slot once, in a fresh random order, without
  * blocking. PORTALOCK_OK: a slot is held (see portalock_bounded_semaphore_slot).
- * PORTALOCK_CONTENDED: every slot is held by someone else; `*wait` says when to sweep
+ * PORTALOCK_CONTENDED: every usable slot is held by someone else; `*wait` says when to sweep
  * again (fd: one inotify instance watching every slot file, or -1; next_attempt = now +
  * check_interval). A slot file that cannot be used for a reason waiting won't cure (ELOOP:
  * a symlink; not a regular file; EISDIR, EACCES, EPERM, ENXIO, ...) is skipped by this

@@ -368,6 +368,7 @@ static void expect_slot_skipped(const char *sub, void (*plant)(const char *slot)
   portalock_wait wait;
   CHECK_STATUS(portalock_bounded_semaphore_try(sem, &wait, &err), PORTALOCK_CONTENDED, &err);
   CHECK_CONTAINS(err.message, "1 slot files cannot be used");
+  CHECK(wait.fd >= 0); /* the usable slot is watched */
   CHECK_OK(portalock_bounded_semaphore_release(holder, &err), &err);
   CHECK_OK(portalock_bounded_semaphore_acquire_with(sem, 2, 0.02, &err), &err);
   CHECK_INT(portalock_bounded_semaphore_slot(sem), 1);

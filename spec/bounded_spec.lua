@@ -24,6 +24,21 @@ describe("bounded semaphores", function()
     return portalock.NamedBoundedSemaphore(maximum, opts)
   end
 
+  -- A shell prefix that runs a command as another user (nobody) when root; else empty, and the
+  -- same user plays the other one.
+  local function as_other()
+    return helper.run("test \"$(id -u)\" = 0") == 0
+      and "setpriv --reuid=nobody --regid=nogroup --clear-groups " or ""
+  end
+
+  -- A directory in DIR that everyone may write into, sticky as /tmp is.
+  local function sticky_dir()
+    local sub = dir .. "/sticky"
+    assert.are.equal(0, helper.run("chmod 711 " .. helper.quote(dir) .. " && mkdir -m 1777 "
+      .. helper.quote(sub)))
+    return sub
+  end
+
   describe("slot names", function()
     it("follows Python's default pattern and directory", function()
       local s = sem(3)
@@ -195,6 +210,66 @@ describe("bounded semaphores", function()
     end)
   end)
 
+  describe("a slot file that cannot be used", function()
+    -- Another user plants a file at slot 0 of 2 with `what` (a shell command taking the path).
+    local function plant(what)
+      local sub = sticky_dir()
+      assert.are.equal(0, helper.run(as_other() .. what .. " " .. helper.quote(sub .. "/jobs.00.lock")))
+      return sub
+    end
+
+    for _, case in ipairs({{"a symlink", "ln -s /etc/passwd"}, {"a FIFO", "mkfifo"}}) do
+      it("is skipped when it is " .. case[1] .. ": every acquire gets the other slot", function()
+        local s = sem(2, {directory = plant(case[2])})
+        for _ = 1, 20 do
+          local slot, err = s:acquire({timeout = 0})
+          assert.is_truthy(slot, err and tostring(err))
+          assert.are.equal(1, slot.number)
+          assert(slot:release())
+        end
+      end)
+    end
+
+    it("still lets the acquire wait for the usable slots", function()
+      local sub = plant("ln -s /etc/passwd")
+      local s, holder = sem(2, {directory = sub}), sem(2, {directory = sub})
+      local held = assert(holder:acquire({timeout = 0}))
+      local none, err = s:acquire({timeout = 0.2, check_interval = 0.05})
+      assert.is_nil(none)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert(held:release())
+      assert.are.equal(1, assert(s:acquire({timeout = 0})).number)
+    end)
+
+    it("fails at once with a LockException naming one when no slot file can be used", function()
+      local sub = plant("ln -s /etc/passwd")
+      assert.are.equal(0, helper.run(as_other() .. "ln -s /etc/passwd " .. helper.quote(sub .. "/jobs.01.lock")))
+      local t0 = core.monotonic()
+      local none, err = sem(2, {directory = sub}):acquire({timeout = 5})
+      assert.is_nil(none)
+      assert.is_true(core.monotonic() - t0 < 1)
+      assert.are.equal("LockException", err.kind)
+      assert.are.equal(40, err.errno) -- ELOOP
+      assert.is_truthy(err.message:find("none of its 2 slot files can be used", 1, true), err.message)
+      local named = err.message:find("'" .. sub .. "/jobs.00.lock'", 1, true)
+        or err.message:find("'" .. sub .. "/jobs.01.lock'", 1, true)
+      assert.is_truthy(named, err.message)
+    end)
+
+    it("is skipped by portalock run -j 2", function()
+      local cli = require "spec.support.cli"
+      local session = cli.session(dir)
+      local sub = sticky_dir()
+      assert.are.equal(0, helper.run(as_other() .. "ln -s /etc/passwd "
+        .. helper.quote(sub .. "/bounded_semaphore.00.lock")))
+      for _ = 1, 10 do
+        local code, stdout, stderr = session:run({"run", "--dir", sub, "-j", "2", "true"})
+        assert.are.equal(0, code, cli.describe(code, stdout, stderr))
+      end
+      session:cleanup()
+    end)
+  end)
+
   describe("bad inputs", function()
     for _, class in ipairs({"NamedBoundedSemaphore", "BoundedSemaphore"}) do
       local new = portalock[class]
@@ -355,20 +430,17 @@ end
 
       it("ends with a LockException when another user renames a symlink over the slot file", function()
         -- The slot file is the other user's, in a sticky directory as /tmp is: they may replace
-        -- it. Not root: the same user plays the other one.
-        local as_other = helper.run("test \"$(id -u)\" = 0") == 0
-          and "setpriv --reuid=nobody --regid=nogroup --clear-groups " or ""
-        local sub = dir .. "/sticky"
-        assert.are.equal(0, helper.run("chmod 711 " .. helper.quote(dir) .. " && mkdir -m 1777 "
-          .. helper.quote(sub) .. " && " .. as_other .. "touch " .. helper.quote(sub .. "/w.00.lock")))
+        -- it.
+        local sub = sticky_dir()
+        assert.are.equal(0, helper.run(as_other() .. "touch " .. helper.quote(sub .. "/w.00.lock")))
         hold_one(sub)
         local finish = start_waiter(sub, 1, sub .. "/w.00.lock")
-        assert.are.equal(0, helper.run(as_other .. "sh -c " .. helper.quote("ln -s /etc/passwd "
+        assert.are.equal(0, helper.run(as_other() .. "sh -c " .. helper.quote("ln -s /etc/passwd "
           .. helper.quote(sub .. "/link") .. " && mv -T " .. helper.quote(sub .. "/link") .. " "
           .. helper.quote(sub .. "/w.00.lock"))))
         local output = finish()
-        assert.are.equal("LockException errno 40: open '" .. sub .. "/w.00.lock': "
-          .. "Too many levels of symbolic links\n", output)
+        assert.are.equal("LockException errno 40: bounded semaphore 'w': none of its 1 slot files "
+          .. "can be used (open '" .. sub .. "/w.00.lock': Too many levels of symbolic links)\n", output)
       end)
 
       it("polls when it runs out of descriptors for the slot files (ulimit -n 40, 60 held slots)", function()

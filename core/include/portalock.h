@@ -483,11 +483,14 @@ PORTALOCK_API void portalock_bounded_semaphore_free(portalock_bounded_semaphore_
 /*
  * One sweep (the step API): tries every slot once, in a fresh random order, without
  * blocking. PORTALOCK_OK: a slot is held (see portalock_bounded_semaphore_slot).
- * PORTALOCK_CONTENDED: every slot is held by someone else; `*wait` says when to sweep
+ * PORTALOCK_CONTENDED: every usable slot is held by someone else; `*wait` says when to sweep
  * again (fd: one inotify instance watching every slot file, or -1; next_attempt = now +
- * check_interval). A permanent failure on any slot (a
- * missing directory: ENOENT, EACCES, ELOOP, ...) is LOCK_EXCEPTION at once, naming the
- * slot file. Calling it while the handle already holds a slot is PORTALOCK_INVALID.
+ * check_interval). A slot file that cannot be used for a reason waiting won't cure (ELOOP:
+ * a symlink; not a regular file; EISDIR, EACCES, EPERM, ENXIO, ...) is skipped by this
+ * sweep, which goes on with the other slots (a wait waits for those); when every slot file
+ * is unusable the sweep is LOCK_EXCEPTION, naming the first. Any other failure (a missing
+ * directory: ENOENT, ENOTDIR; ENOMEM, EIO, ...) is LOCK_EXCEPTION at once, naming the slot
+ * file. Calling it while the handle already holds a slot is PORTALOCK_INVALID.
  */
 PORTALOCK_API portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
                                                                portalock_wait *wait,
@@ -500,7 +503,9 @@ PORTALOCK_API void portalock_bounded_semaphore_wait_done(portalock_bounded_semap
 /*
  * The convenience loop over portalock_bounded_semaphore_try: sweeps until a slot is free
  * or `timeout` seconds have passed, re-checking at least every `check_interval`; every
- * slot held until then is ALREADY_LOCKED. timeout 0 is exactly one sweep. There is no
+ * slot held until then is ALREADY_LOCKED; unusable slot files are skipped, and only when
+ * no slot file is usable does it end at once with LOCK_EXCEPTION (see
+ * portalock_bounded_semaphore_try). timeout 0 is exactly one sweep. There is no
  * fail_when_locked: a semaphore always waits up to its timeout (as Python's does).
  * portalock_bounded_semaphore_acquire uses the handle's own timeout and check_interval.
  */

@@ -35,7 +35,8 @@ struct portalock_bounded_semaphore {
   portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
   int watch_fd;
   int unwatched;
-  int polling; /* descriptors ran out: this wait keeps no slot file open and watches none */
+  int polling;   /* descriptors ran out: this wait keeps no slot file open and watches none */
+  long unusable; /* slot files the last sweep skipped (pl_slot_unusable) */
   int woke;
   pid_t waiter; /* the process that set the wait up */
 };
@@ -482,7 +483,31 @@ static void pl_poll_instead(portalock_bounded_semaphore_t *sem) {
   pl_count(PL_UNWATCHED);
 }
 
-/* Tries every slot once, in random order. */
+/* Whether a slot failed for a reason about its own file that waiting won't cure (a symlink,
+ * a FIFO or other non-regular file, another user's unreadable file...): such a slot is
+ * skipped so that one planted file cannot fail the semaphore while other slots are free.
+ * A missing directory (ENOENT, ENOTDIR), running out of memory or descriptors and I/O
+ * errors are not about one slot and end the sweep. */
+static int pl_slot_unusable(portalock_status status, int errnum) {
+  if (status != PORTALOCK_LOCK_EXCEPTION) return 0;
+  switch (errnum) {
+  case ELOOP:  /* a symlink (slot files are opened O_NOFOLLOW) */
+  case EINVAL: /* a FIFO, socket or device (pl_lockfile_open), or a file flock refuses */
+  case EISDIR:
+  case ENXIO: /* a socket, or a device without its driver */
+  case ENODEV:
+  case EACCES:
+  case EPERM:
+  case ETXTBSY:
+  case EEXIST: /* the file kept appearing and disappearing */
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Tries every slot once, in random order, skipping unusable slot files; when every slot is
+ * unusable the sweep fails with the first one's error. */
 static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double check_interval,
                                       portalock_error *err) {
   /* Not at construction: an object that never sweeps (a config declares many) costs no
@@ -492,6 +517,8 @@ static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double
     return pl_fail_sys(err, ENOMEM, "allocate the sweep order for", sem->directory);
   if (pl_shuffle(sem->order, sem->maximum) != 0)
     return pl_fail_sys(err, errno, "read the OS random source for", sem->directory);
+  portalock_error first; /* the first unusable slot's error */
+  sem->unusable = 0;
   for (long k = 0; k < sem->maximum; k++) {
     long number = sem->order[k];
     portalock_lock_t *lock;
@@ -515,9 +542,13 @@ static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double
       k--; /* this slot again, with the descriptors the wait kept now free */
       continue;
     }
-    return status;
+    if (!pl_slot_unusable(status, err->errnum)) return status;
+    if (sem->unusable++ == 0) first = *err;
   }
-  return PORTALOCK_CONTENDED;
+  if (sem->unusable < sem->maximum) return PORTALOCK_CONTENDED;
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, first.errnum, first.path,
+                 "bounded semaphore '%s': none of its %ld slot files can be used (%s)", sem->name,
+                 sem->maximum, first.message);
 }
 
 /* Starts watching every slot file; returns 1 when a watch was just made (a release before
@@ -526,6 +557,7 @@ static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
   if (sem->watch_fd >= 0 || sem->unwatched || sem->waiting == NULL) return 0;
   sem->watch_fd = pl_watch_open();
   for (long k = 0; k < sem->maximum && sem->watch_fd >= 0; k++) {
+    if (sem->waiting[k] == NULL) continue; /* an unusable slot: the periodic sweep retries it */
     if (pl_watch_add(sem->watch_fd, portalock_lock_filename(sem->waiting[k])) < 0) {
       pl_count(PL_UNWATCHED);
       close(sem->watch_fd);
@@ -573,6 +605,11 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
     wait->fd = sem->watch_fd;
     wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
   }
+  if (sem->unusable > 0)
+    return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
+                   "bounded semaphore '%s' in '%s': the %ld usable slots are held (%ld slot files "
+                   "cannot be used)",
+                   sem->name, sem->directory, sem->maximum - sem->unusable, sem->unusable);
   return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
                  "bounded semaphore '%s' in '%s': all %ld slots are held", sem->name,
                  sem->directory, sem->maximum);

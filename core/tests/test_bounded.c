@@ -1,6 +1,6 @@
 /* Tests bounded semaphores: slot names, bad inputs, the sweep and its timeout, the random
- * order, a killed holder, the default directory, slot files that vanish during a wait, a waiter
- * short of descriptors, fork. */
+ * order, a killed holder, the default directory, slot files that vanish during a wait, slot
+ * files that cannot be used, a waiter short of descriptors, fork. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -339,6 +339,73 @@ static void test_slot_vanishes(void) {
   expect_wait_ends("symlinked", rename_symlink_over, ELOOP);
 }
 
+static void plant_symlink(const char *slot) {
+  CHECK_INT(symlink("/dev/null", slot), 0);
+}
+
+static void plant_fifo(const char *slot) {
+  CHECK_INT(mkfifo(slot, 0600), 0);
+}
+
+/* A bad file at slot 0 of 2 (`plant`): every acquire gets slot 1, a wait for slot 1 while it
+ * is held still waits (it is not ended by slot 0), and it gets slot 1 once that is free. */
+static void expect_slot_skipped(const char *sub, void (*plant)(const char *slot)) {
+  char dir[PORTALOCK_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/%s", tu_scratch(), sub);
+  CHECK_INT(mkdir(dir, 0700), 0);
+  portalock_bounded_semaphore_t *sem = new_sem(2, "s", dir);
+  plant(portalock_bounded_semaphore_filename(sem, 0));
+  portalock_error err;
+  int fds = tu_count_fds();
+  for (int i = 0; i < 20; i++) {
+    CHECK_OK(portalock_bounded_semaphore_acquire_with(sem, 0, 0.02, &err), &err);
+    CHECK_INT(portalock_bounded_semaphore_slot(sem), 1);
+    CHECK_OK(portalock_bounded_semaphore_release(sem, &err), &err);
+  }
+  CHECK_INT(tu_count_fds(), fds);
+  portalock_bounded_semaphore_t *holder = new_sem(2, "s", dir);
+  CHECK_OK(portalock_bounded_semaphore_acquire_with(holder, 0, 0.02, &err), &err);
+  portalock_wait wait;
+  CHECK_STATUS(portalock_bounded_semaphore_try(sem, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK_CONTAINS(err.message, "1 slot files cannot be used");
+  CHECK(wait.fd >= 0); /* the usable slot is watched */
+  CHECK_OK(portalock_bounded_semaphore_release(holder, &err), &err);
+  CHECK_OK(portalock_bounded_semaphore_acquire_with(sem, 2, 0.02, &err), &err);
+  CHECK_INT(portalock_bounded_semaphore_slot(sem), 1);
+  portalock_bounded_semaphore_free(holder);
+  portalock_bounded_semaphore_free(sem);
+  CHECK_INT(tu_count_fds(), fds);
+}
+
+static void test_bad_slot_skipped(void) {
+  tu_group("a slot file that cannot be used is skipped; all of them: an error naming one");
+  expect_slot_skipped("symlink-slot", plant_symlink);
+  expect_slot_skipped("fifo-slot", plant_fifo);
+
+  char dir[PORTALOCK_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/all-bad", tu_scratch());
+  CHECK_INT(mkdir(dir, 0700), 0);
+  portalock_bounded_semaphore_t *sem = new_sem(2, "s", dir);
+  char slot0[PORTALOCK_PATH_MAX], slot1[PORTALOCK_PATH_MAX];
+  snprintf(slot0, sizeof slot0, "%s", portalock_bounded_semaphore_filename(sem, 0));
+  snprintf(slot1, sizeof slot1, "%s", portalock_bounded_semaphore_filename(sem, 1));
+  plant_symlink(slot0);
+  plant_symlink(slot1);
+  int fds = tu_count_fds();
+  portalock_error err;
+  /* at once, not after the timeout: waiting cannot cure it */
+  double start = portalock_monotonic();
+  CHECK_STATUS(portalock_bounded_semaphore_acquire_with(sem, 5, 0.02, &err),
+               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK(portalock_monotonic() - start < 1);
+  CHECK_INT(err.errnum, ELOOP);
+  CHECK(strcmp(err.path, slot0) == 0 || strcmp(err.path, slot1) == 0);
+  CHECK_CONTAINS(err.message, err.path);
+  CHECK_CONTAINS(err.message, "none of its 2 slot files can be used");
+  CHECK_INT(tu_count_fds(), fds);
+  portalock_bounded_semaphore_free(sem);
+}
+
 /* Lets this process open `more` descriptors beyond those it has open now. */
 static void limit_descriptors(int more) {
   int lowest = tu_open("/dev/null", O_RDONLY);
@@ -453,6 +520,7 @@ int main(void) {
   test_killed_holder();
   test_missing_directory();
   test_slot_vanishes();
+  test_bad_slot_skipped();
   test_descriptors_run_out();
   test_default_directory();
   test_fork();

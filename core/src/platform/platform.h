@@ -1,5 +1,12 @@
-/* The one seam for system-specific code: everything here differs between Linux, macOS and
- * the BSDs. */
+/* The one seam for system-specific code: everything declared here differs between Linux,
+ * macOS and the BSDs. The build picks the files that implement it (core/CMakeLists.txt):
+ *   ofd.c, random.c  every system (each tests for the feature it uses);
+ *   linux.c          Linux;
+ *   bsd.c            macOS, FreeBSD, OpenBSD, NetBSD and DragonFly;
+ *   generic.c        any other system: what it can do with POSIX alone;
+ *   posix.c          every system but Linux: the answers for what only Linux has.
+ * Files outside this folder test no system: they call these functions, or test a feature
+ * macro defined below. */
 #ifndef PORTALOCK_PLATFORM_H
 #define PORTALOCK_PLATFORM_H
 

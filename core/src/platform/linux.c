@@ -1,0 +1,46 @@
+/* Linux: dup3, the file system's magic number, named semaphores in /dev/shm. */
+#define _GNU_SOURCE /* dup3 */
+#include "../private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+int pl_platform_dup_cloexec(int oldfd, int newfd) {
+  int r;
+  do
+    r = dup3(oldfd, newfd, O_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int pl_platform_network_file(int fd) {
+  /* The magic numbers of linux/magic.h (which not every libc installs). */
+  static const unsigned long network[] = {
+      0x6969,     /* NFS */
+      0x517B,     /* SMB */
+      0xFF534D42, /* CIFS */
+      0xFE534D42, /* SMB2 */
+      0x00C36400, /* Ceph */
+      0x5346414F, /* AFS */
+      0x6B414653, /* kAFS */
+      0x01021997, /* 9P */
+  };
+  struct statfs s;
+  if (fstatfs(fd, &s) != 0) return -1;
+  for (size_t i = 0; i < sizeof network / sizeof network[0]; i++)
+    if ((unsigned long)s.f_type == network[i]) return 1;
+  return 0;
+}
+
+int pl_platform_sem_path(const char *name, char *path, size_t cap) {
+  /* glibc (since 2.34 always) and musl: SHMDIR "sem." and the name without its '/' */
+  int n = snprintf(path, cap, "/dev/shm/sem.%s", name[0] == '/' ? name + 1 : name);
+  if (n >= 0 && (size_t)n < cap) return 0;
+  errno = ENAMETOOLONG;
+  return -1;
+}

@@ -1,0 +1,14 @@
+/* Every system but Linux: the answers for what only Linux has. */
+#include "../private.h"
+
+#include <errno.h>
+
+#include "platform.h"
+
+int pl_platform_sem_path(const char *name, char *path, size_t cap) {
+  (void)name;
+  (void)path;
+  (void)cap;
+  errno = ENOTSUP;
+  return -1;
+}

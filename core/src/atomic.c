@@ -18,9 +18,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
 #ifdef __linux__
 #include <sys/syscall.h>
 #endif
+
+#include "platform/platform.h"
 
 #define PL_NAME_MAX 255
 #define PL_TMP_PREFIX ".portalock-"
@@ -56,42 +59,6 @@ void portalock_atomic_options_init(portalock_atomic_options *opts) {
 }
 
 /* ---------------------------------------------------------------- helpers */
-
-/* `len` bytes from the OS random source: getrandom(2), else /dev/urandom. 0 or -1/errno. */
-static int pl_random_bytes(unsigned char *buf, size_t len) {
-#if defined(__linux__) && defined(SYS_getrandom)
-  size_t got = 0;
-  while (got < len) {
-    long r = syscall(SYS_getrandom, buf + got, len - got, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOSYS) break;
-      return -1;
-    }
-    got += (size_t)r;
-  }
-  if (got == len) return 0;
-#endif
-  int fd;
-  do
-    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -1;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t r = read(fd, buf + done, len - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      int e = r < 0 ? errno : EIO;
-      close(fd);
-      errno = e;
-      return -1;
-    }
-    done += (size_t)r;
-  }
-  close(fd);
-  return 0;
-}
 
 /* The process umask without changing it where /proc/self/status tells (Linux 4.7+); else a
  * umask() round trip (briefly observable by other threads). */
@@ -232,7 +199,7 @@ portalock_status portalock_atomic_open(portalock_atomic_t **out, const char *fil
   int errnum = EEXIST;
   for (int i = 0; i < PL_TMP_TRIES && a->fd < 0; i++) {
     unsigned char rnd[8];
-    if (pl_random_bytes(rnd, sizeof rnd) != 0) {
+    if (pl_platform_random_bytes(rnd, sizeof rnd) != 0) {
       errnum = errno;
       break;
     }

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "platform/platform.h"
+
 #define PL_SEM_PREFIX "/portalock."
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
@@ -63,23 +65,11 @@ static portalock_status pl_sem_check_name(const char *name, portalock_error *err
                  len > 64 ? "..." : "", problem);
 }
 
-/* "semaphore.<16 hex digits>" from /dev/urandom. */
+/* "semaphore.<16 hex digits>" from the OS random source. */
 static portalock_status pl_sem_generate_name(char *buf, size_t len, portalock_error *err) {
   unsigned char bytes[8];
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pl_fail_sys(err, errno, "open", "/dev/urandom");
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t r = read(fd, bytes + got, sizeof bytes - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      int e = r < 0 ? errno : EIO;
-      close(fd);
-      return pl_fail_sys(err, e, "read", "/dev/urandom");
-    }
-    got += (size_t)r;
-  }
-  close(fd);
+  if (pl_platform_random_bytes(bytes, sizeof bytes) != 0)
+    return pl_fail_sys(err, errno, "Semaphore: read the OS random source for a name", NULL);
   int n = snprintf(buf, len, "semaphore.");
   for (size_t i = 0; i < sizeof bytes; i++)
     n += snprintf(buf + n, len - (size_t)n, "%02x", bytes[i]);

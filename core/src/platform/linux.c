@@ -1,10 +1,11 @@
-/* Linux: dup3, the file system's magic number, named semaphores in /dev/shm. */
-#define _GNU_SOURCE /* dup3 */
+/* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, getrandom. */
+#define _GNU_SOURCE /* dup3, syscall numbers */
 #include "../private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -43,4 +44,16 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   if (n >= 0 && (size_t)n < cap) return 0;
   errno = ENAMETOOLONG;
   return -1;
+}
+
+long pl_platform_getrandom(void *buf, size_t len) {
+#ifdef SYS_getrandom
+  /* The system call itself: getrandom() is missing from C libraries older than the call. */
+  return syscall(SYS_getrandom, buf, len, 0);
+#else
+  (void)buf;
+  (void)len;
+  errno = ENOSYS;
+  return -1;
+#endif
 }

@@ -31,4 +31,11 @@ int pl_platform_network_file(int fd);
  * (macOS, the BSDs), ENAMETOOLONG when it does not fit `cap`. */
 int pl_platform_sem_path(const char *name, char *path, size_t cap);
 
+/* `len` bytes from the OS random source (random.c): 0, or -1 with errno. */
+int pl_platform_random_bytes(void *buf, size_t len);
+
+/* One call of the system's random call (Linux: getrandom(2)) for up to `len` bytes: how many
+ * it gave, or -1 with errno; ENOSYS where there is no such call. */
+long pl_platform_getrandom(void *buf, size_t len);
+
 #endif /* PORTALOCK_PLATFORM_H */

@@ -12,3 +12,10 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   errno = ENOTSUP;
   return -1;
 }
+
+long pl_platform_getrandom(void *buf, size_t len) {
+  (void)buf;
+  (void)len;
+  errno = ENOSYS; /* random.c reads /dev/urandom */
+  return -1;
+}

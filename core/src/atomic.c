@@ -5,9 +5,6 @@
  * Everything happens relative to a descriptor of the target's directory, opened once, so
  * the temporary, the target and the directory that is fsynced are always the same ones.
  */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* syscall numbers, renameat2 */
-#endif
 #include "private.h"
 
 #include <errno.h>
@@ -19,10 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifdef __linux__
-#include <sys/syscall.h>
-#endif
-
 #include "platform/platform.h"
 
 #define PL_NAME_MAX 255
@@ -30,10 +23,6 @@
 /* "." + basename + ".portalock-" + 16 hex + ".tmp" */
 #define PL_TMP_EXTRA (1 + (sizeof PL_TMP_PREFIX - 1) + 16 + 4)
 #define PL_TMP_TRIES 100
-
-#ifndef PL_RENAME_NOREPLACE
-#define PL_RENAME_NOREPLACE (1 << 0) /* RENAME_NOREPLACE from <linux/fs.h> */
-#endif
 
 typedef enum pl_atomic_state {
   PL_ATOMIC_OPEN,     /* writable; the temporary exists */
@@ -320,18 +309,6 @@ static int pl_atomic_set_mode(portalock_atomic_t *a, const char **what) {
   return 0;
 }
 
-static int pl_renameat2_noreplace(int dirfd, const char *from, const char *to) {
-#if defined(__linux__) && defined(SYS_renameat2)
-  return (int)syscall(SYS_renameat2, dirfd, from, dirfd, to, PL_RENAME_NOREPLACE);
-#else
-  (void)dirfd;
-  (void)from;
-  (void)to;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
 /* 1 when `errnum` says the filesystem or kernel lacks the operation (not a real failure). */
 static int pl_unsupported(int errnum) {
   return errnum == EINVAL || errnum == ENOSYS || errnum == ENOTSUP || errnum == EOPNOTSUPP ||
@@ -340,7 +317,7 @@ static int pl_unsupported(int errnum) {
 
 /* Publishes without replacing. 0, or -1 with errno (ENOTSUP: no way to do it here). */
 static int pl_publish_noreplace(portalock_atomic_t *a, int *link_unlink_failed) {
-  if (pl_renameat2_noreplace(a->dirfd, a->temp_name, a->base) == 0) return 0;
+  if (pl_platform_rename_noreplace(a->dirfd, a->temp_name, a->base) == 0) return 0;
   if (!pl_unsupported(errno) || errno == EPERM || errno == EMLINK) return -1;
   if (linkat(a->dirfd, a->temp_name, a->dirfd, a->base, 0) != 0) {
     if (pl_unsupported(errno)) errno = ENOTSUP;

@@ -1,4 +1,5 @@
-/* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, getrandom. */
+/* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, renameat2,
+ * getrandom. */
 #define _GNU_SOURCE /* dup3, syscall numbers */
 #include "../private.h"
 
@@ -10,6 +11,10 @@
 #include <unistd.h>
 
 #include "platform.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0) /* from <linux/fs.h> */
+#endif
 
 int pl_platform_dup_cloexec(int oldfd, int newfd) {
   int r;
@@ -44,6 +49,19 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   if (n >= 0 && (size_t)n < cap) return 0;
   errno = ENAMETOOLONG;
   return -1;
+}
+
+int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to) {
+#ifdef SYS_renameat2
+  /* The system call itself: renameat2() is missing from C libraries older than glibc 2.28. */
+  return (int)syscall(SYS_renameat2, dirfd, from, dirfd, to, RENAME_NOREPLACE);
+#else
+  (void)dirfd;
+  (void)from;
+  (void)to;
+  errno = ENOSYS;
+  return -1;
+#endif
 }
 
 long pl_platform_getrandom(void *buf, size_t len) {

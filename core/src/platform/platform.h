@@ -31,6 +31,11 @@ int pl_platform_network_file(int fd);
  * (macOS, the BSDs), ENAMETOOLONG when it does not fit `cap`. */
 int pl_platform_sem_path(const char *name, char *path, size_t cap);
 
+/* Renames `from` to `to`, both in the directory `dirfd`, unless `to` exists (EEXIST then):
+ * 0, or -1 with errno; ENOSYS where the system has no such call (Linux: renameat2 with
+ * RENAME_NOREPLACE; the file system may still refuse it with EINVAL). */
+int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to);
+
 /* `len` bytes from the OS random source (random.c): 0, or -1 with errno. */
 int pl_platform_random_bytes(void *buf, size_t len);
 

@@ -13,6 +13,14 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   return -1;
 }
 
+int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to) {
+  (void)dirfd;
+  (void)from;
+  (void)to;
+  errno = ENOSYS; /* atomic.c publishes with link() */
+  return -1;
+}
+
 long pl_platform_getrandom(void *buf, size_t len) {
   (void)buf;
   (void)len;

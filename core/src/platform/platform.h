@@ -10,7 +10,22 @@
 #ifndef PORTALOCK_PLATFORM_H
 #define PORTALOCK_PLATFORM_H
 
+#include <limits.h> /* the C library's version macros (__GLIBC__) */
 #include <stddef.h>
+
+/* ---------------------------------------------------------------- feature macros */
+
+/* posix_spawn_file_actions_adddup2(fd, fd) clears FD_CLOEXEC in the child (POSIX.1-2024;
+ * glibc since 2.29). */
+#ifndef PL_SPAWN_CLEARS_CLOEXEC
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+#define PL_SPAWN_CLEARS_CLOEXEC 1
+#else
+#define PL_SPAWN_CLEARS_CLOEXEC 0
+#endif
+#endif
+
+/* ---------------------------------------------------------------- functions */
 
 /* An open-file-description record lock on the whole file: F_RDLCK, F_WRLCK or F_UNLCK.
  * Returns 0, or -1 with errno; ENOTSUP where the system has no OFD locks. */

@@ -2,9 +2,6 @@
  * The counting semaphore: a POSIX named semaphore "/portalock.<name>", opened on first use.
  * The handle counts its own acquires so that a scope can give back exactly what it took.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* sem_clockwait */
-#endif
 #include "private.h"
 
 #include <errno.h>
@@ -21,12 +18,6 @@
 #include "platform/platform.h"
 
 #define PL_SEM_PREFIX "/portalock."
-
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
-#define PL_HAVE_SEM_CLOCKWAIT 1
-#else
-#define PL_HAVE_SEM_CLOCKWAIT 0
-#endif
 
 /* Beyond this a timeout is treated as forever (about 31 years). */
 #define PL_SEM_FOREVER 1e9
@@ -217,7 +208,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
     if (until > deadline) until = deadline;
     struct timespec ts;
     pl_monotonic_timespec(until, &ts);
-    if (sem_clockwait(sem->file.sem, CLOCK_MONOTONIC, &ts) == 0) {
+    if (pl_platform_sem_clockwait(sem->file.sem, &ts) == 0) {
       sem->granted = pl_self();
       pl_count(PL_WOKE_KERNEL);
       return 1;
@@ -289,8 +280,7 @@ portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, do
   }
   for (;;) {
     /* The deadline is absolute, so retrying after a signal never extends the wait. */
-    int r = forever ? sem_wait(sem->file.sem)
-                    : sem_clockwait(sem->file.sem, CLOCK_MONOTONIC, &deadline);
+    int r = forever ? sem_wait(sem->file.sem) : pl_platform_sem_clockwait(sem->file.sem, &deadline);
     if (r == 0) {
       pl_clear(err);
       return pl_sem_took(sem);

@@ -1,6 +1,6 @@
 /* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, renameat2,
- * getrandom. */
-#define _GNU_SOURCE /* dup3, syscall numbers */
+ * getrandom, sem_clockwait. */
+#define _GNU_SOURCE /* dup3, syscall numbers, sem_clockwait */
 #include "../private.h"
 
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "platform.h"
@@ -50,6 +51,12 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   errno = ENAMETOOLONG;
   return -1;
 }
+
+#if PL_HAVE_SEM_CLOCKWAIT
+int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs) {
+  return sem_clockwait(sem, CLOCK_MONOTONIC, abs);
+}
+#endif
 
 int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to) {
 #ifdef SYS_renameat2

@@ -11,7 +11,10 @@
 #define PORTALOCK_PLATFORM_H
 
 #include <limits.h> /* the C library's version macros (__GLIBC__) */
+#include <semaphore.h>
 #include <stddef.h>
+
+struct timespec;
 
 /* ---------------------------------------------------------------- feature macros */
 
@@ -23,6 +26,15 @@
 #else
 #define PL_SPAWN_CLEARS_CLOEXEC 0
 #endif
+#endif
+
+/* sem_clockwait: a semaphore wait against CLOCK_MONOTONIC (glibc since 2.30), through
+ * pl_platform_sem_clockwait (linux.c). Without it a wait polls. */
+#if defined(__linux__) && defined(__GLIBC__) &&                                                    \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define PL_HAVE_SEM_CLOCKWAIT 1
+#else
+#define PL_HAVE_SEM_CLOCKWAIT 0
 #endif
 
 /* ---------------------------------------------------------------- functions */
@@ -45,6 +57,11 @@ int pl_platform_network_file(int fd);
  * process-shared sem_t. -1 with errno: ENOTSUP where named semaphores are no such files
  * (macOS, the BSDs), ENAMETOOLONG when it does not fit `cap`. */
 int pl_platform_sem_path(const char *name, char *path, size_t cap);
+
+#if PL_HAVE_SEM_CLOCKWAIT
+/* sem_clockwait(sem, CLOCK_MONOTONIC, abs): 0, or -1 with errno (ETIMEDOUT, EINTR, ...). */
+int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs);
+#endif
 
 /* Renames `from` to `to`, both in the directory `dirfd`, unless `to` exists (EEXIST then):
  * 0, or -1 with errno; ENOSYS where the system has no such call (Linux: renameat2 with

@@ -1,17 +1,21 @@
 /* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, renameat2,
- * getrandom, sem_clockwait. */
+ * getrandom, sem_clockwait, /proc/locks. */
 #define _GNU_SOURCE /* dup3, syscall numbers, sem_clockwait */
 #include "../private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "platform.h"
+
+#define PL_LOCKS_FILE "/proc/locks"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0) /* from <linux/fs.h> */
@@ -81,4 +85,55 @@ long pl_platform_getrandom(void *buf, size_t len) {
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+static portalock_status pl_locks_unreadable(portalock_error *err, int errnum, const char *path) {
+  char why[128];
+  pl_strerror(errnum, why, sizeof why);
+  /* A missing /proc/locks: no procfs, or not Linux underneath. */
+  int reported = errnum == ENOENT || errnum == ENOTDIR ? ENOSYS : errnum;
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, reported, path,
+                 "lock holders of '%s': cannot read " PL_LOCKS_FILE
+                 " (lock holders are only known on Linux): %s",
+                 path, why);
+}
+
+portalock_status pl_platform_lock_holders(const char *path, const struct stat *st,
+                                          portalock_holder *out, size_t cap, size_t *count,
+                                          portalock_error *err) {
+  int fd = open(PL_LOCKS_FILE, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return pl_locks_unreadable(err, errno, path);
+  FILE *f = fdopen(fd, "r");
+  if (f == NULL) {
+    int errnum = errno;
+    close(fd);
+    return pl_locks_unreadable(err, errnum, path);
+  }
+
+  unsigned long long want_major = (unsigned long long)major(st->st_dev);
+  unsigned long long want_minor = (unsigned long long)minor(st->st_dev);
+  unsigned long long want_ino = (unsigned long long)st->st_ino;
+  char *line = NULL;
+  size_t line_cap = 0;
+  size_t found = 0;
+  int errnum = 0;
+  for (;;) {
+    errno = 0;
+    if (getline(&line, &line_cap, f) < 0) {
+      errnum = errno; /* 0 at the end of the file */
+      break;
+    }
+    pl_lock_line parsed;
+    if (pl_parse_line(line, &parsed) != 0) continue;
+    if (parsed.major != want_major || parsed.minor != want_minor || parsed.ino != want_ino)
+      continue;
+    if (found < cap) out[found] = parsed.holder;
+    found++;
+  }
+  int failed = ferror(f) || !feof(f); /* getline may fail (ENOMEM) without ferror */
+  free(line);
+  fclose(f);
+  if (failed) return pl_locks_unreadable(err, errnum != 0 ? errnum : EIO, path);
+  *count = found;
+  return PORTALOCK_OK;
 }

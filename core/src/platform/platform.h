@@ -14,6 +14,9 @@
 #include <semaphore.h>
 #include <stddef.h>
 
+#include "portalock.h"
+
+struct stat;
 struct timespec;
 
 /* ---------------------------------------------------------------- feature macros */
@@ -67,6 +70,13 @@ int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs);
  * 0, or -1 with errno; ENOSYS where the system has no such call (Linux: renameat2 with
  * RENAME_NOREPLACE; the file system may still refuse it with EINVAL). */
 int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to);
+
+/* The holders of locks on the file `st` describes (`path` names it in messages): up to
+ * `cap` of them into `out`, how many there are in *count. Where the system does not tell
+ * (all but Linux, whose /proc/locks status.c parses) LOCK_EXCEPTION with ENOSYS. */
+portalock_status pl_platform_lock_holders(const char *path, const struct stat *st,
+                                          portalock_holder *out, size_t cap, size_t *count,
+                                          portalock_error *err);
 
 /* `len` bytes from the OS random source (random.c): 0, or -1 with errno. */
 int pl_platform_random_bytes(void *buf, size_t len);

@@ -27,3 +27,14 @@ long pl_platform_getrandom(void *buf, size_t len) {
   errno = ENOSYS; /* random.c reads /dev/urandom */
   return -1;
 }
+
+portalock_status pl_platform_lock_holders(const char *path, const struct stat *st,
+                                          portalock_holder *out, size_t cap, size_t *count,
+                                          portalock_error *err) {
+  (void)st;
+  (void)out;
+  (void)cap;
+  (void)count;
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOSYS, path,
+                 "lock holders of '%s': lock holders are only known on Linux (/proc/locks)", path);
+}

@@ -1,12 +1,14 @@
 /* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, renameat2,
- * getrandom, sem_clockwait, /proc/locks. */
-#define _GNU_SOURCE /* dup3, syscall numbers, sem_clockwait */
+ * getrandom, sem_clockwait,
+ * pthread_clockjoin_np, inotify, /proc/locks. */
+#define _GNU_SOURCE /* dup3, syscall numbers, sem_clockwait, pthread_clockjoin_np */
 #include "../private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -61,6 +63,29 @@ int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs) {
   return sem_clockwait(sem, CLOCK_MONOTONIC, abs);
 }
 #endif
+
+#if PL_HAVE_CLOCKJOIN
+int pl_platform_join_until(pthread_t thread, const struct timespec *abs) {
+  return pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, abs);
+}
+#endif
+
+int pl_platform_watch_open(void) {
+  return inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+}
+
+int pl_platform_watch_add(int watch_fd, const char *path) {
+  /* Closes end holds; attribute, move and delete events mean the path may name another file
+   * now, which the next attempt checks. */
+  uint32_t mask = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF |
+                  IN_DONT_FOLLOW;
+  return inotify_add_watch(watch_fd, path, mask);
+}
+
+void pl_platform_watch_remove(int watch_fd, int watch) {
+  /* Unlike closing the instance, this returns at once (the kernel frees the mark later). */
+  inotify_rm_watch(watch_fd, watch);
+}
 
 int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to) {
 #ifdef SYS_renameat2

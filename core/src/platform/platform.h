@@ -11,6 +11,7 @@
 #define PORTALOCK_PLATFORM_H
 
 #include <limits.h> /* the C library's version macros (__GLIBC__) */
+#include <pthread.h>
 #include <semaphore.h>
 #include <stddef.h>
 
@@ -40,6 +41,15 @@ struct timespec;
 #define PL_HAVE_SEM_CLOCKWAIT 0
 #endif
 
+/* pthread_clockjoin_np: a join with a CLOCK_MONOTONIC deadline (glibc since 2.31), through
+ * pl_platform_join_until (linux.c). The kernel queue's helper thread needs it (wake.c). */
+#if defined(__linux__) && defined(__GLIBC__) &&                                                    \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 31))
+#define PL_HAVE_CLOCKJOIN 1
+#else
+#define PL_HAVE_CLOCKJOIN 0
+#endif
+
 /* ---------------------------------------------------------------- functions */
 
 /* An open-file-description record lock on the whole file: F_RDLCK, F_WRLCK or F_UNLCK.
@@ -65,6 +75,22 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap);
 /* sem_clockwait(sem, CLOCK_MONOTONIC, abs): 0, or -1 with errno (ETIMEDOUT, EINTR, ...). */
 int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs);
 #endif
+
+#if PL_HAVE_CLOCKJOIN
+/* pthread_join(thread, NULL) that gives up at `abs` (CLOCK_MONOTONIC): 0, or an error
+ * number (ETIMEDOUT). */
+int pl_platform_join_until(pthread_t thread, const struct timespec *abs);
+#endif
+
+/* A watch on files (Linux: an inotify instance) that becomes readable when one of them is
+ * closed, or changes its name, attributes or existence. The instance, non-blocking and
+ * close-on-exec: a descriptor, or -1 with errno (ENOSYS where the system has none). */
+int pl_platform_watch_open(void);
+/* Adds `path` (not followed if a symbolic link) to the instance: a watch number, or -1 with
+ * errno. */
+int pl_platform_watch_add(int watch_fd, const char *path);
+/* Removes a watch from the instance; returns at once. */
+void pl_platform_watch_remove(int watch_fd, int watch);
 
 /* Renames `from` to `to`, both in the directory `dirfd`, unless `to` exists (EEXIST then):
  * 0, or -1 with errno; ENOSYS where the system has no such call (Linux: renameat2 with

@@ -13,6 +13,23 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   return -1;
 }
 
+int pl_platform_watch_open(void) {
+  errno = ENOSYS; /* waits poll on the clock */
+  return -1;
+}
+
+int pl_platform_watch_add(int watch_fd, const char *path) {
+  (void)watch_fd;
+  (void)path;
+  errno = ENOSYS;
+  return -1;
+}
+
+void pl_platform_watch_remove(int watch_fd, int watch) {
+  (void)watch_fd;
+  (void)watch;
+}
+
 int pl_platform_rename_noreplace(int dirfd, const char *from, const char *to) {
   (void)dirfd;
   (void)from;

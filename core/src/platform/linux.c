@@ -1,7 +1,6 @@
-/* Linux: dup3, the file system's magic number, named semaphores in /dev/shm, renameat2,
- * getrandom, sem_clockwait,
- * pthread_clockjoin_np, inotify, /proc/locks. */
-#define _GNU_SOURCE /* dup3, syscall numbers, sem_clockwait, pthread_clockjoin_np */
+/* Linux: the file system's magic number, named semaphores in /dev/shm, renameat2, getrandom,
+ * sem_clockwait, pthread_clockjoin_np, inotify, /proc/locks. */
+#define _GNU_SOURCE /* syscall numbers, sem_clockwait, pthread_clockjoin_np */
 #include "../private.h"
 
 #include <errno.h>
@@ -22,14 +21,6 @@
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0) /* from <linux/fs.h> */
 #endif
-
-int pl_platform_dup_cloexec(int oldfd, int newfd) {
-  int r;
-  do
-    r = dup3(oldfd, newfd, O_CLOEXEC);
-  while (r < 0 && errno == EINTR);
-  return r;
-}
 
 int pl_platform_network_file(int fd) {
   /* The magic numbers of linux/magic.h (which not every libc installs). */

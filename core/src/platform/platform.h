@@ -1,10 +1,10 @@
 /* The one seam for system-specific code: everything declared here differs between Linux,
  * macOS and the BSDs. The build picks the files that implement it (core/CMakeLists.txt):
- *   ofd.c, random.c  every system (each tests for the feature it uses);
- *   linux.c          Linux;
- *   bsd.c            macOS, FreeBSD, OpenBSD, NetBSD and DragonFly;
- *   generic.c        any other system: what it can do with POSIX alone;
- *   posix.c          every system but Linux: the answers for what only Linux has.
+ *   dup.c, ofd.c, random.c  every system (each tests for the feature it uses);
+ *   linux.c                 Linux;
+ *   bsd.c                   macOS, FreeBSD, OpenBSD, NetBSD and DragonFly;
+ *   generic.c               any other system: what it can do with POSIX alone;
+ *   posix.c                 every system but Linux: the answers for what only Linux has.
  * Files outside this folder test no system: they call these functions, or test a feature
  * macro defined below. */
 #ifndef PORTALOCK_PLATFORM_H
@@ -21,6 +21,13 @@ struct stat;
 struct timespec;
 
 /* ---------------------------------------------------------------- feature macros */
+
+/* dup3: Linux, FreeBSD, NetBSD and OpenBSD (not macOS, not DragonFly). */
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+#define PL_HAVE_DUP3 1
+#else
+#define PL_HAVE_DUP3 0
+#endif
 
 /* posix_spawn_file_actions_adddup2(fd, fd) clears FD_CLOEXEC in the child (POSIX.1-2024;
  * glibc since 2.29). */

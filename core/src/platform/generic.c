@@ -1,4 +1,4 @@
-/* A system neither Linux nor a BSD: what POSIX alone offers. */
+/* A system neither Linux nor a BSD: no portable way to tell a network file system. */
 #include "../private.h"
 
 #include "platform.h"

@@ -5,9 +5,6 @@
  * Everything happens relative to a descriptor of the target's directory, opened once, so
  * the temporary, the target and the directory that is fsynced are always the same ones.
  */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* syscall numbers, renameat2 */
-#endif
 #include "private.h"
 
 #include <errno.h>
@@ -18,19 +15,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/syscall.h>
-#endif
+
+#include "platform/platform.h"
 
 #define PL_NAME_MAX 255
 #define PL_TMP_PREFIX ".portalock-"
 /* "." + basename + ".portalock-" + 16 hex + ".tmp" */
 #define PL_TMP_EXTRA (1 + (sizeof PL_TMP_PREFIX - 1) + 16 + 4)
 #define PL_TMP_TRIES 100
-
-#ifndef PL_RENAME_NOREPLACE
-#define PL_RENAME_NOREPLACE (1 << 0) /* RENAME_NOREPLACE from <linux/fs.h> */
-#endif
 
 typedef enum pl_atomic_state {
   PL_ATOMIC_OPEN,     /* writable; the temporary exists */
@@ -56,42 +48,6 @@ void portalock_atomic_options_init(portalock_atomic_options *opts) {
 }
 
 /* ---------------------------------------------------------------- helpers */
-
-/* `len` bytes from the OS random source: getrandom(2), else /dev/urandom. 0 or -1/errno. */
-static int pl_random_bytes(unsigned char *buf, size_t len) {
-#if defined(__linux__) && defined(SYS_getrandom)
-  size_t got = 0;
-  while (got < len) {
-    long r = syscall(SYS_getrandom, buf + got, len - got, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOSYS) break;
-      return -1;
-    }
-    got += (size_t)r;
-  }
-  if (got == len) return 0;
-#endif
-  int fd;
-  do
-    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -1;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t r = read(fd, buf + done, len - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      int e = r < 0 ? errno : EIO;
-      close(fd);
-      errno = e;
-      return -1;
-    }
-    done += (size_t)r;
-  }
-  close(fd);
-  return 0;
-}
 
 /* The process umask without changing it where /proc/self/status tells (Linux 4.7+); else a
  * umask() round trip (briefly observable by other threads). */
@@ -277,7 +233,7 @@ portalock_status portalock_atomic_open(portalock_atomic_t **out, const char *fil
   int errnum = EEXIST;
   for (int i = 0; i < PL_TMP_TRIES && a->fd < 0; i++) {
     unsigned char rnd[8];
-    if (pl_random_bytes(rnd, sizeof rnd) != 0) {
+    if (pl_platform_random_bytes(rnd, sizeof rnd) != 0) {
       errnum = errno;
       break;
     }
@@ -399,18 +355,6 @@ static int pl_atomic_set_mode(portalock_atomic_t *a, const struct stat *target, 
   return 0;
 }
 
-static int pl_renameat2_noreplace(int dirfd, const char *from, const char *to) {
-#if defined(__linux__) && defined(SYS_renameat2)
-  return (int)syscall(SYS_renameat2, dirfd, from, dirfd, to, PL_RENAME_NOREPLACE);
-#else
-  (void)dirfd;
-  (void)from;
-  (void)to;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
 /* 1 when `errnum` says the filesystem or kernel lacks the operation (not a real failure). */
 static int pl_unsupported(int errnum) {
   return errnum == EINVAL || errnum == ENOSYS || errnum == ENOTSUP || errnum == EOPNOTSUPP ||
@@ -419,7 +363,7 @@ static int pl_unsupported(int errnum) {
 
 /* Publishes without replacing. 0, or -1 with errno (ENOTSUP: no way to do it here). */
 static int pl_publish_noreplace(portalock_atomic_t *a, int *link_unlink_failed) {
-  if (pl_renameat2_noreplace(a->dirfd, a->temp_name, a->base) == 0) return 0;
+  if (pl_platform_rename_noreplace(a->dirfd, a->temp_name, a->base) == 0) return 0;
   if (!pl_unsupported(errno) || errno == EPERM || errno == EMLINK) return -1;
   if (linkat(a->dirfd, a->temp_name, a->dirfd, a->base, 0) != 0) {
     if (pl_unsupported(errno)) errno = ENOTSUP;

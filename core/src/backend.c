@@ -7,7 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "platform.h"
+#include "platform/platform.h"
 
 #define PL_FLAGS_RULE                                                                              \
   "must be exactly one of LOCK_SH (1) or LOCK_EX (2), optionally with LOCK_NB (4)"

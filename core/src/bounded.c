@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sys/random.h>
-#endif
+
+#include "platform/platform.h"
 
 #define PL_NAME_MAX 255 /* the longest file name component */
 #define PL_DEFAULT_PATTERN "{name}.{number:02d}.lock"
@@ -49,40 +48,6 @@ void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_option
   opts->check_interval = 0.25;
 }
 
-/* ---------------------------------------------------------------- the OS random source */
-
-static int pl_random_bytes(void *buf, size_t len) {
-  unsigned char *p = buf;
-  size_t done = 0;
-#if defined(__linux__)
-  while (done < len) {
-    ssize_t n = getrandom(p + done, len - done, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOSYS) break;
-      return -1;
-    }
-    done += (size_t)n;
-  }
-  if (done == len) return 0;
-#endif
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  while (done < len) {
-    ssize_t n = read(fd, p + done, len - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int errnum = n < 0 ? errno : EIO;
-      close(fd);
-      errno = errnum;
-      return -1;
-    }
-    done += (size_t)n;
-  }
-  close(fd);
-  return 0;
-}
-
 /* Fisher-Yates with 64-bit random values: the modulo bias is below 2^-50 for n <= 10000. */
 static int pl_shuffle(long *order, long n) {
   enum { CHUNK = 256 };
@@ -92,7 +57,7 @@ static int pl_shuffle(long *order, long n) {
     order[i] = i;
   for (long i = n - 1; i > 0; i--) {
     if (used == CHUNK) {
-      if (pl_random_bytes(r, sizeof r) != 0) return -1;
+      if (pl_platform_random_bytes(r, sizeof r) != 0) return -1;
       used = 0;
     }
     long j = (long)(r[used++] % (uint64_t)(i + 1));
@@ -333,7 +298,7 @@ static portalock_status pl_check_names(long maximum, const char *name, const cha
 
 static char *pl_generated_name(void) {
   unsigned char r[8];
-  if (pl_random_bytes(r, sizeof r) != 0) return NULL;
+  if (pl_platform_random_bytes(r, sizeof r) != 0) return NULL;
   char buf[64];
   int n = snprintf(buf, sizeof buf, "bounded_semaphore.");
   for (size_t i = 0; i < sizeof r; i++)

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "platform/platform.h"
+
 extern char **environ;
 
 /* How long the wait for the child may go without looking at it even with no signal at all:
@@ -49,16 +51,9 @@ static portalock_status pl_check_command(const char *func, const char *const *ar
   return PORTALOCK_OK;
 }
 
-/* posix_spawn_file_actions_adddup2(fd, fd) clears FD_CLOEXEC in the child (POSIX.1-2024;
- * glibc since 2.29). Elsewhere the flag is cleared in the caller for the moment of the spawn:
- * a fork by another thread of the caller in that moment would inherit the descriptor too. */
-#ifndef PL_SPAWN_CLEARS_CLOEXEC
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
-#define PL_SPAWN_CLEARS_CLOEXEC 1
-#else
-#define PL_SPAWN_CLEARS_CLOEXEC 0
-#endif
-#endif
+/* Where the spawn cannot clear FD_CLOEXEC in the child (PL_SPAWN_CLEARS_CLOEXEC, platform.h),
+ * the flag is cleared in the caller for the moment of the spawn: a fork by another thread of
+ * the caller in that moment would inherit the descriptor too. */
 
 /* Clears FD_CLOEXEC on `keep` (on = 0), remembering in `had` which had it, or sets it back. */
 static void pl_set_cloexec(const int *keep, size_t nkeep, unsigned char *had, int on) {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "platform.h"
+#include "platform/platform.h"
 
 static pthread_mutex_t pl_held_mutex = PTHREAD_MUTEX_INITIALIZER;
 /* This process's ID, refreshed in a forked child: getpid(2) is a system call per check. */

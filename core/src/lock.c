@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "platform.h"
+#include "platform/platform.h"
 
 static const pl_kind pl_plain_kind = {.name = "Lock"};
 

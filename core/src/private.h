@@ -105,7 +105,7 @@ typedef struct pl_lock_line {
 } pl_lock_line;
 
 /* Parses one line of /proc/locks (NUL-terminated; tokenised in place): 0, or -1 for a line
- * it cannot use (see status.c). Outside status.c only the fuzz targets call it. */
+ * it cannot use (see status.c). platform/linux.c reads the file; the fuzz targets call it too. */
 int pl_parse_line(char *line, pl_lock_line *out);
 
 /* ---------------------------------------------------------------- lockfile.c */

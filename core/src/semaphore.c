@@ -2,9 +2,6 @@
  * The counting semaphore: a POSIX named semaphore "/portalock.<name>", opened on first use.
  * The handle counts its own acquires so that a scope can give back exactly what it took.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* sem_clockwait */
-#endif
 #include "private.h"
 
 #include <errno.h>
@@ -18,13 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PL_SEM_PREFIX "/portalock."
+#include "platform/platform.h"
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
-#define PL_HAVE_SEM_CLOCKWAIT 1
-#else
-#define PL_HAVE_SEM_CLOCKWAIT 0
-#endif
+#define PL_SEM_PREFIX "/portalock."
 
 /* Beyond this a timeout is treated as forever (about 31 years). */
 #define PL_SEM_FOREVER 1e9
@@ -63,23 +56,11 @@ static portalock_status pl_sem_check_name(const char *name, portalock_error *err
                  len > 64 ? "..." : "", problem);
 }
 
-/* "semaphore.<16 hex digits>" from /dev/urandom. */
+/* "semaphore.<16 hex digits>" from the OS random source. */
 static portalock_status pl_sem_generate_name(char *buf, size_t len, portalock_error *err) {
   unsigned char bytes[8];
-  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pl_fail_sys(err, errno, "open", "/dev/urandom");
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    ssize_t r = read(fd, bytes + got, sizeof bytes - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      int e = r < 0 ? errno : EIO;
-      close(fd);
-      return pl_fail_sys(err, e, "read", "/dev/urandom");
-    }
-    got += (size_t)r;
-  }
-  close(fd);
+  if (pl_platform_random_bytes(bytes, sizeof bytes) != 0)
+    return pl_fail_sys(err, errno, "Semaphore: read the OS random source for a name", NULL);
   int n = snprintf(buf, len, "semaphore.");
   for (size_t i = 0; i < sizeof bytes; i++)
     n += snprintf(buf + n, len - (size_t)n, "%02x", bytes[i]);
@@ -227,7 +208,7 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
     if (until > deadline) until = deadline;
     struct timespec ts;
     pl_monotonic_timespec(until, &ts);
-    if (sem_clockwait(sem->file.sem, CLOCK_MONOTONIC, &ts) == 0) {
+    if (pl_platform_sem_clockwait(sem->file.sem, &ts) == 0) {
       sem->granted = pl_self();
       pl_count(PL_WOKE_KERNEL);
       return 1;
@@ -240,6 +221,8 @@ int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *w
       return pl_wait_result(woke);
     }
   }
+#else
+  (void)sem; /* only the clock to wait on */
 #endif
   return pl_wait_result(pl_sleep(-1, wait->next_attempt, deadline));
 }
@@ -299,8 +282,7 @@ portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, do
   }
   for (;;) {
     /* The deadline is absolute, so retrying after a signal never extends the wait. */
-    int r = forever ? sem_wait(sem->file.sem)
-                    : sem_clockwait(sem->file.sem, CLOCK_MONOTONIC, &deadline);
+    int r = forever ? sem_wait(sem->file.sem) : pl_platform_sem_clockwait(sem->file.sem, &deadline);
     if (r == 0) {
       pl_clear(err);
       return pl_sem_took(sem);

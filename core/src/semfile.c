@@ -18,7 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "platform.h"
+#include "platform/platform.h"
 
 /* "uid N (name)", or "uid N" when the name is unknown. */
 static void pl_describe_uid(uid_t uid, char *buf, size_t cap) {

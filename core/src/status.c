@@ -1,20 +1,13 @@
-/* Who holds a lock: the lines of /proc/locks that name one file. */
+/* Who holds a lock: the system tells (platform.h); Linux by the lines of /proc/locks, which
+ * are parsed here. */
 #include "private.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#ifdef __linux__
-#include <sys/sysmacros.h>
-#endif
-
-#define PL_LOCKS_FILE "/proc/locks"
-
-#ifdef __linux__
+#include "platform/platform.h"
 
 static int pl_is_blank(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -110,19 +103,6 @@ int pl_parse_line(char *line, pl_lock_line *out) {
   return 0;
 }
 
-static portalock_status pl_locks_unreadable(portalock_error *err, int errnum, const char *path) {
-  char why[128];
-  pl_strerror(errnum, why, sizeof why);
-  /* A missing /proc/locks: no procfs, or not Linux underneath. */
-  int reported = errnum == ENOENT || errnum == ENOTDIR ? ENOSYS : errnum;
-  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, reported, path,
-                 "lock holders of '%s': cannot read " PL_LOCKS_FILE
-                 " (lock holders are only known on Linux): %s",
-                 path, why);
-}
-
-#endif /* __linux__ */
-
 portalock_status portalock_lock_holders(const char *path, portalock_holder *out, size_t cap,
                                         size_t *count, portalock_error *err) {
   if (path == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "lock_holders: `path` is NULL");
@@ -136,47 +116,5 @@ portalock_status portalock_lock_holders(const char *path, portalock_holder *out,
 
   struct stat st;
   if (stat(path, &st) != 0) return pl_fail_sys(err, errno, "lock_holders: stat", path);
-
-#ifdef __linux__
-  int fd = open(PL_LOCKS_FILE, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pl_locks_unreadable(err, errno, path);
-  FILE *f = fdopen(fd, "r");
-  if (f == NULL) {
-    int errnum = errno;
-    close(fd);
-    return pl_locks_unreadable(err, errnum, path);
-  }
-
-  unsigned long long want_major = (unsigned long long)major(st.st_dev);
-  unsigned long long want_minor = (unsigned long long)minor(st.st_dev);
-  unsigned long long want_ino = (unsigned long long)st.st_ino;
-  char *line = NULL;
-  size_t line_cap = 0;
-  size_t found = 0;
-  int errnum = 0;
-  for (;;) {
-    errno = 0;
-    if (getline(&line, &line_cap, f) < 0) {
-      errnum = errno; /* 0 at the end of the file */
-      break;
-    }
-    pl_lock_line parsed;
-    if (pl_parse_line(line, &parsed) != 0) continue;
-    if (parsed.major != want_major || parsed.minor != want_minor || parsed.ino != want_ino)
-      continue;
-    if (found < cap) out[found] = parsed.holder;
-    found++;
-  }
-  int failed = ferror(f) || !feof(f); /* getline may fail (ENOMEM) without ferror */
-  free(line);
-  fclose(f);
-  if (failed) return pl_locks_unreadable(err, errnum != 0 ? errnum : EIO, path);
-  *count = found;
-  return PORTALOCK_OK;
-#else
-  (void)st;
-  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOSYS, path,
-                 "lock holders of '%s': lock holders are only known on Linux (" PL_LOCKS_FILE ")",
-                 path);
-#endif
+  return pl_platform_lock_holders(path, &st, out, cap, count, err);
 }

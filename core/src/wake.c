@@ -1,6 +1,8 @@
 /* What wakes a waiter, and the counters that say what did.
  *
- * Two mechanisms sit behind this seam, both Linux-only, each with a portable fallback:
+ * Two mechanisms sit behind this seam, both Linux-only, each with a portable fallback (their
+ * system calls are in platform/: pl_platform_watch_*, and pl_platform_join_until where
+ * PL_HAVE_CLOCKJOIN says the system has one):
  *   - a watch (inotify) on the files waited for: the kernel reports a close of the file,
  *     which every release (unlock, then close) and every holder's death ends with;
  *   - the kernel queue: a helper thread blocks in the kernel's own lock call on the
@@ -8,11 +10,8 @@
  *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
  *     end and always joined before the call that started it returns; a wait with no end
  *     needs no thread and blocks in the caller's own (on any system).
- * Without them (macOS and the BSDs, but for waits with no end; no instances left; network
+ * Without them (systems other than Linux, but for waits with no end; no instances left; network
  * file systems) waits poll on the clock. */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* pthread_clockjoin_np */
-#endif
 #include "private.h"
 
 #include <errno.h>
@@ -27,13 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__linux__)
-#include <sys/inotify.h>
-#define PL_HAVE_WATCH 1
-#endif
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 31))
-#define PL_HAVE_KERNEL_QUEUE 1
-#endif
+#include "platform/platform.h"
 
 /* ---------------------------------------------------------------- counters */
 
@@ -90,40 +83,17 @@ pl_counter pl_sleep(int fd, double next_attempt, double deadline) {
 /* ---------------------------------------------------------------- watches */
 
 int pl_watch_open(void) {
-#ifdef PL_HAVE_WATCH
-  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  int fd = pl_platform_watch_open();
   if (fd < 0) pl_count(PL_UNWATCHED);
   return fd;
-#else
-  pl_count(PL_UNWATCHED);
-  errno = ENOSYS;
-  return -1;
-#endif
 }
 
 int pl_watch_add(int watch_fd, const char *path) {
-#ifdef PL_HAVE_WATCH
-  /* Closes end holds; attribute, move and delete events mean the path may name another file
-   * now, which the next attempt checks. */
-  uint32_t mask = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF |
-                  IN_DONT_FOLLOW;
-  return inotify_add_watch(watch_fd, path, mask);
-#else
-  (void)watch_fd;
-  (void)path;
-  errno = ENOSYS;
-  return -1;
-#endif
+  return pl_platform_watch_add(watch_fd, path);
 }
 
 void pl_watch_remove(int watch_fd, int watch) {
-#ifdef PL_HAVE_WATCH
-  /* Unlike closing the instance, this returns at once (the kernel frees the mark later). */
-  inotify_rm_watch(watch_fd, watch);
-#else
-  (void)watch_fd;
-  (void)watch;
-#endif
+  pl_platform_watch_remove(watch_fd, watch);
 }
 
 void pl_watch_drain(int watch_fd) {
@@ -143,7 +113,7 @@ int pl_kernel_queue_forever_available(portalock_backend backend) {
 }
 
 int pl_kernel_queue_available(portalock_backend backend) {
-#ifdef PL_HAVE_KERNEL_QUEUE
+#if PL_HAVE_CLOCKJOIN
   return pl_kernel_queue_forever_available(backend);
 #else
   (void)backend;
@@ -151,7 +121,7 @@ int pl_kernel_queue_available(portalock_backend backend) {
 #endif
 }
 
-#ifdef PL_HAVE_KERNEL_QUEUE
+#if PL_HAVE_CLOCKJOIN
 static atomic_int pl_unwinder_ready;
 
 typedef struct pl_queued {
@@ -182,7 +152,7 @@ void pl_kernel_queue_stack_free(void *stack) {
   free(stack);
 }
 
-#ifdef PL_HAVE_KERNEL_QUEUE
+#if PL_HAVE_CLOCKJOIN
 static int pl_queue_create(pthread_t *thread, pl_queued *q, void **stack) {
   if (*stack == NULL) *stack = aligned_alloc(4096, PL_QUEUE_STACK_SIZE);
   pthread_attr_t attr;
@@ -209,7 +179,7 @@ pl_counter pl_kernel_queue_wait_forever(int fd, int type, portalock_backend back
 
 pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
                                 double deadline, void **stack) {
-#ifdef PL_HAVE_KERNEL_QUEUE
+#if PL_HAVE_CLOCKJOIN
   double until = next_attempt < deadline ? next_attempt : deadline;
   double left = until - portalock_monotonic();
   if (isnan(left) || left <= 0) {
@@ -242,7 +212,7 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   }
   struct timespec abs;
   pl_monotonic_timespec(until, &abs);
-  if (pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &abs) != 0) {
+  if (pl_platform_join_until(thread, &abs) != 0) {
     pthread_cancel(thread);
     pthread_join(thread, NULL);
     atomic_store(&pl_unwinder_ready, 1);

@@ -43,4 +43,17 @@ describe("portalock.core option tables", function()
       assert.is_true(seen[path], path)
     end
   end)
+
+  -- C owns the defaults; the Lua objects read the exported values instead of re-typing them.
+  it("exports the contract's defaults, and the Lua objects start from them", function()
+    local portalock = require "portalock"
+    assert.are.equal(5, core.DEFAULT_TIMEOUT)
+    assert.are.equal(0.25, core.DEFAULT_CHECK_INTERVAL)
+    local objects = {portalock.Lock(dir .. "/defaults.lock"), portalock.RLock(dir .. "/defaults.lock"),
+      portalock.BoundedSemaphore(2, {directory = dir})}
+    for i, object in ipairs(objects) do
+      assert.are.equal(core.DEFAULT_TIMEOUT, object.timeout, "object " .. i)
+      assert.are.equal(core.DEFAULT_CHECK_INTERVAL, object.check_interval, "object " .. i)
+    end
+  end)
 end)

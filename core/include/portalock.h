@@ -181,6 +181,12 @@ typedef struct portalock_lock portalock_lock_t;
  * portalocker sleeps at least 1 ms. */
 #define PORTALOCK_CHECK_INTERVAL_MIN 0.001
 
+/* The defaults of every object's options (the bindings export them; no layer re-types them):
+ * a Lock or bounded semaphore waits PORTALOCK_DEFAULT_TIMEOUT seconds, every wait re-checks at
+ * least every PORTALOCK_DEFAULT_CHECK_INTERVAL seconds. A counting semaphore waits forever. */
+#define PORTALOCK_DEFAULT_TIMEOUT 5.0
+#define PORTALOCK_DEFAULT_CHECK_INTERVAL 0.25
+
 typedef struct portalock_lock_options {
   const char *mode;          /* "a" (see below) */
   double timeout;            /* 5 seconds; 0 = one attempt; INFINITY = forever */

@@ -44,8 +44,8 @@ void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_option
   opts->name = NULL;
   opts->filename_pattern = NULL;
   opts->directory = NULL;
-  opts->timeout = 5.0;
-  opts->check_interval = 0.25;
+  opts->timeout = PORTALOCK_DEFAULT_TIMEOUT;
+  opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
 }
 
 /* Fisher-Yates with 64-bit random values: the modulo bias is below 2^-50 for n <= 10000. */

@@ -8,8 +8,8 @@
 
 void portalock_lock_options_init(portalock_lock_options *opts) {
   opts->mode = "a";
-  opts->timeout = 5.0;
-  opts->check_interval = 0.25;
+  opts->timeout = PORTALOCK_DEFAULT_TIMEOUT;
+  opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
   opts->fail_when_locked = 0;
   opts->flags = PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB;
   opts->backend = PORTALOCK_BACKEND_FLOCK;

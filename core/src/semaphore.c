@@ -36,7 +36,7 @@ struct portalock_semaphore {
 
 void portalock_semaphore_options_init(portalock_semaphore_options *opts) {
   opts->timeout = INFINITY;
-  opts->check_interval = 0.25;
+  opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
   opts->perm = 0600;
 }
 

@@ -14,6 +14,7 @@
 -- lock files are the same path (and that choose no `owner`) share one RLock, so their
 -- locked methods may call each other.
 local check = require "portalock.check"
+local core = require "portalock.core"
 local rlock = require "portalock.rlock"
 
 local unpack = table.unpack or unpack -- luacheck: compat
@@ -151,8 +152,9 @@ local function lock_path(opts)
 end
 
 --- Gives `obj` its lock. opts: filename, or name (+ directory); timeout (default math.huge)
---- and check_interval (0.25) for acquire and locked methods; owner (see RLock). A table
---- without a metatable also gets the methods and a metatable with __close. Returns obj.
+--- and check_interval (core.DEFAULT_CHECK_INTERVAL) for acquire and locked methods; owner
+--- (see RLock). A table without a metatable also gets the methods and a metatable with
+--- __close. Returns obj.
 function M.init(obj, opts)
   local problem
   if type(obj) ~= "table" then
@@ -179,7 +181,7 @@ function M.init(obj, opts)
   states[obj] = {
     rlock = lock,
     timeout = pick(opts.timeout, math.huge),
-    check_interval = pick(opts.check_interval, 0.25),
+    check_interval = pick(opts.check_interval, core.DEFAULT_CHECK_INTERVAL),
   }
   if getmetatable(obj) == nil then
     setmetatable(obj, {__index = methods, __close = close})

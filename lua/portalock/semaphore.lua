@@ -168,7 +168,7 @@ local function new(value, opts)
     _name = h:name(),
     _path = "/portalock." .. h:name(),
     _timeout = pick(opts.timeout, math.huge),
-    _check_interval = pick(opts.check_interval, 0.25),
+    _check_interval = pick(opts.check_interval, core.DEFAULT_CHECK_INTERVAL),
   }, SemaphoreMeta)
 end
 

@@ -549,6 +549,16 @@ portalock_bounded_semaphore_filename_pattern(const portalock_bounded_semaphore_t
  */
 PORTALOCK_API const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t *sem);
 /*
+ * The default directory of every object that names its file after a name (bounded
+ * semaphores, Lockable): the first usable of $TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, /usr/tmp,
+ * then the working directory, made absolute, as Python's tempfile.gettempdir() chooses.
+ * Usable: an existing directory this process may write into and search (nothing is
+ * created). Decided anew at every call, into `buf` (PORTALOCK_PATH_MAX bytes always
+ * suffice). PORTALOCK_LOCK_EXCEPTION (ENOENT) when no candidate is usable.
+ */
+PORTALOCK_API portalock_status portalock_default_temp_directory(char *buf, size_t cap,
+                                                                portalock_error *err);
+/*
  * The path of slot `number` (0..maximum-1), in a buffer of the handle that stays valid
  * until the next call of this function on it; NULL for a number out of range, when the
  * directory cannot be decided, or when that buffer cannot be allocated.

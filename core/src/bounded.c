@@ -230,6 +230,22 @@ static char *pl_default_directory(void) {
   return NULL;
 }
 
+portalock_status portalock_default_temp_directory(char *buf, size_t cap, portalock_error *err) {
+  char *dir = pl_default_directory();
+  if (dir == NULL)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOENT, NULL,
+                   "no usable temporary directory ($TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, "
+                   "/usr/tmp or the working directory)");
+  int n = snprintf(buf, cap, "%s", dir);
+  free(dir);
+  if (n < 0 || (size_t)n >= cap)
+    return pl_fail(err, PORTALOCK_INVALID, ENAMETOOLONG, NULL,
+                   "bad argument 'cap' to 'portalock_default_temp_directory': %zu bytes cannot "
+                   "hold the temporary directory",
+                   cap);
+  return PORTALOCK_OK;
+}
+
 static portalock_status pl_resolve_directory(portalock_bounded_semaphore_t *sem,
                                              portalock_error *err) {
   if (sem->directory == NULL) sem->directory = pl_default_directory();

@@ -127,28 +127,25 @@ function M.mixin(Class)
   return Class
 end
 
--- The first non-empty of $TMPDIR, $TEMP, $TMP, else /tmp.
-local function default_directory()
-  for _, name in ipairs({"TMPDIR", "TEMP", "TMP"}) do
-    local dir = os.getenv(name)
-    if dir and dir ~= "" then
-      return dir
-    end
-  end
-  return "/tmp"
-end
-
 local function lock_path(opts)
   if opts.filename and opts.name then
     return nil, "bad argument 'opts' to 'Lockable.init': give either 'filename' or 'name', not both"
   elseif opts.filename then
     return opts.filename
   elseif opts.name then
-    local dir = opts.directory or default_directory()
+    -- The bounded semaphores' default directory, decided by the core.
+    local dir = opts.directory
+    if not dir then
+      local err
+      dir, err = core.default_temp_directory()
+      if not dir then
+        return nil, "Lockable.init: " .. err.message
+      end
+    end
     return dir .. "/" .. opts.name .. ".lock"
   end
   return nil, "bad argument 'opts' to 'Lockable.init': needs 'filename' (the lock file) or 'name' "
-    .. "(for <directory or $TMPDIR or /tmp>/<name>.lock)"
+    .. "(for <directory or the temporary directory>/<name>.lock)"
 end
 
 --- Gives `obj` its lock. opts: filename, or name (+ directory); timeout (default math.huge)

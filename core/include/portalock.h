@@ -187,6 +187,8 @@ typedef struct portalock_lock portalock_lock_t;
 #define PORTALOCK_DEFAULT_TIMEOUT 5.0
 #define PORTALOCK_DEFAULT_CHECK_INTERVAL 0.25
 
+#define PORTALOCK_PERM_MAX 07777 /* the largest `perm` of a Lock (and its kinds) */
+
 typedef struct portalock_lock_options {
   const char *mode;          /* "a" (see below) */
   double timeout;            /* 5 seconds; 0 = one attempt; INFINITY = forever */
@@ -199,7 +201,8 @@ typedef struct portalock_lock_options {
                                 blocks in the kernel, with or without LOCK_NB: the wait
                                 belongs to the loop (timeout, check_interval) */
   portalock_backend backend; /* PORTALOCK_BACKEND_FLOCK */
-  int perm;                  /* 0666: permissions of a created file, less the umask */
+  int perm;                  /* 0666: permissions of a created file, less the umask
+                                (0..PORTALOCK_PERM_MAX) */
 } portalock_lock_options;
 
 /** Fills `opts` with the defaults above (fail_when_locked = 0). */
@@ -613,6 +616,7 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
 typedef struct portalock_semaphore portalock_semaphore_t;
 
 #define PORTALOCK_SEMAPHORE_NAME_MAX 241
+#define PORTALOCK_SEMAPHORE_PERM_MAX 0777 /* the largest `perm` of a counting semaphore */
 
 typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */

@@ -81,10 +81,10 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad option 'backend' (%d): must be flock (0), ofd (1) or posix (2)",
                    (int)o->backend);
-  if (o->perm < 0 || o->perm > 07777)
+  if (o->perm < 0 || o->perm > PORTALOCK_PERM_MAX)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'perm' (%d, octal %o): must be within 0..07777", o->perm,
-                   (unsigned)o->perm);
+                   "bad option 'perm' (%d, octal %o): must be within 0..0%o", o->perm,
+                   (unsigned)o->perm, (unsigned)PORTALOCK_PERM_MAX);
   int shared = (o->flags & PORTALOCK_LOCK_SH) != 0;
   if (m->truncate && shared)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,

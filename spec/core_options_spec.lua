@@ -43,4 +43,30 @@ describe("portalock.core option tables", function()
       assert.is_true(seen[path], path)
     end
   end)
+
+  -- C owns the defaults; the Lua objects read the exported values instead of re-typing them.
+  it("exports the contract's defaults, and the Lua objects start from them", function()
+    local portalock = require "portalock"
+    assert.are.equal(5, core.DEFAULT_TIMEOUT)
+    assert.are.equal(0.25, core.DEFAULT_CHECK_INTERVAL)
+    local objects = {portalock.Lock(dir .. "/defaults.lock"), portalock.RLock(dir .. "/defaults.lock"),
+      portalock.BoundedSemaphore(2, {directory = dir})}
+    for i, object in ipairs(objects) do
+      assert.are.equal(core.DEFAULT_TIMEOUT, object.timeout, "object " .. i)
+      assert.are.equal(core.DEFAULT_CHECK_INTERVAL, object.check_interval, "object " .. i)
+    end
+  end)
+
+  it("exports the permission limits the Lua checks use, and the Lua checks accept exactly those", function()
+    local portalock = require "portalock"
+    assert.are.equal(tonumber("7777", 8), core.PERM_MAX)
+    assert.are.equal(tonumber("777", 8), core.SEMAPHORE_PERM_MAX)
+    assert.is_truthy(portalock.Lock(dir .. "/perm.lock", {perm = core.PERM_MAX}))
+    local ok, message = pcall(portalock.Lock, dir .. "/perm.lock", {perm = core.PERM_MAX + 1})
+    assert.is_false(ok)
+    assert.is_truthy(message:find("in 0..0o7777", 1, true), message)
+    ok, message = pcall(portalock.Semaphore, 1, {name = "x", perm = core.SEMAPHORE_PERM_MAX + 1})
+    assert.is_false(ok)
+    assert.is_truthy(message:find("in 0..0o777 ", 1, true), message)
+  end)
 end)

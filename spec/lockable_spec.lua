@@ -120,6 +120,23 @@ describe("Lockable", function()
     assert.are.equal("a", call_other(other))
   end)
 
+  -- One rule, decided in C: the first usable of $TMPDIR, $TEMP, $TMP, ... made absolute.
+  it("puts a named lock in the bounded semaphores' default directory", function()
+    assert.are.equal(0, helper.run("mkdir " .. helper.quote(dir .. "/sub")))
+    local code = [[
+      local portalock = require "portalock"
+      local obj = portalock.Lockable.init({}, {name = "envdir"})
+      assert(obj:acquire())
+      assert(obj:release())
+      print(portalock.BoundedSemaphore(1).directory)
+    ]]
+    local output, status = helper.capture("cd " .. helper.quote(dir) .. " && TMPDIR="
+      .. helper.quote(dir .. "/missing") .. " TEMP=sub " .. helper.lua_command(code))
+    assert.are.equal(0, status, output)
+    assert.are.equal(dir .. "/sub\n", output)
+    assert.is_true(helper.exists(dir .. "/sub/envdir.lock"))
+  end)
+
   it("without a scheduler, another coroutine does not wait forever (it would deadlock)", function()
     local account = make_class().new(path)
     assert.is_true(account:acquire())

@@ -192,7 +192,18 @@ static const luaL_Reg bounded_methods[] = {{"try", b_try},
 static const luaL_Reg bounded_metamethods[] = {
     {"__gc", b_gc}, {"__tostring", b_tostring}, {NULL, NULL}};
 
-static const luaL_Reg bounded_functions[] = {{"new_bounded", b_new}, {NULL, NULL}};
+/* default_temp_directory() -> the absolute default directory, or nil, errtab. */
+static int b_default_temp_directory(lua_State *L) {
+  char dir[PORTALOCK_PATH_MAX];
+  portalock_error err;
+  if (portalock_default_temp_directory(dir, sizeof dir, &err) != PORTALOCK_OK)
+    return pl_push_failure(L, &err);
+  lua_pushstring(L, dir);
+  return 1;
+}
+
+static const luaL_Reg bounded_functions[] = {
+    {"new_bounded", b_new}, {"default_temp_directory", b_default_temp_directory}, {NULL, NULL}};
 
 void pl_open_bounded(lua_State *L) {
   lua_pushinteger(L, PORTALOCK_BOUNDED_MAXIMUM);

@@ -183,4 +183,6 @@ void pl_open_lock(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_setfuncs(L, lock_functions, 0);
+  lua_pushinteger(L, PORTALOCK_PERM_MAX);
+  lua_setfield(L, -2, "PERM_MAX");
 }

@@ -149,4 +149,6 @@ void pl_open_semaphore(lua_State *L) {
   lua_setfield(L, -2, "SEM_VALUE_MAX");
   lua_pushinteger(L, PORTALOCK_SEMAPHORE_NAME_MAX);
   lua_setfield(L, -2, "SEMAPHORE_NAME_MAX");
+  lua_pushinteger(L, PORTALOCK_SEMAPHORE_PERM_MAX);
+  lua_setfield(L, -2, "SEMAPHORE_PERM_MAX");
 }

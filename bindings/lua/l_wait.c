@@ -62,4 +62,8 @@ void pl_open_wait(lua_State *L) {
   luaL_setfuncs(L, wait_functions, 0);
   lua_pushnumber(L, PORTALOCK_CHECK_INTERVAL_MIN);
   lua_setfield(L, -2, "CHECK_INTERVAL_MIN");
+  lua_pushnumber(L, PORTALOCK_DEFAULT_TIMEOUT);
+  lua_setfield(L, -2, "DEFAULT_TIMEOUT");
+  lua_pushnumber(L, PORTALOCK_DEFAULT_CHECK_INTERVAL);
+  lua_setfield(L, -2, "DEFAULT_CHECK_INTERVAL");
 }

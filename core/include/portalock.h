@@ -181,6 +181,14 @@ typedef struct portalock_lock portalock_lock_t;
  * portalocker sleeps at least 1 ms. */
 #define PORTALOCK_CHECK_INTERVAL_MIN 0.001
 
+/* The defaults of every object's options (the bindings export them; no layer re-types them):
+ * a Lock or bounded semaphore waits PORTALOCK_DEFAULT_TIMEOUT seconds, every wait re-checks at
+ * least every PORTALOCK_DEFAULT_CHECK_INTERVAL seconds. A counting semaphore waits forever. */
+#define PORTALOCK_DEFAULT_TIMEOUT 5.0
+#define PORTALOCK_DEFAULT_CHECK_INTERVAL 0.25
+
+#define PORTALOCK_PERM_MAX 07777 /* the largest `perm` of a Lock (and its kinds) */
+
 typedef struct portalock_lock_options {
   const char *mode;          /* "a" (see below) */
   double timeout;            /* 5 seconds; 0 = one attempt; INFINITY = forever */
@@ -193,7 +201,8 @@ typedef struct portalock_lock_options {
                                 blocks in the kernel, with or without LOCK_NB: the wait
                                 belongs to the loop (timeout, check_interval) */
   portalock_backend backend; /* PORTALOCK_BACKEND_FLOCK */
-  int perm;                  /* 0666: permissions of a created file, less the umask */
+  int perm;                  /* 0666: permissions of a created file, less the umask
+                                (0..PORTALOCK_PERM_MAX) */
 } portalock_lock_options;
 
 /** Fills `opts` with the defaults above (fail_when_locked = 0). */
@@ -543,6 +552,16 @@ portalock_bounded_semaphore_filename_pattern(const portalock_bounded_semaphore_t
  */
 PORTALOCK_API const char *portalock_bounded_semaphore_directory(portalock_bounded_semaphore_t *sem);
 /*
+ * The default directory of every object that names its file after a name (bounded
+ * semaphores, Lockable): the first usable of $TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, /usr/tmp,
+ * then the working directory, made absolute, as Python's tempfile.gettempdir() chooses.
+ * Usable: an existing directory this process may write into and search (nothing is
+ * created). Decided anew at every call, into `buf` (PORTALOCK_PATH_MAX bytes always
+ * suffice). PORTALOCK_LOCK_EXCEPTION (ENOENT) when no candidate is usable.
+ */
+PORTALOCK_API portalock_status portalock_default_temp_directory(char *buf, size_t cap,
+                                                                portalock_error *err);
+/*
  * The path of slot `number` (0..maximum-1), in a buffer of the handle that stays valid
  * until the next call of this function on it; NULL for a number out of range, when the
  * directory cannot be decided, or when that buffer cannot be allocated.
@@ -597,6 +616,7 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
 typedef struct portalock_semaphore portalock_semaphore_t;
 
 #define PORTALOCK_SEMAPHORE_NAME_MAX 241
+#define PORTALOCK_SEMAPHORE_PERM_MAX 0777 /* the largest `perm` of a counting semaphore */
 
 typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */

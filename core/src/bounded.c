@@ -44,8 +44,8 @@ void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_option
   opts->name = NULL;
   opts->filename_pattern = NULL;
   opts->directory = NULL;
-  opts->timeout = 5.0;
-  opts->check_interval = 0.25;
+  opts->timeout = PORTALOCK_DEFAULT_TIMEOUT;
+  opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
 }
 
 /* Fisher-Yates with 64-bit random values: the modulo bias is below 2^-50 for n <= 10000. */
@@ -228,6 +228,22 @@ static char *pl_default_directory(void) {
     free(dir);
   }
   return NULL;
+}
+
+portalock_status portalock_default_temp_directory(char *buf, size_t cap, portalock_error *err) {
+  char *dir = pl_default_directory();
+  if (dir == NULL)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOENT, NULL,
+                   "no usable temporary directory ($TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, "
+                   "/usr/tmp or the working directory)");
+  int n = snprintf(buf, cap, "%s", dir);
+  free(dir);
+  if (n < 0 || (size_t)n >= cap)
+    return pl_fail(err, PORTALOCK_INVALID, ENAMETOOLONG, NULL,
+                   "bad argument 'cap' to 'portalock_default_temp_directory': %zu bytes cannot "
+                   "hold the temporary directory",
+                   cap);
+  return PORTALOCK_OK;
 }
 
 static portalock_status pl_resolve_directory(portalock_bounded_semaphore_t *sem,

@@ -8,8 +8,8 @@
 
 void portalock_lock_options_init(portalock_lock_options *opts) {
   opts->mode = "a";
-  opts->timeout = 5.0;
-  opts->check_interval = 0.25;
+  opts->timeout = PORTALOCK_DEFAULT_TIMEOUT;
+  opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
   opts->fail_when_locked = 0;
   opts->flags = PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB;
   opts->backend = PORTALOCK_BACKEND_FLOCK;
@@ -81,10 +81,10 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad option 'backend' (%d): must be flock (0), ofd (1) or posix (2)",
                    (int)o->backend);
-  if (o->perm < 0 || o->perm > 07777)
+  if (o->perm < 0 || o->perm > PORTALOCK_PERM_MAX)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'perm' (%d, octal %o): must be within 0..07777", o->perm,
-                   (unsigned)o->perm);
+                   "bad option 'perm' (%d, octal %o): must be within 0..0%o", o->perm,
+                   (unsigned)o->perm, (unsigned)PORTALOCK_PERM_MAX);
   int shared = (o->flags & PORTALOCK_LOCK_SH) != 0;
   if (m->truncate && shared)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,

@@ -36,7 +36,7 @@ struct portalock_semaphore {
 
 void portalock_semaphore_options_init(portalock_semaphore_options *opts) {
   opts->timeout = INFINITY;
-  opts->check_interval = 0.25;
+  opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
   opts->perm = 0600;
 }
 
@@ -71,10 +71,10 @@ static portalock_status pl_sem_check_options(const portalock_semaphore_options *
                                              portalock_error *err) {
   portalock_status status = pl_check_timing(o->timeout, o->check_interval, err);
   if (status != PORTALOCK_OK) return status;
-  if (o->perm < 0 || o->perm > 0777)
+  if (o->perm < 0 || o->perm > PORTALOCK_SEMAPHORE_PERM_MAX)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'perm' (%d, octal %o): must be within 0..0777", o->perm,
-                   (unsigned)o->perm);
+                   "bad option 'perm' (%d, octal %o): must be within 0..0%o", o->perm,
+                   (unsigned)o->perm, (unsigned)PORTALOCK_SEMAPHORE_PERM_MAX);
   return PORTALOCK_OK;
 }
 

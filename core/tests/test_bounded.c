@@ -469,6 +469,13 @@ static void test_default_directory(void) {
   portalock_bounded_semaphore_t *sem = new_sem(1, "d", NULL);
   CHECK_STR(portalock_bounded_semaphore_directory(sem), sub); /* normpath'd, as Python */
   portalock_bounded_semaphore_free(sem);
+  /* the rule every named object shares (Lockable asks it through the binding) */
+  char dir[PORTALOCK_PATH_MAX];
+  portalock_error err;
+  CHECK_OK(portalock_default_temp_directory(dir, sizeof dir, &err), &err);
+  CHECK_STR(dir, sub);
+  CHECK_INT(portalock_default_temp_directory(dir, 4, &err), PORTALOCK_INVALID);
+  CHECK(strstr(err.message, "'cap'") != NULL);
   /* an unusable $TMPDIR is skipped */
   setenv("TMPDIR", "/nonexistent/portalock", 1);
   unsetenv("TEMP");
@@ -476,6 +483,8 @@ static void test_default_directory(void) {
   sem = new_sem(1, "d", NULL);
   CHECK_STR(portalock_bounded_semaphore_directory(sem), "/tmp");
   portalock_bounded_semaphore_free(sem);
+  CHECK_OK(portalock_default_temp_directory(dir, sizeof dir, &err), &err);
+  CHECK_STR(dir, "/tmp");
   if (saved) {
     setenv("TMPDIR", saved, 1);
     free(saved);

@@ -228,8 +228,8 @@ local function constructor(class, default_name)
     end
     opts = opts or {}
     local defaults = {
-      timeout = pick(opts.timeout, 5),
-      check_interval = pick(opts.check_interval, 0.25),
+      timeout = pick(opts.timeout, core.DEFAULT_TIMEOUT),
+      check_interval = pick(opts.check_interval, core.DEFAULT_CHECK_INTERVAL),
     }
     local ok, handle, errtab = pcall(core.new_bounded, maximum, {
       name = pick(opts.name, default_name),

@@ -111,8 +111,9 @@ function M.mode(func, value, name)
 end
 
 function M.perm(func, value, name)
-  if not is_integer(value) or value < 0 or value > 4095 then
-    return M.bad(func, name, value, "must be an integer in 0..0o7777 (e.g. tonumber(\"644\", 8))")
+  if not is_integer(value) or value < 0 or value > core.PERM_MAX then
+    return M.bad(func, name, value,
+      string.format('must be an integer in 0..0o%o (e.g. tonumber("644", 8))', core.PERM_MAX))
   end
 end
 

@@ -14,6 +14,7 @@
 -- lock files are the same path (and that choose no `owner`) share one RLock, so their
 -- locked methods may call each other.
 local check = require "portalock.check"
+local core = require "portalock.core"
 local rlock = require "portalock.rlock"
 
 local unpack = table.unpack or unpack -- luacheck: compat
@@ -126,33 +127,31 @@ function M.mixin(Class)
   return Class
 end
 
--- The first non-empty of $TMPDIR, $TEMP, $TMP, else /tmp.
-local function default_directory()
-  for _, name in ipairs({"TMPDIR", "TEMP", "TMP"}) do
-    local dir = os.getenv(name)
-    if dir and dir ~= "" then
-      return dir
-    end
-  end
-  return "/tmp"
-end
-
 local function lock_path(opts)
   if opts.filename and opts.name then
     return nil, "bad argument 'opts' to 'Lockable.init': give either 'filename' or 'name', not both"
   elseif opts.filename then
     return opts.filename
   elseif opts.name then
-    local dir = opts.directory or default_directory()
+    -- The bounded semaphores' default directory, decided by the core.
+    local dir = opts.directory
+    if not dir then
+      local err
+      dir, err = core.default_temp_directory()
+      if not dir then
+        return nil, "Lockable.init: " .. err.message
+      end
+    end
     return dir .. "/" .. opts.name .. ".lock"
   end
   return nil, "bad argument 'opts' to 'Lockable.init': needs 'filename' (the lock file) or 'name' "
-    .. "(for <directory or $TMPDIR or /tmp>/<name>.lock)"
+    .. "(for <directory or the temporary directory>/<name>.lock)"
 end
 
 --- Gives `obj` its lock. opts: filename, or name (+ directory); timeout (default math.huge)
---- and check_interval (0.25) for acquire and locked methods; owner (see RLock). A table
---- without a metatable also gets the methods and a metatable with __close. Returns obj.
+--- and check_interval (core.DEFAULT_CHECK_INTERVAL) for acquire and locked methods; owner
+--- (see RLock). A table without a metatable also gets the methods and a metatable with
+--- __close. Returns obj.
 function M.init(obj, opts)
   local problem
   if type(obj) ~= "table" then
@@ -179,7 +178,7 @@ function M.init(obj, opts)
   states[obj] = {
     rlock = lock,
     timeout = pick(opts.timeout, math.huge),
-    check_interval = pick(opts.check_interval, 0.25),
+    check_interval = pick(opts.check_interval, core.DEFAULT_CHECK_INTERVAL),
   }
   if getmetatable(obj) == nil then
     setmetatable(obj, {__index = methods, __close = close})

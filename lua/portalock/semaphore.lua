@@ -34,8 +34,9 @@ function M.check_name(func, value, name)
 end
 
 local function check_perm(func, value, name)
-  if not is_integer(value) or value < 0 or value > 511 then
-    return check.bad(func, name, value, 'must be an integer in 0..0o777 (e.g. tonumber("660", 8))')
+  if not is_integer(value) or value < 0 or value > core.SEMAPHORE_PERM_MAX then
+    return check.bad(func, name, value,
+      string.format('must be an integer in 0..0o%o (e.g. tonumber("660", 8))', core.SEMAPHORE_PERM_MAX))
   end
 end
 
@@ -168,7 +169,7 @@ local function new(value, opts)
     _name = h:name(),
     _path = "/portalock." .. h:name(),
     _timeout = pick(opts.timeout, math.huge),
-    _check_interval = pick(opts.check_interval, 0.25),
+    _check_interval = pick(opts.check_interval, core.DEFAULT_CHECK_INTERVAL),
   }, SemaphoreMeta)
 end
 

@@ -1,5 +1,6 @@
 --- Command-line parsing for the portalock command: the options of each command and how they
 --- are read, by getopt_long(3)'s rules as flock(1) uses them (see parse).
+local core = require "portalock.core"
 local failure = require "portalock.cli.failure"
 
 local usage_error = failure.usage_error
@@ -79,7 +80,7 @@ local OPTIONS = {
     {names = {"--length"}, refused = "portalock locks whole files"},
   },
   run = with_timing {
-    {names = {"-j", "--jobs"}, key = "jobs", value = integer_value(1, 10000)},
+    {names = {"-j", "--jobs"}, key = "jobs", value = integer_value(1, core.BOUNDED_MAXIMUM)},
     {names = {"--name"}, key = "name", value = text_value},
     {names = {"--dir"}, key = "dir", value = text_value},
   },

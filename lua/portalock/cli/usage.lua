@@ -1,4 +1,6 @@
 --- The usage texts of the portalock command (portalock --help, portalock COMMAND --help).
+local core = require "portalock.core"
+
 local M = {}
 
 local USAGE = {}
@@ -29,7 +31,7 @@ portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] 
     `sem` does). The slot files are DIR/NAME.00.lock, DIR/NAME.01.lock, ..., the names
     Python's portalocker.BoundedSemaphore uses, so Python and shell workers share the slots.
     CMD inherits the slot's descriptor, as with lock.
-    -j, --jobs N             at most N commands at once (1..10000); default 1
+    -j, --jobs N             at most N commands at once (1..]] .. core.BOUNDED_MAXIMUM .. [[); default 1
     --name NAME              the semaphore's name; default bounded_semaphore
     --dir DIR                where the slot files live; default the temporary directory
                              ($TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, /usr/tmp)

@@ -284,16 +284,23 @@ static void make_empty_file(const char *name, mode_t mode) {
   close(fd);
 }
 
-/* Every use of semaphore `name` with option `perm` is refused, nothing mapped: a
- * LOCK_EXCEPTION with `errnum` whose message names the path, the owner, the mode and `why`. */
-static void expect_refused(const char *name, int perm, int errnum, const char *owner,
-                           const char *mode, const char *why) {
+/* A semaphore object on `name` made with option `perm` (nothing is opened yet). */
+static portalock_semaphore_t *new_with_perm(const char *name, int perm) {
   portalock_semaphore_options o;
   portalock_semaphore_options_init(&o);
   o.perm = perm;
   portalock_semaphore_t *sem = NULL;
   portalock_error err;
   CHECK_OK(portalock_semaphore_new(&sem, name, 1, &o, &err), &err);
+  return sem;
+}
+
+/* Every use of semaphore `name` with option `perm` is refused, nothing mapped: a
+ * LOCK_EXCEPTION with `errnum` whose message names the path, the owner, the mode and `why`. */
+static void expect_refused(const char *name, int perm, int errnum, const char *owner,
+                           const char *mode, const char *why) {
+  portalock_semaphore_t *sem = new_with_perm(name, perm);
+  portalock_error err;
   for (int i = 0; i < 5; i++) /* the five non-blocking acquires */
     CHECK_STATUS(portalock_semaphore_try(sem, NULL, &err), PORTALOCK_LOCK_EXCEPTION, &err);
   CHECK_STATUS(portalock_semaphore_acquire_with(sem, 1, &err), PORTALOCK_LOCK_EXCEPTION, &err);
@@ -331,12 +338,8 @@ static void plant_as_other(void) {
 
 /* Another user's semaphore `name`, opened with `perm`, is shared: its counts are used. */
 static void expect_shared(const char *name, int perm, long value) {
-  portalock_semaphore_options o;
-  portalock_semaphore_options_init(&o);
-  o.perm = perm;
-  portalock_semaphore_t *sem = NULL;
+  portalock_semaphore_t *sem = new_with_perm(name, perm);
   portalock_error err;
-  CHECK_OK(portalock_semaphore_new(&sem, name, 1, &o, &err), &err);
   CHECK_INT(value_of(sem), value);
   CHECK_OK(portalock_semaphore_try(sem, NULL, &err), &err);
   CHECK_INT(value_of(sem), value - 1);

@@ -33,6 +33,15 @@ typedef struct split_record {
 
 static split_record records[SPLIT_RECORDS];
 static atomic_uint used;
+static _Thread_local pid_t my_tid; /* gettid() is a system call: asked once per thread */
+
+static void forget_tid(void) {
+  my_tid = 0; /* in a fork's child, whose one thread has a new id */
+}
+
+__attribute__((constructor)) static void split_init(void) {
+  pthread_atfork(NULL, NULL, forget_tid);
+}
 
 static int64_t split_now(void) {
   struct timespec ts;
@@ -42,8 +51,9 @@ static int64_t split_now(void) {
 
 static void split_record_call(const char *name, int64_t enter, long result, long arg) {
   int64_t leave = split_now();
+  if (my_tid == 0) my_tid = gettid();
   unsigned i = atomic_fetch_add(&used, 1);
-  if (i < SPLIT_RECORDS) records[i] = (split_record){name, gettid(), enter, leave, result, arg};
+  if (i < SPLIT_RECORDS) records[i] = (split_record){name, my_tid, enter, leave, result, arg};
 }
 
 __attribute__((destructor)) static void split_write(void) {

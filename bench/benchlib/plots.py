@@ -75,7 +75,7 @@ def draw(b, directory):
         print("plots: gnuplot is not installed (tools/ensure-packages gnuplot-nox)")
         return []
     data = tempfile.mkdtemp(prefix="plots-", dir=b.tmp)
-    common = "set termoption noenhanced\nset key outside right top\nset grid\n"
+    common = "set termoption noenhanced\nset key outside right top\nset grid\nset lmargin 12\n"
     drawn = []
     panels = latency_panels(b, data)
     if panels:
@@ -94,12 +94,14 @@ def draw(b, directory):
         out = os.path.join(directory, CONTENTION_FILE)
         gnuplot("set terminal pngcairo size 1400,1000 font ',10'\n"
                 f"set output {quoted(out)}\n{common}"
-                "set logscale xy\nset xlabel 'processes (log scale)'\nset xtics (2, 8, 64, 256)\n"
+                "set logscale xy\nset xrange [1.6:320]\nset xlabel 'processes (log scale)'\n"
+                "set xtics (2, 8, 64, 256)\n"
                 "set multiplot layout 2,1\n"
                 "set title 'Contention: handoffs per second'\nset ylabel 'handoffs/s'\n"
                 "plot " + ", \\\n  ".join(rates) + "\n"
                 "set title 'Contention: CPU per handoff (all processes)'\n"
-                "set ylabel 'CPU per handoff (µs)'\n"
+                "set ylabel 'CPU per handoff'\nset ytics ('10 µs' 10, '100 µs' 100,"
+                " '1 ms' 1e3, '10 ms' 1e4, '100 ms' 1e5, '1 s' 1e6, '10 s' 1e7)\n"
                 "plot " + ", \\\n  ".join(cpus) + "\nunset multiplot\n")
         drawn.append(CONTENTION_FILE)
     return drawn

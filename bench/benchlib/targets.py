@@ -1,5 +1,6 @@
 """The targets of issue 15 (deliver item 4) against what this run measured: one row per
 target and implementation, with the measured value, its ratio and whether it is met."""
+from . import firstwait
 from .stats import fmt_ns, fmt_ratio, median, p95, table
 
 PORTALOCK_HANDOFFS = {
@@ -25,7 +26,9 @@ class Targets:
         return self.b.results.get(key) or None
 
     def label(self, section, key):
-        return self.b.labels.get((section, key)) or self.b.label(key)
+        """The row's label, also for a section that did not run."""
+        own = firstwait.LABELS.get(key) if section == "first-wait" else None
+        return self.b.labels.get((section, key)) or own or self.b.label(key)
 
     def row(self, target, who, measured, ratio, met):
         self.rows.append([target, who, measured, ratio,

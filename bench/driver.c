@@ -2,7 +2,9 @@
  * Benchmark driver in C for bench/run: the physical limit ("ref": raw open + flock(2), or
  * sem_open(3) for the semaphore) and portalock's C API ("portalock").
  *
- *   driver serve IMPL PATH CI          stdin: acquire | release | quit
+ *   driver serve IMPL PATH CI WAIT     stdin: acquire | release | quit
+ *   driver firstwait IMPL PATH WAIT    a process's first wait: prints "waiting", acquires,
+ *                                      prints "acquired NS", releases and exits
  *   driver uncontended IMPL PATH MODE N  MODE open (open+lock+unlock+close) | fd (open file)
  *   driver loop IMPL PATH HOLD_US CI TIMEOUT   prints ready, reads "START_NS END_NS", prints
  *                                      "done COUNT CPU_NS" and the time of every acquire;
@@ -13,7 +15,10 @@
  *   driver stamp JOB_MS                one job (for GNU parallel's sem)
  *   driver held                        run under flock(1): acquired now; exits at "release"
  *
- * CI is the check_interval in seconds or "default". Times are CLOCK_MONOTONIC nanoseconds.
+ * CI is the check_interval in seconds or "default". WAIT is how portalock acquires: "limit"
+ * (portalock_lock_acquire_with, timeout WAIT_LIMIT), "default" (portalock_lock_acquire: the
+ * handle's default options) or "forever" (no timeout); the C limit always blocks in flock(2).
+ * Times are CLOCK_MONOTONIC nanoseconds.
  */
 #define _GNU_SOURCE
 #include "portalock.h"
@@ -91,7 +96,10 @@ static void bench_lock_init(bench_lock *b, const char *impl, const char *path, c
   if (portalock_lock_new(&b->lock, path, &opts, &err) != PORTALOCK_OK) die_pl("lock_new", &err);
 }
 
-/* Blocks until held (ref: in the kernel; portalock: its loop). 0 on success. */
+#define WAIT_DEFAULT NAN /* a timeout meaning: the handle's own options */
+
+/* Blocks until held (ref: in the kernel; portalock: its loop, for `timeout` seconds or, given
+ * WAIT_DEFAULT, as the handle's options say). 0 on success. */
 static int bench_acquire(bench_lock *b, double timeout) {
   if (b->ref) {
     b->fd = open(b->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
@@ -100,7 +108,9 @@ static int bench_acquire(bench_lock *b, double timeout) {
     return 0;
   }
   portalock_error err;
-  portalock_status s = portalock_lock_acquire_with(b->lock, timeout, b->check_interval, 0, &err);
+  portalock_status s =
+      isnan(timeout) ? portalock_lock_acquire(b->lock, &err)
+                     : portalock_lock_acquire_with(b->lock, timeout, b->check_interval, 0, &err);
   if (s == PORTALOCK_ALREADY_LOCKED) return -1;
   if (s != PORTALOCK_OK) die_pl("acquire", &err);
   return 0;
@@ -117,16 +127,26 @@ static void bench_release(bench_lock *b) {
   if (portalock_lock_release(b->lock, &err) != PORTALOCK_OK) die_pl("release", &err);
 }
 
+/* The timeout bench_acquire takes for a WAIT argument (see the top of this file). */
+static double wait_timeout(const char *wait) {
+  if (strcmp(wait, "limit") == 0) return WAIT_LIMIT;
+  if (strcmp(wait, "default") == 0) return WAIT_DEFAULT;
+  if (strcmp(wait, "forever") == 0) return INFINITY;
+  fprintf(stderr, "driver: WAIT must be limit, default or forever, not \"%s\"\n", wait);
+  exit(2);
+}
+
 /* ---------------------------------------------------------------- subcommands */
 
 static int cmd_serve(char **argv) {
   bench_lock b;
   bench_lock_init(&b, argv[0], argv[1], argv[2]);
+  double timeout = wait_timeout(argv[3]);
   char line[64];
   printf("ready\n");
   while (fgets(line, sizeof line, stdin)) {
     if (strncmp(line, "acquire", 7) == 0) {
-      if (bench_acquire(&b, WAIT_LIMIT) != 0) return 3;
+      if (bench_acquire(&b, timeout) != 0) return 3;
       printf("acquired %lld\n", (long long)now_ns());
     } else if (strncmp(line, "release", 7) == 0) {
       int64_t t = now_ns();
@@ -136,6 +156,17 @@ static int cmd_serve(char **argv) {
       break;
     }
   }
+  return 0;
+}
+
+static int cmd_firstwait(char **argv) {
+  bench_lock b;
+  bench_lock_init(&b, argv[0], argv[1], "default");
+  double timeout = wait_timeout(argv[2]);
+  printf("waiting\n");
+  if (bench_acquire(&b, timeout) != 0) return 3;
+  printf("acquired %lld\n", (long long)now_ns());
+  bench_release(&b);
   return 0;
 }
 
@@ -311,7 +342,8 @@ static int cmd_sem(char **argv) {
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc == 5 && strcmp(argv[1], "serve") == 0) return cmd_serve(argv + 2);
+  if (argc == 6 && strcmp(argv[1], "serve") == 0) return cmd_serve(argv + 2);
+  if (argc == 5 && strcmp(argv[1], "firstwait") == 0) return cmd_firstwait(argv + 2);
   if (argc == 6 && strcmp(argv[1], "uncontended") == 0) return cmd_uncontended(argv + 2);
   if (argc == 7 && strcmp(argv[1], "loop") == 0) return cmd_loop(argv + 2);
   if (argc == 9 && strcmp(argv[1], "sem") == 0) return cmd_sem(argv + 2);

@@ -1,7 +1,10 @@
 -- Benchmark driver for bench/run: portalock from Lua. The same command line as driver.c:
---   serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
---   sem IMPL NAME SLOTS POOL JOBS JOB_MS CI
--- IMPL is "portalock"; CI is a check_interval in seconds or "default".
+--   serve IMPL PATH CI WAIT | firstwait IMPL PATH WAIT | uncontended IMPL PATH MODE N
+--   loop IMPL PATH HOLD_US CI TIMEOUT | sem IMPL NAME SLOTS POOL JOBS JOB_MS CI
+-- IMPL is "portalock"; CI is a check_interval in seconds or "default". WAIT is how serve and
+-- firstwait acquire: "limit" (a Lock with timeout WAIT_LIMIT and CI), "default"
+-- (Lock:acquire() with the default settings), "forever" (Lock:acquire{timeout = math.huge})
+-- or "fd" (portalock.lock(fh, LOCK_EX) on a file opened once: blocks in the kernel).
 -- Times printed are CLOCK_MONOTONIC nanoseconds.
 local portalock = require "portalock"
 local core = require "portalock.core"
@@ -51,21 +54,56 @@ local function out(...)
   io.stdout:flush()
 end
 
-local function serve(_, path, ci)
-  local lock = portalock.Lock(path, lock_opts(ci))
+-- acquire() and release() functions for a WAIT (see the top of this file).
+local function locker(path, ci, wait)
+  if wait == "fd" then
+    local fh = assert(io.open(path, "a"))
+    return function()
+      assert(portalock.lock(fh, portalock.LOCK_EX))
+    end, function()
+      portalock.unlock(fh)
+    end
+  end
+  local lock, how
+  if wait == "limit" then
+    lock = portalock.Lock(path, lock_opts(ci))
+  elseif wait == "default" then
+    lock = portalock.Lock(path)
+  elseif wait == "forever" then
+    lock, how = portalock.Lock(path), {timeout = math.huge}
+  else
+    error(("WAIT must be limit, default, forever or fd, not %q"):format(tostring(wait)))
+  end
+  return function()
+    assert(lock:acquire(how))
+  end, function()
+    lock:release()
+  end
+end
+
+local function serve(_, path, ci, wait)
+  local acquire, release = locker(path, ci, wait)
   out("ready")
   for line in io.stdin:lines() do
     if line == "acquire" then
-      assert(lock:acquire())
+      acquire()
       out("acquired", now_ns())
     elseif line == "release" then
       local t = now_ns()
-      lock:release()
+      release()
       out("released", t)
     else
       break
     end
   end
+end
+
+local function firstwait(_, path, wait)
+  local acquire, release = locker(path, "default", wait)
+  out("waiting")
+  acquire()
+  out("acquired", now_ns())
+  release()
 end
 
 local function uncontended(_, path, mode, n)
@@ -152,7 +190,7 @@ local function sem(_, name, slots, pool, jobs, job_ms, ci)
   out("done")
 end
 
-local commands = {serve = serve, uncontended = uncontended, loop = loop, sem = sem}
+local commands = {serve = serve, firstwait = firstwait, uncontended = uncontended, loop = loop, sem = sem}
 local command = commands[arg[1]]
 if not command then
   io.stderr:write("usage: see the comment at the top of bench/driver.lua\n")

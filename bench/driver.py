@@ -1,9 +1,11 @@
 """Benchmark driver for bench/run: Python's portalocker and py-filelock.
 
 The same command line as driver.c:
-  serve IMPL PATH CI | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
+  serve IMPL PATH CI WAIT | uncontended IMPL PATH MODE N | loop IMPL PATH HOLD_US CI TIMEOUT
   sem IMPL NAME SLOTS POOL JOBS JOB_MS CI
 IMPL is "portalocker" or "filelock"; CI is the polling interval in seconds or "default".
+WAIT is how serve acquires: "limit" (timeout WAIT_LIMIT) or "default" (the library's default
+timeout: portalocker's 5 s, py-filelock's none).
 Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
 """
 import os
@@ -21,19 +23,24 @@ def out(*words):
     print(*words, flush=True)
 
 
-def make_lock(impl, path, ci):
-    """An object with acquire(timeout)/release() for IMPL."""
+def make_lock(impl, path, ci, wait="limit"):
+    """acquire(timeout) and release() functions for IMPL; acquire() waits as WAIT says."""
+    if wait not in ("limit", "default"):
+        raise SystemExit(f"WAIT must be limit or default, not {wait!r}")
     if impl == "portalocker":
         kwargs = {} if ci == "default" else {"check_interval": float(ci)}
-        lock = portalocker.Lock(path, timeout=WAIT_LIMIT, **kwargs)
+        if wait == "limit":
+            kwargs["timeout"] = WAIT_LIMIT
+        lock = portalocker.Lock(path, **kwargs)
         return lock.acquire, lock.release
     lock = filelock.FileLock(path)
     kwargs = {} if ci == "default" else {"poll_interval": float(ci)}
-    return (lambda timeout=WAIT_LIMIT: lock.acquire(timeout=timeout, **kwargs)), lock.release
+    default = WAIT_LIMIT if wait == "limit" else -1  # -1: py-filelock's "forever"
+    return (lambda timeout=default: lock.acquire(timeout=timeout, **kwargs)), lock.release
 
 
-def serve(impl, path, ci):
-    acquire, release = make_lock(impl, path, ci)
+def serve(impl, path, ci, wait):
+    acquire, release = make_lock(impl, path, ci, wait)
     out("ready")
     for line in sys.stdin:
         if line.strip() == "acquire":

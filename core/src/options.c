@@ -1,10 +1,75 @@
-/* Lock options: defaults, the mode letters, and validation with messages naming the option. */
+/* The rules of numeric options and arguments (each stated once, for every object and front
+ * end), and Lock options: defaults, the mode letters, and validation with messages naming the
+ * option. */
 #include "private.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
+
+/* What is wrong with `value` as an integer within low..high (`range` shows it), or NULL. */
+static const char *pl_integer_problem(double value, double low, double high, const char *range,
+                                      char *buf, size_t size) {
+  if (value >= low && value <= high && value == floor(value)) return NULL;
+  snprintf(buf, size, "must be an integer within %s", range);
+  return buf;
+}
+
+/* The range of a permission rule: octal, as permissions are written, and decimal for front
+ * ends whose language has no octal literal. */
+static const char *pl_perm_problem(double perm, int max, char *buf, size_t size) {
+  char range[48];
+  snprintf(range, sizeof range, "0..0o%o (%d)", (unsigned)max, max);
+  return pl_integer_problem(perm, 0, max, range, buf, size);
+}
+
+static const char *pl_sem_count_problem(double n, long low, char *buf, size_t size) {
+  char range[64];
+  snprintf(range, sizeof range, "%ld..%ld (SEM_VALUE_MAX)", low, (long)SEM_VALUE_MAX);
+  return pl_integer_problem(n, (double)low, (double)SEM_VALUE_MAX, range, buf, size);
+}
+
+const char *portalock_rule_problem(portalock_rule rule, double value, char *buf, size_t size) {
+  const char *problem = NULL;
+  char range[32];
+  switch (rule) {
+  case PORTALOCK_RULE_TIMEOUT:
+    if (isnan(value))
+      problem = "must be a number >= 0, not NaN";
+    else if (value < 0)
+      problem = "must be >= 0 (infinity waits forever)";
+    break;
+  case PORTALOCK_RULE_CHECK_INTERVAL:
+    if (!isfinite(value) || value < 0) {
+      snprintf(buf, size, "must be a finite number >= 0 (0 re-checks every %g s)",
+               PORTALOCK_CHECK_INTERVAL_MIN);
+      return buf;
+    }
+    break;
+  case PORTALOCK_RULE_FLAGS:
+    /* a value that is no int breaks the rule as 0 (no lock type) does */
+    problem = pl_flags_problem(
+        value >= INT_MIN && value <= INT_MAX && value == floor(value) ? (int)value : 0);
+    break;
+  case PORTALOCK_RULE_PERM:
+    return pl_perm_problem(value, PORTALOCK_PERM_MAX, buf, size);
+  case PORTALOCK_RULE_SEMAPHORE_PERM:
+    return pl_perm_problem(value, PORTALOCK_SEMAPHORE_PERM_MAX, buf, size);
+  case PORTALOCK_RULE_SEMAPHORE_VALUE:
+    return pl_sem_count_problem(value, 0, buf, size);
+  case PORTALOCK_RULE_SEMAPHORE_RELEASE:
+    return pl_sem_count_problem(value, 1, buf, size);
+  case PORTALOCK_RULE_BOUNDED_MAXIMUM:
+    snprintf(range, sizeof range, "1..%d", PORTALOCK_BOUNDED_MAXIMUM);
+    return pl_integer_problem(value, 1, PORTALOCK_BOUNDED_MAXIMUM, range, buf, size);
+  }
+  if (problem == NULL) return NULL;
+  snprintf(buf, size, "%s", problem);
+  return buf;
+}
 
 void portalock_lock_options_init(portalock_lock_options *opts) {
   opts->mode = "a";
@@ -39,17 +104,19 @@ static int pl_parse_mode(const char *s, pl_mode *m) {
   return 1;
 }
 
+portalock_status pl_check_rule(portalock_rule rule, const char *what, double value,
+                               portalock_error *err) {
+  char buf[PORTALOCK_MESSAGE_MAX];
+  const char *problem = portalock_rule_problem(rule, value, buf, sizeof buf);
+  if (problem == NULL) return PORTALOCK_OK;
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad %s (%.15g): %s", what, value, problem);
+}
+
 portalock_status pl_check_timing(double timeout, double check_interval, portalock_error *err) {
-  if (isnan(timeout) || timeout < 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'timeout' (%g): must be >= 0 (use INFINITY to wait forever)",
-                   timeout);
-  if (!isfinite(check_interval) || check_interval < 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'check_interval' (%g): must be a finite number >= 0 (0 re-checks "
-                   "every %g s)",
-                   check_interval, PORTALOCK_CHECK_INTERVAL_MIN);
-  return PORTALOCK_OK;
+  portalock_status status = pl_check_rule(PORTALOCK_RULE_TIMEOUT, "option 'timeout'", timeout, err);
+  if (status != PORTALOCK_OK) return status;
+  return pl_check_rule(PORTALOCK_RULE_CHECK_INTERVAL, "option 'check_interval'", check_interval,
+                       err);
 }
 
 double pl_check_period(double check_interval) {
@@ -81,10 +148,8 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad option 'backend' (%d): must be flock (0), ofd (1) or posix (2)",
                    (int)o->backend);
-  if (o->perm < 0 || o->perm > PORTALOCK_PERM_MAX)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'perm' (%d, octal %o): must be within 0..0%o", o->perm,
-                   (unsigned)o->perm, (unsigned)PORTALOCK_PERM_MAX);
+  status = pl_check_rule(PORTALOCK_RULE_PERM, "option 'perm'", o->perm, err);
+  if (status != PORTALOCK_OK) return status;
   int shared = (o->flags & PORTALOCK_LOCK_SH) != 0;
   if (m->truncate && shared)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,

@@ -1,8 +1,9 @@
 /*
- * Reading option tables. A string option stays on the Lua stack from the moment it is read
- * until the C function returns: neither the table (a finalizer or an __index metamethod can
- * change or make up its values) nor an in-place number conversion can then free it while C
- * still uses the pointer. Option strings must be strings: a number is refused, not
+ * The core's rules of values, for the Lua front end: core.rule_problem(rule, number) and
+ * core.semaphore_name_problem(name). Reading option tables. A string option stays on the Lua stack
+ * from the moment it is read until the C function returns: neither the table (a finalizer or an
+ * __index metamethod can change or make up its values) nor an in-place number conversion can then
+ * free it while C still uses the pointer. Option strings must be strings: a number is refused, not
  * converted.
  */
 #include "l_private.h"
@@ -37,4 +38,47 @@ int pl_opt_int(lua_State *L, int idx, const char *key, int fallback) {
   lua_pop(L, 1);
   luaL_argcheck(L, value >= -0x7fffffff && value <= 0x7fffffff, idx, key);
   return (int)value;
+}
+
+/* rule_problem(rule, value) -> nil when the number `value` obeys the core's rule, else the
+   core's phrase for what is wrong with it. Rules by the names the front end uses. */
+static int o_rule_problem(lua_State *L) {
+  static const char *const names[] = {
+      "timeout",         "check_interval",    "flags",           "perm", "semaphore_perm",
+      "semaphore_value", "semaphore_release", "bounded_maximum", NULL};
+  static const portalock_rule rules[] = {PORTALOCK_RULE_TIMEOUT,
+                                         PORTALOCK_RULE_CHECK_INTERVAL,
+                                         PORTALOCK_RULE_FLAGS,
+                                         PORTALOCK_RULE_PERM,
+                                         PORTALOCK_RULE_SEMAPHORE_PERM,
+                                         PORTALOCK_RULE_SEMAPHORE_VALUE,
+                                         PORTALOCK_RULE_SEMAPHORE_RELEASE,
+                                         PORTALOCK_RULE_BOUNDED_MAXIMUM};
+  portalock_rule rule = rules[luaL_checkoption(L, 1, NULL, names)];
+  char buf[PORTALOCK_MESSAGE_MAX];
+  const char *problem = portalock_rule_problem(rule, luaL_checknumber(L, 2), buf, sizeof buf);
+  if (problem == NULL) return 0;
+  lua_pushstring(L, problem);
+  return 1;
+}
+
+/* semaphore_name_problem(name) -> nil for a valid semaphore name, else the core's phrase. */
+static int o_semaphore_name_problem(lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  if (strlen(name) != len) {
+    lua_pushliteral(L, "must not contain NUL bytes"); /* what a C string cannot carry */
+    return 1;
+  }
+  const char *problem = portalock_semaphore_name_problem(name);
+  if (problem == NULL) return 0;
+  lua_pushstring(L, problem);
+  return 1;
+}
+
+void pl_open_options(lua_State *L) {
+  static const luaL_Reg functions[] = {{"rule_problem", o_rule_problem},
+                                       {"semaphore_name_problem", o_semaphore_name_problem},
+                                       {NULL, NULL}};
+  luaL_setfuncs(L, functions, 0);
 }

@@ -17,7 +17,6 @@ local M = {}
 
 local OPTIONS = {"name", "filename_pattern", "directory", "timeout", "check_interval", "fail_when_locked"}
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
-local MAXIMUM = core.BOUNDED_MAXIMUM -- C's limit (PORTALOCK_BOUNDED_MAXIMUM), not a copy
 
 local function check_string(func, value, name, allow_empty)
   if type(value) ~= "string" then
@@ -46,11 +45,7 @@ local function check_options(func, opts, allowed)
   return check.options_with(func, opts, checks)
 end
 
-local function check_maximum(func, value)
-  if type(value) ~= "number" or value ~= math.floor(value) or value < 1 or value > MAXIMUM then
-    return check.bad(func, "maximum", value, "must be an integer within 1.." .. MAXIMUM)
-  end
-end
+local check_maximum = check.rule("bounded_maximum", "must be a number (an integer count)")
 
 local pick = check.pick
 
@@ -222,7 +217,7 @@ end
 
 local function constructor(class, default_name)
   return function(maximum, opts)
-    local problem = check_maximum(class, maximum) or check_options(class, opts, OPTIONS)
+    local problem = check_maximum(class, maximum, "maximum") or check_options(class, opts, OPTIONS)
     if problem then
       error(problem, 2)
     end

@@ -52,48 +52,47 @@ local function has_bits(flags, bits)
   return math.floor(flags / bits) % 2 == 1
 end
 
+--- A validator for numbers under the core's `rule` (see core.rule_problem): Lua checks that
+--- the value is a number (`type_problem` otherwise); the rule and its words are C's.
+function M.rule(rule, type_problem)
+  return function(func, value, name)
+    if type(value) ~= "number" then
+      return M.bad(func, name, value, type_problem)
+    end
+    local problem = core.rule_problem(rule, value)
+    if problem then
+      return M.bad(func, name, value, problem)
+    end
+  end
+end
+
 M.LOCK_SH, M.LOCK_EX, M.LOCK_NB, M.LOCK_UN = 1, 2, 4, 8
-local VALID_FLAGS = {[1] = true, [2] = true, [5] = true, [6] = true}
 local BACKENDS = {flock = true, ofd = true, posix = true}
+
+-- The flags the core's rule accepts, asked once: lock() checks its flags at every call.
+local VALID_FLAGS = {}
+for flags = 0, M.LOCK_SH + M.LOCK_EX + M.LOCK_NB + M.LOCK_UN do
+  VALID_FLAGS[flags] = not core.rule_problem("flags", flags) or nil
+end
 
 function M.is_exclusive(flags)
   return has_bits(flags, M.LOCK_EX)
 end
 
-function M.timeout(func, value, name)
-  name = name or "timeout"
-  if type(value) ~= "number" then
-    return M.bad(func, name, value, "must be a number of seconds")
-  elseif value ~= value then
-    return M.bad(func, name, value, "must be a number of seconds, not NaN")
-  elseif value < 0 then
-    return M.bad(func, name, value, "must be >= 0 (use math.huge to wait forever)")
-  end
-end
+M.timeout = M.rule("timeout", "must be a number of seconds")
+M.check_interval = M.rule("check_interval", "must be a number of seconds")
+M.perm = M.rule("perm", "must be a number (an integer permission)")
+local flags_rule = M.rule("flags", "must be an integer combination of portalock.LOCK_* flags")
 
--- The rule of the C core's option check (pl_check_timing), which has the last word.
-function M.check_interval(func, value, name)
-  if type(value) ~= "number" or value ~= value then
-    return M.bad(func, name, value, "must be a number of seconds")
-  elseif value < 0 or value == math.huge then -- the C core re-checks at least this often
-    return M.bad(func, name, value, string.format(
-      "must be a finite number >= 0 (0 re-checks every %g s)", core.CHECK_INTERVAL_MIN))
+function M.flags(func, value, name)
+  if not VALID_FLAGS[value] then
+    return flags_rule(func, value, name)
   end
 end
 
 function M.boolean(func, value, name)
   if type(value) ~= "boolean" then
     return M.bad(func, name, value, "must be a boolean")
-  end
-end
-
-function M.flags(func, value, name)
-  if not is_integer(value) then
-    return M.bad(func, name, value, "must be an integer combination of portalock.LOCK_* flags")
-  elseif value == M.LOCK_UN then
-    return M.bad(func, name, value, "LOCK_UN belongs to portalock.unlock()")
-  elseif not VALID_FLAGS[value] then
-    return M.bad(func, name, value, "must be exactly one of LOCK_SH, LOCK_EX, optionally plus LOCK_NB")
   end
 end
 
@@ -107,13 +106,6 @@ end
 function M.mode(func, value, name)
   if type(value) ~= "string" or not value:match("^[raw]%+?b?$") then
     return M.bad(func, name, value, 'must be one of "r", "r+", "a", "a+", "w", "w+" (optionally with "b")')
-  end
-end
-
-function M.perm(func, value, name)
-  if not is_integer(value) or value < 0 or value > core.PERM_MAX then
-    return M.bad(func, name, value,
-      string.format('must be an integer in 0..0o%o (e.g. tonumber("644", 8))', core.PERM_MAX))
   end
 end
 

@@ -219,6 +219,8 @@ typedef enum portalock_rule {
   PORTALOCK_RULE_TIMEOUT,           /* >= 0 (INFINITY waits forever), not NaN */
   PORTALOCK_RULE_CHECK_INTERVAL,    /* a finite number >= 0 */
   PORTALOCK_RULE_FLAGS,             /* LOCK_SH or LOCK_EX, optionally with LOCK_NB */
+  PORTALOCK_RULE_EXCLUSIVE_FLAGS,   /* LOCK_EX, optionally with LOCK_NB (TemporaryFileLock,
+                                       PidFileLock) */
   PORTALOCK_RULE_PERM,              /* an integer within 0..PORTALOCK_PERM_MAX */
   PORTALOCK_RULE_SEMAPHORE_PERM,    /* an integer within 0..PORTALOCK_SEMAPHORE_PERM_MAX */
   PORTALOCK_RULE_SEMAPHORE_VALUE,   /* an integer within 0..SEM_VALUE_MAX */
@@ -233,6 +235,16 @@ typedef enum portalock_rule {
  */
 PORTALOCK_API const char *portalock_rule_problem(portalock_rule rule, double value, char *buf,
                                                  size_t size);
+
+/*
+ * NULL when a Lock may open `mode` for a lock of `flags` on `backend` (both valid); else what
+ * is wrong with the mode, as a phrase in `buf`: not one of the modes below, or one the lock
+ * cannot use ("w" truncates, which needs LOCK_EX; the fcntl backends need a readable mode for
+ * LOCK_SH and a writable one for LOCK_EX). LOCK_EX on flock asks about the letters alone.
+ */
+PORTALOCK_API const char *portalock_lock_mode_problem(const char *mode, int flags,
+                                                      portalock_backend backend, char *buf,
+                                                      size_t size);
 
 /*
  * A lock on `filename`. The path is joined to the working directory now (not normalised,

@@ -54,6 +54,11 @@ const char *portalock_rule_problem(portalock_rule rule, double value, char *buf,
     problem = pl_flags_problem(
         value >= INT_MIN && value <= INT_MAX && value == floor(value) ? (int)value : 0);
     break;
+  case PORTALOCK_RULE_EXCLUSIVE_FLAGS:
+    if (portalock_rule_problem(PORTALOCK_RULE_FLAGS, value, buf, size) != NULL) return buf;
+    if (!((int)value & PORTALOCK_LOCK_EX))
+      problem = "must be LOCK_EX (2), optionally with LOCK_NB (4): the lock is exclusive only";
+    break;
   case PORTALOCK_RULE_PERM:
     return pl_perm_problem(value, PORTALOCK_PERM_MAX, buf, size);
   case PORTALOCK_RULE_SEMAPHORE_PERM:
@@ -128,19 +133,46 @@ static const char *pl_backend_name(portalock_backend backend) {
   return backend == PORTALOCK_BACKEND_OFD ? "ofd" : "posix";
 }
 
+/* What is wrong with `mode` (parsed into `m`) for a lock of the valid `flags` on the valid
+ * `backend`, or NULL: a static phrase or `buf`. */
+static const char *pl_mode_problem(const char *mode, int flags, portalock_backend backend,
+                                   pl_mode *m, char *buf, size_t size) {
+  if (mode == NULL || !pl_parse_mode(mode, m))
+    return "must be \"r\", \"r+\", \"a\", \"a+\", \"w\" or \"w+\", optionally with \"b\"";
+  int shared = (flags & PORTALOCK_LOCK_SH) != 0;
+  if (m->truncate && shared) return "truncates the file, which needs LOCK_EX, not LOCK_SH";
+  if (backend == PORTALOCK_BACKEND_FLOCK || (shared ? m->readable : m->writable)) return NULL;
+  snprintf(buf, size, "the %s backend needs a %s mode for %s", pl_backend_name(backend),
+           shared ? "readable" : "writable", shared ? "LOCK_SH" : "LOCK_EX");
+  return buf;
+}
+
+const char *portalock_lock_mode_problem(const char *mode, int flags, portalock_backend backend,
+                                        char *buf, size_t size) {
+  pl_mode m;
+  const char *problem = pl_mode_problem(mode, flags, backend, &m, buf, size);
+  if (problem == NULL || problem == buf) return problem;
+  snprintf(buf, size, "%s", problem);
+  return buf;
+}
+
+static portalock_status pl_bad_mode(const char *mode, const char *problem, portalock_error *err) {
+  if (mode == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad option 'mode' (NULL): %s", problem);
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad option 'mode' (\"%.16s\"): %s", mode,
+                 problem);
+}
+
 portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
                                   portalock_error *err) {
-  if (o->mode == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'mode' (NULL): must be r, r+, a, a+, w or w+, optionally with b");
-  if (!pl_parse_mode(o->mode, m))
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'mode' (\"%.16s\"): must be r, r+, a, a+, w or w+, optionally "
-                   "with b",
-                   o->mode);
+  char buf[PORTALOCK_MESSAGE_MAX];
+  /* the letters first, with a lock and backend that any valid mode suits */
+  const char *problem =
+      pl_mode_problem(o->mode, PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_FLOCK, m, buf, sizeof buf);
+  if (problem != NULL) return pl_bad_mode(o->mode, problem, err);
   portalock_status status = pl_check_timing(o->timeout, o->check_interval, err);
   if (status != PORTALOCK_OK) return status;
-  const char *problem = pl_flags_problem(o->flags);
+  problem = pl_flags_problem(o->flags);
   if (problem != NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad option 'flags' (%d): %s", o->flags,
                    problem);
@@ -150,19 +182,7 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
                    (int)o->backend);
   status = pl_check_rule(PORTALOCK_RULE_PERM, "option 'perm'", o->perm, err);
   if (status != PORTALOCK_OK) return status;
-  int shared = (o->flags & PORTALOCK_LOCK_SH) != 0;
-  if (m->truncate && shared)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'mode' (\"%s\"): truncating needs LOCK_EX, not LOCK_SH", o->mode);
-  if (o->backend != PORTALOCK_BACKEND_FLOCK && shared && !m->readable)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'mode' (\"%s\"): the %s backend needs a readable mode for "
-                   "LOCK_SH",
-                   o->mode, pl_backend_name(o->backend));
-  if (o->backend != PORTALOCK_BACKEND_FLOCK && !shared && !m->writable)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'mode' (\"%s\"): the %s backend needs a writable mode for "
-                   "LOCK_EX",
-                   o->mode, pl_backend_name(o->backend));
+  problem = pl_mode_problem(o->mode, o->flags, o->backend, m, buf, sizeof buf);
+  if (problem != NULL) return pl_bad_mode(o->mode, problem, err);
   return PORTALOCK_OK;
 }

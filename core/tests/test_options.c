@@ -204,6 +204,8 @@ static void test_rule_edges(void) {
       {PORTALOCK_RULE_CHECK_INTERVAL, 1e300, INFINITY},
       {PORTALOCK_RULE_FLAGS, PORTALOCK_LOCK_SH | PORTALOCK_LOCK_NB, PORTALOCK_LOCK_SH + 0.5},
       {PORTALOCK_RULE_FLAGS, PORTALOCK_LOCK_EX, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_UN},
+      {PORTALOCK_RULE_EXCLUSIVE_FLAGS, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB, PORTALOCK_LOCK_SH},
+      {PORTALOCK_RULE_EXCLUSIVE_FLAGS, PORTALOCK_LOCK_EX, PORTALOCK_LOCK_EX | 8},
       {PORTALOCK_RULE_PERM, PORTALOCK_PERM_MAX, PORTALOCK_PERM_MAX + 1},
       {PORTALOCK_RULE_PERM, 0, -1},
       {PORTALOCK_RULE_PERM, 0644, 0644.5},
@@ -227,6 +229,21 @@ static void test_rule_edges(void) {
   /* a small buffer truncates, never overflows */
   char small[8];
   CHECK_STR(portalock_rule_problem(PORTALOCK_RULE_TIMEOUT, -1, small, sizeof small), "must be");
+  CHECK(portalock_lock_mode_problem("rb+", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_OFD, buf,
+                                    sizeof buf) == NULL);
+  CHECK(portalock_lock_mode_problem("r+", PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_POSIX, buf,
+                                    sizeof buf) == NULL);
+  CHECK(portalock_lock_mode_problem("x", PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_FLOCK, buf,
+                                    sizeof buf) != NULL);
+  CHECK_CONTAINS(
+      portalock_lock_mode_problem("w", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_FLOCK, buf, sizeof buf),
+      "LOCK_EX");
+  CHECK_CONTAINS(
+      portalock_lock_mode_problem("r", PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_OFD, buf, sizeof buf),
+      "writable");
+  CHECK_CONTAINS(
+      portalock_lock_mode_problem("a", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_POSIX, buf, sizeof buf),
+      "readable");
   CHECK(portalock_semaphore_name_problem("ok") == NULL);
   CHECK_STR(portalock_semaphore_name_problem(".."), "must not be \".\" or \"..\"");
 }
@@ -263,6 +280,18 @@ static void test_one_owner(void) {
   o.flags = PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX;
   CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
   check_rule_words(err.message, PORTALOCK_RULE_FLAGS, PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
+
+  portalock_lock_options_init(&o);
+  o.mode = "w+";
+  o.flags = PORTALOCK_LOCK_SH;
+  CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
+  char buf[PORTALOCK_MESSAGE_MAX];
+  CHECK_CONTAINS(err.message,
+                 portalock_lock_mode_problem("w+", o.flags, o.backend, buf, sizeof buf));
+  portalock_lock_options_init(&o);
+  o.flags = PORTALOCK_LOCK_SH;
+  CHECK_STATUS(portalock_pid_file_lock_new(&lock, tu_path("p"), &o, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_EXCLUSIVE_FLAGS, PORTALOCK_LOCK_SH);
 
   CHECK_OK(portalock_lock_new(&lock, tu_path("r"), NULL, &err), &err);
   CHECK_STATUS(portalock_lock_acquire_with(lock, NAN, 0.25, 0, &err), PORTALOCK_INVALID, &err);

@@ -102,10 +102,16 @@ function M.backend(func, value, name)
   end
 end
 
--- Exactly the modes Lua's own io.open accepts, which the hand-over on 5.1/LuaJIT relies on.
+-- The core's rule of modes, and one of Lua's own: "+" before "b", as Lua's io.open takes a
+-- mode, which the hand-over on 5.1/LuaJIT relies on.
 function M.mode(func, value, name)
-  if type(value) ~= "string" or not value:match("^[raw]%+?b?$") then
-    return M.bad(func, name, value, 'must be one of "r", "r+", "a", "a+", "w", "w+" (optionally with "b")')
+  if type(value) ~= "string" then
+    return M.bad(func, name, value, "must be a string")
+  end
+  local problem = core.lock_mode_problem(value)
+    or (not value:match("^[raw]%+?b?$") and 'must put "+" before "b", as io.open takes it')
+  if problem then
+    return M.bad(func, name, value, problem)
   end
 end
 
@@ -203,25 +209,16 @@ function M.options(func, opts, allowed)
   return M.options_with(func, opts, checks)
 end
 
-local function readable(mode)
-  return mode:sub(1, 1) == "r" or mode:find("+", 1, true) ~= nil
-end
-
-local function writable(mode)
-  return mode:sub(1, 1) ~= "r" or mode:find("+", 1, true) ~= nil
-end
-
---- The checks that relate mode, flags and backend to one another.
+--- The core's rules that relate mode, flags and backend to one another (and, for the kinds
+--- that are exclusive only, the flags to the kind).
 function M.combination(func, mode, flags, backend, exclusive_only)
-  local exclusive = M.is_exclusive(flags)
-  if exclusive_only and not exclusive then
-    return M.bad(func, "flags", flags, "this lock is exclusive only: use LOCK_EX (optionally + LOCK_NB)")
-  elseif mode:sub(1, 1) == "w" and not exclusive then
-    return M.bad(func, "mode", mode, 'a "w" mode truncates, which needs LOCK_EX, not LOCK_SH')
-  elseif backend ~= "flock" and not exclusive and not readable(mode) then
-    return M.bad(func, "mode", mode, "a shared " .. backend .. " lock needs a readable mode")
-  elseif backend ~= "flock" and exclusive and not writable(mode) then
-    return M.bad(func, "mode", mode, "an exclusive " .. backend .. " lock needs a writable mode")
+  local problem = exclusive_only and core.rule_problem("exclusive_flags", flags)
+  if problem then
+    return M.bad(func, "flags", flags, problem)
+  end
+  problem = core.lock_mode_problem(mode, flags, backend)
+  if problem then
+    return M.bad(func, "mode", mode, problem)
   end
 end
 

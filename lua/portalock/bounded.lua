@@ -18,6 +18,9 @@ local M = {}
 local OPTIONS = {"name", "filename_pattern", "directory", "timeout", "check_interval", "fail_when_locked"}
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
 
+-- A string C can take (no NUL); the rules of names and patterns are the core's (its errors
+-- come back from core.new_bounded). An empty directory is refused here: the core would take
+-- it as the working directory.
 local function check_string(func, value, name, allow_empty)
   if type(value) ~= "string" then
     return check.bad(func, name, value, "must be a string")
@@ -30,7 +33,7 @@ end
 
 local CHECKS = {
   name = function(func, value, name) return check_string(func, value, name, true) end,
-  filename_pattern = function(func, value, name) return check_string(func, value, name, false) end,
+  filename_pattern = function(func, value, name) return check_string(func, value, name, true) end,
   directory = function(func, value, name) return check_string(func, value, name, false) end,
   timeout = check.timeout,
   check_interval = check.check_interval,

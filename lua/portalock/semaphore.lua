@@ -11,6 +11,9 @@ local wait = require "portalock.wait"
 
 local M = {}
 
+--- The initial value when none is given, as multiprocessing.Semaphore's (the config reads it).
+M.DEFAULT_VALUE = 1
+
 --- Semaphore names: a string without NUL (what Lua checks); the rest of the rule (not empty,
 --- no "/", not "." or "..", short enough for sem_open) is the core's.
 function M.check_name(func, value, name)
@@ -133,7 +136,7 @@ SemaphoreMeta.__close = function(self)
 end
 
 local function new(value, opts)
-  value = pick(value, 1)
+  value = pick(value, M.DEFAULT_VALUE)
   local problem = check_value("Semaphore", value, "value")
     or check.options_with("Semaphore", opts, CONSTRUCTOR_OPTIONS)
   if problem then

@@ -149,6 +149,17 @@ describe("one owner for every rule", function()
     assert.is_nil(core.semaphore_name_problem(long:sub(2)))
   end)
 
+  it("the Lock's defaults and backend names are the core's", function()
+    assert.are.same({"flock", "ofd", "posix"}, core.BACKENDS)
+    assert.are.equal("a", core.DEFAULT_MODE)
+    assert.are.equal(portalock.LOCK_EX + portalock.LOCK_NB, core.DEFAULT_FLAGS)
+    assert.are.equal("flock", core.DEFAULT_BACKEND)
+    local message = refusal(portalock.Lock, dir .. "/b.lock", {backend = "nfs"})
+    for _, name in ipairs(core.BACKENDS) do
+      assert.is_truthy(message:find('"' .. name .. '"', 1, true), message)
+    end
+  end)
+
   it("Lua checks only Lua types: a value of the wrong type never reaches the rule", function()
     assert.is_truthy(refusal(portalock.Lock, "x", {timeout = "1"}):find("must be a number", 1, true))
     assert.is_truthy(refusal(portalock.BoundedSemaphore, "3"):find("must be a number", 1, true))

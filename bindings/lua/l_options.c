@@ -104,12 +104,21 @@ void pl_open_options(lua_State *L) {
                                        {"semaphore_name_problem", o_semaphore_name_problem},
                                        {NULL, NULL}};
   luaL_setfuncs(L, functions, 0);
-  /* The Lock's default mode and flags, which Lua needs before there is a Lock (the timing
-     defaults are DEFAULT_TIMEOUT and DEFAULT_CHECK_INTERVAL) */
+  /* The Lock's default mode, flags and backend, which Lua needs before there is a Lock (the
+     timing defaults are DEFAULT_TIMEOUT and DEFAULT_CHECK_INTERVAL) */
   portalock_lock_options defaults;
   portalock_lock_options_init(&defaults);
   lua_pushstring(L, defaults.mode);
   lua_setfield(L, -2, "DEFAULT_MODE");
   lua_pushinteger(L, defaults.flags);
   lua_setfield(L, -2, "DEFAULT_FLAGS");
+  lua_pushstring(L, portalock_backend_name(defaults.backend));
+  lua_setfield(L, -2, "DEFAULT_BACKEND");
+  /* BACKENDS: the backends' names, in the order of their values */
+  lua_newtable(L);
+  for (int b = 0; portalock_backend_name((portalock_backend)b) != NULL; b++) {
+    lua_pushstring(L, portalock_backend_name((portalock_backend)b));
+    lua_rawseti(L, -2, b + 1);
+  }
+  lua_setfield(L, -2, "BACKENDS");
 }

@@ -56,6 +56,10 @@ typedef enum portalock_backend {
   PORTALOCK_BACKEND_POSIX = 2  /* fcntl(2) record locks, owned by the process */
 } portalock_backend;
 
+/* The backend's name as front ends spell it ("flock", "ofd", "posix"), or NULL for a value
+ * that is no backend. */
+PORTALOCK_API const char *portalock_backend_name(portalock_backend backend);
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum portalock_status {

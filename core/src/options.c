@@ -129,10 +129,6 @@ double pl_check_period(double check_interval) {
                                                        : PORTALOCK_CHECK_INTERVAL_MIN;
 }
 
-static const char *pl_backend_name(portalock_backend backend) {
-  return backend == PORTALOCK_BACKEND_OFD ? "ofd" : "posix";
-}
-
 /* What is wrong with `mode` (parsed into `m`) for a lock of the valid `flags` on the valid
  * `backend`, or NULL: a static phrase or `buf`. */
 static const char *pl_mode_problem(const char *mode, int flags, portalock_backend backend,
@@ -142,7 +138,7 @@ static const char *pl_mode_problem(const char *mode, int flags, portalock_backen
   int shared = (flags & PORTALOCK_LOCK_SH) != 0;
   if (m->truncate && shared) return "truncates the file, which needs LOCK_EX, not LOCK_SH";
   if (backend == PORTALOCK_BACKEND_FLOCK || (shared ? m->readable : m->writable)) return NULL;
-  snprintf(buf, size, "the %s backend needs a %s mode for %s", pl_backend_name(backend),
+  snprintf(buf, size, "the %s backend needs a %s mode for %s", portalock_backend_name(backend),
            shared ? "readable" : "writable", shared ? "LOCK_SH" : "LOCK_EX");
   return buf;
 }

@@ -244,6 +244,10 @@ static void test_rule_edges(void) {
   CHECK_CONTAINS(
       portalock_lock_mode_problem("a", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_POSIX, buf, sizeof buf),
       "readable");
+  CHECK_STR(portalock_backend_name(PORTALOCK_BACKEND_FLOCK), "flock");
+  CHECK_STR(portalock_backend_name(PORTALOCK_BACKEND_OFD), "ofd");
+  CHECK_STR(portalock_backend_name(PORTALOCK_BACKEND_POSIX), "posix");
+  CHECK(portalock_backend_name((portalock_backend)3) == NULL);
   CHECK(portalock_semaphore_name_problem("ok") == NULL);
   CHECK_STR(portalock_semaphore_name_problem(".."), "must not be \".\" or \"..\"");
 }

@@ -67,7 +67,14 @@ function M.rule(rule, type_problem)
 end
 
 M.LOCK_SH, M.LOCK_EX, M.LOCK_NB, M.LOCK_UN = 1, 2, 4, 8
-local BACKENDS = {flock = true, ofd = true, posix = true}
+-- The core's backends (core.BACKENDS), as a set and as a message lists them.
+local BACKENDS, BACKEND_NAMES = {}, {}
+for i, name in ipairs(core.BACKENDS) do
+  BACKENDS[name] = true
+  BACKEND_NAMES[i] = string.format("%q", name)
+end
+local BACKENDS_LISTED = table.concat(BACKEND_NAMES, ", ", 1, #BACKEND_NAMES - 1) .. " or "
+  .. BACKEND_NAMES[#BACKEND_NAMES]
 
 -- The flags the core's rule accepts, asked once: lock() checks its flags at every call.
 local VALID_FLAGS = {}
@@ -98,7 +105,7 @@ end
 
 function M.backend(func, value, name)
   if not BACKENDS[value] then
-    return M.bad(func, name, value, 'must be "flock", "ofd" or "posix"')
+    return M.bad(func, name, value, "must be " .. BACKENDS_LISTED)
   end
 end
 

@@ -11,7 +11,8 @@ local M = {}
 
 local DEFAULTS = {
   mode = core.DEFAULT_MODE, timeout = core.DEFAULT_TIMEOUT,
-  check_interval = core.DEFAULT_CHECK_INTERVAL, flags = core.DEFAULT_FLAGS, backend = "flock",
+  check_interval = core.DEFAULT_CHECK_INTERVAL, flags = core.DEFAULT_FLAGS,
+  backend = core.DEFAULT_BACKEND,
 }
 
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}

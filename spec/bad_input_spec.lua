@@ -24,7 +24,7 @@ describe("bad input", function()
   end
 
   local cases = {
-    {"a negative timeout, with a hint", {"bad argument 'timeout' to 'Lock' (-1)", ">= 0", "math.huge"},
+    {"a negative timeout, with a hint", {"bad argument 'timeout' to 'Lock' (-1)", ">= 0", "infinity waits forever"},
       function() portalock.Lock(path, {timeout = -1}) end},
     {"a NaN timeout", {"'timeout'", "nan", "NaN"},
       function() portalock.Lock(path, {timeout = 0 / 0}) end},

@@ -111,6 +111,8 @@ semaphore "gpus" { value = 2, name = %q }
       "bad argument 'maximum' to 'NamedBoundedSemaphore' (0)"},
     {"missing maximum", 'bounded_semaphore "w" { directory = "/tmp" }', 1, "option maximum is required"},
     {"fractional value", 'semaphore "s" { value = 1.5 }', 1, "bad argument 'value' to 'Semaphore' (1.5)"},
+    -- the config once took `value or 1`, so false became 1 instead of an error
+    {"value false", 'semaphore "s" { value = false }', 1, "bad argument 'value' to 'Semaphore' (false)"},
     -- Values that load() once accepted and only the constructor refused (issue 14, item 4):
     -- each is the constructor's own complaint, at the line of the declaration.
     {"maximum 1e9", 'directory "/tmp"\nbounded_semaphore "w" {\n  maximum = 1e9 }', 2,

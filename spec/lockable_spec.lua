@@ -306,7 +306,7 @@ describe("Lockable", function()
       {{"'filename'", "empty"}, function() Lockable.init({}, {filename = ""}) end},
       {{"'name'", '"a/b"'}, function() Lockable.init({}, {name = "a/b"}) end},
       {{"'name'", '".."'}, function() Lockable.init({}, {name = ".."}) end},
-      {{"'timeout' to 'Lockable.init' (-1)", "math.huge"},
+      {{"'timeout' to 'Lockable.init' (-1)", "infinity waits forever"},
         function() Lockable.init({}, {filename = "a", timeout = -1}) end},
       {{"'check_interval'", ">= 0"}, function() Lockable.init({}, {filename = "a", check_interval = -1}) end},
       {{"'owner'", "function"}, function() Lockable.init({}, {filename = "a", owner = "me"}) end},

@@ -400,7 +400,7 @@ print(ok and "granted" or err.message, sem:get_value())
       {{"'name'", "string"}, function() S(1, {name = 42}) end},
       {{"'perm'", "0o777"}, function() S(1, {name = "x", perm = 512}) end},
       {{"'perm'", "0o777"}, function() S(1, {name = "x", perm = -1}) end},
-      {{"'timeout'", "math.huge"}, function() S(1, {name = "x", timeout = -1}) end},
+      {{"'timeout'", "infinity waits forever"}, function() S(1, {name = "x", timeout = -1}) end},
       {{"'timeout'", "NaN"}, function() S(1, {name = "x", timeout = 0 / 0}) end},
       {{"'check_interval'", ">= 0"}, function() S(1, {name = "x", check_interval = -0.5}) end},
       {{"'check_interval'", "finite"}, function() S(1, {name = "x", check_interval = math.huge}) end},
@@ -417,7 +417,7 @@ print(ok and "granted" or err.message, sem:get_value())
       local sem = S(1, {name = fresh("bad")})
       raises({"bad argument 'opts' to 'acquire'", "unknown option", '"blocking"'}, sem.acquire, sem, {blocking = true})
       raises({"'block'", "boolean"}, sem.acquire, sem, {block = 1})
-      raises({"'timeout' to 'acquire' (-1)", "math.huge"}, sem.acquire, sem, {timeout = -1})
+      raises({"'timeout' to 'acquire' (-1)", "infinity waits forever"}, sem.acquire, sem, {timeout = -1})
       raises({"'opts'", "table"}, sem.acquire, sem, 5)
       raises({"bad argument 'n' to 'release' (0)"}, sem.release, sem, 0)
       raises({"'n'", "1.5"}, sem.release, sem, 1.5)

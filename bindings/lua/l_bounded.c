@@ -28,12 +28,13 @@ static int b_new(lua_State *L) {
   opts.directory = pl_opt_string(L, 2, "directory");
   opts.timeout = pl_opt_number(L, 2, "timeout", opts.timeout);
   opts.check_interval = pl_opt_number(L, 2, "check_interval", opts.check_interval);
-  long m = 0;
-  if (maximum >= 1 && maximum <= PORTALOCK_BOUNDED_MAXIMUM && maximum == (lua_Number)(long)maximum)
-    m = (long)maximum;
-  else
-    return luaL_error(L, "bad argument 'maximum' (%f): must be an integer within 1..%d",
-                      (double)maximum, PORTALOCK_BOUNDED_MAXIMUM);
+  /* the core's rule, asked before the number becomes a long */
+  char buf[PORTALOCK_MESSAGE_MAX];
+  const char *problem =
+      portalock_rule_problem(PORTALOCK_RULE_BOUNDED_MAXIMUM, maximum, buf, sizeof buf);
+  if (problem != NULL)
+    return luaL_error(L, "bad argument 'maximum' (%f): %s", (double)maximum, problem);
+  long m = (long)maximum;
   l_bounded *b = (l_bounded *)lua_newuserdatauv(L, sizeof(l_bounded), 0);
   b->sem = NULL;
   luaL_setmetatable(L, PL_BOUNDED_MT);

@@ -1,6 +1,7 @@
 /*
- * portalock.core: the thin C layer under the pure-Lua `portalock` module. It validates only
- * what C needs; user-facing argument checks and messages live in lua/portalock/.
+ * portalock.core: the thin C layer under the pure-Lua `portalock` module. The core owns the
+ * rules of values and their wording (core.rule_problem); lua/portalock/ checks Lua types and
+ * frames the messages with the function and argument they concern.
  */
 #include "l_private.h"
 
@@ -18,6 +19,7 @@ int luaopen_portalock_core(lua_State *L) {
   lua_setfield(L, -2, "_VERSION");
   lua_pushboolean(L, pl_makes_streams());
   lua_setfield(L, -2, "STREAMS");
+  pl_open_options(L);
   pl_open_flags(L);
   pl_open_wait(L);
   pl_open_lock(L);

@@ -59,6 +59,7 @@ int pl_push_wait_result(lua_State *L, int woke);
 void pl_checkwait(lua_State *L, int idx, portalock_wait *wait, double *deadline);
 
 /* Each adds its functions to the module table on top of the stack. */
+void pl_open_options(lua_State *L);
 void pl_open_flags(lua_State *L);
 void pl_open_wait(lua_State *L);
 void pl_open_lock(lua_State *L);

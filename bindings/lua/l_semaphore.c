@@ -19,17 +19,19 @@ static portalock_semaphore_t *check_sem(lua_State *L) {
   return s->sem;
 }
 
-/* An integer argument in 0..SEM_VALUE_MAX (numbers are doubles on 5.1). */
-static unsigned long check_count(lua_State *L, int idx) {
+/* The number at `idx` as the core's `rule` allows it (numbers are doubles on 5.1): the rule
+   is asked before the number becomes an integer. */
+static unsigned long check_count(lua_State *L, int idx, portalock_rule rule) {
   lua_Number n = luaL_checknumber(L, idx);
-  luaL_argcheck(L, n >= 0 && n <= (lua_Number)SEM_VALUE_MAX && n == (lua_Number)(long)n, idx,
-                "must be an integer within 0..SEM_VALUE_MAX");
+  char buf[PORTALOCK_MESSAGE_MAX];
+  const char *problem = portalock_rule_problem(rule, n, buf, sizeof buf);
+  luaL_argcheck(L, problem == NULL, idx, problem);
   return (unsigned long)n;
 }
 
 static int s_new(lua_State *L) {
   const char *name = luaL_optstring(L, 1, NULL);
-  unsigned long value = check_count(L, 2);
+  unsigned long value = check_count(L, 2, PORTALOCK_RULE_SEMAPHORE_VALUE);
   portalock_semaphore_options opts;
   portalock_semaphore_options_init(&opts);
   if (!lua_isnoneornil(L, 3)) {
@@ -37,7 +39,8 @@ static int s_new(lua_State *L) {
     opts.check_interval = pl_opt_number(L, 3, "check_interval", opts.check_interval);
     opts.timeout = pl_opt_number(L, 3, "timeout", opts.timeout);
     lua_getfield(L, 3, "perm");
-    if (!lua_isnil(L, -1)) opts.perm = (int)check_count(L, lua_gettop(L));
+    if (!lua_isnil(L, -1))
+      opts.perm = (int)check_count(L, lua_gettop(L), PORTALOCK_RULE_SEMAPHORE_PERM);
     lua_pop(L, 1);
   }
   l_semaphore *s = (l_semaphore *)lua_newuserdatauv(L, sizeof(l_semaphore), 0);
@@ -78,7 +81,7 @@ static int s_wait_done(lua_State *L) {
 
 static int s_release(lua_State *L) {
   portalock_semaphore_t *sem = check_sem(L);
-  unsigned long n = check_count(L, 2);
+  unsigned long n = check_count(L, 2, PORTALOCK_RULE_SEMAPHORE_RELEASE);
   portalock_error err;
   return push_result(L, portalock_semaphore_release(sem, n, &err), &err);
 }
@@ -151,4 +154,8 @@ void pl_open_semaphore(lua_State *L) {
   lua_setfield(L, -2, "SEMAPHORE_NAME_MAX");
   lua_pushinteger(L, PORTALOCK_SEMAPHORE_PERM_MAX);
   lua_setfield(L, -2, "SEMAPHORE_PERM_MAX");
+  portalock_semaphore_options defaults;
+  portalock_semaphore_options_init(&defaults);
+  lua_pushnumber(L, defaults.timeout);
+  lua_setfield(L, -2, "SEMAPHORE_DEFAULT_TIMEOUT");
 }

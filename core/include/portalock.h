@@ -56,6 +56,10 @@ typedef enum portalock_backend {
   PORTALOCK_BACKEND_POSIX = 2  /* fcntl(2) record locks, owned by the process */
 } portalock_backend;
 
+/* The backend's name as front ends spell it ("flock", "ofd", "posix"), or NULL for a value
+ * that is no backend. */
+PORTALOCK_API const char *portalock_backend_name(portalock_backend backend);
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum portalock_status {
@@ -207,6 +211,44 @@ typedef struct portalock_lock_options {
 
 /** Fills `opts` with the defaults above (fail_when_locked = 0). */
 PORTALOCK_API void portalock_lock_options_init(portalock_lock_options *opts);
+
+/*
+ * The rules of numeric options and arguments, each stated once. The constructors and calls
+ * below apply them; a front end asks them about a value it checks before any object exists
+ * (a per-call option, a config file, a command line), so that every layer refuses the same
+ * values in the same words. A rule takes the value as a double, so a front end whose numbers
+ * are doubles asks before converting; a fraction breaks an integer rule.
+ */
+typedef enum portalock_rule {
+  PORTALOCK_RULE_TIMEOUT,           /* >= 0 (INFINITY waits forever), not NaN */
+  PORTALOCK_RULE_CHECK_INTERVAL,    /* a finite number >= 0 */
+  PORTALOCK_RULE_FLAGS,             /* LOCK_SH or LOCK_EX, optionally with LOCK_NB */
+  PORTALOCK_RULE_EXCLUSIVE_FLAGS,   /* LOCK_EX, optionally with LOCK_NB (TemporaryFileLock,
+                                       PidFileLock) */
+  PORTALOCK_RULE_PERM,              /* an integer within 0..PORTALOCK_PERM_MAX */
+  PORTALOCK_RULE_SEMAPHORE_PERM,    /* an integer within 0..PORTALOCK_SEMAPHORE_PERM_MAX */
+  PORTALOCK_RULE_SEMAPHORE_VALUE,   /* an integer within 0..SEM_VALUE_MAX */
+  PORTALOCK_RULE_SEMAPHORE_RELEASE, /* an integer within 1..SEM_VALUE_MAX */
+  PORTALOCK_RULE_BOUNDED_MAXIMUM    /* an integer within 1..PORTALOCK_BOUNDED_MAXIMUM */
+} portalock_rule;
+
+/*
+ * NULL when `value` obeys `rule`; else what is wrong with it as a phrase ("must be >= 0
+ * (infinity waits forever)"), written into `buf` (`size` bytes; PORTALOCK_MESSAGE_MAX is
+ * always enough). A PORTALOCK_INVALID message for the same value ends with this phrase.
+ */
+PORTALOCK_API const char *portalock_rule_problem(portalock_rule rule, double value, char *buf,
+                                                 size_t size);
+
+/*
+ * NULL when a Lock may open `mode` for a lock of `flags` on `backend` (both valid); else what
+ * is wrong with the mode, as a phrase in `buf`: not one of the modes below, or one the lock
+ * cannot use ("w" truncates, which needs LOCK_EX; the fcntl backends need a readable mode for
+ * LOCK_SH and a writable one for LOCK_EX). LOCK_EX on flock asks about the letters alone.
+ */
+PORTALOCK_API const char *portalock_lock_mode_problem(const char *mode, int flags,
+                                                      portalock_backend backend, char *buf,
+                                                      size_t size);
 
 /*
  * A lock on `filename`. The path is joined to the working directory now (not normalised,
@@ -629,6 +671,10 @@ typedef struct portalock_semaphore_options {
 
 /** Fills `opts` with the defaults above. */
 PORTALOCK_API void portalock_semaphore_options_init(portalock_semaphore_options *opts);
+
+/* NULL when `name` is a valid semaphore name (see above: the rule NUL aside, which a C string
+ * cannot break), else what is wrong with it as a phrase ("must not contain '/'"). */
+PORTALOCK_API const char *portalock_semaphore_name_problem(const char *name);
 
 /*
  * A handle on the semaphore `name` (NULL: a generated "semaphore.<16 hex digits>" from the OS

@@ -21,9 +21,20 @@ const char *pl_flags_problem(int flags) {
   return NULL;
 }
 
+const char *portalock_backend_name(portalock_backend backend) {
+  switch (backend) {
+  case PORTALOCK_BACKEND_FLOCK:
+    return "flock";
+  case PORTALOCK_BACKEND_OFD:
+    return "ofd";
+  case PORTALOCK_BACKEND_POSIX:
+    return "posix";
+  }
+  return NULL;
+}
+
 int pl_backend_valid(portalock_backend backend) {
-  return backend == PORTALOCK_BACKEND_FLOCK || backend == PORTALOCK_BACKEND_OFD ||
-         backend == PORTALOCK_BACKEND_POSIX;
+  return portalock_backend_name(backend) != NULL;
 }
 
 static int pl_flock(int fd, int op, int block) {

@@ -335,11 +335,10 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
     o = *opts;
   else
     portalock_bounded_semaphore_options_init(&o);
-  if (maximum < 1 || maximum > PORTALOCK_BOUNDED_MAXIMUM)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'maximum' (%ld): must be an integer within 1..%d", maximum,
-                   PORTALOCK_BOUNDED_MAXIMUM);
-  portalock_status status = pl_check_timing(o.timeout, o.check_interval, err);
+  portalock_status status =
+      pl_check_rule(PORTALOCK_RULE_BOUNDED_MAXIMUM, "argument 'maximum'", (double)maximum, err);
+  if (status != PORTALOCK_OK) return status;
+  status = pl_check_timing(o.timeout, o.check_interval, err);
   if (status != PORTALOCK_OK) return status;
   const char *pattern = o.filename_pattern != NULL ? o.filename_pattern : PL_DEFAULT_PATTERN;
   if (o.name != NULL) {

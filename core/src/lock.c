@@ -72,11 +72,15 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
                    "bad option 'filename' (%s): must be a non-empty path",
                    filename == NULL ? "NULL" : "\"\"");
   /* Before the other checks: with a forced mode, LOCK_SH would otherwise be blamed on it. */
-  if (kind->exclusive_only && !(o.flags & PORTALOCK_LOCK_EX))
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'flags' (%d): %s is exclusive only (LOCK_EX)", o.flags, kind->name);
+  portalock_status status;
+  if (kind->exclusive_only) {
+    char what[64];
+    snprintf(what, sizeof what, "option 'flags' of a %s", kind->name);
+    status = pl_check_rule(PORTALOCK_RULE_EXCLUSIVE_FLAGS, what, o.flags, err);
+    if (status != PORTALOCK_OK) return status;
+  }
   pl_mode mode;
-  portalock_status status = pl_check_options(&o, &mode, err);
+  status = pl_check_options(&o, &mode, err);
   if (status != PORTALOCK_OK) return status;
   portalock_lock_t *lock = calloc(1, sizeof *lock);
   if (lock == NULL) return pl_fail_sys(err, ENOMEM, "new lock", filename);

@@ -82,6 +82,10 @@ typedef struct pl_mode {
   int writable;
 } pl_mode;
 
+/* PORTALOCK_OK when `value` obeys `rule`; else PORTALOCK_INVALID with the message "bad
+ * <what> (<value>): <the rule's problem>", `what` naming it ("option 'perm'"). */
+portalock_status pl_check_rule(portalock_rule rule, const char *what, double value,
+                               portalock_error *err);
 portalock_status pl_check_timing(double timeout, double check_interval, portalock_error *err);
 /* How long a wait may go between re-checks for `check_interval`: never less than
  * PORTALOCK_CHECK_INTERVAL_MIN, so that 0 re-checks often without spinning. */

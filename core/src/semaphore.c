@@ -40,20 +40,24 @@ void portalock_semaphore_options_init(portalock_semaphore_options *opts) {
   opts->perm = 0600;
 }
 
-static portalock_status pl_sem_check_name(const char *name, portalock_error *err) {
-  const char *problem = NULL;
+#define PL_STRINGIFY(x) #x
+#define PL_STRING(x) PL_STRINGIFY(x)
+
+const char *portalock_semaphore_name_problem(const char *name) {
   size_t len = strlen(name);
-  if (len == 0)
-    problem = "must not be empty";
-  else if (strchr(name, '/') != NULL)
-    problem = "must not contain '/'";
-  else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-    problem = "must not be \".\" or \"..\"";
-  else if (len > PORTALOCK_SEMAPHORE_NAME_MAX)
-    problem = "is too long (at most 241 bytes)";
+  if (len == 0) return "must not be empty";
+  if (strchr(name, '/') != NULL) return "must not contain '/'";
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return "must not be \".\" or \"..\"";
+  if (len > PORTALOCK_SEMAPHORE_NAME_MAX)
+    return "is too long (at most " PL_STRING(PORTALOCK_SEMAPHORE_NAME_MAX) " bytes)";
+  return NULL;
+}
+
+static portalock_status pl_sem_check_name(const char *name, portalock_error *err) {
+  const char *problem = portalock_semaphore_name_problem(name);
   if (problem == NULL) return PORTALOCK_OK;
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'name' (\"%.64s%s\"): %s", name,
-                 len > 64 ? "..." : "", problem);
+                 strlen(name) > 64 ? "..." : "", problem);
 }
 
 /* "semaphore.<16 hex digits>" from the OS random source. */
@@ -71,11 +75,7 @@ static portalock_status pl_sem_check_options(const portalock_semaphore_options *
                                              portalock_error *err) {
   portalock_status status = pl_check_timing(o->timeout, o->check_interval, err);
   if (status != PORTALOCK_OK) return status;
-  if (o->perm < 0 || o->perm > PORTALOCK_SEMAPHORE_PERM_MAX)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'perm' (%d, octal %o): must be within 0..0%o", o->perm,
-                   (unsigned)o->perm, (unsigned)PORTALOCK_SEMAPHORE_PERM_MAX);
-  return PORTALOCK_OK;
+  return pl_check_rule(PORTALOCK_RULE_SEMAPHORE_PERM, "option 'perm'", o->perm, err);
 }
 
 portalock_status portalock_semaphore_new(portalock_semaphore_t **out, const char *name,
@@ -92,10 +92,8 @@ portalock_status portalock_semaphore_new(portalock_semaphore_t **out, const char
   }
   portalock_status status = pl_sem_check_options(opts, err);
   if (status != PORTALOCK_OK) return status;
-  if (value > (unsigned long)SEM_VALUE_MAX)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'value' (%lu): must be within 0..%ld (SEM_VALUE_MAX)", value,
-                   (long)SEM_VALUE_MAX);
+  status = pl_check_rule(PORTALOCK_RULE_SEMAPHORE_VALUE, "argument 'value'", (double)value, err);
+  if (status != PORTALOCK_OK) return status;
   char generated[64];
   if (name == NULL) {
     status = pl_sem_generate_name(generated, sizeof generated, err);
@@ -260,11 +258,10 @@ portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, do
   portalock_error local;
   if (err == NULL) err = &local;
   pl_clear(err);
-  if (isnan(timeout) || timeout < 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'timeout' (%g): must be >= 0 (use INFINITY to wait forever)",
-                   timeout);
-  portalock_status status = portalock_semaphore_try(sem, NULL, err);
+  portalock_status status =
+      pl_check_rule(PORTALOCK_RULE_TIMEOUT, "argument 'timeout'", timeout, err);
+  if (status != PORTALOCK_OK) return status;
+  status = portalock_semaphore_try(sem, NULL, err);
   if (status != PORTALOCK_CONTENDED) return status;
   if (timeout == 0) return pl_sem_timed_out(sem, timeout, err);
 #if PL_HAVE_SEM_CLOCKWAIT
@@ -329,11 +326,10 @@ static portalock_status pl_sem_post(portalock_semaphore_t *sem, unsigned long n,
 portalock_status portalock_semaphore_release(portalock_semaphore_t *sem, unsigned long n,
                                              portalock_error *err) {
   pl_clear(err);
-  if (n < 1 || n > (unsigned long)SEM_VALUE_MAX)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'n' (%lu): must be within 1..%ld (SEM_VALUE_MAX)", n,
-                   (long)SEM_VALUE_MAX);
-  portalock_status status = pl_sem_open(sem, err);
+  portalock_status status =
+      pl_check_rule(PORTALOCK_RULE_SEMAPHORE_RELEASE, "argument 'n'", (double)n, err);
+  if (status != PORTALOCK_OK) return status;
+  status = pl_sem_open(sem, err);
   if (status != PORTALOCK_OK) return status;
   pl_sem_sync(sem);
   return pl_sem_post(sem, n, err);

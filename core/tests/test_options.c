@@ -1,7 +1,9 @@
 /* Tests lock options: the defaults and every invalid input, whose message names the option. */
 #include "testutil.h"
 
+#include <limits.h>
 #include <math.h>
+#include <semaphore.h>
 #include <stdint.h>
 
 static void test_defaults(void) {
@@ -190,6 +192,145 @@ static void test_exclusive_kinds(void) {
   }
 }
 
+/* Each rule's edges: {rule, a value it takes, the nearest it refuses}. */
+static void test_rule_edges(void) {
+  static const struct {
+    portalock_rule rule;
+    double good, bad;
+  } edges[] = {
+      {PORTALOCK_RULE_TIMEOUT, 0, -0.001},
+      {PORTALOCK_RULE_TIMEOUT, INFINITY, NAN},
+      {PORTALOCK_RULE_CHECK_INTERVAL, 0, -0.001},
+      {PORTALOCK_RULE_CHECK_INTERVAL, 1e300, INFINITY},
+      {PORTALOCK_RULE_FLAGS, PORTALOCK_LOCK_SH | PORTALOCK_LOCK_NB, PORTALOCK_LOCK_SH + 0.5},
+      {PORTALOCK_RULE_FLAGS, PORTALOCK_LOCK_EX, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_UN},
+      {PORTALOCK_RULE_EXCLUSIVE_FLAGS, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB, PORTALOCK_LOCK_SH},
+      {PORTALOCK_RULE_EXCLUSIVE_FLAGS, PORTALOCK_LOCK_EX, PORTALOCK_LOCK_EX | 8},
+      {PORTALOCK_RULE_PERM, PORTALOCK_PERM_MAX, PORTALOCK_PERM_MAX + 1},
+      {PORTALOCK_RULE_PERM, 0, -1},
+      {PORTALOCK_RULE_PERM, 0644, 0644.5},
+      {PORTALOCK_RULE_SEMAPHORE_PERM, PORTALOCK_SEMAPHORE_PERM_MAX,
+       PORTALOCK_SEMAPHORE_PERM_MAX + 1},
+      {PORTALOCK_RULE_SEMAPHORE_VALUE, 0, -1},
+      {PORTALOCK_RULE_SEMAPHORE_VALUE, SEM_VALUE_MAX, SEM_VALUE_MAX + 1.0},
+      {PORTALOCK_RULE_SEMAPHORE_RELEASE, 1, 0},
+      {PORTALOCK_RULE_BOUNDED_MAXIMUM, 1, 0},
+      {PORTALOCK_RULE_BOUNDED_MAXIMUM, PORTALOCK_BOUNDED_MAXIMUM, PORTALOCK_BOUNDED_MAXIMUM + 1},
+      {PORTALOCK_RULE_BOUNDED_MAXIMUM, 2, 2.5},
+  };
+  char buf[PORTALOCK_MESSAGE_MAX];
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+    if (portalock_rule_problem(edges[i].rule, edges[i].good, buf, sizeof buf) != NULL)
+      tu_fail(__FILE__, __LINE__, "edge %zu: %g refused: %s", i, edges[i].good, buf);
+    const char *problem = portalock_rule_problem(edges[i].rule, edges[i].bad, buf, sizeof buf);
+    if (problem == NULL) tu_fail(__FILE__, __LINE__, "edge %zu: %g taken", i, edges[i].bad);
+    CHECK(problem == NULL || strncmp(problem, "must ", 5) == 0);
+  }
+  /* a small buffer truncates, never overflows */
+  char small[8];
+  CHECK_STR(portalock_rule_problem(PORTALOCK_RULE_TIMEOUT, -1, small, sizeof small), "must be");
+  CHECK(portalock_lock_mode_problem("rb+", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_OFD, buf,
+                                    sizeof buf) == NULL);
+  CHECK(portalock_lock_mode_problem("r+", PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_POSIX, buf,
+                                    sizeof buf) == NULL);
+  CHECK(portalock_lock_mode_problem("x", PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_FLOCK, buf,
+                                    sizeof buf) != NULL);
+  CHECK_CONTAINS(
+      portalock_lock_mode_problem("w", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_FLOCK, buf, sizeof buf),
+      "LOCK_EX");
+  CHECK_CONTAINS(
+      portalock_lock_mode_problem("r", PORTALOCK_LOCK_EX, PORTALOCK_BACKEND_OFD, buf, sizeof buf),
+      "writable");
+  CHECK_CONTAINS(
+      portalock_lock_mode_problem("a", PORTALOCK_LOCK_SH, PORTALOCK_BACKEND_POSIX, buf, sizeof buf),
+      "readable");
+  CHECK_STR(portalock_backend_name(PORTALOCK_BACKEND_FLOCK), "flock");
+  CHECK_STR(portalock_backend_name(PORTALOCK_BACKEND_OFD), "ofd");
+  CHECK_STR(portalock_backend_name(PORTALOCK_BACKEND_POSIX), "posix");
+  CHECK(portalock_backend_name((portalock_backend)3) == NULL);
+  CHECK(portalock_semaphore_name_problem("ok") == NULL);
+  CHECK_STR(portalock_semaphore_name_problem(".."), "must not be \".\" or \"..\"");
+}
+
+/* `message` ends with what the rule says about `value`: the object's refusal is the rule's. */
+static void check_rule_words(const char *message, portalock_rule rule, double value) {
+  char buf[PORTALOCK_MESSAGE_MAX];
+  const char *problem = portalock_rule_problem(rule, value, buf, sizeof buf);
+  CHECK(problem != NULL);
+  if (problem == NULL) return;
+  size_t len = strlen(message), plen = strlen(problem);
+  if (len < plen || strcmp(message + len - plen, problem) != 0)
+    tu_fail(__FILE__, __LINE__, "\"%s\" does not end with the rule's \"%s\"", message, problem);
+}
+
+/* Every object and call that refuses a value refuses it in the rule's words. */
+static void test_one_owner(void) {
+  portalock_error err;
+  portalock_lock_options o;
+  portalock_lock_t *lock;
+  portalock_lock_options_init(&o);
+  o.timeout = -1;
+  CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_TIMEOUT, -1);
+  portalock_lock_options_init(&o);
+  o.check_interval = INFINITY;
+  CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_CHECK_INTERVAL, INFINITY);
+  portalock_lock_options_init(&o);
+  o.perm = PORTALOCK_PERM_MAX + 1;
+  CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_PERM, PORTALOCK_PERM_MAX + 1);
+  portalock_lock_options_init(&o);
+  o.flags = PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX;
+  CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_FLAGS, PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
+
+  portalock_lock_options_init(&o);
+  o.mode = "w+";
+  o.flags = PORTALOCK_LOCK_SH;
+  CHECK_STATUS(portalock_lock_new(&lock, tu_path("r"), &o, &err), PORTALOCK_INVALID, &err);
+  char buf[PORTALOCK_MESSAGE_MAX];
+  CHECK_CONTAINS(err.message,
+                 portalock_lock_mode_problem("w+", o.flags, o.backend, buf, sizeof buf));
+  portalock_lock_options_init(&o);
+  o.flags = PORTALOCK_LOCK_SH;
+  CHECK_STATUS(portalock_pid_file_lock_new(&lock, tu_path("p"), &o, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_EXCLUSIVE_FLAGS, PORTALOCK_LOCK_SH);
+
+  CHECK_OK(portalock_lock_new(&lock, tu_path("r"), NULL, &err), &err);
+  CHECK_STATUS(portalock_lock_acquire_with(lock, NAN, 0.25, 0, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_TIMEOUT, NAN);
+  portalock_lock_free(lock);
+
+  portalock_bounded_semaphore_t *bounded;
+  CHECK_STATUS(portalock_bounded_semaphore_new(&bounded, PORTALOCK_BOUNDED_MAXIMUM + 1, NULL, &err),
+               PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_BOUNDED_MAXIMUM, PORTALOCK_BOUNDED_MAXIMUM + 1);
+  portalock_bounded_semaphore_options bo;
+  portalock_bounded_semaphore_options_init(&bo);
+  bo.timeout = -2;
+  CHECK_STATUS(portalock_bounded_semaphore_new(&bounded, 1, &bo, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_TIMEOUT, -2);
+
+  portalock_semaphore_t *sem;
+  portalock_semaphore_options so;
+  portalock_semaphore_options_init(&so);
+  so.perm = PORTALOCK_SEMAPHORE_PERM_MAX + 1;
+  CHECK_STATUS(portalock_semaphore_new(&sem, "rules", 1, &so, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_SEMAPHORE_PERM, PORTALOCK_SEMAPHORE_PERM_MAX + 1);
+  CHECK_STATUS(portalock_semaphore_new(&sem, "rules", (unsigned long)SEM_VALUE_MAX + 1, NULL, &err),
+               PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_SEMAPHORE_VALUE, SEM_VALUE_MAX + 1.0);
+  CHECK_STATUS(portalock_semaphore_new(&sem, "a/b", 1, NULL, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, portalock_semaphore_name_problem("a/b"));
+  CHECK_OK(portalock_semaphore_new(&sem, "rules", 1, NULL, &err), &err);
+  CHECK_STATUS(portalock_semaphore_release(sem, 0, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_SEMAPHORE_RELEASE, 0);
+  CHECK_STATUS(portalock_semaphore_acquire_with(sem, -1, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_TIMEOUT, -1);
+  portalock_semaphore_free(sem);
+}
+
 int main(void) {
   tu_init("options");
   tu_group("defaults");
@@ -200,5 +341,9 @@ int main(void) {
   test_acquire_args();
   tu_group("TemporaryFileLock and PidFileLock are exclusive only");
   test_exclusive_kinds();
+  tu_group("each rule's edges");
+  test_rule_edges();
+  tu_group("every refusal is in its rule's words");
+  test_one_owner();
   return tu_done();
 }

@@ -17,8 +17,10 @@ local M = {}
 
 local OPTIONS = {"name", "filename_pattern", "directory", "timeout", "check_interval", "fail_when_locked"}
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
-local MAXIMUM = core.BOUNDED_MAXIMUM -- C's limit (PORTALOCK_BOUNDED_MAXIMUM), not a copy
 
+-- A string C can take (no NUL); the rules of names and patterns are the core's (its errors
+-- come back from core.new_bounded). An empty directory is refused here: the core would take
+-- it as the working directory.
 local function check_string(func, value, name, allow_empty)
   if type(value) ~= "string" then
     return check.bad(func, name, value, "must be a string")
@@ -31,7 +33,7 @@ end
 
 local CHECKS = {
   name = function(func, value, name) return check_string(func, value, name, true) end,
-  filename_pattern = function(func, value, name) return check_string(func, value, name, false) end,
+  filename_pattern = function(func, value, name) return check_string(func, value, name, true) end,
   directory = function(func, value, name) return check_string(func, value, name, false) end,
   timeout = check.timeout,
   check_interval = check.check_interval,
@@ -46,11 +48,7 @@ local function check_options(func, opts, allowed)
   return check.options_with(func, opts, checks)
 end
 
-local function check_maximum(func, value)
-  if type(value) ~= "number" or value ~= math.floor(value) or value < 1 or value > MAXIMUM then
-    return check.bad(func, "maximum", value, "must be an integer within 1.." .. MAXIMUM)
-  end
-end
+local check_maximum = check.rule("bounded_maximum", "must be a number (an integer count)")
 
 local pick = check.pick
 
@@ -222,7 +220,7 @@ end
 
 local function constructor(class, default_name)
   return function(maximum, opts)
-    local problem = check_maximum(class, maximum) or check_options(class, opts, OPTIONS)
+    local problem = check_maximum(class, maximum, "maximum") or check_options(class, opts, OPTIONS)
     if problem then
       error(problem, 2)
     end

@@ -52,32 +52,48 @@ local function has_bits(flags, bits)
   return math.floor(flags / bits) % 2 == 1
 end
 
+--- A validator for numbers under the core's `rule` (see core.rule_problem): Lua checks that
+--- the value is a number (`type_problem` otherwise); the rule and its words are C's.
+function M.rule(rule, type_problem)
+  return function(func, value, name)
+    if type(value) ~= "number" then
+      return M.bad(func, name, value, type_problem)
+    end
+    local problem = core.rule_problem(rule, value)
+    if problem then
+      return M.bad(func, name, value, problem)
+    end
+  end
+end
+
 M.LOCK_SH, M.LOCK_EX, M.LOCK_NB, M.LOCK_UN = 1, 2, 4, 8
-local VALID_FLAGS = {[1] = true, [2] = true, [5] = true, [6] = true}
-local BACKENDS = {flock = true, ofd = true, posix = true}
+-- The core's backends (core.BACKENDS), as a set and as a message lists them.
+local BACKENDS, BACKEND_NAMES = {}, {}
+for i, name in ipairs(core.BACKENDS) do
+  BACKENDS[name] = true
+  BACKEND_NAMES[i] = string.format("%q", name)
+end
+local BACKENDS_LISTED = table.concat(BACKEND_NAMES, ", ", 1, #BACKEND_NAMES - 1) .. " or "
+  .. BACKEND_NAMES[#BACKEND_NAMES]
+
+-- The flags the core's rule accepts, asked once: lock() checks its flags at every call.
+local VALID_FLAGS = {}
+for flags = 0, M.LOCK_SH + M.LOCK_EX + M.LOCK_NB + M.LOCK_UN do
+  VALID_FLAGS[flags] = not core.rule_problem("flags", flags) or nil
+end
 
 function M.is_exclusive(flags)
   return has_bits(flags, M.LOCK_EX)
 end
 
-function M.timeout(func, value, name)
-  name = name or "timeout"
-  if type(value) ~= "number" then
-    return M.bad(func, name, value, "must be a number of seconds")
-  elseif value ~= value then
-    return M.bad(func, name, value, "must be a number of seconds, not NaN")
-  elseif value < 0 then
-    return M.bad(func, name, value, "must be >= 0 (use math.huge to wait forever)")
-  end
-end
+M.timeout = M.rule("timeout", "must be a number of seconds")
+M.check_interval = M.rule("check_interval", "must be a number of seconds")
+M.perm = M.rule("perm", "must be a number (an integer permission)")
+local flags_rule = M.rule("flags", "must be an integer combination of portalock.LOCK_* flags")
 
--- The rule of the C core's option check (pl_check_timing), which has the last word.
-function M.check_interval(func, value, name)
-  if type(value) ~= "number" or value ~= value then
-    return M.bad(func, name, value, "must be a number of seconds")
-  elseif value < 0 or value == math.huge then -- the C core re-checks at least this often
-    return M.bad(func, name, value, string.format(
-      "must be a finite number >= 0 (0 re-checks every %g s)", core.CHECK_INTERVAL_MIN))
+function M.flags(func, value, name)
+  if not VALID_FLAGS[value] then
+    return flags_rule(func, value, name)
   end
 end
 
@@ -87,33 +103,22 @@ function M.boolean(func, value, name)
   end
 end
 
-function M.flags(func, value, name)
-  if not is_integer(value) then
-    return M.bad(func, name, value, "must be an integer combination of portalock.LOCK_* flags")
-  elseif value == M.LOCK_UN then
-    return M.bad(func, name, value, "LOCK_UN belongs to portalock.unlock()")
-  elseif not VALID_FLAGS[value] then
-    return M.bad(func, name, value, "must be exactly one of LOCK_SH, LOCK_EX, optionally plus LOCK_NB")
-  end
-end
-
 function M.backend(func, value, name)
   if not BACKENDS[value] then
-    return M.bad(func, name, value, 'must be "flock", "ofd" or "posix"')
+    return M.bad(func, name, value, "must be " .. BACKENDS_LISTED)
   end
 end
 
--- Exactly the modes Lua's own io.open accepts, which the hand-over on 5.1/LuaJIT relies on.
+-- The core's rule of modes, and one of Lua's own: "+" before "b", as Lua's io.open takes a
+-- mode, which the hand-over on 5.1/LuaJIT relies on.
 function M.mode(func, value, name)
-  if type(value) ~= "string" or not value:match("^[raw]%+?b?$") then
-    return M.bad(func, name, value, 'must be one of "r", "r+", "a", "a+", "w", "w+" (optionally with "b")')
+  if type(value) ~= "string" then
+    return M.bad(func, name, value, "must be a string")
   end
-end
-
-function M.perm(func, value, name)
-  if not is_integer(value) or value < 0 or value > core.PERM_MAX then
-    return M.bad(func, name, value,
-      string.format('must be an integer in 0..0o%o (e.g. tonumber("644", 8))', core.PERM_MAX))
+  local problem = core.lock_mode_problem(value)
+    or (not value:match("^[raw]%+?b?$") and 'must put "+" before "b", as io.open takes it')
+  if problem then
+    return M.bad(func, name, value, problem)
   end
 end
 
@@ -211,25 +216,16 @@ function M.options(func, opts, allowed)
   return M.options_with(func, opts, checks)
 end
 
-local function readable(mode)
-  return mode:sub(1, 1) == "r" or mode:find("+", 1, true) ~= nil
-end
-
-local function writable(mode)
-  return mode:sub(1, 1) ~= "r" or mode:find("+", 1, true) ~= nil
-end
-
---- The checks that relate mode, flags and backend to one another.
+--- The core's rules that relate mode, flags and backend to one another (and, for the kinds
+--- that are exclusive only, the flags to the kind).
 function M.combination(func, mode, flags, backend, exclusive_only)
-  local exclusive = M.is_exclusive(flags)
-  if exclusive_only and not exclusive then
-    return M.bad(func, "flags", flags, "this lock is exclusive only: use LOCK_EX (optionally + LOCK_NB)")
-  elseif mode:sub(1, 1) == "w" and not exclusive then
-    return M.bad(func, "mode", mode, 'a "w" mode truncates, which needs LOCK_EX, not LOCK_SH')
-  elseif backend ~= "flock" and not exclusive and not readable(mode) then
-    return M.bad(func, "mode", mode, "a shared " .. backend .. " lock needs a readable mode")
-  elseif backend ~= "flock" and exclusive and not writable(mode) then
-    return M.bad(func, "mode", mode, "an exclusive " .. backend .. " lock needs a writable mode")
+  local problem = exclusive_only and core.rule_problem("exclusive_flags", flags)
+  if problem then
+    return M.bad(func, "flags", flags, problem)
+  end
+  problem = core.lock_mode_problem(mode, flags, backend)
+  if problem then
+    return M.bad(func, "mode", mode, problem)
   end
 end
 

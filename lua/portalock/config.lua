@@ -23,6 +23,7 @@
 local check = require "portalock.check"
 local core = require "portalock.core"
 local errors = require "portalock.errors"
+local semaphore = require "portalock.semaphore"
 
 local unpack = table.unpack or unpack -- luacheck: compat
 
@@ -343,7 +344,7 @@ local function resolve(resource, global)
     options.directory = directory
     return {maximum, options}
   end
-  local value = options.value or 1
+  local value = check.pick(options.value, semaphore.DEFAULT_VALUE)
   options.value = nil
   options.name = options.name or resource.name
   return {value, options}

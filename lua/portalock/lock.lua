@@ -10,8 +10,9 @@ local wait = require "portalock.wait"
 local M = {}
 
 local DEFAULTS = {
-  mode = "a", timeout = core.DEFAULT_TIMEOUT, check_interval = core.DEFAULT_CHECK_INTERVAL,
-  flags = check.LOCK_EX + check.LOCK_NB, backend = "flock",
+  mode = core.DEFAULT_MODE, timeout = core.DEFAULT_TIMEOUT,
+  check_interval = core.DEFAULT_CHECK_INTERVAL, flags = core.DEFAULT_FLAGS,
+  backend = core.DEFAULT_BACKEND,
 }
 
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}

@@ -11,41 +11,24 @@ local wait = require "portalock.wait"
 
 local M = {}
 
-local is_integer = check.is_integer
+--- The initial value when none is given, as multiprocessing.Semaphore's (the config reads it).
+M.DEFAULT_VALUE = 1
 
-
---- Semaphore names: one path-component-like string (no "/", no NUL, not "." or ".."),
---- short enough for sem_open with the "portalock." prefix.
+--- Semaphore names: a string without NUL (what Lua checks); the rest of the rule (not empty,
+--- no "/", not "." or "..", short enough for sem_open) is the core's.
 function M.check_name(func, value, name)
   if type(value) ~= "string" then
     return check.bad(func, name, value, "must be a string")
-  elseif value == "" then
-    return check.bad(func, name, value, "must not be empty")
-  elseif value:find("/", 1, true) then
-    return check.bad(func, name, value, "must not contain '/'")
-  elseif value:find("\0", 1, true) then
-    return check.bad(func, name, value, "must not contain NUL bytes")
-  elseif value == "." or value == ".." then
-    return check.bad(func, name, value, 'must not be "." or ".."')
-  elseif #value > core.SEMAPHORE_NAME_MAX then
-    return check.bad(func, name, value, string.format("is too long (%d bytes; at most %d)",
-      #value, core.SEMAPHORE_NAME_MAX))
+  end
+  local problem = core.semaphore_name_problem(value)
+  if problem then
+    return check.bad(func, name, value, problem)
   end
 end
 
-local function check_perm(func, value, name)
-  if not is_integer(value) or value < 0 or value > core.SEMAPHORE_PERM_MAX then
-    return check.bad(func, name, value,
-      string.format('must be an integer in 0..0o%o (e.g. tonumber("660", 8))', core.SEMAPHORE_PERM_MAX))
-  end
-end
-
-local function check_count(func, value, name, low)
-  if not is_integer(value) or value < low or value > core.SEM_VALUE_MAX then
-    return check.bad(func, name, value, string.format("must be an integer in %d..%d (SEM_VALUE_MAX)",
-      low, core.SEM_VALUE_MAX))
-  end
-end
+local check_perm = check.rule("semaphore_perm", "must be a number (an integer permission)")
+local check_value = check.rule("semaphore_value", "must be a number (an integer count)")
+local check_release = check.rule("semaphore_release", "must be a number (an integer count)")
 
 local CONSTRUCTOR_OPTIONS = {
   {"name", M.check_name}, {"perm", check_perm}, {"timeout", check.timeout},
@@ -116,7 +99,7 @@ end
 function Semaphore:release(n)
   check_self(self, "release")
   n = pick(n, 1)
-  local problem = check_count("release", n, "n", 1)
+  local problem = check_release("release", n, "n")
   if problem then
     error(problem, 2)
   end
@@ -153,14 +136,15 @@ SemaphoreMeta.__close = function(self)
 end
 
 local function new(value, opts)
-  value = pick(value, 1)
-  local problem = check_count("Semaphore", value, "value", 0)
+  value = pick(value, M.DEFAULT_VALUE)
+  local problem = check_value("Semaphore", value, "value")
     or check.options_with("Semaphore", opts, CONSTRUCTOR_OPTIONS)
   if problem then
     error(problem, 3)
   end
   opts = opts or {}
-  local h, errtab = core.new_semaphore(opts.name, value, {perm = opts.perm, check_interval = opts.check_interval})
+  local h, errtab = core.new_semaphore(opts.name, value,
+    {perm = opts.perm, timeout = opts.timeout, check_interval = opts.check_interval})
   if not h then
     error(errors.from_core(errtab), 3)
   end
@@ -168,7 +152,7 @@ local function new(value, opts)
     _h = h,
     _name = h:name(),
     _path = "/portalock." .. h:name(),
-    _timeout = pick(opts.timeout, math.huge),
+    _timeout = pick(opts.timeout, core.SEMAPHORE_DEFAULT_TIMEOUT),
     _check_interval = pick(opts.check_interval, core.DEFAULT_CHECK_INTERVAL),
   }, SemaphoreMeta)
 end

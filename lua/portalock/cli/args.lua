@@ -9,12 +9,20 @@ local M = {}
 
 -- ---------------------------------------------------------------- option values
 
-local function number_value(option, value)
-  local n = tonumber(value)
-  if not n or n ~= n or n < 0 or n == math.huge then
-    usage_error("%s: '%s' is not a number of seconds >= 0", option, value)
+-- A reader for a number under the core's `rule` (core.rule_problem), whose words the message
+-- keeps: the command line refuses what the API and the config refuse.
+local function rule_value(rule, what)
+  return function(option, value)
+    local n = tonumber(value)
+    if not n then
+      usage_error("%s: '%s' is not %s", option, value, what)
+    end
+    local problem = core.rule_problem(rule, n)
+    if problem then
+      usage_error("%s: '%s' %s", option, value, problem)
+    end
+    return n
   end
-  return n
 end
 
 local function integer_value(low, high)
@@ -45,7 +53,7 @@ local HELP = {names = {"-h", "--help"}, key = "help"}
 
 local TIMING = {
   {names = {"-n", "--nonblocking", "--nonblock", "--nb"}, key = "nonblock"},
-  {names = {"-w", "--wait", "--timeout"}, key = "timeout", value = number_value},
+  {names = {"-w", "--wait", "--timeout"}, key = "timeout", value = rule_value("timeout", "a number of seconds")},
   {names = {"-E", "--conflict-exit-code"}, key = "conflict_exit_code", value = integer_value(0, 255)},
   {names = {"-v", "--verbose"}, key = "verbose"},
   HELP,
@@ -80,7 +88,7 @@ local OPTIONS = {
     {names = {"--length"}, refused = "portalock locks whole files"},
   },
   run = with_timing {
-    {names = {"-j", "--jobs"}, key = "jobs", value = integer_value(1, core.BOUNDED_MAXIMUM)},
+    {names = {"-j", "--jobs"}, key = "jobs", value = rule_value("bounded_maximum", "a number")},
     {names = {"--name"}, key = "name", value = text_value},
     {names = {"--dir"}, key = "dir", value = text_value},
   },

@@ -138,6 +138,14 @@ portalock_status pl_semfile_open(const char *name, const char *label, int perm, 
                                  pl_semfile *out, portalock_error *err);
 void pl_semfile_close(pl_semfile *file);
 
+/* ---------------------------------------------------------------- clock.c */
+
+/* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */
+#define PL_MAX_SLEEP 3600.0
+struct timespec;
+/* The CLOCK_MONOTONIC timespec of `when` (monotonic seconds), at most PL_MAX_SLEEP away. */
+void pl_monotonic_timespec(double when, struct timespec *ts);
+
 /* ---------------------------------------------------------------- wake.c */
 
 /* What ended a wait, and other events the wait counters count. */
@@ -275,11 +283,6 @@ portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable 
                                       int fail_when_locked, portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
-/* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */
-#define PL_MAX_SLEEP 3600.0
-struct timespec;
-/* The CLOCK_MONOTONIC timespec of `when` (monotonic seconds), at most PL_MAX_SLEEP away. */
-void pl_monotonic_timespec(double when, struct timespec *ts);
 /* portalock_wait_step's result for what ended a wait. */
 int pl_wait_result(pl_counter woke);
 

@@ -1,25 +1,10 @@
-/* Time and waiting: the clock, one bounded sleep, and the acquire loop built on them. */
+/* Waiting: one bounded sleep, and the acquire loop built on it. */
 #include "private.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-double portalock_monotonic(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void pl_monotonic_timespec(double when, struct timespec *ts) {
-  double now = portalock_monotonic();
-  if (!(when < now + PL_MAX_SLEEP)) when = now + PL_MAX_SLEEP; /* also for NaN */
-  if (when < 0) when = 0;
-  ts->tv_sec = (time_t)when;
-  ts->tv_nsec = (long)((when - (double)ts->tv_sec) * 1e9);
-  if (ts->tv_nsec >= 1000000000L) ts->tv_nsec = 999999999L;
-}
 
 /* The public form of what ended a wait: 1 try again now, 0 time ran out, -1 a signal. */
 int pl_wait_result(pl_counter woke) {

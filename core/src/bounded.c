@@ -549,6 +549,20 @@ static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
   return !sem->unwatched;
 }
 
+/* What a sweep that found no slot says (its contention, and the wait engine's AlreadyLocked). */
+static const char *pl_sweep_describe(const portalock_bounded_semaphore_t *sem, char *buf,
+                                     size_t cap) {
+  if (sem->unusable > 0)
+    snprintf(buf, cap,
+             "bounded semaphore '%s' in '%s' has its %ld usable slots held (%ld slot files "
+             "cannot be used)",
+             sem->name, sem->directory, sem->maximum - sem->unusable, sem->unusable);
+  else
+    snprintf(buf, cap, "bounded semaphore '%s' in '%s' has all %ld slots held", sem->name,
+             sem->directory, sem->maximum);
+  return sem->directory;
+}
+
 static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double check_interval,
                                  portalock_wait *wait, portalock_error *err) {
   portalock_error local; /* pl_sweep_once reads the errno of a failed attempt */
@@ -586,22 +600,9 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
     wait->fd = sem->watch_fd;
     wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
   }
-  if (sem->unusable > 0)
-    return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
-                   "bounded semaphore '%s' in '%s': the %ld usable slots are held (%ld slot files "
-                   "cannot be used)",
-                   sem->name, sem->directory, sem->maximum - sem->unusable, sem->unusable);
-  return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
-                 "bounded semaphore '%s' in '%s': all %ld slots are held", sem->name,
-                 sem->directory, sem->maximum);
-}
-
-int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem, const portalock_wait *wait,
-                                     double deadline) {
-  pl_drop_foreign(sem);
-  pl_counter woke = pl_sleep(sem->watch_fd, wait->next_attempt, deadline);
-  sem->woke = woke == PL_WOKE_EVENT;
-  return pl_wait_result(woke);
+  char subject[PORTALOCK_PATH_MAX + 256];
+  const char *path = pl_sweep_describe(sem, subject, sizeof subject);
+  return pl_fail(err, PORTALOCK_CONTENDED, 0, path, "%s", subject);
 }
 
 portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
@@ -609,39 +610,51 @@ portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *
   return pl_sweep(sem, sem->check_interval, wait, err);
 }
 
-typedef struct pl_sweep_ctx {
-  portalock_bounded_semaphore_t *sem;
-  double check_interval;
-} pl_sweep_ctx;
+/* ---------------------------------------------------------------- the wait engine's side */
 
-static portalock_status pl_sweep_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
-  pl_sweep_ctx *c = ctx;
-  return pl_sweep(c->sem, c->check_interval, wait, err);
+static portalock_status pl_sweep_cb(const portalock_acquisition *acq, int target_fd, int forever,
+                                    portalock_wait *wait, portalock_error *err) {
+  (void)target_fd;
+  (void)forever; /* a sweep never queues in the kernel: it waits for any of its slots */
+  return pl_sweep(acq->object_, acq->check_interval, wait, err);
 }
 
-static int pl_sweep_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return portalock_bounded_semaphore_wait(((pl_sweep_ctx *)ctx)->sem, wait, deadline);
+static void pl_sweep_source_cb(void *object, pl_wake_source *src) {
+  portalock_bounded_semaphore_t *sem = object;
+  pl_drop_foreign(sem);
+  src->watch_fd = sem->watch_fd;
 }
 
-static void pl_sweep_wait_done_cb(void *ctx) {
-  portalock_bounded_semaphore_wait_done(((pl_sweep_ctx *)ctx)->sem);
+static void pl_sweep_woke_cb(void *object, pl_counter woke) {
+  ((portalock_bounded_semaphore_t *)object)->woke = woke == PL_WOKE_EVENT;
 }
 
-static const pl_waitable pl_sweep_waitable = {pl_sweep_cb, pl_sweep_wait_cb, pl_sweep_wait_done_cb};
+static void pl_sweep_give_up_cb(void *object) {
+  portalock_bounded_semaphore_wait_done(object);
+}
+
+static const char *pl_sweep_describe_cb(void *object, char *buf, size_t cap) {
+  return pl_sweep_describe(object, buf, cap);
+}
+
+static const pl_waitable pl_sweep_waitable = {pl_sweep_cb,          pl_sweep_source_cb,
+                                              pl_sweep_woke_cb,     pl_sweep_give_up_cb,
+                                              pl_sweep_describe_cb, NULL};
+
+portalock_status portalock_bounded_semaphore_begin(portalock_acquisition *acq,
+                                                   portalock_bounded_semaphore_t *sem,
+                                                   double timeout, double check_interval,
+                                                   portalock_error *err) {
+  return pl_begin(acq, &pl_sweep_waitable, sem, 0, timeout, check_interval, 0, err);
+}
 
 portalock_status portalock_bounded_semaphore_acquire_with(portalock_bounded_semaphore_t *sem,
                                                           double timeout, double check_interval,
                                                           portalock_error *err) {
-  portalock_error local;
-  if (err == NULL) err = &local;
-  pl_sweep_ctx ctx = {sem, check_interval};
+  portalock_acquisition acq;
   portalock_status status =
-      pl_acquire_loop(&pl_sweep_waitable, &ctx, timeout, check_interval, 0, err);
-  if (status == PORTALOCK_ALREADY_LOCKED)
-    pl_fail(err, status, 0, sem->directory,
-            "bounded semaphore '%s' in '%s': all %ld slots stayed held (timeout %g s)", sem->name,
-            sem->directory, sem->maximum, timeout);
-  return status;
+      portalock_bounded_semaphore_begin(&acq, sem, timeout, check_interval, err);
+  return status == PORTALOCK_OK ? pl_acquire(&acq, err) : status;
 }
 
 portalock_status portalock_bounded_semaphore_acquire(portalock_bounded_semaphore_t *sem,

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,23 +205,18 @@ static int pl_lock_crowded(const portalock_lock_t *lock) {
   return lock->crowded_until > 0 && portalock_monotonic() < lock->crowded_until;
 }
 
-/* Whether this wait queues in the kernel, not on a watch: a wait with no end, or a crowded
- * lock, on a local file system whose kernel can queue it. */
-static int pl_lock_queues(const portalock_lock_t *lock) {
-  const pl_waiting *w = &lock->waiting;
-  portalock_backend backend = lock->opts.backend;
-  if (w->remote) return 0;
-  if (w->forever) return pl_kernel_queue_forever_available(backend);
-  return pl_lock_crowded(lock) && pl_kernel_queue_available(backend);
+/* Whether this wait queues in the kernel, not on a watch (wake.c decides). */
+static int pl_lock_queues(const portalock_lock_t *lock, int forever) {
+  return pl_wake_queues(lock->opts.backend, lock->waiting.remote, pl_lock_crowded(lock), forever);
 }
 
 /* Starts watching the lock file for this wait, unless the wait does without (posix locks,
  * whose attempts close the file each time; a wait that queues in the kernel).
  * Returns 1 when a watch was just made: a release before it went unseen. */
-static int pl_lock_watch(portalock_lock_t *lock) {
+static int pl_lock_watch(portalock_lock_t *lock, int forever) {
   pl_waiting *w = &lock->waiting;
   if (w->watch >= 0 || w->unwatched || lock->unwatched ||
-      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock))
+      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock, forever))
     return 0;
   if (w->watch_fd < 0) {
     w->watch_fd = pl_watch_open();
@@ -336,8 +330,8 @@ static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
   return pl_contended(lock, 0, err);
 }
 
-portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
-                                         portalock_wait *wait, portalock_error *err) {
+portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
+                             portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
   if (lock->fd >= 0) return PORTALOCK_OK;
@@ -347,7 +341,7 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   int woke = w->woke;
   w->woke = 0;
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
-  if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock))
+  if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock, forever))
     status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_OK) {
     /* The watch stays until the release: closing an inotify instance waits for an RCU
@@ -362,8 +356,10 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
     /* Every release wakes every watcher: among many waiters, queue in the kernel instead. */
     pl_count(PL_LOST_RACE);
     lock->crowded_until = portalock_monotonic() + PL_CROWDED_SECONDS;
-    if (pl_lock_queues(lock)) pl_lock_unwatch(w);
   }
+  /* A watch made by an attempt that did not yet know (a first try before the acquisition
+   * began, a lock not yet crowded) gives way to the kernel queue. */
+  if (w->watch >= 0 && pl_lock_queues(lock, forever)) pl_lock_unwatch(w);
   if (wait != NULL) {
     wait->fd = w->watch >= 0 ? w->watch_fd : -1;
     wait->next_attempt = portalock_monotonic() + pl_check_period(lock->opts.check_interval);
@@ -371,78 +367,89 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
   return status;
 }
 
-int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient) {
-  pl_lock_drop_foreign(lock);
-  pl_waiting *w = &lock->waiting;
-  const portalock_lock_options *o = &lock->opts;
-  pl_counter woke;
-  /* The kernel queue misses nothing, so a patient caller (the C loops, which have no hooks
-   * to run) waits in it up to the deadline rather than re-queueing every check_interval,
-   * and without a deadline in its own thread. A wait with no watch queues there too (no
-   * inotify instance left), except on a network file system. */
-  int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
-  int queued = lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && !w->remote;
-  if (queued && w->forever && pl_kernel_queue_forever_available(o->backend))
-    woke = pl_kernel_queue_wait_forever(w->file_fd, type, o->backend, wait->next_attempt);
-  else if (queued && pl_kernel_queue_available(o->backend))
-    woke =
-        pl_kernel_queue_wait(w->file_fd, type, o->backend, patient ? deadline : wait->next_attempt,
-                             deadline, &lock->queue_stack);
-  else /* a held lock's watch (kept until its release) says nothing about this wait */
-    woke = pl_sleep(lock->fd < 0 && w->watch >= 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
-  w->woke = woke == PL_WOKE_EVENT;
-  return pl_wait_result(woke);
+portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
+                                         portalock_wait *wait, portalock_error *err) {
+  return pl_lock_try(lock, target_fd, 0, wait, err);
 }
 
 portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
                                     portalock_error *err) {
-  return portalock_lock_try_onto(lock, -1, wait, err);
+  return pl_lock_try(lock, -1, 0, wait, err);
 }
 
-static portalock_status pl_lock_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
-  return portalock_lock_try(ctx, wait, err);
-}
-
-int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline) {
-  return pl_lock_wait(lock, wait, deadline, 0);
-}
-
-static void pl_lock_end_forever(void *lock) {
-  ((portalock_lock_t *)lock)->waiting.forever = 0;
-}
-
-portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
-                                      void *ctx, double timeout, double check_interval,
-                                      int fail_when_locked, portalock_error *err) {
-  /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
-   * a watch would only add an inotify instance to make and close, and a wake-up for every
-   * release. The flag is set after pl_lock_drop_foreign, which resets a forked child's wait
-   * (flag included), and cleared however the loop ends: returning, or cancelled in one of
-   * its cancellation points (F_OFD_SETLKW, poll, nanosleep, open, close...). */
+void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src) {
   pl_lock_drop_foreign(lock);
-  lock->waiting.forever = isinf(timeout) && timeout > 0 && !fail_when_locked;
-  portalock_status status;
-  pthread_cleanup_push(pl_lock_end_forever, lock);
-  status = pl_acquire_loop(waitable, ctx, timeout, check_interval, fail_when_locked, err);
-  pthread_cleanup_pop(1);
-  return status;
+  const pl_waiting *w = &lock->waiting;
+  if (lock->fd >= 0) return; /* held (by another owner of an RLock): a watch says nothing */
+  src->watch_fd = w->watch >= 0 ? w->watch_fd : -1;
+  /* Unwatched: the kernel queue, but not on a network file system (see pl_waiting.remote). */
+  if (w->file_fd >= 0 && w->watch < 0 && !w->remote) {
+    src->queue_fd = w->file_fd;
+    src->queue_type = lock->opts.flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
+    src->queue_backend = lock->opts.backend;
+    src->queue_stack = &lock->queue_stack;
+  }
 }
 
-static int pl_lock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return pl_lock_wait(ctx, wait, deadline, 1);
+void pl_lock_woke(portalock_lock_t *lock, pl_counter woke) {
+  lock->waiting.woke = woke == PL_WOKE_EVENT; /* a failed attempt now lost a race */
 }
 
-static void pl_lock_wait_done_cb(void *ctx) {
-  portalock_lock_wait_done(ctx);
+const char *pl_lock_describe(portalock_lock_t *lock, char *buf, size_t cap) {
+  snprintf(buf, cap, "'%s' is locked", lock->lock_filename);
+  return lock->lock_filename;
 }
 
-static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb, pl_lock_wait_done_cb};
+long pl_lock_held_by(portalock_lock_t *lock) {
+  portalock_error err;
+  pl_clear(&err);
+  if (lock->kind->on_contended != NULL) lock->kind->on_contended(lock, &err);
+  return err.holder_pid;
+}
+
+static portalock_status pl_lock_attempt_cb(const portalock_acquisition *acq, int target_fd,
+                                           int forever, portalock_wait *wait,
+                                           portalock_error *err) {
+  return pl_lock_try(acq->object_, target_fd, forever, wait, err);
+}
+
+static void pl_lock_source_cb(void *lock, pl_wake_source *src) {
+  pl_lock_source(lock, src);
+}
+
+static void pl_lock_woke_cb(void *lock, pl_counter woke) {
+  pl_lock_woke(lock, woke);
+}
+
+static void pl_lock_give_up_cb(void *lock) {
+  portalock_lock_wait_done(lock);
+}
+
+static const char *pl_lock_describe_cb(void *lock, char *buf, size_t cap) {
+  return pl_lock_describe(lock, buf, cap);
+}
+
+static long pl_lock_held_by_cb(void *lock) {
+  return pl_lock_held_by(lock);
+}
+
+static const pl_waitable pl_lock_waitable = {pl_lock_attempt_cb,  pl_lock_source_cb,
+                                             pl_lock_woke_cb,     pl_lock_give_up_cb,
+                                             pl_lock_describe_cb, pl_lock_held_by_cb};
+
+portalock_status portalock_lock_begin(portalock_acquisition *acq, portalock_lock_t *lock,
+                                      double timeout, double check_interval, int fail_when_locked,
+                                      portalock_error *err) {
+  return pl_begin(acq, &pl_lock_waitable, lock, 0, timeout, check_interval, fail_when_locked, err);
+}
 
 portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                              double check_interval, int fail_when_locked,
                                              portalock_error *err) {
-  return pl_lock_acquire_loop(lock, &pl_lock_waitable, lock, timeout, check_interval,
-                              fail_when_locked, err);
+  portalock_acquisition acq;
+  portalock_status status =
+      portalock_lock_begin(&acq, lock, timeout, check_interval, fail_when_locked, err);
+  return status == PORTALOCK_OK ? pl_acquire(&acq, err) : status;
 }
 
 portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {

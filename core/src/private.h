@@ -39,8 +39,10 @@ void pl_strerror(int errnum, char *buf, size_t len);
 /* NULL when `flags` is exactly one of LOCK_SH/LOCK_EX plus optionally LOCK_NB, else why not. */
 const char *pl_flags_problem(int flags);
 int pl_backend_valid(portalock_backend backend);
-/* Applies LOCK_SH, LOCK_EX or LOCK_UN; waits when `block` (restarting after signals).
- * Returns 0, or -1 with errno. */
+/* How pl_backend_apply waits: not at all, until granted (restarting after signals), or until
+ * granted or a signal (EINTR). */
+enum { PL_NO_BLOCK = 0, PL_BLOCK = 1, PL_BLOCK_UNTIL_SIGNAL = 2 };
+/* Applies LOCK_SH, LOCK_EX or LOCK_UN; waits as `block` says. Returns 0, or -1 with errno. */
 int pl_backend_apply(int fd, int op, int block, portalock_backend backend);
 /* 1 when `errnum` from a non-blocking attempt means someone else holds the lock. */
 int pl_backend_contended(portalock_backend backend, int errnum);
@@ -170,20 +172,32 @@ int pl_watch_open(void);
 int pl_watch_add(int watch_fd, const char *path);
 void pl_watch_remove(int watch_fd, int watch);
 void pl_watch_drain(int watch_fd);
-/* Whether a wait may queue in the kernel: with a deadline (a helper thread, needing
- * pthread_clockjoin_np), or with none (the caller's thread, wherever the backend blocks). */
-int pl_kernel_queue_available(portalock_backend backend);
-int pl_kernel_queue_forever_available(portalock_backend backend);
-/* Blocks in the kernel's lock call on `fd` until it is granted (PL_WOKE_KERNEL: `fd` now
- * holds the lock) or until next_attempt or deadline. `*stack` is the caller's stack for the
- * helper thread (made at the first wait, freed with pl_kernel_queue_stack_free). */
-pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
-                                double deadline, void **stack);
-/* The same queue for a wait without a deadline, in the caller's thread: PL_WOKE_KERNEL when
- * granted (signals do not end it); if the kernel refuses to queue, it sleeps until
- * next_attempt instead. */
-pl_counter pl_kernel_queue_wait_forever(int fd, int type, portalock_backend backend,
-                                        double next_attempt);
+/* What a wait on an object can sleep on; the object fills it, pl_wake_sleep picks how. */
+typedef struct pl_wake_source {
+  int watch_fd;                    /* readable when a watched file is released, or -1 */
+  int queue_fd;                    /* the object's file, open and unlocked, that the kernel
+                                      can queue a lock call on (never one on a network file
+                                      system: see pl_wake_queues), or -1 */
+  int queue_type;                  /* PORTALOCK_LOCK_SH or PORTALOCK_LOCK_EX */
+  portalock_backend queue_backend; /* flock or ofd: a posix lock keeps no file to queue on */
+  void **queue_stack; /* the object's helper-thread stack (pl_kernel_queue_stack_free) */
+  sem_t *sem;         /* a counting semaphore whose count the wait may take, or NULL */
+} pl_wake_source;
+
+#define PL_WAKE_SOURCE_NONE                                                                        \
+  { .watch_fd = -1, .queue_fd = -1 }
+
+/* Whether a wait on a lock file queues in the kernel rather than watching it: a wait with no
+ * end (`forever`), or a crowded one, on a local file system whose kernel can queue it. */
+int pl_wake_queues(portalock_backend backend, int remote, int crowded, int forever);
+/* Sleeps on what `src` offers until it may have changed, or until next_attempt (only a watch
+ * or the clock need it: the kernel queue and a semaphore miss nothing and last up to the
+ * deadline), never past `deadline`. The kernel queue's helper thread, which no signal
+ * interrupts, is joined by `return_by` (INFINITY: the deadline). Counts and returns what
+ * ended the sleep: PL_WOKE_KERNEL means the kernel granted the lock on queue_fd, or the
+ * semaphore's count was taken for the caller. */
+pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double deadline,
+                         double return_by);
 void pl_kernel_queue_stack_free(void *stack);
 
 /* A wait in progress on one lock file, from a contended attempt until the lock is taken or
@@ -202,8 +216,6 @@ typedef struct pl_waiting {
   int remote;      /* file_fd is on a network file system (or that is unknown): its kernel
                       queue may be slow to answer (see pl_platform_network_file), so the wait
                       never queues there */
-  int forever;     /* a C loop waits with no deadline: no watch, the kernel queue at once
-                      (set and cleared by pl_lock_acquire_loop) */
 } pl_waiting;
 
 /* ---------------------------------------------------------------- lock.c and its kinds */
@@ -250,8 +262,15 @@ struct portalock_lock {
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);
 
-/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline. */
-int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient);
+/* The Lock's side of the wait engine (wait.c), shared with RLock: one attempt (`forever`: the
+ * acquisition has no deadline), what its sleep waits on, what ended that sleep, the subject
+ * of its AlreadyLocked message, and who holds it when it is held within this process. */
+portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
+                             portalock_wait *wait, portalock_error *err);
+void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src);
+void pl_lock_woke(portalock_lock_t *lock, pl_counter woke);
+const char *pl_lock_describe(portalock_lock_t *lock, char *buf, size_t cap);
+long pl_lock_held_by(portalock_lock_t *lock);
 
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;
@@ -266,24 +285,34 @@ portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd, port
 
 /* ---------------------------------------------------------------- wait.c */
 
-/* What the acquire loop needs of an object: its step, its blocking wait (as
- * portalock_lock_wait) and how to give a wait up. */
-typedef struct pl_waitable {
-  portalock_status (*try_step)(void *ctx, portalock_wait *wait, portalock_error *err);
-  int (*wait)(void *ctx, const portalock_wait *wait, double deadline);
-  void (*wait_done)(void *ctx);
-} pl_waitable;
+/* What the wait engine needs of a kind of object (Lock, RLock, the semaphores). */
+typedef struct pl_waitable pl_waitable;
+struct pl_waitable {
+  /* One attempt for `acq` (its object_, owner_, check_interval), as the object's try: OK,
+   * CONTENDED (`wait` filled; err->holder_pid when the holder is known) or a failure.
+   * `forever`: the acquisition has no deadline. */
+  portalock_status (*attempt)(const portalock_acquisition *acq, int target_fd, int forever,
+                              portalock_wait *wait, portalock_error *err);
+  /* What a sleep after a contended attempt can wait on. */
+  void (*source)(void *object, pl_wake_source *src);
+  /* What ended that sleep (may be NULL). */
+  void (*woke)(void *object, pl_counter woke);
+  /* Gives the wait up: closes what it kept (a lock or count granted meanwhile goes with it). */
+  void (*give_up)(void *object);
+  /* The subject of the AlreadyLocked message ("'PATH' is locked") into `buf`; returns the
+   * path the error names. */
+  const char *(*describe)(void *object, char *buf, size_t cap);
+  /* The process named as the holder when the object is held within this process (NULL: none). */
+  long (*held_by)(void *object);
+};
 
-/* The acquire loop shared by every object that waits. */
-portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
-                                 double check_interval, int fail_when_locked, portalock_error *err);
-/* The same loop for a Lock's or an RLock's `waitable`, which waits on `lock` (lock.c). */
-portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
-                                      void *ctx, double timeout, double check_interval,
-                                      int fail_when_locked, portalock_error *err);
+/* Starts an acquisition of `object` (timeout and check_interval checked here). */
+portalock_status pl_begin(portalock_acquisition *acq, const struct pl_waitable *waitable,
+                          void *object, uintptr_t owner, double timeout, double check_interval,
+                          int fail_when_locked, portalock_error *err);
+/* The convenience loop: steps and sleeps until the acquisition is no longer contended. */
+portalock_status pl_acquire(portalock_acquisition *acq, portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
-/* portalock_wait_step's result for what ended a wait. */
-int pl_wait_result(pl_counter woke);
 
 #endif /* PORTALOCK_PRIVATE_H */

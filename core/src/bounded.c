@@ -32,12 +32,10 @@ struct portalock_bounded_semaphore {
   /* A wait in progress (up to PL_WATCHED_SLOTS slots): each slot's lock keeps its contended
    * file open, and one inotify instance watches them all. */
   portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
-  int watch_fd;
-  int unwatched;
+  pl_watcher watcher;
   int polling;   /* descriptors ran out: this wait keeps no slot file open and watches none */
   long unusable; /* slot files the last sweep skipped (pl_slot_unusable) */
-  int woke;
-  pid_t waiter; /* the process that set the wait up */
+  pid_t waiter;  /* the process that set the wait up */
 };
 
 void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *opts) {
@@ -352,7 +350,7 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
   sem->timeout = o.timeout;
   sem->check_interval = o.check_interval;
   sem->slot = -1;
-  sem->watch_fd = -1;
+  sem->watcher = (pl_watcher)PL_WATCHER_NONE;
   sem->pattern = strdup(pattern);
   sem->name = o.name != NULL ? strdup(o.name) : pl_generated_name();
   int errnum = sem->pattern == NULL ? ENOMEM : errno;
@@ -399,17 +397,14 @@ static void pl_close_slots(portalock_bounded_semaphore_t *sem) {
 
 void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
   pl_close_slots(sem);
-  if (sem->watch_fd >= 0) close(sem->watch_fd);
-  sem->watch_fd = -1;
-  sem->unwatched = 0;
+  pl_watcher_close(&sem->watcher);
   sem->polling = 0;
-  sem->woke = 0;
 }
 
 /* After fork() the slot lock and the wait are the parent's (detached in the child): forget
  * them. */
 static void pl_drop_foreign(portalock_bounded_semaphore_t *sem) {
-  if ((sem->waiting != NULL || sem->watch_fd >= 0) && sem->waiter != pl_self())
+  if ((sem->waiting != NULL || sem->watcher.fd >= 0) && sem->waiter != pl_self())
     portalock_bounded_semaphore_wait_done(sem);
   if (sem->slot_lock != NULL && !portalock_lock_locked(sem->slot_lock)) {
     portalock_lock_free(sem->slot_lock);
@@ -452,7 +447,7 @@ static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long nu
   lo.timeout = 0;
   lo.check_interval = check_interval;
   portalock_status status = portalock_lock_new(out, path, &lo, err);
-  if (status == PORTALOCK_OK) (*out)->unwatched = 1; /* the semaphore watches every slot */
+  if (status == PORTALOCK_OK) pl_lock_never_watch(*out); /* the semaphore watches every slot */
   return status;
 }
 
@@ -535,18 +530,18 @@ static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double
 /* Starts watching every slot file; returns 1 when a watch was just made (a release before
  * it went unseen). */
 static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
-  if (sem->watch_fd >= 0 || sem->unwatched || sem->waiting == NULL) return 0;
-  sem->watch_fd = pl_watch_open();
-  for (long k = 0; k < sem->maximum && sem->watch_fd >= 0; k++) {
+  pl_watcher *w = &sem->watcher;
+  if (w->fd >= 0 || w->unwatched || sem->waiting == NULL) return 0;
+  for (long k = 0; k < sem->maximum && !w->unwatched; k++) {
     if (sem->waiting[k] == NULL) continue; /* an unusable slot: the periodic sweep retries it */
-    if (pl_watch_add(sem->watch_fd, portalock_lock_filename(sem->waiting[k])) < 0) {
-      pl_count(PL_UNWATCHED);
-      close(sem->watch_fd);
-      sem->watch_fd = -1;
-    }
+    pl_watcher_add(w, portalock_lock_filename(sem->waiting[k]));
   }
-  sem->unwatched = sem->watch_fd < 0;
-  return !sem->unwatched;
+  if (w->unwatched) {
+    /* Every slot watched or none: a slot left out would make its releases unseen. */
+    pl_watcher_close(w);
+    w->unwatched = 1;
+  }
+  return !w->unwatched;
 }
 
 /* What a sweep that found no slot says (its contention, and the wait engine's AlreadyLocked). */
@@ -580,9 +575,7 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
     sem->waiting = calloc((size_t)sem->maximum, sizeof *sem->waiting);
     sem->waiter = pl_self();
   }
-  pl_watch_drain(sem->watch_fd);
-  int woke = sem->woke;
-  sem->woke = 0;
+  pl_watcher_arm(&sem->watcher);
   status = pl_sweep_once(sem, check_interval, err);
   if (status == PORTALOCK_CONTENDED && pl_watch_slots(sem))
     status = pl_sweep_once(sem, check_interval, err);
@@ -595,9 +588,9 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
     portalock_bounded_semaphore_wait_done(sem);
     return status;
   }
-  if (woke) pl_count(PL_LOST_RACE);
+  pl_watcher_lost_race(&sem->watcher);
   if (wait != NULL) {
-    wait->fd = sem->watch_fd;
+    wait->fd = sem->watcher.fd;
     wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
   }
   char subject[PORTALOCK_PATH_MAX + 256];
@@ -622,11 +615,11 @@ static portalock_status pl_sweep_cb(const portalock_acquisition *acq, int target
 static void pl_sweep_source_cb(void *object, pl_wake_source *src) {
   portalock_bounded_semaphore_t *sem = object;
   pl_drop_foreign(sem);
-  src->watch_fd = sem->watch_fd;
+  src->watch_fd = sem->watcher.fd;
 }
 
 static void pl_sweep_woke_cb(void *object, pl_counter woke) {
-  ((portalock_bounded_semaphore_t *)object)->woke = woke == PL_WOKE_EVENT;
+  pl_watcher_woke(&((portalock_bounded_semaphore_t *)object)->watcher, woke);
 }
 
 static void pl_sweep_give_up_cb(void *object) {

@@ -12,6 +12,47 @@
 
 #include "platform/platform.h"
 
+/* A wait in progress on the lock file, from a contended attempt until the lock is taken or
+ * the wait is given up. */
+typedef struct pl_waiting {
+  int file_fd; /* the lock file, open and unlocked, for the next attempt (-1: none): closing
+                  it after each failed attempt would wake every other waiter */
+  dev_t dev;
+  ino_t ino;
+  uint64_t serial;    /* file_fd's held-table entry: a forked child must not share it */
+  pid_t pid;          /* the process that opened file_fd and the watcher's instance */
+  pl_watcher watcher; /* this wait's inotify instance and wake-ups */
+  int watch;          /* its watch on the lock file, or -1 (removed when the lock is crowded) */
+  int remote;         /* file_fd is on a network file system (or that is unknown): its kernel
+                         queue may be slow to answer (see pl_platform_network_file), so the
+                         wait never queues there */
+} pl_waiting;
+
+#define PL_WAITING_NONE                                                                            \
+  { .file_fd = -1, .watcher = PL_WATCHER_NONE, .watch = -1 }
+
+struct portalock_lock {
+  const pl_kind *kind;
+  portalock_lock_options opts; /* opts.mode points at mode_buf */
+  char mode_buf[4];
+  pl_mode mode;
+  char *filename;
+  char *lock_filename; /* == filename unless the kind has a lock_suffix */
+  int fd;              /* -1 when not held */
+  int handed_over;
+  pid_t holder; /* the process that took the lock: another pid means a forked child */
+  dev_t dev;
+  ino_t ino;
+  uint64_t serial; /* of the held-table entry */
+  pl_waiting waiting;
+  double crowded_until; /* a wake-up lost the race: until then (monotonic seconds) blocking
+                           waits queue in the kernel (see wake.c) */
+  int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
+  void *queue_stack;    /* the kernel queue's thread stack, kept for the next wait, or NULL */
+  dev_t fs_dev;         /* the device whose file system fs_remote describes */
+  int fs_remote;        /* fs_dev is a network file system (1) or not (0); -1: not asked yet */
+};
+
 static const pl_kind pl_plain_kind = {.name = "Lock"};
 
 /* How long a lock counts as crowded after a wake-up lost the race to another waiter. */
@@ -82,9 +123,7 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
   lock->kind = kind;
   lock->fd = -1;
   lock->fs_remote = -1;
-  lock->waiting.file_fd = -1;
-  lock->waiting.watch_fd = -1;
-  lock->waiting.watch = -1;
+  lock->waiting = (pl_waiting)PL_WAITING_NONE;
   lock->mode = mode;
   snprintf(lock->mode_buf, sizeof lock->mode_buf, "%s", o.mode);
   lock->opts = o;
@@ -109,7 +148,7 @@ portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename
 
 /* Ends this wait's watch; the instance stays until the wait ends. */
 static void pl_lock_unwatch(pl_waiting *w) {
-  if (w->watch >= 0) pl_watch_remove(w->watch_fd, w->watch);
+  if (w->watch >= 0) pl_watch_remove(w->watcher.fd, w->watch);
   w->watch = -1;
 }
 
@@ -119,8 +158,8 @@ void portalock_lock_wait_done(portalock_lock_t *lock) {
     pl_held_remove_serial(w->serial);
     close(w->file_fd);
   }
-  if (w->watch_fd >= 0) close(w->watch_fd);
-  *w = (pl_waiting){.file_fd = -1, .watch_fd = -1, .watch = -1};
+  pl_watcher_close(&w->watcher);
+  *w = (pl_waiting)PL_WAITING_NONE;
 }
 
 /* In a forked child the handle's state is its parent's: forget it, closing only the copies
@@ -129,7 +168,7 @@ static void pl_lock_drop_foreign(portalock_lock_t *lock) {
   pid_t self = pl_self();
   pl_waiting *w = &lock->waiting;
   /* The parent's wait: only this process's copies of its descriptors are closed. */
-  if ((w->file_fd >= 0 || w->watch_fd >= 0) && w->pid != self) portalock_lock_wait_done(lock);
+  if ((w->file_fd >= 0 || w->watcher.fd >= 0) && w->pid != self) portalock_lock_wait_done(lock);
   if (lock->fd < 0 || lock->holder == self) return;
   if (!lock->handed_over) close(lock->fd);
   lock->fd = -1;
@@ -215,20 +254,12 @@ static int pl_lock_queues(const portalock_lock_t *lock, int forever) {
  * Returns 1 when a watch was just made: a release before it went unseen. */
 static int pl_lock_watch(portalock_lock_t *lock, int forever) {
   pl_waiting *w = &lock->waiting;
-  if (w->watch >= 0 || w->unwatched || lock->unwatched ||
+  if (w->watch >= 0 || w->watcher.unwatched || lock->unwatched ||
       lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock, forever))
     return 0;
-  if (w->watch_fd < 0) {
-    w->watch_fd = pl_watch_open();
-    w->pid = pl_self();
-  }
-  if (w->watch_fd >= 0) {
-    pl_watch_drain(w->watch_fd); /* what a watch removed earlier in this wait left */
-    w->watch = pl_watch_add(w->watch_fd, lock->lock_filename);
-    if (w->watch < 0) pl_count(PL_UNWATCHED);
-  }
-  w->unwatched = w->watch < 0;
-  return !w->unwatched;
+  if (w->watcher.fd < 0) w->pid = pl_self();
+  w->watch = pl_watcher_add(&w->watcher, lock->lock_filename);
+  return w->watch >= 0;
 }
 
 static portalock_status pl_contended(portalock_lock_t *lock, int errnum, portalock_error *err) {
@@ -336,10 +367,7 @@ portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
   pl_lock_drop_foreign(lock);
   if (lock->fd >= 0) return PORTALOCK_OK;
   pl_waiting *w = &lock->waiting;
-  /* Drained before the attempt, so that a release from here on wakes the next wait. */
-  if (w->watch >= 0) pl_watch_drain(w->watch_fd);
-  int woke = w->woke;
-  w->woke = 0;
+  pl_watcher_arm(&w->watcher);
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock, forever))
     status = pl_lock_attempt(lock, target_fd, err);
@@ -352,16 +380,15 @@ portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
     portalock_lock_wait_done(lock);
     return status;
   }
-  if (woke) {
+  if (pl_watcher_lost_race(&w->watcher)) {
     /* Every release wakes every watcher: among many waiters, queue in the kernel instead. */
-    pl_count(PL_LOST_RACE);
     lock->crowded_until = portalock_monotonic() + PL_CROWDED_SECONDS;
   }
   /* A watch made by an attempt that did not yet know (a first try before the acquisition
    * began, a lock not yet crowded) gives way to the kernel queue. */
   if (w->watch >= 0 && pl_lock_queues(lock, forever)) pl_lock_unwatch(w);
   if (wait != NULL) {
-    wait->fd = w->watch >= 0 ? w->watch_fd : -1;
+    wait->fd = w->watch >= 0 ? w->watcher.fd : -1;
     wait->next_attempt = portalock_monotonic() + pl_check_period(lock->opts.check_interval);
   }
   return status;
@@ -381,7 +408,7 @@ void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src) {
   pl_lock_drop_foreign(lock);
   const pl_waiting *w = &lock->waiting;
   if (lock->fd >= 0) return; /* held (by another owner of an RLock): a watch says nothing */
-  src->watch_fd = w->watch >= 0 ? w->watch_fd : -1;
+  src->watch_fd = w->watch >= 0 ? w->watcher.fd : -1;
   /* Unwatched: the kernel queue, but not on a network file system (see pl_waiting.remote). */
   if (w->file_fd >= 0 && w->watch < 0 && !w->remote) {
     src->queue_fd = w->file_fd;
@@ -392,7 +419,7 @@ void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src) {
 }
 
 void pl_lock_woke(portalock_lock_t *lock, pl_counter woke) {
-  lock->waiting.woke = woke == PL_WOKE_EVENT; /* a failed attempt now lost a race */
+  pl_watcher_woke(&lock->waiting.watcher, woke);
 }
 
 const char *pl_lock_describe(portalock_lock_t *lock, char *buf, size_t cap) {
@@ -489,6 +516,15 @@ void portalock_lock_free(portalock_lock_t *lock) {
   if (lock->lock_filename != lock->filename) free(lock->lock_filename);
   free(lock->filename);
   free(lock);
+}
+
+void pl_lock_never_watch(portalock_lock_t *lock) {
+  lock->unwatched = 1;
+}
+
+void pl_lock_held_file(const portalock_lock_t *lock, dev_t *dev, ino_t *ino) {
+  *dev = lock->dev;
+  *ino = lock->ino;
 }
 
 const char *portalock_lock_filename(const portalock_lock_t *lock) {

@@ -200,23 +200,30 @@ pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double 
                          double return_by);
 void pl_kernel_queue_stack_free(void *stack);
 
-/* A wait in progress on one lock file, from a contended attempt until the lock is taken or
- * the wait is given up. */
-typedef struct pl_waiting {
-  int file_fd; /* the lock file, open and unlocked, for the next attempt (-1: none): closing
-                  it after each failed attempt would wake every other waiter */
-  dev_t dev;
-  ino_t ino;
-  uint64_t serial; /* file_fd's held-table entry: a forked child must not share it */
-  pid_t pid;       /* the process that opened file_fd and watch_fd */
-  int watch_fd;    /* this wait's inotify instance, or -1 */
-  int watch;       /* its watch on the lock file, or -1 (removed when the lock is crowded) */
-  int unwatched;   /* making a watch failed: this wait does without */
-  int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
-  int remote;      /* file_fd is on a network file system (or that is unknown): its kernel
-                      queue may be slow to answer (see pl_platform_network_file), so the wait
-                      never queues there */
-} pl_waiting;
+/* ---------------------------------------------------------------- watcher.c */
+
+/* A wait's watch: its inotify instance and what its wake-ups were. */
+typedef struct pl_watcher {
+  int fd;           /* the wait's inotify instance, or -1 */
+  int unwatched;    /* making a watch failed: this wait does without (it polls or queues) */
+  int woke;         /* the last sleep ended on an event */
+  int attempt_woke; /* ... and the attempt since then followed it */
+} pl_watcher;
+
+#define PL_WATCHER_NONE                                                                            \
+  { .fd = -1 }
+
+/* Watches `path` for this wait, making the instance at the first call. A watch descriptor,
+ * or -1 (counted as PL_UNWATCHED; w->unwatched is set). */
+int pl_watcher_add(pl_watcher *w, const char *path);
+/* Before an attempt: drains the instance and remembers whether a wake-up led to it. */
+void pl_watcher_arm(pl_watcher *w);
+/* After a contended attempt: 1 (counted as PL_LOST_RACE) when a wake-up led to it. */
+int pl_watcher_lost_race(pl_watcher *w);
+/* What ended the sleep after a contended attempt. */
+void pl_watcher_woke(pl_watcher *w, pl_counter woke);
+/* Ends the wait's watch: closes the instance. */
+void pl_watcher_close(pl_watcher *w);
 
 /* ---------------------------------------------------------------- lock.c and its kinds */
 
@@ -237,27 +244,11 @@ typedef struct pl_kind {
   portalock_status (*before_unlock)(portalock_lock_t *lock, int fd, portalock_error *err);
 } pl_kind;
 
-struct portalock_lock {
-  const pl_kind *kind;
-  portalock_lock_options opts; /* opts.mode points at mode_buf */
-  char mode_buf[4];
-  pl_mode mode;
-  char *filename;
-  char *lock_filename; /* == filename unless the kind has a lock_suffix */
-  int fd;              /* -1 when not held */
-  int handed_over;
-  pid_t holder; /* the process that took the lock: another pid means a forked child */
-  dev_t dev;
-  ino_t ino;
-  uint64_t serial; /* of the held-table entry */
-  pl_waiting waiting;
-  double crowded_until; /* a wake-up lost the race: until then (monotonic seconds) blocking
-                           waits queue in the kernel (see wake.c) */
-  int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
-  void *queue_stack;    /* the kernel queue's thread stack, kept for the next wait, or NULL */
-  dev_t fs_dev;         /* the device whose file system fs_remote describes */
-  int fs_remote;        /* fs_dev is a network file system (1) or not (0); -1: not asked yet */
-};
+/* The Lock itself is private to lock.c; its kinds and the objects built on Locks use these. */
+/* Its waits never watch the file (a bounded semaphore watches all its slots itself). */
+void pl_lock_never_watch(portalock_lock_t *lock);
+/* The file the lock was last taken on. */
+void pl_lock_held_file(const portalock_lock_t *lock, dev_t *dev, ino_t *ino);
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);

@@ -57,15 +57,16 @@ static portalock_status pl_rlock_try(portalock_rlock_t *rlock, uintptr_t owner, 
   pl_rlock_sync(rlock);
   if (rlock->count > 0 && rlock->owner == owner) {
     if (rlock->count == ULONG_MAX)
-      return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
+      return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(rlock->lock),
                      "RLock acquired more than %lu times", ULONG_MAX);
     rlock->count++;
     return PORTALOCK_OK;
   }
   if (rlock->count > 0) {
-    pl_wait_clock(wait, rlock->lock->opts.check_interval);
-    return pl_fail(err, PORTALOCK_CONTENDED, 0, rlock->lock->lock_filename,
-                   "'%s': held by another owner of this RLock", rlock->lock->lock_filename);
+    pl_wait_clock(wait, portalock_lock_options_of(rlock->lock)->check_interval);
+    return pl_fail(err, PORTALOCK_CONTENDED, 0, portalock_lock_lock_filename(rlock->lock),
+                   "'%s': held by another owner of this RLock",
+                   portalock_lock_lock_filename(rlock->lock));
   }
   portalock_status status = pl_lock_try(rlock->lock, target_fd, forever, wait, err);
   if (status == PORTALOCK_OK) {
@@ -151,10 +152,10 @@ portalock_status portalock_rlock_release(portalock_rlock_t *rlock, uintptr_t own
   if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
   if (rlock->count == 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
+    return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(rlock->lock),
                    "RLock released more times than acquired");
   if (rlock->owner != owner)
-    return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
+    return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(rlock->lock),
                    "RLock released by an owner that does not hold it");
   if (--rlock->count > 0) return PORTALOCK_OK;
   rlock->owner = 0;

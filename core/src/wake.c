@@ -271,6 +271,18 @@ static pl_counter pl_sem_sleep(sem_t *sem, double next_attempt, double deadline)
 
 /* ---------------------------------------------------------------- the choice */
 
+/* Whether Ctrl-C ends a lock call blocked in this thread, or needs nothing from it: SIGINT
+ * kills the process or is ignored, or its handler does not ask for system calls to be
+ * restarted (lua5.4's). A handler installed with signal(3), which restarts them (lua5.1's,
+ * LuaJIT's), would only run its hook once the lock is granted. */
+static int pl_sigint_interrupts(void) {
+  struct sigaction sa;
+  if (sigaction(SIGINT, NULL, &sa) != 0) return 0;
+  if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+    return 1;
+  return !(sa.sa_flags & SA_RESTART);
+}
+
 int pl_wake_queues(portalock_backend backend, int remote, int crowded, int forever) {
   if (remote) return 0;
   if (forever) return pl_kernel_queue_forever_available(backend);
@@ -283,7 +295,10 @@ pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double 
    * not next_attempt; only the helper thread, which signals cannot reach, comes back by
    * `return_by` for a caller with hooks to run. */
   if (src->queue_fd >= 0) {
-    if (isinf(deadline) && deadline > 0 && pl_kernel_queue_forever_available(src->queue_backend))
+    /* A caller with hooks to run (return_by) blocks in its own thread only where a signal
+     * gets it out; elsewhere the helper thread queues for it. */
+    if (isinf(deadline) && deadline > 0 && pl_kernel_queue_forever_available(src->queue_backend) &&
+        (isinf(return_by) || pl_sigint_interrupts()))
       return pl_queue_in_caller(src->queue_fd, src->queue_type, src->queue_backend, next_attempt);
     if (pl_kernel_queue_available(src->queue_backend))
       return pl_queue_in_thread(src->queue_fd, src->queue_type, src->queue_backend,

@@ -82,7 +82,9 @@ static int a_held(lua_State *L) {
 }
 
 /* Returning on a signal lets the interpreter's hooks (Ctrl-C in lua) run; the one sleep that
- * no signal interrupts, the kernel queue's helper thread, comes back after check_interval. */
+ * no signal interrupts, the kernel queue's helper thread (also used without a deadline where
+ * the interpreter's SIGINT handler restarts system calls: lua5.1, LuaJIT), comes back after
+ * check_interval. */
 static int a_sleep(lua_State *L) {
   portalock_acquisition *acq = check_acquisition(L);
   portalock_wait wait;

@@ -177,9 +177,11 @@ PORTALOCK_API portalock_status portalock_step_held(portalock_acquisition *acq, p
  * portalock_wait). A wait queued in the kernel or in a semaphore lasts up to the deadline,
  * since these miss nothing; signals end it early (the next step queues again), except in the
  * kernel queue's helper thread (a wait with a deadline), which is joined by `return_by` at
- * the latest (INFINITY: the deadline) for a caller that has hooks to run. Returns 1: step again
- * now (the lock or count may already be taken: the next step completes it), 0: the time ran
- * out, -1: a signal.
+ * the latest (INFINITY: the deadline) for a caller that has hooks to run. Such a caller (a
+ * finite `return_by`) blocks in its own thread without a deadline only where SIGINT would
+ * interrupt it (no handler, or one installed without SA_RESTART); otherwise the helper thread
+ * queues for it. Returns 1: step again now (the lock or count may already be taken: the next
+ * step completes it), 0: the time ran out, -1: a signal.
  */
 PORTALOCK_API int portalock_sleep(portalock_acquisition *acq, const portalock_wait *wait,
                                   double return_by);

@@ -134,7 +134,7 @@ function M.acquire(path, attempt, acq)
       end
       status, detail, next_attempt = acq:held()
       if not status then
-        return nil, detail
+        return nil, errors.from_core(detail)
       end
     end
     how = how or strategy(acq:check_interval(), acq)

@@ -172,9 +172,12 @@ int pl_watch_open(void);
 int pl_watch_add(int watch_fd, const char *path);
 void pl_watch_remove(int watch_fd, int watch);
 void pl_watch_drain(int watch_fd);
-/* What a wait on an object can sleep on; the object fills it, pl_wake_sleep picks how. */
+/* What a wait on an object can sleep on; the object fills it, pl_wake_sleep picks how. A new
+ * kind of object plugs in here (and in a pl_waitable, wait.c) rather than with a loop of its
+ * own: a descriptor to poll is a watch_fd. */
 typedef struct pl_wake_source {
-  int watch_fd;                    /* readable when a watched file is released, or -1 */
+  int watch_fd;                    /* readable when what is waited for may have changed (an
+                                      inotify instance watching the files), or -1 */
   int queue_fd;                    /* the object's file, open and unlocked, that the kernel
                                       can queue a lock call on (never one on a network file
                                       system: see pl_wake_queues), or -1 */

@@ -191,6 +191,18 @@ describe("Lock", function()
       lock:release()
     end)
 
+    it("gives up at the first contention with another coroutine, as with another process", function()
+      local lock = portalock.Lock(path)
+      assert(lock:acquire())
+      for _, opts in ipairs({{timeout = 0}, {fail_when_locked = true}}) do
+        local fh, err = coroutine.wrap(function() return lock:acquire(opts) end)()
+        assert.is_nil(fh)
+        assert.is_true(err:is(portalock.AlreadyLocked))
+        assert.matches("' is locked: gave up at the first contention (", err.message, 1, true)
+      end
+      lock:release()
+    end)
+
     it("refuses at once when the same coroutine holds the file through another object", function()
       local first = portalock.Lock(path)
       assert(first:acquire())

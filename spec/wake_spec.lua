@@ -57,9 +57,8 @@ describe("waiting", function()
     end)
   end
 
-  it("counts a wait ended by a release as an event, not a timer", function()
-    local path = dir .. "/one.lock"
-    -- flock(1) holds the lock for 0.5 s, so the acquire below certainly waits for it
+  -- flock(1) holds `path` for 0.5 s, so an acquire after this certainly waits for it.
+  local function held_briefly(path)
     local pid = helper.spawn(helper.peer_env .. "flock " .. helper.quote(path) .. " sleep 0.5")
     local probe = portalock.Lock(path, {fail_when_locked = true})
     local give_up = core.monotonic() + 10
@@ -68,6 +67,12 @@ describe("waiting", function()
       assert.is_true(core.monotonic() < give_up, "flock(1) never took the lock")
       helper.sleep(0.01)
     end
+    return pid
+  end
+
+  it("counts a wait ended by a release as an event, not a timer", function()
+    local path = dir .. "/one.lock"
+    local pid = held_briefly(path)
     local before = wait.counters()
     local lock = portalock.Lock(path, {timeout = 20, check_interval = 30})
     assert(lock:acquire())
@@ -76,6 +81,68 @@ describe("waiting", function()
     assert.are.equal(before.timer, after.timer)
     assert.is_true(after.event + after.kernel > before.event + before.kernel)
     helper.kill(pid)
+  end)
+
+  it("blocks a wait without a timeout in the kernel queue, as a C wait does", function()
+    local path = dir .. "/forever.lock"
+    local pid = held_briefly(path)
+    local before = wait.counters()
+    local lock = portalock.Lock(path, {timeout = math.huge, check_interval = 0.01})
+    assert(lock:acquire())
+    lock:release()
+    local after = wait.counters()
+    -- granted by the kernel once, with no watch
+    assert.are.equal(before.kernel + 1, after.kernel)
+    assert.are.equal(before.event, after.event)
+    -- lua5.4 installs its SIGINT handler without SA_RESTART: the wait blocks in this thread,
+    -- never re-queued. lua5.1's and LuaJIT's handler (signal(3)) restarts the lock call, so
+    -- there a helper thread queues, joined every check_interval for Ctrl-C (wake.c).
+    if _VERSION == "Lua 5.4" then
+      assert.are.equal(before.timer, after.timer)
+    end
+    helper.kill(pid)
+  end)
+
+  it("lets Ctrl-C end a wait without a timeout: the interpreter's hook runs", function()
+    local path = dir .. "/interrupted.lock"
+    local holder = helper.hold("Lock", path, dir)
+    local log = dir .. "/interrupted.log"
+    local pid = helper.spawn(helper.lua_command([[
+      local lock = require("portalock").Lock(..., {timeout = math.huge})
+      io.stderr:write("waiting\n")
+      lock:acquire()
+      print("acquired")]], path), log)
+    assert.is_true(helper.wait_until(function()
+      return (helper.read(log) or ""):find("waiting", 1, true) ~= nil
+    end, 10))
+    helper.sleep(0.3) -- in the kernel's queue by now
+    helper.kill(pid, "INT")
+    local ended = helper.wait_until(function() return not helper.alive(pid) end, 5)
+    helper.kill(holder)
+    assert.is_true(ended, "SIGINT did not end the wait")
+    local out = helper.read(log)
+    assert.matches("interrupted", out)
+    assert.is_nil(out:find("acquired", 1, true))
+  end)
+
+  it("keeps a timed wait queued in the kernel (a semaphore's) past check_interval", function()
+    local name = "portalock-spec-queued-" .. core.getpid()
+    local sem = portalock.Semaphore(0, {name = name})
+    local pid = helper.spawn(helper.lua_command([[
+      local core = require "portalock.core"
+      local wake = core.monotonic() + 0.5
+      core.wait(nil, wake, wake)
+      assert(require("portalock").Semaphore(0, {name = ...}):release())]], name))
+    local before = wait.counters()
+    local started = core.monotonic()
+    assert.is_true(sem:acquire({timeout = 20, check_interval = 0.02}))
+    local after = wait.counters()
+    assert.is_true(core.monotonic() - started > 0.3)
+    assert.are.equal(before.kernel + 1, after.kernel)
+    assert.are.equal(before.timer, after.timer) -- not every 0.02 s
+    sem:release()
+    portalock.Semaphore.unlink(name)
+    helper.wait_until(function() return not helper.alive(pid) end, 10)
   end)
 
   it("gives up a wait (timeout, fail_when_locked) without leaving a descriptor open", function()

@@ -163,12 +163,14 @@ static int b_gc(lua_State *L) {
   return 0;
 }
 
-static int b_wait(lua_State *L) {
+/* h:begin(timeout, check_interval) -> an acquisition (l_acquisition.c) */
+static int b_begin(lua_State *L) {
   portalock_bounded_semaphore_t *sem = check_bounded(L);
-  portalock_wait wait;
-  double deadline;
-  pl_checkwait(L, 2, &wait, &deadline);
-  return pl_push_wait_result(L, portalock_bounded_semaphore_wait(sem, &wait, deadline));
+  portalock_acquisition acq;
+  portalock_error err;
+  portalock_status st = portalock_bounded_semaphore_begin(&acq, sem, luaL_checknumber(L, 2),
+                                                          luaL_checknumber(L, 3), &err);
+  return pl_push_acquisition(L, st, &acq, &err);
 }
 
 static int b_wait_done(lua_State *L) {
@@ -177,7 +179,7 @@ static int b_wait_done(lua_State *L) {
 }
 
 static const luaL_Reg bounded_methods[] = {{"try", b_try},
-                                           {"wait", b_wait},
+                                           {"begin", b_begin},
                                            {"wait_done", b_wait_done},
                                            {"release", b_release},
                                            {"locked", b_locked},

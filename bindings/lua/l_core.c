@@ -22,6 +22,7 @@ int luaopen_portalock_core(lua_State *L) {
   pl_open_options(L);
   pl_open_flags(L);
   pl_open_wait(L);
+  pl_open_acquisition(L);
   pl_open_lock(L);
   pl_open_rlock(L);
   pl_open_pidfile(L);

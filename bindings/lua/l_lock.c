@@ -81,13 +81,16 @@ static int l_hand_over(lua_State *L) {
   return pl_push_lock_handle(L, pl_checklock(L, 1), 2);
 }
 
-/* h:wait(next_attempt, deadline) after a contended try -> "ready" | "timeout" | "interrupted" */
-static int l_wait(lua_State *L) {
-  portalock_lock_t *lock = pl_checklock(L, 1);
-  portalock_wait wait;
-  double deadline;
-  pl_checkwait(L, 2, &wait, &deadline);
-  return pl_push_wait_result(L, portalock_lock_wait(lock, &wait, deadline));
+/* h:begin(timeout, check_interval, fail_when_locked) -> an acquisition (l_acquisition.c) */
+static int l_begin(lua_State *L) {
+  l_lock *h = (l_lock *)luaL_checkudata(L, 1, PL_LOCK_MT);
+  luaL_argcheck(L, h->lock != NULL, 1, "lock handle already freed");
+  portalock_lock_t *lock = h->lock;
+  portalock_acquisition acq;
+  portalock_error err;
+  portalock_status st = portalock_lock_begin(&acq, lock, luaL_checknumber(L, 2),
+                                             luaL_checknumber(L, 3), lua_toboolean(L, 4), &err);
+  return pl_push_acquisition(L, st, &acq, &err);
 }
 
 static int l_wait_done(lua_State *L) {
@@ -162,11 +165,11 @@ const luaL_Reg pl_lock_common_methods[] = {{"hand_over", l_hand_over},
                                            {"filename", l_filename},
                                            {"lock_filename", l_lock_filename},
                                            {"identity", l_identity},
-                                           {"wait", l_wait},
                                            {"wait_done", l_wait_done},
                                            {NULL, NULL}};
 
-static const luaL_Reg lock_methods[] = {{"try", l_try}, {"release", l_release}, {NULL, NULL}};
+static const luaL_Reg lock_methods[] = {
+    {"try", l_try}, {"begin", l_begin}, {"release", l_release}, {NULL, NULL}};
 
 static const luaL_Reg lock_metamethods[] = {
     {"__gc", l_gc}, {"__tostring", pl_lock_tostring}, {NULL, NULL}};

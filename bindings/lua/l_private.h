@@ -53,15 +53,18 @@ portalock_lock_t *pl_checklock(lua_State *L, int idx);
  * errtab. holder_pid: the live process the contended lock names (a PidFileLock's), if any. */
 int pl_push_step(lua_State *L, portalock_status status, const portalock_wait *wait,
                  const portalock_error *err);
-/* "ready", "timeout" or "interrupted" for a portalock_*_wait result. */
+/* "ready", "timeout" or "interrupted" for a portalock_sleep or portalock_wait_step result. */
 int pl_push_wait_result(lua_State *L, int woke);
-/* The arguments (next_attempt, deadline) of a handle's wait method, from `idx`. */
-void pl_checkwait(lua_State *L, int idx, portalock_wait *wait, double *deadline);
+/* Pushes a new acquisition (anchoring the handle at index 1), or `nil, errtab` when `status`
+   says begin failed (raising for PORTALOCK_INVALID). */
+int pl_push_acquisition(lua_State *L, portalock_status status, const portalock_acquisition *acq,
+                        const portalock_error *err);
 
 /* Each adds its functions to the module table on top of the stack. */
 void pl_open_options(lua_State *L);
 void pl_open_flags(lua_State *L);
 void pl_open_wait(lua_State *L);
+void pl_open_acquisition(lua_State *L);
 void pl_open_lock(lua_State *L);
 void pl_open_rlock(lua_State *L);
 void pl_open_pidfile(lua_State *L);

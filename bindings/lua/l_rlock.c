@@ -39,6 +39,17 @@ static int r_try(lua_State *L) {
   return pl_push_step(L, st, &wait, &err);
 }
 
+/* h:begin(owner, timeout, check_interval, fail_when_locked) -> an acquisition */
+static int r_begin(lua_State *L) {
+  l_rlock *r = check_rlock(L);
+  portalock_acquisition acq;
+  portalock_error err;
+  portalock_status st =
+      portalock_rlock_begin(&acq, r->rlock, check_owner(L, 2), luaL_checknumber(L, 3),
+                            luaL_checknumber(L, 4), lua_toboolean(L, 5), &err);
+  return pl_push_acquisition(L, st, &acq, &err);
+}
+
 static int r_release(lua_State *L) {
   l_rlock *r = check_rlock(L);
   portalock_error err;
@@ -76,9 +87,13 @@ static int r_gc(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg rlock_methods[] = {
-    {"try", r_try},     {"release", r_release}, {"release_all", r_release_all},
-    {"owner", r_owner}, {"count", r_count},     {NULL, NULL}};
+static const luaL_Reg rlock_methods[] = {{"try", r_try},
+                                         {"begin", r_begin},
+                                         {"release", r_release},
+                                         {"release_all", r_release_all},
+                                         {"owner", r_owner},
+                                         {"count", r_count},
+                                         {NULL, NULL}};
 
 static const luaL_Reg rlock_metamethods[] = {
     {"__gc", r_gc}, {"__tostring", pl_lock_tostring}, {NULL, NULL}};

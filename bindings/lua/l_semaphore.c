@@ -66,12 +66,14 @@ static int s_try(lua_State *L) {
   return pl_push_step(L, st, &wait, &err);
 }
 
-static int s_wait(lua_State *L) {
+/* h:begin(timeout, check_interval) -> an acquisition (l_acquisition.c) */
+static int s_begin(lua_State *L) {
   portalock_semaphore_t *sem = check_sem(L);
-  portalock_wait wait;
-  double deadline;
-  pl_checkwait(L, 2, &wait, &deadline);
-  return pl_push_wait_result(L, portalock_semaphore_wait(sem, &wait, deadline));
+  portalock_acquisition acq;
+  portalock_error err;
+  portalock_status st =
+      portalock_semaphore_begin(&acq, sem, luaL_checknumber(L, 2), luaL_checknumber(L, 3), &err);
+  return pl_push_acquisition(L, st, &acq, &err);
 }
 
 static int s_wait_done(lua_State *L) {
@@ -127,7 +129,7 @@ static int s_unlink(lua_State *L) {
 }
 
 static const luaL_Reg semaphore_methods[] = {{"try", s_try},
-                                             {"wait", s_wait},
+                                             {"begin", s_begin},
                                              {"wait_done", s_wait_done},
                                              {"release", s_release},
                                              {"release_held", s_release_held},

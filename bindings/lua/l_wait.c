@@ -23,12 +23,6 @@ int pl_push_wait_result(lua_State *L, int woke) {
   return 1;
 }
 
-void pl_checkwait(lua_State *L, int idx, portalock_wait *wait, double *deadline) {
-  wait->fd = -1;
-  wait->next_attempt = luaL_checknumber(L, idx);
-  *deadline = luaL_checknumber(L, idx + 1);
-}
-
 /* wait_counters() -> {event=, kernel=, timer=, deadline=, signal=, lost_race=, unwatched=} */
 static int w_wait_counters(lua_State *L) {
   portalock_wait_counters c;

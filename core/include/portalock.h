@@ -106,19 +106,19 @@ PORTALOCK_API double portalock_monotonic(void);
  *     it would wake every other waiter); portalock_*_wait_done or the next successful
  *     attempt closes it. At most one inotify instance per wait; without one (EMFILE,
  *     ENOSPC, no inotify) `fd` is -1 and the wait polls.
- *   - The blocking waits (portalock_lock_wait, the acquire loops) of a Lock whose wake-ups
+ *   - The blocking waits (portalock_sleep, the acquire loops) of a Lock whose wake-ups
  *     keep losing the race to other waiters ("crowded"), or that has no inotify instance,
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
  *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
  *     the wait's end and joined before the call returns (glibc 2.31 or later); until then
- *     the calling thread is not cancellable. The acquire loops given no timeout (INFINITY)
- *     have no deadline to keep: from their first contention they block in the caller's own
- *     thread, with no watch (on any system).
+ *     the calling thread is not cancellable. An acquisition with no timeout (INFINITY, and
+ *     not fail_when_locked) has no deadline to keep: from its first contention it blocks in
+ *     the caller's own thread, with no watch (on any system), until granted or a signal.
  *     None of this on a network file system (NFS, SMB, Ceph, AFS, 9P), whose client may
  *     answer a blocking lock call only when it next retries (NFS: backing off up to 30 s):
  *     there waits watch (which sees this machine's releases) and poll.
  *   - The counting Semaphore has no descriptor: `fd` is -1 with a back-off; its blocking
- *     wait (portalock_semaphore_wait) sleeps in sem_clockwait.
+ *     wait (portalock_sleep) sleeps in sem_clockwait.
  *   - Polled: posix-backend locks (an attempt must close the file, see
  *     PORTALOCK_BACKEND_POSIX), bounded semaphores of more than 64 slots, a bounded-semaphore
  *     wait that runs out of descriptors for its slot files (EMFILE, ENFILE: it then keeps
@@ -140,8 +140,62 @@ typedef struct portalock_wait {
 PORTALOCK_API int portalock_wait_step(const portalock_wait *wait, double deadline);
 
 /*
+ * The step API: one acquisition of one object, waited out under one policy, so that a caller
+ * with its own scheduler owns the sleeping. Begin it with the object's portalock_*_begin (which
+ * checks timeout and check_interval and sets the deadline), then call portalock_step until it
+ * is not PORTALOCK_CONTENDED:
+ *   - PORTALOCK_OK: acquired.
+ *   - PORTALOCK_CONTENDED: sleep as `*wait` says (a descriptor or -1, and next_attempt, never
+ *     past the deadline nor later than check_interval from now), in your scheduler or with
+ *     portalock_sleep, then step again.
+ *   - PORTALOCK_ALREADY_LOCKED: given up (fail_when_locked, timeout 0, or the deadline has
+ *     passed); the message, "<what> is locked[ by process N]: gave up <why>", is made here for
+ *     every kind of object.
+ *   - anything else: failed for good.
+ * After any result but CONTENDED the wait is over (what it kept is closed, but for the watch of
+ * a lock just taken, which stays until its release). A caller that abandons an acquisition
+ * between steps calls portalock_give_up. `target_fd` is portalock_lock_try_onto's (-1: none;
+ * only a Lock or RLock uses it). The struct's trailing fields belong to the engine.
+ */
+typedef struct portalock_acquisition {
+  double timeout;
+  double check_interval;
+  int fail_when_locked;
+  double deadline; /* monotonic seconds: the start plus timeout */
+  const struct pl_waitable *waitable_;
+  void *object_;
+  uintptr_t owner_;
+} portalock_acquisition;
+
+PORTALOCK_API portalock_status portalock_step(portalock_acquisition *acq, int target_fd,
+                                              portalock_wait *wait, portalock_error *err);
+/*
+ * The step for a caller that knows the object is held by another of its own owners (another
+ * coroutine of a Lua state): the policy of portalock_step without an attempt; a CONTENDED
+ * result waits on the clock.
+ */
+PORTALOCK_API portalock_status portalock_step_held(portalock_acquisition *acq, portalock_wait *wait,
+                                                   portalock_error *err);
+/*
+ * The one blocking sleep after a contended step, for every object: it picks the mechanism (see
+ * portalock_wait). A wait queued in the kernel or in a semaphore lasts up to the deadline,
+ * since these miss nothing; signals end it early (the next step queues again), except in the
+ * kernel queue's helper thread (a wait with a deadline), which is joined by `return_by` at
+ * the latest (INFINITY: the deadline) for a caller that has hooks to run. Such a caller (a
+ * finite `return_by`) blocks in its own thread without a deadline only where SIGINT would
+ * interrupt it (no handler, or one installed without SA_RESTART); otherwise the helper thread
+ * queues for it. Returns 1: step again now (the lock or count may already be taken: the next
+ * step completes it), 0: the time ran out, -1: a signal.
+ */
+PORTALOCK_API int portalock_sleep(portalock_acquisition *acq, const portalock_wait *wait,
+                                  double return_by);
+/* Abandons the acquisition between steps: closes what its wait kept (a lock or semaphore count
+ * granted at that moment goes with it). */
+PORTALOCK_API void portalock_give_up(portalock_acquisition *acq);
+
+/*
  * What ended this process's waits so far (every blocking wait counts once: the acquire
- * loops, portalock_wait_step and the portalock_*_wait functions). A wait that the fallback
+ * loops, portalock_sleep and portalock_wait_step). A wait that the fallback
  * timer ends (`timer`) while its lock was released earlier is a missed wake-up.
  */
 typedef struct portalock_wait_counters {
@@ -307,32 +361,30 @@ PORTALOCK_API const char *portalock_lock_lock_filename(const portalock_lock_t *l
 PORTALOCK_API const portalock_lock_options *portalock_lock_options_of(const portalock_lock_t *lock);
 
 /*
- * One step of acquiring (the step API). PORTALOCK_OK: the lock is held (or already was: a
- * no-op). PORTALOCK_CONTENDED: another holder has it; `*wait` says what to wait for before
- * the next step. Anything else is a permanent failure (ENOLCK, EISDIR, EACCES, ENOENT,
- * ELOOP, ...), reported at once. The handle's timeout and fail_when_locked are not used
- * here: they belong to the loop that calls this.
+ * One attempt, without waiting (portalock_step runs it). PORTALOCK_OK: the lock is held (or
+ * already was: a no-op). PORTALOCK_CONTENDED: another holder has it; `*wait` says what to wait
+ * for before the next attempt. Anything else is a permanent failure (ENOLCK, EISDIR, EACCES,
+ * ENOENT, ELOOP, ...), reported at once. The handle's timeout and fail_when_locked are not
+ * used here: they belong to the acquisition.
  */
 PORTALOCK_API portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
                                                   portalock_error *err);
 
 /*
- * The blocking wait after a contended portalock_lock_try: as portalock_wait_step(wait,
- * deadline), but it may queue in the kernel (see portalock_wait). 1: try again now (the
- * lock may already be taken: the next try completes it), 0: the time ran out, -1: a
- * signal (a wait queued in the kernel is not cut short by signals: it lasts until
- * next_attempt at most). A caller that gives up after a contended try calls
- * portalock_lock_wait_done, which closes what the wait kept (a lock granted at that moment goes
- * with it). After a successful wait the watch stays open until the release (closing an inotify
- * instance takes an RCU grace period, which would delay the handoff); the owner of a handed-over
- * descriptor calls portalock_lock_wait_done after closing it.
+ * Closes what a contended attempt kept for the next one (the lock file, the watch). After an
+ * acquisition the watch stays open until the release (closing an inotify instance takes an
+ * RCU grace period, which would delay the handoff); the owner of a handed-over descriptor
+ * calls this after closing it.
  */
-PORTALOCK_API int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait,
-                                      double deadline);
 PORTALOCK_API void portalock_lock_wait_done(portalock_lock_t *lock);
+/* Begins an acquisition of `lock` (see portalock_step). */
+PORTALOCK_API portalock_status portalock_lock_begin(portalock_acquisition *acq,
+                                                    portalock_lock_t *lock, double timeout,
+                                                    double check_interval, int fail_when_locked,
+                                                    portalock_error *err);
 
 /*
- * The convenience loop over portalock_lock_try: waits at most `timeout` seconds,
+ * The convenience loop (portalock_step and portalock_sleep): waits at most `timeout` seconds,
  * re-checking at least every `check_interval` while it polls or watches; with
  * `fail_when_locked` the first contention ends it. Contention that outlasts the timeout is
  * ALREADY_LOCKED. portalock_lock_acquire uses the handle's own options.
@@ -451,10 +503,12 @@ PORTALOCK_API portalock_lock_t *portalock_rlock_lock(portalock_rlock_t *rlock);
 
 PORTALOCK_API portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
                                                    portalock_wait *wait, portalock_error *err);
-/** portalock_lock_wait and portalock_lock_wait_done for an RLock. */
-PORTALOCK_API int portalock_rlock_wait(portalock_rlock_t *rlock, const portalock_wait *wait,
-                                       double deadline);
+/** portalock_lock_wait_done and portalock_lock_begin for an RLock and `owner`. */
 PORTALOCK_API void portalock_rlock_wait_done(portalock_rlock_t *rlock);
+PORTALOCK_API portalock_status portalock_rlock_begin(portalock_acquisition *acq,
+                                                     portalock_rlock_t *rlock, uintptr_t owner,
+                                                     double timeout, double check_interval,
+                                                     int fail_when_locked, portalock_error *err);
 /** portalock_rlock_try with portalock_lock_try_onto's `target_fd` for a fresh hold. */
 PORTALOCK_API portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner,
                                                         int target_fd, portalock_wait *wait,
@@ -532,7 +586,7 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_new(
 PORTALOCK_API void portalock_bounded_semaphore_free(portalock_bounded_semaphore_t *sem);
 
 /*
- * One sweep (the step API): tries every slot once, in a fresh random order, without
+ * One sweep (portalock_step runs it): tries every slot once, in a fresh random order, without
  * blocking. PORTALOCK_OK: a slot is held (see portalock_bounded_semaphore_slot).
  * PORTALOCK_CONTENDED: every usable slot is held by someone else; `*wait` says when to sweep
  * again (fd: one inotify instance watching every slot file, or -1; next_attempt = now +
@@ -546,13 +600,17 @@ PORTALOCK_API void portalock_bounded_semaphore_free(portalock_bounded_semaphore_
 PORTALOCK_API portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
                                                                portalock_wait *wait,
                                                                portalock_error *err);
-/** As portalock_lock_wait and portalock_lock_wait_done, for a sweep that found no slot. */
-PORTALOCK_API int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem,
-                                                   const portalock_wait *wait, double deadline);
+/** As portalock_lock_wait_done, for a sweep that found no slot. */
 PORTALOCK_API void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem);
+/** Begins an acquisition (see portalock_step); fail_when_locked is always 0. */
+PORTALOCK_API portalock_status portalock_bounded_semaphore_begin(portalock_acquisition *acq,
+                                                                 portalock_bounded_semaphore_t *sem,
+                                                                 double timeout,
+                                                                 double check_interval,
+                                                                 portalock_error *err);
 
 /*
- * The convenience loop over portalock_bounded_semaphore_try: sweeps until a slot is free
+ * The convenience loop (portalock_step and portalock_sleep): sweeps until a slot is free
  * or `timeout` seconds have passed, re-checking at least every `check_interval`; every
  * slot held until then is ALREADY_LOCKED; unusable slot files are skipped, and only when
  * no slot file is usable does it end at once with LOCK_EXCEPTION (see
@@ -695,29 +753,30 @@ PORTALOCK_API void portalock_semaphore_free(portalock_semaphore_t *sem);
 PORTALOCK_API const char *portalock_semaphore_name(const portalock_semaphore_t *sem);
 
 /*
- * One step of acquiring (sem_trywait): PORTALOCK_OK takes one count (the handle's held count
- * grows by one). PORTALOCK_CONTENDED: the value is 0; there is no descriptor to wait on, so
- * `wait->fd` is -1 and `wait->next_attempt` is a short back-off (1 ms, doubling up to
+ * One attempt (sem_trywait; portalock_step runs it): PORTALOCK_OK takes one count (the handle's
+ * held count grows by one). PORTALOCK_CONTENDED: the value is 0; there is no descriptor to wait on,
+ * so `wait->fd` is -1 and `wait->next_attempt` is a short back-off (1 ms, doubling up to
  * check_interval, reset by a success). Anything else is a permanent failure (a file refused
  * as above, ENOSYS or ENOENT without /dev/shm, ...).
  */
 PORTALOCK_API portalock_status portalock_semaphore_try(portalock_semaphore_t *sem,
                                                        portalock_wait *wait, portalock_error *err);
-/*
- * The blocking wait after a contended try: sem_clockwait until a count is posted (then it
- * is taken for the next try: 1), or for at most check_interval and never past `deadline`
- * (0), or a signal (-1). Without sem_clockwait it sleeps as portalock_wait_step.
- * portalock_semaphore_wait_done gives back a count taken for a try that will not come.
- */
-PORTALOCK_API int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *wait,
-                                           double deadline);
+/* Gives back a count that portalock_sleep took (sem_clockwait) for a try that will not come. */
 PORTALOCK_API void portalock_semaphore_wait_done(portalock_semaphore_t *sem);
+/* Begins an acquisition (see portalock_step); it never fails when locked. portalock_sleep waits
+ * in sem_clockwait, which takes the posted count for the next step; check_interval bounds the
+ * back-off a caller that polls is given. */
+PORTALOCK_API portalock_status portalock_semaphore_begin(portalock_acquisition *acq,
+                                                         portalock_semaphore_t *sem, double timeout,
+                                                         double check_interval,
+                                                         portalock_error *err);
 
 /*
- * The convenience loop: waits at most `timeout` seconds (INFINITY: forever; 0: one try) on
- * the monotonic clock, with sem_clockwait(CLOCK_MONOTONIC) where the C library has it and
- * the step loop elsewhere. Signals neither end nor extend the wait. A count that does not
- * come in time is PORTALOCK_ALREADY_LOCKED. portalock_semaphore_acquire uses opts.timeout.
+ * The convenience loop (portalock_step and portalock_sleep): waits at most `timeout` seconds
+ * (INFINITY: forever; 0: one try) on the monotonic clock, in sem_clockwait(CLOCK_MONOTONIC)
+ * where the C library has it, polling elsewhere. Signals neither end nor extend the wait. A count
+ * that does not come in time is PORTALOCK_ALREADY_LOCKED. portalock_semaphore_acquire uses
+ * opts.timeout.
  */
 PORTALOCK_API portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem,
                                                                 double timeout,

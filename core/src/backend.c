@@ -42,7 +42,7 @@ static int pl_flock(int fd, int op, int block) {
   int r;
   do
     r = flock(fd, how | (block ? 0 : LOCK_NB));
-  while (r != 0 && errno == EINTR);
+  while (r != 0 && errno == EINTR && block != PL_BLOCK_UNTIL_SIGNAL);
   return r;
 }
 
@@ -54,7 +54,7 @@ static int pl_posix(int fd, short type, int block) {
   int r;
   do
     r = fcntl(fd, block ? F_SETLKW : F_SETLK, &fl);
-  while (r != 0 && errno == EINTR);
+  while (r != 0 && errno == EINTR && block != PL_BLOCK_UNTIL_SIGNAL);
   return r;
 }
 

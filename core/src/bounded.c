@@ -32,12 +32,10 @@ struct portalock_bounded_semaphore {
   /* A wait in progress (up to PL_WATCHED_SLOTS slots): each slot's lock keeps its contended
    * file open, and one inotify instance watches them all. */
   portalock_lock_t **waiting; /* maximum entries, or NULL when no wait is on */
-  int watch_fd;
-  int unwatched;
+  pl_watcher watcher;
   int polling;   /* descriptors ran out: this wait keeps no slot file open and watches none */
   long unusable; /* slot files the last sweep skipped (pl_slot_unusable) */
-  int woke;
-  pid_t waiter; /* the process that set the wait up */
+  pid_t waiter;  /* the process that set the wait up */
 };
 
 void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *opts) {
@@ -351,7 +349,7 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
   sem->timeout = o.timeout;
   sem->check_interval = o.check_interval;
   sem->slot = -1;
-  sem->watch_fd = -1;
+  sem->watcher = (pl_watcher)PL_WATCHER_NONE;
   sem->pattern = strdup(pattern);
   sem->name = o.name != NULL ? strdup(o.name) : pl_generated_name();
   int errnum = sem->pattern == NULL ? ENOMEM : errno;
@@ -398,17 +396,14 @@ static void pl_close_slots(portalock_bounded_semaphore_t *sem) {
 
 void portalock_bounded_semaphore_wait_done(portalock_bounded_semaphore_t *sem) {
   pl_close_slots(sem);
-  if (sem->watch_fd >= 0) close(sem->watch_fd);
-  sem->watch_fd = -1;
-  sem->unwatched = 0;
+  pl_watcher_close(&sem->watcher);
   sem->polling = 0;
-  sem->woke = 0;
 }
 
 /* After fork() the slot lock and the wait are the parent's (detached in the child): forget
  * them. */
 static void pl_drop_foreign(portalock_bounded_semaphore_t *sem) {
-  if ((sem->waiting != NULL || sem->watch_fd >= 0) && sem->waiter != pl_self())
+  if ((sem->waiting != NULL || sem->watcher.fd >= 0) && sem->waiter != pl_self())
     portalock_bounded_semaphore_wait_done(sem);
   if (sem->slot_lock != NULL && !portalock_lock_locked(sem->slot_lock)) {
     portalock_lock_free(sem->slot_lock);
@@ -451,7 +446,7 @@ static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long nu
   lo.timeout = 0;
   lo.check_interval = check_interval;
   portalock_status status = portalock_lock_new(out, path, &lo, err);
-  if (status == PORTALOCK_OK) (*out)->unwatched = 1; /* the semaphore watches every slot */
+  if (status == PORTALOCK_OK) pl_lock_never_watch(*out); /* the semaphore watches every slot */
   return status;
 }
 
@@ -534,18 +529,32 @@ static portalock_status pl_sweep_once(portalock_bounded_semaphore_t *sem, double
 /* Starts watching every slot file; returns 1 when a watch was just made (a release before
  * it went unseen). */
 static int pl_watch_slots(portalock_bounded_semaphore_t *sem) {
-  if (sem->watch_fd >= 0 || sem->unwatched || sem->waiting == NULL) return 0;
-  sem->watch_fd = pl_watch_open();
-  for (long k = 0; k < sem->maximum && sem->watch_fd >= 0; k++) {
+  pl_watcher *w = &sem->watcher;
+  if (w->fd >= 0 || w->unwatched || sem->waiting == NULL) return 0;
+  for (long k = 0; k < sem->maximum && !w->unwatched; k++) {
     if (sem->waiting[k] == NULL) continue; /* an unusable slot: the periodic sweep retries it */
-    if (pl_watch_add(sem->watch_fd, portalock_lock_filename(sem->waiting[k])) < 0) {
-      pl_count(PL_UNWATCHED);
-      close(sem->watch_fd);
-      sem->watch_fd = -1;
-    }
+    pl_watcher_add(w, portalock_lock_filename(sem->waiting[k]));
   }
-  sem->unwatched = sem->watch_fd < 0;
-  return !sem->unwatched;
+  if (w->unwatched) {
+    /* Every slot watched or none: a slot left out would make its releases unseen. */
+    pl_watcher_close(w);
+    w->unwatched = 1;
+  }
+  return !w->unwatched;
+}
+
+/* What a sweep that found no slot says (its contention, and the wait engine's AlreadyLocked). */
+static const char *pl_sweep_describe(const portalock_bounded_semaphore_t *sem, char *buf,
+                                     size_t cap) {
+  if (sem->unusable > 0)
+    snprintf(buf, cap,
+             "bounded semaphore '%s' in '%s' has its %ld usable slots held (%ld slot files "
+             "cannot be used)",
+             sem->name, sem->directory, sem->maximum - sem->unusable, sem->unusable);
+  else
+    snprintf(buf, cap, "bounded semaphore '%s' in '%s' has all %ld slots held", sem->name,
+             sem->directory, sem->maximum);
+  return sem->directory;
 }
 
 static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double check_interval,
@@ -565,9 +574,7 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
     sem->waiting = calloc((size_t)sem->maximum, sizeof *sem->waiting);
     sem->waiter = pl_self();
   }
-  pl_watch_drain(sem->watch_fd);
-  int woke = sem->woke;
-  sem->woke = 0;
+  pl_watcher_arm(&sem->watcher);
   status = pl_sweep_once(sem, check_interval, err);
   if (status == PORTALOCK_CONTENDED && pl_watch_slots(sem))
     status = pl_sweep_once(sem, check_interval, err);
@@ -580,27 +587,14 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
     portalock_bounded_semaphore_wait_done(sem);
     return status;
   }
-  if (woke) pl_count(PL_LOST_RACE);
+  pl_watcher_lost_race(&sem->watcher);
   if (wait != NULL) {
-    wait->fd = sem->watch_fd;
+    wait->fd = sem->watcher.fd;
     wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
   }
-  if (sem->unusable > 0)
-    return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
-                   "bounded semaphore '%s' in '%s': the %ld usable slots are held (%ld slot files "
-                   "cannot be used)",
-                   sem->name, sem->directory, sem->maximum - sem->unusable, sem->unusable);
-  return pl_fail(err, PORTALOCK_CONTENDED, 0, sem->directory,
-                 "bounded semaphore '%s' in '%s': all %ld slots are held", sem->name,
-                 sem->directory, sem->maximum);
-}
-
-int portalock_bounded_semaphore_wait(portalock_bounded_semaphore_t *sem, const portalock_wait *wait,
-                                     double deadline) {
-  pl_drop_foreign(sem);
-  pl_counter woke = pl_sleep(sem->watch_fd, wait->next_attempt, deadline);
-  sem->woke = woke == PL_WOKE_EVENT;
-  return pl_wait_result(woke);
+  char subject[PORTALOCK_PATH_MAX + 256];
+  const char *path = pl_sweep_describe(sem, subject, sizeof subject);
+  return pl_fail(err, PORTALOCK_CONTENDED, 0, path, "%s", subject);
 }
 
 portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
@@ -608,39 +602,51 @@ portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *
   return pl_sweep(sem, sem->check_interval, wait, err);
 }
 
-typedef struct pl_sweep_ctx {
-  portalock_bounded_semaphore_t *sem;
-  double check_interval;
-} pl_sweep_ctx;
+/* ---------------------------------------------------------------- the wait engine's side */
 
-static portalock_status pl_sweep_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
-  pl_sweep_ctx *c = ctx;
-  return pl_sweep(c->sem, c->check_interval, wait, err);
+static portalock_status pl_sweep_cb(const portalock_acquisition *acq, int target_fd, int forever,
+                                    portalock_wait *wait, portalock_error *err) {
+  (void)target_fd;
+  (void)forever; /* a sweep never queues in the kernel: it waits for any of its slots */
+  return pl_sweep(acq->object_, acq->check_interval, wait, err);
 }
 
-static int pl_sweep_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return portalock_bounded_semaphore_wait(((pl_sweep_ctx *)ctx)->sem, wait, deadline);
+static void pl_sweep_source_cb(void *object, pl_wake_source *src) {
+  portalock_bounded_semaphore_t *sem = object;
+  pl_drop_foreign(sem);
+  src->watch_fd = sem->watcher.fd;
 }
 
-static void pl_sweep_wait_done_cb(void *ctx) {
-  portalock_bounded_semaphore_wait_done(((pl_sweep_ctx *)ctx)->sem);
+static void pl_sweep_woke_cb(void *object, pl_counter woke) {
+  pl_watcher_woke(&((portalock_bounded_semaphore_t *)object)->watcher, woke);
 }
 
-static const pl_waitable pl_sweep_waitable = {pl_sweep_cb, pl_sweep_wait_cb, pl_sweep_wait_done_cb};
+static void pl_sweep_give_up_cb(void *object) {
+  portalock_bounded_semaphore_wait_done(object);
+}
+
+static const char *pl_sweep_describe_cb(void *object, char *buf, size_t cap) {
+  return pl_sweep_describe(object, buf, cap);
+}
+
+static const pl_waitable pl_sweep_waitable = {pl_sweep_cb,          pl_sweep_source_cb,
+                                              pl_sweep_woke_cb,     pl_sweep_give_up_cb,
+                                              pl_sweep_describe_cb, NULL};
+
+portalock_status portalock_bounded_semaphore_begin(portalock_acquisition *acq,
+                                                   portalock_bounded_semaphore_t *sem,
+                                                   double timeout, double check_interval,
+                                                   portalock_error *err) {
+  return pl_begin(acq, &pl_sweep_waitable, sem, 0, timeout, check_interval, 0, err);
+}
 
 portalock_status portalock_bounded_semaphore_acquire_with(portalock_bounded_semaphore_t *sem,
                                                           double timeout, double check_interval,
                                                           portalock_error *err) {
-  portalock_error local;
-  if (err == NULL) err = &local;
-  pl_sweep_ctx ctx = {sem, check_interval};
+  portalock_acquisition acq;
   portalock_status status =
-      pl_acquire_loop(&pl_sweep_waitable, &ctx, timeout, check_interval, 0, err);
-  if (status == PORTALOCK_ALREADY_LOCKED)
-    pl_fail(err, status, 0, sem->directory,
-            "bounded semaphore '%s' in '%s': all %ld slots stayed held (timeout %g s)", sem->name,
-            sem->directory, sem->maximum, timeout);
-  return status;
+      portalock_bounded_semaphore_begin(&acq, sem, timeout, check_interval, err);
+  return status == PORTALOCK_OK ? pl_acquire(&acq, err) : status;
 }
 
 portalock_status portalock_bounded_semaphore_acquire(portalock_bounded_semaphore_t *sem,

@@ -5,13 +5,53 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "platform/platform.h"
+
+/* A wait in progress on the lock file, from a contended attempt until the lock is taken or
+ * the wait is given up. */
+typedef struct pl_waiting {
+  int file_fd; /* the lock file, open and unlocked, for the next attempt (-1: none): closing
+                  it after each failed attempt would wake every other waiter */
+  dev_t dev;
+  ino_t ino;
+  uint64_t serial;    /* file_fd's held-table entry: a forked child must not share it */
+  pid_t pid;          /* the process that opened file_fd and the watcher's instance */
+  pl_watcher watcher; /* this wait's inotify instance and wake-ups */
+  int watch;          /* its watch on the lock file, or -1 (removed when the lock is crowded) */
+  int remote;         /* file_fd is on a network file system (or that is unknown): its kernel
+                         queue may be slow to answer (see pl_platform_network_file), so the
+                         wait never queues there */
+} pl_waiting;
+
+#define PL_WAITING_NONE                                                                            \
+  { .file_fd = -1, .watcher = PL_WATCHER_NONE, .watch = -1 }
+
+struct portalock_lock {
+  const pl_kind *kind;
+  portalock_lock_options opts; /* opts.mode points at mode_buf */
+  char mode_buf[4];
+  pl_mode mode;
+  char *filename;
+  char *lock_filename; /* == filename unless the kind has a lock_suffix */
+  int fd;              /* -1 when not held */
+  int handed_over;
+  pid_t holder; /* the process that took the lock: another pid means a forked child */
+  dev_t dev;
+  ino_t ino;
+  uint64_t serial; /* of the held-table entry */
+  pl_waiting waiting;
+  double crowded_until; /* a wake-up lost the race: until then (monotonic seconds) blocking
+                           waits queue in the kernel (see wake.c) */
+  int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
+  void *queue_stack;    /* the kernel queue's thread stack, kept for the next wait, or NULL */
+  dev_t fs_dev;         /* the device whose file system fs_remote describes */
+  int fs_remote;        /* fs_dev is a network file system (1) or not (0); -1: not asked yet */
+};
 
 static const pl_kind pl_plain_kind = {.name = "Lock"};
 
@@ -87,9 +127,7 @@ portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, con
   lock->kind = kind;
   lock->fd = -1;
   lock->fs_remote = -1;
-  lock->waiting.file_fd = -1;
-  lock->waiting.watch_fd = -1;
-  lock->waiting.watch = -1;
+  lock->waiting = (pl_waiting)PL_WAITING_NONE;
   lock->mode = mode;
   snprintf(lock->mode_buf, sizeof lock->mode_buf, "%s", o.mode);
   lock->opts = o;
@@ -114,7 +152,7 @@ portalock_status portalock_lock_new(portalock_lock_t **out, const char *filename
 
 /* Ends this wait's watch; the instance stays until the wait ends. */
 static void pl_lock_unwatch(pl_waiting *w) {
-  if (w->watch >= 0) pl_watch_remove(w->watch_fd, w->watch);
+  if (w->watch >= 0) pl_watch_remove(w->watcher.fd, w->watch);
   w->watch = -1;
 }
 
@@ -124,8 +162,8 @@ void portalock_lock_wait_done(portalock_lock_t *lock) {
     pl_held_remove_serial(w->serial);
     close(w->file_fd);
   }
-  if (w->watch_fd >= 0) close(w->watch_fd);
-  *w = (pl_waiting){.file_fd = -1, .watch_fd = -1, .watch = -1};
+  pl_watcher_close(&w->watcher);
+  *w = (pl_waiting)PL_WAITING_NONE;
 }
 
 /* In a forked child the handle's state is its parent's: forget it, closing only the copies
@@ -134,7 +172,7 @@ static void pl_lock_drop_foreign(portalock_lock_t *lock) {
   pid_t self = pl_self();
   pl_waiting *w = &lock->waiting;
   /* The parent's wait: only this process's copies of its descriptors are closed. */
-  if ((w->file_fd >= 0 || w->watch_fd >= 0) && w->pid != self) portalock_lock_wait_done(lock);
+  if ((w->file_fd >= 0 || w->watcher.fd >= 0) && w->pid != self) portalock_lock_wait_done(lock);
   if (lock->fd < 0 || lock->holder == self) return;
   if (!lock->handed_over) close(lock->fd);
   lock->fd = -1;
@@ -210,35 +248,22 @@ static int pl_lock_crowded(const portalock_lock_t *lock) {
   return lock->crowded_until > 0 && portalock_monotonic() < lock->crowded_until;
 }
 
-/* Whether this wait queues in the kernel, not on a watch: a wait with no end, or a crowded
- * lock, on a local file system whose kernel can queue it. */
-static int pl_lock_queues(const portalock_lock_t *lock) {
-  const pl_waiting *w = &lock->waiting;
-  portalock_backend backend = lock->opts.backend;
-  if (w->remote) return 0;
-  if (w->forever) return pl_kernel_queue_forever_available(backend);
-  return pl_lock_crowded(lock) && pl_kernel_queue_available(backend);
+/* Whether this wait queues in the kernel, not on a watch (wake.c decides). */
+static int pl_lock_queues(const portalock_lock_t *lock, int forever) {
+  return pl_wake_queues(lock->opts.backend, lock->waiting.remote, pl_lock_crowded(lock), forever);
 }
 
 /* Starts watching the lock file for this wait, unless the wait does without (posix locks,
  * whose attempts close the file each time; a wait that queues in the kernel).
  * Returns 1 when a watch was just made: a release before it went unseen. */
-static int pl_lock_watch(portalock_lock_t *lock) {
+static int pl_lock_watch(portalock_lock_t *lock, int forever) {
   pl_waiting *w = &lock->waiting;
-  if (w->watch >= 0 || w->unwatched || lock->unwatched ||
-      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock))
+  if (w->watch >= 0 || w->watcher.unwatched || lock->unwatched ||
+      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock, forever))
     return 0;
-  if (w->watch_fd < 0) {
-    w->watch_fd = pl_watch_open();
-    w->pid = pl_self();
-  }
-  if (w->watch_fd >= 0) {
-    pl_watch_drain(w->watch_fd); /* what a watch removed earlier in this wait left */
-    w->watch = pl_watch_add(w->watch_fd, lock->lock_filename);
-    if (w->watch < 0) pl_count(PL_UNWATCHED);
-  }
-  w->unwatched = w->watch < 0;
-  return !w->unwatched;
+  if (w->watcher.fd < 0) w->pid = pl_self();
+  w->watch = pl_watcher_add(&w->watcher, lock->lock_filename);
+  return w->watch >= 0;
 }
 
 static portalock_status pl_contended(portalock_lock_t *lock, int errnum, portalock_error *err) {
@@ -340,18 +365,15 @@ static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
   return pl_contended(lock, 0, err);
 }
 
-portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
-                                         portalock_wait *wait, portalock_error *err) {
+portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
+                             portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
   if (lock->fd >= 0) return PORTALOCK_OK;
   pl_waiting *w = &lock->waiting;
-  /* Drained before the attempt, so that a release from here on wakes the next wait. */
-  if (w->watch >= 0) pl_watch_drain(w->watch_fd);
-  int woke = w->woke;
-  w->woke = 0;
+  pl_watcher_arm(&w->watcher);
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
-  if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock))
+  if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock, forever))
     status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_OK) {
     /* The watch stays until the release: closing an inotify instance waits for an RCU
@@ -362,91 +384,103 @@ portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
     portalock_lock_wait_done(lock);
     return status;
   }
-  if (woke) {
+  if (pl_watcher_lost_race(&w->watcher)) {
     /* Every release wakes every watcher: among many waiters, queue in the kernel instead. */
-    pl_count(PL_LOST_RACE);
     lock->crowded_until = portalock_monotonic() + PL_CROWDED_SECONDS;
-    if (pl_lock_queues(lock)) pl_lock_unwatch(w);
   }
+  /* A watch made by an attempt that did not yet know (a first try before the acquisition
+   * began, a lock not yet crowded) gives way to the kernel queue. */
+  if (w->watch >= 0 && pl_lock_queues(lock, forever)) pl_lock_unwatch(w);
   if (wait != NULL) {
-    wait->fd = w->watch >= 0 ? w->watch_fd : -1;
+    wait->fd = w->watch >= 0 ? w->watcher.fd : -1;
     wait->next_attempt = portalock_monotonic() + pl_check_period(lock->opts.check_interval);
   }
   return status;
 }
 
-int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient) {
-  pl_lock_drop_foreign(lock);
-  pl_waiting *w = &lock->waiting;
-  const portalock_lock_options *o = &lock->opts;
-  pl_counter woke;
-  /* The kernel queue misses nothing, so a patient caller (the C loops, which have no hooks
-   * to run) waits in it up to the deadline rather than re-queueing every check_interval,
-   * and without a deadline in its own thread. A wait with no watch queues there too (no
-   * inotify instance left), except on a network file system. */
-  int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
-  int queued = lock->fd < 0 && w->file_fd >= 0 && w->watch < 0 && !w->remote;
-  if (queued && w->forever && pl_kernel_queue_forever_available(o->backend))
-    woke = pl_kernel_queue_wait_forever(w->file_fd, type, o->backend, wait->next_attempt);
-  else if (queued && pl_kernel_queue_available(o->backend))
-    woke =
-        pl_kernel_queue_wait(w->file_fd, type, o->backend, patient ? deadline : wait->next_attempt,
-                             deadline, &lock->queue_stack);
-  else /* a held lock's watch (kept until its release) says nothing about this wait */
-    woke = pl_sleep(lock->fd < 0 && w->watch >= 0 ? w->watch_fd : -1, wait->next_attempt, deadline);
-  w->woke = woke == PL_WOKE_EVENT;
-  return pl_wait_result(woke);
+portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
+                                         portalock_wait *wait, portalock_error *err) {
+  return pl_lock_try(lock, target_fd, 0, wait, err);
 }
 
 portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
                                     portalock_error *err) {
-  return portalock_lock_try_onto(lock, -1, wait, err);
+  return pl_lock_try(lock, -1, 0, wait, err);
 }
 
-static portalock_status pl_lock_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
-  return portalock_lock_try(ctx, wait, err);
-}
-
-int portalock_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline) {
-  return pl_lock_wait(lock, wait, deadline, 0);
-}
-
-static void pl_lock_end_forever(void *lock) {
-  ((portalock_lock_t *)lock)->waiting.forever = 0;
-}
-
-portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
-                                      void *ctx, double timeout, double check_interval,
-                                      int fail_when_locked, portalock_error *err) {
-  /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
-   * a watch would only add an inotify instance to make and close, and a wake-up for every
-   * release. The flag is set after pl_lock_drop_foreign, which resets a forked child's wait
-   * (flag included), and cleared however the loop ends: returning, or cancelled in one of
-   * its cancellation points (F_OFD_SETLKW, poll, nanosleep, open, close...). */
+void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src) {
   pl_lock_drop_foreign(lock);
-  lock->waiting.forever = isinf(timeout) && timeout > 0 && !fail_when_locked;
-  portalock_status status;
-  pthread_cleanup_push(pl_lock_end_forever, lock);
-  status = pl_acquire_loop(waitable, ctx, timeout, check_interval, fail_when_locked, err);
-  pthread_cleanup_pop(1);
-  return status;
+  const pl_waiting *w = &lock->waiting;
+  if (lock->fd >= 0) return; /* held (by another owner of an RLock): a watch says nothing */
+  src->watch_fd = w->watch >= 0 ? w->watcher.fd : -1;
+  /* Unwatched: the kernel queue, but not on a network file system (see pl_waiting.remote). */
+  if (w->file_fd >= 0 && w->watch < 0 && !w->remote) {
+    src->queue_fd = w->file_fd;
+    src->queue_type = lock->opts.flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
+    src->queue_backend = lock->opts.backend;
+    src->queue_stack = &lock->queue_stack;
+  }
 }
 
-static int pl_lock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return pl_lock_wait(ctx, wait, deadline, 1);
+void pl_lock_woke(portalock_lock_t *lock, pl_counter woke) {
+  pl_watcher_woke(&lock->waiting.watcher, woke);
 }
 
-static void pl_lock_wait_done_cb(void *ctx) {
-  portalock_lock_wait_done(ctx);
+const char *pl_lock_describe(portalock_lock_t *lock, char *buf, size_t cap) {
+  snprintf(buf, cap, "'%s' is locked", lock->lock_filename);
+  return lock->lock_filename;
 }
 
-static const pl_waitable pl_lock_waitable = {pl_lock_try_cb, pl_lock_wait_cb, pl_lock_wait_done_cb};
+long pl_lock_held_by(portalock_lock_t *lock) {
+  portalock_error err;
+  pl_clear(&err);
+  if (lock->kind->on_contended != NULL) lock->kind->on_contended(lock, &err);
+  return err.holder_pid;
+}
+
+static portalock_status pl_lock_attempt_cb(const portalock_acquisition *acq, int target_fd,
+                                           int forever, portalock_wait *wait,
+                                           portalock_error *err) {
+  return pl_lock_try(acq->object_, target_fd, forever, wait, err);
+}
+
+static void pl_lock_source_cb(void *lock, pl_wake_source *src) {
+  pl_lock_source(lock, src);
+}
+
+static void pl_lock_woke_cb(void *lock, pl_counter woke) {
+  pl_lock_woke(lock, woke);
+}
+
+static void pl_lock_give_up_cb(void *lock) {
+  portalock_lock_wait_done(lock);
+}
+
+static const char *pl_lock_describe_cb(void *lock, char *buf, size_t cap) {
+  return pl_lock_describe(lock, buf, cap);
+}
+
+static long pl_lock_held_by_cb(void *lock) {
+  return pl_lock_held_by(lock);
+}
+
+static const pl_waitable pl_lock_waitable = {pl_lock_attempt_cb,  pl_lock_source_cb,
+                                             pl_lock_woke_cb,     pl_lock_give_up_cb,
+                                             pl_lock_describe_cb, pl_lock_held_by_cb};
+
+portalock_status portalock_lock_begin(portalock_acquisition *acq, portalock_lock_t *lock,
+                                      double timeout, double check_interval, int fail_when_locked,
+                                      portalock_error *err) {
+  return pl_begin(acq, &pl_lock_waitable, lock, 0, timeout, check_interval, fail_when_locked, err);
+}
 
 portalock_status portalock_lock_acquire_with(portalock_lock_t *lock, double timeout,
                                              double check_interval, int fail_when_locked,
                                              portalock_error *err) {
-  return pl_lock_acquire_loop(lock, &pl_lock_waitable, lock, timeout, check_interval,
-                              fail_when_locked, err);
+  portalock_acquisition acq;
+  portalock_status status =
+      portalock_lock_begin(&acq, lock, timeout, check_interval, fail_when_locked, err);
+  return status == PORTALOCK_OK ? pl_acquire(&acq, err) : status;
 }
 
 portalock_status portalock_lock_acquire(portalock_lock_t *lock, portalock_error *err) {
@@ -486,6 +520,15 @@ void portalock_lock_free(portalock_lock_t *lock) {
   if (lock->lock_filename != lock->filename) free(lock->lock_filename);
   free(lock->filename);
   free(lock);
+}
+
+void pl_lock_never_watch(portalock_lock_t *lock) {
+  lock->unwatched = 1;
+}
+
+void pl_lock_held_file(const portalock_lock_t *lock, dev_t *dev, ino_t *ino) {
+  *dev = lock->dev;
+  *ino = lock->ino;
 }
 
 const char *portalock_lock_filename(const portalock_lock_t *lock) {

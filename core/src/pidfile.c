@@ -51,10 +51,11 @@ long portalock_pid_file_holder(const char *filename) {
 }
 
 static void pl_pidfile_on_contended(portalock_lock_t *lock, portalock_error *err) {
-  long pid = portalock_pid_file_holder(lock->filename);
+  long pid = portalock_pid_file_holder(portalock_lock_filename(lock));
   if (err == NULL || pid == 0) return;
   err->holder_pid = pid;
-  snprintf(err->message, sizeof err->message, "'%s': locked by process %ld", lock->filename, pid);
+  snprintf(err->message, sizeof err->message, "'%s': locked by process %ld",
+           portalock_lock_filename(lock), pid);
 }
 
 static int pl_write_all(int fd, const char *buf, size_t len) {
@@ -101,15 +102,15 @@ static portalock_status pl_pidfile_after_lock(portalock_lock_t *lock, int fd, in
   if (status != PORTALOCK_OK || *replaced) return status;
   char text[32];
   snprintf(text, sizeof text, "%ld\n", (long)pl_self());
-  size_t len = strlen(lock->filename) + 32;
+  size_t len = strlen(portalock_lock_filename(lock)) + 32;
   char *tmp = malloc(len);
-  if (tmp == NULL) return pl_fail_sys(err, ENOMEM, "write PID file", lock->filename);
-  snprintf(tmp, len, "%s.%ld.tmp", lock->filename, (long)pl_self());
+  if (tmp == NULL) return pl_fail_sys(err, ENOMEM, "write PID file", portalock_lock_filename(lock));
+  snprintf(tmp, len, "%s.%ld.tmp", portalock_lock_filename(lock), (long)pl_self());
   const char *what;
   int r = pl_write_new(tmp, text, &what);
   if (r == 0) {
     what = "rename";
-    r = rename(tmp, lock->filename);
+    r = rename(tmp, portalock_lock_filename(lock));
   }
   if (r != 0) {
     int errnum = errno;
@@ -125,9 +126,9 @@ static portalock_status pl_pidfile_before_unlock(portalock_lock_t *lock, int fd,
                                                  portalock_error *err) {
   portalock_status status = PORTALOCK_OK;
   /* Someone who replaced the file on purpose keeps it. */
-  if (portalock_read_pid(lock->filename) == (long)pl_self() && unlink(lock->filename) != 0 &&
-      errno != ENOENT)
-    status = pl_fail_sys(err, errno, "unlink", lock->filename);
+  if (portalock_read_pid(portalock_lock_filename(lock)) == (long)pl_self() &&
+      unlink(portalock_lock_filename(lock)) != 0 && errno != ENOENT)
+    status = pl_fail_sys(err, errno, "unlink", portalock_lock_filename(lock));
   portalock_status sidecar =
       pl_temporary_before_unlock(lock, fd, status == PORTALOCK_OK ? err : NULL);
   return status != PORTALOCK_OK ? status : sidecar;

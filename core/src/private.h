@@ -39,8 +39,10 @@ void pl_strerror(int errnum, char *buf, size_t len);
 /* NULL when `flags` is exactly one of LOCK_SH/LOCK_EX plus optionally LOCK_NB, else why not. */
 const char *pl_flags_problem(int flags);
 int pl_backend_valid(portalock_backend backend);
-/* Applies LOCK_SH, LOCK_EX or LOCK_UN; waits when `block` (restarting after signals).
- * Returns 0, or -1 with errno. */
+/* How pl_backend_apply waits: not at all, until granted (restarting after signals), or until
+ * granted or a signal (EINTR). */
+enum { PL_NO_BLOCK = 0, PL_BLOCK = 1, PL_BLOCK_UNTIL_SIGNAL = 2 };
+/* Applies LOCK_SH, LOCK_EX or LOCK_UN; waits as `block` says. Returns 0, or -1 with errno. */
 int pl_backend_apply(int fd, int op, int block, portalock_backend backend);
 /* 1 when `errnum` from a non-blocking attempt means someone else holds the lock. */
 int pl_backend_contended(portalock_backend backend, int errnum);
@@ -142,6 +144,14 @@ portalock_status pl_semfile_open(const char *name, const char *label, int perm, 
                                  pl_semfile *out, portalock_error *err);
 void pl_semfile_close(pl_semfile *file);
 
+/* ---------------------------------------------------------------- clock.c */
+
+/* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */
+#define PL_MAX_SLEEP 3600.0
+struct timespec;
+/* The CLOCK_MONOTONIC timespec of `when` (monotonic seconds), at most PL_MAX_SLEEP away. */
+void pl_monotonic_timespec(double when, struct timespec *ts);
+
 /* ---------------------------------------------------------------- wake.c */
 
 /* What ended a wait, and other events the wait counters count. */
@@ -166,41 +176,61 @@ int pl_watch_open(void);
 int pl_watch_add(int watch_fd, const char *path);
 void pl_watch_remove(int watch_fd, int watch);
 void pl_watch_drain(int watch_fd);
-/* Whether a wait may queue in the kernel: with a deadline (a helper thread, needing
- * pthread_clockjoin_np), or with none (the caller's thread, wherever the backend blocks). */
-int pl_kernel_queue_available(portalock_backend backend);
-int pl_kernel_queue_forever_available(portalock_backend backend);
-/* Blocks in the kernel's lock call on `fd` until it is granted (PL_WOKE_KERNEL: `fd` now
- * holds the lock) or until next_attempt or deadline. `*stack` is the caller's stack for the
- * helper thread (made at the first wait, freed with pl_kernel_queue_stack_free). */
-pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
-                                double deadline, void **stack);
-/* The same queue for a wait without a deadline, in the caller's thread: PL_WOKE_KERNEL when
- * granted (signals do not end it); if the kernel refuses to queue, it sleeps until
- * next_attempt instead. */
-pl_counter pl_kernel_queue_wait_forever(int fd, int type, portalock_backend backend,
-                                        double next_attempt);
+/* What a wait on an object can sleep on; the object fills it, pl_wake_sleep picks how. A new
+ * kind of object plugs in here (and in a pl_waitable, wait.c) rather than with a loop of its
+ * own: a descriptor to poll is a watch_fd. */
+typedef struct pl_wake_source {
+  int watch_fd;                    /* readable when what is waited for may have changed (an
+                                      inotify instance watching the files), or -1 */
+  int queue_fd;                    /* the object's file, open and unlocked, that the kernel
+                                      can queue a lock call on (never one on a network file
+                                      system: see pl_wake_queues), or -1 */
+  int queue_type;                  /* PORTALOCK_LOCK_SH or PORTALOCK_LOCK_EX */
+  portalock_backend queue_backend; /* flock or ofd: a posix lock keeps no file to queue on */
+  void **queue_stack; /* the object's helper-thread stack (pl_kernel_queue_stack_free) */
+  sem_t *sem;         /* a counting semaphore whose count the wait may take, or NULL */
+} pl_wake_source;
+
+#define PL_WAKE_SOURCE_NONE                                                                        \
+  { .watch_fd = -1, .queue_fd = -1 }
+
+/* Whether a wait on a lock file queues in the kernel rather than watching it: a wait with no
+ * end (`forever`), or a crowded one, on a local file system whose kernel can queue it. */
+int pl_wake_queues(portalock_backend backend, int remote, int crowded, int forever);
+/* Sleeps on what `src` offers until it may have changed, or until next_attempt (only a watch
+ * or the clock need it: the kernel queue and a semaphore miss nothing and last up to the
+ * deadline), never past `deadline`. The kernel queue's helper thread, which no signal
+ * interrupts, is joined by `return_by` (INFINITY: the deadline). Counts and returns what
+ * ended the sleep: PL_WOKE_KERNEL means the kernel granted the lock on queue_fd, or the
+ * semaphore's count was taken for the caller. */
+pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double deadline,
+                         double return_by);
 void pl_kernel_queue_stack_free(void *stack);
 
-/* A wait in progress on one lock file, from a contended attempt until the lock is taken or
- * the wait is given up. */
-typedef struct pl_waiting {
-  int file_fd; /* the lock file, open and unlocked, for the next attempt (-1: none): closing
-                  it after each failed attempt would wake every other waiter */
-  dev_t dev;
-  ino_t ino;
-  uint64_t serial; /* file_fd's held-table entry: a forked child must not share it */
-  pid_t pid;       /* the process that opened file_fd and watch_fd */
-  int watch_fd;    /* this wait's inotify instance, or -1 */
-  int watch;       /* its watch on the lock file, or -1 (removed when the lock is crowded) */
-  int unwatched;   /* making a watch failed: this wait does without */
-  int woke;        /* the last wait ended on an event: a failed attempt now lost a race */
-  int remote;      /* file_fd is on a network file system (or that is unknown): its kernel
-                      queue may be slow to answer (see pl_platform_network_file), so the wait
-                      never queues there */
-  int forever;     /* a C loop waits with no deadline: no watch, the kernel queue at once
-                      (set and cleared by pl_lock_acquire_loop) */
-} pl_waiting;
+/* ---------------------------------------------------------------- watcher.c */
+
+/* A wait's watch: its inotify instance and what its wake-ups were. */
+typedef struct pl_watcher {
+  int fd;           /* the wait's inotify instance, or -1 */
+  int unwatched;    /* making a watch failed: this wait does without (it polls or queues) */
+  int woke;         /* the last sleep ended on an event */
+  int attempt_woke; /* ... and the attempt since then followed it */
+} pl_watcher;
+
+#define PL_WATCHER_NONE                                                                            \
+  { .fd = -1 }
+
+/* Watches `path` for this wait, making the instance at the first call. A watch descriptor,
+ * or -1 (counted as PL_UNWATCHED; w->unwatched is set). */
+int pl_watcher_add(pl_watcher *w, const char *path);
+/* Before an attempt: drains the instance and remembers whether a wake-up led to it. */
+void pl_watcher_arm(pl_watcher *w);
+/* After a contended attempt: 1 (counted as PL_LOST_RACE) when a wake-up led to it. */
+int pl_watcher_lost_race(pl_watcher *w);
+/* What ended the sleep after a contended attempt. */
+void pl_watcher_woke(pl_watcher *w, pl_counter woke);
+/* Ends the wait's watch: closes the instance. */
+void pl_watcher_close(pl_watcher *w);
 
 /* ---------------------------------------------------------------- lock.c and its kinds */
 
@@ -221,33 +251,24 @@ typedef struct pl_kind {
   portalock_status (*before_unlock)(portalock_lock_t *lock, int fd, portalock_error *err);
 } pl_kind;
 
-struct portalock_lock {
-  const pl_kind *kind;
-  portalock_lock_options opts; /* opts.mode points at mode_buf */
-  char mode_buf[4];
-  pl_mode mode;
-  char *filename;
-  char *lock_filename; /* == filename unless the kind has a lock_suffix */
-  int fd;              /* -1 when not held */
-  int handed_over;
-  pid_t holder; /* the process that took the lock: another pid means a forked child */
-  dev_t dev;
-  ino_t ino;
-  uint64_t serial; /* of the held-table entry */
-  pl_waiting waiting;
-  double crowded_until; /* a wake-up lost the race: until then (monotonic seconds) blocking
-                           waits queue in the kernel (see wake.c) */
-  int unwatched;        /* its waits never watch the file (a bounded semaphore watches its slots) */
-  void *queue_stack;    /* the kernel queue's thread stack, kept for the next wait, or NULL */
-  dev_t fs_dev;         /* the device whose file system fs_remote describes */
-  int fs_remote;        /* fs_dev is a network file system (1) or not (0); -1: not asked yet */
-};
+/* The Lock itself is private to lock.c; its kinds and the objects built on Locks use these. */
+/* Its waits never watch the file (a bounded semaphore watches all its slots itself). */
+void pl_lock_never_watch(portalock_lock_t *lock);
+/* The file the lock was last taken on. */
+void pl_lock_held_file(const portalock_lock_t *lock, dev_t *dev, ino_t *ino);
 
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);
 
-/* portalock_lock_wait; `patient`: a kernel-queued wait lasts up to the deadline. */
-int pl_lock_wait(portalock_lock_t *lock, const portalock_wait *wait, double deadline, int patient);
+/* The Lock's side of the wait engine (wait.c), shared with RLock: one attempt (`forever`: the
+ * acquisition has no deadline), what its sleep waits on, what ended that sleep, the subject
+ * of its AlreadyLocked message, and who holds it when it is held within this process. */
+portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
+                             portalock_wait *wait, portalock_error *err);
+void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src);
+void pl_lock_woke(portalock_lock_t *lock, pl_counter woke);
+const char *pl_lock_describe(portalock_lock_t *lock, char *buf, size_t cap);
+long pl_lock_held_by(portalock_lock_t *lock);
 
 extern const pl_kind pl_temporary_kind;
 extern const pl_kind pl_pidfile_kind;
@@ -262,29 +283,34 @@ portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd, port
 
 /* ---------------------------------------------------------------- wait.c */
 
-/* What the acquire loop needs of an object: its step, its blocking wait (as
- * portalock_lock_wait) and how to give a wait up. */
-typedef struct pl_waitable {
-  portalock_status (*try_step)(void *ctx, portalock_wait *wait, portalock_error *err);
-  int (*wait)(void *ctx, const portalock_wait *wait, double deadline);
-  void (*wait_done)(void *ctx);
-} pl_waitable;
+/* What the wait engine needs of a kind of object (Lock, RLock, the semaphores). */
+typedef struct pl_waitable pl_waitable;
+struct pl_waitable {
+  /* One attempt for `acq` (its object_, owner_, check_interval), as the object's try: OK,
+   * CONTENDED (`wait` filled; err->holder_pid when the holder is known) or a failure.
+   * `forever`: the acquisition has no deadline. */
+  portalock_status (*attempt)(const portalock_acquisition *acq, int target_fd, int forever,
+                              portalock_wait *wait, portalock_error *err);
+  /* What a sleep after a contended attempt can wait on. */
+  void (*source)(void *object, pl_wake_source *src);
+  /* What ended that sleep (may be NULL). */
+  void (*woke)(void *object, pl_counter woke);
+  /* Gives the wait up: closes what it kept (a lock or count granted meanwhile goes with it). */
+  void (*give_up)(void *object);
+  /* The subject of the AlreadyLocked message ("'PATH' is locked") into `buf`; returns the
+   * path the error names. */
+  const char *(*describe)(void *object, char *buf, size_t cap);
+  /* The process named as the holder when the object is held within this process (NULL: none). */
+  long (*held_by)(void *object);
+};
 
-/* The acquire loop shared by every object that waits. */
-portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
-                                 double check_interval, int fail_when_locked, portalock_error *err);
-/* The same loop for a Lock's or an RLock's `waitable`, which waits on `lock` (lock.c). */
-portalock_status pl_lock_acquire_loop(portalock_lock_t *lock, const pl_waitable *waitable,
-                                      void *ctx, double timeout, double check_interval,
-                                      int fail_when_locked, portalock_error *err);
+/* Starts an acquisition of `object` (timeout and check_interval checked here). */
+portalock_status pl_begin(portalock_acquisition *acq, const struct pl_waitable *waitable,
+                          void *object, uintptr_t owner, double timeout, double check_interval,
+                          int fail_when_locked, portalock_error *err);
+/* The convenience loop: steps and sleeps until the acquisition is no longer contended. */
+portalock_status pl_acquire(portalock_acquisition *acq, portalock_error *err);
 /* Fills `wait` (may be NULL) for a clock-only wait of `check_interval`. */
 void pl_wait_clock(portalock_wait *wait, double check_interval);
-/* Longest single sleep: a wait on nothing but an infinite clock still wakes up now and then. */
-#define PL_MAX_SLEEP 3600.0
-struct timespec;
-/* The CLOCK_MONOTONIC timespec of `when` (monotonic seconds), at most PL_MAX_SLEEP away. */
-void pl_monotonic_timespec(double when, struct timespec *ts);
-/* portalock_wait_step's result for what ended a wait. */
-int pl_wait_result(pl_counter woke);
 
 #endif /* PORTALOCK_PRIVATE_H */

@@ -50,24 +50,25 @@ static portalock_status pl_bad_owner(portalock_error *err) {
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'owner' (0): must be non-zero");
 }
 
-portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner, int target_fd,
-                                          portalock_wait *wait, portalock_error *err) {
+static portalock_status pl_rlock_try(portalock_rlock_t *rlock, uintptr_t owner, int target_fd,
+                                     int forever, portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
   if (rlock->count > 0 && rlock->owner == owner) {
     if (rlock->count == ULONG_MAX)
-      return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
+      return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(rlock->lock),
                      "RLock acquired more than %lu times", ULONG_MAX);
     rlock->count++;
     return PORTALOCK_OK;
   }
   if (rlock->count > 0) {
-    pl_wait_clock(wait, rlock->lock->opts.check_interval);
-    return pl_fail(err, PORTALOCK_CONTENDED, 0, rlock->lock->lock_filename,
-                   "'%s': held by another owner of this RLock", rlock->lock->lock_filename);
+    pl_wait_clock(wait, portalock_lock_options_of(rlock->lock)->check_interval);
+    return pl_fail(err, PORTALOCK_CONTENDED, 0, portalock_lock_lock_filename(rlock->lock),
+                   "'%s': held by another owner of this RLock",
+                   portalock_lock_lock_filename(rlock->lock));
   }
-  portalock_status status = portalock_lock_try_onto(rlock->lock, target_fd, wait, err);
+  portalock_status status = pl_lock_try(rlock->lock, target_fd, forever, wait, err);
   if (status == PORTALOCK_OK) {
     rlock->owner = owner;
     rlock->count = 1;
@@ -75,51 +76,72 @@ portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t ow
   return status;
 }
 
+portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner, int target_fd,
+                                          portalock_wait *wait, portalock_error *err) {
+  return pl_rlock_try(rlock, owner, target_fd, 0, wait, err);
+}
+
 portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
                                      portalock_wait *wait, portalock_error *err) {
-  return portalock_rlock_try_onto(rlock, owner, -1, wait, err);
-}
-
-typedef struct pl_rlock_attempt {
-  portalock_rlock_t *rlock;
-  uintptr_t owner;
-} pl_rlock_attempt;
-
-static portalock_status pl_rlock_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
-  pl_rlock_attempt *a = ctx;
-  return portalock_rlock_try(a->rlock, a->owner, wait, err);
-}
-
-static int pl_rlock_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return pl_lock_wait(((pl_rlock_attempt *)ctx)->rlock->lock, wait, deadline, 1);
-}
-
-static void pl_rlock_wait_done_cb(void *ctx) {
-  portalock_rlock_wait_done(((pl_rlock_attempt *)ctx)->rlock);
-}
-
-static const pl_waitable pl_rlock_waitable = {pl_rlock_try_cb, pl_rlock_wait_cb,
-                                              pl_rlock_wait_done_cb};
-
-int portalock_rlock_wait(portalock_rlock_t *rlock, const portalock_wait *wait, double deadline) {
-  return portalock_lock_wait(rlock->lock, wait, deadline);
+  return pl_rlock_try(rlock, owner, -1, 0, wait, err);
 }
 
 void portalock_rlock_wait_done(portalock_rlock_t *rlock) {
   portalock_lock_wait_done(rlock->lock);
 }
 
+/* ---------------------------------------------------------------- the wait engine's side */
+
+static portalock_status pl_rlock_attempt_cb(const portalock_acquisition *acq, int target_fd,
+                                            int forever, portalock_wait *wait,
+                                            portalock_error *err) {
+  return pl_rlock_try(acq->object_, acq->owner_, target_fd, forever, wait, err);
+}
+
+static void pl_rlock_source_cb(void *rlock, pl_wake_source *src) {
+  pl_lock_source(((portalock_rlock_t *)rlock)->lock, src);
+}
+
+static void pl_rlock_woke_cb(void *rlock, pl_counter woke) {
+  pl_lock_woke(((portalock_rlock_t *)rlock)->lock, woke);
+}
+
+static void pl_rlock_give_up_cb(void *rlock) {
+  portalock_rlock_wait_done(rlock);
+}
+
+static const char *pl_rlock_describe_cb(void *rlock, char *buf, size_t cap) {
+  return pl_lock_describe(((portalock_rlock_t *)rlock)->lock, buf, cap);
+}
+
+static long pl_rlock_held_by_cb(void *rlock) {
+  return pl_lock_held_by(((portalock_rlock_t *)rlock)->lock);
+}
+
+static const pl_waitable pl_rlock_waitable = {pl_rlock_attempt_cb,  pl_rlock_source_cb,
+                                              pl_rlock_woke_cb,     pl_rlock_give_up_cb,
+                                              pl_rlock_describe_cb, pl_rlock_held_by_cb};
+
+portalock_status portalock_rlock_begin(portalock_acquisition *acq, portalock_rlock_t *rlock,
+                                       uintptr_t owner, double timeout, double check_interval,
+                                       int fail_when_locked, portalock_error *err) {
+  if (owner == 0) return pl_bad_owner(err);
+  return pl_begin(acq, &pl_rlock_waitable, rlock, owner, timeout, check_interval, fail_when_locked,
+                  err);
+}
+
 portalock_status portalock_rlock_acquire_with(portalock_rlock_t *rlock, uintptr_t owner,
                                               double timeout, double check_interval,
                                               int fail_when_locked, portalock_error *err) {
-  pl_rlock_attempt a = {rlock, owner};
-  return pl_lock_acquire_loop(rlock->lock, &pl_rlock_waitable, &a, timeout, check_interval,
-                              fail_when_locked, err);
+  portalock_acquisition acq;
+  portalock_status status =
+      portalock_rlock_begin(&acq, rlock, owner, timeout, check_interval, fail_when_locked, err);
+  return status == PORTALOCK_OK ? pl_acquire(&acq, err) : status;
 }
 
 portalock_status portalock_rlock_acquire(portalock_rlock_t *rlock, uintptr_t owner,
                                          portalock_error *err) {
-  const portalock_lock_options *o = &rlock->lock->opts;
+  const portalock_lock_options *o = portalock_lock_options_of(rlock->lock);
   return portalock_rlock_acquire_with(rlock, owner, o->timeout, o->check_interval,
                                       o->fail_when_locked, err);
 }
@@ -130,10 +152,10 @@ portalock_status portalock_rlock_release(portalock_rlock_t *rlock, uintptr_t own
   if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
   if (rlock->count == 0)
-    return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
+    return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(rlock->lock),
                    "RLock released more times than acquired");
   if (rlock->owner != owner)
-    return pl_fail(err, PORTALOCK_INVALID, 0, rlock->lock->filename,
+    return pl_fail(err, PORTALOCK_INVALID, 0, portalock_lock_filename(rlock->lock),
                    "RLock released by an owner that does not hold it");
   if (--rlock->count > 0) return PORTALOCK_OK;
   rlock->owner = 0;

@@ -12,15 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "platform/platform.h"
 
 #define PL_SEM_PREFIX "/portalock."
-
-/* Beyond this a timeout is treated as forever (about 31 years). */
-#define PL_SEM_FOREVER 1e9
 
 struct portalock_semaphore {
   char *name;     /* as given or generated */
@@ -195,104 +191,55 @@ portalock_status portalock_semaphore_try(portalock_semaphore_t *sem, portalock_w
                  "Semaphore '%s': no count available", sem->name);
 }
 
-int portalock_semaphore_wait(portalock_semaphore_t *sem, const portalock_wait *wait,
-                             double deadline) {
-#if PL_HAVE_SEM_CLOCKWAIT
-  if (sem->file.sem != SEM_FAILED && sem->granted == 0) {
-    /* sem_clockwait wakes the moment a count is posted: the back-off in next_attempt is
-     * for callers that can only poll, this wait returns at least every check_interval. */
-    double now = portalock_monotonic();
-    double until = now + pl_check_period(sem->opts.check_interval);
-    if (until > deadline) until = deadline;
-    struct timespec ts;
-    pl_monotonic_timespec(until, &ts);
-    if (pl_platform_sem_clockwait(sem->file.sem, &ts) == 0) {
-      sem->granted = pl_self();
-      pl_count(PL_WOKE_KERNEL);
-      return 1;
-    }
-    pl_counter woke = errno == EINTR       ? PL_WOKE_SIGNAL
-                      : errno == ETIMEDOUT ? (until < deadline ? PL_WOKE_TIMER : PL_WOKE_DEADLINE)
-                                           : PL_COUNTERS;
-    if (woke != PL_COUNTERS) {
-      pl_count(woke);
-      return pl_wait_result(woke);
-    }
-  }
-#else
-  (void)sem; /* only the clock to wait on */
-#endif
-  return pl_wait_result(pl_sleep(-1, wait->next_attempt, deadline));
-}
-
 void portalock_semaphore_wait_done(portalock_semaphore_t *sem) {
   if (sem->granted == pl_self()) sem_post(sem->file.sem);
   sem->granted = 0;
 }
 
-static portalock_status pl_sem_timed_out(portalock_semaphore_t *sem, double timeout,
-                                         portalock_error *err) {
-  return pl_fail(err, PORTALOCK_ALREADY_LOCKED, EAGAIN, sem->sem_name,
-                 "Semaphore '%s': no count available within the timeout of %g s", sem->name,
-                 timeout);
+/* ---------------------------------------------------------------- the wait engine's side */
+
+static portalock_status pl_sem_attempt_cb(const portalock_acquisition *acq, int target_fd,
+                                          int forever, portalock_wait *wait, portalock_error *err) {
+  (void)target_fd;
+  (void)forever;
+  return portalock_semaphore_try(acq->object_, wait, err);
 }
 
-#if !PL_HAVE_SEM_CLOCKWAIT
-static portalock_status pl_sem_try_cb(void *ctx, portalock_wait *wait, portalock_error *err) {
-  return portalock_semaphore_try(ctx, wait, err);
+static void pl_sem_source_cb(void *object, pl_wake_source *src) {
+  portalock_semaphore_t *sem = object;
+  if (sem->file.sem != SEM_FAILED && sem->granted == 0) src->sem = sem->file.sem;
 }
 
-static int pl_sem_wait_cb(void *ctx, const portalock_wait *wait, double deadline) {
-  return portalock_semaphore_wait(ctx, wait, deadline);
+static void pl_sem_woke_cb(void *object, pl_counter woke) {
+  /* Only the semaphore's own sleep ends with the kernel: it took a count for the next try. */
+  if (woke == PL_WOKE_KERNEL) ((portalock_semaphore_t *)object)->granted = pl_self();
 }
 
-static void pl_sem_wait_done_cb(void *ctx) {
-  portalock_semaphore_wait_done(ctx);
+static void pl_sem_give_up_cb(void *object) {
+  portalock_semaphore_wait_done(object);
 }
 
-static const pl_waitable pl_sem_waitable = {pl_sem_try_cb, pl_sem_wait_cb, pl_sem_wait_done_cb};
-#endif
+static const char *pl_sem_describe_cb(void *object, char *buf, size_t cap) {
+  portalock_semaphore_t *sem = object;
+  snprintf(buf, cap, "Semaphore '%s' has no count available", sem->name);
+  return sem->sem_name;
+}
+
+static const pl_waitable pl_sem_waitable = {pl_sem_attempt_cb, pl_sem_source_cb,   pl_sem_woke_cb,
+                                            pl_sem_give_up_cb, pl_sem_describe_cb, NULL};
+
+portalock_status portalock_semaphore_begin(portalock_acquisition *acq, portalock_semaphore_t *sem,
+                                           double timeout, double check_interval,
+                                           portalock_error *err) {
+  return pl_begin(acq, &pl_sem_waitable, sem, 0, timeout, check_interval, 0, err);
+}
 
 portalock_status portalock_semaphore_acquire_with(portalock_semaphore_t *sem, double timeout,
                                                   portalock_error *err) {
-  portalock_error local;
-  if (err == NULL) err = &local;
-  pl_clear(err);
+  portalock_acquisition acq;
   portalock_status status =
-      pl_check_rule(PORTALOCK_RULE_TIMEOUT, "argument 'timeout'", timeout, err);
-  if (status != PORTALOCK_OK) return status;
-  status = portalock_semaphore_try(sem, NULL, err);
-  if (status != PORTALOCK_CONTENDED) return status;
-  if (timeout == 0) return pl_sem_timed_out(sem, timeout, err);
-#if PL_HAVE_SEM_CLOCKWAIT
-  int forever = timeout >= PL_SEM_FOREVER;
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  if (!forever) {
-    time_t whole = (time_t)timeout; /* 0 < timeout < PL_SEM_FOREVER: no libm needed */
-    deadline.tv_sec += whole;
-    deadline.tv_nsec += (long)((timeout - (double)whole) * 1e9);
-    if (deadline.tv_nsec >= 1000000000L) {
-      deadline.tv_sec++;
-      deadline.tv_nsec -= 1000000000L;
-    }
-  }
-  for (;;) {
-    /* The deadline is absolute, so retrying after a signal never extends the wait. */
-    int r = forever ? sem_wait(sem->file.sem) : pl_platform_sem_clockwait(sem->file.sem, &deadline);
-    if (r == 0) {
-      pl_clear(err);
-      return pl_sem_took(sem);
-    }
-    if (errno == EINTR) continue;
-    if (errno == ETIMEDOUT) return pl_sem_timed_out(sem, timeout, err);
-    return pl_fail_sys(err, errno, "acquire semaphore", sem->sem_name);
-  }
-#else
-  status = pl_acquire_loop(&pl_sem_waitable, sem, timeout, sem->opts.check_interval, 0, err);
-  if (status == PORTALOCK_ALREADY_LOCKED) return pl_sem_timed_out(sem, timeout, err);
-  return status;
-#endif
+      portalock_semaphore_begin(&acq, sem, timeout, sem->opts.check_interval, err);
+  return status == PORTALOCK_OK ? pl_acquire(&acq, err) : status;
 }
 
 portalock_status portalock_semaphore_acquire(portalock_semaphore_t *sem, portalock_error *err) {

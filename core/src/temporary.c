@@ -9,8 +9,11 @@
  * with errno. */
 static int pl_names_held_file(const portalock_lock_t *lock) {
   struct stat st;
-  if (lstat(lock->lock_filename, &st) != 0) return errno == ENOENT ? 0 : -1;
-  return st.st_dev == lock->dev && st.st_ino == lock->ino;
+  if (lstat(portalock_lock_lock_filename(lock), &st) != 0) return errno == ENOENT ? 0 : -1;
+  dev_t dev;
+  ino_t ino;
+  pl_lock_held_file(lock, &dev, &ino);
+  return st.st_dev == dev && st.st_ino == ino;
 }
 
 /* A previous holder unlinks the file before unlocking it, so a waiter can end up holding a
@@ -19,7 +22,7 @@ portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, int *re
                                          portalock_error *err) {
   (void)fd;
   int same = pl_names_held_file(lock);
-  if (same < 0) return pl_fail_sys(err, errno, "lstat", lock->lock_filename);
+  if (same < 0) return pl_fail_sys(err, errno, "lstat", portalock_lock_lock_filename(lock));
   *replaced = !same;
   return PORTALOCK_OK;
 }
@@ -27,8 +30,9 @@ portalock_status pl_temporary_after_lock(portalock_lock_t *lock, int fd, int *re
 /* Unlinked while still locked, so no newcomer can lock the old inode after we drop it. */
 portalock_status pl_temporary_before_unlock(portalock_lock_t *lock, int fd, portalock_error *err) {
   (void)fd;
-  if (pl_names_held_file(lock) == 1 && unlink(lock->lock_filename) != 0 && errno != ENOENT)
-    return pl_fail_sys(err, errno, "unlink", lock->lock_filename);
+  if (pl_names_held_file(lock) == 1 && unlink(portalock_lock_lock_filename(lock)) != 0 &&
+      errno != ENOENT)
+    return pl_fail_sys(err, errno, "unlink", portalock_lock_lock_filename(lock));
   return PORTALOCK_OK;
 }
 

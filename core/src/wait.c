@@ -1,28 +1,13 @@
-/* Time and waiting: the clock, one bounded sleep, and the acquire loop built on them. */
+/* The wait engine's policy: one step of an acquisition (attempt, then acquired, or give up, or
+ * sleep until when and on what), the one blocking sleep every caller shares, and the convenience
+ * loop over both. Every object waits through it; what wakes a sleep is wake.c's. */
 #include "private.h"
 
-#include <errno.h>
+#include <math.h>
 #include <stdio.h>
-#include <string.h>
-#include <time.h>
-
-double portalock_monotonic(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void pl_monotonic_timespec(double when, struct timespec *ts) {
-  double now = portalock_monotonic();
-  if (!(when < now + PL_MAX_SLEEP)) when = now + PL_MAX_SLEEP; /* also for NaN */
-  if (when < 0) when = 0;
-  ts->tv_sec = (time_t)when;
-  ts->tv_nsec = (long)((when - (double)ts->tv_sec) * 1e9);
-  if (ts->tv_nsec >= 1000000000L) ts->tv_nsec = 999999999L;
-}
 
 /* The public form of what ended a wait: 1 try again now, 0 time ran out, -1 a signal. */
-int pl_wait_result(pl_counter woke) {
+static int pl_wait_result(pl_counter woke) {
   return woke == PL_WOKE_EVENT || woke == PL_WOKE_KERNEL ? 1 : woke == PL_WOKE_SIGNAL ? -1 : 0;
 }
 
@@ -36,48 +21,110 @@ void pl_wait_clock(portalock_wait *wait, double check_interval) {
   wait->next_attempt = portalock_monotonic() + pl_check_period(check_interval);
 }
 
-/* Contention outlasted the wait: AlreadyLocked, keeping the path, errno and holder. */
-static portalock_status pl_already_locked(portalock_error *err, double timeout,
-                                          int fail_when_locked) {
-  char path[PORTALOCK_PATH_MAX];
-  snprintf(path, sizeof path, "%s", err->path);
+portalock_status pl_begin(portalock_acquisition *acq, const pl_waitable *waitable, void *object,
+                          uintptr_t owner, double timeout, double check_interval,
+                          int fail_when_locked, portalock_error *err) {
+  pl_clear(err);
+  portalock_status status = pl_check_timing(timeout, check_interval, err);
+  if (status != PORTALOCK_OK) return status;
+  *acq = (portalock_acquisition){.timeout = timeout,
+                                 .check_interval = check_interval,
+                                 .fail_when_locked = fail_when_locked,
+                                 .deadline = portalock_monotonic() + timeout,
+                                 .waitable_ = waitable,
+                                 .object_ = object,
+                                 .owner_ = owner};
+  return PORTALOCK_OK;
+}
+
+/* Contention outlasted the acquisition: the one place an AlreadyLocked message is made,
+ * "<subject>[ by process N]: gave up <why>", keeping the errno and holder of the attempt. */
+static portalock_status pl_give_up_locked(portalock_acquisition *acq, portalock_error *err) {
+  const pl_waitable *w = acq->waitable_;
+  char subject[PORTALOCK_PATH_MAX + 256];
+  const char *path = w->describe(acq->object_, subject, sizeof subject);
   long holder = err->holder_pid;
+  int errnum = err->errnum;
+  w->give_up(acq->object_);
+  char by[48] = "";
+  if (holder != 0) snprintf(by, sizeof by, " by process %ld", holder);
   char why[64];
-  if (fail_when_locked)
-    snprintf(why, sizeof why, "fail_when_locked");
+  if (acq->fail_when_locked)
+    snprintf(why, sizeof why, "at the first contention (fail_when_locked)");
+  else if (acq->timeout == 0)
+    snprintf(why, sizeof why, "at the first contention (timeout 0)");
   else
-    snprintf(why, sizeof why, "timeout %g s", timeout);
-  if (holder != 0)
-    pl_fail(err, PORTALOCK_ALREADY_LOCKED, err->errnum, path, "%s: locked by process %ld (%s)",
-            path, holder, why);
-  else
-    pl_fail(err, PORTALOCK_ALREADY_LOCKED, err->errnum, path, "%s: locked by another holder (%s)",
-            path, why);
+    snprintf(why, sizeof why, "after the timeout of %g s", acq->timeout);
+  pl_fail(err, PORTALOCK_ALREADY_LOCKED, errnum, path, "%s%s: gave up %s", subject, by, why);
   err->holder_pid = holder;
   return PORTALOCK_ALREADY_LOCKED;
 }
 
-portalock_status pl_acquire_loop(const pl_waitable *waitable, void *ctx, double timeout,
-                                 double check_interval, int fail_when_locked,
-                                 portalock_error *err) {
+/* After a contended attempt: give up, or say how long to sleep (never past the deadline,
+ * re-checking at least every check_interval). */
+static portalock_status pl_contended_step(portalock_acquisition *acq, portalock_wait *wait,
+                                          portalock_error *err) {
+  double now = portalock_monotonic();
+  if (acq->fail_when_locked || now >= acq->deadline) return pl_give_up_locked(acq, err);
+  double latest = now + pl_check_period(acq->check_interval);
+  if (latest > acq->deadline) latest = acq->deadline;
+  if (!(wait->next_attempt <= latest)) wait->next_attempt = latest;
+  return PORTALOCK_CONTENDED;
+}
+
+portalock_status portalock_step(portalock_acquisition *acq, int target_fd, portalock_wait *wait,
+                                portalock_error *err) {
   portalock_error local;
+  portalock_wait scratch;
   if (err == NULL) err = &local;
-  portalock_status status = pl_check_timing(timeout, check_interval, err);
-  if (status != PORTALOCK_OK) return status;
-  double deadline = portalock_monotonic() + timeout;
+  if (wait == NULL) wait = &scratch;
+  pl_clear(err);
+  /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
+   * a watch would only add an inotify instance to make and close, and a wake-up for every
+   * release. */
+  int forever = isinf(acq->deadline) && acq->deadline > 0 && !acq->fail_when_locked;
+  portalock_status status = acq->waitable_->attempt(acq, target_fd, forever, wait, err);
+  if (status != PORTALOCK_CONTENDED) {
+    if (status != PORTALOCK_OK) acq->waitable_->give_up(acq->object_);
+    return status;
+  }
+  return pl_contended_step(acq, wait, err);
+}
+
+portalock_status portalock_step_held(portalock_acquisition *acq, portalock_wait *wait,
+                                     portalock_error *err) {
+  portalock_error local;
+  portalock_wait scratch;
+  if (err == NULL) err = &local;
+  if (wait == NULL) wait = &scratch;
+  char subject[PORTALOCK_PATH_MAX + 256];
+  const char *path = acq->waitable_->describe(acq->object_, subject, sizeof subject);
+  pl_fail(err, PORTALOCK_CONTENDED, 0, path, "%s by another owner in this process", subject);
+  if (acq->waitable_->held_by != NULL) err->holder_pid = acq->waitable_->held_by(acq->object_);
+  pl_wait_clock(wait, acq->check_interval);
+  return pl_contended_step(acq, wait, err);
+}
+
+int portalock_sleep(portalock_acquisition *acq, const portalock_wait *wait, double return_by) {
+  const pl_waitable *w = acq->waitable_;
+  pl_wake_source src = PL_WAKE_SOURCE_NONE;
+  w->source(acq->object_, &src);
+  pl_counter woke = pl_wake_sleep(&src, wait->next_attempt, acq->deadline, return_by);
+  if (w->woke != NULL) w->woke(acq->object_, woke);
+  return pl_wait_result(woke);
+}
+
+void portalock_give_up(portalock_acquisition *acq) {
+  acq->waitable_->give_up(acq->object_);
+}
+
+portalock_status pl_acquire(portalock_acquisition *acq, portalock_error *err) {
   for (;;) {
     portalock_wait wait;
-    status = waitable->try_step(ctx, &wait, err);
+    portalock_status status = portalock_step(acq, -1, &wait, err);
     if (status != PORTALOCK_CONTENDED) return status;
-    double now = portalock_monotonic();
-    if (fail_when_locked || now >= deadline) {
-      waitable->wait_done(ctx);
-      return pl_already_locked(err, timeout, fail_when_locked);
-    }
-    double period = pl_check_period(check_interval);
-    if (wait.next_attempt > now + period) wait.next_attempt = now + period;
-    /* Woken, timed out or interrupted: the next round re-checks the lock, then the deadline
+    /* Woken, timed out or interrupted: the next step re-checks the lock, then the deadline
      * (a lock granted by the kernel queue at the deadline is taken, not leaked). */
-    waitable->wait(ctx, &wait, deadline);
+    portalock_sleep(acq, &wait, INFINITY);
   }
 }

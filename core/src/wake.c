@@ -1,15 +1,19 @@
-/* What wakes a waiter, and the counters that say what did.
+/* What wakes a waiter, the counters that say what did, and the choice among the mechanisms.
  *
- * Two mechanisms sit behind this seam, both Linux-only, each with a portable fallback (their
- * system calls are in platform/: pl_platform_watch_*, and pl_platform_join_until where
- * PL_HAVE_CLOCKJOIN says the system has one):
+ * An object describes what a wait on it can sleep on (a pl_wake_source); pl_wake_sleep alone
+ * picks the mechanism. The mechanisms, Linux-only but for the clock, each with a portable
+ * fallback (their system calls are in platform/: pl_platform_watch_*, pl_platform_join_until
+ * where PL_HAVE_CLOCKJOIN says the system has one, pl_platform_sem_clockwait where
+ * PL_HAVE_SEM_CLOCKWAIT does):
  *   - a watch (inotify) on the files waited for: the kernel reports a close of the file,
  *     which every release (unlock, then close) and every holder's death ends with;
  *   - the kernel queue: a helper thread blocks in the kernel's own lock call on the
  *     waiter's descriptor, so the kernel hands the lock over as it would to a blocking
  *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
  *     end and always joined before the call that started it returns; a wait with no end
- *     needs no thread and blocks in the caller's own (on any system).
+ *     needs no thread and blocks in the caller's own (on any system), until a signal;
+ *   - a counting semaphore's own sleep (sem_clockwait), which takes the count it wakes for;
+ *   - the clock: everything else polls.
  * Without them (systems other than Linux, but for waits with no end; no instances left; network
  * file systems) waits poll on the clock. */
 #include "private.h"
@@ -107,12 +111,12 @@ void pl_watch_drain(int watch_fd) {
 
 /* ---------------------------------------------------------------- the kernel queue */
 
-int pl_kernel_queue_forever_available(portalock_backend backend) {
+static int pl_kernel_queue_forever_available(portalock_backend backend) {
   /* Posix locks are excluded: waiting for one keeps no descriptor open (see lock.c). */
   return backend == PORTALOCK_BACKEND_FLOCK || backend == PORTALOCK_BACKEND_OFD;
 }
 
-int pl_kernel_queue_available(portalock_backend backend) {
+static int pl_kernel_queue_available(portalock_backend backend) {
 #if PL_HAVE_CLOCKJOIN
   return pl_kernel_queue_forever_available(backend);
 #else
@@ -167,20 +171,26 @@ static int pl_queue_create(pthread_t *thread, pl_queued *q, void **stack) {
 }
 #endif
 
-pl_counter pl_kernel_queue_wait_forever(int fd, int type, portalock_backend backend,
-                                        double next_attempt) {
+/* The kernel queue for a wait with no deadline. */
+static pl_counter pl_queue_in_caller(int fd, int type, portalock_backend backend,
+                                     double next_attempt) {
   /* No deadline to keep, so no thread: the caller's own thread blocks in the kernel, which
-   * wakes it once, as it would any blocking flock(2). The call retries on EINTR; should the
+   * wakes it once, as it would any blocking flock(2). A signal ends the sleep (so that the
+   * caller's hooks run: lua's Ctrl-C), and the caller's next step queues again; should the
    * kernel refuse to queue (ENOLCK), this round waits on the clock. */
-  if (pl_backend_apply(fd, type, 1, backend) != 0) return pl_sleep(-1, next_attempt, INFINITY);
+  if (pl_backend_apply(fd, type, PL_BLOCK_UNTIL_SIGNAL, backend) != 0) {
+    if (errno != EINTR) return pl_sleep(-1, next_attempt, INFINITY);
+    pl_count(PL_WOKE_SIGNAL);
+    return PL_WOKE_SIGNAL;
+  }
   pl_count(PL_WOKE_KERNEL);
   return PL_WOKE_KERNEL;
 }
 
-pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, double next_attempt,
-                                double deadline, void **stack) {
+/* The kernel queue in a helper thread, joined by `until` at the latest. */
+static pl_counter pl_queue_in_thread(int fd, int type, portalock_backend backend, double until,
+                                     double deadline, void **stack) {
 #if PL_HAVE_CLOCKJOIN
-  double until = next_attempt < deadline ? next_attempt : deadline;
   double left = until - portalock_monotonic();
   if (isnan(left) || left <= 0) {
     pl_counter woke = pl_timed_out(until, deadline);
@@ -191,7 +201,7 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
    * it cannot: until one cancel has worked, queue only while a descriptor is free for it. */
   if (!atomic_load(&pl_unwinder_ready)) {
     int spare = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (spare < 0) return pl_sleep(-1, next_attempt, deadline);
+    if (spare < 0) return pl_sleep(-1, until, deadline);
     close(spare);
   }
   pl_queued q = {.fd = fd, .type = type, .backend = backend, .locked = 0};
@@ -208,7 +218,7 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (created != 0) {
     pthread_setcancelstate(cancel_state, NULL);
-    return pl_sleep(-1, next_attempt, deadline);
+    return pl_sleep(-1, until, deadline);
   }
   struct timespec abs;
   pl_monotonic_timespec(until, &abs);
@@ -228,6 +238,73 @@ pl_counter pl_kernel_queue_wait(int fd, int type, portalock_backend backend, dou
   (void)type;
   (void)backend;
   (void)stack;
+  return pl_sleep(-1, until, deadline);
+#endif
+}
+
+/* ---------------------------------------------------------------- a counting semaphore */
+
+/* Sleeps in the semaphore itself until a count is posted (PL_WOKE_KERNEL: the count is now the
+ * caller's) or until the deadline. Signals end it (sem_clockwait is never restarted). */
+static pl_counter pl_sem_sleep(sem_t *sem, double next_attempt, double deadline) {
+#if PL_HAVE_SEM_CLOCKWAIT
+  (void)next_attempt; /* a back-off for callers that can only poll */
+  double until = portalock_monotonic() + PL_MAX_SLEEP;
+  if (deadline < until) until = deadline;
+  struct timespec ts;
+  pl_monotonic_timespec(until, &ts);
+  pl_counter woke = PL_COUNTERS;
+  if (pl_platform_sem_clockwait(sem, &ts) == 0)
+    woke = PL_WOKE_KERNEL;
+  else if (errno == EINTR)
+    woke = PL_WOKE_SIGNAL;
+  else if (errno == ETIMEDOUT)
+    woke = pl_timed_out(until, deadline);
+  if (woke == PL_COUNTERS) return pl_sleep(-1, next_attempt, deadline); /* EINVAL: poll */
+  pl_count(woke);
+  return woke;
+#else
+  (void)sem;
   return pl_sleep(-1, next_attempt, deadline);
 #endif
+}
+
+/* ---------------------------------------------------------------- the choice */
+
+/* Whether Ctrl-C ends a lock call blocked in this thread, or needs nothing from it: SIGINT
+ * kills the process or is ignored, or its handler does not ask for system calls to be
+ * restarted (lua5.4's). A handler installed with signal(3), which restarts them (lua5.1's,
+ * LuaJIT's), would only run its hook once the lock is granted. */
+static int pl_sigint_interrupts(void) {
+  struct sigaction sa;
+  if (sigaction(SIGINT, NULL, &sa) != 0) return 0;
+  if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+    return 1;
+  return !(sa.sa_flags & SA_RESTART);
+}
+
+int pl_wake_queues(portalock_backend backend, int remote, int crowded, int forever) {
+  if (remote) return 0;
+  if (forever) return pl_kernel_queue_forever_available(backend);
+  return crowded && pl_kernel_queue_available(backend);
+}
+
+pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double deadline,
+                         double return_by) {
+  /* The kernel queue and the semaphore miss nothing: their sleep lasts up to the deadline,
+   * not next_attempt; only the helper thread, which signals cannot reach, comes back by
+   * `return_by` for a caller with hooks to run. */
+  if (src->queue_fd >= 0) {
+    /* A caller with hooks to run (return_by) blocks in its own thread only where a signal
+     * gets it out; elsewhere the helper thread queues for it. */
+    if (isinf(deadline) && deadline > 0 && pl_kernel_queue_forever_available(src->queue_backend) &&
+        (isinf(return_by) || pl_sigint_interrupts()))
+      return pl_queue_in_caller(src->queue_fd, src->queue_type, src->queue_backend, next_attempt);
+    if (pl_kernel_queue_available(src->queue_backend))
+      return pl_queue_in_thread(src->queue_fd, src->queue_type, src->queue_backend,
+                                return_by < deadline ? return_by : deadline, deadline,
+                                src->queue_stack);
+  }
+  if (src->sem != NULL) return pl_sem_sleep(src->sem, next_attempt, deadline);
+  return pl_sleep(src->watch_fd, next_attempt, deadline);
 }

@@ -210,12 +210,14 @@ static void counting(void) {
   snprintf(name, sizeof name, "portalock-wake-%ld", (long)getpid());
   portalock_semaphore_options o;
   portalock_semaphore_options_init(&o);
-  o.check_interval = FALLBACK;
+  o.check_interval = 0.02; /* the wait outlasts it: sem_clockwait misses no post */
   portalock_semaphore_t *sem;
   portalock_error err;
   CHECK_OK(portalock_semaphore_new(&sem, name, 0, &o, &err), &err);
   portalock_wait wait;
-  CHECK_STATUS(portalock_semaphore_try(sem, &wait, &err), PORTALOCK_CONTENDED, &err);
+  portalock_acquisition acq;
+  CHECK_OK(portalock_semaphore_begin(&acq, sem, 20, o.check_interval, &err), &err);
+  CHECK_STATUS(portalock_step(&acq, -1, &wait, &err), PORTALOCK_CONTENDED, &err);
   tu_proc child;
   if (tu_fork(&child) == 0) {
     portalock_semaphore_t *poster;
@@ -226,18 +228,21 @@ static void counting(void) {
     tu_child_exit(0);
   }
   portalock_wait_counters before = counters();
-  CHECK_INT(portalock_semaphore_wait(sem, &wait, portalock_monotonic() + 20), 1);
-  CHECK_OK(portalock_semaphore_try(sem, &wait, &err), &err);
+  /* Past check_interval: sem_clockwait misses no post, so it waits up to the deadline. */
+  CHECK_INT(portalock_sleep(&acq, &wait, INFINITY), 1);
+  CHECK_OK(portalock_step(&acq, -1, &wait, &err), &err);
   CHECK_INT(portalock_semaphore_held(sem), 1);
   portalock_wait_counters after = counters();
   CHECK_INT(after.timer - before.timer, 0);
+  CHECK_INT(after.kernel - before.kernel, 1);
   CHECK_INT(tu_reap(&child), 0);
   /* A count taken by a wait whose try never comes goes back. */
-  CHECK_STATUS(portalock_semaphore_try(sem, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK_OK(portalock_semaphore_begin(&acq, sem, 20, o.check_interval, &err), &err);
+  CHECK_STATUS(portalock_step(&acq, -1, &wait, &err), PORTALOCK_CONTENDED, &err);
   CHECK_OK(portalock_semaphore_release(sem, 1, &err), &err);
-  CHECK_INT(portalock_semaphore_wait(sem, &wait, portalock_monotonic() + 20), 1);
+  CHECK_INT(portalock_sleep(&acq, &wait, INFINITY), 1);
   CHECK_INT(value_of(sem), 0);
-  portalock_semaphore_wait_done(sem);
+  portalock_give_up(&acq);
   CHECK_INT(value_of(sem), 1);
   CHECK_OK(portalock_semaphore_unlink(name, &err), &err);
   portalock_semaphore_free(sem);

@@ -147,31 +147,20 @@ function Semaphore:acquire(opts)
     error(string.format("%s '%s' already holds slot %d ('%s'): release it before acquiring again",
       self._class, self.name, held._number, held._filename), 2)
   end
-  local settings = {
-    timeout = pick(opts.timeout, self._defaults.timeout),
-    check_interval = pick(opts.check_interval, self._defaults.check_interval),
-    fail_when_locked = false,
-  }
-  local h, number = self._h, nil
-  local ok, err = wait.acquire(self.name, settings, function()
-    local got, detail, next_attempt = h:try()
-    if got then
-      number = detail
-      return "acquired"
-    elseif got == false then
-      return "contended", detail, next_attempt
+  local h = self._h
+  local acq = h:begin(pick(opts.timeout, self._defaults.timeout),
+    pick(opts.check_interval, self._defaults.check_interval))
+  local ok, err = wait.acquire(self.name, function()
+    local status, detail, next_attempt = acq:step()
+    if status == nil then
+      return "failed", errors.from_core(detail)
     end
-    return "failed", errors.from_core(detail)
-  end, h)
+    return status, detail, next_attempt
+  end, acq)
   if not ok then
-    if err.kind == "AlreadyLocked" then
-      local directory = h:directory()
-      err = errors.new("AlreadyLocked", string.format("%s '%s' in '%s': all %d slots stayed held "
-        .. "(gave up after the timeout of %g s)", self._class, self.name, tostring(directory),
-        h:maximum(), settings.timeout), {path = directory})
-    end
     return nil, err
   end
+  local number = h:slot()
   local files = h:filenames()
   local slot = setmetatable({_class = "slot", _sem = self, _number = number,
     _filename = files and files[number + 1] or ""}, SlotMeta)

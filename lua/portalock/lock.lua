@@ -132,15 +132,15 @@ function M.acquire_settings(self, opts)
   }
 end
 
--- The step result for a lock held within this process, which the C core (naming the holder
--- of a contended lock) is not asked about.
+-- The step result for a lock held within this process, which the C core is not asked about.
 local function in_state(self, same_owner)
   local holder_pid = self._class == "PidFileLock" and core.pid_file_holder(self._filename) or nil
   return "in_state", same_owner, nil, holder_pid
 end
 
--- One step for the waiting loop (see wait.acquire for what it returns).
-local function attempt(self, token)
+-- One attempt for the waiting loop (see wait.acquire for what it returns): the handle's own
+-- try for the first attempt, then the acquisition's steps (`acq`), which apply the policy.
+local function attempt(self, token, acq)
   holding.refresh(self)
   if self._fh then
     return in_state(self, false)
@@ -153,13 +153,15 @@ local function attempt(self, token)
   if target == nil then
     return "failed", err
   end
-  local ok, detail, next_attempt, holder_pid
-  if self._reentrant then
-    ok, detail, next_attempt, holder_pid = self._h:try(token, target or nil)
+  local status, detail, next_attempt
+  if acq then
+    status, detail, next_attempt = acq:step(target or nil)
+  elseif self._reentrant then
+    status, detail, next_attempt = self._h:try(token, target or nil)
   else
-    ok, detail, next_attempt, holder_pid = self._h:try(target or nil)
+    status, detail, next_attempt = self._h:try(target or nil)
   end
-  if ok then
+  if status == true or status == "acquired" then
     local fh
     fh, err = holding.take(self, token, target)
     if not fh then
@@ -168,27 +170,27 @@ local function attempt(self, token)
     return "acquired"
   end
   holding.discard(target)
-  if ok == false then
-    return "contended", detail, next_attempt, holder_pid
+  if status == false or status == "sleep" then
+    return "sleep", detail, next_attempt
   end
   return "failed", errors.from_core(detail)
 end
 
 --- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
---- The first attempt runs here, so that only a contended acquire pays for the waiting loop.
+--- The first attempt runs here, so that only a contended acquire pays for an acquisition.
 function M.acquire_with(self, settings, token)
-  local status, err, next_attempt, holder_pid = attempt(self, token)
+  local status, err = attempt(self, token)
   if status == "acquired" then
     return self._fh
   elseif status ~= "failed" then
-    local first, ok = true
-    ok, err = wait.acquire(self._path, settings, function()
-      if first then
-        first = false
-        return status, err, next_attempt, holder_pid
-      end
-      return attempt(self, token)
-    end, self._h)
+    local h, acq = self._h
+    if self._reentrant then
+      acq = h:begin(token, settings.timeout, settings.check_interval, settings.fail_when_locked)
+    else
+      acq = h:begin(settings.timeout, settings.check_interval, settings.fail_when_locked)
+    end
+    local ok
+    ok, err = wait.acquire(self._path, function() return attempt(self, token, acq) end, acq)
     if ok then
       return self._fh
     end

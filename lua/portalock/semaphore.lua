@@ -72,20 +72,15 @@ function Semaphore:acquire(opts)
   end
   opts = opts or {}
   local block = pick(opts.block, true)
-  local settings = {
-    timeout = block and pick(opts.timeout, self._timeout) or 0,
-    check_interval = pick(opts.check_interval, self._check_interval),
-  }
-  local h = self._h
-  local ok, err = wait.acquire(self._path, settings, function()
-    local got, detail, next_attempt = h:try()
-    if got then
-      return "acquired"
-    elseif got == false then
-      return "contended", detail, next_attempt
+  local acq = self._h:begin(block and pick(opts.timeout, self._timeout) or 0,
+    pick(opts.check_interval, self._check_interval))
+  local ok, err = wait.acquire(self._path, function()
+    local status, detail, next_attempt = acq:step()
+    if status == nil then
+      return "failed", errors.from_core(detail)
     end
-    return "failed", errors.from_core(detail)
-  end, h)
+    return status, detail, next_attempt
+  end, acq)
   if ok then
     return true
   elseif err.kind == "AlreadyLocked" then

@@ -1,13 +1,16 @@
---- The waiting loop: the one place that decides how long to wait and how to sleep.
--- Sleeping strategies, chosen once per wait at the first contention:
---   * inside OpenResty, in a phase that may yield: ngx.sleep, backing off from 1 ms up to
---     check_interval; in `init` the wait may block; in any other phase it fails at once;
---   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
---     the scheduler's sleep function, with the same back-off;
---   * otherwise the waiting object's own blocking wait (waiter:wait), which wakes when the
---     lock file is closed by its holder, or when the kernel grants the lock, or when a
---     semaphore count is posted (see portalock.h, portalock_wait), and returns to Lua at
---     least every check_interval (so Ctrl-C hooks run).
+--- The waiting loop over a core acquisition (portalock_step in portalock.h): C decides when to
+--- give up (and says so in the AlreadyLocked error), when to try again and on what to sleep;
+--- this loop chooses only how to sleep, once per wait at the first contention:
+---   * inside OpenResty, in a phase that may yield: ngx.sleep, backing off from 1 ms up to
+---     check_interval; in `init` the wait may block; in any other phase it fails at once;
+---   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
+---     the scheduler's sleep function, with the same back-off;
+---   * otherwise the engine's own blocking sleep (acq:sleep), the one a C wait takes: it wakes
+---     when the lock file is closed by its holder, or when the kernel grants the lock, or when
+---     a semaphore count is posted (see portalock.h, portalock_wait); a signal returns it to
+---     Lua (so Ctrl-C hooks run), and so does the kernel queue's helper thread, which no
+---     signal reaches, after check_interval.
+--- And the outcomes only Lua knows: the lock held by another owner of this Lua state.
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 
@@ -48,31 +51,30 @@ end
 
 local function backoff_sleeper(sleep, check_interval)
   local delay = 0.001
-  return function(next_attempt, deadline)
+  return function(_, next_attempt)
     local now = core.monotonic()
-    local wake = math.min(now + delay, next_attempt or math.huge, deadline)
+    local wake = math.min(now + delay, next_attempt)
     delay = math.min(delay * 2, check_interval)
     backoff_sleeps = backoff_sleeps + 1
     sleep(math.max(0, wake - now))
   end
 end
 
-local function blocking_sleeper(check_interval, waiter)
-  return function(next_attempt, deadline)
-    local limit = core.monotonic() + check_interval
-    -- A hook's error (Ctrl-C) raised as the wait returns must not strand what the wait may
+local function blocking_sleeper(acq)
+  return function(fd, next_attempt)
+    -- A hook's error (Ctrl-C) raised as the sleep returns must not strand what the sleep may
     -- have taken (a lock granted by the kernel, a semaphore count): give the wait up first.
-    local ok, err = pcall(waiter.wait, waiter, math.min(next_attempt or limit, limit), deadline)
+    local ok, err = pcall(acq.sleep, acq, fd, next_attempt)
     if not ok then
-      waiter:wait_done()
+      acq:give_up()
       error(err, 0)
     end
   end
 end
 
--- Returns {sleep = function(next_attempt, deadline) | nil, yields = boolean,
+-- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean,
 -- phase = name of an nginx phase that forbids waiting | nil}.
-local function strategy(check_interval, waiter)
+local function strategy(check_interval, acq)
   -- 0 (or anything shorter) re-checks every CHECK_INTERVAL_MIN, never in a busy loop
   check_interval = math.max(check_interval, core.CHECK_INTERVAL_MIN)
   local ngx = rawget(_G, "ngx")
@@ -86,23 +88,17 @@ local function strategy(check_interval, waiter)
   elseif scheduler_sleep and can_yield_coroutine() then
     return {sleep = backoff_sleeper(scheduler_sleep, check_interval), yields = true}
   end
-  return {sleep = blocking_sleeper(check_interval, waiter), yields = false}
+  return {sleep = blocking_sleeper(acq), yields = false}
 end
 
--- `holder_pid`: the live process the lock names (a PidFileLock's), or nil.
-local function already_locked(path, why, holder_pid)
-  local by = holder_pid and string.format(" by process %d", holder_pid) or ""
-  return errors.new("AlreadyLocked", string.format("'%s' is locked%s: %s", path, by, why),
-    {path = path, holder_pid = holder_pid})
-end
-
+-- Waiting for a lock that this Lua state holds itself could never end.
 local function deadlock(path, same_owner, holder_pid)
-  if same_owner then
-    return already_locked(path, "this owner already holds it through another lock object, "
-      .. "so waiting would deadlock", holder_pid)
-  end
-  return already_locked(path, "another coroutine of this Lua state holds it and this wait "
-    .. "cannot yield (see portalock.set_scheduler), so waiting would deadlock", holder_pid)
+  local by = holder_pid and string.format(" by process %d", holder_pid) or ""
+  local why = same_owner and "this owner already holds it through another lock object"
+    or "another coroutine of this Lua state holds it and this wait cannot yield (see "
+      .. "portalock.set_scheduler)"
+  return errors.new("AlreadyLocked", string.format("'%s' is locked%s: %s, so waiting would "
+    .. "deadlock", path, by, why), {path = path, holder_pid = holder_pid})
 end
 
 local function phase_error(path, phase)
@@ -111,20 +107,18 @@ local function phase_error(path, phase)
     {path = path})
 end
 
--- Gives the wait up: closes what the waiter kept for it (a no-op when it kept nothing).
-local function give_up(waiter, err)
-  waiter:wait_done()
+-- Gives the wait up: closes what the acquisition kept (a no-op when it kept nothing).
+local function give_up(acq, err)
+  acq:give_up()
   return nil, err
 end
 
---- Runs `attempt` until it acquires, fails for good, or the wait is over.
---- attempt() returns "acquired" | "contended", fd, next_attempt, holder_pid | "in_state",
---- same_owner, nil, holder_pid | "failed", err (holder_pid: the live process a PidFileLock's
---- file names, or nil; the AlreadyLocked error names it). `waiter` is the core handle
---- attempted: waiter:wait(next_attempt, deadline) and waiter:wait_done(). settings: timeout,
---- check_interval, fail_when_locked. Returns true or nil, err.
-function M.acquire(path, settings, attempt, waiter)
-  local deadline = core.monotonic() + settings.timeout
+--- Drives the acquisition `acq` (core: h:begin(...)) until it acquires, fails for good, or
+--- gives up. attempt() runs one step: "acquired" | "sleep", fd, next_attempt | "in_state",
+--- same_owner, nil, holder_pid (held by another owner of this state, which the core is not
+--- asked about) | "failed", err. A step that gives up or fails has ended the wait already.
+--- Returns true or nil, err.
+function M.acquire(path, attempt, acq)
   local how
   while true do
     local status, detail, next_attempt, holder_pid = attempt()
@@ -133,24 +127,23 @@ function M.acquire(path, settings, attempt, waiter)
     elseif status == "failed" then
       return nil, detail
     end
-    how = how or strategy(settings.check_interval, waiter)
-    if status == "in_state" and detail then
-      return give_up(waiter, deadlock(path, detail, holder_pid))
-    elseif settings.fail_when_locked then
-      return give_up(waiter, already_locked(path, "gave up at the first contention (fail_when_locked)",
-        holder_pid))
-    elseif settings.timeout == 0 then
-      return give_up(waiter, already_locked(path, "gave up at the first contention (timeout 0)",
-        holder_pid))
-    elseif core.monotonic() >= deadline then
-      return give_up(waiter, already_locked(path,
-        string.format("gave up after the timeout of %g s", settings.timeout), holder_pid))
-    elseif how.phase then
-      return give_up(waiter, phase_error(path, how.phase))
-    elseif status == "in_state" and not how.yields then
-      return give_up(waiter, deadlock(path, false, holder_pid))
+    local held = status == "in_state"
+    if held then
+      if detail then
+        return give_up(acq, deadlock(path, true, holder_pid))
+      end
+      status, detail, next_attempt = acq:held()
+      if not status then
+        return nil, errors.from_core(detail)
+      end
     end
-    how.sleep(status == "contended" and next_attempt or nil, deadline)
+    how = how or strategy(acq:check_interval(), acq)
+    if how.phase then
+      return give_up(acq, phase_error(path, how.phase))
+    elseif held and not how.yields then
+      return give_up(acq, deadlock(path, false, holder_pid))
+    end
+    how.sleep(detail, next_attempt)
   end
 end
 

@@ -19,7 +19,7 @@ int pl_platform_ofd_lock(int fd, short type, int block) {
   int r;
   do
     r = fcntl(fd, block ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
-  while (r != 0 && errno == EINTR && (block || type == F_UNLCK));
+  while (r != 0 && errno == EINTR && (block == PL_BLOCK || type == F_UNLCK));
   return r;
 #else
   (void)fd;

@@ -158,4 +158,4 @@ if not command then
   io.stderr:write("usage: see the comment at the top of bench/driver.lua\n")
   os.exit(2)
 end
-command(table.unpack(arg, 2))
+command((table.unpack or unpack)(arg, 2)) -- luacheck: compat

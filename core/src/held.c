@@ -27,8 +27,10 @@ static void pl_held_parent(void) {
   pthread_mutex_unlock(&pl_held_mutex);
 }
 
+/* An entry without an identity cannot be checked: it counts as the same file. */
 static int pl_held_same_file(const pl_held *h) {
   struct stat st;
+  if (!h->identified) return 1;
   return fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
 }
 
@@ -79,29 +81,55 @@ static size_t pl_held_index(int fd) {
   return pl_held_len;
 }
 
+/* Where h's entry goes (the slot of an entry for its fd, else a new one at the end), or
+ * pl_held_len with errno ENOMEM. Called with the mutex held. */
+static size_t pl_held_slot(const pl_held *h) {
+  size_t i = pl_held_index(h->fd);
+  if (i < pl_held_len) return i;
+  if (pl_held_len == pl_held_cap) {
+    size_t cap = pl_held_cap ? 2 * pl_held_cap : 8;
+    pl_held *table = realloc(pl_held_table, cap * sizeof *table);
+    if (table == NULL) {
+      errno = ENOMEM;
+      return pl_held_len;
+    }
+    pl_held_table = table;
+    pl_held_cap = cap;
+  }
+  return pl_held_len++;
+}
+
+/* Stores `h` at slot `i` with a fresh serial. Called with the mutex held. */
+static uint64_t pl_held_store(size_t i, const pl_held *h) {
+  pl_held_table[i] = *h;
+  pl_held_table[i].serial = pl_held_next_serial++;
+  return pl_held_table[i].serial;
+}
+
 uint64_t pl_held_add(const pl_held *h) {
   pthread_once(&pl_held_once, pl_held_init);
   pthread_mutex_lock(&pl_held_mutex);
-  size_t i = pl_held_index(h->fd);
-  if (i == pl_held_len) {
-    if (pl_held_len == pl_held_cap) {
-      size_t cap = pl_held_cap ? 2 * pl_held_cap : 8;
-      pl_held *table = realloc(pl_held_table, cap * sizeof *table);
-      if (table == NULL) {
-        pthread_mutex_unlock(&pl_held_mutex);
-        errno = ENOMEM;
-        return 0;
-      }
-      pl_held_table = table;
-      pl_held_cap = cap;
-    }
-    pl_held_len++;
-  }
-  pl_held_table[i] = *h;
-  uint64_t serial = pl_held_next_serial++;
-  pl_held_table[i].serial = serial;
+  size_t i = pl_held_slot(h);
+  uint64_t serial = i < pl_held_len ? pl_held_store(i, h) : 0;
   pthread_mutex_unlock(&pl_held_mutex);
   return serial;
+}
+
+int pl_held_record(const pl_held *h) {
+  pthread_once(&pl_held_once, pl_held_init);
+  pthread_mutex_lock(&pl_held_mutex);
+  size_t i = pl_held_index(h->fd);
+  int ok = 1;
+  if (i < pl_held_len && pl_held_table[i].backend == h->backend &&
+      pl_held_live(&pl_held_table[i])) {
+    pl_held_table[i].type = h->type;
+  } else {
+    i = pl_held_slot(h);
+    ok = i < pl_held_len;
+    if (ok) pl_held_store(i, h);
+  }
+  pthread_mutex_unlock(&pl_held_mutex);
+  return ok;
 }
 
 int pl_held_find(int fd, pl_held *out) {
@@ -118,13 +146,6 @@ int pl_held_find(int fd, pl_held *out) {
   }
   pthread_mutex_unlock(&pl_held_mutex);
   return found;
-}
-
-void pl_held_set_type(int fd, int type) {
-  pthread_mutex_lock(&pl_held_mutex);
-  size_t i = pl_held_index(fd);
-  if (i < pl_held_len) pl_held_table[i].type = type;
-  pthread_mutex_unlock(&pl_held_mutex);
 }
 
 void pl_held_remove_fd(int fd) {

@@ -51,6 +51,11 @@ int pl_backend_contended(portalock_backend backend, int errnum);
  * recognised, and detaches lock objects' descriptors in a forked child. */
 typedef struct pl_held {
   int fd;
+  /* The file's identity, recorded when `identified`: by every entry but a low-level flock or
+   * ofd lock's, which nothing compares with another file, so portalock_lock saves the fstat
+   * (a system call as dear as the lock itself). Such an entry cannot notice that its
+   * descriptor was closed and the number reused; it only tells a conversion apart. */
+  int identified;
   dev_t dev;
   ino_t ino;
   portalock_backend backend;
@@ -66,7 +71,10 @@ pid_t pl_self(void);
 uint64_t pl_held_add(const pl_held *h);
 /* Copies the live entry for `fd` into `out` and returns 1; 0 when there is none. */
 int pl_held_find(int fd, pl_held *out);
-void pl_held_set_type(int fd, int type);
+/* Records a low-level lock: an entry for h->fd of h's backend that is still live only takes
+ * h->type (a lock object's entry stays its own); else `h` is added as by pl_held_add.
+ * One pass under the table's mutex. Returns 1, or 0 (errno ENOMEM). */
+int pl_held_record(const pl_held *h);
 void pl_held_remove_fd(int fd);
 void pl_held_remove_serial(uint64_t serial);
 /* A descriptor other than `except_fd` through which this process holds a posix lock on the

@@ -196,6 +196,38 @@ static void test_posix_second_fd(void) {
   close(fd2);
 }
 
+/* flock(2) drops the old lock before it tries the new one; an ofd lock converts in place (a
+ * posix one too, but a second descriptor of its file is refused: test_posix_second_fd).
+ * portalock_lock keeps no identity of a flock/ofd descriptor (no fstat), yet tells them apart. */
+static void test_failed_conversion(int b) {
+  portalock_backend be = backends[b];
+  char name[64];
+  snprintf(name, sizeof name, "convert-%s", backend_names[b]);
+  const char *path = tu_path(name);
+  int fd = tu_open(path, O_RDWR | O_CREAT);
+  int other = tu_open(path, O_RDWR);
+  portalock_error err;
+  /* a contended first lock has nothing to lose */
+  CHECK_OK(portalock_lock(other, SH_NB, be, &err), &err);
+  int third = tu_open(path, O_RDWR);
+  CHECK_STATUS(portalock_lock(third, EX_NB, be, &err), PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_INT(err.lost, 0);
+  close(third);
+  CHECK_OK(portalock_lock(fd, SH_NB, be, &err), &err);
+  CHECK_OK(portalock_lock(fd, SH_NB, be, &err), &err); /* the same type again: no conversion */
+  CHECK_STATUS(portalock_lock(fd, EX_NB, be, &err), PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_INT(err.lost, be == PORTALOCK_BACKEND_FLOCK);
+  CHECK_OK(portalock_unlock(other, be, &err), &err);
+  /* a flock descriptor kept nothing; an ofd one still holds its shared lock */
+  CHECK_INT(child_try(path, EX_NB, be), be == PORTALOCK_BACKEND_FLOCK ? 0 : 1);
+  CHECK_OK(portalock_lock(fd, EX_NB, be, &err), &err);
+  CHECK_INT(child_try(path, SH_NB, be), 1);
+  CHECK_OK(portalock_unlock(fd, be, &err), &err);
+  CHECK_INT(child_try(path, EX_NB, be), 0);
+  close(other);
+  close(fd);
+}
+
 static void test_status_names(void) {
   CHECK_STR(portalock_status_name(PORTALOCK_OK), "OK");
   CHECK_STR(portalock_status_name(PORTALOCK_CONTENDED), "Contended");
@@ -222,6 +254,12 @@ int main(void) {
   test_flock_tool();
   tu_group("posix: a second descriptor of the same process is refused (EDEADLK)");
   test_posix_second_fd();
+  for (int b = 0; b < 2; b++) {
+    char group[64];
+    snprintf(group, sizeof group, "a failed conversion, %s backend", backend_names[b]);
+    tu_group(group);
+    test_failed_conversion(b);
+  }
   tu_group("status names");
   test_status_names();
   return tu_done();

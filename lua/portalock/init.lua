@@ -43,25 +43,35 @@ M.LockFlags = {
   LOCK_SH = core.LOCK_SH, LOCK_EX = core.LOCK_EX, LOCK_NB = core.LOCK_NB, LOCK_UN = core.LOCK_UN,
 }
 
+local core_lock, core_unlock = core.lock, core.unlock
+
+-- The core checks the arguments of lock()/unlock() as it goes and answers false for a bad
+-- one; only then are they checked here, for the message naming the argument and its value.
+local function bad_arguments(func, file, flags, backend)
+  return check.file(func, file, "file") or (func == "lock" and check.flags(func, flags, "flags"))
+    or (backend ~= nil and check.backend(func, backend, "backend"))
+end
+
 --- Locks an open io handle or descriptor: returns `file`, or nil, err.
 function M.lock(file, flags, backend)
-  local problem = check.file("lock", file, "file") or check.flags("lock", flags, "flags")
-    or (backend ~= nil and check.backend("lock", backend, "backend"))
-  if problem then
-    error(problem, 2)
+  local ok, errtab = core_lock(file, flags, backend)
+  if ok then
+    return file
+  elseif errtab then
+    return nil, errors.from_core(errtab)
   end
-  local ok, errtab = core.lock(file, flags, backend or "flock")
-  return errors.result(ok and file, errtab)
+  error(bad_arguments("lock", file, flags, backend), 2)
 end
 
 --- Unlocks what lock() locked: returns true, or nil, err.
 function M.unlock(file, backend)
-  local problem = check.file("unlock", file, "file")
-    or (backend ~= nil and check.backend("unlock", backend, "backend"))
-  if problem then
-    error(problem, 2)
+  local ok, errtab = core_unlock(file, backend)
+  if ok then
+    return true
+  elseif errtab then
+    return nil, errors.from_core(errtab)
   end
-  return errors.result(core.unlock(file, backend or "flock"))
+  error(bad_arguments("unlock", file, nil, backend), 2)
 end
 
 --- The PID in a PID file, or nil when it is missing or malformed (ASCII digits only).

@@ -1,11 +1,19 @@
-/* The low level: flags, portalock.core.lock(file, flags, backend) and unlock(file, backend).
- * Both run on every call of portalock.lock()/unlock(), so they check their arguments
- * themselves and, instead of raising, return false for a bad one: the front end (check.lua)
- * words the message, naming the argument and its value, off the fast path. */
+/* The low level: flags, and portalock.lock(file, flags[, backend]) / unlock(file[, backend])
+ * themselves. The whole call of those is the cost of an uncontended lock from Lua, so they
+ * are C closures made for the front end (core.flag_functions), not C functions under a Lua
+ * wrapper: they check their arguments without raising and leave the two slow cases to Lua
+ * functions the front end gives, one that raises the message for a bad argument (naming it
+ * and its value, worded by check.lua) and one that makes the error object of a failure. */
 #include "l_private.h"
 
 #include <limits.h>
+#include <lualib.h>
 #include <string.h>
+
+/* The closures' upvalues. */
+#define UP_REFUSE lua_upvalueindex(1)  /* refuse(func, file, flags, backend): raises */
+#define UP_FAILED lua_upvalueindex(2)  /* failed(errtab) -> nil, err */
+#define UP_FILE_MT lua_upvalueindex(3) /* the io handles' metatable, or nil (see pl_fd_arg) */
 
 static const char *const backend_names[] = {"flock", "ofd", "posix", NULL};
 static const portalock_backend backend_values[] = {PORTALOCK_BACKEND_FLOCK, PORTALOCK_BACKEND_OFD,
@@ -31,40 +39,78 @@ static int backend_arg(lua_State *L, int idx, portalock_backend *out) {
   return 0;
 }
 
-/* true | nil, errtab | false (a bad argument) */
-static int push_result(lua_State *L, portalock_status status, const portalock_error *err) {
-  if (status == PORTALOCK_OK || status == PORTALOCK_INVALID) {
-    lua_pushboolean(L, status == PORTALOCK_OK);
-    return 1;
-  }
-  return pl_push_failure(L, err);
+/* Calls refuse(func, args at 1..3) from the upvalue: it raises, naming the bad argument. */
+static int refuse(lua_State *L, const char *func) {
+  lua_settop(L, 3);
+  lua_pushvalue(L, UP_REFUSE);
+  lua_pushstring(L, func);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_call(L, 4, 0);
+  return luaL_error(L, "%s: refuse() returned", func);
 }
 
-/* lock(file, flags[, backend]) -> true | nil, errtab | false (a bad argument) */
+/* `idx`'s value on success; failed(errtab) for a failure; refuse() for a bad argument. */
+static int finish(lua_State *L, const char *func, int idx, portalock_status status,
+                  const portalock_error *err) {
+  if (status == PORTALOCK_OK) {
+    lua_pushvalue(L, idx);
+    return 1;
+  }
+  if (status == PORTALOCK_INVALID) return refuse(L, func);
+  lua_pushvalue(L, UP_FAILED);
+  pl_push_failure(L, err);
+  lua_remove(L, -2); /* the nil before errtab */
+  lua_call(L, 1, 2);
+  return 2;
+}
+
+/* lock(file, flags[, backend]) -> file | nil, err */
 static int f_lock(lua_State *L) {
   int fd, flags;
   portalock_backend backend;
-  if (!pl_fd_arg(L, 1, &fd) || !pl_int_arg(L, 2, INT_MIN, &flags) || !backend_arg(L, 3, &backend)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
+  if (!pl_fd_arg(L, 1, UP_FILE_MT, &fd) || !pl_int_arg(L, 2, INT_MIN, &flags) ||
+      !backend_arg(L, 3, &backend))
+    return refuse(L, "lock");
   portalock_error err;
-  return push_result(L, portalock_lock(fd, flags, backend, &err), &err);
+  return finish(L, "lock", 1, portalock_lock(fd, flags, backend, &err), &err);
 }
 
-/* unlock(file[, backend]) -> true | nil, errtab | false (a bad argument) */
+/* unlock(file[, backend]) -> true | nil, err */
 static int f_unlock(lua_State *L) {
   int fd;
   portalock_backend backend;
-  if (!pl_fd_arg(L, 1, &fd) || !backend_arg(L, 2, &backend)) {
-    lua_pushboolean(L, 0);
-    return 1;
+  if (!pl_fd_arg(L, 1, UP_FILE_MT, &fd) || !backend_arg(L, 2, &backend)) {
+    lua_settop(L, 2);
+    lua_pushnil(L);
+    lua_insert(L, 2); /* refuse's arguments: file, flags (none), backend */
+    return refuse(L, "unlock");
   }
   portalock_error err;
-  return push_result(L, portalock_unlock(fd, backend, &err), &err);
+  portalock_status status = portalock_unlock(fd, backend, &err);
+  lua_pushboolean(L, 1);
+  return finish(L, "unlock", lua_gettop(L), status, &err);
 }
 
-static const luaL_Reg flag_functions[] = {{"lock", f_lock}, {"unlock", f_unlock}, {NULL, NULL}};
+/* flag_functions(refuse, failed) -> lock, unlock: the public functions (see the top). */
+static int f_flag_functions(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  luaL_getmetatable(L, LUA_FILEHANDLE); /* nil if the io library is not loaded yet */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushcclosure(L, f_lock, 3);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushcclosure(L, f_unlock, 3);
+  return 2;
+}
+
+static const luaL_Reg flag_functions[] = {{"flag_functions", f_flag_functions}, {NULL, NULL}};
 
 void pl_open_flags(lua_State *L) {
   static const struct {

@@ -28,9 +28,10 @@ FILE *pl_tofile(lua_State *L, int idx) {
   return p->f;
 }
 
-FILE *pl_testfile(lua_State *L, int idx) {
-  luaL_Stream *p = (luaL_Stream *)luaL_testudata(L, idx, LUA_FILEHANDLE);
-  return p == NULL || p->closef == NULL ? NULL : p->f;
+/* The FILE* of an io handle's userdata, or NULL once it is closed. */
+static FILE *open_file_of(void *handle) {
+  luaL_Stream *p = (luaL_Stream *)handle;
+  return p->closef == NULL ? NULL : p->f;
 }
 
 /* Like liolib's io_fclose: the stream owns the descriptor, closing it releases the lock. */
@@ -76,9 +77,8 @@ FILE *pl_tofile(lua_State *L, int idx) {
   return *pf;
 }
 
-FILE *pl_testfile(lua_State *L, int idx) {
-  FILE **pf = (FILE **)luaL_testudata(L, idx, LUA_FILEHANDLE);
-  return pf == NULL ? NULL : *pf;
+static FILE *open_file_of(void *handle) {
+  return *(FILE **)handle;
 }
 
 /* The lock was taken on the given handle's descriptor (see pl_target_fd). */
@@ -109,9 +109,21 @@ int pl_int_arg(lua_State *L, int idx, int min, int *out) {
   return 1;
 }
 
-int pl_fd_arg(lua_State *L, int idx, int *fd) {
+int pl_fd_arg(lua_State *L, int idx, int mt, int *fd) {
   if (lua_type(L, idx) == LUA_TNUMBER) return pl_int_arg(L, idx, 0, fd);
-  FILE *f = pl_testfile(L, idx);
+  void *handle;
+  if (lua_isnil(L, mt)) {
+    handle = luaL_testudata(L, idx, LUA_FILEHANDLE);
+  } else {
+    handle = lua_touserdata(L, idx);
+    if (handle != NULL && lua_getmetatable(L, idx)) {
+      if (!lua_rawequal(L, -1, mt)) handle = NULL;
+      lua_pop(L, 1);
+    } else {
+      handle = NULL;
+    }
+  }
+  FILE *f = handle == NULL ? NULL : open_file_of(handle);
   if (f == NULL) return 0;
   *fd = fileno(f);
   return 1;

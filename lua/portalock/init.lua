@@ -43,36 +43,21 @@ M.LockFlags = {
   LOCK_SH = core.LOCK_SH, LOCK_EX = core.LOCK_EX, LOCK_NB = core.LOCK_NB, LOCK_UN = core.LOCK_UN,
 }
 
-local core_lock, core_unlock = core.lock, core.unlock
-
--- The core checks the arguments of lock()/unlock() as it goes and answers false for a bad
--- one; only then are they checked here, for the message naming the argument and its value.
-local function bad_arguments(func, file, flags, backend)
-  return check.file(func, file, "file") or (func == "lock" and check.flags(func, flags, "flags"))
+-- lock(file, flags[, backend]) locks an open io handle or descriptor: returns `file`, or
+-- nil, err. unlock(file[, backend]) unlocks what lock() locked: returns true, or nil, err.
+-- They are C closures (the whole call is the cost of an uncontended lock): they check the
+-- arguments as they go and call `refuse` only for a bad one, to raise check.lua's message.
+local function refuse(func, file, flags, backend)
+  error(check.file(func, file, "file") or (func == "lock" and check.flags(func, flags, "flags"))
     or (backend ~= nil and check.backend(func, backend, "backend"))
+    or check.bad(func, "file", file, "refused by the C core"), 3)
 end
 
---- Locks an open io handle or descriptor: returns `file`, or nil, err.
-function M.lock(file, flags, backend)
-  local ok, errtab = core_lock(file, flags, backend)
-  if ok then
-    return file
-  elseif errtab then
-    return nil, errors.from_core(errtab)
-  end
-  error(bad_arguments("lock", file, flags, backend), 2)
+local function failed(errtab)
+  return nil, errors.from_core(errtab)
 end
 
---- Unlocks what lock() locked: returns true, or nil, err.
-function M.unlock(file, backend)
-  local ok, errtab = core_unlock(file, backend)
-  if ok then
-    return true
-  elseif errtab then
-    return nil, errors.from_core(errtab)
-  end
-  error(bad_arguments("unlock", file, nil, backend), 2)
-end
+M.lock, M.unlock = core.flag_functions(refuse, failed)
 
 --- The PID in a PID file, or nil when it is missing or malformed (ASCII digits only).
 function M.read_pid(filename)

@@ -112,7 +112,7 @@ int pl_int_arg(lua_State *L, int idx, int min, int *out) {
 int pl_fd_arg(lua_State *L, int idx, int mt, int *fd) {
   if (lua_type(L, idx) == LUA_TNUMBER) return pl_int_arg(L, idx, 0, fd);
   void *handle;
-  if (lua_isnil(L, mt)) {
+  if (mt == 0 || lua_isnil(L, mt)) {
     handle = luaL_testudata(L, idx, LUA_FILEHANDLE);
   } else {
     handle = lua_touserdata(L, idx);

@@ -13,7 +13,7 @@
 /* The closures' upvalues. */
 #define UP_REFUSE lua_upvalueindex(1)  /* refuse(func, file, flags, backend): raises */
 #define UP_FAILED lua_upvalueindex(2)  /* failed(errtab) -> nil, err */
-#define UP_FILE_MT lua_upvalueindex(3) /* the io handles' metatable, or nil (see pl_fd_arg) */
+#define UP_FILE_MT lua_upvalueindex(3) /* the io handles' metatable (see pl_fd_arg) */
 
 static const char *const backend_names[] = {"flock", "ofd", "posix", NULL};
 static const portalock_backend backend_values[] = {PORTALOCK_BACKEND_FLOCK, PORTALOCK_BACKEND_OFD,
@@ -98,7 +98,8 @@ static int f_flag_functions(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  luaL_getmetatable(L, LUA_FILEHANDLE); /* nil if the io library is not loaded yet */
+  luaL_getmetatable(L, LUA_FILEHANDLE);
+  if (lua_isnil(L, -1)) return luaL_error(L, "portalock needs the io library to be loaded");
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);

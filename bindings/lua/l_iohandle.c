@@ -110,18 +110,15 @@ int pl_int_arg(lua_State *L, int idx, int min, int *out) {
 }
 
 int pl_fd_arg(lua_State *L, int idx, int mt, int *fd) {
-  if (lua_type(L, idx) == LUA_TNUMBER) return pl_int_arg(L, idx, 0, fd);
-  void *handle;
-  if (mt == 0 || lua_isnil(L, mt)) {
+  void *handle = lua_touserdata(L, idx);
+  if (handle == NULL) return pl_int_arg(L, idx, 0, fd);
+  if (mt == 0) {
     handle = luaL_testudata(L, idx, LUA_FILEHANDLE);
+  } else if (lua_getmetatable(L, idx)) {
+    if (!lua_rawequal(L, -1, mt)) handle = NULL;
+    lua_pop(L, 1);
   } else {
-    handle = lua_touserdata(L, idx);
-    if (handle != NULL && lua_getmetatable(L, idx)) {
-      if (!lua_rawequal(L, -1, mt)) handle = NULL;
-      lua_pop(L, 1);
-    } else {
-      handle = NULL;
-    }
+    handle = NULL;
   }
   FILE *f = handle == NULL ? NULL : open_file_of(handle);
   if (f == NULL) return 0;

@@ -88,8 +88,9 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
   int type = flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
-  pl_held h = {.fd = fd, .backend = backend, .type = type, .pid = pl_self(), .detach_at_fork = 0};
+  pl_held h = {.fd = fd, .backend = backend, .type = type, .detach_at_fork = 0};
   if (backend == PORTALOCK_BACKEND_POSIX) {
+    h.pid = pl_self(); /* a child does not inherit posix locks: its copy of the entry is stale */
     /* Only a posix lock needs the file's identity: to refuse a second descriptor of it. */
     struct stat st;
     if (fstat(fd, &st) != 0) return pl_lock_failed(err, fd, errno, 0, 0);

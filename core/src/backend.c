@@ -107,10 +107,9 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
   if (pl_backend_apply(fd, type, !(flags & PORTALOCK_LOCK_NB), backend) != 0) {
     int errnum = errno;
     /* flock(2) drops the old lock before it tries the new one. */
-    pl_held prev;
-    int lost = backend == PORTALOCK_BACKEND_FLOCK && pl_held_find(fd, &prev) &&
-               prev.backend == backend && prev.type != type;
-    if (lost) pl_held_remove_fd(fd);
+    int held = backend == PORTALOCK_BACKEND_FLOCK ? pl_held_type(fd, backend) : 0;
+    int lost = held != 0 && held != type;
+    if (lost) pl_held_forget(fd, backend);
     return pl_lock_failed(err, fd, errnum, pl_backend_contended(backend, errnum), lost);
   }
   if (!pl_held_record(&h)) {
@@ -125,7 +124,7 @@ portalock_status portalock_unlock(int fd, portalock_backend backend, portalock_e
   if (!pl_backend_valid(backend))
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
-  pl_held_remove_fd(fd);
+  pl_held_forget(fd, backend);
   if (pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, backend) != 0) {
     int errnum = errno;
     char why[128];

@@ -19,6 +19,18 @@ static pl_held *pl_held_table;
 static size_t pl_held_len, pl_held_cap;
 static uint64_t pl_held_next_serial = 1;
 
+/* What lock() took through each small descriptor with the flock or ofd backend, as
+ * (backend << 2) | type, or 0: all that a failed conversion asks about. A slot of its own,
+ * without the table's mutex, which would cost an uncontended lock()/unlock() pair a tenth of
+ * its time. Posix locks (whose entries need identities) and larger descriptors use the
+ * table. A forked child keeps its copy, as it keeps lock()'s entries of the table. */
+#define PL_SLOT_FDS 1024
+static _Atomic unsigned char pl_slots[PL_SLOT_FDS];
+
+static int pl_slotted(int fd, portalock_backend backend) {
+  return fd >= 0 && fd < PL_SLOT_FDS && backend != PORTALOCK_BACKEND_POSIX;
+}
+
 static void pl_held_prepare(void) {
   pthread_mutex_lock(&pl_held_mutex);
 }
@@ -116,6 +128,11 @@ uint64_t pl_held_add(const pl_held *h) {
 }
 
 int pl_held_record(const pl_held *h) {
+  if (pl_slotted(h->fd, h->backend)) {
+    atomic_store_explicit(&pl_slots[h->fd], (unsigned char)(h->backend << 2 | h->type),
+                          memory_order_relaxed);
+    return 1;
+  }
   pthread_once(&pl_held_once, pl_held_init);
   pthread_mutex_lock(&pl_held_mutex);
   size_t i = pl_held_index(h->fd);
@@ -146,6 +163,22 @@ int pl_held_find(int fd, pl_held *out) {
   }
   pthread_mutex_unlock(&pl_held_mutex);
   return found;
+}
+
+int pl_held_type(int fd, portalock_backend backend) {
+  if (pl_slotted(fd, backend)) {
+    unsigned slot = atomic_load_explicit(&pl_slots[fd], memory_order_relaxed);
+    if (slot != 0) return (portalock_backend)(slot >> 2) == backend ? (int)(slot & 3) : 0;
+  }
+  pl_held h; /* a lock object's entry, or lock()'s in the table */
+  return pl_held_find(fd, &h) && h.backend == backend ? h.type : 0;
+}
+
+void pl_held_forget(int fd, portalock_backend backend) {
+  if (pl_slotted(fd, backend))
+    atomic_store_explicit(&pl_slots[fd], 0, memory_order_relaxed);
+  else
+    pl_held_remove_fd(fd);
 }
 
 void pl_held_remove_fd(int fd) {

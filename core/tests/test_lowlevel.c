@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static const portalock_backend backends[] = {PORTALOCK_BACKEND_FLOCK, PORTALOCK_BACKEND_OFD,
@@ -196,16 +198,27 @@ static void test_posix_second_fd(void) {
   close(fd2);
 }
 
+/* `fd` moved to a number >= `min` (0: left where it is). */
+static int fd_at_least(int fd, int min) {
+  if (min == 0) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, min);
+  CHECK(moved >= min);
+  close(fd);
+  return moved;
+}
+
 /* flock(2) drops the old lock before it tries the new one; an ofd lock converts in place (a
  * posix one too, but a second descriptor of its file is refused: test_posix_second_fd).
- * portalock_lock keeps no identity of a flock/ofd descriptor (no fstat), yet tells them apart. */
-static void test_failed_conversion(int b) {
+ * portalock_lock keeps no identity of a flock/ofd descriptor (no fstat), yet tells them apart:
+ * below HIGH_FD in a slot per descriptor, above it in the held table. */
+#define HIGH_FD 2000
+static void test_failed_conversion(int b, int min_fd) {
   portalock_backend be = backends[b];
   char name[64];
-  snprintf(name, sizeof name, "convert-%s", backend_names[b]);
+  snprintf(name, sizeof name, "convert-%s-%d", backend_names[b], min_fd);
   const char *path = tu_path(name);
-  int fd = tu_open(path, O_RDWR | O_CREAT);
-  int other = tu_open(path, O_RDWR);
+  int fd = fd_at_least(tu_open(path, O_RDWR | O_CREAT), min_fd);
+  int other = fd_at_least(tu_open(path, O_RDWR), min_fd);
   portalock_error err;
   /* a contended first lock has nothing to lose */
   CHECK_OK(portalock_lock(other, SH_NB, be, &err), &err);
@@ -254,11 +267,21 @@ int main(void) {
   test_flock_tool();
   tu_group("posix: a second descriptor of the same process is refused (EDEADLK)");
   test_posix_second_fd();
+  struct rlimit lim;
+  int high = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max > HIGH_FD + 10;
+  if (high && lim.rlim_cur <= HIGH_FD + 10) {
+    lim.rlim_cur = HIGH_FD + 10;
+    high = setrlimit(RLIMIT_NOFILE, &lim) == 0;
+  }
+  if (!high) printf("lowlevel: SKIP conversions on descriptors >= %d (RLIMIT_NOFILE)\n", HIGH_FD);
   for (int b = 0; b < 2; b++) {
-    char group[64];
-    snprintf(group, sizeof group, "a failed conversion, %s backend", backend_names[b]);
-    tu_group(group);
-    test_failed_conversion(b);
+    for (int min_fd = 0; min_fd <= (high ? HIGH_FD : 0); min_fd += HIGH_FD) {
+      char group[96];
+      snprintf(group, sizeof group, "a failed conversion, %s backend, descriptors >= %d",
+               backend_names[b], min_fd);
+      tu_group(group);
+      test_failed_conversion(b, min_fd);
+    }
   }
   tu_group("status names");
   test_status_names();

@@ -51,13 +51,10 @@ static int refuse(lua_State *L, const char *func) {
   return luaL_error(L, "%s: refuse() returned", func);
 }
 
-/* `idx`'s value on success; failed(errtab) for a failure; refuse() for a bad argument. */
-static int finish(lua_State *L, const char *func, int idx, portalock_status status,
+/* After a call that did not succeed: failed(errtab) for a failure, refuse() for a bad
+   argument. */
+static int not_ok(lua_State *L, const char *func, portalock_status status,
                   const portalock_error *err) {
-  if (status == PORTALOCK_OK) {
-    lua_pushvalue(L, idx);
-    return 1;
-  }
   if (status == PORTALOCK_INVALID) return refuse(L, func);
   lua_pushvalue(L, UP_FAILED);
   pl_push_failure(L, err);
@@ -74,7 +71,10 @@ static int f_lock(lua_State *L) {
       !backend_arg(L, 3, &backend))
     return refuse(L, "lock");
   portalock_error err;
-  return finish(L, "lock", 1, portalock_lock(fd, flags, backend, &err), &err);
+  portalock_status status = portalock_lock(fd, flags, backend, &err);
+  if (status != PORTALOCK_OK) return not_ok(L, "lock", status, &err);
+  lua_settop(L, 1);
+  return 1;
 }
 
 /* unlock(file[, backend]) -> true | nil, err */
@@ -89,8 +89,9 @@ static int f_unlock(lua_State *L) {
   }
   portalock_error err;
   portalock_status status = portalock_unlock(fd, backend, &err);
+  if (status != PORTALOCK_OK) return not_ok(L, "unlock", status, &err);
   lua_pushboolean(L, 1);
-  return finish(L, "unlock", lua_gettop(L), status, &err);
+  return 1;
 }
 
 /* flag_functions(refuse, failed) -> lock, unlock: the public functions (see the top). */

@@ -25,7 +25,7 @@ portalock_backend pl_checkbackend(lua_State *L, int idx) {
 
 /* nil (the default, flock) or a backend's name: 1 with *out set, else 0. */
 static int backend_arg(lua_State *L, int idx, portalock_backend *out) {
-  if (lua_isnoneornil(L, idx)) {
+  if (lua_gettop(L) < idx || lua_isnil(L, idx)) { /* the common call gives none: no lookup */
     *out = PORTALOCK_BACKEND_FLOCK;
     return 1;
   }

@@ -100,6 +100,16 @@ describe("bad input", function()
       function() portalock.lock("/etc/passwd", portalock.LOCK_EX) end},
     {"unlock() on a negative descriptor", {"bad argument 'file' to 'unlock' (-1)"},
       function() portalock.unlock(-1) end},
+    -- The core checks lock()/unlock() arguments itself (check.lua only words the message):
+    -- every value it refuses must get a message here, not a bare C argument error.
+    {"lock() on a descriptor beyond FD_MAX", {"bad argument 'file' to 'lock' (2147483648)", "0..2147483647"},
+      function() portalock.lock(2 ^ 31, portalock.LOCK_EX) end},
+    {"lock() with flags given as a string", {"bad argument 'flags' to 'lock' (\"6\")"},
+      function() portalock.lock(io.stdout, "6") end},
+    {"lock() with a fractional descriptor", {"bad argument 'file' to 'lock' (1.5)"},
+      function() portalock.lock(1.5, portalock.LOCK_EX) end},
+    {"unlock() with an unknown backend", {"bad argument 'backend' to 'unlock' (\"fcntl\")"},
+      function() portalock.unlock(io.stdout, "fcntl") end},
     {"read_pid without a filename", {"bad argument 'filename' to 'read_pid' (nil)"},
       function() portalock.read_pid() end},
     {"with() without a function", {"bad argument 'fn' to 'with' (nil)", "function"},

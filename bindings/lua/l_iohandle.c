@@ -12,6 +12,7 @@
 #include "l_private.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lualib.h>
 #include <string.h>
 
@@ -25,6 +26,12 @@ FILE *pl_tofile(lua_State *L, int idx) {
   luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, idx, LUA_FILEHANDLE);
   if (p->closef == NULL) luaL_argerror(L, idx, "attempt to use a closed file");
   return p->f;
+}
+
+/* The FILE* of an io handle's userdata, or NULL once it is closed. */
+static FILE *open_file_of(void *handle) {
+  luaL_Stream *p = (luaL_Stream *)handle;
+  return p->closef == NULL ? NULL : p->f;
 }
 
 /* Like liolib's io_fclose: the stream owns the descriptor, closing it releases the lock. */
@@ -70,6 +77,10 @@ FILE *pl_tofile(lua_State *L, int idx) {
   return *pf;
 }
 
+static FILE *open_file_of(void *handle) {
+  return *(FILE **)handle;
+}
+
 /* The lock was taken on the given handle's descriptor (see pl_target_fd). */
 int pl_push_lock_handle(lua_State *L, portalock_lock_t *lock, int given_handle_idx) {
   int fd = portalock_lock_fd(lock);
@@ -88,6 +99,31 @@ int pl_target_fd(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return -1;
   luaL_argcheck(L, !pl_makes_streams(), idx, "a target handle is for Lua 5.1 and LuaJIT only");
   return fileno(pl_tofile(L, idx));
+}
+
+int pl_int_arg(lua_State *L, int idx, int min, int *out) {
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+  lua_Number n = lua_tonumber(L, idx);
+  if (!(n >= min && n <= INT_MAX) || n != (lua_Number)(int)n) return 0;
+  *out = (int)n;
+  return 1;
+}
+
+int pl_fd_arg(lua_State *L, int idx, int mt, int *fd) {
+  void *handle = lua_touserdata(L, idx);
+  if (handle == NULL) return pl_int_arg(L, idx, 0, fd);
+  if (mt == 0) {
+    handle = luaL_testudata(L, idx, LUA_FILEHANDLE);
+  } else if (lua_getmetatable(L, idx)) {
+    if (!lua_rawequal(L, -1, mt)) handle = NULL;
+    lua_pop(L, 1);
+  } else {
+    handle = NULL;
+  }
+  FILE *f = handle == NULL ? NULL : open_file_of(handle);
+  if (f == NULL) return 0;
+  *fd = fileno(f);
+  return 1;
 }
 
 int pl_tofd(lua_State *L, int idx) {

@@ -108,6 +108,17 @@ static int l_locked(lua_State *L) {
   return 1;
 }
 
+/* h:holds(fh): whether the lock is still held, through the io handle fh, which the user may
+   have closed (in a forked child the handle holds nothing). One call where the front end
+   would make two on every release. */
+static int l_holds(lua_State *L) {
+  portalock_lock_t *lock = pl_checklock(L, 1);
+  int fd;
+  lua_pushboolean(L, lua_type(L, 2) == LUA_TUSERDATA && pl_fd_arg(L, 2, 0, &fd) &&
+                         portalock_lock_locked(lock));
+  return 1;
+}
+
 static int l_filename(lua_State *L) {
   lua_pushstring(L, portalock_lock_filename(pl_checklock(L, 1)));
   return 1;
@@ -162,6 +173,7 @@ static int l_gc(lua_State *L) {
 const luaL_Reg pl_lock_common_methods[] = {{"hand_over", l_hand_over},
                                            {"forget", l_forget},
                                            {"locked", l_locked},
+                                           {"holds", l_holds},
                                            {"filename", l_filename},
                                            {"lock_filename", l_lock_filename},
                                            {"identity", l_identity},

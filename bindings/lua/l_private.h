@@ -29,6 +29,13 @@ int pl_push_failure(lua_State *L, const portalock_error *err);
 FILE *pl_tofile(lua_State *L, int idx);
 /* A descriptor from an integer or an open io handle at `idx`. */
 int pl_tofd(lua_State *L, int idx);
+/* The non-raising forms, for functions whose front end words the error: 1 with *out set when
+   the value at `idx` is a number with an integer value in min..INT_MAX (a string is not; on
+   Lua 5.1 every number is a float), or an integer >= 0 or an open io handle; else 0.
+   `mt` indexes a copy of the io library's handle metatable, or is 0 to look it up by name:
+   the copy saves a registry lookup (a string comparison) on every call. */
+int pl_int_arg(lua_State *L, int idx, int min, int *out);
+int pl_fd_arg(lua_State *L, int idx, int mt, int *fd);
 /* The descriptor of the optional io handle at `idx` that an attempt locks on (Lua 5.1 and
    LuaJIT), or -1 when none is given. */
 int pl_target_fd(lua_State *L, int idx);

@@ -98,38 +98,32 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
   if (!pl_backend_valid(backend))
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
-  struct stat st;
-  if (fstat(fd, &st) != 0) return pl_lock_failed(err, fd, errno, 0, 0);
+  int type = flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
+  pl_held h = {.fd = fd, .backend = backend, .type = type, .detach_at_fork = 0};
   if (backend == PORTALOCK_BACKEND_POSIX) {
+    h.pid = pl_self(); /* a child does not inherit posix locks: its copy of the entry is stale */
+    /* Only a posix lock needs the file's identity: to refuse a second descriptor of it. */
+    struct stat st;
+    if (fstat(fd, &st) != 0) return pl_lock_failed(err, fd, errno, 0, 0);
     int other = pl_held_posix_fd(st.st_dev, st.st_ino, fd);
     if (other >= 0)
       return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EDEADLK, NULL,
                      "lock fd %d: this process already holds a posix lock on the same file "
                      "through fd %d (closing either descriptor would drop both)",
                      fd, other);
+    h.identified = 1;
+    h.dev = st.st_dev;
+    h.ino = st.st_ino;
   }
-  int type = flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
-  pl_held prev;
-  int had = pl_held_find(fd, &prev) && prev.backend == backend;
   if (pl_backend_apply(fd, type, !(flags & PORTALOCK_LOCK_NB), backend) != 0) {
     int errnum = errno;
     /* flock(2) drops the old lock before it tries the new one. */
-    int lost = had && backend == PORTALOCK_BACKEND_FLOCK && prev.type != type;
-    if (lost) pl_held_remove_fd(fd);
+    int held = backend == PORTALOCK_BACKEND_FLOCK ? pl_held_type(fd, backend) : 0;
+    int lost = held != 0 && held != type;
+    if (lost) pl_held_forget(fd, backend);
     return pl_lock_failed(err, fd, errnum, pl_backend_contended(backend, errnum), lost);
   }
-  if (had) {
-    pl_held_set_type(fd, type);
-    return PORTALOCK_OK;
-  }
-  pl_held h = {.fd = fd,
-               .dev = st.st_dev,
-               .ino = st.st_ino,
-               .backend = backend,
-               .type = type,
-               .pid = pl_self(),
-               .detach_at_fork = 0};
-  if (pl_held_add(&h) == 0) {
+  if (!pl_held_record(&h)) {
     pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, backend);
     return pl_lock_failed(err, fd, ENOMEM, 0, 0);
   }
@@ -141,7 +135,7 @@ portalock_status portalock_unlock(int fd, portalock_backend backend, portalock_e
   if (!pl_backend_valid(backend))
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
-  pl_held_remove_fd(fd);
+  pl_held_forget(fd, backend);
   if (pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, backend) != 0) {
     int errnum = errno;
     char why[128];

@@ -19,6 +19,18 @@ static pl_held *pl_held_table;
 static size_t pl_held_len, pl_held_cap;
 static uint64_t pl_held_next_serial = 1;
 
+/* What lock() took through each small descriptor with the flock or ofd backend, as
+ * (backend << 2) | type, or 0: all that a failed conversion asks about. A slot of its own,
+ * without the table's mutex, which would cost an uncontended lock()/unlock() pair a tenth of
+ * its time. Posix locks (whose entries need identities) and larger descriptors use the
+ * table. A forked child keeps its copy, as it keeps lock()'s entries of the table. */
+#define PL_SLOT_FDS 1024
+static _Atomic unsigned char pl_slots[PL_SLOT_FDS];
+
+static int pl_slotted(int fd, portalock_backend backend) {
+  return fd >= 0 && fd < PL_SLOT_FDS && backend != PORTALOCK_BACKEND_POSIX;
+}
+
 static void pl_held_prepare(void) {
   pthread_mutex_lock(&pl_held_mutex);
 }
@@ -27,8 +39,10 @@ static void pl_held_parent(void) {
   pthread_mutex_unlock(&pl_held_mutex);
 }
 
+/* An entry without an identity cannot be checked: it counts as the same file. */
 static int pl_held_same_file(const pl_held *h) {
   struct stat st;
+  if (!h->identified) return 1;
   return fstat(h->fd, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino;
 }
 
@@ -79,29 +93,60 @@ static size_t pl_held_index(int fd) {
   return pl_held_len;
 }
 
+/* Where h's entry goes (the slot of an entry for its fd, else a new one at the end), or
+ * pl_held_len with errno ENOMEM. Called with the mutex held. */
+static size_t pl_held_slot(const pl_held *h) {
+  size_t i = pl_held_index(h->fd);
+  if (i < pl_held_len) return i;
+  if (pl_held_len == pl_held_cap) {
+    size_t cap = pl_held_cap ? 2 * pl_held_cap : 8;
+    pl_held *table = realloc(pl_held_table, cap * sizeof *table);
+    if (table == NULL) {
+      errno = ENOMEM;
+      return pl_held_len;
+    }
+    pl_held_table = table;
+    pl_held_cap = cap;
+  }
+  return pl_held_len++;
+}
+
+/* Stores `h` at slot `i` with a fresh serial. Called with the mutex held. */
+static uint64_t pl_held_store(size_t i, const pl_held *h) {
+  pl_held_table[i] = *h;
+  pl_held_table[i].serial = pl_held_next_serial++;
+  return pl_held_table[i].serial;
+}
+
 uint64_t pl_held_add(const pl_held *h) {
   pthread_once(&pl_held_once, pl_held_init);
   pthread_mutex_lock(&pl_held_mutex);
-  size_t i = pl_held_index(h->fd);
-  if (i == pl_held_len) {
-    if (pl_held_len == pl_held_cap) {
-      size_t cap = pl_held_cap ? 2 * pl_held_cap : 8;
-      pl_held *table = realloc(pl_held_table, cap * sizeof *table);
-      if (table == NULL) {
-        pthread_mutex_unlock(&pl_held_mutex);
-        errno = ENOMEM;
-        return 0;
-      }
-      pl_held_table = table;
-      pl_held_cap = cap;
-    }
-    pl_held_len++;
-  }
-  pl_held_table[i] = *h;
-  uint64_t serial = pl_held_next_serial++;
-  pl_held_table[i].serial = serial;
+  size_t i = pl_held_slot(h);
+  uint64_t serial = i < pl_held_len ? pl_held_store(i, h) : 0;
   pthread_mutex_unlock(&pl_held_mutex);
   return serial;
+}
+
+int pl_held_record(const pl_held *h) {
+  if (pl_slotted(h->fd, h->backend)) {
+    atomic_store_explicit(&pl_slots[h->fd], (unsigned char)(h->backend << 2 | h->type),
+                          memory_order_relaxed);
+    return 1;
+  }
+  pthread_once(&pl_held_once, pl_held_init);
+  pthread_mutex_lock(&pl_held_mutex);
+  size_t i = pl_held_index(h->fd);
+  int ok = 1;
+  if (i < pl_held_len && pl_held_table[i].backend == h->backend &&
+      pl_held_live(&pl_held_table[i])) {
+    pl_held_table[i].type = h->type;
+  } else {
+    i = pl_held_slot(h);
+    ok = i < pl_held_len;
+    if (ok) pl_held_store(i, h);
+  }
+  pthread_mutex_unlock(&pl_held_mutex);
+  return ok;
 }
 
 int pl_held_find(int fd, pl_held *out) {
@@ -120,11 +165,20 @@ int pl_held_find(int fd, pl_held *out) {
   return found;
 }
 
-void pl_held_set_type(int fd, int type) {
-  pthread_mutex_lock(&pl_held_mutex);
-  size_t i = pl_held_index(fd);
-  if (i < pl_held_len) pl_held_table[i].type = type;
-  pthread_mutex_unlock(&pl_held_mutex);
+int pl_held_type(int fd, portalock_backend backend) {
+  if (pl_slotted(fd, backend)) {
+    unsigned slot = atomic_load_explicit(&pl_slots[fd], memory_order_relaxed);
+    if (slot != 0) return (portalock_backend)(slot >> 2) == backend ? (int)(slot & 3) : 0;
+  }
+  pl_held h; /* a lock object's entry, or lock()'s in the table */
+  return pl_held_find(fd, &h) && h.backend == backend ? h.type : 0;
+}
+
+void pl_held_forget(int fd, portalock_backend backend) {
+  if (pl_slotted(fd, backend))
+    atomic_store_explicit(&pl_slots[fd], 0, memory_order_relaxed);
+  else
+    pl_held_remove_fd(fd);
 }
 
 void pl_held_remove_fd(int fd) {

@@ -203,6 +203,7 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
     close(fd);
   if (kept < 0) return;
   pl_held h = {.fd = kept,
+               .identified = 1,
                .dev = st->st_dev,
                .ino = st->st_ino,
                .backend = lock->opts.backend,
@@ -279,6 +280,7 @@ static portalock_status pl_lock_finish(portalock_lock_t *lock, int fd, const str
                                        int *replaced, portalock_error *err) {
   const portalock_lock_options *o = &lock->opts;
   pl_held h = {.fd = fd,
+               .identified = 1,
                .dev = st->st_dev,
                .ino = st->st_ino,
                .backend = o->backend,

@@ -53,6 +53,11 @@ int pl_backend_contended(portalock_backend backend, int errnum);
  * recognised, and detaches lock objects' descriptors in a forked child. */
 typedef struct pl_held {
   int fd;
+  /* The file's identity, recorded when `identified`: by every entry but a low-level flock or
+   * ofd lock's, which nothing compares with another file, so portalock_lock saves the fstat
+   * (a system call as dear as the lock itself). Such an entry cannot notice that its
+   * descriptor was closed and the number reused; it only tells a conversion apart. */
+  int identified;
   dev_t dev;
   ino_t ino;
   portalock_backend backend;
@@ -68,7 +73,15 @@ pid_t pl_self(void);
 uint64_t pl_held_add(const pl_held *h);
 /* Copies the live entry for `fd` into `out` and returns 1; 0 when there is none. */
 int pl_held_find(int fd, pl_held *out);
-void pl_held_set_type(int fd, int type);
+/* What lock() and unlock() keep. pl_held_record records a lock lock() took: a flock or ofd
+ * lock on a small descriptor in a slot of its own, without the mutex; else in the table,
+ * where an entry for h->fd of h's backend that is still live only takes h->type (a lock
+ * object's entry stays its own) and otherwise `h` is added as by pl_held_add. Returns 1, or
+ * 0 (errno ENOMEM). pl_held_type: the type held through `fd` with `backend`, as lock() or a
+ * lock object recorded it, or 0. pl_held_forget: unlock()'s end of what lock() recorded. */
+int pl_held_record(const pl_held *h);
+int pl_held_type(int fd, portalock_backend backend);
+void pl_held_forget(int fd, portalock_backend backend);
 void pl_held_remove_fd(int fd);
 void pl_held_remove_serial(uint64_t serial);
 /* A descriptor other than `except_fd` through which this process holds a posix lock on the

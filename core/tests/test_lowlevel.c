@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static const portalock_backend backends[] = {PORTALOCK_BACKEND_FLOCK, PORTALOCK_BACKEND_OFD,
@@ -196,6 +198,49 @@ static void test_posix_second_fd(void) {
   close(fd2);
 }
 
+/* `fd` moved to a number >= `min` (0: left where it is). */
+static int fd_at_least(int fd, int min) {
+  if (min == 0) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, min);
+  CHECK(moved >= min);
+  close(fd);
+  return moved;
+}
+
+/* flock(2) drops the old lock before it tries the new one; an ofd lock converts in place (a
+ * posix one too, but a second descriptor of its file is refused: test_posix_second_fd).
+ * portalock_lock keeps no identity of a flock/ofd descriptor (no fstat), yet tells them apart:
+ * below HIGH_FD in a slot per descriptor, above it in the held table. */
+#define HIGH_FD 2000
+static void test_failed_conversion(int b, int min_fd) {
+  portalock_backend be = backends[b];
+  char name[64];
+  snprintf(name, sizeof name, "convert-%s-%d", backend_names[b], min_fd);
+  const char *path = tu_path(name);
+  int fd = fd_at_least(tu_open(path, O_RDWR | O_CREAT), min_fd);
+  int other = fd_at_least(tu_open(path, O_RDWR), min_fd);
+  portalock_error err;
+  /* a contended first lock has nothing to lose */
+  CHECK_OK(portalock_lock(other, SH_NB, be, &err), &err);
+  int third = tu_open(path, O_RDWR);
+  CHECK_STATUS(portalock_lock(third, EX_NB, be, &err), PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_INT(err.lost, 0);
+  close(third);
+  CHECK_OK(portalock_lock(fd, SH_NB, be, &err), &err);
+  CHECK_OK(portalock_lock(fd, SH_NB, be, &err), &err); /* the same type again: no conversion */
+  CHECK_STATUS(portalock_lock(fd, EX_NB, be, &err), PORTALOCK_ALREADY_LOCKED, &err);
+  CHECK_INT(err.lost, be == PORTALOCK_BACKEND_FLOCK);
+  CHECK_OK(portalock_unlock(other, be, &err), &err);
+  /* a flock descriptor kept nothing; an ofd one still holds its shared lock */
+  CHECK_INT(child_try(path, EX_NB, be), be == PORTALOCK_BACKEND_FLOCK ? 0 : 1);
+  CHECK_OK(portalock_lock(fd, EX_NB, be, &err), &err);
+  CHECK_INT(child_try(path, SH_NB, be), 1);
+  CHECK_OK(portalock_unlock(fd, be, &err), &err);
+  CHECK_INT(child_try(path, EX_NB, be), 0);
+  close(other);
+  close(fd);
+}
+
 static void test_status_names(void) {
   CHECK_STR(portalock_status_name(PORTALOCK_OK), "OK");
   CHECK_STR(portalock_status_name(PORTALOCK_CONTENDED), "Contended");
@@ -222,6 +267,22 @@ int main(void) {
   test_flock_tool();
   tu_group("posix: a second descriptor of the same process is refused (EDEADLK)");
   test_posix_second_fd();
+  struct rlimit lim;
+  int high = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max > HIGH_FD + 10;
+  if (high && lim.rlim_cur <= HIGH_FD + 10) {
+    lim.rlim_cur = HIGH_FD + 10;
+    high = setrlimit(RLIMIT_NOFILE, &lim) == 0;
+  }
+  if (!high) printf("lowlevel: SKIP conversions on descriptors >= %d (RLIMIT_NOFILE)\n", HIGH_FD);
+  for (int b = 0; b < 2; b++) {
+    for (int min_fd = 0; min_fd <= (high ? HIGH_FD : 0); min_fd += HIGH_FD) {
+      char group[96];
+      snprintf(group, sizeof group, "a failed conversion, %s backend, descriptors >= %d",
+               backend_names[b], min_fd);
+      tu_group(group);
+      test_failed_conversion(b, min_fd);
+    }
+  }
   tu_group("status names");
   test_status_names();
   return tu_done();

@@ -143,8 +143,9 @@ function M.file(func, value, name)
   local kind = io.type(value)
   if kind == "closed file" then
     return M.bad(func, name, value, "the file is closed")
-  elseif kind == nil and not (is_integer(value) and value >= 0) then
-    return M.bad(func, name, value, "must be an open io handle or a descriptor number >= 0")
+  elseif kind == nil and not (is_integer(value) and value >= 0 and value <= core.FD_MAX) then
+    return M.bad(func, name, value,
+      string.format("must be an open io handle or a descriptor number in 0..%d", core.FD_MAX))
   end
 end
 

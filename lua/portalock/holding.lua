@@ -112,16 +112,6 @@ function M.holder(obj)
   return held[obj]
 end
 
--- In a forked child the core handle no longer counts as locked.
-local function forked_or_closed(obj)
-  return io.type(obj._fh) ~= "file" or not obj._h:locked()
-end
-
--- An RLock hold whose owner died counts as released, like a dead process.
-local function dead_reentrant_owner(obj)
-  return obj._reentrant and not owner.alive(obj._h:owner())
-end
-
 --- Brings the object up to date with the world: the user closed its io handle or the
 --- process forked (the child's copy is detached and holds nothing): "detached"; an RLock
 --- owner died: "reclaimed". Returns nil when nothing changed.
@@ -129,10 +119,10 @@ function M.refresh(obj)
   local outcome
   if not obj._fh then
     return nil
-  elseif forked_or_closed(obj) then
+  elseif not obj._h:holds(obj._fh) then -- the user closed the handle, or this is a forked child
     obj._h:forget()
     outcome = "detached"
-  elseif dead_reentrant_owner(obj) then
+  elseif obj._reentrant and not owner.alive(obj._h:owner()) then -- like a dead process
     obj._h:release_all(obj._h:owner())
     outcome = "reclaimed"
   else

@@ -43,26 +43,21 @@ M.LockFlags = {
   LOCK_SH = core.LOCK_SH, LOCK_EX = core.LOCK_EX, LOCK_NB = core.LOCK_NB, LOCK_UN = core.LOCK_UN,
 }
 
---- Locks an open io handle or descriptor: returns `file`, or nil, err.
-function M.lock(file, flags, backend)
-  local problem = check.file("lock", file, "file") or check.flags("lock", flags, "flags")
-    or (backend ~= nil and check.backend("lock", backend, "backend"))
-  if problem then
-    error(problem, 2)
-  end
-  local ok, errtab = core.lock(file, flags, backend or "flock")
-  return errors.result(ok and file, errtab)
+-- lock(file, flags[, backend]) locks an open io handle or descriptor: returns `file`, or
+-- nil, err. unlock(file[, backend]) unlocks what lock() locked: returns true, or nil, err.
+-- They are C closures (the whole call is the cost of an uncontended lock): they check the
+-- arguments as they go and call `refuse` only for a bad one, to raise check.lua's message.
+local function refuse(func, file, flags, backend)
+  error(check.file(func, file, "file") or (func == "lock" and check.flags(func, flags, "flags"))
+    or (backend ~= nil and check.backend(func, backend, "backend"))
+    or check.bad(func, "file", file, "refused by the C core"), 3)
 end
 
---- Unlocks what lock() locked: returns true, or nil, err.
-function M.unlock(file, backend)
-  local problem = check.file("unlock", file, "file")
-    or (backend ~= nil and check.backend("unlock", backend, "backend"))
-  if problem then
-    error(problem, 2)
-  end
-  return errors.result(core.unlock(file, backend or "flock"))
+local function failed(errtab)
+  return nil, errors.from_core(errtab)
 end
+
+M.lock, M.unlock = core.flag_functions(refuse, failed)
 
 --- The PID in a PID file, or nil when it is missing or malformed (ASCII digits only).
 function M.read_pid(filename)

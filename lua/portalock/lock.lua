@@ -81,6 +81,7 @@ function M.fields(class_name, handle, core_opts, defaults)
     _exclusive = check.is_exclusive(core_opts.flags),
     _fmode = core_opts.mode,
     _defaults = defaults,
+    _reentrant = false, -- present, so that reading it never calls the metatable's __index
   }
 end
 
@@ -116,6 +117,7 @@ function M.check_self(self, meta, family, method)
 end
 
 --- Checks per-call acquire options; returns the effective settings or nil, message.
+--- Without options they are the object's defaults (callers may skip the call then).
 function M.acquire_settings(self, opts)
   if opts == nil then
     return self._defaults
@@ -220,6 +222,8 @@ local LockMeta = M.object_metatable(Lock, M.family_getters({
   end,
 }))
 
+-- Raises (at the method's caller) unless `self` is a Lock; the methods test the metatable
+-- inline first, so that a correct call costs no extra function call.
 local function check_lock(self, method)
   local problem = M.check_self(self, LockMeta, "Lock", method)
   if problem then
@@ -230,12 +234,18 @@ end
 --- Acquires; returns the io handle holding the lock, or nil, err. Re-acquiring from the
 --- coroutine that holds it returns the same handle.
 function Lock:acquire(opts)
-  check_lock(self, "acquire")
-  local settings, problem = M.acquire_settings(self, opts)
-  if not settings then
-    error(problem, 2)
+  if getmetatable(self) ~= LockMeta then
+    check_lock(self, "acquire")
   end
-  local token = owner.token(owner.current())
+  local settings = self._defaults
+  if opts ~= nil then
+    local problem
+    settings, problem = M.acquire_settings(self, opts)
+    if not settings then
+      error(problem, 2)
+    end
+  end
+  local token = owner.current_token()
   holding.refresh(self)
   if self._fh and holding.holder(self) == token then
     return self._fh
@@ -245,7 +255,9 @@ end
 
 --- Flushes, unlocks and closes the handle; a no-op when not held.
 function Lock:release()
-  check_lock(self, "release")
+  if getmetatable(self) ~= LockMeta then
+    check_lock(self, "release")
+  end
   holding.refresh(self)
   if not self._fh then
     return true
@@ -254,7 +266,9 @@ function Lock:release()
 end
 
 function Lock:locked()
-  check_lock(self, "locked")
+  if getmetatable(self) ~= LockMeta then
+    check_lock(self, "locked")
+  end
   holding.refresh(self)
   return self._fh ~= false
 end

@@ -12,11 +12,6 @@ local token_of = setmetatable({}, {__mode = "k"})
 local key_of = setmetatable({}, {__mode = "v"})
 local last_token = 0
 
---- The running coroutine, or the main thread's stand-in.
-function M.current()
-  return coroutine.running() or MAIN_THREAD
-end
-
 --- The token for `key`, made on first use.
 function M.token(key)
   local token = token_of[key]
@@ -27,6 +22,12 @@ function M.token(key)
     key_of[token] = key
   end
   return token
+end
+
+--- The token of the running coroutine, or of the main thread's stand-in.
+function M.current_token()
+  local key = coroutine.running() or MAIN_THREAD
+  return token_of[key] or M.token(key)
 end
 
 --- False once the key behind `token` is collected or, for a coroutine, dead.

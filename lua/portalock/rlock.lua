@@ -27,7 +27,7 @@ end
 -- The token of the calling owner; raises (at the user's call) when opts.owner misbehaves.
 local function current_token(self)
   if not self._owner_key then
-    return owner.token(owner.current())
+    return owner.current_token()
   end
   local key = self._owner_key()
   if key == nil or key ~= key then

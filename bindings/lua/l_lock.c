@@ -170,15 +170,10 @@ static int l_gc(lua_State *L) {
   return 0;
 }
 
-const luaL_Reg pl_lock_common_methods[] = {{"hand_over", l_hand_over},
-                                           {"forget", l_forget},
-                                           {"locked", l_locked},
-                                           {"holds", l_holds},
-                                           {"filename", l_filename},
-                                           {"lock_filename", l_lock_filename},
-                                           {"identity", l_identity},
-                                           {"wait_done", l_wait_done},
-                                           {NULL, NULL}};
+const luaL_Reg pl_lock_common_methods[] = {
+    {"hand_over", l_hand_over}, {"forget", l_forget},       {"locked", l_locked},
+    {"holds", l_holds},         {"filename", l_filename},   {"lock_filename", l_lock_filename},
+    {"identity", l_identity},   {"wait_done", l_wait_done}, {NULL, NULL}};
 
 static const luaL_Reg lock_methods[] = {
     {"try", l_try}, {"begin", l_begin}, {"release", l_release}, {NULL, NULL}};

@@ -152,6 +152,9 @@ describe("waiting", function()
     local semaphore = portalock.NamedBoundedSemaphore(1, {name = "held", directory = dir, timeout = 0.2})
     assert(semaphore:acquire())
     local other = portalock.NamedBoundedSemaphore(1, {name = "held", directory = dir, timeout = 0.2})
+    -- what earlier tests left to the collector would otherwise close during the count
+    collectgarbage()
+    collectgarbage()
     local before = testhelper.fd_count()
     for _, opts in ipairs({{}, {fail_when_locked = true}, {timeout = 0}}) do
       local fh, err = lock:acquire(opts)

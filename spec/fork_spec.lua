@@ -48,11 +48,18 @@ describe("fork", function()
   it("does not let the child prolong the parent's lock", function()
     local lock = portalock.Lock(path)
     local fh = assert(lock:acquire())
+    local forked = dir .. "/forked"
     local pid = testhelper.fork()
     if pid == 0 then
+      -- fork() has returned here, so the child's fork handlers (the detaching) have run
+      local marker = io.open(forked, "w")
+      if marker then
+        marker:close()
+      end
       testhelper.sleep(2)
       testhelper._exit(0)
     end
+    assert.is_true(helper.wait_until(function() return helper.exists(forked) end, 10))
     -- Closing (unlike release, which unlocks the shared open file description) frees a
     -- flock lock only when no other descriptor refers to it: the child's copy must not.
     fh:close()

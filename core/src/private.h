@@ -248,7 +248,8 @@ int pl_watcher_drain_late(pl_watcher *w);
 int pl_watcher_lost_race(pl_watcher *w);
 /* What ended the sleep after a contended attempt. */
 void pl_watcher_woke(pl_watcher *w, pl_counter woke);
-/* Ends the wait's watch: closes the instance. */
+/* Ends the wait's watch: closes the instance, letting a waiter that the caller's release woke
+ * on this CPU run first. */
 void pl_watcher_close(pl_watcher *w);
 
 /* ---------------------------------------------------------------- lock.c and its kinds */

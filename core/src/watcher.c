@@ -4,6 +4,7 @@
  * sleep ended on an event, so that an attempt that fails after one counts as a lost race. */
 #include "private.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 int pl_watcher_add(pl_watcher *w, const char *path) {
@@ -54,6 +55,13 @@ void pl_watcher_woke(pl_watcher *w, pl_counter woke) {
 }
 
 void pl_watcher_close(pl_watcher *w) {
-  if (w->fd >= 0) close(w->fd);
+  if (w->fd >= 0) {
+    /* Closing an instance makes the kernel retire its watches: tens of microseconds of work on
+     * this CPU before it sleeps for an RCU grace period. A waiter just woken by the caller's
+     * release is usually queued on this same CPU (the kernel places a wakee near its waker)
+     * and would wait for that work: it runs first. */
+    sched_yield();
+    close(w->fd);
+  }
   *w = (pl_watcher)PL_WATCHER_NONE;
 }

@@ -1,6 +1,14 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
+local testhelper = require "portalock_testhelper"
+local wait = require "portalock.wait"
+
+-- How many waits of this process have ended so far, however they ended.
+local function waits_ended()
+  local c = wait.counters()
+  return c.event + c.kernel + c.timer + c.deadline + c.signal
+end
 
 describe("Lock", function()
   local dir, path
@@ -76,6 +84,66 @@ describe("Lock", function()
       assert.is_true(helper.wait_until(function() return not helper.alive(holder) end, 15))
     end)
   end
+
+  it("opens one io handle for all the attempts of a wait (Lua 5.1, LuaJIT)", function()
+    if core.STREAMS then
+      pending("Lua 5.2+ makes the io handle after locking: no handle to open before an attempt")
+      return
+    end
+    -- Each attempt locks onto an io handle on /dev/null: one kept from the last contended
+    -- attempt, not a new one opened between the wake-up and the lock.
+    local holder = helper.hold("Lock", path, dir)
+    local lock = portalock.Lock(path, {check_interval = 0.01, timeout = 10})
+    helper.spawn("sleep 0.3 && touch " .. helper.quote(dir .. "/release"))
+    local open, opens = io.open, 0
+    io.open = function(name, ...) -- luacheck: ignore 122
+      if name == "/dev/null" then
+        opens = opens + 1
+      end
+      return open(name, ...)
+    end
+    local waits = waits_ended()
+    local ok, fh = pcall(lock.acquire, lock)
+    io.open = open -- luacheck: ignore 122
+    assert(ok, fh)
+    assert(fh)
+    assert.is_true(waits_ended() - waits > 1, "the acquire woke more than once")
+    assert.are.equal(1, opens)
+    assert(lock:release())
+    assert.is_true(helper.wait_until(function() return not helper.alive(holder) end, 15))
+  end)
+
+  it("closes the kept io handle of a wait that gives up", function()
+    local holder = helper.hold("Lock", path, dir)
+    local lock = portalock.Lock(path, {check_interval = 0.01})
+    local before = testhelper.fd_count()
+    assert.is_nil((lock:acquire({timeout = 0.1})))
+    assert.are.equal(before, testhelper.fd_count())
+    helper.kill(holder)
+  end)
+
+  it("closes the kept io handle of a wait ended by an error raised in its sleep", function()
+    -- As Ctrl-C does on 5.1 and LuaJIT: their SIGINT hook raises as the sleep returns (here as
+    -- it is called, which LuaJIT hooks too).
+    local holder = helper.hold("Lock", path, dir)
+    local lock = portalock.Lock(path, {check_interval = 0.01, timeout = 10})
+    local sleep = debug.getregistry()["portalock.core.acquisition"].__index.sleep
+    collectgarbage()
+    collectgarbage()
+    local before = testhelper.fd_count()
+    debug.sethook(function()
+      if debug.getinfo(2, "f").func == sleep then
+        debug.sethook()
+        error("interrupted", 0)
+      end
+    end, "c")
+    local ok, err = pcall(lock.acquire, lock)
+    debug.sethook()
+    assert.is_false(ok)
+    assert.are.equal("interrupted", err)
+    assert.are.equal(before, testhelper.fd_count())
+    helper.kill(holder)
+  end)
 
   it("does not touch the file system before acquire", function()
     local lock = portalock.Lock(path)

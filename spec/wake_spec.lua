@@ -4,6 +4,7 @@ local core = require "portalock.core"
 local wait = require "portalock.wait"
 local helper = require "spec.support.helper"
 local testhelper = require "portalock_testhelper"
+local upstream = require "spec.support.upstream"
 
 describe("waiting", function()
   local dir
@@ -143,6 +144,39 @@ describe("waiting", function()
     sem:release()
     portalock.Semaphore.unlink(name)
     helper.wait_until(function() return not helper.alive(pid) end, 10)
+  end)
+
+  it("lets the waiter it woke run before closing the watch of its own wait", function()
+    if not upstream.have_strace() then
+      pending("strace(1) cannot trace here (no ptrace?)")
+      return
+    end
+    -- The acquire waits for flock(1), is woken by its watch and keeps the watch's inotify
+    -- instance until the release, which closes it: after a sched_yield.
+    local path, log = dir .. "/yield.lock", dir .. "/strace.log"
+    local pid = helper.spawn(helper.peer_env .. "flock " .. helper.quote(path) .. " sleep 0.3")
+    assert.is_true(helper.wait_until(function()
+      return helper.run(helper.peer_env .. "flock -n " .. helper.quote(path) .. " true") ~= 0
+    end, 10), "flock(1) never took the lock")
+    local chunk = [[
+local portalock = require "portalock"
+local lock = portalock.Lock(..., {timeout = 20, check_interval = 30})
+assert(lock:acquire())
+assert(lock:release())
+]]
+    assert.are.equal(0, helper.run("strace -qq -o " .. helper.quote(log)
+      .. " -e trace=inotify_init1,sched_yield,close " .. helper.lua_command(chunk, path)))
+    local calls = upstream.trace_lines(log)
+    local instance
+    for i, line in ipairs(calls) do
+      instance = line:match("^inotify_init1%(.*%)%s+=%s+(%d+)") or instance
+      if instance and line:match("^close%(" .. instance .. "%)") then
+        assert.matches("^sched_yield%(%)", calls[i - 1])
+        helper.kill(pid)
+        return
+      end
+    end
+    error("no inotify instance was closed: " .. table.concat(calls, "\n"))
   end)
 
   it("gives up a wait (timeout, fail_when_locked) without leaving a descriptor open", function()

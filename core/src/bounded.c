@@ -576,7 +576,8 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
   }
   pl_watcher_arm(&sem->watcher);
   status = pl_sweep_once(sem, check_interval, err);
-  if (status == PORTALOCK_CONTENDED && pl_watch_slots(sem))
+  if (status == PORTALOCK_CONTENDED &&
+      (pl_watch_slots(sem) || pl_watcher_drain_late(&sem->watcher)))
     status = pl_sweep_once(sem, check_interval, err);
   if (status == PORTALOCK_OK) {
     /* The watch stays until the release: closing it takes an RCU grace period. */

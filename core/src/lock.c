@@ -375,7 +375,8 @@ portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
   pl_waiting *w = &lock->waiting;
   pl_watcher_arm(&w->watcher);
   portalock_status status = pl_lock_attempt(lock, target_fd, err);
-  if (status == PORTALOCK_CONTENDED && pl_lock_watch(lock, forever))
+  if (status == PORTALOCK_CONTENDED &&
+      (pl_lock_watch(lock, forever) || pl_watcher_drain_late(&w->watcher)))
     status = pl_lock_attempt(lock, target_fd, err);
   if (status == PORTALOCK_OK) {
     /* The watch stays until the release: closing an inotify instance waits for an RCU

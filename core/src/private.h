@@ -228,6 +228,7 @@ typedef struct pl_watcher {
   int unwatched;    /* making a watch failed: this wait does without (it polls or queues) */
   int woke;         /* the last sleep ended on an event */
   int attempt_woke; /* ... and the attempt since then followed it */
+  int undrained;    /* that attempt ran with the instance's events still queued */
 } pl_watcher;
 
 #define PL_WATCHER_NONE                                                                            \
@@ -236,13 +237,19 @@ typedef struct pl_watcher {
 /* Watches `path` for this wait, making the instance at the first call. A watch descriptor,
  * or -1 (counted as PL_UNWATCHED; w->unwatched is set). */
 int pl_watcher_add(pl_watcher *w, const char *path);
-/* Before an attempt: drains the instance and remembers whether a wake-up led to it. */
+/* Before an attempt: remembers whether a wake-up led to it, and drains the instance unless
+ * one did. */
 void pl_watcher_arm(pl_watcher *w);
+/* After a contended attempt that pl_watcher_arm left undrained: drains the instance now and
+ * returns 1, since a release between that attempt and the drain went unseen: the caller tries
+ * again. 0 (nothing done) otherwise. */
+int pl_watcher_drain_late(pl_watcher *w);
 /* After a contended attempt: 1 (counted as PL_LOST_RACE) when a wake-up led to it. */
 int pl_watcher_lost_race(pl_watcher *w);
 /* What ended the sleep after a contended attempt. */
 void pl_watcher_woke(pl_watcher *w, pl_counter woke);
-/* Ends the wait's watch: closes the instance. */
+/* Ends the wait's watch: closes the instance, letting a waiter that the caller's release woke
+ * on this CPU run first. */
 void pl_watcher_close(pl_watcher *w);
 
 /* ---------------------------------------------------------------- lock.c and its kinds */

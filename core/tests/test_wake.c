@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -76,6 +77,36 @@ static void step_api(void) {
   CHECK_OK(portalock_lock_release(lock, &err), &err);
   portalock_lock_free(lock);
 }
+
+#ifdef __linux__
+/* A step after a wake-up by the watch takes the lock without reading the watch's events first:
+ * that read would sit between the wake-up and the lock, on the path of every handoff. */
+static void woken_attempt_reads_nothing(void) {
+  tu_group("woken attempt reads no event");
+  const char *path = tu_path("woken.lock");
+  tu_proc holder;
+  tu_hold(&holder, path, PORTALOCK_BACKEND_FLOCK);
+  portalock_lock_t *lock = new_lock(path);
+  portalock_error err;
+  portalock_acquisition acq;
+  portalock_wait wait;
+  CHECK_OK(portalock_lock_begin(&acq, lock, TIMEOUT, FALLBACK, 0, &err), &err);
+  CHECK_STATUS(portalock_step(&acq, -1, &wait, &err), PORTALOCK_CONTENDED, &err);
+  int watch = wait.fd; /* stays open until the release */
+  CHECK(watch >= 0);
+  unsigned long long events = counters().event;
+  tu_send(&holder, 'x');
+  CHECK_INT(portalock_sleep(&acq, &wait, INFINITY), 1);
+  CHECK_INT(counters().event, events + 1);
+  tu_hold_end(&holder);
+  CHECK_OK(portalock_step(&acq, -1, &wait, &err), &err);
+  int unread = 0;
+  CHECK_INT(ioctl(watch, FIONREAD, &unread), 0);
+  CHECK(unread > 0); /* the close that woke the wait is still queued */
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  portalock_lock_free(lock);
+}
+#endif
 
 /* Busy for `seconds`, as a holder working under the lock. */
 static void spin(double seconds) {
@@ -450,6 +481,7 @@ int main(void) {
   bounded();
   counting();
 #ifdef __linux__
+  woken_attempt_reads_nothing();
   no_instances_left();
   wait_forever();
 #endif

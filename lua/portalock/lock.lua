@@ -134,24 +134,32 @@ function M.acquire_settings(self, opts)
   }
 end
 
--- The step result for a lock held within this process, which the C core is not asked about.
-local function in_state(self, same_owner)
+-- The step result for a lock held within this process, which the C core is not asked about;
+-- `spare` is passed on (see attempt).
+local function in_state(self, same_owner, spare)
   local holder_pid = self._class == "PidFileLock" and core.pid_file_holder(self._filename) or nil
-  return "in_state", same_owner, nil, holder_pid
+  return "in_state", same_owner, nil, holder_pid, spare
 end
 
 -- One attempt for the waiting loop (see wait.acquire for what it returns): the handle's own
 -- try for the first attempt, then the acquisition's steps (`acq`), which apply the policy.
-local function attempt(self, token, acq)
+-- Returns also the target that the next attempt is to use: on 5.1 and LuaJIT the target of an
+-- attempt that did not get the lock is kept for the next one (`spare`), so that a waiter woken
+-- by a release tries the lock at once instead of first opening an io handle (an fopen of
+-- /dev/null); acquire_with closes the one left at the end.
+local function attempt(self, token, acq, spare)
   holding.refresh(self)
   if self._fh then
-    return in_state(self, false)
+    return in_state(self, false, spare)
   end
   local conflict = holding.conflict(self, token)
   if conflict then
-    return in_state(self, conflict == "self")
+    return in_state(self, conflict == "self", spare)
   end
-  local target, err = holding.target(self)
+  local target, err = spare, nil
+  if not target then
+    target, err = holding.target(self)
+  end
   if target == nil then
     return "failed", err
   end
@@ -171,17 +179,35 @@ local function attempt(self, token, acq)
     end
     return "acquired"
   end
-  holding.discard(target)
   if status == false or status == "sleep" then
-    return "sleep", detail, next_attempt
+    return "sleep", detail, next_attempt, nil, target
   end
+  holding.discard(target)
   return "failed", errors.from_core(detail)
+end
+
+-- The acquisition `acq` as wait.acquire sees it, whose give_up (also when an error is raised
+-- in its sleep) runs `close` too.
+local function closing_also(acq, close)
+  return setmetatable({
+    give_up = function()
+      acq:give_up()
+      close()
+    end,
+  }, {
+    __index = function(proxy, name)
+      local method = acq[name]
+      local bound = function(_, ...) return method(acq, ...) end
+      rawset(proxy, name, bound)
+      return bound
+    end,
+  })
 end
 
 --- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
 --- The first attempt runs here, so that only a contended acquire pays for an acquisition.
 function M.acquire_with(self, settings, token)
-  local status, err = attempt(self, token)
+  local status, err, _, _, spare = attempt(self, token)
   if status == "acquired" then
     return self._fh
   elseif status ~= "failed" then
@@ -191,8 +217,20 @@ function M.acquire_with(self, settings, token)
     else
       acq = h:begin(settings.timeout, settings.check_interval, settings.fail_when_locked)
     end
+    local waiter = acq
+    if not core.STREAMS then
+      waiter = closing_also(acq, function()
+        holding.discard(spare)
+        spare = nil
+      end)
+    end
     local ok
-    ok, err = wait.acquire(self._path, function() return attempt(self, token, acq) end, acq)
+    ok, err = wait.acquire(self._path, function()
+      local step, detail, next_attempt, holder_pid
+      step, detail, next_attempt, holder_pid, spare = attempt(self, token, acq, spare)
+      return step, detail, next_attempt, holder_pid
+    end, waiter)
+    holding.discard(spare)
     if ok then
       return self._fh
     end

@@ -62,10 +62,11 @@ def contention_curves(b, data, column):
 
 
 def gnuplot(script):
-    done = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True, timeout=60,
-                          check=False)
+    # Its standard output is not read: a PNG lands there when the output file cannot be opened.
+    done = subprocess.run(["gnuplot"], input=script.encode(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=60, check=False)
     if done.returncode != 0:  # its warnings (a one-point range in --quick) are left unsaid
-        raise RuntimeError(f"gnuplot failed: {done.stderr.strip()}")
+        raise RuntimeError(f"gnuplot failed: {done.stderr.decode(errors='replace').strip()}")
 
 
 def draw(b, directory):

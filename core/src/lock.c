@@ -191,6 +191,20 @@ static int pl_lock_remote(portalock_lock_t *lock, int fd, dev_t dev) {
   return remote;
 }
 
+/* Registers `fd`, a descriptor of the lock file kept for the next attempt, in the held table
+ * (a forked child must detach it): its serial, or 0. */
+static uint64_t pl_lock_register_kept(const portalock_lock_t *lock, int fd, dev_t dev, ino_t ino) {
+  pl_held h = {.fd = fd,
+               .identified = 1,
+               .dev = dev,
+               .ino = ino,
+               .backend = lock->opts.backend,
+               .type = 0,
+               .pid = pl_self(),
+               .detach_at_fork = 1};
+  return pl_held_add(&h);
+}
+
 /* Keeps the contended lock file open for the next attempt (a copy when `fd` is a target
  * descriptor, which belongs to its stream). Posix locks keep nothing: closing any descriptor
  * of the file would drop the other posix locks this process holds on it. */
@@ -202,15 +216,7 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
   else if (owned)
     close(fd);
   if (kept < 0) return;
-  pl_held h = {.fd = kept,
-               .identified = 1,
-               .dev = st->st_dev,
-               .ino = st->st_ino,
-               .backend = lock->opts.backend,
-               .type = 0,
-               .pid = pl_self(),
-               .detach_at_fork = 1};
-  w->serial = pl_held_add(&h);
+  w->serial = pl_lock_register_kept(lock, kept, st->st_dev, st->st_ino);
   if (w->serial == 0) {
     close(kept);
     return;
@@ -219,7 +225,28 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
   w->remote = pl_lock_remote(lock, kept, st->st_dev);
   w->dev = st->st_dev;
   w->ino = st->st_ino;
-  w->pid = h.pid;
+  w->pid = pl_self();
+}
+
+/* Moves the kept lock file above the wait's inotify instance. A process that dies holding the
+ * lock has its files finished by the kernel last-closed first, and descriptors close in
+ * ascending order: an instance above the lock file would be finished first, and finishing one
+ * that still watches waits for an RCU grace period before the lock is released. Should the
+ * move fail, the file stays where it is: only a crash recovery is slower. */
+static void pl_lock_above_watch(portalock_lock_t *lock) {
+  pl_waiting *w = &lock->waiting;
+  if (w->file_fd < 0 || w->watcher.fd < 0 || w->file_fd > w->watcher.fd) return;
+  int moved = fcntl(w->file_fd, F_DUPFD_CLOEXEC, w->watcher.fd + 1);
+  if (moved < 0) return;
+  uint64_t serial = pl_lock_register_kept(lock, moved, w->dev, w->ino);
+  if (serial == 0) {
+    close(moved);
+    return;
+  }
+  pl_held_remove_serial(w->serial);
+  close(w->file_fd);
+  w->file_fd = moved;
+  w->serial = serial;
 }
 
 /* Takes the lock file kept by the last contended attempt, when the path still names it;
@@ -264,6 +291,7 @@ static int pl_lock_watch(portalock_lock_t *lock, int forever) {
     return 0;
   if (w->watcher.fd < 0) w->pid = pl_self();
   w->watch = pl_watcher_add(&w->watcher, lock->lock_filename);
+  pl_lock_above_watch(lock);
   return w->watch >= 0;
 }
 

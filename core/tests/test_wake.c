@@ -103,6 +103,9 @@ static void woken_attempt_reads_nothing(void) {
   int unread = 0;
   CHECK_INT(ioctl(watch, FIONREAD, &unread), 0);
   CHECK(unread > 0); /* the close that woke the wait is still queued */
+  /* Above the instance, so that a holder killed now has its lock released before the kernel
+   * finishes the instance (see pl_lock_above_watch). */
+  CHECK(portalock_lock_fd(lock) > watch);
   CHECK_OK(portalock_lock_release(lock, &err), &err);
   portalock_lock_free(lock);
 }

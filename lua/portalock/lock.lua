@@ -206,17 +206,26 @@ end
 
 --- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
 --- The first attempt runs here, so that only a contended acquire pays for an acquisition.
+local function begin(self, settings, token)
+  if self._reentrant then
+    return self._h:begin(token, settings.timeout, settings.check_interval,
+      settings.fail_when_locked)
+  end
+  return self._h:begin(settings.timeout, settings.check_interval, settings.fail_when_locked)
+end
+
 function M.acquire_with(self, settings, token)
-  local status, err, _, _, spare = attempt(self, token)
+  local acq
+  if settings.timeout == math.huge and not settings.fail_when_locked then
+    -- A wait without an end queues in the kernel from its first step on: a first attempt
+    -- outside the acquisition would make a watch (an inotify instance) for nothing.
+    acq = begin(self, settings, token)
+  end
+  local status, err, _, _, spare = attempt(self, token, acq)
   if status == "acquired" then
     return self._fh
   elseif status ~= "failed" then
-    local h, acq = self._h
-    if self._reentrant then
-      acq = h:begin(token, settings.timeout, settings.check_interval, settings.fail_when_locked)
-    else
-      acq = h:begin(settings.timeout, settings.check_interval, settings.fail_when_locked)
-    end
+    acq = acq or begin(self, settings, token)
     local waiter = acq
     if not core.STREAMS then
       waiter = closing_also(acq, function()

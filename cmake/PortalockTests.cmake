@@ -170,4 +170,8 @@ if(EXISTS /usr/bin/python3)
            COMMAND /usr/bin/python3 "${src}/bench/contention_rounds" --processes 2 --rounds 1
                    --seconds 0.2 --build "${CMAKE_BINARY_DIR}")
   set_tests_properties(bench.contention_rounds PROPERTIES TIMEOUT 120 LABELS "bench")
+  add_test(NAME bench.crash_split
+           COMMAND /usr/bin/python3 "${src}/bench/crash_split" --rounds 1
+                   --build "${CMAKE_BINARY_DIR}")
+  set_tests_properties(bench.crash_split PROPERTIES TIMEOUT 120 LABELS "bench")
 endif()

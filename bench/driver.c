@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,7 @@ static void die_pl(const char *what, const portalock_error *err) {
 
 typedef struct bench_lock {
   int ref;
+  int calls; /* "calls": the system calls a Lua Lock makes, as raw C (uncontended open only) */
   const char *path;
   int fd;
   portalock_lock_t *lock;
@@ -85,7 +87,8 @@ typedef struct bench_lock {
 
 static void bench_lock_init(bench_lock *b, const char *impl, const char *path, const char *ci) {
   memset(b, 0, sizeof *b);
-  b->ref = strcmp(impl, "ref") == 0;
+  b->calls = strcmp(impl, "calls") == 0;
+  b->ref = b->calls || strcmp(impl, "ref") == 0;
   b->path = path;
   b->fd = -1;
   portalock_lock_options opts;
@@ -170,9 +173,24 @@ static int cmd_firstwait(char **argv) {
   return 0;
 }
 
+/* The system calls of a Lua Lock's acquire+release, bare: the file opened non-blocking (a FIFO
+ * planted at the path must not block), checked with fstat and made blocking, locked, its flags
+ * read (by fdopen, making the io handle), unlocked and closed. */
+static void lock_calls(const char *path) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) != 0 ||
+      flock(fd, LOCK_EX | LOCK_NB) != 0 || fcntl(fd, F_GETFL) < 0)
+    die("the Lock's calls");
+  flock(fd, LOCK_UN);
+  close(fd);
+}
+
 static int64_t uncontended_open_one(bench_lock *b) {
   int64_t t0 = now_ns();
-  if (b->ref) {
+  if (b->calls) {
+    lock_calls(b->path);
+  } else if (b->ref) {
     int fd = open(b->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) die("open+flock");
     flock(fd, LOCK_UN);

@@ -135,4 +135,14 @@ describe("bad input", function()
     assert.is_false(ok)
     assert.matches("bad_input_spec%.lua:%d+:", message)
   end)
+
+  it("refuses to step an acquisition whose handle's finalizer has run", function()
+    local core = require "portalock.core"
+    local handle = core.new_lock("lock", path, {})
+    local acq = handle:begin(1, 0.1, false)
+    getmetatable(handle).__gc(handle) -- as lua_close, or a finalizer called by hand, runs it
+    local ok, message = pcall(acq.step, acq)
+    assert.is_false(ok)
+    assert.matches("its handle is already freed", message)
+  end)
 end)

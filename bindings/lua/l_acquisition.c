@@ -19,10 +19,6 @@ typedef struct l_acquisition {
   portalock_acquisition acq;
 } l_acquisition;
 
-static portalock_acquisition *check_acquisition(lua_State *L) {
-  return &((l_acquisition *)luaL_checkudata(L, 1, PL_ACQUISITION_MT))->acq;
-}
-
 /* Anchors the value at `value_idx` to the userdata at `ud_idx` (both absolute). */
 static void pl_anchor(lua_State *L, int ud_idx, int value_idx) {
 #if LUA_VERSION_NUM == 501
@@ -37,6 +33,30 @@ static void pl_anchor(lua_State *L, int ud_idx, int value_idx) {
   lua_pushvalue(L, value_idx);
   lua_setiuservalue(L, ud_idx, 1);
 #endif
+}
+
+/* Pushes what pl_anchor anchored to the userdata at `ud_idx`. */
+static void pl_push_anchored(lua_State *L, int ud_idx) {
+#if LUA_VERSION_NUM == 501
+  lua_getfenv(L, ud_idx);
+  lua_rawgeti(L, -1, 1);
+  lua_remove(L, -2);
+#elif LUA_VERSION_NUM < 504
+  lua_getuservalue(L, ud_idx);
+#else
+  lua_getiuservalue(L, ud_idx, 1);
+#endif
+}
+
+/* The acquisition at index 1, whose handle must still be alive: every handle is a box holding
+ * its object's pointer, NULL once its finalizer has run (called by hand, or at a state's close). */
+static portalock_acquisition *check_acquisition(lua_State *L) {
+  l_acquisition *a = (l_acquisition *)luaL_checkudata(L, 1, PL_ACQUISITION_MT);
+  pl_push_anchored(L, 1);
+  void *const *box = (void *const *)lua_touserdata(L, -1);
+  if (box == NULL || *box == NULL) luaL_error(L, "acquisition: its handle is already freed");
+  lua_pop(L, 1);
+  return &a->acq;
 }
 
 int pl_push_acquisition(lua_State *L, portalock_status status, const portalock_acquisition *acq,

@@ -28,6 +28,26 @@ describe("flags and the low level", function()
     assert.matches("^%d+%.%d+%.%d+", portalock._VERSION)
   end)
 
+  it("says a failed conversion lost the lock, also on a descriptor number reused by a Lock", function()
+    local other_path = dir .. "/other.lock"
+    assert(io.open(other_path, "w")):close()
+    assert(io.open(path, "w")):close()
+    local second_holder = assert(io.open(path, "r"))
+    assert(portalock.lock(second_holder, portalock.LOCK_SH))
+    -- lock() on another file whose handle is then closed without unlock(): its number is free
+    local closed = assert(io.open(other_path, "r+"))
+    assert(portalock.lock(closed, portalock.LOCK_EX))
+    closed:close()
+    local lock = portalock.Lock(path, {flags = portalock.LOCK_SH, mode = "r"})
+    local fh = assert(lock:acquire())
+    -- flock(2) drops the shared lock when the conversion to exclusive fails
+    local ok, err = portalock.lock(fh, portalock.LOCK_EX + portalock.LOCK_NB)
+    assert.is_nil(ok)
+    assert.is_true(err.lost)
+    second_holder:close()
+    lock:release()
+  end)
+
   it("locks io handles: two exclusive locks conflict, shared ones coexist", function()
     local a = assert(io.open(path, "a"))
     local b = assert(io.open(path, "a"))

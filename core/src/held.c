@@ -119,6 +119,10 @@ static uint64_t pl_held_store(size_t i, const pl_held *h) {
 }
 
 uint64_t pl_held_add(const pl_held *h) {
+  /* A slot left by a descriptor closed without unlock() (the number is reused here) would
+   * otherwise answer for this entry. */
+  if (h->fd >= 0 && h->fd < PL_SLOT_FDS)
+    atomic_store_explicit(&pl_slots[h->fd], 0, memory_order_relaxed);
   pthread_once(&pl_held_once, pl_held_init);
   pthread_mutex_lock(&pl_held_mutex);
   size_t i = pl_held_slot(h);

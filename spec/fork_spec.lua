@@ -68,6 +68,31 @@ describe("fork", function()
     assert.are.equal(0, testhelper.waitpid(pid))
   end)
 
+  it("does not let a child forked during a wait keep the lock the parent then takes", function()
+    local holder = helper.spawn(helper.peer_env .. "flock " .. helper.quote(path) .. " sleep 0.3")
+    assert.is_true(helper.wait_until(function() return not flock_free(path) end, 10))
+    portalock.set_scheduler(function(seconds) coroutine.yield(seconds) end)
+    local lock = portalock.Lock(path, {timeout = 10, check_interval = 0.01})
+    local fh
+    local waiting = coroutine.create(function() fh = assert(lock:acquire()) end)
+    assert(coroutine.resume(waiting)) -- contended: the wait yields to the scheduler
+    local pid = testhelper.fork()
+    if pid == 0 then
+      testhelper.sleep(2)
+      testhelper._exit(0)
+    end
+    while coroutine.status(waiting) ~= "dead" do
+      helper.sleep(0.01)
+      assert(coroutine.resume(waiting))
+    end
+    portalock.set_scheduler(nil)
+    -- as the parent's death would: its own descriptor goes, the child's copies must not hold
+    fh:close()
+    assert.is_true(flock_free(path))
+    assert.are.equal(0, testhelper.waitpid(pid))
+    helper.wait_until(function() return not helper.alive(holder) end, 10)
+  end)
+
   it("lets the child take a fresh lock once the parent lets go", function()
     local lock = portalock.Lock(path)
     assert(lock:acquire())

@@ -205,6 +205,17 @@ static uint64_t pl_lock_register_kept(const portalock_lock_t *lock, int fd, dev_
   return pl_held_add(&h);
 }
 
+/* Points a target descriptor back at /dev/null after a contended attempt. Its stream may be
+ * kept for the next attempt, and the lock file must not stay open through it: a forked child
+ * would inherit that reference, which nothing detaches, and keep the lock alive after its
+ * parent took it and died. Without /dev/null (no descriptor left) it stays as it is. */
+static void pl_lock_blank_target(int target_fd) {
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd < 0) return;
+  pl_platform_dup_cloexec(null_fd, target_fd);
+  close(null_fd);
+}
+
 /* Keeps the contended lock file open for the next attempt (a copy when `fd` is a target
  * descriptor, which belongs to its stream). Posix locks keep nothing: closing any descriptor
  * of the file would drop the other posix locks this process holds on it. */
@@ -215,6 +226,7 @@ static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct
     kept = owned ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   else if (owned)
     close(fd);
+  if (!owned) pl_lock_blank_target(fd);
   if (kept < 0) return;
   w->serial = pl_lock_register_kept(lock, kept, st->st_dev, st->st_ino);
   if (w->serial == 0) {

@@ -35,7 +35,7 @@ static int w_wait_counters(lua_State *L) {
                 {"deadline", c.deadline},  {"signal", c.signal}, {"lost_race", c.lost_race},
                 {"unwatched", c.unwatched}};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-    lua_pushnumber(L, (lua_Number)fields[i].value);
+    lua_pushinteger(L, (lua_Integer)fields[i].value);
     lua_setfield(L, -2, fields[i].name);
   }
   return 1;

@@ -33,8 +33,11 @@ const char *portalock_backend_name(portalock_backend backend) {
   return NULL;
 }
 
-int pl_backend_valid(portalock_backend backend) {
-  return portalock_backend_name(backend) != NULL;
+portalock_status pl_check_backend(portalock_backend backend, const char *what,
+                                  portalock_error *err) {
+  if (portalock_backend_name(backend) != NULL) return PORTALOCK_OK;
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                 "bad %s (%d): must be flock (0), ofd (1) or posix (2)", what, (int)backend);
 }
 
 static int pl_flock(int fd, int op, int block) {
@@ -95,9 +98,8 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
   const char *problem = pl_flags_problem(flags);
   if (problem != NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad flags (%d): %s", flags, problem);
-  if (!pl_backend_valid(backend))
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
+  portalock_status status = pl_check_backend(backend, "backend", err);
+  if (status != PORTALOCK_OK) return status;
   int type = flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   pl_held h = {.fd = fd, .backend = backend, .type = type, .detach_at_fork = 0};
   if (backend == PORTALOCK_BACKEND_POSIX) {
@@ -132,9 +134,8 @@ portalock_status portalock_lock(int fd, int flags, portalock_backend backend,
 
 portalock_status portalock_unlock(int fd, portalock_backend backend, portalock_error *err) {
   pl_clear(err);
-  if (!pl_backend_valid(backend))
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad backend (%d): must be flock (0), ofd (1) or posix (2)", (int)backend);
+  portalock_status status = pl_check_backend(backend, "backend", err);
+  if (status != PORTALOCK_OK) return status;
   pl_held_forget(fd, backend);
   if (pl_backend_apply(fd, PORTALOCK_LOCK_UN, 0, backend) != 0) {
     int errnum = errno;

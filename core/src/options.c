@@ -172,10 +172,8 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
   if (problem != NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad option 'flags' (%d): %s", o->flags,
                    problem);
-  if (!pl_backend_valid(o->backend))
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad option 'backend' (%d): must be flock (0), ofd (1) or posix (2)",
-                   (int)o->backend);
+  status = pl_check_backend(o->backend, "option 'backend'", err);
+  if (status != PORTALOCK_OK) return status;
   status = pl_check_rule(PORTALOCK_RULE_PERM, "option 'perm'", o->perm, err);
   if (status != PORTALOCK_OK) return status;
   problem = pl_mode_problem(o->mode, o->flags, o->backend, m, buf, sizeof buf);

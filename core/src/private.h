@@ -38,7 +38,9 @@ void pl_strerror(int errnum, char *buf, size_t len);
 
 /* NULL when `flags` is exactly one of LOCK_SH/LOCK_EX plus optionally LOCK_NB, else why not. */
 const char *pl_flags_problem(int flags);
-int pl_backend_valid(portalock_backend backend);
+/* OK, or PORTALOCK_INVALID naming `what` ("backend", "option 'backend'") and the value. */
+portalock_status pl_check_backend(portalock_backend backend, const char *what,
+                                  portalock_error *err);
 /* How pl_backend_apply waits: not at all, until granted (restarting after signals), or until
  * granted or a signal (EINTR). */
 enum { PL_NO_BLOCK = 0, PL_BLOCK = 1, PL_BLOCK_UNTIL_SIGNAL = 2 };

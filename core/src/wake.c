@@ -140,7 +140,9 @@ static void *pl_queued_main(void *arg) {
   int r = pl_backend_apply(q->fd, q->type, 1, q->backend);
   pthread_setcanceltype(old, &old);
   q->locked = r == 0;
-  const uint64_t done = 1;
+  /* Not on the stack: a local whose address is taken has redzones under ASan, which a
+   * thread cancelled in the lock call leaves poisoned for its own exit to trip on. */
+  static const uint64_t done = 1;
   ssize_t written = write(q->done_fd, &done, sizeof done);
   (void)written; /* never full: it is written once */
   return NULL;

@@ -144,11 +144,6 @@ int pthread_join(pthread_t t, void **ret) {
   TIMED("pthread_join", 0, real(t, ret));
 }
 
-int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t c, const struct timespec *at) {
-  REAL(pthread_clockjoin_np);
-  TIMED("pthread_clockjoin_np", 0, real(t, ret, c, at));
-}
-
 int sem_clockwait(sem_t *s, clockid_t c, const struct timespec *at) {
   REAL(sem_clockwait);
   TIMED("sem_clockwait", 0, real(s, c, at));

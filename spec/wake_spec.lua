@@ -58,9 +58,10 @@ describe("waiting", function()
     end)
   end
 
-  -- flock(1) holds `path` for 0.5 s, so an acquire after this certainly waits for it.
-  local function held_briefly(path)
-    local pid = helper.spawn(helper.peer_env .. "flock " .. helper.quote(path) .. " sleep 0.5")
+  -- flock(1) holds `path` for `seconds` (0.5), so an acquire after this certainly waits for it.
+  local function held_briefly(path, seconds)
+    local pid = helper.spawn(helper.peer_env .. "flock " .. helper.quote(path) .. " sleep "
+      .. (seconds or 0.5))
     local probe = portalock.Lock(path, {fail_when_locked = true})
     local give_up = core.monotonic() + 10
     while probe:acquire() do
@@ -96,16 +97,43 @@ describe("waiting", function()
     assert.are.equal(descriptors + 1, testhelper.fd_count())
     lock:release()
     local after = wait.counters()
-    -- granted by the kernel once, with no watch
+    -- granted by the kernel once, with no watch, never re-queued: in this thread where
+    -- Ctrl-C interrupts the lock call (lua5.4), else (lua5.1's and LuaJIT's SIGINT handler
+    -- restarts it) in a helper thread waited for in poll, which Ctrl-C ends
     assert.are.equal(before.kernel + 1, after.kernel)
     assert.are.equal(before.event, after.event)
-    -- lua5.4 installs its SIGINT handler without SA_RESTART: the wait blocks in this thread,
-    -- never re-queued. lua5.1's and LuaJIT's handler (signal(3)) restarts the lock call, so
-    -- there a helper thread queues, joined every check_interval for Ctrl-C (wake.c).
-    if _VERSION == "Lua 5.4" then
-      assert.are.equal(before.timer, after.timer)
-    end
+    assert.are.equal(before.timer, after.timer)
     helper.kill(pid)
+  end)
+
+  it("keeps a crowded Lock's timed wait queued in the kernel past check_interval", function()
+    local path = dir .. "/crowded.lock"
+    local pid = held_briefly(path, 3)
+    -- Closes of the file while it is held wake a waiter's watch: the wake-up loses the race,
+    -- and the lock counts as crowded for a second, its waits queued in the kernel (a helper
+    -- thread, for a wait with a timeout).
+    local closer = helper.spawn(helper.lua_command([[
+      local core = require "portalock.core"
+      for _ = 1, 75 do
+        local wake = core.monotonic() + 0.02
+        core.wait(nil, wake, wake)
+        assert(io.open(..., "rb")):close()
+      end]], path))
+    local lock = portalock.Lock(path, {timeout = 20})
+    local before = wait.counters()
+    assert.is_nil((lock:acquire({timeout = 1, check_interval = 30})))
+    local crowded = wait.counters()
+    assert.is_true(crowded.lost_race > before.lost_race, "the first wait never lost a race")
+    assert(lock:acquire({check_interval = 0.02}))
+    lock:release()
+    local after = wait.counters()
+    -- granted by the kernel once, never re-queued every 0.02 s, never watching
+    assert.are.equal(crowded.kernel + 1, after.kernel)
+    assert.are.equal(crowded.timer, after.timer)
+    assert.are.equal(crowded.event, after.event)
+    assert.are.equal(crowded.signal, after.signal)
+    helper.kill(pid)
+    helper.wait_until(function() return not helper.alive(closer) end, 10)
   end)
 
   it("lets Ctrl-C end a wait without a timeout: the interpreter's hook runs", function()

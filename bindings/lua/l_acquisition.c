@@ -101,18 +101,14 @@ static int a_held(lua_State *L) {
   return pl_push_outcome(L, st, &wait, &err);
 }
 
-/* Returning on a signal lets the interpreter's hooks (Ctrl-C in lua) run; the one sleep that
- * no signal interrupts, the kernel queue's helper thread (also used without a deadline where
- * the interpreter's SIGINT handler restarts system calls: lua5.1, LuaJIT), comes back after
- * check_interval. */
+/* The sleep a C wait takes, as long: every sleep returns on a signal, which lets the
+ * interpreter's hooks (Ctrl-C in lua) run before the next step. */
 static int a_sleep(lua_State *L) {
   portalock_acquisition *acq = check_acquisition(L);
   portalock_wait wait;
   wait.fd = lua_isnoneornil(L, 2) ? -1 : (int)luaL_checkinteger(L, 2);
   wait.next_attempt = luaL_checknumber(L, 3);
-  double period = acq->check_interval > PORTALOCK_CHECK_INTERVAL_MIN ? acq->check_interval
-                                                                     : PORTALOCK_CHECK_INTERVAL_MIN;
-  return pl_push_wait_result(L, portalock_sleep(acq, &wait, portalock_monotonic() + period));
+  return pl_push_wait_result(L, portalock_sleep(acq, &wait, INFINITY));
 }
 
 static int a_give_up(lua_State *L) {

@@ -97,8 +97,8 @@ PORTALOCK_API double portalock_monotonic(void);
  * belongs to the handle that returned it and stays valid until the next call on that
  * handle; the caller never closes it.
  *
- * Which path runs (Linux; elsewhere every wait polls on the clock, except the acquire
- * loops without a timeout, which block in the kernel as below):
+ * Which path runs (Linux; elsewhere there is no watch: the step API polls on the clock, and
+ * the blocking waits of a Lock queue in the kernel as below, having no inotify instance):
  *   - Lock, RLock, TemporaryFileLock, PidFileLock and bounded-semaphore slots: `fd` is an
  *     inotify instance watching the lock file(s), readable when a holder closes the file
  *     (every release ends with that, and so does a holder's death). A contended attempt
@@ -109,11 +109,13 @@ PORTALOCK_API double portalock_monotonic(void);
  *   - The blocking waits (portalock_sleep, the acquire loops) of a Lock whose wake-ups
  *     keep losing the race to other waiters ("crowded"), or that has no inotify instance,
  *     queue in the kernel instead: a helper thread blocks in flock(2)/F_OFD_SETLKW on the
- *     kept descriptor, so a release wakes one waiter, not all. The thread is cancelled at
- *     the wait's end and joined before the call returns (glibc 2.31 or later); until then
- *     the calling thread is not cancellable. An acquisition with no timeout (INFINITY, and
- *     not fail_when_locked) has no deadline to keep: from its first contention it blocks in
- *     the caller's own thread, with no watch (on any system), until granted or a signal.
+ *     kept descriptor, so a release wakes one waiter, not all; the calling thread waits for
+ *     it in poll(2), which a signal ends. The thread is cancelled at the wait's end and
+ *     joined before the call returns; until then the calling thread is not cancellable. An
+ *     acquisition with no timeout (INFINITY, and not fail_when_locked) queues from its
+ *     first contention, with no watch (on any system), until granted or a signal: in the
+ *     caller's own thread, with no helper, where SIGINT interrupts a lock call (no handler,
+ *     or one installed without SA_RESTART).
  *     None of this on a network file system (NFS, SMB, Ceph, AFS, 9P), whose client may
  *     answer a blocking lock call only when it next retries (NFS: backing off up to 30 s):
  *     there waits watch (which sees this machine's releases) and poll.
@@ -179,13 +181,11 @@ PORTALOCK_API portalock_status portalock_step_held(portalock_acquisition *acq, p
 /*
  * The one blocking sleep after a contended step, for every object: it picks the mechanism (see
  * portalock_wait). A wait queued in the kernel or in a semaphore lasts up to the deadline,
- * since these miss nothing; signals end it early (the next step queues again), except in the
- * kernel queue's helper thread (a wait with a deadline), which is joined by `return_by` at
- * the latest (INFINITY: the deadline) for a caller that has hooks to run. Such a caller (a
- * finite `return_by`) blocks in its own thread without a deadline only where SIGINT would
- * interrupt it (no handler, or one installed without SA_RESTART); otherwise the helper thread
- * queues for it. Returns 1: step again now (the lock or count may already be taken: the next
- * step completes it), 0: the time ran out, -1: a signal.
+ * since these miss nothing, and a wait queued in the kernel returns by `return_by` at the
+ * latest (INFINITY: the deadline); signals end it early (the next step queues again, so a
+ * caller with hooks to run, Lua's Ctrl-C, needs no `return_by`). Returns 1: step again now
+ * (the lock or count may already be taken: the next step completes it), 0: the time ran
+ * out, -1: a signal.
  */
 PORTALOCK_API int portalock_sleep(portalock_acquisition *acq, const portalock_wait *wait,
                                   double return_by);

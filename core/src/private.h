@@ -214,10 +214,10 @@ typedef struct pl_wake_source {
 int pl_wake_queues(portalock_backend backend, int remote, int crowded, int forever);
 /* Sleeps on what `src` offers until it may have changed, or until next_attempt (only a watch
  * or the clock need it: the kernel queue and a semaphore miss nothing and last up to the
- * deadline), never past `deadline`. The kernel queue's helper thread, which no signal
- * interrupts, is joined by `return_by` (INFINITY: the deadline). Counts and returns what
- * ended the sleep: PL_WOKE_KERNEL means the kernel granted the lock on queue_fd, or the
- * semaphore's count was taken for the caller. */
+ * deadline), never past `deadline`; the kernel queue also returns by `return_by` (INFINITY:
+ * the deadline). A signal ends the sleep. Counts and returns what ended the sleep:
+ * PL_WOKE_KERNEL means the kernel granted the lock on queue_fd, or the semaphore's count
+ * was taken for the caller. */
 pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double deadline,
                          double return_by);
 void pl_kernel_queue_stack_free(void *stack);

@@ -1,21 +1,21 @@
 /* What wakes a waiter, the counters that say what did, and the choice among the mechanisms.
  *
  * An object describes what a wait on it can sleep on (a pl_wake_source); pl_wake_sleep alone
- * picks the mechanism. The mechanisms, Linux-only but for the clock, each with a portable
- * fallback (their system calls are in platform/: pl_platform_watch_*, pl_platform_join_until
- * where PL_HAVE_CLOCKJOIN says the system has one, pl_platform_sem_clockwait where
- * PL_HAVE_SEM_CLOCKWAIT does):
- *   - a watch (inotify) on the files waited for: the kernel reports a close of the file,
- *     which every release (unlock, then close) and every holder's death ends with;
+ * picks the mechanism. The mechanisms (their system calls are in platform/:
+ * pl_platform_watch_* and pl_platform_event_open, pl_platform_sem_clockwait where
+ * PL_HAVE_SEM_CLOCKWAIT says the system has one):
+ *   - a watch (inotify, Linux) on the files waited for: the kernel reports a close of the
+ *     file, which every release (unlock, then close) and every holder's death ends with;
  *   - the kernel queue: a helper thread blocks in the kernel's own lock call on the
  *     waiter's descriptor, so the kernel hands the lock over as it would to a blocking
- *     flock(2), waking one waiter rather than all. The thread is cancelled at the wait's
- *     end and always joined before the call that started it returns; a wait with no end
- *     needs no thread and blocks in the caller's own (on any system), until a signal;
+ *     flock(2), waking one waiter rather than all. The caller waits for the thread in poll(2),
+ *     which any signal ends; the thread is cancelled at the wait's end and always joined
+ *     before the call that started it returns. A wait with no end where Ctrl-C interrupts a
+ *     lock call needs no thread: it blocks in the caller's own, until a signal;
  *   - a counting semaphore's own sleep (sem_clockwait), which takes the count it wakes for;
  *   - the clock: everything else polls.
- * Without them (systems other than Linux, but for waits with no end; no instances left; network
- * file systems) waits poll on the clock. */
+ * Without them (no watch but on Linux; no inotify instances left; network file systems) waits
+ * poll on the clock, or, where the lock can queue, queue in the kernel. */
 #include "private.h"
 
 #include <errno.h>
@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +54,16 @@ void portalock_wait_counters_get(portalock_wait_counters *out) {
 
 /* ---------------------------------------------------------------- sleeping on the clock */
 
+/* poll(2)'s timeout for `left` seconds (>= 0): never shorter (waking before the time would
+ * only spin), but at most INT_MAX ms; -1 for no end. */
+static int pl_poll_ms(double left) {
+  if (isinf(left)) return -1;
+  if (!(left < INT_MAX / 1000.0)) return INT_MAX;
+  int ms = (int)(left * 1000.0);
+  if (ms < left * 1000.0) ms++;
+  return ms;
+}
+
 static pl_counter pl_timed_out(double until, double deadline) {
   return until < deadline ? PL_WOKE_TIMER : PL_WOKE_DEADLINE;
 }
@@ -64,12 +75,7 @@ pl_counter pl_sleep(int fd, double next_attempt, double deadline) {
   pl_counter woke;
   if (fd >= 0) {
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
-    int ms = -1;
-    if (left < INT_MAX / 1000.0) {
-      ms = (int)(left * 1000.0);
-      if (ms < left * 1000.0) ms++; /* never wake before the time: that would only spin */
-    }
-    int r = poll(&p, 1, ms);
+    int r = poll(&p, 1, pl_poll_ms(left));
     woke = r > 0 ? PL_WOKE_EVENT : r == 0 ? pl_timed_out(until, deadline) : PL_WOKE_SIGNAL;
   } else if (left == 0) {
     woke = pl_timed_out(until, deadline);
@@ -111,26 +117,17 @@ void pl_watch_drain(int watch_fd) {
 
 /* ---------------------------------------------------------------- the kernel queue */
 
-static int pl_kernel_queue_forever_available(portalock_backend backend) {
-  /* Posix locks are excluded: waiting for one keeps no descriptor open (see lock.c). */
+/* Posix locks are excluded: waiting for one keeps no descriptor open (see lock.c). */
+static int pl_kernel_queue_available(portalock_backend backend) {
   return backend == PORTALOCK_BACKEND_FLOCK || backend == PORTALOCK_BACKEND_OFD;
 }
 
-static int pl_kernel_queue_available(portalock_backend backend) {
-#if PL_HAVE_CLOCKJOIN
-  return pl_kernel_queue_forever_available(backend);
-#else
-  (void)backend;
-  return 0;
-#endif
-}
-
-#if PL_HAVE_CLOCKJOIN
 static atomic_int pl_unwinder_ready;
 
 typedef struct pl_queued {
   int fd, type;
   portalock_backend backend;
+  int done_fd; /* written when the lock call returns */
   int locked;
 } pl_queued;
 
@@ -143,9 +140,13 @@ static void *pl_queued_main(void *arg) {
   int r = pl_backend_apply(q->fd, q->type, 1, q->backend);
   pthread_setcanceltype(old, &old);
   q->locked = r == 0;
+  /* Not on the stack: a local whose address is taken has redzones under ASan, which a
+   * thread cancelled in the lock call leaves poisoned for its own exit to trip on. */
+  static const uint64_t done = 1;
+  ssize_t written = write(q->done_fd, &done, sizeof done);
+  (void)written; /* never full: it is written once */
   return NULL;
 }
-#endif
 
 /* The helper thread runs on a stack its lock keeps from one wait to the next: a thread on a
  * stack glibc made gives the unused part back with madvise when it ends, a TLB shoot-down
@@ -156,7 +157,6 @@ void pl_kernel_queue_stack_free(void *stack) {
   free(stack);
 }
 
-#if PL_HAVE_CLOCKJOIN
 static int pl_queue_create(pthread_t *thread, pl_queued *q, void **stack) {
   if (*stack == NULL) *stack = aligned_alloc(4096, PL_QUEUE_STACK_SIZE);
   pthread_attr_t attr;
@@ -169,7 +169,6 @@ static int pl_queue_create(pthread_t *thread, pl_queued *q, void **stack) {
   if (with_stack) pthread_attr_destroy(&attr);
   return created;
 }
-#endif
 
 /* The kernel queue for a wait with no deadline. */
 static pl_counter pl_queue_in_caller(int fd, int type, portalock_backend backend,
@@ -187,59 +186,72 @@ static pl_counter pl_queue_in_caller(int fd, int type, portalock_backend backend
   return PL_WOKE_KERNEL;
 }
 
-/* The kernel queue in a helper thread, joined by `until` at the latest. */
-static pl_counter pl_queue_in_thread(int fd, int type, portalock_backend backend, double until,
-                                     double deadline, void **stack) {
-#if PL_HAVE_CLOCKJOIN
+/* The kernel queue in a helper thread, waited for in poll(2) until `until` on the descriptor
+ * the thread writes when its lock call returns. A signal ends the poll (it is never restarted,
+ * whatever SA_RESTART says), so the wait may last as long as the caller likes: it queues again
+ * only after a signal. Where the thread or its descriptor cannot be made, the wait polls on
+ * the clock (next_attempt). */
+static pl_counter pl_queue_in_thread(int fd, int type, portalock_backend backend,
+                                     double next_attempt, double until, double deadline,
+                                     void **stack) {
+  double clock_until = next_attempt < until ? next_attempt : until;
   double left = until - portalock_monotonic();
   if (isnan(left) || left <= 0) {
     pl_counter woke = pl_timed_out(until, deadline);
     pl_count(woke);
     return woke;
   }
+  pl_queued q = {.fd = fd, .type = type, .backend = backend, .done_fd = -1, .locked = 0};
+  int done_read;
+  if (pl_platform_event_open(&done_read, &q.done_fd) != 0)
+    return pl_sleep(-1, clock_until, deadline);
   /* pthread_cancel loads the unwinder (libgcc_s) at its first use and aborts the process if
    * it cannot: until one cancel has worked, queue only while a descriptor is free for it. */
-  if (!atomic_load(&pl_unwinder_ready)) {
-    int spare = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (spare < 0) return pl_sleep(-1, until, deadline);
-    close(spare);
-  }
-  pl_queued q = {.fd = fd, .type = type, .backend = backend, .locked = 0};
+  int ready = atomic_load(&pl_unwinder_ready);
+  int spare = ready ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (spare >= 0) close(spare);
   pthread_t thread;
   /* The caller is not cancellable until the thread is joined: cancelled in the join, it
    * would leave the thread running on `q` (in this frame) and on `*stack`. */
   int cancel_state;
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  /* The thread takes no signals: they belong to the caller's thread. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int created = pl_queue_create(&thread, &q, stack);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (created != 0) {
-    pthread_setcancelstate(cancel_state, NULL);
-    return pl_sleep(-1, until, deadline);
+  int created = -1;
+  if (ready || spare >= 0) {
+    /* The thread takes no signals: they belong to the caller's thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    created = pl_queue_create(&thread, &q, stack);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
   }
-  struct timespec abs;
-  pl_monotonic_timespec(until, &abs);
-  if (pl_platform_join_until(thread, &abs) != 0) {
-    pthread_cancel(thread);
-    pthread_join(thread, NULL);
-    atomic_store(&pl_unwinder_ready, 1);
+  pl_counter woke = PL_COUNTERS;
+  if (created == 0) {
+    struct pollfd p = {.fd = done_read, .events = POLLIN, .revents = 0};
+    int r = poll(&p, 1, pl_poll_ms(left));
+    int interrupted = r < 0 && errno == EINTR;
+    if (r > 0) {
+      pthread_join(thread, NULL); /* its lock call has returned */
+    } else {
+      pthread_cancel(thread);
+      pthread_join(thread, NULL);
+      atomic_store(&pl_unwinder_ready, 1);
+    }
+    /* A thread cancelled just as the kernel granted the lock leaves it held on `fd` without
+     * saying so: the caller's next attempt on `fd` finds it either way. */
+    if (q.locked)
+      woke = PL_WOKE_KERNEL;
+    else if (r == 0)
+      woke = pl_timed_out(until, deadline);
+    else if (interrupted)
+      woke = PL_WOKE_SIGNAL;
+    /* else the kernel refused to queue (ENOLCK) or poll failed: wait on the clock */
   }
   pthread_setcancelstate(cancel_state, NULL);
-  /* A thread cancelled just as the kernel granted the lock leaves it held on `fd` without
-   * saying so: the caller's next attempt on `fd` finds it either way. */
-  pl_counter woke = q.locked ? PL_WOKE_KERNEL : pl_timed_out(until, deadline);
+  close(done_read);
+  if (q.done_fd != done_read) close(q.done_fd);
+  if (woke == PL_COUNTERS) return pl_sleep(-1, clock_until, deadline);
   pl_count(woke);
   return woke;
-#else
-  (void)fd;
-  (void)type;
-  (void)backend;
-  (void)stack;
-  return pl_sleep(-1, until, deadline);
-#endif
 }
 
 /* ---------------------------------------------------------------- a counting semaphore */
@@ -284,26 +296,22 @@ static int pl_sigint_interrupts(void) {
 }
 
 int pl_wake_queues(portalock_backend backend, int remote, int crowded, int forever) {
-  if (remote) return 0;
-  if (forever) return pl_kernel_queue_forever_available(backend);
-  return crowded && pl_kernel_queue_available(backend);
+  return !remote && (forever || crowded) && pl_kernel_queue_available(backend);
 }
 
 pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double deadline,
                          double return_by) {
-  /* The kernel queue and the semaphore miss nothing: their sleep lasts up to the deadline,
-   * not next_attempt; only the helper thread, which signals cannot reach, comes back by
-   * `return_by` for a caller with hooks to run. */
-  if (src->queue_fd >= 0) {
-    /* A caller with hooks to run (return_by) blocks in its own thread only where a signal
-     * gets it out; elsewhere the helper thread queues for it. */
-    if (isinf(deadline) && deadline > 0 && pl_kernel_queue_forever_available(src->queue_backend) &&
-        (isinf(return_by) || pl_sigint_interrupts()))
+  /* The kernel queue and the semaphore miss nothing: their sleep lasts up to the deadline
+   * (or return_by), not next_attempt. */
+  double until = return_by < deadline ? return_by : deadline;
+  if (src->queue_fd >= 0 && pl_kernel_queue_available(src->queue_backend)) {
+    /* Without an end, the caller's own thread blocks in the kernel where Ctrl-C gets it out;
+     * elsewhere the helper thread queues for it, waited for in poll, which every signal
+     * ends. */
+    if (isinf(until) && until > 0 && pl_sigint_interrupts())
       return pl_queue_in_caller(src->queue_fd, src->queue_type, src->queue_backend, next_attempt);
-    if (pl_kernel_queue_available(src->queue_backend))
-      return pl_queue_in_thread(src->queue_fd, src->queue_type, src->queue_backend,
-                                return_by < deadline ? return_by : deadline, deadline,
-                                src->queue_stack);
+    return pl_queue_in_thread(src->queue_fd, src->queue_type, src->queue_backend, next_attempt,
+                              until, deadline, src->queue_stack);
   }
   if (src->sem != NULL) return pl_sem_sleep(src->sem, next_attempt, deadline);
   return pl_sleep(src->watch_fd, next_attempt, deadline);

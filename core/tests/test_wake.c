@@ -1,6 +1,7 @@
 /* Tests event-driven waiting: waits end on the holder's release (never on the fallback
  * timer), through the step API's descriptor, the blocking waits, the kernel queue (with no
- * inotify instance left, and in the caller's thread for a wait without a timeout) and for
+ * inotify instance left, for a crowded lock, where a signal ends it, and in the caller's
+ * thread for a wait without a timeout) and for
  * every kind of object. Runs alone (RUN_SERIAL): it exhausts the user's inotify instances
  * for a moment. */
 #include "testutil.h"
@@ -412,6 +413,79 @@ static void note_signal(int sig) {
   signalled = 1;
 }
 
+/* Sends `parent` SIGUSR1 every 0.1 s (from 0.2 s on) until it closes `self`, or is gone. */
+static void signal_parent_until_told(tu_proc *self, pid_t parent) {
+  tu_sleep(0.2);
+  for (;;) {
+    if (getppid() != parent) tu_child_exit(1);
+    CHECK_INT(kill(parent, SIGUSR1), 0);
+    struct pollfd p = {.fd = self->to, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, 100) != 0) tu_child_exit(0);
+  }
+}
+
+/* A timed wait queued in the kernel by the helper thread (a crowded lock's) ends at a signal,
+ * even one whose handler asks for system calls to be restarted (the caller waits for the
+ * thread in poll(2), which is never restarted), and leaves no thread and no descriptor. */
+static void queued_wait_interrupted(void) {
+  tu_group("a wait queued by the helper thread ends at a signal");
+  const char *path = tu_path("interrupted.lock");
+  struct sigaction sa = {.sa_handler = note_signal, .sa_flags = SA_RESTART}, old_sa;
+  sigemptyset(&sa.sa_mask);
+  CHECK(sigaction(SIGUSR1, &sa, &old_sa) == 0);
+  tu_proc holder;
+  tu_hold(&holder, path, PORTALOCK_BACKEND_FLOCK);
+  portalock_lock_t *lock = new_lock(path);
+  portalock_error err;
+  portalock_acquisition acq;
+  portalock_wait wait;
+  const double timeout = 10; /* what the sleep would last if the signal did not end it */
+  CHECK_OK(portalock_lock_begin(&acq, lock, timeout, FALLBACK, 0, &err), &err);
+  CHECK_STATUS(portalock_step(&acq, -1, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK(wait.fd >= 0);
+  /* A close of the file while it is still held wakes the watch: the wake-up loses the race,
+   * the lock counts as crowded, and the wait queues in the kernel from then on. */
+  close(tu_open(path, O_RDONLY));
+  CHECK_INT(portalock_sleep(&acq, &wait, INFINITY), 1);
+  portalock_wait_counters before = counters();
+  CHECK_STATUS(portalock_step(&acq, -1, &wait, &err), PORTALOCK_CONTENDED, &err);
+  CHECK_INT(counters().lost_race, before.lost_race + 1);
+  CHECK_INT(wait.fd, -1);
+  int fds = tu_count_fds();
+  tu_proc sender;
+  pid_t self = getpid();
+  if (tu_fork(&sender) == 0) signal_parent_until_told(&sender, self);
+  signalled = 0;
+  before = counters();
+  double t0 = tu_now();
+  CHECK_INT(portalock_sleep(&acq, &wait, INFINITY), -1);
+  double took = tu_now() - t0;
+  tu_close_to(&sender);
+  CHECK_INT(tu_reap(&sender), 0);
+  CHECK(took < timeout / 2);
+  CHECK_INT(signalled, 1);
+  portalock_wait_counters after = counters();
+  CHECK_INT(after.signal - before.signal, 1);
+  CHECK_INT(after.kernel - before.kernel, 0);
+  CHECK_INT(tu_count_fds(), fds);
+  /* The thread is joined; the kernel may take a moment to drop it from the process. */
+  t0 = tu_now();
+  while (status_field(getpid(), "Threads", 10) != 1 && tu_now() - t0 < 5)
+    tu_sleep(0.01);
+  CHECK_INT(status_field(getpid(), "Threads", 10), 1);
+  /* The next step queues again, and the kernel hands the lock over at the release. */
+  CHECK_STATUS(portalock_step(&acq, -1, &wait, &err), PORTALOCK_CONTENDED, &err);
+  tu_send(&holder, 'x');
+  before = counters();
+  CHECK_INT(portalock_sleep(&acq, &wait, INFINITY), 1);
+  CHECK_INT(counters().kernel - before.kernel, 1);
+  tu_hold_end(&holder);
+  CHECK_OK(portalock_step(&acq, -1, &wait, &err), &err);
+  CHECK_OK(portalock_lock_release(lock, &err), &err);
+  portalock_lock_free(lock);
+  CHECK(sigaction(SIGUSR1, &old_sa, NULL) == 0);
+}
+
 /* The acquire loop without a timeout has no deadline to keep: it queues in the kernel from
  * the first contention, blocked in flock(2) in the caller's own thread (no helper thread, no
  * inotify instance), and a signal, even one whose handler does not restart system calls,
@@ -486,6 +560,7 @@ int main(void) {
 #ifdef __linux__
   woken_attempt_reads_nothing();
   no_instances_left();
+  queued_wait_interrupted();
   wait_forever();
 #endif
   return tu_done();

@@ -8,8 +8,7 @@
 ---   * otherwise the engine's own blocking sleep (acq:sleep), the one a C wait takes: it wakes
 ---     when the lock file is closed by its holder, or when the kernel grants the lock, or when
 ---     a semaphore count is posted (see portalock.h, portalock_wait); a signal returns it to
----     Lua (so Ctrl-C hooks run), and so does the kernel queue's helper thread, which no
----     signal reaches, after check_interval.
+---     Lua (so Ctrl-C hooks run).
 --- And the outcomes only Lua knows: the lock held by another owner of this Lua state.
 local core = require "portalock.core"
 local errors = require "portalock.errors"

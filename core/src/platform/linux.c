@@ -1,12 +1,13 @@
 /* Linux: the file system's magic number, named semaphores in /dev/shm, renameat2, getrandom,
- * sem_clockwait, pthread_clockjoin_np, inotify, /proc/locks. */
-#define _GNU_SOURCE /* syscall numbers, sem_clockwait, pthread_clockjoin_np */
+ * sem_clockwait, eventfd, inotify, /proc/locks. */
+#define _GNU_SOURCE /* syscall numbers, sem_clockwait */
 #include "../private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -55,11 +56,12 @@ int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs) {
 }
 #endif
 
-#if PL_HAVE_CLOCKJOIN
-int pl_platform_join_until(pthread_t thread, const struct timespec *abs) {
-  return pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, abs);
+int pl_platform_event_open(int *read_fd, int *write_fd) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return -1;
+  *read_fd = *write_fd = fd;
+  return 0;
 }
-#endif
 
 int pl_platform_watch_open(void) {
   return inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

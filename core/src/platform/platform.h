@@ -48,15 +48,6 @@ struct timespec;
 #define PL_HAVE_SEM_CLOCKWAIT 0
 #endif
 
-/* pthread_clockjoin_np: a join with a CLOCK_MONOTONIC deadline (glibc since 2.31), through
- * pl_platform_join_until (linux.c). The kernel queue's helper thread needs it (wake.c). */
-#if defined(__linux__) && defined(__GLIBC__) &&                                                    \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 31))
-#define PL_HAVE_CLOCKJOIN 1
-#else
-#define PL_HAVE_CLOCKJOIN 0
-#endif
-
 /* ---------------------------------------------------------------- functions */
 
 /* An open-file-description record lock on the whole file: F_RDLCK, F_WRLCK or F_UNLCK.
@@ -83,11 +74,10 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap);
 int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs);
 #endif
 
-#if PL_HAVE_CLOCKJOIN
-/* pthread_join(thread, NULL) that gives up at `abs` (CLOCK_MONOTONIC): 0, or an error
- * number (ETIMEDOUT). */
-int pl_platform_join_until(pthread_t thread, const struct timespec *abs);
-#endif
+/* A descriptor that one thread makes readable for another, which may wait for it in poll(2):
+ * writing 8 bytes to *write_fd makes *read_fd readable. Linux: an eventfd (*read_fd ==
+ * *write_fd); elsewhere a pipe. Close-on-exec and non-blocking: 0, or -1 with errno. */
+int pl_platform_event_open(int *read_fd, int *write_fd);
 
 /* A watch on files (Linux: an inotify instance) that becomes readable when one of them is
  * closed, or changes its name, attributes or existence. The instance, non-blocking and

@@ -2,6 +2,8 @@
 #include "../private.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "platform.h"
 
@@ -54,4 +56,28 @@ portalock_status pl_platform_lock_holders(const char *path, const struct stat *s
   (void)count;
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ENOSYS, path,
                  "lock holders of '%s': lock holders are only known on Linux (/proc/locks)", path);
+}
+
+int pl_platform_event_open(int *read_fd, int *write_fd) {
+  int fds[2];
+#if defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+#else
+  /* No pipe2 (macOS): a fork-and-exec by another thread in between inherits the pipe. */
+  if (pipe(fds) != 0) return -1;
+  for (int i = 0; i < 2; i++) {
+    int flags = fcntl(fds[i], F_GETFL);
+    if (flags == -1 || fcntl(fds[i], F_SETFL, flags | O_NONBLOCK) != 0 ||
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0) {
+      int errnum = errno;
+      close(fds[0]);
+      close(fds[1]);
+      errno = errnum;
+      return -1;
+    }
+  }
+#endif
+  *read_fd = fds[0];
+  *write_fd = fds[1];
+  return 0;
 }

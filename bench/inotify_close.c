@@ -2,7 +2,7 @@
  * What a release after a watched wait spends closing the wait's inotify instance (core/src/
  * lock.c keeps the instance until the release, so that the handoff itself does not wait for
  * it): the wall time of close(2) on an instance whose watch is still active, whose watch was
- * removed just before, and whose watch was removed 20 ms before. bench/RESULTS.md quotes it.
+ * removed just before, and whose watch was removed 20 ms before.
  *
  *   cc -O2 bench/inotify_close.c -o /tmp/inotify_close && /tmp/inotify_close
  */

@@ -1,7 +1,7 @@
 /*
  * What one wait through the kernel queue costs in thread handling alone: the CPU and wall
  * time of creating and joining a thread that returns at once, on a stack kept from one
- * thread to the next (as core/src/wake.c keeps it). bench/RESULTS.md quotes it.
+ * thread to the next (as core/src/wake.c keeps it).
  *
  *   cc -O2 -pthread bench/thread_cost.c -o /tmp/thread_cost && /tmp/thread_cost
  */

@@ -4,7 +4,7 @@
  * lock is measured for a waiter blocked in flock(2) (the kernel's queue, the C limit of
  * bench/run) and for one that waits in poll(2) on an inotify watch of the file and then
  * takes the lock with LOCK_NB (the mechanism of portalock's watched waits). The two
- * alternate, so that both see the same machine. bench/RESULTS.md quotes it.
+ * alternate, so that both see the same machine.
  *
  *   cc -O2 bench/wake_cost.c -o /tmp/wake_cost && /tmp/wake_cost
  */

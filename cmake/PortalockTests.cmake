@@ -174,4 +174,8 @@ if(EXISTS /usr/bin/python3)
            COMMAND /usr/bin/python3 "${src}/bench/crash_split" --rounds 1
                    --build "${CMAKE_BINARY_DIR}")
   set_tests_properties(bench.crash_split PROPERTIES TIMEOUT 120 LABELS "bench")
+  add_test(NAME bench.semaphore_waiters
+           COMMAND /usr/bin/python3 "${src}/bench/semaphore_waiters" --rounds 1
+                   --build "${CMAKE_BINARY_DIR}")
+  set_tests_properties(bench.semaphore_waiters PROPERTIES TIMEOUT 120 LABELS "bench")
 endif()

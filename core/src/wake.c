@@ -257,12 +257,13 @@ static pl_counter pl_queue_in_thread(int fd, int type, portalock_backend backend
 /* ---------------------------------------------------------------- a counting semaphore */
 
 /* Sleeps in the semaphore itself until a count is posted (PL_WOKE_KERNEL: the count is now the
- * caller's) or until the deadline. Signals end it (sem_clockwait is never restarted). */
-static pl_counter pl_sem_sleep(sem_t *sem, double next_attempt, double deadline) {
+ * caller's) or until `until` (the deadline, or sooner). Signals end it (sem_clockwait is never
+ * restarted). */
+static pl_counter pl_sem_sleep(sem_t *sem, double next_attempt, double until, double deadline) {
 #if PL_HAVE_SEM_CLOCKWAIT
   (void)next_attempt; /* a back-off for callers that can only poll */
-  double until = portalock_monotonic() + PL_MAX_SLEEP;
-  if (deadline < until) until = deadline;
+  double longest = portalock_monotonic() + PL_MAX_SLEEP;
+  if (longest < until) until = longest;
   struct timespec ts;
   pl_monotonic_timespec(until, &ts);
   pl_counter woke = PL_COUNTERS;
@@ -277,6 +278,7 @@ static pl_counter pl_sem_sleep(sem_t *sem, double next_attempt, double deadline)
   return woke;
 #else
   (void)sem;
+  (void)until;
   return pl_sleep(-1, next_attempt, deadline);
 #endif
 }
@@ -313,6 +315,6 @@ pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double 
     return pl_queue_in_thread(src->queue_fd, src->queue_type, src->queue_backend, next_attempt,
                               until, deadline, src->queue_stack);
   }
-  if (src->sem != NULL) return pl_sem_sleep(src->sem, next_attempt, deadline);
+  if (src->sem != NULL) return pl_sem_sleep(src->sem, next_attempt, until, deadline);
   return pl_sleep(src->watch_fd, next_attempt, deadline);
 }

@@ -7,7 +7,7 @@
  *                         of this state: the policy without an attempt)
  *   acq:sleep(fd|nil, next_attempt) -> "ready" | "timeout" | "interrupted"
  *   acq:give_up()
- *   acq:check_interval()
+ *   acq:check_interval()  (the one in effect: 0 re-checks every PORTALOCK_CHECK_INTERVAL_MIN)
  */
 #include "l_private.h"
 

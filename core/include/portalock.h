@@ -161,7 +161,7 @@ PORTALOCK_API int portalock_wait_step(const portalock_wait *wait, double deadlin
  */
 typedef struct portalock_acquisition {
   double timeout;
-  double check_interval;
+  double check_interval; /* in effect: at least PORTALOCK_CHECK_INTERVAL_MIN */
   int fail_when_locked;
   double deadline; /* monotonic seconds: the start plus timeout */
   const struct pl_waitable *waitable_;

@@ -28,7 +28,7 @@ portalock_status pl_begin(portalock_acquisition *acq, const pl_waitable *waitabl
   portalock_status status = pl_check_timing(timeout, check_interval, err);
   if (status != PORTALOCK_OK) return status;
   *acq = (portalock_acquisition){.timeout = timeout,
-                                 .check_interval = check_interval,
+                                 .check_interval = pl_check_period(check_interval),
                                  .fail_when_locked = fail_when_locked,
                                  .deadline = portalock_monotonic() + timeout,
                                  .waitable_ = waitable,

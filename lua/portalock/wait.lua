@@ -74,8 +74,6 @@ end
 -- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean,
 -- phase = name of an nginx phase that forbids waiting | nil}.
 local function strategy(check_interval, acq)
-  -- 0 (or anything shorter) re-checks every CHECK_INTERVAL_MIN, never in a busy loop
-  check_interval = math.max(check_interval, core.CHECK_INTERVAL_MIN)
   local ngx = rawget(_G, "ngx")
   if type(ngx) == "table" and type(ngx.get_phase) == "function" then
     local phase = ngx.get_phase()

@@ -5,7 +5,7 @@
  *   acq:step([target]) -> "acquired" | "sleep", fd|nil, next_attempt | nil, errtab
  *   acq:held()         -> "sleep", nil, next_attempt | nil, errtab   (held by another owner
  *                         of this state: the policy without an attempt)
- *   acq:sleep(fd|nil, next_attempt) -> "ready" | "timeout" | "interrupted"
+ *   acq:sleep(next_attempt) -> "ready" | "timeout" | "interrupted"
  *   acq:give_up()
  *   acq:check_interval()  (the one in effect: 0 re-checks every PORTALOCK_CHECK_INTERVAL_MIN)
  */
@@ -105,9 +105,9 @@ static int a_held(lua_State *L) {
  * interpreter's hooks (Ctrl-C in lua) run before the next step. */
 static int a_sleep(lua_State *L) {
   portalock_acquisition *acq = check_acquisition(L);
-  portalock_wait wait;
-  wait.fd = lua_isnoneornil(L, 2) ? -1 : (int)luaL_checkinteger(L, 2);
-  wait.next_attempt = luaL_checknumber(L, 3);
+  portalock_wait wait; /* what to sleep on is the engine's choice: only the time is the step's */
+  wait.fd = -1;
+  wait.next_attempt = luaL_checknumber(L, 2);
   return pl_push_wait_result(L, portalock_sleep(acq, &wait, INFINITY));
 }
 

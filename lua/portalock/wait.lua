@@ -60,10 +60,10 @@ local function backoff_sleeper(sleep, check_interval)
 end
 
 local function blocking_sleeper(acq)
-  return function(fd, next_attempt)
+  return function(_, next_attempt)
     -- A hook's error (Ctrl-C) raised as the sleep returns must not strand what the sleep may
     -- have taken (a lock granted by the kernel, a semaphore count): give the wait up first.
-    local ok, err = pcall(acq.sleep, acq, fd, next_attempt)
+    local ok, err = pcall(acq.sleep, acq, next_attempt)
     if not ok then
       acq:give_up()
       error(err, 0)

@@ -910,6 +910,171 @@ PORTALOCK_API int portalock_atomic_is_poisoned(const portalock_atomic_t *atomic)
 /** Aborts an uncommitted handle (ignoring errors) and frees it. NULL is a no-op. */
 PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
 
+/* ---------------------------------------------------------------- Redis (distributed) */
+
+/*
+ * RedisLock and RedisSemaphore: one lock (or `maximum` permits) shared by every process, on any
+ * machine, that uses the same Redis primary. Built only when hiredis is found (the CMake option
+ * PORTALOCK_REDIS); hiredis formats and parses RESP, portalock owns the sockets.
+ *
+ * A process opens a *session*: a connection subscribed to its own random channel (Redis drops
+ * the subscription when the connection ends, whatever ends it) and a command connection. A
+ * grant belongs to a session: it ends when its holder releases it, when Redis sees the
+ * session's subscription gone (the holder's process died on a live host: at once), or when its
+ * lease (`ttl`) runs out unrenewed (a paused, cut-off or frozen holder). A keep-alive thread
+ * per session renews every grant of the session each ttl/3 in one script; it starts with the
+ * session, and a child process does not inherit it (nor the connections: a pthread_atfork
+ * handler closes the child's copies, so a child can neither keep a grant alive nor release it;
+ * the child's handles report "forked"). Every decision is one script on the server, timed by
+ * the server's TIME. A session that loses a connection is never re-connected: its grants are
+ * LOST, and a new session takes new grants.
+ *
+ * A grant carries a fencing token that increases strictly per name (a counter, floored by the
+ * server's clock in microseconds so that it keeps increasing across a restart that lost the
+ * counter, as long as the server's clock does not go back). A holder that may have lost its
+ * grant without knowing it yet (a pause) writes through portalock_redis_fenced_write, which
+ * rejects a token older than the newest one seen for the key.
+ *
+ * Keys of a name share the hash tag "{name}": "portalock:{name}:holders", ":queue", ":fence",
+ * ":subscribers", ":maximum"; channels are "portalock:session:<random>" (a session) and
+ * "portalock:session:<random>:<n>" (one acquisition: waiters are woken on it one at a time, in
+ * arrival order). A RedisLock also subscribes to the channel `name` itself while it waits and
+ * holds, as Python portalocker's RedisLock does, so that each sees the other's holders.
+ * Commands used: AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD, EVALSHA, SUBSCRIBE, UNSUBSCRIBE,
+ * PUBLISH (and, inside the scripts, TIME, PUBSUB NUMSUB and key commands); none needs admin
+ * rights.
+ */
+typedef struct portalock_redis_options {
+  const char *host;       /* "127.0.0.1" when NULL (and `path` is NULL) */
+  int port;               /* 6379 when 0 */
+  const char *path;       /* a unix socket instead of host and port, or NULL */
+  long db;                /* SELECT'ed on the command connection; 0 */
+  const char *username;   /* AUTH username password (an ACL user), or NULL */
+  const char *password;   /* AUTH password, or NULL */
+  double connect_timeout; /* seconds, > 0: 5 */
+  double command_timeout; /* seconds, > 0: 5; a command that outlasts it loses the session */
+  double ttl;             /* the lease, seconds, > 0: 30; renewed every ttl/3 */
+} portalock_redis_options;
+
+#define PORTALOCK_REDIS_DEFAULT_PORT 6379
+#define PORTALOCK_REDIS_DEFAULT_TIMEOUT 5.0
+#define PORTALOCK_REDIS_DEFAULT_TTL 30.0
+/* How often a waiter re-checks without being woken: a holder whose process died without a
+ * release publishes nothing, and its grant goes when the next check sees its session gone. */
+#define PORTALOCK_REDIS_RECHECK_INTERVAL 0.1
+
+PORTALOCK_API void portalock_redis_options_init(portalock_redis_options *opts);
+/*
+ * Fills `opts` (host, port, path, db, username, password; the rest is left) from
+ * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]"; user and password
+ * %-decoded) or "unix://path[?db=N]" (path absolute). The strings point into `buf`, which
+ * must hold at least strlen(url) + 1 bytes and outlive their use. INVALID, naming the part,
+ * for anything else.
+ */
+PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts,
+                                                                 const char *url, char *buf,
+                                                                 size_t cap, portalock_error *err);
+
+typedef struct portalock_redis_session portalock_redis_session_t;
+
+/*
+ * Opens a session: both connections (connect_timeout each), AUTH and SELECT, the session's
+ * subscription confirmed, the scripts loaded, the keep-alive thread started. LOCK_EXCEPTION
+ * with the server's or the system's reason when any of it fails; INVALID for bad options.
+ */
+PORTALOCK_API portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
+                                                            const portalock_redis_options *opts,
+                                                            portalock_error *err);
+/* Closes the connections (every grant still held ends at once) and stops the keep-alive
+ * thread. The session's locks and semaphores must be freed first. NULL is a no-op. */
+PORTALOCK_API void portalock_redis_session_free(portalock_redis_session_t *session);
+/* Why the session is lost ("connection closed by the server", "command timed out", "forked",
+ * ...), or NULL while it is alive. */
+PORTALOCK_API const char *portalock_redis_session_lost(const portalock_redis_session_t *session);
+/*
+ * A descriptor for an event loop: readable (POLLIN) once any grant of the session is lost
+ * (then check each: portalock_redis_lock_check) and stays readable. Owned by the session.
+ */
+PORTALOCK_API int portalock_redis_session_fd(const portalock_redis_session_t *session);
+/*
+ * Called on the keep-alive thread, once per grant lost while held, with the name and the reason
+ * (NULL: none). It must not call into the session (its locks are the caller's thread's).
+ */
+typedef void (*portalock_redis_lost_callback)(void *data, const char *name, const char *reason);
+PORTALOCK_API void portalock_redis_session_on_lost(portalock_redis_session_t *session,
+                                                   portalock_redis_lost_callback callback,
+                                                   void *data);
+/*
+ * Writes `value` to the hash `key` (fields "value" and "token") only if `token` is not older
+ * than the token stored there: *written is 1 when written, 0 when rejected (a newer holder has
+ * written). One round trip.
+ */
+PORTALOCK_API portalock_status portalock_redis_fenced_write(portalock_redis_session_t *session,
+                                                            const char *key, uint64_t token,
+                                                            const char *value, size_t len,
+                                                            int *written, portalock_error *err);
+
+/*
+ * A RedisLock (maximum 1, subscribed to the channel `name` as portalocker's RedisLock is) and a
+ * RedisSemaphore (any maximum: the maximum stored with the name must match, else INVALID).
+ * Both follow the step API (portalock_step, portalock_sleep): the attempt is one script (plus,
+ * the first time, the acquisition's subscription sent alongside); a contended step waits on a
+ * descriptor that the next release in arrival order makes readable, re-checking at least every
+ * PORTALOCK_REDIS_RECHECK_INTERVAL. A handle is used by one thread at a time; several handles
+ * share one session from any threads.
+ *  - check: NULL while held, else why not ("not held", "lost", "expired", "forked"); no I/O
+ *    ("expired": the lease has run out by this process's clock and no renewal came back).
+ *  - ensure: one round trip: OK while the server still holds the grant, else LOCK_EXCEPTION
+ *    (and the grant is LOST from then on).
+ *  - release: OK, or LOCK_EXCEPTION when the grant was already lost (the handle is released
+ *    either way; a failure to reach the server leaves the grant to end with the session).
+ *  - token: the grant's fencing token, 0 when not held.
+ */
+typedef struct portalock_redis_lock portalock_redis_lock_t;
+typedef struct portalock_redis_semaphore portalock_redis_semaphore_t;
+
+PORTALOCK_API portalock_status portalock_redis_lock_new(portalock_redis_lock_t **out,
+                                                        portalock_redis_session_t *session,
+                                                        const char *name, portalock_error *err);
+PORTALOCK_API void portalock_redis_lock_free(portalock_redis_lock_t *lock);
+PORTALOCK_API portalock_status portalock_redis_lock_begin(portalock_acquisition *acq,
+                                                          portalock_redis_lock_t *lock,
+                                                          double timeout, double check_interval,
+                                                          int fail_when_locked,
+                                                          portalock_error *err);
+PORTALOCK_API portalock_status portalock_redis_lock_acquire_with(portalock_redis_lock_t *lock,
+                                                                 double timeout,
+                                                                 double check_interval,
+                                                                 int fail_when_locked,
+                                                                 portalock_error *err);
+PORTALOCK_API portalock_status portalock_redis_lock_release(portalock_redis_lock_t *lock,
+                                                            portalock_error *err);
+PORTALOCK_API const char *portalock_redis_lock_check(const portalock_redis_lock_t *lock);
+PORTALOCK_API portalock_status portalock_redis_lock_ensure(portalock_redis_lock_t *lock,
+                                                           portalock_error *err);
+PORTALOCK_API uint64_t portalock_redis_lock_token(const portalock_redis_lock_t *lock);
+PORTALOCK_API const char *portalock_redis_lock_name(const portalock_redis_lock_t *lock);
+
+PORTALOCK_API portalock_status portalock_redis_semaphore_new(portalock_redis_semaphore_t **out,
+                                                             portalock_redis_session_t *session,
+                                                             const char *name, long maximum,
+                                                             portalock_error *err);
+PORTALOCK_API void portalock_redis_semaphore_free(portalock_redis_semaphore_t *sem);
+PORTALOCK_API portalock_status portalock_redis_semaphore_begin(
+    portalock_acquisition *acq, portalock_redis_semaphore_t *sem, double timeout,
+    double check_interval, int fail_when_locked, portalock_error *err);
+PORTALOCK_API portalock_status portalock_redis_semaphore_acquire_with(
+    portalock_redis_semaphore_t *sem, double timeout, double check_interval, int fail_when_locked,
+    portalock_error *err);
+PORTALOCK_API portalock_status portalock_redis_semaphore_release(portalock_redis_semaphore_t *sem,
+                                                                 portalock_error *err);
+PORTALOCK_API const char *portalock_redis_semaphore_check(const portalock_redis_semaphore_t *sem);
+PORTALOCK_API portalock_status portalock_redis_semaphore_ensure(portalock_redis_semaphore_t *sem,
+                                                                portalock_error *err);
+PORTALOCK_API uint64_t portalock_redis_semaphore_token(const portalock_redis_semaphore_t *sem);
+PORTALOCK_API const char *portalock_redis_semaphore_name(const portalock_redis_semaphore_t *sem);
+PORTALOCK_API long portalock_redis_semaphore_maximum(const portalock_redis_semaphore_t *sem);
+
 /* ---------------------------------------------------------------- running a command */
 
 /*

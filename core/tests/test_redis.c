@@ -138,6 +138,31 @@ static void *wait_for_lock(void *arg) {
   return NULL;
 }
 
+static void test_invisible(void) {
+  tu_group("an invisible lock (no subscription to its name) and a visible one exclude each other");
+  portalock_error err;
+  portalock_redis_session_t *a = open_session(30), *b = open_session(30);
+  portalock_redis_lock_t *la, *lb;
+  CHECK_OK(portalock_redis_lock_new(&la, a, "invisible", &err), &err);
+  CHECK_OK(portalock_redis_lock_new(&lb, b, "invisible", &err), &err);
+  CHECK_OK(portalock_redis_lock_set_visible(la, 0, &err), &err);
+  for (int round = 0; round < 3; round++) {
+    CHECK_OK(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), &err);
+    CHECK_STATUS(portalock_redis_lock_acquire_with(lb, 0, 0.01, 0, &err),
+                 PORTALOCK_ALREADY_LOCKED, &err);
+    CHECK_OK(portalock_redis_lock_release(la, &err), &err);
+    CHECK_OK(portalock_redis_lock_acquire_with(lb, 0, 0.01, 0, &err), &err);
+    CHECK_STATUS(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err),
+                 PORTALOCK_ALREADY_LOCKED, &err);
+    CHECK_OK(portalock_redis_lock_release(lb, &err), &err);
+  }
+  CHECK_STATUS(portalock_redis_lock_set_visible(la, 1, &err), PORTALOCK_INVALID, &err);
+  portalock_redis_lock_free(la);
+  portalock_redis_lock_free(lb);
+  portalock_redis_session_free(a);
+  portalock_redis_session_free(b);
+}
+
 static void test_handoff_wakes(void) {
   tu_group("a release wakes the waiter (check_interval 5 s: no polling)");
   portalock_error err;
@@ -287,6 +312,7 @@ int main(void) {
   }
   int fds = tu_count_fds();
   test_lock_excludes();
+  test_invisible();
   test_handoff_wakes();
   test_semaphore();
   test_loss();

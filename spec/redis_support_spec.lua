@@ -359,6 +359,20 @@ for step in sys.argv[4:]:
       assert.are.same({"+PONG", "+PONG"}, {next_line(), late_line()})
     end)
 
+    it("holds back a client's data from a word on with stall, until heal", function()
+      local next_line, open = probe(proxy.port, 0.5, "ping", "stalling", "ping", "healed", "read")
+      assert.are.equal("+PONG", next_line())
+      proxy:stall("PING")
+      assert.are.equal(0, proxy:stalled())
+      open("stalling")
+      assert.are.equal("timeout", next_line())
+      assert.are.equal(1, proxy:stalled())
+      assert.are.equal("PONG\n", ping(server)) -- the server itself answers meanwhile
+      proxy:heal()
+      open("healed")
+      assert.are.equal("+PONG", next_line())
+    end)
+
     it("closes its clients' connections when the server dies, and forwards to its restart", function()
       local next_line, open = probe(proxy.port, 5, "ping", "killed", "read")
       assert.are.equal("+PONG", next_line())

@@ -149,6 +149,11 @@ describe("the Redis fault suite's checker", function()
     assert.is_true(math.abs(events[2].time - core.monotonic()) < 5)
   end)
 
+  it("records a token of 16 digits whole (Lua 5.1 and LuaJIT hold it in a double)", function()
+    checker.record(dir .. "/log", "grant", 1796613707310512)
+    assert.are.equal(1796613707310512, assert(checker.parse(dir .. "/log"))[1].token)
+  end)
+
   it("records whole lines from concurrent processes", function()
     local log, pids = dir .. "/log", {}
     local code = "local checker = require 'spec.support.redis_checker' for i = 1, 300 do "

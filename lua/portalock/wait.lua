@@ -71,14 +71,21 @@ local function blocking_sleeper(acq)
   end
 end
 
+--- The phase (ngx.get_phase()) when running inside nginx (OpenResty), else nil.
+function M.nginx_phase()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
+    return ngx.get_phase()
+  end
+end
+
 -- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean,
 -- phase = name of an nginx phase that forbids waiting | nil}.
 local function strategy(check_interval, acq)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
-    local phase = ngx.get_phase()
+  local phase = M.nginx_phase()
+  if phase then
     if YIELDABLE_PHASES[phase] then
-      return {sleep = backoff_sleeper(ngx.sleep, check_interval), yields = true}
+      return {sleep = backoff_sleeper(rawget(_G, "ngx").sleep, check_interval), yields = true}
     elseif phase ~= "init" then
       return {yields = false, phase = phase}
     end

@@ -374,6 +374,43 @@ describe("RedisLock", function()
     end)
   end)
 
+  describe("an ACL user with only the README's rights", function()
+    it("acquires, waits, renews, releases and fences", function()
+      local readme = assert(helper.read(helper.root .. "/README.md"))
+      local rules = assert(readme:match("\nuser portalock ([^\n]+)\n"), "no ACL line in the README")
+      local words = {"ACL", "SETUSER", "portalock"}
+      for word in rules:gmatch("%S+") do
+        words[#words + 1] = word
+      end
+      local out, status = server:cli((table.unpack or unpack)(words)) -- luacheck: compat
+      assert.are.equal(0, status, out)
+      assert.are.equal("OK\n", out)
+      local opts = {redis = {host = "127.0.0.1", port = server.port, db = 1, username = "portalock",
+        password = rules:match(">(%S+)")}}
+      local name = fresh("acl")
+      local a, b = portalock.RedisLock(name, opts), portalock.RedisLock(name, opts)
+      assert(a:acquire())
+      local obj, err = b:acquire(0.2)
+      assert.is_nil(obj)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.is_true(a:ensure())
+      assert.is_true(a:fenced_write("portalock:acl-fenced", "value"))
+      assert.is_true(a:release())
+      assert(b:acquire(1))
+      assert.is_true(b:release())
+      local sem = portalock.RedisSemaphore(name .. "-sem", 2, opts)
+      assert(sem:acquire(1))
+      assert.is_true(sem:release())
+      -- and the rights are needed: a user without EVALSHA cannot open a session
+      out, status = server:cli("ACL", "SETUSER", "portalock", "-evalsha")
+      assert.are.equal(0, status, out)
+      obj, err = portalock.RedisLock(name, {redis = opts.redis, ttl = 7}):acquire(0)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      assert.matches("evalsha", err.message:lower())
+    end)
+  end)
+
   describe("inside nginx", function()
     it("refuses construction instead of blocking the worker", function()
       local out, status = lua_error_of([[
@@ -411,9 +448,9 @@ describe("RedisLock", function()
         function() portalock.RedisSemaphore("s", 0) end},
       {"a fractional maximum", {"bad argument 'maximum' to 'RedisSemaphore' (1.5)"},
         function() portalock.RedisSemaphore("s", 1.5) end},
-      {"a negative ttl", {"bad argument 'ttl' to 'RedisLock' (-1)", "> 0"},
+      {"a negative ttl", {"bad argument 'ttl' to 'RedisLock' (-1)", "must be a positive number of seconds"},
         function() portalock.RedisLock("x", {ttl = -1}) end},
-      {"an infinite ttl", {"bad argument 'ttl' to 'RedisLock' (inf)", "finite"},
+      {"an infinite ttl", {"bad argument 'ttl' to 'RedisLock' (inf)", "at most a year"},
         function() portalock.RedisLock("x", {ttl = math.huge}) end},
       {"a ttl of the wrong type", {"bad argument 'ttl' to 'RedisSemaphore' (\"30\")"},
         function() portalock.RedisSemaphore("x", 2, {ttl = "30"}) end},
@@ -439,9 +476,14 @@ describe("RedisLock", function()
         function() portalock.RedisLock("x", 5) end},
       {"a URL of another scheme", {"bad argument 'redis' to 'RedisLock' (\"http://127.0.0.1/\")"},
         function() portalock.RedisLock("x", {redis = "http://127.0.0.1/"}) end},
+      {"a URL with a bad db, its password masked", {"bad argument 'redis' to 'RedisLock' "
+        .. "(\"redis://u:***@127.0.0.1:6379/x\")", "db"},
+        function() portalock.RedisLock("x", {redis = "redis://u:secret@127.0.0.1:6379/x"}) end},
+      {"a password with a NUL, not quoted", {"bad argument 'password' to 'RedisLock' (***)", "NUL"},
+        function() portalock.RedisLock("x", {redis = {password = "se\0cret"}}) end},
       {"a redis option of the wrong type", {"bad argument 'redis' to 'RedisLock' (true)", "URL"},
         function() portalock.RedisLock("x", {redis = true}) end},
-      {"a port out of range", {"bad argument 'port' to 'RedisLock' (70000)", "1..65535"},
+      {"a port out of range", {"bad argument 'port' to 'RedisLock' (70000)", "within 1..65535"},
         function() portalock.RedisLock("x", {redis = {port = 70000}}) end},
       {"a negative db", {"bad argument 'db' to 'RedisLock' (-1)"},
         function() portalock.RedisLock("x", {redis = {db = -1}}) end},
@@ -461,6 +503,15 @@ describe("RedisLock", function()
         raises(case[2], case[3])
       end)
     end
+
+    it("never quotes a password", function()
+      local ok, message = pcall(portalock.RedisLock, "x", {redis = "redis://u:secret@127.0.0.1:6379/x"})
+      assert.is_false(ok)
+      assert.is_nil(message:find("secret", 1, true), message)
+      ok, message = pcall(portalock.RedisLock, "x", {redis = {password = "se\0cret"}})
+      assert.is_false(ok)
+      assert.is_nil(message:find("se", 1, true) and message:find("cret", 1, true), message)
+    end)
 
     it("raises in the core binding for a bad token or a NUL in a name", function()
       local session = assert(core.redis_session({url = url}))

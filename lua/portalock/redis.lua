@@ -14,19 +14,21 @@ local M = {}
 
 local pick = check.pick
 
--- The integer limits of a semaphore's maximum: the C binding takes a long of 32 bits or more.
-local MAXIMUM_LIMIT = 0x7fffffff
+-- The core's rules of session options (pl_check_session_options and url.c's in core/src/redis),
+-- asked here before any session exists, in the core's words. They belong in portalock_rule.
+local SECONDS_MAX = 86400 * 365
+local PORT_MAX, DB_MAX = 65535, 2147483647
 
 local function positive_seconds(func, value, name)
-  if type(value) ~= "number" or not (value > 0 and value < math.huge) then
-    return check.bad(func, name, value, "must be a finite number of seconds > 0")
+  if type(value) ~= "number" or not (value > 0 and value <= SECONDS_MAX) then
+    return check.bad(func, name, value, "must be a positive number of seconds (at most a year)")
   end
 end
 
-local function integer_in(low, high)
+local function integer_within(low, high)
   return function(func, value, name)
     if not check.is_integer(value) or value < low or value > high then
-      return check.bad(func, name, value, string.format("must be an integer in %d..%d", low, high))
+      return check.bad(func, name, value, string.format("must be an integer within %d..%d", low, high))
     end
   end
 end
@@ -41,18 +43,38 @@ local function name_string(func, value, name)
   end
 end
 
+-- A password is never quoted in a message: it may end up in a log.
+local function password_string(func, value, name)
+  local problem = type(value) ~= "string" and "must be a string"
+    or value:find("\0", 1, true) and "must not contain NUL bytes"
+  if problem then
+    return string.format("bad argument '%s' to '%s' (%s): %s", name, func,
+      type(value) == "string" and "***" or type(value), problem)
+  end
+end
+
 -- The fields of a `redis` table, as the C core names them.
 local CONNECTION_FIELDS = {
-  {"host", name_string}, {"port", integer_in(1, 65535)}, {"db", integer_in(0, MAXIMUM_LIMIT)},
-  {"username", name_string}, {"password", name_string}, {"path", name_string},
+  {"host", name_string}, {"port", integer_within(1, PORT_MAX)}, {"db", integer_within(0, DB_MAX)},
+  {"username", name_string}, {"password", password_string}, {"path", name_string},
 }
 
+-- The core's message for a refused URL shows it with its password masked: it is framed here
+-- as this function's, without quoting the URL again.
+local URL_PROBLEM = "bad argument 'url' "
+
 -- opts.redis: a URL (the core parses it) or a table of CONNECTION_FIELDS.
+-- A semaphore's largest maximum: the C binding passes it as a long of at least 32 bits.
+local MAXIMUM_MAX = 2147483647
+
 local function connection(func, value, name)
   if type(value) == "string" then
     local _, problem = core.redis_parse_url(value)
     if problem then
-      return check.bad(func, name, value, problem)
+      if problem:sub(1, #URL_PROBLEM) == URL_PROBLEM then
+        return string.format("bad argument '%s' to '%s' %s", name, func, problem:sub(#URL_PROBLEM + 1))
+      end
+      return string.format("bad argument '%s' to '%s': %s", name, func, problem)
     end
   elseif type(value) == "table" then
     return check.options_with(func, value, CONNECTION_FIELDS)
@@ -179,9 +201,9 @@ local function check_self(self, method)
   end
 end
 
---- true while the grant is held; else false and why: "not held", "lost" (the session ended or
---- the server no longer has it), "expired" (the lease ran out unrenewed by this process's
---- clock), "forked" (an object inherited across fork). No I/O.
+--- true while the grant is held; else false and why, in the core's words: "not held", "lost"
+--- (the session ended, the server no longer has the grant, or its lease ran out unrenewed by
+--- this process's clock), "forked" (an object inherited across fork). No I/O.
 function Redis:check()
   check_self(self, "check")
   if not self._h then
@@ -204,8 +226,8 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   if problem then
     error(problem, 2)
   end
-  if self._h then
-    self._h:release() -- a lost grant's remains; nothing to give back
+  if self._h and self._h:token() ~= 0 then
+    self._h:release() -- a lost grant's remains: nothing to give back
   end
   local defaults = self._defaults
   local h, err = handle_of(self)
@@ -235,8 +257,8 @@ end
 --- (the object is released either way). Never raises; releasing what is not held is a no-op.
 function Redis:release()
   check_self(self, "release")
-  if not self._h then
-    return true
+  if not self._h or self._h:token() == 0 then
+    return true -- the core's handle has no grant (its token is 0): nothing to release
   end
   return errors.result(self._h:release())
 end
@@ -283,9 +305,7 @@ end
 -- `<close>` releases and never raises: a scope that lost its grant learns it from check(),
 -- ensure() or release(), not from an error thrown while it unwinds.
 RedisMeta.__close = function(self)
-  if self._h then
-    self._h:release()
-  end
+  self:release()
 end
 
 RedisMeta.__tostring = function(self)
@@ -348,7 +368,7 @@ end
 --- Every user of a name must give the same maximum (acquire raises on a mismatch).
 function M.RedisSemaphore(name, maximum, opts)
   local problem = refuse_here("RedisSemaphore") or name_string("RedisSemaphore", name, "name")
-    or integer_in(1, MAXIMUM_LIMIT)("RedisSemaphore", maximum, "maximum")
+    or integer_within(1, MAXIMUM_MAX)("RedisSemaphore", maximum, "maximum")
   if problem then
     error(problem, 2)
   end

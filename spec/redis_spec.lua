@@ -3,23 +3,23 @@ local core = require "portalock.core"
 local helper = require "spec.support.helper"
 local redis_server = require "spec.support.redis_local"
 
--- Children that run Lua code with or without a global `ngx`, or with a core lacking Redis.
-local function lua_error_of(code)
-  local out, status = helper.capture(helper.lua_command(code))
-  return out, status
+-- What constructing a RedisLock and a RedisSemaphore raises in a child that first runs
+-- `prelude` (a global `ngx`, or a core without Redis): the child's output and exit status.
+local function construction_errors(prelude)
+  return helper.capture(helper.lua_command(prelude .. [[
+    local portalock = require "portalock"
+    for _, make in ipairs({function() return portalock.RedisLock("x") end,
+                           function() return portalock.RedisSemaphore("x", 3) end}) do
+      local ok, err = pcall(make)
+      assert(not ok, "constructed")
+      io.write(err, "\n")
+    end]]))
 end
 
 describe("RedisLock in a build without hiredis", function()
   it("says so at construction, naming libhiredis-dev", function()
-    local out, status = lua_error_of([[
-      require("portalock.core").redis_session = nil -- as a build without PORTALOCK_HAVE_REDIS
-      local portalock = require "portalock"
-      for _, make in ipairs({function() return portalock.RedisLock("x") end,
-                             function() return portalock.RedisSemaphore("x", 3) end}) do
-        local ok, err = pcall(make)
-        assert(not ok)
-        io.write(err, "\n")
-      end]])
+    -- as a build without PORTALOCK_HAVE_REDIS
+    local out, status = construction_errors('require("portalock.core").redis_session = nil\n')
     assert.are.equal(0, status, out)
     assert.matches("RedisLock: portalock was built without Redis support.-libhiredis%-dev", out)
     assert.matches("RedisSemaphore: portalock was built without Redis support.-libhiredis%-dev", out)
@@ -413,15 +413,7 @@ describe("RedisLock", function()
 
   describe("inside nginx", function()
     it("refuses construction instead of blocking the worker", function()
-      local out, status = lua_error_of([[
-        ngx = {get_phase = function() return "content" end}
-        local portalock = require "portalock"
-        for _, make in ipairs({function() return portalock.RedisLock("x") end,
-                               function() return portalock.RedisSemaphore("x", 3) end}) do
-          local ok, err = pcall(make)
-          assert(not ok)
-          io.write(err, "\n")
-        end]])
+      local out, status = construction_errors('ngx = {get_phase = function() return "content" end}\n')
       assert.are.equal(0, status, out)
       assert.matches("RedisLock: not available inside nginx %(phase 'content'%): its connections "
         .. "would block the worker", out)

@@ -33,15 +33,8 @@ local function integer_within(low, high)
   end
 end
 
-local function name_string(func, value, name)
-  if type(value) ~= "string" then
-    return check.bad(func, name, value, "must be a string")
-  elseif value == "" then
-    return check.bad(func, name, value, "must not be empty")
-  elseif value:find("\0", 1, true) then
-    return check.bad(func, name, value, "must not contain NUL bytes")
-  end
-end
+-- Names, hosts, paths: strings that are not empty and have no NUL (a filename's rule).
+local name_string = check.filename
 
 -- A password is never quoted in a message: it may end up in a log.
 local function password_string(func, value, name)
@@ -180,24 +173,12 @@ for _, name in ipairs({"timeout", "check_interval", "fail_when_locked"}) do
 end
 getters.channel = getters.name
 
-local RedisMeta = {}
-RedisMeta.__index = function(self, key)
-  local method = Redis[key]
-  if method ~= nil then
-    return method
-  end
-  local getter = getters[key]
-  return getter and getter(self)
-end
-RedisMeta.__newindex = function(self, key)
-  error(string.format("cannot assign field %s of a %s: its fields are read-only", tostring(key),
-    rawget(self, "_class")), 2)
-end
+local RedisMeta = lock.object_metatable(Redis, getters)
 
 local function check_self(self, method)
-  if getmetatable(self) ~= RedisMeta then
-    error(check.bad(method, "self", self,
-      "expected a RedisLock or RedisSemaphore; call it as obj:" .. method .. "(...)"), 3)
+  local problem = lock.check_self(self, RedisMeta, "RedisLock or RedisSemaphore", method)
+  if problem then
+    error(problem, 3)
   end
 end
 
@@ -240,13 +221,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     return nil, errors.from_core(errtab)
   end
   local ok
-  ok, err = wait.acquire(self._name, function()
-    local status, detail, next_attempt = acq:step()
-    if status == nil then
-      return "failed", errors.from_core(detail)
-    end
-    return status, detail, next_attempt
-  end, acq)
+  ok, err = wait.acquire_steps(self._name, acq)
   if not ok then
     return nil, err
   end

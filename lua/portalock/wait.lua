@@ -151,4 +151,16 @@ function M.acquire(path, attempt, acq)
   end
 end
 
+--- acquire() for an acquisition whose every attempt is the core's step (no holder inside this
+--- Lua state to consider): the semaphores and the Redis grants. Returns true or nil, err.
+function M.acquire_steps(path, acq)
+  return M.acquire(path, function()
+    local status, detail, next_attempt = acq:step()
+    if status == nil then
+      return "failed", errors.from_core(detail)
+    end
+    return status, detail, next_attempt
+  end, acq)
+end
+
 return M

@@ -374,6 +374,47 @@ describe("RedisLock", function()
     end)
   end)
 
+  describe("sessions", function()
+    local testhelper = require "portalock_testhelper"
+
+    it("are shared by the objects of one process and settings, and closed once unused", function()
+      collectgarbage()
+      collectgarbage()
+      local before = testhelper.fd_count()
+      local a, b = lock(fresh()), semaphore(fresh("sem"), 2)
+      local other = lock(fresh(), {ttl = 7}) -- other settings: another session
+      for _, obj in ipairs({a, b, other}) do
+        assert(obj:acquire())
+      end
+      assert.are.equal(a:lost_fd(), b:lost_fd())
+      assert.are_not.equal(a:lost_fd(), other:lost_fd())
+      assert.is_true(testhelper.fd_count() > before)
+      for _, obj in ipairs({a, b, other}) do
+        assert(obj:release())
+      end
+      a, b, other = nil, nil, nil -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+      assert.are.equal(before, testhelper.fd_count())
+    end)
+
+    it("close their handles when closed: a handle then raises, and collection is safe", function()
+      local session = assert(core.redis_session({url = url}))
+      local h = core.redis_lock(session, fresh())
+      local acq = h:begin(1, 0.1, false)
+      assert.are.equal("acquired", acq:step())
+      assert.are.equal("held", tostring(h):match("%((.-)%)$"))
+      session:close()
+      assert.matches("freed", tostring(h))
+      assert.has_error(function() h:check() end)
+      assert.has_error(function() acq:step() end)
+      session:close() -- twice is a no-op
+      h, acq, session = nil, nil, nil -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+    end)
+  end)
+
   describe("an ACL user with only the README's rights", function()
     it("acquires, waits, renews, releases and fences", function()
       local readme = assert(helper.read(helper.root .. "/README.md"))

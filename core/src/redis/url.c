@@ -104,8 +104,7 @@ static long pl_url_number(const char *src, size_t len) {
 static int pl_url_db(pl_url *u, const char *src, size_t len, long *db) {
   long v = pl_url_number(src, len);
   const char *problem = pl_redis_db_problem(v);
-  if (problem != NULL)
-    return pl_url_fail(u, "the db \"%.*s\" %s", pl_shown(len), src, problem);
+  if (problem != NULL) return pl_url_fail(u, "the db \"%.*s\" %s", pl_shown(len), src, problem);
   *db = v;
   return 0;
 }
@@ -132,8 +131,8 @@ static int pl_url_userinfo(pl_url *u, const char *src, size_t len, portalock_red
 static int pl_host_name(const char *src, size_t len) {
   for (size_t i = 0; i < len; i++) {
     char c = src[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '.' || c == '_'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.' || c == '_'))
       return 0;
   }
   return 1;
@@ -250,9 +249,8 @@ static portalock_status pl_bad_url(const char *url, const char *why, portalock_e
                  PL_URL_SHOWN, shown, cut ? "..." : "", why);
 }
 
-portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts,
-                                                   const char *url, char *buf, size_t cap,
-                                                   portalock_error *err) {
+portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts, const char *url,
+                                                   char *buf, size_t cap, portalock_error *err) {
   pl_clear(err);
   if (opts == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'opts' (NULL)");
   if (url == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'url' (NULL)");
@@ -260,8 +258,7 @@ portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts
   size_t need = strlen(url) + 1;
   if (cap < need)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'cap' (%zu): the URL needs %zu bytes (its length + 1)", cap,
-                   need);
+                   "bad argument 'cap' (%zu): the URL needs %zu bytes (its length + 1)", cap, need);
   /* Parsed into the defaults, then copied: a refused URL leaves `opts` as it was. */
   portalock_redis_options o;
   portalock_redis_options_init(&o);

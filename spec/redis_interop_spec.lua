@@ -1,7 +1,7 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_local"
+local redis_server = require "spec.support.redis_server"
 
 -- Python's portalocker (Debian's python3-portalocker 2.2.1, with python3-redis) and ours share a
 -- RedisLock on one channel: each side's holder blocks the other side's acquire.

@@ -1,7 +1,7 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_local"
+local redis_server = require "spec.support.redis_server"
 
 -- What constructing a RedisLock and a RedisSemaphore raises in a child that first runs
 -- `prelude` (a global `ngx`, or a core without Redis): the child's output and exit status.

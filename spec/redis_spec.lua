@@ -154,6 +154,24 @@ describe("RedisLock", function()
       l:release()
     end)
 
+    it("subscribes to the channel `name` for portalocker unless visible = false", function()
+      local function numsub(name)
+        local out = server:cli("PUBSUB", "NUMSUB", name)
+        return tonumber(out:match("\n(%d+)"))
+      end
+      local name = fresh()
+      local shown, hidden = lock(name), lock(name .. "-hidden", {visible = false})
+      assert(shown:acquire())
+      assert(hidden:acquire())
+      assert.are.equal(1, numsub(name))
+      assert.are.equal(0, numsub(name .. "-hidden"))
+      assert.is_true(shown.visible)
+      assert.is_false(hidden.visible)
+      shown:release()
+      hidden:release()
+      assert.are.equal(0, numsub(name))
+    end)
+
     it("gives lost_fd() once a session is open", function()
       local l = lock(fresh())
       assert.is_nil(l:lost_fd())
@@ -526,6 +544,10 @@ describe("RedisLock", function()
         function() portalock.RedisLock("x"):acquire(-1) end},
       {"fail_when_locked to acquire that is not a boolean", {"bad argument 'fail_when_locked' to 'acquire' (\"yes\")"},
         function() portalock.RedisLock("x"):acquire(1, 0.1, "yes") end},
+      {"visible that is not a boolean", {"bad argument 'visible' to 'RedisLock' (0)", "boolean"},
+        function() portalock.RedisLock("x", {visible = 0}) end},
+      {"visible for a semaphore", {"'RedisSemaphore'", "unknown option", '"visible"'},
+        function() portalock.RedisSemaphore("x", 2, {visible = false}) end},
       {"a method called with a dot", {"bad argument 'self' to 'release'"},
         function() portalock.RedisLock("x").release() end},
       {"a fenced_write value that is not a string", {"bad argument 'value' to 'fenced_write' (1)"},

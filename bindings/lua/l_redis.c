@@ -5,7 +5,8 @@
  *   core.redis_session(opts)  -> session | nil, errtab   (opts: url and/or the option fields)
  *     session:lost() -> nil | reason    session:fd()    session:close()
  *     session:fenced_write(key, token, value) -> true | false (rejected) | nil, errtab
- *   core.redis_lock(session, name), core.redis_semaphore(session, name, maximum) -> handle
+ *   core.redis_lock(session, name[, visible]), core.redis_semaphore(session, name, maximum)
+ *     -> handle
  *     handle:begin(timeout, check_interval, fail_when_locked) -> an acquisition (l_acquisition.c)
  *     handle:release() -> true | nil, errtab    handle:check() -> true | false, reason
  *     handle:ensure() -> true | nil, errtab     handle:token() -> the token, 0 when not held
@@ -220,15 +221,21 @@ static void link_handle(l_redis_handle *h) {
   h->owner->handles = h;
 }
 
+/* redis_lock(session, name[, visible]): visible = false keeps the lock out of the channel
+ * `name`, where Python portalocker looks for holders (portalock_redis_lock_set_visible). */
 static int r_lock(lua_State *L) {
   l_redis_session *s = check_session_at(L, 1);
   const char *name = check_name(L, 2);
+  int visible = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   l_redis_handle *h = new_handle(L, s, 0);
   portalock_error err;
   if (portalock_redis_lock_new((portalock_redis_lock_t **)&h->object, s->session, name, &err) !=
       PORTALOCK_OK)
     return pl_push_failure(L, &err);
   link_handle(h);
+  if (!visible && portalock_redis_lock_set_visible((portalock_redis_lock_t *)h->object, 0, &err) !=
+                      PORTALOCK_OK)
+    return pl_push_failure(L, &err);
   return 1;
 }
 

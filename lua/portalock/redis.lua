@@ -85,6 +85,12 @@ local OPTIONS = {
   -- unavailable_timeout bounds each command, as command_timeout does (give one of them).
   {"thread_sleep_time", check.check_interval}, {"unavailable_timeout", positive_seconds},
 }
+-- A RedisLock's own: whether Python portalocker sees its holder (its subscription to the
+-- channel `name`, one per acquisition); false saves that, and a round trip per acquire.
+local LOCK_OPTIONS = {{"visible", check.boolean}}
+for _, entry in ipairs(OPTIONS) do
+  LOCK_OPTIONS[#LOCK_OPTIONS + 1] = entry
+end
 
 -- The settings a session is opened with and keyed by: the connection's fields (from the URL
 -- or the table) and the timing, each over the core's default (core.REDIS_DEFAULTS).
@@ -150,7 +156,7 @@ local function handle_of(self)
     if self._maximum then
       self._h = core.redis_semaphore(session, self._name, self._maximum)
     else
-      self._h = core.redis_lock(session, self._name)
+      self._h = core.redis_lock(session, self._name, self._visible)
     end
     self._session = session
   end
@@ -167,6 +173,7 @@ local getters = {
   end,
   name = function(self) return self._name end,
   maximum = function(self) return self._maximum or 1 end,
+  visible = function(self) return self._visible end,
 }
 for _, name in ipairs({"timeout", "check_interval", "fail_when_locked"}) do
   getters[name] = function(self) return self._defaults[name] end
@@ -303,7 +310,7 @@ local function refuse_here(func)
 end
 
 local function new(class, name, maximum, opts)
-  local problem = check.options_with(class, opts, OPTIONS)
+  local problem = check.options_with(class, opts, maximum and OPTIONS or LOCK_OPTIONS)
   if problem then
     error(problem, 3)
   end
@@ -316,6 +323,7 @@ local function new(class, name, maximum, opts)
     _class = class,
     _name = name,
     _maximum = maximum,
+    _visible = not maximum and opts.visible ~= false, -- a semaphore has no portalocker peer
     _settings = settings,
     _key = key,
     _defaults = {

@@ -578,7 +578,12 @@ describe("RedisLock", function()
       raises({"token must be an integer in 0..2^53"},
         function() session:fenced_write("k", 2 ^ 53, "v") end)
       raises({"must not contain NUL bytes"}, function() core.redis_lock(session, "a\0b") end)
-      raises({"bad option 'url'"}, function() core.redis_session({url = "http://x/"}) end)
+      raises({"bad argument 'url'"}, function() core.redis_session({url = "http://x/"}) end)
+      -- the binding checks types; the ranges are the core's
+      raises({"bad option 'port' (1.5): must be an integer"}, function() core.redis_session({port = 1.5}) end)
+      raises({"bad argument 'port' (70000)", "1..65535"}, function() core.redis_session({port = 70000}) end)
+      raises({"bad argument 'db' (-1)"}, function() core.redis_session({db = -1}) end)
+      raises({"bad argument 'ttl' (0)"}, function() core.redis_session({ttl = 0}) end)
       session:close()
       raises({"redis session already closed"}, function() session:fd() end)
     end)

@@ -16,6 +16,7 @@
  */
 #include "l_private.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -59,19 +60,19 @@ static const char *describe(lua_State *L, int idx) {
   return luaL_typename(L, idx);
 }
 
-/* The integer option `key` of the table at `idx` in min..max, or -1 when it is not given. */
-static long opt_long(lua_State *L, int idx, const char *key, long min, long max) {
+/* The integer option `key` of the table at `idx` (an int), or `fallback` when it is not given.
+ * Only the type is checked here: the range is the core's rule (portalock_redis_session_open). */
+static int opt_int(lua_State *L, int idx, const char *key, int fallback) {
   lua_getfield(L, idx, key);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    return -1;
+    return fallback;
   }
   lua_Number n = lua_tonumber(L, -1);
-  if (lua_type(L, -1) != LUA_TNUMBER || !(n >= min && n <= max) || n != (lua_Number)(long)n)
-    luaL_error(L, "bad option '%s' (%s): must be an integer in %d..%d", key, describe(L, -1),
-               (int)min, (int)max);
+  if (lua_type(L, -1) != LUA_TNUMBER || !(n >= INT_MIN && n <= INT_MAX) || n != (lua_Number)(int)n)
+    luaL_error(L, "bad option '%s' (%s): must be an integer", key, describe(L, -1));
   lua_pop(L, 1);
-  return (long)n;
+  return (int)n;
 }
 
 /* redis_session(opts): the defaults, then the url's parts (when given), then the fields. */
@@ -84,7 +85,6 @@ static int r_session(lua_State *L) {
     if (given[i] != NULL) need += strlen(given[i]) + 1;
   }
   if (given[OPT_URL] != NULL) need += strlen(given[OPT_URL]) + 1; /* room for its parsed parts */
-  long port = opt_long(L, 1, "port", 1, 65535), db = opt_long(L, 1, "db", 0, 0x7fffffffL);
   portalock_redis_options opts;
   portalock_redis_options_init(&opts);
   opts.connect_timeout = pl_opt_number(L, 1, "connect_timeout", opts.connect_timeout);
@@ -103,13 +103,13 @@ static int r_session(lua_State *L) {
   if (given[OPT_URL] != NULL &&
       portalock_redis_options_parse_url(&opts, s->strings + at[OPT_URL], s->strings + used,
                                         need - used, &err) != PORTALOCK_OK)
-    return luaL_error(L, "bad option 'url': %s", err.message);
+    return pl_push_failure(L, &err); /* INVALID: raises the core's message, naming the url */
   if (given[OPT_HOST] != NULL) opts.host = s->strings + at[OPT_HOST];
   if (given[OPT_PATH] != NULL) opts.path = s->strings + at[OPT_PATH];
   if (given[OPT_USERNAME] != NULL) opts.username = s->strings + at[OPT_USERNAME];
   if (given[OPT_PASSWORD] != NULL) opts.password = s->strings + at[OPT_PASSWORD];
-  if (port >= 0) opts.port = (int)port;
-  if (db >= 0) opts.db = db;
+  opts.port = opt_int(L, 1, "port", opts.port);
+  opts.db = opt_int(L, 1, "db", (int)opts.db);
   if (portalock_redis_session_open(&s->session, &opts, &err) != PORTALOCK_OK)
     return pl_push_failure(L, &err);
   return 1;

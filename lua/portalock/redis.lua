@@ -56,10 +56,10 @@ local CONNECTION_FIELDS = {
 -- as this function's, without quoting the URL again.
 local URL_PROBLEM = "bad argument 'url' "
 
--- opts.redis: a URL (the core parses it) or a table of CONNECTION_FIELDS.
 -- A semaphore's largest maximum: the C binding passes it as a long of at least 32 bits.
 local MAXIMUM_MAX = 2147483647
 
+-- opts.redis: a URL (the core parses it) or a table of CONNECTION_FIELDS.
 local function connection(func, value, name)
   if type(value) == "string" then
     local _, problem = core.redis_parse_url(value)

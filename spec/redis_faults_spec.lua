@@ -199,18 +199,33 @@ describe("RedisLock and RedisSemaphore under faults", function()
     assert.is_true(logged(b, "grant") > logged(a, "release"))
   end)
 
+  -- What the server holds for a name (portalock.h names the keys), for a failure's message.
+  local function server_view(server, name)
+    local view = {}
+    for _, key in ipairs({"holders", "queue", "subscribers"}) do
+      local full = "portalock:{" .. name .. "}:" .. key
+      local command = key == "queue" and {"ZRANGE", full, "0", "-1", "WITHSCORES"} or {"HGETALL", full}
+      view[#view + 1] = key .. ": " .. server:cli((table.unpack or unpack)(command)):gsub("\n", " ")
+    end
+    view[#view + 1] = "subscribers of '" .. name .. "': " .. server:cli("PUBSUB", "NUMSUB", name):gsub("\n", " ")
+    return table.concat(view, "\n")
+  end
+
   -- A holder `a` cut off from the server until its lease has run out: `b`, waiting, takes over
   -- and writes; then `a` must say it lost the grant before it writes again, and that write
   -- is rejected. `cut` does the cutting off, `restore` ends it once b has written; `held`:
   -- how long a holds before b comes.
-  local function overtaken(url_a, url_b, cut, restore, held)
+  local function overtaken(server, url_a, url_b, cut, restore, held)
     local name = fresh_name()
     local a = holder(url_a, name, {ttl = 1, write_gate = true, work = 0.05})
     helper.sleep(held or 0)
     local b = waiter(url_b, name, {ttl = 1, seconds = 1})
     local started = core.monotonic()
     cut(a)
-    await_line(b, "^write_ok$")
+    local taken_over, err = pcall(await_line, b, "^write_ok$", 10)
+    if not taken_over then
+      error(tostring(err) .. "\nthe server's view of '" .. name .. "':\n" .. server_view(server, name), 0)
+    end
     restore(a)
     assert.are.equal("lost", await_line(a, "^lost (%S+)$"))
     open(a.write_gate)
@@ -230,13 +245,13 @@ describe("RedisLock and RedisSemaphore under faults", function()
 
   it("reports lost to a holder SIGSTOPped past its lease, and rejects its write after SIGCONT", function()
     local server = redis_server.start()
-    overtaken(server.url, server.url, function(a) helper.kill(a.pid, "STOP") end,
+    overtaken(server, server.url, server.url, function(a) helper.kill(a.pid, "STOP") end,
       function(a) helper.kill(a.pid, "CONT") end)
   end)
 
   it("reports lost to a holder SIGSTOPped past its lease after a hold of several leases", function()
     local server = redis_server.start()
-    overtaken(server.url, server.url, function(a) helper.kill(a.pid, "STOP") end,
+    overtaken(server, server.url, server.url, function(a) helper.kill(a.pid, "STOP") end,
       function(a) helper.kill(a.pid, "CONT") end, 2.5)
   end)
 
@@ -279,19 +294,19 @@ describe("RedisLock and RedisSemaphore under faults", function()
 
   it("reports lost to a holder paused by CLIENT PAUSE past its lease, and rejects its write", function()
     local server = redis_server.start()
-    overtaken(server.url, server.url, function() server:pause(2.5) end, function() end)
+    overtaken(server, server.url, server.url, function() server:pause(2.5) end, function() end)
   end)
 
   it("reports lost to a holder while the server sleeps (DEBUG SLEEP), and rejects its write", function()
     local server, slept = redis_server.start({debug = true}), nil
-    overtaken(server.url, server.url, function() slept = server:debug_sleep(2.5) end, function() end)
+    overtaken(server, server.url, server.url, function() slept = server:debug_sleep(2.5) end, function() end)
     assert.are.equal("OK\n", slept())
   end)
 
   it("holds a lock partitioned from the server to its lease, then rejects its write (half-open)", function()
     local server = redis_server.start()
     local proxy = tcp_proxy.start(server.port)
-    local takeover = overtaken(redis_server.url(proxy.port), server.url, function() proxy:blackhole() end,
+    local takeover = overtaken(server, redis_server.url(proxy.port), server.url, function() proxy:blackhole() end,
       function() proxy:heal() end)
     -- The server still saw the partitioned holder's connections: only its lease ended it.
     assert.is_true(takeover > 0.5, string.format("taken over after %.3f s (the lease: 1 s)", takeover))

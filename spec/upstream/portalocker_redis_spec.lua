@@ -541,6 +541,28 @@ describe("portalocker's tests: test_redis", function()
       assert.are.equal("LockException", err.kind)
     end)
 
+    it("test_redis_waiter_worker_failure_scopes_to_attempt: a waiter whose connection breaks is not a "
+      .. "holder, and acquires later", function()
+      local name = channel()
+      local holder = lock(name)
+      assert(holder:acquire())
+      local mine = sessions()
+      local out = dir .. "/waiter"
+      local pid, log = spawn_child(WAITER, url, name, "15", out)
+      local waiter = new_session(mine)
+      assert(helper.wait_until(function() return numsub(name) == 2 end, 10))
+      local cut = kill_subscriptions(mine)
+      assert.are.same({waiter}, cut)
+      helper.sleep(0.5)
+      assert.is_true(holder:check())
+      assert.is_true(holder:ensure())
+      -- upstream: the broken subscription costs the waiter one attempt, not its acquire
+      assert.is_nil(helper.read(out), "the waiter's acquire returned while the lock was held")
+      assert.is_true(holder:release())
+      assert.matches("^won %d+$", await_file(out, 15, log))
+      assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
+    end)
+
     it("test_live_redis_self_check_detects_half_open_link: a holder cut off by a half-open link is lost", function()
       local name = channel()
       local proxy = tcp_proxy.start(server.port)

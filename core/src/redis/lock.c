@@ -74,22 +74,30 @@ static void pl_rgrant_stop_listening(pl_rgrant *g) {
 }
 
 /* An acquisition given up leaves the queue of waiters, so that the next release wakes one who
- * still waits (a visible RedisLock's unsubscribing does that: a wake-up nobody hears is passed
- * on). */
+ * still waits. When it is no longer in the queue, a release has popped it and its wake-up is on
+ * its way here: it is passed on to the next waiter (the release script with a grant this
+ * handle does not hold only wakes), else that waiter would sleep until its re-check. */
 static void pl_rgrant_leave_queue(pl_rgrant *g) {
-  if (!g->queued || g->visible) return;
+  if (!g->queued) return;
   g->queued = 0;
   pl_rcommand cmd;
   pl_rcommand_init(&cmd);
+  redisReply *reply = NULL;
+  portalock_error ignored;
+  int woken = 0;
   if (pl_rcommand_add(&cmd, "ZREM", 4) == 0 &&
       pl_rcommand_add(&cmd, g->keys[PL_KEY_QUEUE], strlen(g->keys[PL_KEY_QUEUE])) == 0 &&
-      pl_rcommand_add(&cmd, g->id, strlen(g->id)) == 0) {
-    redisReply *reply = NULL;
-    portalock_error ignored;
-    if (pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK)
-      freeReplyObject(reply);
+      pl_rcommand_add(&cmd, g->id, strlen(g->id)) == 0 &&
+      pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK) {
+    woken = reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
+    freeReplyObject(reply);
   }
   pl_rcommand_free(&cmd);
+  if (woken && pl_rproto_release(&cmd, g->session->sha[PL_SCRIPT_RELEASE], g->keys, g->id) == 0) {
+    if (pl_rsession_call(g->session, PL_SCRIPT_RELEASE, &cmd, &reply, &ignored) == PORTALOCK_OK)
+      freeReplyObject(reply);
+    pl_rcommand_free(&cmd);
+  }
 }
 
 /* Waits for the server's confirmation of the acquisition's subscription, by `deadline`. */
@@ -329,6 +337,7 @@ portalock_status portalock_redis_lock_new(portalock_redis_lock_t **out,
                                           portalock_redis_session_t *session, const char *name,
                                           portalock_error *err) {
   pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   portalock_redis_lock_t *lock = malloc(sizeof *lock);
   if (lock == NULL) return pl_fail_sys(err, ENOMEM, "creating a Redis lock", NULL);
@@ -395,6 +404,7 @@ portalock_status portalock_redis_semaphore_new(portalock_redis_semaphore_t **out
                                                portalock_redis_session_t *session, const char *name,
                                                long maximum, portalock_error *err) {
   pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   portalock_redis_semaphore_t *sem = malloc(sizeof *sem);
   if (sem == NULL) return pl_fail_sys(err, ENOMEM, "creating a Redis semaphore", NULL);

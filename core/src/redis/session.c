@@ -136,16 +136,23 @@ static portalock_status pl_load_script(portalock_redis_session_t *session, pl_sc
   return status;
 }
 
+static portalock_status pl_lost_error(const char *unusable, portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
+                 unusable);
+}
+
 portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
                                   pl_rcommand *cmd, redisReply **reply, portalock_error *err) {
+  /* A forked child has nothing to send, and must not wait for the command mutex: a thread of
+   * its parent may have held it at the fork, and nothing in the child would ever unlock it. */
+  if (session->pid != getpid()) return pl_lost_error("forked", err);
   pthread_mutex_lock(&session->command_mutex);
   pthread_mutex_lock(&session->mutex);
   const char *unusable = pl_rsession_unusable(session);
   pthread_mutex_unlock(&session->mutex);
   portalock_status status;
   if (unusable != NULL) {
-    status =
-        pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
+    status = pl_lost_error(unusable, err);
   } else {
     status = pl_roundtrip(session, cmd, reply, err);
     /* The server's script cache was flushed (SCRIPT FLUSH): load it again, once. */
@@ -200,8 +207,7 @@ portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgran
   const char *unusable = pl_rsession_unusable(session);
   struct pl_interop *interop = NULL;
   if (unusable != NULL) {
-    status =
-        pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
+    status = pl_lost_error(unusable, err);
   } else if (grant->visible && (interop = *pl_interop_find(session, grant->name)) == NULL) {
     interop = calloc(1, sizeof *interop);
     if (interop == NULL || (interop->channel = strdup(grant->name)) == NULL) {
@@ -291,18 +297,22 @@ static void pl_renew(portalock_redis_session_t *session) {
     n += g->held && g->lost == NULL;
   char **holders = NULL, **maximums = NULL, **ids = NULL;
   int *alive = NULL;
+  uint64_t *tokens = NULL;
   if (n > 0) {
     holders = calloc(n, sizeof *holders);
     maximums = calloc(n, sizeof *maximums);
     ids = calloc(n, sizeof *ids);
     alive = calloc(n, sizeof *alive);
+    tokens = calloc(n, sizeof *tokens);
   }
   size_t i = 0;
-  int oom = n > 0 && (holders == NULL || maximums == NULL || ids == NULL || alive == NULL);
+  int oom = n > 0 &&
+            (holders == NULL || maximums == NULL || ids == NULL || alive == NULL || tokens == NULL);
   for (pl_rgrant *g = session->grants; g != NULL && !oom; g = g->next) {
     if (!g->held || g->lost != NULL) continue;
     holders[i] = g->keys[PL_KEY_HOLDERS];
     maximums[i] = g->keys[PL_KEY_MAXIMUM];
+    tokens[i] = g->token;
     ids[i++] = g->id;
   }
   pl_rcommand cmd;
@@ -321,8 +331,11 @@ static void pl_renew(portalock_redis_session_t *session) {
       pthread_mutex_lock(&session->mutex);
       for (i = 0; i < n; i++) {
         const char *id = cmd.argv[3 + 2 * n + 1 + i];
+        /* The grant renewed, not a later one of the same handle: a semaphore and an invisible
+         * lock keep their id, and may have released and been granted again meanwhile. */
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
-          if (!g->held || g->lost != NULL || strcmp(g->id, id) != 0) continue;
+          if (!g->held || g->lost != NULL || g->token != tokens[i] || strcmp(g->id, id) != 0)
+            continue;
           if (!bad && alive[i]) {
             g->expires = sent + session->opts.ttl;
           } else {
@@ -342,6 +355,7 @@ static void pl_renew(portalock_redis_session_t *session) {
   free(maximums);
   free(ids);
   free(alive);
+  free(tokens);
 }
 
 static void *pl_keep_alive(void *arg) {
@@ -403,6 +417,12 @@ static portalock_status pl_check_session_options(const portalock_redis_options *
       return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                      "bad argument '%s' (%g): must be a positive number of seconds", times[i].name,
                      times[i].value);
+  /* The scripts count the lease in whole milliseconds: less would be a lease of none. */
+  if (o->ttl < 0.001)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'ttl' (%g): must be at least 0.001 s (the server counts the "
+                   "lease in milliseconds)",
+                   o->ttl);
   const char *problem = o->port == 0 ? NULL : pl_redis_port_problem(o->port);
   if (problem != NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'port' (%d): %s", o->port,
@@ -502,7 +522,9 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
                                               const portalock_redis_options *opts,
                                               portalock_error *err) {
   pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
+  if (opts == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'opts' (NULL)");
   portalock_status status = pl_check_session_options(opts, err);
   if (status != PORTALOCK_OK) return status;
   pthread_once(&pl_sessions_once, pl_sessions_init);
@@ -583,10 +605,14 @@ portalock_status portalock_redis_fenced_write(portalock_redis_session_t *session
                                               uint64_t token, const char *value, size_t len,
                                               int *written, portalock_error *err) {
   pl_clear(err);
+  const char *missing = session == NULL   ? "session"
+                        : key == NULL     ? "key"
+                        : value == NULL   ? "value"
+                        : written == NULL ? "written"
+                                          : NULL;
+  if (missing != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument '%s' (NULL)", missing);
   *written = 0;
-  if (key == NULL || value == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument '%s' (NULL)",
-                   key == NULL ? "key" : "value");
   pl_rcommand cmd;
   if (pl_rproto_fenced_write(&cmd, session->sha[PL_SCRIPT_FENCED_WRITE], key, token, value, len) <
       0)

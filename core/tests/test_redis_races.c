@@ -1,0 +1,358 @@
+/* The Redis backend under races: wake-ups that must not be lost, a keep-alive thread that
+ * renews while its session's threads acquire and release, fork while a command is in flight,
+ * edge values, and threads sharing a session while the server kills its connections. */
+#include "redis_server.h"
+
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Seconds until `fd` is readable, or -1 when it is not within `limit`. */
+static double readable_within(int fd, double limit) {
+  double start = tu_now();
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, (int)(limit * 1000)) != 1) return -1;
+  return tu_now() - start;
+}
+
+/* Empties a wait's descriptor (an eventfd or a pipe) of what has woken it so far. */
+static void drain(int fd) {
+  char buf[64];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+static void test_wakeup_passed_on(int visible) {
+  tu_group(visible ? "a woken waiter that gives up passes its wake-up on (visible)"
+                   : "a woken waiter that gives up passes its wake-up on (invisible)");
+  portalock_error err;
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30), *c = rs_session(30);
+  portalock_redis_lock_t *holder, *first, *second;
+  CHECK_OK(portalock_redis_lock_new(&holder, a, "passed-on", &err), &err);
+  CHECK_OK(portalock_redis_lock_new(&first, b, "passed-on", &err), &err);
+  CHECK_OK(portalock_redis_lock_new(&second, c, "passed-on", &err), &err);
+  CHECK_OK(portalock_redis_lock_set_visible(first, visible, &err), &err);
+  CHECK_OK(portalock_redis_lock_set_visible(second, visible, &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(holder, 0, 0.01, 0, &err), &err);
+  portalock_acquisition acq1, acq2;
+  portalock_wait wait1, wait2;
+  CHECK_OK(portalock_redis_lock_begin(&acq1, first, 10, 5, 0, &err), &err);
+  CHECK_STATUS(portalock_step(&acq1, -1, &wait1, &err), PORTALOCK_CONTENDED, &err);
+  CHECK_OK(portalock_redis_lock_begin(&acq2, second, 10, 5, 0, &err), &err);
+  CHECK_STATUS(portalock_step(&acq2, -1, &wait2, &err), PORTALOCK_CONTENDED, &err);
+  /* The subscriptions' confirmations wake too: only a release's wake-up may count below. */
+  tu_sleep(0.2);
+  drain(wait1.fd);
+  drain(wait2.fd);
+  CHECK_OK(portalock_redis_lock_release(holder, &err), &err);
+  /* The first in the queue is woken, and gives up instead of taking the lock. */
+  CHECK(readable_within(wait1.fd, 2) >= 0);
+  portalock_give_up(&acq1);
+  /* The second is woken by that, not by its re-check. */
+  double woken = readable_within(wait2.fd, 1);
+  CHECK_BETWEEN(woken, 0, PORTALOCK_REDIS_RECHECK_INTERVAL / 2);
+  CHECK_OK(portalock_step(&acq2, -1, &wait2, &err), &err);
+  CHECK(portalock_redis_lock_check(second) == NULL);
+  CHECK_OK(portalock_redis_lock_release(second, &err), &err);
+  portalock_redis_lock_free(holder);
+  portalock_redis_lock_free(first);
+  portalock_redis_lock_free(second);
+  portalock_redis_session_free(a);
+  portalock_redis_session_free(b);
+  portalock_redis_session_free(c);
+}
+
+/* ---------------------------------------------------------------- renewals */
+
+struct cycler {
+  portalock_redis_session_t *session;
+  char name[32];
+  double until;
+  int cycles, lost;
+};
+
+/* Acquires and releases its own handle until `until`, counting the grants that are reported
+ * lost although nothing took them (the server is healthy, the lease far from its end). */
+static void *cycle(void *arg) {
+  struct cycler *c = arg;
+  portalock_error err;
+  portalock_redis_semaphore_t *sem;
+  CHECK_OK(portalock_redis_semaphore_new(&sem, c->session, c->name, 1000, &err), &err);
+  while (tu_now() < c->until) {
+    CHECK_OK(portalock_redis_semaphore_acquire_with(sem, 0, 0.01, 0, &err), &err);
+    for (int spin = 0; spin < 200 && portalock_redis_semaphore_check(sem) == NULL; spin++) {
+    }
+    if (portalock_redis_semaphore_check(sem) != NULL) c->lost++;
+    if (portalock_redis_semaphore_release(sem, &err) != PORTALOCK_OK) c->lost++;
+    c->cycles++;
+  }
+  portalock_redis_semaphore_free(sem);
+  return NULL;
+}
+
+/* Holds the session's mutex as often as it can (portalock_redis_lock_check takes it), so that
+ * the keep-alive thread waits for it between a renewal's reply and its reading. */
+static void *contend(void *arg) {
+  struct cycler *c = arg;
+  portalock_error err;
+  portalock_redis_lock_t *l;
+  CHECK_OK(portalock_redis_lock_new(&l, c->session, c->name, &err), &err);
+  while (tu_now() < c->until)
+    portalock_redis_lock_check(l);
+  portalock_redis_lock_free(l);
+  return NULL;
+}
+
+static void test_renewal_of_a_reused_grant(void) {
+  tu_group("a renewal answered for a grant released meanwhile does not lose its successor");
+  /* A semaphore (like an invisible lock) keeps its channel, the grant's id, from one
+   * acquisition to the next: a renewal that the server answers after the release, and the
+   * keep-alive thread reads after the next grant, must not count against that grant. */
+  portalock_redis_session_t *s = rs_session(0.03);
+  enum { N = 6 };
+  struct cycler c[N];
+  pthread_t t[N];
+  double until = tu_now() + 2;
+  for (int i = 0; i < N; i++) {
+    c[i] = (struct cycler){.session = s, .until = until};
+    snprintf(c[i].name, sizeof c[i].name, "reuse-%d", i % 2);
+    pthread_create(&t[i], NULL, cycle, &c[i]);
+  }
+  struct cycler busy = {.session = s, .name = "reuse-busy", .until = until};
+  pthread_t busy_thread;
+  pthread_create(&busy_thread, NULL, contend, &busy);
+  int cycles = 0, lost = 0;
+  pthread_join(busy_thread, NULL);
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    cycles += c[i].cycles;
+    lost += c[i].lost;
+  }
+  printf("redis_races: %d acquisitions, %d reported lost\n", cycles, lost);
+  CHECK(cycles > 100);
+  CHECK_INT(lost, 0);
+  portalock_redis_session_free(s);
+}
+
+/* ---------------------------------------------------------------- fork */
+
+static void *ensure_lock(void *arg) {
+  portalock_error err;
+  CHECK_OK(portalock_redis_lock_ensure(arg, &err), &err);
+  return NULL;
+}
+
+static void test_fork_during_a_command(void) {
+  tu_group("a child forked while another thread waits for a reply is not stuck");
+  portalock_error err;
+  portalock_redis_session_t *a = rs_session(30);
+  portalock_redis_lock_t *la;
+  CHECK_OK(portalock_redis_lock_new(&la, a, "fork-in-flight", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), &err);
+  CHECK_INT(rs_cli("CLIENT", "PAUSE", "1500", "ALL", NULL), 0);
+  pthread_t t;
+  pthread_create(&t, NULL, ensure_lock, la); /* waits for the server with the command mutex */
+  tu_sleep(0.3);
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    int written = -1;
+    CHECK_STATUS(portalock_redis_fenced_write(a, "fork-key", 1, "v", 1, &written, &err),
+                 PORTALOCK_LOCK_EXCEPTION, &err);
+    CHECK_CONTAINS(err.message, "forked");
+    CHECK_STR(portalock_redis_lock_check(la), "forked");
+    CHECK_OK(portalock_redis_lock_release(la, &err), &err);
+    portalock_redis_lock_free(la);
+    portalock_redis_session_free(a);
+    tu_send(&child, 'D');
+    tu_child_exit(0);
+  }
+  double done = readable_within(child.from, 3);
+  if (done < 0) tu_kill(&child);
+  CHECK_BETWEEN(done, 0, 0.8); /* before the pause ends */
+  if (done >= 0) {
+    CHECK_INT(tu_recv(&child), 'D');
+    CHECK_INT(tu_reap(&child), 0);
+  }
+  pthread_join(t, NULL);
+  CHECK(portalock_redis_lock_check(la) == NULL);
+  CHECK_OK(portalock_redis_lock_release(la, &err), &err);
+  portalock_redis_lock_free(la);
+  portalock_redis_session_free(a);
+}
+
+/* ---------------------------------------------------------------- edge values */
+
+static void test_edge_values(void) {
+  tu_group("a semaphore's maximum is kept exactly, however large");
+  portalock_error err;
+  portalock_redis_session_t *s = rs_session(30);
+  static const long maxima[][2] = {{100000000000001L, 100000000000000L}, {LONG_MAX, LONG_MAX - 1}};
+  for (size_t i = 0; i < sizeof maxima / sizeof maxima[0]; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "large-%zu", i);
+    portalock_redis_semaphore_t *one, *two, *other;
+    CHECK_OK(portalock_redis_semaphore_new(&one, s, name, maxima[i][0], &err), &err);
+    CHECK_OK(portalock_redis_semaphore_new(&two, s, name, maxima[i][0], &err), &err);
+    CHECK_OK(portalock_redis_semaphore_new(&other, s, name, maxima[i][1], &err), &err);
+    CHECK_OK(portalock_redis_semaphore_acquire_with(one, 0, 0.01, 0, &err), &err);
+    CHECK_OK(portalock_redis_semaphore_acquire_with(two, 0, 0.01, 0, &err), &err);
+    CHECK_STATUS(portalock_redis_semaphore_acquire_with(other, 0, 0.01, 0, &err), PORTALOCK_INVALID,
+                 &err);
+    char expected[64];
+    snprintf(expected, sizeof expected, "is in use with maximum %ld", maxima[i][0]);
+    CHECK_CONTAINS(err.message, expected);
+    portalock_redis_semaphore_free(one);
+    portalock_redis_semaphore_free(two);
+    portalock_redis_semaphore_free(other);
+  }
+
+  tu_group("names with spaces, braces and the longest length");
+  static char longest[1026];
+  memset(longest, 'n', 1024);
+  const char *names[] = {"with space", "{braced}", "}{", "a}b{c", longest};
+  portalock_redis_session_t *other = rs_session(30);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    portalock_redis_lock_t *l1, *l2;
+    CHECK_OK(portalock_redis_lock_new(&l1, s, names[i], &err), &err);
+    CHECK_OK(portalock_redis_lock_new(&l2, other, names[i], &err), &err);
+    CHECK_OK(portalock_redis_lock_acquire_with(l1, 0, 0.01, 0, &err), &err);
+    CHECK_STATUS(portalock_redis_lock_acquire_with(l2, 0, 0.01, 0, &err), PORTALOCK_ALREADY_LOCKED,
+                 &err);
+    CHECK_OK(portalock_redis_lock_release(l1, &err), &err);
+    CHECK_OK(portalock_redis_lock_acquire_with(l2, 0, 0.01, 0, &err), &err);
+    portalock_redis_lock_free(l1);
+    portalock_redis_lock_free(l2);
+  }
+  longest[1024] = 'n';
+  portalock_redis_lock_t *l;
+  CHECK_STATUS(portalock_redis_lock_new(&l, s, longest, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'name'");
+  portalock_redis_session_free(other);
+  portalock_redis_session_free(s);
+
+  tu_group("NULL and a lease shorter than the server's millisecond are clear errors");
+  portalock_redis_options o;
+  portalock_redis_options_init(&o);
+  o.port = rs_port;
+  o.ttl = 0.0005;
+  portalock_redis_session_t *bad;
+  CHECK_STATUS(portalock_redis_session_open(&bad, &o, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'ttl' (0.0005)");
+  CHECK_STATUS(portalock_redis_session_open(&bad, NULL, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'opts' (NULL)");
+  o.ttl = 30;
+  CHECK_STATUS(portalock_redis_session_open(NULL, &o, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'out' (NULL)");
+  s = rs_session(30);
+  CHECK_STATUS(portalock_redis_lock_new(NULL, s, "x", &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'out' (NULL)");
+  CHECK_STATUS(portalock_redis_semaphore_new(NULL, s, "x", 2, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'out' (NULL)");
+  CHECK_STATUS(portalock_redis_fenced_write(s, "k", 1, "v", 1, NULL, &err), PORTALOCK_INVALID,
+               &err);
+  CHECK_CONTAINS(err.message, "bad argument 'written' (NULL)");
+  portalock_redis_session_free(s);
+}
+
+/* ---------------------------------------------------------------- threads and kills */
+
+enum { STRESS_THREADS = 6 };
+
+struct stresser {
+  portalock_redis_session_t *session;
+  const char *name;
+  atomic_int *inside; /* holders of `name` in this session */
+  int visible;
+  int acquired, failures, overlaps;
+};
+
+/* Acquires and releases until the session is lost. */
+static void *stress(void *arg) {
+  struct stresser *st = arg;
+  portalock_error err;
+  portalock_redis_lock_t *l;
+  CHECK_OK(portalock_redis_lock_new(&l, st->session, st->name, &err), &err);
+  CHECK_OK(portalock_redis_lock_set_visible(l, st->visible, &err), &err);
+  double give_up = tu_now() + 20;
+  while (tu_now() < give_up) {
+    portalock_status status = portalock_redis_lock_acquire_with(l, 1, 0.05, 0, &err);
+    if (status == PORTALOCK_ALREADY_LOCKED) continue;
+    if (status != PORTALOCK_OK) {
+      CHECK_INT(status, PORTALOCK_LOCK_EXCEPTION);
+      st->failures++;
+      break;
+    }
+    st->acquired++;
+    if (atomic_fetch_add(st->inside, 1) != 0) st->overlaps++;
+    sched_yield();
+    atomic_fetch_sub(st->inside, 1);
+    status = portalock_redis_lock_release(l, &err);
+    if (status != PORTALOCK_OK) CHECK_INT(status, PORTALOCK_LOCK_EXCEPTION);
+  }
+  CHECK(tu_now() < give_up);
+  portalock_redis_lock_free(l);
+  return NULL;
+}
+
+static void stress_round(const char *kill_what) {
+  portalock_redis_session_t *s = rs_session(1);
+  atomic_int inside[3] = {0};
+  struct stresser st[STRESS_THREADS];
+  pthread_t t[STRESS_THREADS];
+  static const char *const names[] = {"stress-shared", "stress-own-1", "stress-own-2"};
+  for (int i = 0; i < STRESS_THREADS; i++) {
+    int n = i < 4 ? 0 : i - 3; /* four threads on one name, two on names of their own */
+    st[i] =
+        (struct stresser){.session = s, .name = names[n], .inside = &inside[n], .visible = i % 2};
+    pthread_create(&t[i], NULL, stress, &st[i]);
+  }
+  tu_sleep(0.5);
+  if (kill_what != NULL)
+    CHECK_INT(rs_cli("CLIENT", "KILL", "TYPE", kill_what, NULL), 0);
+  else
+    rs_stop(); /* with commands in flight: no SIGPIPE, every thread ends */
+  double killed = tu_now();
+  int acquired = 0;
+  for (int i = 0; i < STRESS_THREADS; i++) {
+    pthread_join(t[i], NULL);
+    CHECK_INT(st[i].overlaps, 0);
+    CHECK_INT(st[i].failures, 1);
+    acquired += st[i].acquired;
+  }
+  CHECK_BETWEEN(tu_now() - killed, 0, 6); /* within command_timeout */
+  CHECK(acquired > 0);
+  CHECK(portalock_redis_session_lost(s) != NULL);
+  portalock_redis_session_free(s);
+}
+
+static void test_threads_sharing_a_session(void) {
+  tu_group("threads sharing a session: no overlap, every thread ends when the server kills it");
+  signal(SIGPIPE, SIG_DFL);
+  stress_round("pubsub");
+  stress_round("normal");
+  stress_round(NULL);
+  CHECK_INT(rs_start(), 0);
+}
+
+int main(void) {
+  tu_init("redis_races");
+  if (rs_start() < 0) {
+    printf("redis_races: SKIPPED: redis-server could not be started (Debian: redis-server)\n");
+    return 0;
+  }
+  int fds = tu_count_fds();
+  test_wakeup_passed_on(1);
+  test_wakeup_passed_on(0);
+  test_fork_during_a_command();
+  test_edge_values();
+  test_renewal_of_a_reused_grant();
+  test_threads_sharing_a_session();
+  CHECK_INT(tu_count_fds(), fds);
+  rs_stop();
+  return tu_done();
+}

@@ -9,7 +9,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Seconds until `fd` is readable, or -1 when it is not within `limit`. */
@@ -185,6 +189,39 @@ static void test_fork_during_a_command(void) {
   portalock_redis_session_free(a);
 }
 
+static void test_command_timeout(void) {
+  tu_group("a command that outlasts command_timeout loses the session, and its grant with it");
+  portalock_error err;
+  portalock_redis_options o;
+  portalock_redis_options_init(&o);
+  o.port = rs_port;
+  o.command_timeout = 0.3;
+  portalock_redis_session_t *a, *b = rs_session(30);
+  CHECK_OK(portalock_redis_session_open(&a, &o, &err), &err);
+  portalock_redis_lock_t *la, *lb;
+  CHECK_OK(portalock_redis_lock_new(&la, a, "timeout", &err), &err);
+  CHECK_OK(portalock_redis_lock_new(&lb, b, "timeout", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), &err);
+  double paused = tu_now();
+  CHECK_INT(rs_cli("CLIENT", "PAUSE", "1000", "ALL", NULL), 0);
+  CHECK_STATUS(portalock_redis_lock_ensure(la, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_CONTAINS(err.message, "command_timeout");
+  CHECK_BETWEEN(tu_now() - paused, 0.25, 0.9);
+  CHECK_STR(portalock_redis_session_lost(a), "a command timed out");
+  CHECK_STR(portalock_redis_lock_check(la), "lost");
+  /* The late reply is never read as the answer to another command: the session is over. */
+  CHECK_STATUS(portalock_redis_fenced_write(a, "timeout-key", 1, "v", 1, &(int){0}, &err),
+               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_redis_lock_release(la, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  /* Once the pause ends, the lost session's grant is gone with its connections. */
+  CHECK_OK(portalock_redis_lock_acquire_with(lb, 3, 0.01, 0, &err), &err);
+  CHECK_BETWEEN(tu_now() - paused, 0.9, 1.5);
+  portalock_redis_lock_free(la);
+  portalock_redis_lock_free(lb);
+  portalock_redis_session_free(a);
+  portalock_redis_session_free(b);
+}
+
 /* ---------------------------------------------------------------- edge values */
 
 static void test_edge_values(void) {
@@ -256,6 +293,90 @@ static void test_edge_values(void) {
   CHECK_STATUS(portalock_redis_fenced_write(s, "k", 1, "v", 1, NULL, &err), PORTALOCK_INVALID,
                &err);
   CHECK_CONTAINS(err.message, "bad argument 'written' (NULL)");
+  portalock_redis_session_free(s);
+}
+
+/* ---------------------------------------------------------------- failures half-way */
+
+static portalock_status open_as(const char *username, const char *password, int port,
+                                double timeout, portalock_redis_session_t **s,
+                                portalock_error *err) {
+  portalock_redis_options o;
+  portalock_redis_options_init(&o);
+  o.port = port;
+  o.username = username;
+  o.password = password;
+  o.connect_timeout = o.command_timeout = timeout;
+  return portalock_redis_session_open(s, &o, err);
+}
+
+/* The descriptor the next open would take. */
+static int lowest_free_fd(void) {
+  int fd = dup(0);
+  close(fd);
+  return fd;
+}
+
+/* Lets this process open only `spare` descriptors more (the lowest free ones). */
+static void limit_fds(int spare, const struct rlimit *saved) {
+  struct rlimit tight = {.rlim_cur = (rlim_t)(lowest_free_fd() + spare),
+                         .rlim_max = saved->rlim_max};
+  CHECK(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+}
+
+static void test_open_failures(void) {
+  tu_group("a session refused half-way (AUTH, SCRIPT LOAD, SUBSCRIBE) closes what it opened");
+  portalock_error err;
+  portalock_redis_session_t *s = NULL;
+  int fds = tu_count_fds();
+  CHECK_INT(rs_cli("ACL", "SETUSER", "noscript", "on", ">pw", "~*", "&*", "+@all", "-script", NULL),
+            0);
+  CHECK_INT(rs_cli("ACL", "SETUSER", "nosub", "on", ">pw", "~*", "resetchannels", "+@all", NULL),
+            0);
+  CHECK_STATUS(open_as(NULL, "wrong", rs_port, 5, &s, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_CONTAINS(err.message, "AUTH: the server answered");
+  CHECK_STATUS(open_as("noscript", "pw", rs_port, 5, &s, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_CONTAINS(err.message, "SCRIPT LOAD: the server answered: NOPERM");
+  CHECK_STATUS(open_as("nosub", "pw", rs_port, 5, &s, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_CONTAINS(err.message, "SUBSCRIBE: the server answered: NOPERM");
+  CHECK(s == NULL);
+  CHECK_INT(tu_count_fds(), fds);
+
+  tu_group("a server that accepts and never answers: the open ends by command_timeout");
+  int mute = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  CHECK(bind(mute, (struct sockaddr *)&a, sizeof a) == 0 && listen(mute, 8) == 0);
+  CHECK(getsockname(mute, (struct sockaddr *)&a, &len) == 0);
+  double start = tu_now();
+  CHECK_STATUS(open_as(NULL, NULL, ntohs(a.sin_port), 0.3, &s, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
+  CHECK_CONTAINS(err.message, "command_timeout");
+  CHECK_BETWEEN(tu_now() - start, 0.25, 1.5);
+  close(mute);
+  CHECK_INT(tu_count_fds(), fds);
+
+  tu_group("descriptors running out at each step of an open, and of a lock's creation");
+  struct rlimit saved;
+  CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int opened = 0;
+  for (int spare = 0; spare < 12 && !opened; spare++) {
+    limit_fds(spare, &saved);
+    opened = open_as(NULL, NULL, rs_port, 5, &s, &err) == PORTALOCK_OK;
+    CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    portalock_redis_session_free(s);
+    CHECK_INT(tu_count_fds(), fds);
+  }
+  CHECK(opened);
+  s = rs_session(30);
+  int with_session = tu_count_fds();
+  portalock_redis_semaphore_t *sem = NULL;
+  limit_fds(0, &saved);
+  CHECK_STATUS(portalock_redis_semaphore_new(&sem, s, "no-fds", 2, &err), PORTALOCK_LOCK_EXCEPTION,
+               &err);
+  CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  CHECK(sem == NULL);
+  CHECK_INT(tu_count_fds(), with_session);
   portalock_redis_session_free(s);
 }
 
@@ -349,6 +470,8 @@ int main(void) {
   test_wakeup_passed_on(1);
   test_wakeup_passed_on(0);
   test_fork_during_a_command();
+  test_open_failures();
+  test_command_timeout();
   test_edge_values();
   test_renewal_of_a_reused_grant();
   test_threads_sharing_a_session();

@@ -13,6 +13,48 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The least an ACL user needs (README, "RedisLock and RedisSemaphore"): no admin command. */
+static const char *const acl_rules[] = {
+    "~portalock:*", "&*",       "+evalsha",        "+script|load",   "+subscribe", "+unsubscribe",
+    "+publish",     "+select",  "+client|setname", "+pubsub|numsub", "+time",      "+get",
+    "+set",         "+hget",    "+hset",           "+hdel",          "+hgetall",   "+zadd",
+    "+zrem",        "+zpopmin", "+pexpire",        "+pttl"};
+
+static void test_acl_user(void) {
+  tu_group("an ACL user with the README's rules (no admin commands) locks, renews and releases");
+  char port[16];
+  snprintf(port, sizeof port, "%d", rs_port);
+  char *argv[64] = {"redis-cli", "-p", port, "ACL", "SETUSER", "locker", "on", ">secret"};
+  size_t n = 8;
+  for (size_t i = 0; i < sizeof acl_rules / sizeof acl_rules[0]; i++)
+    argv[n++] = (char *)acl_rules[i];
+  argv[n] = NULL;
+  CHECK_INT(tu_run(argv), 0);
+  portalock_redis_options o;
+  char buf[128], url[128];
+  snprintf(url, sizeof url, "redis://locker:secret@127.0.0.1:%d/2", rs_port);
+  portalock_error err;
+  portalock_redis_options_init(&o);
+  CHECK_OK(portalock_redis_options_parse_url(&o, url, buf, sizeof buf, &err), &err);
+  o.ttl = 0.3; /* renewed by the keep-alive thread during the sleep below */
+  portalock_redis_session_t *s;
+  CHECK_OK(portalock_redis_session_open(&s, &o, &err), &err);
+  portalock_redis_lock_t *l;
+  portalock_redis_semaphore_t *sem;
+  CHECK_OK(portalock_redis_lock_new(&l, s, "acl", &err), &err);
+  CHECK_OK(portalock_redis_semaphore_new(&sem, s, "acl-seats", 2, &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(l, 1, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_acquire_with(sem, 1, 0.01, 0, &err), &err);
+  tu_sleep(0.5);
+  CHECK(portalock_redis_lock_check(l) == NULL);
+  CHECK_OK(portalock_redis_lock_ensure(l, &err), &err);
+  CHECK_OK(portalock_redis_lock_release(l, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_release(sem, &err), &err);
+  portalock_redis_lock_free(l);
+  portalock_redis_semaphore_free(sem);
+  portalock_redis_session_free(s);
+}
+
 static void test_lock_excludes(void) {
   tu_group("a lock excludes, tokens increase");
   portalock_error err;
@@ -238,6 +280,7 @@ int main(void) {
   test_loss();
   test_fork();
   test_bad_input();
+  test_acl_user();
   CHECK_INT(tu_count_fds(), fds);
   rs_stop();
   return tu_done();

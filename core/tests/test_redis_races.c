@@ -272,6 +272,21 @@ static void test_edge_values(void) {
   portalock_redis_session_free(other);
   portalock_redis_session_free(s);
 
+  tu_group("the longest lease and timeouts the options allow");
+  portalock_redis_options longest_options;
+  portalock_redis_options_init(&longest_options);
+  longest_options.port = rs_port;
+  longest_options.ttl = longest_options.command_timeout = longest_options.connect_timeout =
+      86400 * 365;
+  CHECK_OK(portalock_redis_session_open(&s, &longest_options, &err), &err);
+  portalock_redis_lock_t *year;
+  CHECK_OK(portalock_redis_lock_new(&year, s, "a-year", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(year, 1, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_lock_ensure(year, &err), &err);
+  CHECK_OK(portalock_redis_lock_release(year, &err), &err);
+  portalock_redis_lock_free(year);
+  portalock_redis_session_free(s);
+
   tu_group("NULL and a lease shorter than the server's millisecond are clear errors");
   portalock_redis_options o;
   portalock_redis_options_init(&o);

@@ -113,14 +113,13 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
       return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
                      unusable);
     if (subscribed) return PORTALOCK_OK;
-    double left = deadline - portalock_monotonic();
-    if (left <= 0) {
+    if (portalock_monotonic() >= deadline) {
       pl_rsession_lose(s, "a subscription was not confirmed in time");
       return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
                      "Redis did not confirm a subscription in time (command_timeout)");
     }
     struct pollfd p = {.fd = g->wake_read, .events = POLLIN};
-    poll(&p, 1, (int)(left * 1000) + 1);
+    poll(&p, 1, pl_rms_until(deadline));
     pl_watch_drain(g->wake_read);
   }
 }

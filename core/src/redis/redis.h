@@ -120,6 +120,9 @@ typedef struct pl_rconn {
 portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
                                portalock_error *err);
 void pl_rconn_close(pl_rconn *conn);
+/* Milliseconds until `deadline` for poll(2): at least 0, rounded up, at most a day (a longer
+ * wait wakes and waits again). */
+int pl_rms_until(double deadline);
 /* Ends the connection for the server at once (the peer sees it closed), leaving the
  * descriptor to pl_rconn_close: another thread may still be polling it. */
 void pl_rconn_shut(pl_rconn *conn);

@@ -366,10 +366,9 @@ static void *pl_keep_alive(void *arg) {
     int lost = session->lost != NULL;
     pthread_mutex_unlock(&session->mutex);
     if (lost) break;
-    double left = next_renewal - portalock_monotonic();
     struct pollfd fds[2] = {{.fd = session->sub.fd, .events = POLLIN},
                             {.fd = session->stop_read, .events = POLLIN}};
-    int n = poll(fds, 2, left > 0 ? (int)ceil(left * 1000) : 0);
+    int n = poll(fds, 2, pl_rms_until(next_renewal));
     if (n < 0 && errno != EINTR) break;
     if (fds[1].revents != 0) break;
     if (fds[0].revents != 0 && pl_read_subscription(session) < 0) break;

@@ -222,6 +222,78 @@ static void test_command_timeout(void) {
   portalock_redis_session_free(b);
 }
 
+struct losses {
+  pthread_mutex_t mutex;
+  pthread_t caller;
+  int calls, on_caller;
+  char reason[128];
+};
+
+/* An on_lost callback that takes a mutex of the application's, as one that sets a flag would. */
+static void record_loss(void *data, const char *name, const char *reason) {
+  struct losses *l = data;
+  pthread_mutex_lock(&l->mutex);
+  l->calls++;
+  l->on_caller += pthread_equal(pthread_self(), l->caller) != 0;
+  snprintf(l->reason, sizeof l->reason, "%s: %s", name, reason ? reason : "(none)");
+  pthread_mutex_unlock(&l->mutex);
+}
+
+static int losses_seen(struct losses *l, double limit) {
+  for (double end = tu_now() + limit;; tu_sleep(0.01)) {
+    pthread_mutex_lock(&l->mutex);
+    int calls = l->calls;
+    pthread_mutex_unlock(&l->mutex);
+    if (calls > 0 || tu_now() > end) return calls;
+  }
+}
+
+static void test_on_lost_thread(void) {
+  tu_group("on_lost runs on the keep-alive thread, also for a loss a caller's thread finds");
+  portalock_error err;
+  struct losses l = {.mutex = PTHREAD_MUTEX_INITIALIZER, .caller = pthread_self()};
+  portalock_redis_session_t *s = rs_session(30);
+  portalock_redis_session_on_lost(s, record_loss, &l);
+  portalock_redis_lock_t *lock;
+  CHECK_OK(portalock_redis_lock_new(&lock, s, "on-lost", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(lock, 0, 0.01, 0, &err), &err);
+  /* The server drops the grant (as a failover would); ensure() is the first to see it. */
+  CHECK_INT(rs_cli("DEL", "portalock:{on-lost}:holders", NULL), 0);
+  pthread_mutex_lock(&l.mutex); /* held around the call: a callback on this thread would hang */
+  CHECK_STATUS(portalock_redis_lock_ensure(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  pthread_mutex_unlock(&l.mutex);
+  CHECK_INT(losses_seen(&l, 2), 1);
+  CHECK_INT(l.on_caller, 0);
+  CHECK_CONTAINS(l.reason, "on-lost: ");
+  CHECK(readable_within(portalock_redis_session_fd(s), 0) >= 0);
+  CHECK_STATUS(portalock_redis_lock_release(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+
+  tu_group("on_lost for a session lost by a caller's command that timed out");
+  l.calls = 0;
+  portalock_redis_options o;
+  portalock_redis_options_init(&o);
+  o.port = rs_port;
+  o.command_timeout = 0.3;
+  portalock_redis_session_t *t;
+  CHECK_OK(portalock_redis_session_open(&t, &o, &err), &err);
+  portalock_redis_session_on_lost(t, record_loss, &l);
+  portalock_redis_lock_t *other;
+  CHECK_OK(portalock_redis_lock_new(&other, t, "on-lost-timeout", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(other, 0, 0.01, 0, &err), &err);
+  CHECK_INT(rs_cli("CLIENT", "PAUSE", "700", "ALL", NULL), 0);
+  pthread_mutex_lock(&l.mutex);
+  CHECK_STATUS(portalock_redis_lock_ensure(other, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  pthread_mutex_unlock(&l.mutex);
+  CHECK_INT(losses_seen(&l, 2), 1);
+  CHECK_INT(l.on_caller, 0);
+  CHECK_CONTAINS(l.reason, "on-lost-timeout: a command timed out");
+  portalock_redis_lock_free(other);
+  portalock_redis_session_free(t);
+  portalock_redis_lock_free(lock);
+  portalock_redis_session_free(s);
+  tu_sleep(0.5); /* the pause's end */
+}
+
 /* ---------------------------------------------------------------- edge values */
 
 static void test_edge_values(void) {
@@ -487,6 +559,7 @@ int main(void) {
   test_fork_during_a_command();
   test_open_failures();
   test_command_timeout();
+  test_on_lost_thread();
   test_edge_values();
   test_renewal_of_a_reused_grant();
   test_threads_sharing_a_session();

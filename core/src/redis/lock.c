@@ -58,10 +58,7 @@ static const char *pl_rgrant_check(pl_rgrant *g) {
   pthread_mutex_lock(&s->mutex);
   /* A lease that has run out by this process's clock is lost: the server may have granted it
    * again already, and a renewal must not revive it. */
-  if (g->held && g->lost == NULL && portalock_monotonic() >= g->expires) {
-    g->lost = "lost";
-    if (s->on_lost != NULL) s->on_lost(s->on_lost_data, g->name, "the lease ran out");
-  }
+  if (portalock_monotonic() >= g->expires) pl_rgrant_lose_locked(s, g, "the lease ran out");
   const char *why = g->lost != NULL ? g->lost : g->held ? NULL : "not held";
   pthread_mutex_unlock(&s->mutex);
   return why;
@@ -306,8 +303,8 @@ static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
   pthread_mutex_lock(&s->mutex);
   if (alive && g->lost == NULL)
     g->expires = sent + s->opts.ttl;
-  else if (g->lost == NULL)
-    g->lost = "lost";
+  else
+    pl_rgrant_lose_locked(s, g, "the server no longer has the grant");
   why = g->lost;
   pthread_mutex_unlock(&s->mutex);
   if (why != NULL)

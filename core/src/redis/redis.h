@@ -165,10 +165,12 @@ struct pl_rgrant {
   int subscribed; /* the server confirmed the subscription (s) */
   int held;
   uint64_t token;
-  char score[32];   /* the place in the queue while waiting */
-  double expires;   /* monotonic: the lease's end as this process knows it (s) */
-  const char *lost; /* why the grant is lost, or NULL (s) */
-  pl_rgrant *next;  /* (s) */
+  char score[32];          /* the place in the queue while waiting */
+  double expires;          /* monotonic: the lease's end as this process knows it (s) */
+  const char *lost;        /* why the grant is lost, or NULL (s) */
+  const char *lost_reason; /* the reason on_lost is given (s) */
+  int reported;            /* on_lost was called for this loss (s) */
+  pl_rgrant *next;         /* (s) */
 };
 
 struct portalock_redis_session {
@@ -180,12 +182,13 @@ struct portalock_redis_session {
   pl_rconn sub;
   char channel[64]; /* "portalock:session:<32 hex>" */
   char sha[PL_SCRIPT_COUNT][41];
-  unsigned long acquisitions; /* (m) */
-  pl_rgrant *grants;          /* (m): every listed acquisition */
-  struct pl_interop *interop; /* (m): channels `name` subscribed, with their users */
-  const char *lost;           /* (m) */
-  int lost_read, lost_write;  /* readable once a grant is lost */
-  int stop_read, stop_write;  /* tells the keep-alive thread to end */
+  unsigned long acquisitions;  /* (m) */
+  pl_rgrant *grants;           /* (m): every listed acquisition */
+  struct pl_interop *interop;  /* (m): channels `name` subscribed, with their users */
+  const char *lost;            /* (m) */
+  int lost_read, lost_write;   /* readable once a grant is lost */
+  int nudge_read, nudge_write; /* wakes the keep-alive thread: to end, or to report a loss */
+  int stopping;                /* (m): the keep-alive thread is to end */
   pthread_t thread;
   int thread_running;
   pid_t pid;
@@ -211,6 +214,10 @@ portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script 
 portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgrant *grant,
                                     portalock_error *err);
 void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant);
+/* (m) held: records that a held grant is lost (check and the session's descriptor say so at
+ * once; on_lost is called on the keep-alive thread, which this wakes). */
+void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
+                           const char *reason);
 /* Marks the session lost (the first reason stays) and shuts its connections. */
 void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
 /* The next acquisition number of the session (for its channel). */

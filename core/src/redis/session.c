@@ -72,16 +72,33 @@ static void pl_signal(int fd) {
   }
 }
 
+void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
+                           const char *reason) {
+  if (!grant->held || grant->lost != NULL) return;
+  grant->lost = "lost";
+  grant->lost_reason = reason;
+  grant->reported = 0;
+  pl_signal(session->lost_write);
+  pl_signal(session->nudge_write);
+}
+
+/* (m) held, on the keep-alive thread only: calls on_lost for each loss not yet reported, so that
+ * a callback never runs on a caller's thread (which may hold what the callback takes). */
+static void pl_report_losses(portalock_redis_session_t *session) {
+  for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
+    if (g->lost == NULL || g->reported) continue;
+    g->reported = 1;
+    if (session->on_lost != NULL) session->on_lost(session->on_lost_data, g->name, g->lost_reason);
+  }
+}
+
 /* (m) held: records the loss of every grant held, wakes every waiter. */
 static void pl_lose_locked(portalock_redis_session_t *session, const char *reason) {
   if (session->lost == NULL) session->lost = reason;
   pl_rconn_shut(&session->command);
   pl_rconn_shut(&session->sub);
   for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
-    if (g->held && g->lost == NULL) {
-      g->lost = "lost";
-      if (session->on_lost != NULL) session->on_lost(session->on_lost_data, g->name, reason);
-    }
+    pl_rgrant_lose_locked(session, g, reason);
     pl_signal(g->wake_write);
   }
   pl_signal(session->lost_write);
@@ -336,14 +353,10 @@ static void pl_renew(portalock_redis_session_t *session) {
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
           if (!g->held || g->lost != NULL || g->token != tokens[i] || strcmp(g->id, id) != 0)
             continue;
-          if (!bad && alive[i]) {
+          if (!bad && alive[i])
             g->expires = sent + session->opts.ttl;
-          } else {
-            g->lost = "lost";
-            if (session->on_lost != NULL)
-              session->on_lost(session->on_lost_data, g->name, "the lease ran out");
-            pl_signal(session->lost_write);
-          }
+          else
+            pl_rgrant_lose_locked(session, g, "the lease ran out");
         }
       }
       pthread_mutex_unlock(&session->mutex);
@@ -363,15 +376,16 @@ static void *pl_keep_alive(void *arg) {
   double period = session->opts.ttl / 3, next_renewal = portalock_monotonic() + period;
   for (;;) {
     pthread_mutex_lock(&session->mutex);
-    int lost = session->lost != NULL;
+    pl_report_losses(session);
+    int end = session->lost != NULL || session->stopping;
     pthread_mutex_unlock(&session->mutex);
-    if (lost) break;
+    if (end) break;
     struct pollfd fds[2] = {{.fd = session->sub.fd, .events = POLLIN},
-                            {.fd = session->stop_read, .events = POLLIN}};
+                            {.fd = session->nudge_read, .events = POLLIN}};
     int n = poll(fds, 2, pl_rms_until(next_renewal));
     if (n < 0 && errno != EINTR) break;
-    if (fds[1].revents != 0) break;
-    if (fds[0].revents != 0 && pl_read_subscription(session) < 0) break;
+    if (fds[1].revents != 0) pl_watch_drain(session->nudge_read);
+    if (fds[0].revents != 0 && pl_read_subscription(session) < 0) continue; /* reports, ends */
     if (portalock_monotonic() >= next_renewal) {
       next_renewal = portalock_monotonic() + period;
       pl_renew(session);
@@ -489,7 +503,10 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
 
 static void pl_session_destroy(portalock_redis_session_t *s) {
   if (s->thread_running) {
-    pl_signal(s->stop_write);
+    pthread_mutex_lock(&s->mutex);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mutex);
+    pl_signal(s->nudge_write);
     pthread_join(s->thread, NULL);
   }
   pthread_mutex_lock(&pl_sessions_mutex);
@@ -500,7 +517,7 @@ static void pl_session_destroy(portalock_redis_session_t *s) {
   pthread_mutex_unlock(&pl_sessions_mutex);
   pl_rconn_close(&s->command);
   pl_rconn_close(&s->sub);
-  int fds[] = {s->lost_read, s->lost_write, s->stop_read, s->stop_write};
+  int fds[] = {s->lost_read, s->lost_write, s->nudge_read, s->nudge_write};
   for (size_t i = 0; i < 4; i++)
     if (fds[i] >= 0 && (i % 2 == 0 || fds[i] != fds[i - 1])) close(fds[i]);
   while (s->interop != NULL) {
@@ -530,7 +547,7 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
   portalock_redis_session_t *s = calloc(1, sizeof *s);
   if (s == NULL) return pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL);
   s->command = s->sub = (pl_rconn)PL_RCONN_NONE;
-  s->lost_read = s->lost_write = s->stop_read = s->stop_write = -1;
+  s->lost_read = s->lost_write = s->nudge_read = s->nudge_write = -1;
   s->pid = getpid();
   s->refs = 1;
   pthread_mutex_init(&s->mutex, NULL);
@@ -539,7 +556,7 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
   status = pl_copy_options(s, opts, err);
   if (status == PORTALOCK_OK && (pl_platform_random_bytes(random, sizeof random) < 0 ||
                                  pl_platform_event_open(&s->lost_read, &s->lost_write) < 0 ||
-                                 pl_platform_event_open(&s->stop_read, &s->stop_write) < 0))
+                                 pl_platform_event_open(&s->nudge_read, &s->nudge_write) < 0))
     status = pl_fail_sys(err, errno, "opening a Redis session", NULL);
   if (status == PORTALOCK_OK) {
     int len = snprintf(s->channel, sizeof s->channel, "portalock:session:");

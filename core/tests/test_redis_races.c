@@ -261,6 +261,10 @@ static void test_on_lost_thread(void) {
   CHECK_INT(rs_cli("DEL", "portalock:{on-lost}:holders", NULL), 0);
   pthread_mutex_lock(&l.mutex); /* held around the call: a callback on this thread would hang */
   CHECK_STATUS(portalock_redis_lock_ensure(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  /* Meanwhile the keep-alive thread's callback waits for l.mutex: holding no lock of the
+   * session's, else this check, which takes the session's mutex, would wait for ever. */
+  tu_sleep(0.2);
+  CHECK_STR(portalock_redis_lock_check(lock), "lost");
   pthread_mutex_unlock(&l.mutex);
   CHECK_INT(losses_seen(&l, 2), 1);
   CHECK_INT(l.on_caller, 0);

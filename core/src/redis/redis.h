@@ -144,6 +144,9 @@ int pl_rconn_next(pl_rconn *conn, redisReply **reply);
 
 typedef struct pl_rgrant pl_rgrant;
 
+/* The longest name of a lock or a semaphore, in bytes. */
+#define PL_REDIS_NAME_MAX 1024
+
 /* One acquisition and grant of a name through a session (lock.c). The session's keep-alive
  * thread reads and writes the fields marked (s) under the session's mutex. */
 struct pl_rgrant {

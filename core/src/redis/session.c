@@ -82,13 +82,26 @@ void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
   pl_signal(session->nudge_write);
 }
 
-/* (m) held, on the keep-alive thread only: calls on_lost for each loss not yet reported, so that
- * a callback never runs on a caller's thread (which may hold what the callback takes). */
+/* On the keep-alive thread only, with no mutex held: calls on_lost for each loss not yet
+ * reported. The callback may take the application's own locks, which a caller may hold around
+ * a call into the session (that call takes the session's mutex). */
 static void pl_report_losses(portalock_redis_session_t *session) {
-  for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
-    if (g->lost == NULL || g->reported) continue;
-    g->reported = 1;
-    if (session->on_lost != NULL) session->on_lost(session->on_lost_data, g->name, g->lost_reason);
+  for (;;) {
+    char name[PL_REDIS_NAME_MAX + 1];
+    pthread_mutex_lock(&session->mutex);
+    pl_rgrant *g = session->grants;
+    while (g != NULL && (g->lost == NULL || g->reported))
+      g = g->next;
+    portalock_redis_lost_callback callback = session->on_lost;
+    void *data = session->on_lost_data;
+    const char *reason = g != NULL ? g->lost_reason : NULL;
+    if (g != NULL) {
+      g->reported = 1;
+      snprintf(name, sizeof name, "%s", g->name); /* the grant may be freed once unlocked */
+    }
+    pthread_mutex_unlock(&session->mutex);
+    if (g == NULL) return;
+    if (callback != NULL) callback(data, name, reason);
   }
 }
 
@@ -375,8 +388,8 @@ static void *pl_keep_alive(void *arg) {
   portalock_redis_session_t *session = arg;
   double period = session->opts.ttl / 3, next_renewal = portalock_monotonic() + period;
   for (;;) {
-    pthread_mutex_lock(&session->mutex);
     pl_report_losses(session);
+    pthread_mutex_lock(&session->mutex);
     int end = session->lost != NULL || session->stopping;
     pthread_mutex_unlock(&session->mutex);
     if (end) break;

@@ -523,7 +523,10 @@ static void stress_round(const char *kill_what) {
         (struct stresser){.session = s, .name = names[n], .inside = &inside[n], .visible = i % 2};
     pthread_create(&t[i], NULL, stress, &st[i]);
   }
-  tu_sleep(0.5);
+  tu_sleep(0.25);
+  /* The server forgets its scripts: every thread loads them again, once. */
+  CHECK_INT(rs_cli("SCRIPT", "FLUSH", NULL), 0);
+  tu_sleep(0.25);
   if (kill_what != NULL)
     CHECK_INT(rs_cli("CLIENT", "KILL", "TYPE", kill_what, NULL), 0);
   else

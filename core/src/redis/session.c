@@ -144,8 +144,9 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
   return status;
 }
 
+/* Loads a script into the server's cache; its SHA1 into sha (the same every time). */
 static portalock_status pl_load_script(portalock_redis_session_t *session, pl_script script,
-                                       portalock_error *err) {
+                                       char sha[41], portalock_error *err) {
   pl_rcommand cmd;
   pl_rcommand_init(&cmd);
   const char *text = pl_redis_scripts[script];
@@ -159,7 +160,7 @@ static portalock_status pl_load_script(portalock_redis_session_t *session, pl_sc
   pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK) return status;
   if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
-    memcpy(session->sha[script], reply->str, 41);
+    memcpy(sha, reply->str, 41);
   else
     status = pl_rproto_error(reply, "SCRIPT LOAD", err);
   freeReplyObject(reply);
@@ -189,13 +190,10 @@ portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script 
     if (status == PORTALOCK_OK && script != PL_NO_SCRIPT && pl_rproto_noscript(*reply)) {
       freeReplyObject(*reply);
       *reply = NULL;
-      status = pl_load_script(session, script, err);
-      if (status == PORTALOCK_OK) {
-        free(cmd->argv[1]);
-        cmd->argv[1] = strdup(session->sha[script]);
-        status = cmd->argv[1] == NULL ? pl_fail_sys(err, ENOMEM, "EVALSHA", NULL)
-                                      : pl_roundtrip(session, cmd, reply, err);
-      }
+      /* (Not into session->sha, which other threads read unlocked: the SHA1 is the same.) */
+      char sha[41];
+      status = pl_load_script(session, script, sha, err);
+      if (status == PORTALOCK_OK) status = pl_roundtrip(session, cmd, reply, err);
     }
   }
   pthread_mutex_unlock(&session->command_mutex);
@@ -497,7 +495,7 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
   for (size_t i = 0; i < 3; i++)
     pl_rcommand_free(&setup[i]);
   for (int i = 0; i < PL_SCRIPT_COUNT && status == PORTALOCK_OK; i++)
-    status = pl_load_script(s, (pl_script)i, err);
+    status = pl_load_script(s, (pl_script)i, s->sha[i], err);
   if (status != PORTALOCK_OK) return status;
   /* The session's own channel: once the server confirms it, the session is alive to it. */
   pl_rcommand sub[2];

@@ -117,11 +117,11 @@ static void test_renewal_of_a_reused_grant(void) {
   /* A semaphore (like an invisible lock) keeps its channel, the grant's id, from one
    * acquisition to the next: a renewal that the server answers after the release, and the
    * keep-alive thread reads after the next grant, must not count against that grant. */
-  portalock_redis_session_t *s = rs_session(0.03);
+  portalock_redis_session_t *s = rs_session(0.15);
   enum { N = 6 };
   struct cycler c[N];
   pthread_t t[N];
-  double until = tu_now() + 2;
+  double until = tu_now() + 3;
   for (int i = 0; i < N; i++) {
     c[i] = (struct cycler){.session = s, .until = until};
     snprintf(c[i].name, sizeof c[i].name, "reuse-%d", i % 2);

@@ -18,4 +18,13 @@ int rs_cli(const char *arg, ...);
 /* A session on the server with lease `ttl` (fails the test when it cannot open). */
 portalock_redis_session_t *rs_session(double ttl);
 
+/* A loopback TCP proxy to the server, relaying every connection made to rs_proxy_port. */
+extern int rs_proxy_port;
+void rs_proxy_start(void);
+/* Closes the server's side of the proxy's connection number `n` (0: the first made) and stops
+ * relaying it, leaving the client's side open and mute: a half-open connection, which the
+ * server has seen end and the client has not. */
+void rs_proxy_cut(int n);
+void rs_proxy_stop(void);
+
 #endif

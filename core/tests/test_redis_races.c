@@ -298,6 +298,53 @@ static void test_on_lost_thread(void) {
   tu_sleep(0.5); /* the pause's end */
 }
 
+struct acquirer {
+  portalock_redis_lock_t *lock;
+  portalock_status status;
+  atomic_int done;
+};
+
+static void *acquire_lock(void *arg) {
+  struct acquirer *a = arg;
+  portalock_error err;
+  a->status = portalock_redis_lock_acquire_with(a->lock, 2, 0.01, 0, &err);
+  atomic_store(&a->done, 1);
+  return NULL;
+}
+
+static void test_half_open_subscription(void) {
+  tu_group("a subscription the server dropped while this end saw nothing: the attempt fails");
+  /* Through a proxy that closes its server side of the subscription and keeps the client's
+   * open and mute: the grant script then finds no subscriber although the server confirmed
+   * it before. */
+  rs_proxy_start();
+  portalock_redis_options o;
+  portalock_redis_options_init(&o);
+  o.port = rs_proxy_port;
+  portalock_redis_session_t *s;
+  portalock_error err;
+  CHECK_OK(portalock_redis_session_open(&s, &o, &err), &err);
+  portalock_redis_lock_t *l;
+  CHECK_OK(portalock_redis_lock_new(&l, s, "half-open", &err), &err);
+  CHECK_OK(portalock_redis_lock_set_visible(l, 0, &err), &err); /* keeps its subscription */
+  CHECK_OK(portalock_redis_lock_acquire_with(l, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_lock_release(l, &err), &err);
+  rs_proxy_cut(1); /* the session's second connection: its subscription */
+  struct acquirer a = {.lock = l};
+  pthread_t t;
+  pthread_create(&t, NULL, acquire_lock, &a);
+  double start = tu_now();
+  while (!atomic_load(&a.done) && tu_now() - start < 5)
+    tu_sleep(0.01);
+  CHECK(atomic_load(&a.done)); /* else it spins, one round trip after another, for ever */
+  pthread_join(t, NULL);
+  CHECK_INT(a.status, PORTALOCK_LOCK_EXCEPTION);
+  CHECK(portalock_redis_session_lost(s) != NULL);
+  portalock_redis_lock_free(l);
+  portalock_redis_session_free(s);
+  rs_proxy_stop();
+}
+
 /* ---------------------------------------------------------------- edge values */
 
 static void test_edge_values(void) {
@@ -567,6 +614,7 @@ int main(void) {
   test_open_failures();
   test_command_timeout();
   test_on_lost_thread();
+  test_half_open_subscription();
   test_edge_values();
   test_renewal_of_a_reused_grant();
   test_threads_sharing_a_session();

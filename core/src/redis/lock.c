@@ -104,9 +104,7 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
     int subscribed = g->subscribed;
     const char *unusable = pl_rsession_unusable(s);
     pthread_mutex_unlock(&s->mutex);
-    if (unusable != NULL)
-      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
-                     unusable);
+    if (unusable != NULL) return pl_rsession_lost_error(unusable, err);
     if (subscribed) return PORTALOCK_OK;
     if (portalock_monotonic() >= deadline) {
       pl_rsession_lose(s, "a subscription was not confirmed in time");
@@ -148,6 +146,9 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
   }
   double deadline = portalock_monotonic() + s->opts.command_timeout;
   for (;;) {
+    pthread_mutex_lock(&s->mutex);
+    int confirmed = g->subscribed; /* before the script runs */
+    pthread_mutex_unlock(&s->mutex);
     pl_rcommand cmd;
     if (pl_rproto_grant(&cmd, s->sha[PL_SCRIPT_GRANT], g->keys, g->id, s->channel, g->maximum,
                         (long)(s->opts.ttl * 1000), g->lock ? g->name : "", queue ? g->score : "-",
@@ -179,6 +180,12 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       wait->next_attempt = portalock_monotonic() + PORTALOCK_REDIS_RECHECK_INTERVAL;
       return PORTALOCK_CONTENDED;
     case PL_NOT_SUBSCRIBED:
+      if (confirmed) {
+        /* The server confirmed the subscription, and has it no more: its connection ended
+         * there, and this end has not seen it end (a half-open connection). */
+        pl_rsession_lose(s, "the server dropped the subscription");
+        return pl_rsession_lost_error("the server dropped the subscription", err);
+      }
       status = pl_rgrant_await_subscription(g, deadline, err);
       if (status != PORTALOCK_OK) return status;
       continue;

@@ -221,6 +221,8 @@ void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant);
  * once; on_lost is called on the keep-alive thread, which this wakes). */
 void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
                            const char *reason);
+/* LOCK_EXCEPTION "the Redis session is lost (<why>)". */
+portalock_status pl_rsession_lost_error(const char *why, portalock_error *err);
 /* Marks the session lost (the first reason stays) and shuts its connections. */
 void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
 /* The next acquisition number of the session (for its channel). */

@@ -167,7 +167,7 @@ static portalock_status pl_load_script(portalock_redis_session_t *session, pl_sc
   return status;
 }
 
-static portalock_status pl_lost_error(const char *unusable, portalock_error *err) {
+portalock_status pl_rsession_lost_error(const char *unusable, portalock_error *err) {
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
                  unusable);
 }
@@ -176,14 +176,14 @@ portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script 
                                   pl_rcommand *cmd, redisReply **reply, portalock_error *err) {
   /* A forked child has nothing to send, and must not wait for the command mutex: a thread of
    * its parent may have held it at the fork, and nothing in the child would ever unlock it. */
-  if (session->pid != getpid()) return pl_lost_error("forked", err);
+  if (session->pid != getpid()) return pl_rsession_lost_error("forked", err);
   pthread_mutex_lock(&session->command_mutex);
   pthread_mutex_lock(&session->mutex);
   const char *unusable = pl_rsession_unusable(session);
   pthread_mutex_unlock(&session->mutex);
   portalock_status status;
   if (unusable != NULL) {
-    status = pl_lost_error(unusable, err);
+    status = pl_rsession_lost_error(unusable, err);
   } else {
     status = pl_roundtrip(session, cmd, reply, err);
     /* The server's script cache was flushed (SCRIPT FLUSH): load it again, once. */
@@ -235,7 +235,7 @@ portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgran
   const char *unusable = pl_rsession_unusable(session);
   struct pl_interop *interop = NULL;
   if (unusable != NULL) {
-    status = pl_lost_error(unusable, err);
+    status = pl_rsession_lost_error(unusable, err);
   } else if (grant->visible && (interop = *pl_interop_find(session, grant->name)) == NULL) {
     interop = calloc(1, sizeof *interop);
     if (interop == NULL || (interop->channel = strdup(grant->name)) == NULL) {

@@ -480,6 +480,22 @@ static void test_open_failures(void) {
   CHECK(s == NULL);
   CHECK_INT(tu_count_fds(), fds);
 
+  tu_group("a subscription the server refuses (an ACL without the channel) fails at once");
+  CHECK_INT(
+      rs_cli("ACL", "SETUSER", "ownchannels", "on", ">pw", "~*", "&portalock:*", "+@all", NULL), 0);
+  CHECK_OK(open_as("ownchannels", "pw", rs_port, 5, &s, &err), &err);
+  portalock_redis_lock_t *visible;
+  CHECK_OK(portalock_redis_lock_new(&visible, s, "not-a-portalock-channel", &err), &err);
+  double asked = tu_now();
+  CHECK_STATUS(portalock_redis_lock_acquire_with(visible, 3, 0.01, 0, &err),
+               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_BETWEEN(tu_now() - asked, 0, 1);
+  CHECK_CONTAINS(err.message, "the server refused a subscription");
+  portalock_redis_lock_free(visible);
+  portalock_redis_session_free(s);
+  s = NULL;
+  CHECK_INT(tu_count_fds(), fds);
+
   tu_group("a server that accepts and never answers: the open ends by command_timeout");
   int mute = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

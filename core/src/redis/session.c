@@ -292,6 +292,13 @@ void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant) 
 
 /* (m) held: what a message or a confirmation on the subscription means. */
 static void pl_dispatch(portalock_redis_session_t *session, const redisReply *reply) {
+  /* An error answers a SUBSCRIBE, which names no channel: whoever waits for its confirmation
+   * would wait until command_timeout, and the subscriptions can no longer be told apart. */
+  if (reply->type == REDIS_REPLY_ERROR) {
+    pl_lose_locked(session,
+                   "the server refused a subscription: is its channel outside the ACL user's?");
+    return;
+  }
   pl_push push;
   if (pl_rproto_push(reply, &push) < 0 || push.kind[0] == 'u') return;
   for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {

@@ -137,10 +137,15 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
   double deadline = portalock_monotonic() + session->opts.command_timeout;
   portalock_status status = pl_rconn_send_command(&session->command, cmd, deadline, err);
   if (status == PORTALOCK_OK) status = pl_rconn_read(&session->command, reply, deadline, err);
+  if (status == PORTALOCK_OK) return status;
   /* A late reply would answer the next command: the connection, and the session, end here. */
-  if (status != PORTALOCK_OK)
-    pl_rsession_lose(session, err->errnum == ETIMEDOUT ? "a command timed out"
-                                                       : "the command connection failed");
+  pthread_mutex_lock(&session->mutex);
+  const char *first = session->lost;
+  pl_lose_locked(session, err->errnum == ETIMEDOUT ? "a command timed out"
+                                                   : "the command connection failed");
+  pthread_mutex_unlock(&session->mutex);
+  /* Lost meanwhile on the keep-alive thread, which shut this connection: that is why. */
+  if (first != NULL) status = pl_rsession_lost_error(first, err);
   return status;
 }
 

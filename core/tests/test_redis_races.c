@@ -272,6 +272,19 @@ static void test_on_lost_thread(void) {
   CHECK(readable_within(portalock_redis_session_fd(s), 0) >= 0);
   CHECK_STATUS(portalock_redis_lock_release(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
 
+  tu_group("on_lost for a loss whose handle is released, and freed, before the report");
+  l.calls = 0;
+  CHECK_OK(portalock_redis_lock_acquire_with(lock, 0, 0.01, 0, &err), &err);
+  CHECK_INT(rs_cli("DEL", "portalock:{on-lost}:holders", NULL), 0);
+  pthread_mutex_lock(&l.mutex); /* the callback waits until the handle is gone */
+  CHECK_STATUS(portalock_redis_lock_ensure(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_STATUS(portalock_redis_lock_release(lock, &err), PORTALOCK_LOCK_EXCEPTION, &err);
+  portalock_redis_lock_free(lock);
+  pthread_mutex_unlock(&l.mutex);
+  CHECK_INT(losses_seen(&l, 2), 1);
+  CHECK_CONTAINS(l.reason, "on-lost: ");
+  CHECK_OK(portalock_redis_lock_new(&lock, s, "on-lost", &err), &err);
+
   tu_group("on_lost for a session lost by a caller's command that timed out");
   l.calls = 0;
   portalock_redis_options o;

@@ -22,6 +22,8 @@ struct portalock_redis_semaphore {
   pl_rgrant grant;
 };
 
+#define PL_REDIS_NAME_MAX 1024
+
 static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *session,
                                        const char *name, long maximum, int lock,
                                        portalock_error *err) {

@@ -144,9 +144,6 @@ int pl_rconn_next(pl_rconn *conn, redisReply **reply);
 
 typedef struct pl_rgrant pl_rgrant;
 
-/* The longest name of a lock or a semaphore, in bytes. */
-#define PL_REDIS_NAME_MAX 1024
-
 /* One acquisition and grant of a name through a session (lock.c). The session's keep-alive
  * thread reads and writes the fields marked (s) under the session's mutex. */
 struct pl_rgrant {
@@ -168,12 +165,10 @@ struct pl_rgrant {
   int subscribed; /* the server confirmed the subscription (s) */
   int held;
   uint64_t token;
-  char score[32];          /* the place in the queue while waiting */
-  double expires;          /* monotonic: the lease's end as this process knows it (s) */
-  const char *lost;        /* why the grant is lost, or NULL (s) */
-  const char *lost_reason; /* the reason on_lost is given (s) */
-  int reported;            /* on_lost was called for this loss (s) */
-  pl_rgrant *next;         /* (s) */
+  char score[32];   /* the place in the queue while waiting */
+  double expires;   /* monotonic: the lease's end as this process knows it (s) */
+  const char *lost; /* why the grant is lost, or NULL (s) */
+  pl_rgrant *next;  /* (s) */
 };
 
 struct portalock_redis_session {
@@ -189,6 +184,7 @@ struct portalock_redis_session {
   pl_rgrant *grants;           /* (m): every listed acquisition */
   struct pl_interop *interop;  /* (m): channels `name` subscribed, with their users */
   const char *lost;            /* (m) */
+  struct pl_loss *losses;      /* (m): the losses on_lost has yet to be told of, oldest first */
   int lost_read, lost_write;   /* readable once a grant is lost */
   int nudge_read, nudge_write; /* wakes the keep-alive thread: to end, or to report a loss */
   int stopping;                /* (m): the keep-alive thread is to end */

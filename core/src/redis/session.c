@@ -72,36 +72,46 @@ static void pl_signal(int fd) {
   }
 }
 
+/* A loss that on_lost is yet to be told of (the grant itself may be freed before). */
+struct pl_loss {
+  char *name;
+  const char *reason;
+  struct pl_loss *next;
+};
+
 void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
                            const char *reason) {
   if (!grant->held || grant->lost != NULL) return;
   grant->lost = "lost";
-  grant->lost_reason = reason;
-  grant->reported = 0;
+  struct pl_loss *loss = malloc(sizeof *loss), **tail = &session->losses;
+  if (loss != NULL && (loss->name = strdup(grant->name)) != NULL) {
+    loss->reason = reason;
+    loss->next = NULL;
+    while (*tail != NULL)
+      tail = &(*tail)->next;
+    *tail = loss;
+  } else {
+    free(loss); /* out of memory: the loss is still recorded, only not called back */
+  }
   pl_signal(session->lost_write);
   pl_signal(session->nudge_write);
 }
 
-/* On the keep-alive thread only, with no mutex held: calls on_lost for each loss not yet
- * reported. The callback may take the application's own locks, which a caller may hold around
- * a call into the session (that call takes the session's mutex). */
+/* On the keep-alive thread only, with no mutex held: tells on_lost of each loss recorded. The
+ * callback may take the application's own locks, which a caller may hold around a call into
+ * the session (that call takes the session's mutex). */
 static void pl_report_losses(portalock_redis_session_t *session) {
   for (;;) {
-    char name[PL_REDIS_NAME_MAX + 1];
     pthread_mutex_lock(&session->mutex);
-    pl_rgrant *g = session->grants;
-    while (g != NULL && (g->lost == NULL || g->reported))
-      g = g->next;
+    struct pl_loss *loss = session->losses;
+    if (loss != NULL) session->losses = loss->next;
     portalock_redis_lost_callback callback = session->on_lost;
     void *data = session->on_lost_data;
-    const char *reason = g != NULL ? g->lost_reason : NULL;
-    if (g != NULL) {
-      g->reported = 1;
-      snprintf(name, sizeof name, "%s", g->name); /* the grant may be freed once unlocked */
-    }
     pthread_mutex_unlock(&session->mutex);
-    if (g == NULL) return;
-    if (callback != NULL) callback(data, name, reason);
+    if (loss == NULL) return;
+    if (callback != NULL) callback(data, loss->name, loss->reason);
+    free(loss->name);
+    free(loss);
   }
 }
 
@@ -543,6 +553,12 @@ static void pl_session_destroy(portalock_redis_session_t *s) {
   int fds[] = {s->lost_read, s->lost_write, s->nudge_read, s->nudge_write};
   for (size_t i = 0; i < 4; i++)
     if (fds[i] >= 0 && (i % 2 == 0 || fds[i] != fds[i - 1])) close(fds[i]);
+  while (s->losses != NULL) { /* a child's, or those of a session that never started */
+    struct pl_loss *next = s->losses->next;
+    free(s->losses->name);
+    free(s->losses);
+    s->losses = next;
+  }
   while (s->interop != NULL) {
     struct pl_interop *next = s->interop->next;
     free(s->interop->channel);

@@ -1,16 +1,15 @@
-/* The Redis backend under races: wake-ups that must not be lost, a keep-alive thread that
- * renews while its session's threads acquire and release, fork while a command is in flight,
- * edge values, and threads sharing a session while the server kills its connections. */
+/* The Redis backend under races and faults: wake-ups that must not be lost, a keep-alive thread
+ * that renews while its session's threads acquire and release, fork while a command is in
+ * flight, sessions refused or cut off half-way, timeouts, on_lost, edge values, and threads
+ * sharing a session while the server kills its connections. */
 #include "redis_server.h"
 
 #include <limits.h>
-#include <math.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <dirent.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -89,6 +88,7 @@ static void *cycle(void *arg) {
   CHECK_OK(portalock_redis_semaphore_new(&sem, c->session, c->name, 1000, &err), &err);
   while (tu_now() < c->until) {
     CHECK_OK(portalock_redis_semaphore_acquire_with(sem, 0, 0.01, 0, &err), &err);
+    /* Holds the grant a moment, as a caller that checks it while working would. */
     for (int spin = 0; spin < 200 && portalock_redis_semaphore_check(sem) == NULL; spin++) {
     }
     if (portalock_redis_semaphore_check(sem) != NULL) c->lost++;
@@ -188,6 +188,8 @@ static void test_fork_during_a_command(void) {
   portalock_redis_lock_free(la);
   portalock_redis_session_free(a);
 }
+
+/* ---------------------------------------------------------------- timeouts and losses */
 
 static void test_command_timeout(void) {
   tu_group("a command that outlasts command_timeout loses the session, and its grant with it");

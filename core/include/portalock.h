@@ -976,6 +976,12 @@ PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis
                                                                  const char *url, char *buf,
                                                                  size_t cap, portalock_error *err);
 
+/* OK when a session could open with `opts` (nothing is connected), else INVALID naming the
+ * option and its value: timeouts and ttl positive seconds (at most a year; ttl at least
+ * 0.001), port 1..65535 (or 0: the default), db 0..2147483647. */
+PORTALOCK_API portalock_status portalock_redis_options_check(const portalock_redis_options *opts,
+                                                             portalock_error *err);
+
 typedef struct portalock_redis_session portalock_redis_session_t;
 
 /*

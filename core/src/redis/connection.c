@@ -1,0 +1,247 @@
+/*
+ * The C transport: one socket to the server, with a deadline on every wait. RESP is hiredis's
+ * (protocol.c formats, a redisReader parses); the socket, its options and its timeouts are
+ * ours, so that nothing here raises SIGPIPE or waits without bound.
+ */
+#include "redis.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* (BSDs: SO_NOSIGPIPE below) */
+#endif
+
+/* Milliseconds until `deadline` for poll(2): at least 0, rounded up. */
+static int pl_ms_until(double deadline) {
+  double left = deadline - portalock_monotonic();
+  if (!(left > 0)) return 0;
+  if (left > 86400) return 86400 * 1000;
+  return (int)ceil(left * 1000);
+}
+
+/* Waits until `fd` is ready for `events` by `deadline`: 0, or -1 with errno (ETIMEDOUT). */
+static int pl_wait_ready(int fd, short events, double deadline) {
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = poll(&p, 1, pl_ms_until(deadline));
+    if (n > 0) return 0;
+    if (n == 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    if (errno != EINTR) return -1;
+  }
+}
+
+static void pl_tune_tcp(int fd, const portalock_redis_options *opts) {
+  int on = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+#ifdef TCP_KEEPIDLE
+  /* A peer that vanished (a host down, a cable cut) is noticed within about ttl, not hours. */
+  int idle = (int)(opts->ttl / 3) > 1 ? (int)(opts->ttl / 3) : 1, interval = 1, count = 3;
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+#endif
+#ifdef TCP_USER_TIMEOUT
+  unsigned int user_timeout = (unsigned int)(opts->command_timeout * 1000);
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+#endif
+#ifdef SO_NOSIGPIPE
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
+}
+
+/* A non-blocking connect to one address by `deadline`: the socket, or -1 with errno. */
+static int pl_connect_to(const struct sockaddr *addr, socklen_t len, int family, double deadline) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, addr, len) == 0) return fd;
+  if (errno == EINPROGRESS || errno == EINTR) {
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (pl_wait_ready(fd, POLLOUT, deadline) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0) {
+      if (soerr == 0) return fd;
+      errno = soerr;
+    }
+  }
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return -1;
+}
+
+static int pl_connect(const portalock_redis_options *opts, double deadline, char *where,
+                      size_t cap) {
+  if (opts->path != NULL) {
+    snprintf(where, cap, "unix:%s", opts->path);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(opts->path) >= sizeof sun.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    strcpy(sun.sun_path, opts->path);
+    return pl_connect_to((struct sockaddr *)&sun, sizeof sun, AF_UNIX, deadline);
+  }
+  const char *host = opts->host != NULL ? opts->host : "127.0.0.1";
+  int port = opts->port != 0 ? opts->port : PORTALOCK_REDIS_DEFAULT_PORT;
+  snprintf(where, cap, "%s:%d", host, port);
+  char service[16];
+  snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *list;
+  int rc = getaddrinfo(host, service, &hints, &list);
+  if (rc != 0) {
+    errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+    return -1;
+  }
+  int fd = -1;
+  for (struct addrinfo *ai = list; ai != NULL && fd < 0; ai = ai->ai_next) {
+    fd = pl_connect_to(ai->ai_addr, ai->ai_addrlen, ai->ai_family, deadline);
+    if (fd >= 0) pl_tune_tcp(fd, opts);
+  }
+  freeaddrinfo(list);
+  return fd;
+}
+
+static portalock_status pl_rconn_auth(pl_rconn *conn, const portalock_redis_options *opts,
+                                      double deadline, portalock_error *err) {
+  if (opts->password == NULL) return PORTALOCK_OK;
+  pl_rcommand cmd;
+  pl_rcommand_init(&cmd);
+  int failed = pl_rcommand_add(&cmd, "AUTH", 4) < 0 ||
+               (opts->username != NULL &&
+                pl_rcommand_add(&cmd, opts->username, strlen(opts->username)) < 0) ||
+               pl_rcommand_add(&cmd, opts->password, strlen(opts->password)) < 0;
+  portalock_status status = failed ? pl_fail_sys(err, ENOMEM, "AUTH", NULL)
+                                   : pl_rconn_send_command(conn, &cmd, deadline, err);
+  pl_rcommand_free(&cmd);
+  redisReply *reply = NULL;
+  if (status == PORTALOCK_OK) status = pl_rconn_read(conn, &reply, deadline, err);
+  if (status == PORTALOCK_OK && reply->type != REDIS_REPLY_STATUS)
+    status = pl_rproto_error(reply, "AUTH", err);
+  if (reply != NULL) freeReplyObject(reply);
+  return status;
+}
+
+portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
+                               portalock_error *err) {
+  *conn = (pl_rconn)PL_RCONN_NONE;
+  char where[PORTALOCK_PATH_MAX + 16];
+  conn->fd = pl_connect(opts, deadline, where, sizeof where);
+  if (conn->fd < 0) {
+    int e = errno;
+    char reason[128];
+    pl_strerror(e, reason, sizeof reason);
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, NULL, "cannot connect to Redis at %s: %s",
+                   where, e == ETIMEDOUT ? "timed out (connect_timeout)" : reason);
+  }
+  conn->reader = redisReaderCreate();
+  if (conn->reader == NULL) {
+    pl_rconn_close(conn);
+    return pl_fail_sys(err, ENOMEM, "redisReaderCreate", NULL);
+  }
+  portalock_status status = pl_rconn_auth(conn, opts, deadline, err);
+  if (status != PORTALOCK_OK) pl_rconn_close(conn);
+  return status;
+}
+
+void pl_rconn_close(pl_rconn *conn) {
+  if (conn->fd >= 0) close(conn->fd);
+  if (conn->reader != NULL) redisReaderFree(conn->reader);
+  *conn = (pl_rconn)PL_RCONN_NONE;
+}
+
+void pl_rconn_shut(pl_rconn *conn) {
+  if (conn->fd >= 0) shutdown(conn->fd, SHUT_RDWR);
+}
+
+static portalock_status pl_rconn_failed(int errnum, const char *doing, portalock_error *err) {
+  if (errnum == ETIMEDOUT)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL,
+                   "Redis did not answer in time (command_timeout) while %s", doing);
+  char reason[128];
+  pl_strerror(errnum, reason, sizeof reason);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL,
+                 "connection to Redis lost while %s: %s", doing,
+                 errnum == 0 ? "closed by the server" : reason);
+}
+
+portalock_status pl_rconn_send(pl_rconn *conn, const char *buf, size_t len, double deadline,
+                               portalock_error *err) {
+  while (len > 0) {
+    ssize_t n = send(conn->fd, buf, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      buf += n;
+      len -= (size_t)n;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (pl_wait_ready(conn->fd, POLLOUT, deadline) < 0)
+        return pl_rconn_failed(errno, "sending", err);
+    } else if (!(n < 0 && errno == EINTR)) {
+      return pl_rconn_failed(n < 0 ? errno : EPIPE, "sending", err);
+    }
+  }
+  return PORTALOCK_OK;
+}
+
+portalock_status pl_rconn_send_command(pl_rconn *conn, const pl_rcommand *cmd, double deadline,
+                                       portalock_error *err) {
+  size_t len;
+  char *buf = pl_rcommand_format(cmd, &len);
+  if (buf == NULL) return pl_fail_sys(err, ENOMEM, "formatting a Redis command", NULL);
+  portalock_status status = pl_rconn_send(conn, buf, len, deadline, err);
+  redisFreeCommand(buf);
+  return status;
+}
+
+int pl_rconn_next(pl_rconn *conn, redisReply **reply) {
+  void *r = NULL;
+  if (redisReaderGetReply(conn->reader, &r) != REDIS_OK) return -1;
+  *reply = r;
+  return r != NULL;
+}
+
+int pl_rconn_receive(pl_rconn *conn) {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = recv(conn->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      if (redisReaderFeed(conn->reader, buf, (size_t)n) != REDIS_OK) {
+        errno = EPROTO;
+        return -1;
+      }
+      if ((size_t)n < sizeof buf) return 0;
+    } else if (n == 0) {
+      errno = 0;
+      return -1;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return 0;
+    } else if (errno != EINTR) {
+      return -1;
+    }
+  }
+}
+
+portalock_status pl_rconn_read(pl_rconn *conn, redisReply **reply, double deadline,
+                               portalock_error *err) {
+  for (;;) {
+    int got = pl_rconn_next(conn, reply);
+    if (got > 0) return PORTALOCK_OK;
+    if (got < 0) return pl_rconn_failed(EPROTO, "reading a reply", err);
+    if (pl_wait_ready(conn->fd, POLLIN, deadline) < 0)
+      return pl_rconn_failed(errno, "waiting for a reply", err);
+    if (pl_rconn_receive(conn) < 0) return pl_rconn_failed(errno, "reading a reply", err);
+  }
+}

@@ -1,0 +1,216 @@
+/*
+ * The Redis backend's parts, apart from one another:
+ *   scripts.c     what the server runs (every decision is one script);
+ *   protocol.c    what is sent and what a reply means, without sockets (a second transport,
+ *                 such as OpenResty's cosockets, drives the same functions);
+ *   connection.c  the C transport: a socket with deadlines, RESP through hiredis;
+ *   session.c     a session's two connections, its keep-alive thread, fork and loss;
+ *   lock.c        RedisLock and RedisSemaphore: the step API over a session;
+ *   url.c         connection options and URLs.
+ */
+#ifndef PORTALOCK_REDIS_H
+#define PORTALOCK_REDIS_H
+
+#include "../private.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+/* ---------------------------------------------------------------- scripts.c */
+
+typedef enum pl_script {
+  PL_SCRIPT_GRANT,
+  PL_SCRIPT_RELEASE,
+  PL_SCRIPT_RENEW,
+  PL_SCRIPT_FENCED_WRITE,
+  PL_SCRIPT_COUNT
+} pl_script;
+
+extern const char *const pl_redis_scripts[PL_SCRIPT_COUNT];
+
+/* ---------------------------------------------------------------- protocol.c */
+
+/* A command being built: its arguments (copied) and the RESP text hiredis formats from them. */
+typedef struct pl_rcommand {
+  int argc;
+  char **argv;
+  size_t *lens;
+  int cap;
+} pl_rcommand;
+
+void pl_rcommand_init(pl_rcommand *cmd);
+/* Appends an argument (a copy of s[0..len)); 0, or -1 when out of memory. */
+int pl_rcommand_add(pl_rcommand *cmd, const char *s, size_t len);
+int pl_rcommand_addf(pl_rcommand *cmd, const char *fmt, ...) PL_PRINTF(2, 3);
+/* The command as RESP (free with redisFreeCommand), or NULL when out of memory. */
+char *pl_rcommand_format(const pl_rcommand *cmd, size_t *len);
+void pl_rcommand_free(pl_rcommand *cmd);
+
+/* The keys of a name, in the order the scripts take them. */
+enum { PL_KEY_HOLDERS, PL_KEY_QUEUE, PL_KEY_FENCE, PL_KEY_SUBSCRIBERS, PL_KEY_MAXIMUM, PL_KEYS };
+/* "portalock:{name}:holders" and the others into keys[PL_KEYS] (one allocation, freed with
+ * free(keys[0])); 0, or -1 when out of memory. */
+int pl_rkeys_make(const char *name, char *keys[PL_KEYS]);
+
+/* What a grant attempt's reply means. */
+typedef enum pl_grant_outcome {
+  PL_GRANTED,
+  PL_CONTENDED,
+  PL_NOT_SUBSCRIBED, /* the acquisition's subscription has not reached the server yet */
+  PL_MAXIMUM_MISMATCH,
+  PL_BAD_REPLY
+} pl_grant_outcome;
+
+typedef struct pl_grant_reply {
+  pl_grant_outcome outcome;
+  uint64_t token;      /* PL_GRANTED */
+  long holders;        /* PL_CONTENDED: the live grants */
+  long foreign;        /* PL_CONTENDED: portalocker holders of the channel */
+  char score[32];      /* PL_CONTENDED: the place in the queue, kept for the next attempt */
+  long stored_maximum; /* PL_MAXIMUM_MISMATCH */
+} pl_grant_reply;
+
+/* The arguments of one grant attempt (scripts.c, GRANT): `channel` is "" for a semaphore,
+ * `score` "" the first time and "-" not to queue; `visible`: subscribed to `channel` too. */
+int pl_rproto_grant(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS], const char *grant,
+                    const char *session, long maximum, long ttl_ms, const char *channel,
+                    const char *score, int visible);
+void pl_rproto_grant_reply(const redisReply *reply, pl_grant_reply *out);
+int pl_rproto_release(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS],
+                      const char *grant);
+/* 1 released, 0 the grant was gone, -1 a bad reply. */
+int pl_rproto_release_reply(const redisReply *reply);
+/* RENEW of n grants: holders[i] and maximum[i] keys, grants[i]. */
+int pl_rproto_renew(pl_rcommand *cmd, const char *sha, long ttl_ms, size_t n,
+                    char *const *holders_keys, char *const *maximum_keys, char *const *grants);
+/* Fills alive[0..n) with 1 or 0; 0, or -1 for a bad reply. */
+int pl_rproto_renew_reply(const redisReply *reply, size_t n, int *alive);
+int pl_rproto_fenced_write(pl_rcommand *cmd, const char *sha, const char *key, uint64_t token,
+                           const char *value, size_t len);
+/* 1 written, 0 rejected, -1 a bad reply. */
+int pl_rproto_fenced_write_reply(const redisReply *reply);
+
+/* A message on a subscription: kind "message", "subscribe", "unsubscribe"; NULL otherwise. */
+typedef struct pl_push {
+  const char *kind;
+  const char *channel;
+  size_t channel_len;
+} pl_push;
+int pl_rproto_push(const redisReply *reply, pl_push *out);
+
+/* An error reply's text into err (LOCK_EXCEPTION, "<what>: <server's message>"). */
+portalock_status pl_rproto_error(const redisReply *reply, const char *what, portalock_error *err);
+/* 1 when the reply is the server's NOSCRIPT error (its script cache was flushed). */
+int pl_rproto_noscript(const redisReply *reply);
+
+/* ---------------------------------------------------------------- connection.c */
+
+typedef struct pl_rconn {
+  int fd;
+  redisReader *reader;
+} pl_rconn;
+
+#define PL_RCONN_NONE                                                                              \
+  { .fd = -1 }
+
+/* Connects (TCP with keep-alive, TCP_NODELAY and TCP_USER_TIMEOUT, or a unix socket) by
+ * `deadline`, and says AUTH when opts has a password. */
+portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
+                               portalock_error *err);
+void pl_rconn_close(pl_rconn *conn);
+/* Ends the connection for the server at once (the peer sees it closed), leaving the
+ * descriptor to pl_rconn_close: another thread may still be polling it. */
+void pl_rconn_shut(pl_rconn *conn);
+/* Sends all of buf by `deadline` (never SIGPIPE). */
+portalock_status pl_rconn_send(pl_rconn *conn, const char *buf, size_t len, double deadline,
+                               portalock_error *err);
+portalock_status pl_rconn_send_command(pl_rconn *conn, const pl_rcommand *cmd, double deadline,
+                                       portalock_error *err);
+/* The next reply, waiting for it until `deadline` (free with freeReplyObject). */
+portalock_status pl_rconn_read(pl_rconn *conn, redisReply **reply, double deadline,
+                               portalock_error *err);
+/* Reads what has arrived without waiting: 0, or -1 when the connection failed or ended
+ * (errno says why: 0 for an orderly close). Replies are then taken with pl_rconn_next. */
+int pl_rconn_receive(pl_rconn *conn);
+/* A complete reply read so far (1), none (0), or a protocol error (-1). */
+int pl_rconn_next(pl_rconn *conn, redisReply **reply);
+
+/* ---------------------------------------------------------------- session.c */
+
+typedef struct pl_rgrant pl_rgrant;
+
+/* One acquisition and grant of a name through a session (lock.c). The session's keep-alive
+ * thread reads and writes the fields marked (s) under the session's mutex. */
+struct pl_rgrant {
+  portalock_redis_session_t *session;
+  char *name;
+  char *keys[PL_KEYS];
+  long maximum;
+  int lock;      /* a RedisLock: a subscriber of the channel `name` that is not a portalock
+                    acquisition is a portalocker holder, and blocks the grant */
+  int visible;   /* a RedisLock subscribed to `name` while it waits and holds, so that
+                    portalocker sees it: its channel is made new, with that subscription, for
+                    each acquisition (else it is made once and kept until the handle's end) */
+  char id[96];   /* the handle's channel: the grant's id and where its wake-ups come */
+  int acquiring; /* an acquisition has begun its attempts and not ended */
+  int queued;    /* the last attempt put the handle in the queue of waiters */
+  int wake_read; /* readable after a wake-up or the subscription's confirmation (s) */
+  int wake_write;
+  int listed;     /* in the session's list: subscribed or subscribing (s) */
+  int subscribed; /* the server confirmed the subscription (s) */
+  int held;
+  uint64_t token;
+  char score[32];   /* the place in the queue while waiting */
+  double expires;   /* monotonic: the lease's end as this process knows it (s) */
+  const char *lost; /* why the grant is lost, or NULL (s) */
+  pl_rgrant *next;  /* (s) */
+};
+
+struct portalock_redis_session {
+  portalock_redis_options opts; /* strings point into `strings` */
+  char *strings;
+  pthread_mutex_t mutex;         /* the state below marked (m), and writes to `sub` */
+  pthread_mutex_t command_mutex; /* one command at a time on `command` */
+  pl_rconn command;
+  pl_rconn sub;
+  char channel[64]; /* "portalock:session:<32 hex>" */
+  char sha[PL_SCRIPT_COUNT][41];
+  unsigned long acquisitions; /* (m) */
+  pl_rgrant *grants;          /* (m): every listed acquisition */
+  struct pl_interop *interop; /* (m): channels `name` subscribed, with their users */
+  const char *lost;           /* (m) */
+  int lost_read, lost_write;  /* readable once a grant is lost */
+  int stop_read, stop_write;  /* tells the keep-alive thread to end */
+  pthread_t thread;
+  int thread_running;
+  pid_t pid;
+  unsigned refs; /* (m): the caller's and each lock's */
+  portalock_redis_lost_callback on_lost;
+  void *on_lost_data;
+  portalock_redis_session_t *next_session; /* the process's sessions (fork) */
+};
+
+void pl_rsession_ref(portalock_redis_session_t *session);
+/* Why the session cannot be used by this process (lost, or forked), or NULL; (m) held. */
+const char *pl_rsession_unusable(const portalock_redis_session_t *session);
+/* Runs one script command on the command connection: the reply, or a failure that has lost the
+ * session (a timeout, a closed connection), or LOCK_EXCEPTION for the server's error reply. A
+ * NOSCRIPT reply loads the script again and retries once. */
+portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
+                                  pl_rcommand *cmd, redisReply **reply, portalock_error *err);
+/* pl_rsession_call's `script` for a command that is not a script (nothing to load again). */
+#define PL_NO_SCRIPT PL_SCRIPT_COUNT
+/* Sends SUBSCRIBE or UNSUBSCRIBE of the acquisition's channel (and of `name` for a RedisLock,
+ * when no other acquisition of this session keeps it) without waiting for the reply, and
+ * lists or unlists the grant. */
+portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgrant *grant,
+                                    portalock_error *err);
+void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant);
+/* Marks the session lost (the first reason stays) and shuts its connections. */
+void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
+/* The next acquisition number of the session (for its channel). */
+unsigned long pl_rsession_next_acquisition(portalock_redis_session_t *session);
+
+#endif /* PORTALOCK_REDIS_H */

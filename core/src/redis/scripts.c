@@ -1,0 +1,146 @@
+/*
+ * The server side of the Redis backend: every decision (grant, renew, release, a fenced write)
+ * is one of these scripts, atomic on the server and timed by its TIME. protocol.c says what
+ * each one is sent and what its reply means.
+ *
+ * The keys of a name (KEYS, in this order, all tagged "{name}"): holders (a hash, grant ->
+ * "<expires ms> <session channel> <token>"), queue (a sorted set of the waiters' channels by
+ * arrival), fence (the newest token), subscribers (RedisLock: the acquisitions subscribed to
+ * the channel `name`, acquisition channel -> session channel) and maximum.
+ */
+#include "redis.h"
+
+/* Drops the grants whose lease has passed or whose session is gone (its subscription ended
+ * with its connection), and counts the others. */
+#define PL_LIVE_GRANTS                                                                             \
+  "local function listeners(channel) return redis.call('PUBSUB', 'NUMSUB', channel)[2] end\n"      \
+  "local function live_grants(holders, now)\n"                                                     \
+  "  local held, entries = 0, redis.call('HGETALL', holders)\n"                                    \
+  "  for i = 1, #entries, 2 do\n"                                                                  \
+  "    local expires, session = string.match(entries[i + 1], '^(%d+) (%S+)')\n"                    \
+  "    if tonumber(expires) <= now or listeners(session) == 0 then\n"                              \
+  "      redis.call('HDEL', holders, entries[i])\n"                                                \
+  "    else\n"                                                                                     \
+  "      held = held + 1\n"                                                                        \
+  "    end\n"                                                                                      \
+  "  end\n"                                                                                        \
+  "  return held\n"                                                                                \
+  "end\n"
+
+/* Makes `key` last at least `ms` more (a name's keys go when nobody uses the name). */
+#define PL_KEEP                                                                                    \
+  "local function keep(key, ms)\n"                                                                 \
+  "  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end\n"                    \
+  "end\n"
+
+/*
+ * GRANT. ARGV: grant (the acquisition's channel), session channel, maximum, ttl ms, channel
+ * `name` ("" for a semaphore), queue score ("" the first time, "-" not to queue), and "1" when
+ * the acquisition is subscribed to `name` too (in the same command as to its own channel).
+ * Returns {1, token}, {0, holders, foreign subscribers, score}, {-1} (the acquisition's
+ * subscription has not reached the server yet) or {-2, stored maximum}.
+ *
+ * A RedisLock is also subscribed to the channel `name`, as Python portalocker's holders are:
+ * subscribers of that channel that are not portalock acquisitions (each session subscribes it
+ * once, however many of its acquisitions use it) are portalocker holders, and block the grant.
+ */
+static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
+    "local holders, queue, fence, subscribers, maxkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], "
+    "KEYS[5]\n"
+    "local grant, session, maximum, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local channel, score, visible = ARGV[5], ARGV[6], ARGV[7] == '1'\n"
+    "if listeners(grant) == 0 then return {-1} end\n"
+    "local stored = redis.call('GET', maxkey)\n"
+    "if stored and tonumber(stored) ~= maximum then return {-2, stored} end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local held = live_grants(holders, now)\n"
+    "local foreign = 0\n"
+    "if channel ~= '' then\n"
+    "  if visible then redis.call('HSET', subscribers, grant, session) end\n"
+    "  local sessions, ours, entries = {}, 0, redis.call('HGETALL', subscribers)\n"
+    "  for i = 1, #entries, 2 do\n"
+    "    if listeners(entries[i]) == 0 then\n"
+    "      redis.call('HDEL', subscribers, entries[i])\n"
+    "    elseif not sessions[entries[i + 1]] then\n"
+    "      sessions[entries[i + 1]] = true\n"
+    "      ours = ours + 1\n"
+    "    end\n"
+    "  end\n"
+    "  foreign = listeners(channel) - ours\n"
+    "  keep(subscribers, ttl * 2)\n"
+    "end\n"
+    "redis.call('SET', maxkey, maximum)\n"
+    "keep(maxkey, ttl * 2)\n"
+    "if held < maximum and foreign <= 0 then\n"
+    "  local token = math.max(tonumber(redis.call('GET', fence) or '0') + 1, t[1] * 1000000 + "
+    "t[2])\n"
+    "  token = string.format('%.0f', token)\n"
+    "  redis.call('SET', fence, token, 'PX', 86400000)\n"
+    "  redis.call('HSET', holders, grant, string.format('%.0f %s %s', now + ttl, session, token))\n"
+    "  keep(holders, ttl * 2)\n"
+    "  redis.call('ZREM', queue, grant)\n"
+    "  return {1, token}\n"
+    "end\n"
+    "if score == '' then score = string.format('%.0f', t[1] * 1000000 + t[2]) end\n"
+    "if score ~= '-' then\n"
+    "  redis.call('ZADD', queue, 'NX', score, grant)\n"
+    "  keep(queue, ttl * 2)\n"
+    "end\n"
+    "return {0, held, foreign, score}\n";
+
+/*
+ * RELEASE. KEYS: holders, queue. ARGV: grant. Wakes the first waiter in arrival order that is
+ * still listening. Returns 1, or 0 when the grant was no longer there (lost).
+ */
+static const char pl_script_release[] =
+    "local removed = redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "while true do\n"
+    "  local first = redis.call('ZPOPMIN', KEYS[2])\n"
+    "  if #first == 0 or redis.call('PUBLISH', first[1], 'released') > 0 then break end\n"
+    "end\n"
+    "return removed\n";
+
+/*
+ * RENEW. KEYS: holders and maximum of each grant, in pairs. ARGV: ttl ms, then the grants.
+ * Extends each grant that is still there and unexpired; returns 1 or 0 per grant (0: lost; an
+ * expired grant is removed, never revived).
+ */
+static const char pl_script_renew[] = PL_KEEP
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local ttl, result = tonumber(ARGV[1]), {}\n"
+    "for i = 2, #ARGV do\n"
+    "  local holders, grant = KEYS[2 * i - 3], ARGV[i]\n"
+    "  local entry = redis.call('HGET', holders, grant)\n"
+    "  local expires, session, token\n"
+    "  if entry then expires, session, token = string.match(entry, '^(%d+) (%S+) (%d+)') end\n"
+    "  if entry and tonumber(expires) > now then\n"
+    "    redis.call('HSET', holders, grant, string.format('%.0f %s %s', now + ttl, session, "
+    "token))\n"
+    "    keep(holders, ttl * 2)\n"
+    "    keep(KEYS[2 * i - 2], ttl * 2)\n"
+    "    result[i - 1] = 1\n"
+    "  else\n"
+    "    if entry then redis.call('HDEL', holders, grant) end\n"
+    "    result[i - 1] = 0\n"
+    "  end\n"
+    "end\n"
+    "return result\n";
+
+/*
+ * FENCED_WRITE. KEYS: the hash to write. ARGV: token, value. Returns 1 written, 0 rejected (the
+ * hash holds a newer token).
+ */
+static const char pl_script_fenced_write[] =
+    "local stored = redis.call('HGET', KEYS[1], 'token')\n"
+    "if stored and tonumber(stored) > tonumber(ARGV[1]) then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'token', ARGV[1], 'value', ARGV[2])\n"
+    "return 1\n";
+
+const char *const pl_redis_scripts[PL_SCRIPT_COUNT] = {
+    [PL_SCRIPT_GRANT] = pl_script_grant,
+    [PL_SCRIPT_RELEASE] = pl_script_release,
+    [PL_SCRIPT_RENEW] = pl_script_renew,
+    [PL_SCRIPT_FENCED_WRITE] = pl_script_fenced_write,
+};

@@ -1,0 +1,605 @@
+/*
+ * A session: the subscription that proves this process alive to the server, the command
+ * connection, and the keep-alive thread that renews the session's grants and hands wake-ups
+ * to its waiters. A session that fails is lost for good: nothing here reconnects.
+ */
+#include "redis.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../platform/platform.h"
+#include "url.h"
+
+/* A channel `name` that a session's RedisLock acquisitions keep subscribed. */
+struct pl_interop {
+  char *channel;
+  unsigned users;
+  struct pl_interop *next;
+};
+
+/* ---------------------------------------------------------------- the process's sessions */
+
+static pthread_mutex_t pl_sessions_mutex = PTHREAD_MUTEX_INITIALIZER;
+static portalock_redis_session_t *pl_sessions;
+static pthread_once_t pl_sessions_once = PTHREAD_ONCE_INIT;
+
+static void pl_sessions_prepare(void) {
+  pthread_mutex_lock(&pl_sessions_mutex);
+  for (portalock_redis_session_t *s = pl_sessions; s != NULL; s = s->next_session)
+    pthread_mutex_lock(&s->mutex);
+}
+
+static void pl_sessions_parent(void) {
+  for (portalock_redis_session_t *s = pl_sessions; s != NULL; s = s->next_session)
+    pthread_mutex_unlock(&s->mutex);
+  pthread_mutex_unlock(&pl_sessions_mutex);
+}
+
+/* The child gets no keep-alive thread, and its copies of the sockets are closed so that only
+ * the parent's end keeps the session alive: a child can neither keep a grant alive after its
+ * parent died nor release it. */
+static void pl_sessions_child(void) {
+  for (portalock_redis_session_t *s = pl_sessions; s != NULL; s = s->next_session) {
+    if (s->command.fd >= 0) close(s->command.fd);
+    if (s->sub.fd >= 0) close(s->sub.fd);
+    s->command.fd = s->sub.fd = -1;
+    s->thread_running = 0;
+    pthread_mutex_unlock(&s->mutex);
+  }
+  pthread_mutex_unlock(&pl_sessions_mutex);
+}
+
+static void pl_sessions_init(void) {
+  pthread_atfork(pl_sessions_prepare, pl_sessions_parent, pl_sessions_child);
+}
+
+/* ---------------------------------------------------------------- state */
+
+const char *pl_rsession_unusable(const portalock_redis_session_t *session) {
+  if (session->pid != getpid()) return "forked";
+  return session->lost;
+}
+
+static void pl_signal(int fd) {
+  uint64_t one = 1;
+  while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+/* (m) held: records the loss of every grant held, wakes every waiter. */
+static void pl_lose_locked(portalock_redis_session_t *session, const char *reason) {
+  if (session->lost == NULL) session->lost = reason;
+  pl_rconn_shut(&session->command);
+  pl_rconn_shut(&session->sub);
+  for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
+    if (g->held && g->lost == NULL) {
+      g->lost = "lost";
+      if (session->on_lost != NULL) session->on_lost(session->on_lost_data, g->name, reason);
+    }
+    pl_signal(g->wake_write);
+  }
+  pl_signal(session->lost_write);
+}
+
+void pl_rsession_lose(portalock_redis_session_t *session, const char *reason) {
+  pthread_mutex_lock(&session->mutex);
+  pl_lose_locked(session, reason);
+  pthread_mutex_unlock(&session->mutex);
+}
+
+unsigned long pl_rsession_next_acquisition(portalock_redis_session_t *session) {
+  pthread_mutex_lock(&session->mutex);
+  unsigned long n = ++session->acquisitions;
+  pthread_mutex_unlock(&session->mutex);
+  return n;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcommand *cmd,
+                                     redisReply **reply, portalock_error *err) {
+  double deadline = portalock_monotonic() + session->opts.command_timeout;
+  portalock_status status = pl_rconn_send_command(&session->command, cmd, deadline, err);
+  if (status == PORTALOCK_OK) status = pl_rconn_read(&session->command, reply, deadline, err);
+  /* A late reply would answer the next command: the connection, and the session, end here. */
+  if (status != PORTALOCK_OK)
+    pl_rsession_lose(session, err->errnum == ETIMEDOUT ? "a command timed out"
+                                                       : "the command connection failed");
+  return status;
+}
+
+static portalock_status pl_load_script(portalock_redis_session_t *session, pl_script script,
+                                       portalock_error *err) {
+  pl_rcommand cmd;
+  pl_rcommand_init(&cmd);
+  const char *text = pl_redis_scripts[script];
+  if (pl_rcommand_add(&cmd, "SCRIPT", 6) < 0 || pl_rcommand_add(&cmd, "LOAD", 4) < 0 ||
+      pl_rcommand_add(&cmd, text, strlen(text)) < 0) {
+    pl_rcommand_free(&cmd);
+    return pl_fail_sys(err, ENOMEM, "SCRIPT LOAD", NULL);
+  }
+  redisReply *reply = NULL;
+  portalock_status status = pl_roundtrip(session, &cmd, &reply, err);
+  pl_rcommand_free(&cmd);
+  if (status != PORTALOCK_OK) return status;
+  if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
+    memcpy(session->sha[script], reply->str, 41);
+  else
+    status = pl_rproto_error(reply, "SCRIPT LOAD", err);
+  freeReplyObject(reply);
+  return status;
+}
+
+portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
+                                  pl_rcommand *cmd, redisReply **reply, portalock_error *err) {
+  pthread_mutex_lock(&session->command_mutex);
+  pthread_mutex_lock(&session->mutex);
+  const char *unusable = pl_rsession_unusable(session);
+  pthread_mutex_unlock(&session->mutex);
+  portalock_status status;
+  if (unusable != NULL) {
+    status =
+        pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
+  } else {
+    status = pl_roundtrip(session, cmd, reply, err);
+    /* The server's script cache was flushed (SCRIPT FLUSH): load it again, once. */
+    if (status == PORTALOCK_OK && script != PL_NO_SCRIPT && pl_rproto_noscript(*reply)) {
+      freeReplyObject(*reply);
+      *reply = NULL;
+      status = pl_load_script(session, script, err);
+      if (status == PORTALOCK_OK) {
+        free(cmd->argv[1]);
+        cmd->argv[1] = strdup(session->sha[script]);
+        status = cmd->argv[1] == NULL ? pl_fail_sys(err, ENOMEM, "EVALSHA", NULL)
+                                      : pl_roundtrip(session, cmd, reply, err);
+      }
+    }
+  }
+  pthread_mutex_unlock(&session->command_mutex);
+  return status;
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+static struct pl_interop **pl_interop_find(portalock_redis_session_t *session,
+                                           const char *channel) {
+  struct pl_interop **p = &session->interop;
+  while (*p != NULL && strcmp((*p)->channel, channel) != 0)
+    p = &(*p)->next;
+  return p;
+}
+
+/* (m) held: sends [UN]SUBSCRIBE of the grant's channel, with `name` when `with_name`. */
+static portalock_status pl_send_subscription(portalock_redis_session_t *session, const char *verb,
+                                             pl_rgrant *grant, int with_name,
+                                             portalock_error *err) {
+  pl_rcommand cmd;
+  pl_rcommand_init(&cmd);
+  int failed = pl_rcommand_add(&cmd, verb, strlen(verb)) < 0 ||
+               pl_rcommand_add(&cmd, grant->id, strlen(grant->id)) < 0 ||
+               (with_name && pl_rcommand_add(&cmd, grant->name, strlen(grant->name)) < 0);
+  portalock_status status =
+      failed ? pl_fail_sys(err, ENOMEM, verb, NULL)
+             : pl_rconn_send_command(&session->sub, &cmd,
+                                     portalock_monotonic() + session->opts.command_timeout, err);
+  pl_rcommand_free(&cmd);
+  if (status != PORTALOCK_OK && !failed) pl_lose_locked(session, "the subscription failed");
+  return status;
+}
+
+portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgrant *grant,
+                                    portalock_error *err) {
+  pthread_mutex_lock(&session->mutex);
+  portalock_status status = PORTALOCK_OK;
+  const char *unusable = pl_rsession_unusable(session);
+  struct pl_interop *interop = NULL;
+  if (unusable != NULL) {
+    status =
+        pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
+  } else if (grant->visible && (interop = *pl_interop_find(session, grant->name)) == NULL) {
+    interop = calloc(1, sizeof *interop);
+    if (interop == NULL || (interop->channel = strdup(grant->name)) == NULL) {
+      free(interop);
+      interop = NULL;
+      status = pl_fail_sys(err, ENOMEM, "SUBSCRIBE", NULL);
+    } else {
+      interop->next = session->interop;
+      session->interop = interop;
+    }
+  }
+  if (status == PORTALOCK_OK) {
+    grant->subscribed = 0;
+    status = pl_send_subscription(session, "SUBSCRIBE", grant,
+                                  interop != NULL && interop->users == 0, err);
+  }
+  if (status == PORTALOCK_OK) {
+    if (interop != NULL) interop->users++;
+    grant->listed = 1;
+    grant->next = session->grants;
+    session->grants = grant;
+  }
+  pthread_mutex_unlock(&session->mutex);
+  return status;
+}
+
+void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant) {
+  pthread_mutex_lock(&session->mutex);
+  if (grant->listed) {
+    pl_rgrant **p = &session->grants;
+    while (*p != grant)
+      p = &(*p)->next;
+    *p = grant->next;
+    grant->listed = 0;
+    int last_user = 0;
+    if (grant->visible) {
+      struct pl_interop **pi = pl_interop_find(session, grant->name), *interop = *pi;
+      if (interop != NULL && --interop->users == 0) {
+        *pi = interop->next;
+        free(interop->channel);
+        free(interop);
+        last_user = 1;
+      }
+    }
+    if (pl_rsession_unusable(session) == NULL) {
+      portalock_error ignored;
+      pl_send_subscription(session, "UNSUBSCRIBE", grant, last_user, &ignored);
+    }
+  }
+  pthread_mutex_unlock(&session->mutex);
+}
+
+/* ---------------------------------------------------------------- the keep-alive thread */
+
+/* (m) held: what a message or a confirmation on the subscription means. */
+static void pl_dispatch(portalock_redis_session_t *session, const redisReply *reply) {
+  pl_push push;
+  if (pl_rproto_push(reply, &push) < 0 || push.kind[0] == 'u') return;
+  for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
+    if (strlen(g->id) != push.channel_len || memcmp(g->id, push.channel, push.channel_len) != 0)
+      continue;
+    if (push.kind[0] == 's') g->subscribed = 1;
+    pl_signal(g->wake_write);
+  }
+}
+
+/* Reads what the subscription brought; 0, or -1 when it has ended (the session is lost). */
+static int pl_read_subscription(portalock_redis_session_t *session) {
+  int rc = pl_rconn_receive(&session->sub);
+  pthread_mutex_lock(&session->mutex);
+  redisReply *reply;
+  int got;
+  while ((got = pl_rconn_next(&session->sub, &reply)) > 0) {
+    pl_dispatch(session, reply);
+    freeReplyObject(reply);
+  }
+  if (rc < 0 || got < 0) pl_lose_locked(session, "the subscription connection ended");
+  pthread_mutex_unlock(&session->mutex);
+  return rc < 0 || got < 0 ? -1 : 0;
+}
+
+/* Renews every grant held, in one script; a grant the server no longer has is lost. */
+static void pl_renew(portalock_redis_session_t *session) {
+  pthread_mutex_lock(&session->mutex);
+  size_t n = 0;
+  for (pl_rgrant *g = session->grants; g != NULL; g = g->next)
+    n += g->held && g->lost == NULL;
+  char **holders = NULL, **maximums = NULL, **ids = NULL;
+  int *alive = NULL;
+  if (n > 0) {
+    holders = calloc(n, sizeof *holders);
+    maximums = calloc(n, sizeof *maximums);
+    ids = calloc(n, sizeof *ids);
+    alive = calloc(n, sizeof *alive);
+  }
+  size_t i = 0;
+  int oom = n > 0 && (holders == NULL || maximums == NULL || ids == NULL || alive == NULL);
+  for (pl_rgrant *g = session->grants; g != NULL && !oom; g = g->next) {
+    if (!g->held || g->lost != NULL) continue;
+    holders[i] = g->keys[PL_KEY_HOLDERS];
+    maximums[i] = g->keys[PL_KEY_MAXIMUM];
+    ids[i++] = g->id;
+  }
+  pl_rcommand cmd;
+  long ttl_ms = (long)(session->opts.ttl * 1000);
+  /* The arguments are copied: a grant may be released and freed while the script runs. */
+  int built =
+      n > 0 && !oom &&
+      pl_rproto_renew(&cmd, session->sha[PL_SCRIPT_RENEW], ttl_ms, n, holders, maximums, ids) == 0;
+  pthread_mutex_unlock(&session->mutex);
+  if (built) {
+    double sent = portalock_monotonic();
+    redisReply *reply = NULL;
+    portalock_error err;
+    if (pl_rsession_call(session, PL_SCRIPT_RENEW, &cmd, &reply, &err) == PORTALOCK_OK) {
+      int bad = pl_rproto_renew_reply(reply, n, alive) < 0;
+      pthread_mutex_lock(&session->mutex);
+      for (i = 0; i < n; i++) {
+        const char *id = cmd.argv[3 + 2 * n + 1 + i];
+        for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
+          if (!g->held || g->lost != NULL || strcmp(g->id, id) != 0) continue;
+          if (!bad && alive[i]) {
+            g->expires = sent + session->opts.ttl;
+          } else {
+            g->lost = "lost";
+            if (session->on_lost != NULL)
+              session->on_lost(session->on_lost_data, g->name, "the lease ran out");
+            pl_signal(session->lost_write);
+          }
+        }
+      }
+      pthread_mutex_unlock(&session->mutex);
+      freeReplyObject(reply);
+    }
+    pl_rcommand_free(&cmd);
+  }
+  free(holders);
+  free(maximums);
+  free(ids);
+  free(alive);
+}
+
+static void *pl_keep_alive(void *arg) {
+  portalock_redis_session_t *session = arg;
+  double period = session->opts.ttl / 3, next_renewal = portalock_monotonic() + period;
+  for (;;) {
+    pthread_mutex_lock(&session->mutex);
+    int lost = session->lost != NULL;
+    pthread_mutex_unlock(&session->mutex);
+    if (lost) break;
+    double left = next_renewal - portalock_monotonic();
+    struct pollfd fds[2] = {{.fd = session->sub.fd, .events = POLLIN},
+                            {.fd = session->stop_read, .events = POLLIN}};
+    int n = poll(fds, 2, left > 0 ? (int)ceil(left * 1000) : 0);
+    if (n < 0 && errno != EINTR) break;
+    if (fds[1].revents != 0) break;
+    if (fds[0].revents != 0 && pl_read_subscription(session) < 0) break;
+    if (portalock_monotonic() >= next_renewal) {
+      next_renewal = portalock_monotonic() + period;
+      pl_renew(session);
+    }
+  }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- opening and closing */
+
+/* Copies the options' strings into one block the session owns. */
+static portalock_status pl_copy_options(portalock_redis_session_t *s,
+                                        const portalock_redis_options *opts, portalock_error *err) {
+  s->opts = *opts;
+  const char **fields[] = {&s->opts.host, &s->opts.path, &s->opts.username, &s->opts.password};
+  size_t total = 0;
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    if (*fields[i] != NULL) total += strlen(*fields[i]) + 1;
+  s->strings = malloc(total + 1);
+  if (s->strings == NULL) return pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL);
+  char *p = s->strings;
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    if (*fields[i] == NULL) continue;
+    size_t len = strlen(*fields[i]) + 1;
+    memcpy(p, *fields[i], len);
+    *fields[i] = p;
+    p += len;
+  }
+  return PORTALOCK_OK;
+}
+
+static portalock_status pl_check_session_options(const portalock_redis_options *o,
+                                                 portalock_error *err) {
+  struct {
+    const char *name;
+    double value;
+  } times[] = {{"connect_timeout", o->connect_timeout},
+               {"command_timeout", o->command_timeout},
+               {"ttl", o->ttl}};
+  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+    if (!(times[i].value > 0) || !isfinite(times[i].value) || times[i].value > 86400 * 365)
+      return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                     "bad argument '%s' (%g): must be a positive number of seconds", times[i].name,
+                     times[i].value);
+  const char *problem = o->port == 0 ? NULL : pl_redis_port_problem(o->port);
+  if (problem != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'port' (%d): %s", o->port,
+                   problem);
+  if ((problem = pl_redis_db_problem(o->db)) != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'db' (%ld): %s", o->db, problem);
+  return PORTALOCK_OK;
+}
+
+/* Sends the commands of `cmds` in one write and checks each reply with `ok`. */
+static portalock_status pl_setup(pl_rconn *conn, pl_rcommand *cmds, size_t n, double deadline,
+                                 portalock_error *err) {
+  portalock_status status = PORTALOCK_OK;
+  for (size_t i = 0; i < n && status == PORTALOCK_OK; i++)
+    status = pl_rconn_send_command(conn, &cmds[i], deadline, err);
+  for (size_t i = 0; i < n && status == PORTALOCK_OK; i++) {
+    redisReply *reply;
+    status = pl_rconn_read(conn, &reply, deadline, err);
+    if (status != PORTALOCK_OK) break;
+    if (reply->type == REDIS_REPLY_ERROR) status = pl_rproto_error(reply, cmds[i].argv[0], err);
+    freeReplyObject(reply);
+  }
+  return status;
+}
+
+static portalock_status pl_connect_session(portalock_redis_session_t *s, portalock_error *err) {
+  double deadline = portalock_monotonic() + s->opts.connect_timeout;
+  portalock_status status = pl_rconn_open(&s->command, &s->opts, deadline, err);
+  if (status == PORTALOCK_OK) status = pl_rconn_open(&s->sub, &s->opts, deadline, err);
+  if (status != PORTALOCK_OK) return status;
+  const char *hex = s->channel + strlen("portalock:session:");
+  pl_rcommand setup[3];
+  size_t n = 0;
+  for (size_t i = 0; i < 3; i++)
+    pl_rcommand_init(&setup[i]);
+  int failed = pl_rcommand_addf(&setup[n], "CLIENT") < 0 ||
+               pl_rcommand_addf(&setup[n], "SETNAME") < 0 ||
+               pl_rcommand_addf(&setup[n], "portalock-%.16s-command", hex) < 0;
+  n++;
+  if (s->opts.db != 0)
+    failed = failed || pl_rcommand_addf(&setup[n], "SELECT") < 0 ||
+             pl_rcommand_addf(&setup[n++], "%ld", s->opts.db) < 0;
+  deadline = portalock_monotonic() + s->opts.command_timeout;
+  status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
+                  : pl_setup(&s->command, setup, n, deadline, err);
+  for (size_t i = 0; i < 3; i++)
+    pl_rcommand_free(&setup[i]);
+  for (int i = 0; i < PL_SCRIPT_COUNT && status == PORTALOCK_OK; i++)
+    status = pl_load_script(s, (pl_script)i, err);
+  if (status != PORTALOCK_OK) return status;
+  /* The session's own channel: once the server confirms it, the session is alive to it. */
+  pl_rcommand sub[2];
+  pl_rcommand_init(&sub[0]);
+  pl_rcommand_init(&sub[1]);
+  failed = pl_rcommand_addf(&sub[0], "CLIENT") < 0 || pl_rcommand_addf(&sub[0], "SETNAME") < 0 ||
+           pl_rcommand_addf(&sub[0], "portalock-%.16s-subscription", hex) < 0 ||
+           pl_rcommand_addf(&sub[1], "SUBSCRIBE") < 0 ||
+           pl_rcommand_add(&sub[1], s->channel, strlen(s->channel)) < 0;
+  status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
+                  : pl_setup(&s->sub, sub, 2, deadline, err);
+  pl_rcommand_free(&sub[0]);
+  pl_rcommand_free(&sub[1]);
+  return status;
+}
+
+static void pl_session_destroy(portalock_redis_session_t *s) {
+  if (s->thread_running) {
+    pl_signal(s->stop_write);
+    pthread_join(s->thread, NULL);
+  }
+  pthread_mutex_lock(&pl_sessions_mutex);
+  portalock_redis_session_t **p = &pl_sessions;
+  while (*p != NULL && *p != s)
+    p = &(*p)->next_session;
+  if (*p == s) *p = s->next_session;
+  pthread_mutex_unlock(&pl_sessions_mutex);
+  pl_rconn_close(&s->command);
+  pl_rconn_close(&s->sub);
+  int fds[] = {s->lost_read, s->lost_write, s->stop_read, s->stop_write};
+  for (size_t i = 0; i < 4; i++)
+    if (fds[i] >= 0 && (i % 2 == 0 || fds[i] != fds[i - 1])) close(fds[i]);
+  while (s->interop != NULL) {
+    struct pl_interop *next = s->interop->next;
+    free(s->interop->channel);
+    free(s->interop);
+    s->interop = next;
+  }
+  if (s->pid == getpid()) {
+    pthread_mutex_destroy(&s->mutex);
+    pthread_mutex_destroy(&s->command_mutex);
+  }
+  free(s->strings);
+  free(s);
+}
+
+portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
+                                              const portalock_redis_options *opts,
+                                              portalock_error *err) {
+  pl_clear(err);
+  *out = NULL;
+  portalock_status status = pl_check_session_options(opts, err);
+  if (status != PORTALOCK_OK) return status;
+  pthread_once(&pl_sessions_once, pl_sessions_init);
+  portalock_redis_session_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL);
+  s->command = s->sub = (pl_rconn)PL_RCONN_NONE;
+  s->lost_read = s->lost_write = s->stop_read = s->stop_write = -1;
+  s->pid = getpid();
+  s->refs = 1;
+  pthread_mutex_init(&s->mutex, NULL);
+  pthread_mutex_init(&s->command_mutex, NULL);
+  unsigned char random[16];
+  status = pl_copy_options(s, opts, err);
+  if (status == PORTALOCK_OK && (pl_platform_random_bytes(random, sizeof random) < 0 ||
+                                 pl_platform_event_open(&s->lost_read, &s->lost_write) < 0 ||
+                                 pl_platform_event_open(&s->stop_read, &s->stop_write) < 0))
+    status = pl_fail_sys(err, errno, "opening a Redis session", NULL);
+  if (status == PORTALOCK_OK) {
+    int len = snprintf(s->channel, sizeof s->channel, "portalock:session:");
+    for (size_t i = 0; i < sizeof random; i++)
+      len += snprintf(s->channel + len, sizeof s->channel - (size_t)len, "%02x", random[i]);
+    status = pl_connect_session(s, err);
+  }
+  if (status == PORTALOCK_OK) {
+    int rc = pthread_create(&s->thread, NULL, pl_keep_alive, s);
+    if (rc != 0)
+      status = pl_fail_sys(err, rc, "starting the Redis keep-alive thread", NULL);
+    else
+      s->thread_running = 1;
+  }
+  pthread_mutex_lock(&pl_sessions_mutex);
+  s->next_session = pl_sessions;
+  pl_sessions = s;
+  pthread_mutex_unlock(&pl_sessions_mutex);
+  if (status != PORTALOCK_OK) {
+    pl_session_destroy(s);
+    return status;
+  }
+  *out = s;
+  return PORTALOCK_OK;
+}
+
+void pl_rsession_ref(portalock_redis_session_t *session) {
+  pthread_mutex_lock(&session->mutex);
+  session->refs++;
+  pthread_mutex_unlock(&session->mutex);
+}
+
+void portalock_redis_session_free(portalock_redis_session_t *session) {
+  if (session == NULL) return;
+  pthread_mutex_lock(&session->mutex);
+  unsigned refs = --session->refs;
+  pthread_mutex_unlock(&session->mutex);
+  if (refs == 0) pl_session_destroy(session);
+}
+
+const char *portalock_redis_session_lost(const portalock_redis_session_t *session) {
+  portalock_redis_session_t *s = (portalock_redis_session_t *)session;
+  pthread_mutex_lock(&s->mutex);
+  const char *reason = pl_rsession_unusable(s);
+  pthread_mutex_unlock(&s->mutex);
+  return reason;
+}
+
+int portalock_redis_session_fd(const portalock_redis_session_t *session) {
+  return session->lost_read;
+}
+
+void portalock_redis_session_on_lost(portalock_redis_session_t *session,
+                                     portalock_redis_lost_callback callback, void *data) {
+  pthread_mutex_lock(&session->mutex);
+  session->on_lost = callback;
+  session->on_lost_data = data;
+  pthread_mutex_unlock(&session->mutex);
+}
+
+portalock_status portalock_redis_fenced_write(portalock_redis_session_t *session, const char *key,
+                                              uint64_t token, const char *value, size_t len,
+                                              int *written, portalock_error *err) {
+  pl_clear(err);
+  *written = 0;
+  if (key == NULL || value == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument '%s' (NULL)",
+                   key == NULL ? "key" : "value");
+  pl_rcommand cmd;
+  if (pl_rproto_fenced_write(&cmd, session->sha[PL_SCRIPT_FENCED_WRITE], key, token, value, len) <
+      0)
+    return pl_fail_sys(err, ENOMEM, "fenced write", NULL);
+  redisReply *reply = NULL;
+  portalock_status status = pl_rsession_call(session, PL_SCRIPT_FENCED_WRITE, &cmd, &reply, err);
+  pl_rcommand_free(&cmd);
+  if (status != PORTALOCK_OK) return status;
+  int result = pl_rproto_fenced_write_reply(reply);
+  if (result < 0)
+    status = pl_rproto_error(reply, "fenced write", err);
+  else
+    *written = result;
+  freeReplyObject(reply);
+  return status;
+}

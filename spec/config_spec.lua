@@ -64,7 +64,8 @@ semaphore "gpus" { value = 2, name = %q }
 redis "main" { url = "redis://127.0.0.1:6390/2", ttl = 12, connect_timeout = 2, command_timeout = 3 }
 defaults { timeout = 7 }
 redis_lock "nightly" { redis = "main" }
-redis_lock "shared" { redis = "main", channel = "shared-channel", timeout = 1, fail_when_locked = true }
+redis_lock "shared" { redis = "main", channel = "shared-channel", timeout = 1, fail_when_locked = true,
+  visible = false }
 redis_semaphore "seats" { redis = "main", maximum = 3, check_interval = 0.5 }
 redis_semaphore "other" { redis = "main", name = "other-name", maximum = 2 }
 redis_lock "local" {}
@@ -83,6 +84,8 @@ lock "main" { filename = "/tmp/main.lock" }
       assert.are.equal("shared-channel", reg:redis_lock("shared").channel)
       assert.are.equal(1, reg:redis_lock("shared").timeout)
       assert.is_true(reg:redis_lock("shared").fail_when_locked)
+      assert.is_false(reg:redis_lock("shared").visible)
+      assert.is_true(nightly.visible)
       assert.are.equal(3, reg:redis_semaphore("seats").maximum)
       assert.are.equal(0.5, reg:redis_semaphore("seats").check_interval)
       assert.are.equal("other-name", reg:redis_semaphore("other").name)
@@ -99,8 +102,8 @@ lock "main" { filename = "/tmp/main.lock" }
         reg:declaration("seats"))
       assert.are.same({kind = "redis_lock", class = "RedisLock", file = false, redis = true,
         argument = "shared-channel", options = {redis = "redis://127.0.0.1:6390/2", ttl = 12,
-        connect_timeout = 2, command_timeout = 3, timeout = 1, fail_when_locked = true}},
-        reg:declaration("shared"))
+        connect_timeout = 2, command_timeout = 3, timeout = 1, fail_when_locked = true,
+        visible = false}}, reg:declaration("shared"))
       -- without a connection, RedisLock's own default server
       assert.are.same({timeout = 7}, reg:declaration("local").options)
     end)
@@ -283,6 +286,10 @@ redis_semaphore "seats" { redis = "main", maximum = 2, timeout = 0 }
     {"a Redis lock option of a file lock", 'redis_lock "a" { filename = "/tmp/a" }', 1,
       'redis_lock "a": unknown option "filename"'},
     {"a Redis semaphore without maximum", 'redis_semaphore "s" {}', 1, "option maximum is required"},
+    {"visible for a Redis semaphore", 'redis_semaphore "s" { maximum = 1, visible = true }', 1,
+      'redis_semaphore "s": unknown option "visible"'},
+    {"visible not a boolean", 'redis_lock "a" { visible = 1 }', 1,
+      "redis_lock \"a\": bad argument 'visible' to 'RedisLock' (1): must be a boolean"},
     {"a Redis semaphore maximum of 0", 'redis_semaphore "s" { maximum = 0 }', 1,
       "redis_semaphore \"s\": bad argument 'maximum' to 'RedisSemaphore' (0)"},
     {"a Redis name taken by a lock", 'lock "a" { filename = "/tmp/a" }\nredis_lock "a" {}', 2,

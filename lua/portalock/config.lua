@@ -105,7 +105,7 @@ local KINDS = {
     "check_interval", "perm"})},
   -- `redis` names a connection (a `redis` declaration); the constructor gets its settings.
   redis_lock = {class = "RedisLock", options = set({"redis", "channel", "timeout",
-    "check_interval", "fail_when_locked"}), redis = true},
+    "check_interval", "fail_when_locked", "visible"}), redis = true},
   redis_semaphore = {class = "RedisSemaphore", options = set({"redis", "name", "maximum",
     "timeout", "check_interval", "fail_when_locked"}), required = {"maximum"}, redis = true},
 }

@@ -144,6 +144,16 @@ describe("the portalock command with Redis", function()
       check(0, s:run({"lock", "-n", "--redis", server.url, name, "true"}))
     end)
 
+    it("forwards SIGTERM to CMD as for a file lock, and releases when CMD has ended", function()
+      local name = fresh("forward")
+      local p, ready = start_holder({"lock", "--redis", server.url, name})
+      helper.kill(p.pid, "TERM")
+      assert.are.equal(3, p:wait(15), p:stderr()) -- CMD's own exit on SIGTERM: not a loss
+      assert.are.equal("started\nTERM\n", helper.read(ready))
+      assert.are.equal("", p:stderr())
+      check(0, s:run({"lock", "-n", "--redis", server.url, name, "true"}))
+    end)
+
     it("refuses a bad URL naming it, and exits 71 when the server cannot be reached", function()
       local code, out, err = s:run({"lock", "--redis", "redis://127.0.0.1:99999/0", "x", "true"})
       check(64, code, out, err)

@@ -1125,6 +1125,29 @@ PORTALOCK_API portalock_status portalock_command_run(const char *const *argv, co
                                                      portalock_error *err);
 
 /*
+ * portalock_command_run that also ends the command when a grant it runs under is lost:
+ * while the command runs, the call also waits for `watch_fd` to become readable (POLLIN, or a
+ * hang-up or error; for example portalock_redis_session_fd, readable once a grant of the
+ * session is lost). Then the command is sent SIGTERM, and SIGKILL if it has not ended `grace`
+ * seconds later (>= 0; INFINITY: never; PORTALOCK_COMMAND_GRACE is the command line's), and
+ * the call returns once it has ended, with *watch_fired = 1. A descriptor readable from the
+ * start ends the command at once. Only the command itself gets the signals, as forwarded
+ * signals reach only it. Otherwise as portalock_command_run, plus:
+ *  - OK: *watch_fired is 1 when the command was ended because of the watch, else 0 (it
+ *    ended by itself, or of a forwarded signal).
+ *  - PORTALOCK_INVALID also for a NULL `watch_fired`, a `watch_fd` that is not an open
+ *    descriptor, or a negative or NaN `grace`.
+ * Where the system has a descriptor for pending signals (Linux: signalfd) the call waits on
+ * both at once; elsewhere it looks at `watch_fd` every 0.05 s.
+ */
+#define PORTALOCK_COMMAND_GRACE 10.0
+PORTALOCK_API portalock_status portalock_command_run_watching(const char *const *argv,
+                                                              const int *keep, size_t nkeep,
+                                                              int watch_fd, double grace,
+                                                              int *exit_code, int *watch_fired,
+                                                              portalock_error *err);
+
+/*
  * Replaces the calling process with the command, as flock(1)'s --no-fork does: `argv` as for
  * portalock_command_run, started as execvp(3) starts it, with the caller's signal mask and
  * with keep[0..nkeep) inheritable (their close-on-exec flag is cleared before the exec, so a

@@ -243,6 +243,34 @@ static void test_fork(void) {
   portalock_redis_session_free(b);
 }
 
+/* The keep-alive thread takes no signals: a process-directed SIGTERM that the caller's thread
+ * blocks (portalock_command_run does, to forward it) stays pending for the caller instead of
+ * killing the process through the thread's default action. */
+static void test_signals_stay_the_callers(void) {
+  tu_group("the keep-alive thread takes no signals: they stay the caller's");
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    signal(SIGTERM, SIG_DFL);
+    /* Blocked only after the session opened, as command_run blocks it: a thread started while
+     * the caller blocked it would have inherited that mask. */
+    portalock_redis_session_t *s = open_session(30);
+    CHECK_INT(pthread_sigmask(SIG_BLOCK, &term, NULL), 0);
+    CHECK_INT(kill(getpid(), SIGTERM), 0);
+    tu_sleep(0.3); /* time for another thread to take it */
+    sigset_t pending;
+    CHECK_INT(sigpending(&pending), 0);
+    CHECK_INT(sigismember(&pending, SIGTERM), 1);
+    int sig = 0;
+    CHECK_INT(sigwait(&term, &sig), 0);
+    portalock_redis_session_free(s);
+    tu_child_exit(sig == SIGTERM ? 0 : 1);
+  }
+  CHECK_INT(tu_reap(&child), 0); /* 128 + SIGTERM when the thread took it */
+}
+
 static void test_bad_input(void) {
   tu_group("bad options and an unreachable server are clear errors");
   portalock_redis_options o;
@@ -279,6 +307,7 @@ int main(void) {
   test_semaphore();
   test_loss();
   test_fork();
+  test_signals_stay_the_callers();
   test_bad_input();
   test_acl_user();
   CHECK_INT(tu_count_fds(), fds);

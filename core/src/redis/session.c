@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,7 +576,14 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
     status = pl_connect_session(s, err);
   }
   if (status == PORTALOCK_OK) {
+    /* The thread takes no signals: they belong to the caller's threads (a process-directed
+     * SIGTERM that portalock_command_run blocks to forward would otherwise kill the process
+     * through this thread's default action). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&s->thread, NULL, pl_keep_alive, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
       status = pl_fail_sys(err, rc, "starting the Redis keep-alive thread", NULL);
     else

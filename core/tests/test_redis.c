@@ -256,7 +256,7 @@ static void test_signals_stay_the_callers(void) {
     signal(SIGTERM, SIG_DFL);
     /* Blocked only after the session opened, as command_run blocks it: a thread started while
      * the caller blocked it would have inherited that mask. */
-    portalock_redis_session_t *s = open_session(30);
+    portalock_redis_session_t *s = rs_session(30);
     CHECK_INT(pthread_sigmask(SIG_BLOCK, &term, NULL), 0);
     CHECK_INT(kill(getpid(), SIGTERM), 0);
     tu_sleep(0.3); /* time for another thread to take it */

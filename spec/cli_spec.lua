@@ -102,6 +102,15 @@ describe("the portalock command", function()
       end)
     end
 
+    it("documents --redis for lock and run, and the exit status of a lost Redis grant", function()
+      local code, out, err = s:run({"--help"})
+      check(0, code, out, err)
+      assert.is_true(contains(out, "portalock lock --redis URL"), out)
+      assert.is_true(contains(out, "portalock run --redis URL"), out)
+      assert.is_true(contains(out, "\n    75       lock, run with Redis: the lock or permit was lost"), out)
+      assert.is_true(contains(out, ("CMD gets SIGTERM (SIGKILL %g s"):format(core.COMMAND_GRACE)), out)
+    end)
+
     for _, flag in ipairs({"--version", "-V"}) do
       it(flag .. ' prints "portalock <version>"', function()
         local code, out, err = s:run({flag})

@@ -5,6 +5,7 @@ local config = portalock.config
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
 local cli = require "spec.support.cli"
+local redis_server = require "spec.support.redis_server"
 
 describe("config", function()
   local dir
@@ -51,6 +52,99 @@ semaphore "gpus" { value = 2, name = %q }
     assert.has_error(function() reg:semaphore("migrations") end,
       'portalock.config: "migrations" is a lock, not a semaphore')
     assert.has_error(function() reg:lock("nope") end, 'portalock.config: no resource named "nope" is declared')
+  end)
+
+  describe("Redis", function()
+    if not core.redis_session then
+      pending("portalock.core was built without hiredis (libhiredis-dev)")
+      return
+    end
+
+    local source = [[
+redis "main" { url = "redis://127.0.0.1:6390/2", ttl = 12, connect_timeout = 2, command_timeout = 3 }
+defaults { timeout = 7 }
+redis_lock "nightly" { redis = "main" }
+redis_lock "shared" { redis = "main", channel = "shared-channel", timeout = 1, fail_when_locked = true,
+  visible = false }
+redis_semaphore "seats" { redis = "main", maximum = 3, check_interval = 0.5 }
+redis_semaphore "other" { redis = "main", name = "other-name", maximum = 2 }
+redis_lock "local" {}
+lock "main" { filename = "/tmp/main.lock" }
+]]
+
+    it("declares connections, Redis locks and semaphores, and hands out one object per name", function()
+      local reg = assert(config.load_string(source, "app.conf"))
+      -- a connection is no resource: a lock may have its name
+      assert.are.same({"nightly", "shared", "seats", "other", "local", "main"}, reg:names())
+      assert.are.equal("lock", reg:kind("main"))
+      local nightly = reg:redis_lock("nightly")
+      assert.are.equal(nightly, reg:get("nightly"))
+      assert.are.equal("nightly", nightly.name)
+      assert.are.equal(7, nightly.timeout) -- from defaults
+      assert.are.equal("shared-channel", reg:redis_lock("shared").channel)
+      assert.are.equal(1, reg:redis_lock("shared").timeout)
+      assert.is_true(reg:redis_lock("shared").fail_when_locked)
+      assert.is_false(reg:redis_lock("shared").visible)
+      assert.is_true(nightly.visible)
+      assert.are.equal(3, reg:redis_semaphore("seats").maximum)
+      assert.are.equal(0.5, reg:redis_semaphore("seats").check_interval)
+      assert.are.equal("other-name", reg:redis_semaphore("other").name)
+      assert.is_false(reg:redis_lock("local"):check()) -- made, not connected
+      assert.has_error(function() reg:redis_semaphore("nightly") end,
+        'portalock.config: "nightly" is a redis_lock, not a redis_semaphore')
+    end)
+
+    it("describes a declaration with its connection's settings", function()
+      local reg = assert(config.load_string(source, "app.conf"))
+      assert.are.same({kind = "redis_semaphore", class = "RedisSemaphore", file = false, redis = true,
+        argument = "seats", maximum = 3, options = {redis = "redis://127.0.0.1:6390/2", ttl = 12,
+        connect_timeout = 2, command_timeout = 3, timeout = 7, check_interval = 0.5}},
+        reg:declaration("seats"))
+      assert.are.same({kind = "redis_lock", class = "RedisLock", file = false, redis = true,
+        argument = "shared-channel", options = {redis = "redis://127.0.0.1:6390/2", ttl = 12,
+        connect_timeout = 2, command_timeout = 3, timeout = 1, fail_when_locked = true,
+        visible = false}}, reg:declaration("shared"))
+      -- without a connection, RedisLock's own default server
+      assert.are.same({timeout = 7}, reg:declaration("local").options)
+    end)
+
+    it("refuses every Redis declaration in a build without Redis", function()
+      local out, status = helper.capture(helper.lua_command([[
+        require("portalock.core").redis_session = nil -- as a build without PORTALOCK_HAVE_REDIS
+        local _, err = require("portalock").config.load_string(...)
+        io.write(err.message)]], 'redis "main" {}\nredis_lock "a" { redis = "main" }'))
+      assert.are.equal(0, status, out)
+      assert.matches('^config:1: redis "main": RedisLock: portalock was built without Redis support', out)
+    end)
+
+    it("hands out locks that hold on a real server", function()
+      local missing = redis_server.missing()
+      if missing then
+        pending(missing)
+        return
+      end
+      local server = redis_server.start()
+      finally(function() server:close() end)
+      local reg = assert(config.load_string(string.format([[
+redis "main" { url = %q, ttl = 5 }
+redis_lock "job" { redis = "main", timeout = 0.2 }
+redis_semaphore "seats" { redis = "main", maximum = 2, timeout = 0 }
+]], server.url), "app.conf"))
+      local job = reg:redis_lock("job")
+      assert.are.equal(job, assert(job:acquire()))
+      assert.is_true(job.token > 0)
+      local other = portalock.RedisLock("job", {redis = server.url, timeout = 0})
+      local got, err = other:acquire()
+      assert.is_nil(got)
+      assert.are.equal("AlreadyLocked", err.kind)
+      job:release()
+      assert(other:acquire())
+      other:release()
+      local seats = reg:redis_semaphore("seats")
+      assert(seats:acquire())
+      assert.is_true(seats:check())
+      seats:release()
+    end)
   end)
 
   it("loads a file, from PORTALOCK_CONFIG's place or a given path", function()
@@ -151,12 +245,62 @@ semaphore "gpus" { value = 2, name = %q }
     {"name not a string", 'lock(5) {}', 1, "the name must be a string"},
     {"unknown keyword", 'mutex "a" {}', 1, "attempt to call"},
     {"unknown defaults option", 'defaults { colour = "red" }', 1, 'defaults: unknown option "colour"'},
-    {"redis is reserved", 'redis "main" { host = "x" }', 1, "redis connections are not supported yet"},
     {"runtime error", 'local t = nil\nlocal x = t.field', 2, "attempt to index"},
     {"positional option", 'lock "a" { "/tmp/a" }', 1, "unknown option 1"},
     {"declaration without options", 'directory "/tmp"\nlock "a"\nlock "b" {}', 2,
       'lock "a": no options table follows (write lock "a" {})'},
   }
+  -- Redis declarations: checked by the RedisLock constructor (a URL by the core), at the line
+  -- of the declaration; a build without Redis refuses them all (tested below).
+  local malformed_redis = {
+    {"a Redis URL with a bad port", '\nredis "main" { url = "redis://127.0.0.1:99999/0" }', 2,
+      [[redis "main": bad argument 'url' ("redis://127.0.0.1:99999/0"): the port "99999" must be]]},
+    {"a Redis URL of another scheme", 'redis "main" { url = "http://x/" }', 1,
+      [[redis "main": bad argument 'url' ("http://x/"): must start with "redis://" or "unix://"]]},
+    {"a Redis URL's password", 'redis "main" { url = "redis://u:secret@h:0/0" }', 1,
+      [[("redis://u:***@h:0/0")]]},
+    {"a Redis URL that is no string", 'redis "main" { url = 6379 }', 1,
+      'redis "main": option url (6379) must be a string'},
+    {"a Redis ttl of 0", 'redis "main" { ttl = 0 }', 1,
+      "redis \"main\": bad argument 'ttl' to 'RedisLock' (0): must be a positive number of seconds"},
+    {"a Redis connect_timeout", 'redis "main" { connect_timeout = -1 }', 1,
+      "bad argument 'connect_timeout' to 'RedisLock' (-1)"},
+    {"a Redis command_timeout", 'redis "main" { command_timeout = "5" }', 1,
+      [[bad argument 'command_timeout' to 'RedisLock' ("5")]]},
+    {"an unknown connection option", 'redis "main" { host = "x" }', 1,
+      'redis "main": unknown option "host"'},
+    {"a connection declared twice", 'redis "main" {}\nredis "main" {}', 2,
+      'redis "main": the name is already declared (redis, line 1)'},
+    {"a connection without options", 'redis "main"\nredis_lock "a" {}', 1,
+      'redis "main": no options table follows (write redis "main" {})'},
+    {"an unknown connection", 'redis "main" {}\n\nredis_lock "a" { redis = "mian" }', 3,
+      'redis_lock "a": no connection "mian" is declared (write redis "mian" { url = ... })'},
+    {"a connection that is no name", 'redis_semaphore "a" { redis = {}, maximum = 1 }', 1,
+      'redis_semaphore "a": option redis (table) must name a connection (a string)'},
+    {"an unknown connection in defaults", 'defaults { redis = "main" }', 1,
+      'defaults: option redis: no connection "main" is declared'},
+    {"a bad Redis lock timeout", 'redis "m" {}\nredis_lock "a" { redis = "m", timeout = -1 }', 2,
+      "redis_lock \"a\": bad argument 'timeout' to 'RedisLock' (-1): must be >= 0"},
+    {"an empty channel", 'redis_lock "a" { channel = "" }', 1,
+      "redis_lock \"a\": bad argument 'channel' to 'RedisLock' (\"\"): must not be empty"},
+    {"a Redis lock option of a file lock", 'redis_lock "a" { filename = "/tmp/a" }', 1,
+      'redis_lock "a": unknown option "filename"'},
+    {"a Redis semaphore without maximum", 'redis_semaphore "s" {}', 1, "option maximum is required"},
+    {"visible for a Redis semaphore", 'redis_semaphore "s" { maximum = 1, visible = true }', 1,
+      'redis_semaphore "s": unknown option "visible"'},
+    {"visible not a boolean", 'redis_lock "a" { visible = 1 }', 1,
+      "redis_lock \"a\": bad argument 'visible' to 'RedisLock' (1): must be a boolean"},
+    {"a Redis semaphore maximum of 0", 'redis_semaphore "s" { maximum = 0 }', 1,
+      "redis_semaphore \"s\": bad argument 'maximum' to 'RedisSemaphore' (0)"},
+    {"a Redis name taken by a lock", 'lock "a" { filename = "/tmp/a" }\nredis_lock "a" {}', 2,
+      'redis_lock "a": the name is already declared (lock, line 1)'},
+  }
+  if core.redis_session then
+    for _, case in ipairs(malformed_redis) do
+      malformed[#malformed + 1] = case
+    end
+  end
+
   for _, case in ipairs(malformed) do
     local what, source, line, text = case[1], case[2], case[3], case[4]
     it("reports " .. what .. " as app.conf:" .. line, function()

@@ -7,9 +7,10 @@
 
 #define PL_KEEP_MAX 64 /* more descriptors than any command line hands over */
 
-/* Reads the arguments (argv, keep) of command_run and command_exec: the NULL-terminated argv
-   (its strings anchored in the table at 1, the array in a userdata on the stack) and the
-   descriptors of `keep` (an array of io handles or descriptors) into keep[]. Returns argv. */
+/* Reads the arguments (argv, keep) of command_run, command_run_watching and command_exec: the
+   NULL-terminated argv (its strings anchored in the table at 1, the array in a userdata on the
+   stack) and the descriptors of `keep` (an array of io handles or descriptors) into keep[]. Returns
+   argv. */
 static const char **pl_command_args(lua_State *L, int *keep, size_t *nkeep) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -54,6 +55,26 @@ static int c_command_run(lua_State *L) {
   return 1;
 }
 
+/* command_run_watching(argv, keep, watch [, grace]) -> exit_code, watch_fired | nil, err:
+   command_run that also ends the command (SIGTERM, then SIGKILL after `grace` seconds,
+   default COMMAND_GRACE) once `watch` (an io handle or descriptor) becomes readable;
+   watch_fired is true then. See portalock_command_run_watching. */
+static int c_command_run_watching(lua_State *L) {
+  int keep[PL_KEEP_MAX];
+  size_t nkeep;
+  int watch = pl_tofd(L, 3);
+  double grace = luaL_optnumber(L, 4, PORTALOCK_COMMAND_GRACE);
+  const char **argv = pl_command_args(L, keep, &nkeep);
+  int exit_code = 0, fired = 0;
+  portalock_error err;
+  portalock_status st =
+      portalock_command_run_watching(argv, keep, nkeep, watch, grace, &exit_code, &fired, &err);
+  if (st != PORTALOCK_OK) return pl_push_failure(L, &err);
+  lua_pushinteger(L, exit_code);
+  lua_pushboolean(L, fired);
+  return 2;
+}
+
 /* command_exec(argv, keep) -> nil, err: replaces the process with the command (arguments as
    for command_run); returns only when it cannot start. See portalock_command_exec. */
 static int c_command_exec(lua_State *L) {
@@ -74,10 +95,13 @@ static int c_default_sigint(lua_State *L) {
 }
 
 static const luaL_Reg command_functions[] = {{"command_run", c_command_run},
+                                             {"command_run_watching", c_command_run_watching},
                                              {"command_exec", c_command_exec},
                                              {"default_sigint", c_default_sigint},
                                              {NULL, NULL}};
 
 void pl_open_command(lua_State *L) {
+  lua_pushnumber(L, PORTALOCK_COMMAND_GRACE);
+  lua_setfield(L, -2, "COMMAND_GRACE");
   luaL_setfuncs(L, command_functions, 0);
 }

@@ -935,15 +935,15 @@ PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
  * grant without knowing it yet (a pause) writes through portalock_redis_fenced_write, which
  * rejects a token older than the newest one seen for the key.
  *
- * Keys of a name share the hash tag "{name}": "portalock:{name}:holders", ":queue", ":fence",
- * ":subscribers", ":maximum"; channels are "portalock:session:<random>" (a session) and
- * "portalock:session:<random>:<n>" (one acquisition: waiters are woken on it one at a time, in
- * arrival order). A RedisLock also subscribes to the channel `name` itself while it waits and
- * holds, as Python portalocker's RedisLock does, so that each sees the other's holders
- * (portalock_redis_lock_set_visible).
- * Commands used: AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD, EVALSHA, SUBSCRIBE, UNSUBSCRIBE,
- * PUBLISH (and, inside the scripts, TIME, PUBSUB NUMSUB and key commands); none needs admin
- * rights.
+ * Keys of a name share the hash tag "{name}" (one slot): "portalock:{name}:holders", ":queue",
+ * ":fence", ":subscribers", ":maximum". The backend talks to one primary: Redis Cluster is not
+ * supported (no redirections, and a renewal covers the grants of several names). Channels are
+ * "portalock:session:<random>" (a session) and "portalock:session:<random>:<n>" (one acquisition:
+ * waiters are woken on it one at a time, in arrival order). A RedisLock also subscribes to the
+ * channel `name` itself while it waits and holds, as Python portalocker's RedisLock does, so that
+ * each sees the other's holders (portalock_redis_lock_set_visible). Commands used: AUTH, SELECT,
+ * CLIENT SETNAME, SCRIPT LOAD, EVALSHA, SUBSCRIBE, UNSUBSCRIBE, ZREM (and, inside the scripts,
+ * TIME, PUBSUB NUMSUB, PUBLISH and key commands); none needs admin rights (README: the ACL line).
  */
 typedef struct portalock_redis_options {
   const char *host;       /* "127.0.0.1" when NULL (and `path` is NULL) */
@@ -976,6 +976,12 @@ PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis
                                                                  const char *url, char *buf,
                                                                  size_t cap, portalock_error *err);
 
+/* OK when a session could open with `opts` (nothing is connected), else INVALID naming the
+ * option and its value: timeouts and ttl positive seconds (at most a year; ttl at least
+ * 0.001), port 1..65535 (or 0: the default), db 0..2147483647. */
+PORTALOCK_API portalock_status portalock_redis_options_check(const portalock_redis_options *opts,
+                                                             portalock_error *err);
+
 typedef struct portalock_redis_session portalock_redis_session_t;
 
 /*
@@ -998,8 +1004,10 @@ PORTALOCK_API const char *portalock_redis_session_lost(const portalock_redis_ses
  */
 PORTALOCK_API int portalock_redis_session_fd(const portalock_redis_session_t *session);
 /*
- * Called on the keep-alive thread, once per grant lost while held, with the name and the reason
- * (NULL: none). It must not call into the session (its locks are the caller's thread's).
+ * Called on the keep-alive thread (never on a caller's, also when a caller's call found the
+ * loss), once per grant lost while held, with the name and the reason (NULL: none), holding no
+ * lock of the session's (it may take the application's). It must not free the session, and
+ * should return soon: renewals and wake-ups wait for it.
  */
 typedef void (*portalock_redis_lost_callback)(void *data, const char *name, const char *reason);
 PORTALOCK_API void portalock_redis_session_on_lost(portalock_redis_session_t *session,
@@ -1115,6 +1123,29 @@ PORTALOCK_API long portalock_redis_semaphore_maximum(const portalock_redis_semap
 PORTALOCK_API portalock_status portalock_command_run(const char *const *argv, const int *keep,
                                                      size_t nkeep, int *exit_code,
                                                      portalock_error *err);
+
+/*
+ * portalock_command_run that also ends the command when a grant it runs under is lost:
+ * while the command runs, the call also waits for `watch_fd` to become readable (POLLIN, or a
+ * hang-up or error; for example portalock_redis_session_fd, readable once a grant of the
+ * session is lost). Then the command is sent SIGTERM, and SIGKILL if it has not ended `grace`
+ * seconds later (>= 0; INFINITY: never; PORTALOCK_COMMAND_GRACE is the command line's), and
+ * the call returns once it has ended, with *watch_fired = 1. A descriptor readable from the
+ * start ends the command at once. Only the command itself gets the signals, as forwarded
+ * signals reach only it. Otherwise as portalock_command_run, plus:
+ *  - OK: *watch_fired is 1 when the command was ended because of the watch, else 0 (it
+ *    ended by itself, or of a forwarded signal).
+ *  - PORTALOCK_INVALID also for a NULL `watch_fired`, a `watch_fd` that is not an open
+ *    descriptor, or a negative or NaN `grace`.
+ * Where the system has a descriptor for pending signals (Linux: signalfd) the call waits on
+ * both at once; elsewhere it looks at `watch_fd` every 0.05 s.
+ */
+#define PORTALOCK_COMMAND_GRACE 10.0
+PORTALOCK_API portalock_status portalock_command_run_watching(const char *const *argv,
+                                                              const int *keep, size_t nkeep,
+                                                              int watch_fd, double grace,
+                                                              int *exit_code, int *watch_fired,
+                                                              portalock_error *err);
 
 /*
  * Replaces the calling process with the command, as flock(1)'s --no-fork does: `argv` as for

@@ -1,11 +1,14 @@
 /* Running a command that inherits held lock descriptors, as flock(1) does, and forwarding the
- * signals that ask the runner to stop; or replacing the caller with it, as flock --no-fork
- * does. No signal handler is installed: the signals are blocked for the duration of the call
- * and taken with sigtimedwait(2). */
+ * signals that ask the runner to stop, optionally ending it when a watched descriptor becomes
+ * readable (a grant that was lost); or replacing the caller with it, as flock --no-fork does.
+ * No signal handler is installed: the signals are blocked for the duration of the call and
+ * taken with sigtimedwait(2). */
 #include "private.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -21,7 +24,10 @@ extern char **environ;
 
 /* How long the wait for the child may go without looking at it even with no signal at all:
  * a safety net for a SIGCHLD that another thread of the caller took. */
-#define PL_CHILD_CHECK_SECONDS 1
+#define PL_CHILD_CHECK_SECONDS 1.0
+/* Where the system has no descriptor for pending signals (pl_platform_signal_open), how often
+ * a watching wait looks at the watched descriptor between signals. */
+#define PL_WATCH_POLL_SECONDS 0.05
 
 static const int pl_forwarded[] = {SIGINT, SIGTERM, SIGHUP};
 
@@ -158,29 +164,77 @@ static int pl_start(pid_t *pid, const char *const *argv, const int *keep, size_t
   return rc;
 }
 
-/* Waits for `pid`, forwarding what arrives in `signals` (SIGCHLD among them) meanwhile.
+/* What a wait watches besides signals: `fd` (-1: nothing), and what happens once it fired. */
+typedef struct pl_watch {
+  int fd;
+  double grace;   /* seconds from the SIGTERM to the SIGKILL */
+  int signal_fd;  /* readable while a signal is pending, or -1 (pl_platform_signal_open) */
+  int fired;      /* fd became readable and the command was sent SIGTERM */
+  double kill_at; /* when the command gets SIGKILL (INFINITY: not, or already sent) */
+} pl_watch;
+
+/* 1 when `fd` is readable now (POLLIN, or a hang-up or error, which a read would report). */
+static int pl_readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+  return poll(&p, 1, 0) > 0;
+}
+
+/* Waits at most `seconds` for one of `signals`, or while the watch is armed for its
+ * descriptor. Returns the signal taken (with `info`), 0 when the watched descriptor is
+ * readable, or -1 when neither came (or EINTR). */
+static int pl_next_event(const sigset_t *signals, const pl_watch *watch, double seconds,
+                         siginfo_t *info) {
+  if (watch->fd >= 0 && !watch->fired) {
+    if (watch->signal_fd >= 0) {
+      struct pollfd fds[2] = {{.fd = watch->signal_fd, .events = POLLIN, .revents = 0},
+                              {.fd = watch->fd, .events = POLLIN, .revents = 0}};
+      if (poll(fds, 2, pl_poll_ms(seconds)) <= 0) return -1;
+      if (fds[0].revents == 0) return 0;
+      seconds = 0; /* a signal is pending: take it (the watch is seen on the next round) */
+    } else {
+      if (pl_readable(watch->fd)) return 0;
+      if (seconds > PL_WATCH_POLL_SECONDS) seconds = PL_WATCH_POLL_SECONDS;
+    }
+  }
+  struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  return sigtimedwait(signals, info, &ts);
+}
+
+/* How long the wait may last before it must look at the command again, sending the SIGKILL
+ * that is due. */
+static double pl_next_check(pid_t pid, pl_watch *watch) {
+  double wait = PL_CHILD_CHECK_SECONDS;
+  if (!watch->fired || isinf(watch->kill_at)) return wait;
+  double left = watch->kill_at - portalock_monotonic();
+  if (left > 0) return left < wait ? left : wait;
+  kill(pid, SIGKILL);
+  watch->kill_at = INFINITY;
+  return wait;
+}
+
+/* Waits for `pid`, forwarding what arrives in `signals` (SIGCHLD among them) meanwhile, and
+ * ending it (SIGTERM, then SIGKILL after the grace) once the watched descriptor is readable.
  * Returns 0 with the status, or an errno value. */
-static int pl_wait_forwarding(pid_t pid, const sigset_t *signals, int *status) {
+static int pl_wait_forwarding(pid_t pid, const sigset_t *signals, pl_watch *watch, int *status) {
   for (;;) {
     pid_t done = waitpid(pid, status, WNOHANG);
     if (done == pid) return 0;
     if (done < 0 && errno != EINTR) return errno;
     siginfo_t info;
-    struct timespec check = {PL_CHILD_CHECK_SECONDS, 0};
-    int sig = sigtimedwait(signals, &info, &check);
-    if (sig < 0 || sig == SIGCHLD || pl_from_terminal(&info)) continue;
-    kill(pid, sig);
+    int sig = pl_next_event(signals, watch, pl_next_check(pid, watch), &info);
+    if (sig == 0) {
+      watch->fired = 1;
+      watch->kill_at = portalock_monotonic() + watch->grace;
+      kill(pid, SIGTERM);
+    } else if (sig > 0 && sig != SIGCHLD && !pl_from_terminal(&info)) {
+      kill(pid, sig);
+    }
   }
 }
 
-portalock_status portalock_command_run(const char *const *argv, const int *keep, size_t nkeep,
-                                       int *exit_code, portalock_error *err) {
-  pl_clear(err);
-  if (exit_code == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run: `exit_code` is NULL");
-  portalock_status st = pl_check_command("command_run", argv, keep, nkeep, err);
-  if (st != PORTALOCK_OK) return st;
-
+/* Runs the command (arguments checked), watching `watch` while it runs. */
+static portalock_status pl_run(const char *const *argv, const int *keep, size_t nkeep,
+                               pl_watch *watch, int *exit_code, portalock_error *err) {
   /* A signal the caller blocks is one it wants kept: it is neither forwarded nor taken. */
   sigset_t signals, caller_mask;
   pthread_sigmask(SIG_BLOCK, NULL, &caller_mask);
@@ -202,12 +256,15 @@ portalock_status portalock_command_run(const char *const *argv, const int *keep,
     sigaction(SIGCHLD, &dfl, NULL);
   }
   pthread_sigmask(SIG_BLOCK, &signals, &caller_mask);
+  /* Without it (ENOSYS, EMFILE) a watching wait looks at the watch between short waits. */
+  watch->signal_fd = watch->fd >= 0 ? pl_platform_signal_open(&signals) : -1;
 
   pid_t pid;
   int started = pl_start(&pid, argv, keep, nkeep, &caller_mask);
   int waited = 0, status = 0;
-  if (started == 0) waited = pl_wait_forwarding(pid, &signals, &status);
+  if (started == 0) waited = pl_wait_forwarding(pid, &signals, watch, &status);
 
+  if (watch->signal_fd >= 0) close(watch->signal_fd);
   pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
   if (chld_ignored) sigaction(SIGCHLD, &chld, NULL);
   if (started != 0) return pl_fail_sys(err, started, "cannot run", argv[0]);
@@ -215,6 +272,40 @@ portalock_status portalock_command_run(const char *const *argv, const int *keep,
   if (waited != 0) return pl_fail_sys(err, waited, "lost the status of", argv[0]);
   *exit_code = pl_exit_code(status);
   return PORTALOCK_OK;
+}
+
+portalock_status portalock_command_run(const char *const *argv, const int *keep, size_t nkeep,
+                                       int *exit_code, portalock_error *err) {
+  pl_clear(err);
+  if (exit_code == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run: `exit_code` is NULL");
+  portalock_status st = pl_check_command("command_run", argv, keep, nkeep, err);
+  if (st != PORTALOCK_OK) return st;
+  pl_watch none = {.fd = -1, .grace = 0, .signal_fd = -1, .fired = 0, .kill_at = INFINITY};
+  return pl_run(argv, keep, nkeep, &none, exit_code, err);
+}
+
+portalock_status portalock_command_run_watching(const char *const *argv, const int *keep,
+                                                size_t nkeep, int watch_fd, double grace,
+                                                int *exit_code, int *watch_fired,
+                                                portalock_error *err) {
+  pl_clear(err);
+  if (exit_code == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run_watching: `exit_code` is NULL");
+  if (watch_fired == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "command_run_watching: `watch_fired` is NULL");
+  portalock_status st = pl_check_command("command_run_watching", argv, keep, nkeep, err);
+  if (st != PORTALOCK_OK) return st;
+  if (watch_fd < 0 || fcntl(watch_fd, F_GETFD) < 0)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "command_run_watching: `watch_fd` (%d) is not an open descriptor", watch_fd);
+  st = pl_check_rule(PORTALOCK_RULE_TIMEOUT, "command_run_watching: `grace`", grace, err);
+  if (st != PORTALOCK_OK) return st;
+  pl_watch watch = {
+      .fd = watch_fd, .grace = grace, .signal_fd = -1, .fired = 0, .kill_at = INFINITY};
+  st = pl_run(argv, keep, nkeep, &watch, exit_code, err);
+  if (st == PORTALOCK_OK) *watch_fired = watch.fired;
+  return st;
 }
 
 portalock_status portalock_command_exec(const char *const *argv, const int *keep, size_t nkeep,

@@ -166,6 +166,9 @@ void pl_semfile_close(pl_semfile *file);
 struct timespec;
 /* The CLOCK_MONOTONIC timespec of `when` (monotonic seconds), at most PL_MAX_SLEEP away. */
 void pl_monotonic_timespec(double when, struct timespec *ts);
+/* poll(2)'s timeout for `left` seconds (>= 0): never shorter (waking before the time would
+ * only spin), but at most INT_MAX ms; -1 for no end. */
+int pl_poll_ms(double left);
 
 /* ---------------------------------------------------------------- wake.c */
 

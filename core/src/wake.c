@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -53,16 +52,6 @@ void portalock_wait_counters_get(portalock_wait_counters *out) {
 }
 
 /* ---------------------------------------------------------------- sleeping on the clock */
-
-/* poll(2)'s timeout for `left` seconds (>= 0): never shorter (waking before the time would
- * only spin), but at most INT_MAX ms; -1 for no end. */
-static int pl_poll_ms(double left) {
-  if (isinf(left)) return -1;
-  if (!(left < INT_MAX / 1000.0)) return INT_MAX;
-  int ms = (int)(left * 1000.0);
-  if (ms < left * 1000.0) ms++;
-  return ms;
-}
 
 static pl_counter pl_timed_out(double until, double deadline) {
   return until < deadline ? PL_WOKE_TIMER : PL_WOKE_DEADLINE;

@@ -11,7 +11,9 @@
  * where _FILE_OFFSET_BITS=64 changes fstatfs to fstatfs64, the fault is not injected).
  * PORTALOCK_FAULT_SEM_OPEN=ELSEWHERE: a semaphore sem_open creates has its file moved from
  * /dev/shm/sem.NAME to /dev/shm/elsewhere.NAME, as if the C library kept it on another tmpfs
- * (glibc before 2.34 without /dev/shm). */
+ * (glibc before 2.34 without /dev/shm).
+ * PORTALOCK_FAULT_SIGNALFD=EMFILE: signalfd(2) fails with EMFILE (Linux; as on a system that
+ * has no signalfd, a watching command run then looks at its descriptor between short waits). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sys/signalfd.h>
 #include <sys/vfs.h>
 #endif
 
@@ -75,6 +78,18 @@ int fstatfs(int fd, struct statfs *buf) {
   int r = real_fstatfs(fd, buf);
   if (r == 0 && fault != NULL && strcmp(fault, "NFS") == 0) buf->f_type = 0x6969; /* NFS */
   return r;
+}
+
+int signalfd(int fd, const sigset_t *mask, int flags) {
+  static int (*real_signalfd)(int, const sigset_t *, int);
+  if (real_signalfd == NULL)
+    real_signalfd = (int (*)(int, const sigset_t *, int))dlsym(RTLD_NEXT, "signalfd");
+  const char *fault = getenv("PORTALOCK_FAULT_SIGNALFD");
+  if (fault != NULL && strcmp(fault, "EMFILE") == 0) {
+    errno = EMFILE;
+    return -1;
+  }
+  return real_signalfd(fd, mask, flags);
 }
 #endif
 

@@ -1,10 +1,12 @@
-/* Tests portalock_command_run and portalock_command_exec with real processes: exit statuses,
- * start failures, argument checks, inherited descriptors, signal forwarding, and the caller's
- * signal state afterwards. */
+/* Tests portalock_command_run, portalock_command_run_watching and portalock_command_exec with
+ * real processes: exit statuses, start failures, argument checks, inherited descriptors, signal
+ * forwarding, a watched descriptor that ends the command, and the caller's signal state
+ * afterwards. */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -465,6 +467,200 @@ static void test_signal_state(void) {
   check_mask(&before);
 }
 
+/* ---------------------------------------------------------------- watching a descriptor */
+
+/* The read end of a pipe (close-on-exec) whose write end only a forked child keeps: after
+ * `delay` seconds it writes one byte (when `write_byte`) and exits, closing it. *writer is the
+ * child's PID. */
+static int delayed_pipe(double delay, int write_byte, pid_t *writer) {
+  int fds[2];
+  CHECK_INT(pipe2(fds, O_CLOEXEC), 0);
+  *writer = fork();
+  CHECK(*writer >= 0);
+  if (*writer == 0) {
+    close(fds[0]);
+    tu_sleep(delay);
+    if (write_byte && write(fds[1], "L", 1) != 1) _exit(1);
+    _exit(0);
+  }
+  CHECK_INT(close(fds[1]), 0);
+  return fds[0];
+}
+
+/* Runs `sh -c script` watching `watch_fd` (grace `grace`): the exit code, *fired, and the
+ * seconds the call took in *elapsed. Fails the test unless the call returns OK. */
+static int watched(const char *script, int watch_fd, double grace, int *fired, double *elapsed) {
+  const char *argv[] = {"sh", "-c", script, NULL};
+  portalock_error err;
+  int code = -99;
+  *fired = -99;
+  double t0 = tu_now();
+  CHECK_OK(portalock_command_run_watching(argv, NULL, 0, watch_fd, grace, &code, fired, &err),
+           &err);
+  *elapsed = tu_now() - t0;
+  CHECK_STR(err.message, "");
+  return code;
+}
+
+/* Runs `sh -c script` as watched() does, watching a pipe that becomes readable after `delay`
+ * seconds (by a byte, or by a hang-up when !write_byte; when 0, before the command starts). */
+static int watch_case(const char *script, double delay, int write_byte, double grace, int *fired,
+                      double *elapsed) {
+  pid_t writer;
+  int fd = delayed_pipe(delay, write_byte, &writer);
+  if (delay == 0) CHECK_INT(reap_within(writer), 0);
+  int code = watched(script, fd, grace, fired, elapsed);
+  if (delay > 0) {
+    CHECK_INT(kill(writer, SIGKILL), 0); /* it may have ended: a zombie takes signals too */
+    reap_within(writer);
+  }
+  CHECK_INT(close(fd), 0);
+  return code;
+}
+
+static void test_watch_ends_command(void) {
+  int fds = tu_count_fds();
+  int fired;
+  double elapsed;
+
+  /* The byte arrives after 0.3 s: `sleep 30` ends by SIGTERM at once. */
+  CHECK_INT(watch_case("exec sleep 30", 0.3, 1, PORTALOCK_COMMAND_GRACE, &fired, &elapsed),
+            128 + SIGTERM);
+  CHECK_INT(fired, 1);
+  CHECK_BETWEEN(elapsed, 0.25, 3.0);
+
+  /* A command that handles SIGTERM ends its own way, and the call says why it was sent. */
+  CHECK_INT(
+      watch_case("trap 'exit 7' TERM; while :; do sleep 0.05; done", 0.3, 1, 5.0, &fired, &elapsed),
+      7);
+  CHECK_INT(fired, 1);
+  CHECK_BETWEEN(elapsed, 0.25, 3.0);
+
+  /* One that ignores SIGTERM gets SIGKILL once the grace has passed. */
+  CHECK_INT(watch_case("trap '' TERM; exec sleep 30", 0.2, 1, 0.5, &fired, &elapsed),
+            128 + SIGKILL);
+  CHECK_INT(fired, 1);
+  CHECK_BETWEEN(elapsed, 0.65, 4.0);
+
+  /* A hang-up (the writer gone without writing) fires too: a read would no longer block. */
+  CHECK_INT(watch_case("exec sleep 30", 0.2, 0, 5.0, &fired, &elapsed), 128 + SIGTERM);
+  CHECK_INT(fired, 1);
+  CHECK_BETWEEN(elapsed, 0.15, 3.0);
+
+  /* Readable from the start: the command is ended as soon as it runs. */
+  CHECK_INT(watch_case("exec sleep 30", 0, 1, 5.0, &fired, &elapsed), 128 + SIGTERM);
+  CHECK_INT(fired, 1);
+  CHECK_BETWEEN(elapsed, 0.0, 3.0);
+
+  /* A command that ends before the watch fires: its own status, not fired. */
+  CHECK_INT(watch_case("sleep 0.2; exit 3", 5.0, 1, 5.0, &fired, &elapsed), 3);
+  CHECK_INT(fired, 0);
+
+  /* The command does not inherit the watched descriptor. */
+  pid_t writer;
+  int fd = delayed_pipe(5.0, 1, &writer);
+  char script[96];
+  snprintf(script, sizeof script, "test -e /proc/self/fd/%d && exit 8; exit 0", fd);
+  CHECK_INT(watched(script, fd, 5.0, &fired, &elapsed), 0);
+  CHECK_INT(fired, 0);
+  CHECK_INT(kill(writer, SIGKILL), 0);
+  CHECK_INT(reap_within(writer), KILLED + SIGKILL);
+  CHECK_INT(close(fd), 0);
+
+  CHECK_INT(tu_count_fds(), fds); /* nothing left open (the signal descriptor included) */
+  CHECK_INT(waitpid(-1, NULL, WNOHANG), -1);
+  CHECK_INT(errno, ECHILD);
+}
+
+/* While watching, signals sent to the caller are still forwarded, and the caller's signal
+ * state is restored afterwards. */
+static void test_watch_forwards(void) {
+  sigset_t before;
+  struct sigaction chld_before;
+  CHECK_INT(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
+  CHECK_INT(sigaction(SIGCHLD, NULL, &chld_before), 0);
+  tu_proc p;
+  if (tu_fork(&p) == 0) {
+    signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    CHECK_INT(pthread_sigmask(SIG_SETMASK, &none, NULL), 0);
+    CHECK(dup2(p.from, STDOUT_FILENO) == STDOUT_FILENO);
+    int fired;
+    double elapsed;
+    /* p.to stays empty and open while the parent lives: the watch never fires. */
+    int code = watched("trap 'exit 7' TERM; printf R; while :; do sleep 0.05; done", p.to, 5.0,
+                       &fired, &elapsed);
+    check_mask(&none);
+    tu_child_exit(fired == 0 ? code : 50 + fired);
+  }
+  CHECK_INT(read_byte_within(p.from), 'R');
+  tu_sleep(0.3);
+  CHECK_INT(kill(p.pid, SIGTERM), 0);
+  CHECK_INT(reap_within(p.pid), 7);
+  close(p.from);
+  tu_close_to(&p);
+
+  int fired;
+  double elapsed;
+  pid_t writer;
+  int fd = delayed_pipe(0.2, 1, &writer);
+  struct sigaction ign = set_chld(SIG_IGN, 0);
+  CHECK_INT(watched("exec sleep 30", fd, 5.0, &fired, &elapsed), 128 + SIGTERM);
+  CHECK_INT(fired, 1);
+  check_chld(&ign);
+  check_mask(&before);
+  CHECK_INT(sigaction(SIGCHLD, &chld_before, NULL), 0);
+  CHECK_INT(close(fd), 0);
+  /* SIGCHLD was ignored while the writer ended: the kernel reaped it, or it is still there. */
+  waitpid(writer, NULL, 0);
+}
+
+static void check_watch_invalid(int watch_fd, double grace, int *fired, const char *needle) {
+  const char *ok[] = {"sh", "-c", "exit 0", NULL};
+  portalock_error err;
+  int code = -99;
+  CHECK_STATUS(portalock_command_run_watching(ok, NULL, 0, watch_fd, grace, &code, fired, &err),
+               PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, needle);
+  CHECK_INT(code, -99);
+  if (fired != NULL) CHECK_INT(*fired, -99);
+}
+
+static void test_watch_invalid(void) {
+  int open_fd = tu_open(tu_path("watch-open"), O_RDWR | O_CREAT);
+  int closed = tu_open(tu_path("watch-closed"), O_RDWR | O_CREAT);
+  CHECK_INT(close(closed), 0);
+  int fired = -99;
+  check_watch_invalid(open_fd, 1.0, NULL, "command_run_watching: `watch_fired` is NULL");
+  check_watch_invalid(-1, 1.0, &fired, "`watch_fd` (-1) is not an open descriptor");
+  char needle[64];
+  snprintf(needle, sizeof needle, "`watch_fd` (%d) is not an open descriptor", closed);
+  check_watch_invalid(closed, 1.0, &fired, needle);
+  check_watch_invalid(open_fd, -1.0, &fired,
+                      "bad command_run_watching: `grace` (-1): must be >= 0");
+  check_watch_invalid(open_fd, NAN, &fired, "`grace` (nan)");
+
+  const char *blank[] = {"", NULL};
+  portalock_error err;
+  int code = -99;
+  CHECK_STATUS(portalock_command_run_watching(blank, NULL, 0, open_fd, 1.0, &code, &fired, &err),
+               PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "command_run_watching: `argv`");
+  const char *ok[] = {"sh", "-c", "exit 0", NULL};
+  CHECK_STATUS(portalock_command_run_watching(ok, NULL, 0, open_fd, 1.0, NULL, &fired, &err),
+               PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "`exit_code` is NULL");
+
+  /* A command that cannot start: LOCK_EXCEPTION as for command_run, *watch_fired untouched. */
+  const char *missing[] = {"portalock-test-no-such-command", NULL};
+  CHECK_STATUS(portalock_command_run_watching(missing, NULL, 0, open_fd, 1.0, &code, &fired, &err),
+               PORTALOCK_LOCK_EXCEPTION, &err);
+  CHECK_INT(err.errnum, ENOENT);
+  CHECK_INT(fired, -99);
+  CHECK_INT(close(open_fd), 0);
+}
+
 /* ---------------------------------------------------------------- exec (--no-fork) */
 
 /* In a forked child: portalock_command_exec(argv, keep); the child's exit status (or 99 when
@@ -530,6 +726,12 @@ int main(void) {
   test_forwarding();
   tu_group("the caller's signal mask and SIGCHLD disposition are restored");
   test_signal_state();
+  tu_group("watching: a readable descriptor ends the command (SIGTERM, SIGKILL after grace)");
+  test_watch_ends_command();
+  tu_group("watching: signals are still forwarded, the signal state restored");
+  test_watch_forwards();
+  tu_group("watching: invalid arguments");
+  test_watch_invalid();
   tu_group("exec: the command replaces the caller, keeping the kept descriptors");
   test_exec();
   return tu_done();

@@ -4,7 +4,9 @@
  * open and lock starts over, and an
  * atomic write whose fsync fails publishes nothing (or, when only the directory's fsync fails,
  * says that it did publish), and a wait on a network file system never queues in the kernel
- * (whose client may answer a blocking lock call only when it next retries). */
+ * (whose client may answer a blocking lock call only when it next retries), and a command run
+ * that watches a descriptor without a signalfd still ends the command when it becomes readable
+ * and still forwards signals. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -13,9 +15,11 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void inject_fsync(const char *fault) {
@@ -267,6 +271,57 @@ static void test_semaphore_elsewhere(void) {
   CHECK_INT(unlink(moved), 0);
   portalock_semaphore_free(sem);
 }
+
+/* Without a signalfd (as on systems that have none) a watching run looks at its descriptor
+ * between short waits for signals: the command still ends soon after the descriptor becomes
+ * readable, and a signal sent to the caller still reaches it. */
+static void test_watch_without_signalfd(void) {
+  setenv("PORTALOCK_FAULT_SIGNALFD", "EMFILE", 1);
+  sigset_t none;
+  sigemptyset(&none);
+  CHECK_INT(pthread_sigmask(SIG_SETMASK, &none, NULL), 0);
+  int fds[2];
+  CHECK_INT(pipe2(fds, O_CLOEXEC), 0);
+  tu_proc p;
+  if (tu_fork(&p) == 0) { /* a runner whose SIGTERM the command traps */
+    signal(SIGTERM, SIG_DFL);
+    CHECK(dup2(p.from, STDOUT_FILENO) == STDOUT_FILENO);
+    const char *argv[] = {"sh", "-c", "trap 'exit 7' TERM; printf R; while :; do sleep 0.05; done",
+                          NULL};
+    int code = -99, fired = -99;
+    portalock_error err;
+    CHECK_OK(portalock_command_run_watching(argv, NULL, 0, fds[0], 5.0, &code, &fired, &err), &err);
+    tu_child_exit(fired == 0 ? code : 50);
+  }
+  char c;
+  CHECK_INT(read(p.from, &c, 1), 1);
+  CHECK_INT(c, 'R');
+  tu_sleep(0.2);
+  CHECK_INT(kill(p.pid, SIGTERM), 0);
+  CHECK_INT(tu_reap(&p), 7);
+
+  const char *argv[] = {"sleep", "30", NULL};
+  int code = -99, fired = -99;
+  portalock_error err;
+  pid_t writer = fork();
+  CHECK(writer >= 0);
+  if (writer == 0) {
+    tu_sleep(0.3);
+    _exit(write(fds[1], "L", 1) == 1 ? 0 : 1);
+  }
+  int before = tu_count_fds();
+  double t0 = tu_now();
+  CHECK_OK(portalock_command_run_watching(argv, NULL, 0, fds[0], 5.0, &code, &fired, &err), &err);
+  CHECK_BETWEEN(tu_now() - t0, 0.25, 3.0);
+  CHECK_INT(code, 128 + SIGTERM);
+  CHECK_INT(fired, 1);
+  CHECK_INT(tu_count_fds(), before);
+  unsetenv("PORTALOCK_FAULT_SIGNALFD");
+  int status;
+  CHECK_INT(waitpid(writer, &status, 0), writer);
+  CHECK_INT(close(fds[0]), 0);
+  CHECK_INT(close(fds[1]), 0);
+}
 #endif
 
 int main(void) {
@@ -288,6 +343,8 @@ int main(void) {
   test_network_file_system();
   tu_group("a counting semaphore that sem_open keeps elsewhere: a clear error");
   test_semaphore_elsewhere();
+  tu_group("a watching command run without a signalfd: still ends, still forwards");
+  test_watch_without_signalfd();
 #endif
   return tu_done();
 }

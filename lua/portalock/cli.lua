@@ -115,6 +115,47 @@ local function run_command(argv, keep, release)
   return command_failure(err)
 end
 
+-- Runs argv while `holder` (an acquired RedisLock or RedisSemaphore) holds its grant, watching
+-- the session's loss descriptor: a grant lost meanwhile ends CMD (SIGTERM, then SIGKILL after
+-- core.COMMAND_GRACE seconds) and portalock exits EXIT.lost, as it does when CMD ended by
+-- itself but the grant was lost by then. CMD inherits nothing: portalock's connection holds
+-- the grant, so portalock stays until CMD ends.
+local function run_holding(argv, holder)
+  local ok, code, fired = pcall(core.command_run_watching, argv, {}, holder:lost_fd())
+  local held, state = holder:check(), tostring(holder) -- "portalock.RedisLock('x'): lost"
+  holder:release() -- never raises
+  if not ok then
+    error(code, 0)
+  elseif not code then
+    return command_failure(fired)
+  elseif fired or not held then
+    say("%s while CMD ran%s", state, fired and "; CMD was sent SIGTERM" or "")
+    return EXIT.lost
+  end
+  return code
+end
+
+-- Acquires `holder` (a RedisLock or RedisSemaphore) waiting `timeout` seconds, then runs argv
+-- holding it; returns the exit status.
+local function hold_and_run(command, holder, timeout, argv, opts)
+  local started = core.monotonic()
+  local ok, got, err = pcall(holder.acquire, holder, timeout, nil, false)
+  if not ok then -- refused by the server's own record, such as another maximum for the name
+    usage_error("%s: %s", command, tostring(got))
+  elseif not got then
+    if err.kind == "AlreadyLocked" then
+      return acquire_failure(err, opts)
+    end
+    say("%s", err.message) -- the server cannot be reached, or the session was lost
+    return EXIT.oserr
+  end
+  if opts.verbose then
+    say("holding %s (token %d) after %.6f s", (tostring(holder):gsub(": held$", "")),
+      holder.token, core.monotonic() - started)
+  end
+  return run_holding(argv, holder)
+end
+
 -- ---------------------------------------------------------------- the commands
 
 -- The declaration of `name` in the config, or nil when there is no config or no such name.
@@ -128,7 +169,8 @@ local function lock_plan(target, opts, registry)
   local decl = declared(registry, target)
   if decl and not decl.file then
     usage_error("lock: %s is a %s, not a lock%s", target, decl.kind,
-      decl.kind == "bounded_semaphore" and " (use portalock run --name " .. target .. ")" or "")
+      (decl.kind == "bounded_semaphore" or decl.kind == "redis_semaphore")
+        and " (use portalock run --name " .. target .. ")" or "")
   end
   local class, filename, options = "Lock", target, {}
   if decl then
@@ -151,12 +193,26 @@ local function lock_plan(target, opts, registry)
   return class, filename, options
 end
 
-local function make(class, filename, options)
-  local ok, object = pcall(portalock[class], filename, options)
+-- portalock[class](...), a constructor's refusal being a usage error of `command`.
+local function make(command, class, ...)
+  local ok, object = pcall(portalock[class], ...)
   if not ok then
-    usage_error("lock: %s", tostring(object))
+    usage_error("%s: %s", command, tostring(object))
   end
   return object
+end
+
+-- `lock --redis URL NAME`, or a declared redis_lock NAME: a RedisLock on the channel NAME.
+local function redis_lock(target, opts, argv, decl)
+  if opts.shared then
+    usage_error("lock: -s: a Redis lock is always exclusive")
+  elseif opts.no_fork then
+    usage_error("lock: -F: portalock's own connection holds a Redis lock, so portalock stays "
+      .. "while CMD runs")
+  end
+  local options = decl and decl.options or {redis = opts.redis}
+  local holder = make("lock", "RedisLock", decl and decl.argument or target, options)
+  return hold_and_run("lock", holder, opts.timeout or options.timeout or math.huge, argv, opts)
 end
 
 function M.lock(args, i, load_registry)
@@ -174,9 +230,14 @@ function M.lock(args, i, load_registry)
       .. "left to hold the lock but CMD")
   end
   local argv = command_words("lock", opts, args, i + 1)
-  local class, filename, options = lock_plan(target, opts, load_registry())
+  local registry = not opts.redis and load_registry() or nil -- --redis: NAME is a channel
+  local decl = declared(registry, target)
+  if opts.redis or (decl and decl.kind == "redis_lock") then
+    return redis_lock(target, opts, argv, decl)
+  end
+  local class, filename, options = lock_plan(target, opts, registry)
   local started = core.monotonic()
-  local holder = make(class, filename, options)
+  local holder = make("lock", class, filename, options)
   local fh, err = holder:acquire()
   if not fh then
     return acquire_failure(err, opts)
@@ -192,22 +253,33 @@ function M.lock(args, i, load_registry)
   return run_command(argv, opts.close and {} or {fh}, function() holder:release() end)
 end
 
--- The bounded semaphore for `run`: the declared one when --name names one. A declaration
+-- `run --redis URL --name NAME`, or a declared redis_semaphore NAME: a RedisSemaphore.
+local function redis_semaphore(opts, decl)
+  if opts.dir then
+    usage_error("run: --dir: a Redis semaphore has no slot files")
+  elseif not opts.name then
+    usage_error("run: --redis needs --name NAME, the semaphore's name on the server")
+  end
+  local options = decl and decl.options or {redis = opts.redis}
+  return make("run", "RedisSemaphore", decl and decl.argument or opts.name,
+    opts.jobs or (decl and decl.maximum) or 1, options), opts.timeout or options.timeout or math.huge
+end
+
+-- The semaphore for `run` and how long to wait for it: the declared one when --name names one
+-- (a bounded_semaphore's timeout is its own), a Redis one with --redis. A declaration
 -- without a timeout waits forever, like sem.
 local function semaphore_for(opts, registry)
   local decl = opts.name and declared(registry, opts.name)
-  if decl and decl.kind ~= "bounded_semaphore" then
-    usage_error("run: --name: %s is a %s, not a bounded_semaphore", opts.name, decl.kind)
+  if opts.redis or (decl and decl.kind == "redis_semaphore") then
+    return redis_semaphore(opts, decl)
+  elseif decl and decl.kind ~= "bounded_semaphore" then
+    usage_error("run: --name: %s is a %s, not a bounded_semaphore or redis_semaphore", opts.name,
+      decl.kind)
   end
   local options = decl and decl.options or {name = opts.name or "bounded_semaphore"}
   options.directory = opts.dir or options.directory
   options.timeout = opts.timeout or options.timeout or math.huge
-  local maximum = opts.jobs or (decl and decl.argument) or 1
-  local ok, sem = pcall(portalock.NamedBoundedSemaphore, maximum, options)
-  if not ok then
-    usage_error("run: %s", tostring(sem))
-  end
-  return sem
+  return make("run", "NamedBoundedSemaphore", opts.jobs or (decl and decl.argument) or 1, options)
 end
 
 function M.run(args, i, load_registry)
@@ -217,7 +289,10 @@ function M.run(args, i, load_registry)
     return 0
   end
   local argv = command_words("run", opts, args, i)
-  local sem = semaphore_for(opts, load_registry())
+  local sem, redis_timeout = semaphore_for(opts, not opts.redis and load_registry() or nil)
+  if redis_timeout then
+    return hold_and_run("run", sem, redis_timeout, argv, opts)
+  end
   local slot, err = sem:acquire()
   if not slot then
     return acquire_failure(err, opts)
@@ -314,6 +389,8 @@ local function status_files(target, registry)
     return {object.lock_filename or object.filename}, true
   elseif decl.kind == "bounded_semaphore" then
     return portalock[decl.class](decl.argument, decl.options):get_filenames(), true
+  elseif decl.redis then
+    return nil, ("%s: a %s (on Redis), which has no lock file"):format(target, decl.kind)
   end
   return nil, ("%s: a counting semaphore (%s), which has no lock file"):format(target,
     decl.options.name)

@@ -9,6 +9,9 @@
 --   pid_file_lock "daemon" { filename = "/run/myapp.pid" }
 --   bounded_semaphore "workers" { maximum = 4 }
 --   semaphore "gpus" { value = 2 }
+--   redis "main" { url = "redis://db:6379/0", ttl = 30 }    -- a connection, not a resource
+--   redis_lock "nightly" { redis = "main", timeout = 60 }   -- channel "nightly"
+--   redis_semaphore "seats" { redis = "main", maximum = 3 }
 --
 -- The file runs with nothing but this vocabulary (and a few harmless helpers: tostring,
 -- tonumber, type, pairs, ipairs, select, math, and a vetted set of string methods), in a
@@ -17,9 +20,10 @@
 -- security boundary against a hostile author.
 --
 -- Option values are checked by the constructors themselves: load() builds every declared
--- object (constructors never touch the file system), and a constructor's complaint becomes
--- a ConfigError at the declaration's line. Only what the config resolves itself (filename,
--- directory) has rules here.
+-- object (constructors never touch the file system nor the network), and a constructor's
+-- complaint becomes a ConfigError at the declaration's line. Only what the config resolves
+-- itself (filename, directory, a Redis connection's name) has rules here. A `redis`
+-- connection is checked at its own line by the RedisLock constructor (its URL by the core).
 local check = require "portalock.check"
 local core = require "portalock.core"
 local errors = require "portalock.errors"
@@ -99,8 +103,18 @@ local KINDS = {
     "directory", "timeout", "check_interval", "filename_pattern"}), required = {"maximum"}},
   semaphore = {class = "Semaphore", options = set({"value", "name", "timeout",
     "check_interval", "perm"})},
+  -- `redis` names a connection (a `redis` declaration); the constructor gets its settings.
+  redis_lock = {class = "RedisLock", options = set({"redis", "channel", "timeout",
+    "check_interval", "fail_when_locked", "visible"}), redis = true},
+  redis_semaphore = {class = "RedisSemaphore", options = set({"redis", "name", "maximum",
+    "timeout", "check_interval", "fail_when_locked"}), required = {"maximum"}, redis = true},
 }
-local KIND_ORDER = {"lock", "rlock", "temporary_lock", "pid_file_lock", "bounded_semaphore", "semaphore"}
+local KIND_ORDER = {"lock", "rlock", "temporary_lock", "pid_file_lock", "bounded_semaphore",
+  "semaphore", "redis_lock", "redis_semaphore"}
+
+-- A `redis "name" {...}` connection: its URL and the session settings of the objects that
+-- name it (RedisLock's options of the same names, `url` being its `redis`).
+local CONNECTION_OPTIONS = set({"url", "ttl", "connect_timeout", "command_timeout"})
 
 -- Options `defaults {}` may set: those of any kind.
 local DEFAULT_OPTIONS = {}
@@ -181,7 +195,8 @@ end
 -- Builds the sandbox environment and the declarations it collects.
 local function vocabulary()
   -- pending: names whose options table has not followed yet (lock "a" alone declares nothing)
-  local declared = {global = {}, default_lines = {}, resources = {}, order = {}, pending = {}}
+  local declared = {global = {}, default_lines = {}, resources = {}, order = {}, pending = {},
+    connections = {}, connection_order = {}}
   local env = {}
 
   function env.directory(path)
@@ -204,8 +219,10 @@ local function vocabulary()
     end
   end
 
-  for kind_name, kind in pairs(KINDS) do
-    env[kind_name] = function(name)
+  -- `kind_name "name" { options }`: the name and the options checked against `allowed` and
+  -- `required`, and recorded in `namespace` (and `order`).
+  local function declaration(kind_name, allowed, required, namespace, order)
+    return function(name)
       if type(name) ~= "string" or not string.match(name, "^[%w_.%-]+$") then
         fail("%s: the name must be a string of letters, digits, '_', '.' or '-', got %s",
           kind_name, check.describe(name))
@@ -216,25 +233,29 @@ local function vocabulary()
       return function(given)
         declared.pending[pending] = nil
         local what = string.format("%s %s", kind_name, check.describe(name))
-        local previous = declared.resources[name]
+        local previous = namespace[name]
         if previous then
           fail("%s: the name is already declared (%s, line %d)", what, previous.kind, previous.line)
         end
-        local options = checked_options(what, given, kind.options)
-        for _, required in ipairs(kind.required or {}) do
-          if options[required] == nil then
-            fail("%s: option %s is required", what, required)
+        local options = checked_options(what, given, allowed)
+        for _, option in ipairs(required) do
+          if options[option] == nil then
+            fail("%s: option %s is required", what, option)
           end
         end
-        declared.resources[name] = {kind = kind_name, name = name, options = options, line = line}
-        declared.order[#declared.order + 1] = name
+        namespace[name] = {kind = kind_name, name = name, options = options, line = line}
+        order[#order + 1] = name
       end
     end
   end
 
-  function env.redis()
-    fail("redis connections are not supported yet (reserved for RedisLock)")
+  for kind_name, kind in pairs(KINDS) do
+    env[kind_name] = declaration(kind_name, kind.options, kind.required or {},
+      declared.resources, declared.order)
   end
+  -- Connections have names of their own: a lock may be called like its connection.
+  env.redis = declaration("redis", CONNECTION_OPTIONS, {}, declared.connections,
+    declared.connection_order)
 
   env.tostring, env.tonumber, env.type, env.pairs, env.ipairs, env.select =
     tostring, tonumber, type, pairs, ipairs, select
@@ -313,8 +334,16 @@ local function config_failure(message, fields)
   return nil, errors.new("ConfigError", message, fields)
 end
 
--- A resource's constructor arguments.
-local function resolve(resource, global)
+-- The options a connection gives the objects that name it: RedisLock's names.
+local function connection_settings(connection)
+  local settings = copy_into({}, connection.options)
+  settings.redis, settings.url = settings.url, nil
+  return settings
+end
+
+-- A resource's constructor arguments (`connections`: the declared ones, by name), or nil and
+-- the problem.
+local function resolve(resource, global, connections)
   local options = {}
   local kind = KINDS[resource.kind]
   for key, value in pairs(global) do
@@ -337,6 +366,24 @@ local function resolve(resource, global)
     end
     options.filename, options.directory = nil, nil
     return {filename, options}
+  elseif kind.redis then
+    local connection = connections[options.redis]
+    if options.redis ~= nil and not connection then
+      local name = check.describe(options.redis)
+      if type(options.redis) ~= "string" then
+        return nil, string.format("option redis (%s) must name a connection (a string)", name)
+      end
+      return nil, string.format("no connection %s is declared (write redis %s { url = ... })",
+        name, name)
+    end
+    local name = check.pick(options.channel, check.pick(options.name, resource.name))
+    local maximum = options.maximum
+    options.redis, options.channel, options.name, options.maximum = nil, nil, nil, nil
+    copy_into(options, connection and connection_settings(connection) or {})
+    if resource.kind == "redis_lock" then
+      return {name, options}
+    end
+    return {name, maximum, options}
   elseif resource.kind == "bounded_semaphore" then
     local maximum = options.maximum
     options.maximum = nil
@@ -364,17 +411,21 @@ end
 
 -- What the constructors are probed with for a `defaults` option alone.
 local PROBE = {name = "defaults", global = {directory = "/"},
-  base = {bounded_semaphore = {maximum = 1}}}
+  base = {bounded_semaphore = {maximum = 1}, redis_semaphore = {maximum = 1}}}
 
 -- A defaults value must suit at least one kind that takes the option (each resource that
 -- inherits it is checked again in its own declaration). Returns nil or the first complaint.
-local function default_problem(key, value)
+local function default_problem(key, value, connections)
   local first
   for _, kind_name in ipairs(KIND_ORDER) do
     if KINDS[kind_name].options[key] then
       local options = copy_into({}, PROBE.base[kind_name] or {}, {[key] = value})
-      local object, problem = build(kind_name, resolve({kind = kind_name, name = PROBE.name,
-        options = options}, PROBE.global))
+      local args, problem = resolve({kind = kind_name, name = PROBE.name, options = options},
+        PROBE.global, connections)
+      local object
+      if args then
+        object, problem = build(kind_name, args)
+      end
       if object then
         return nil
       end
@@ -394,11 +445,32 @@ local function defaults_problem(declared, progress)
   table.sort(keys, function(a, b) return lines[a] < lines[b] end)
   for _, key in ipairs(keys) do
     progress.line = lines[key]
-    local problem = OWN_CHECKS[key] == nil and default_problem(key, declared.global[key])
+    local problem = OWN_CHECKS[key] == nil
+      and default_problem(key, declared.global[key], declared.connections)
     if problem then
       return lines[key], string.format("defaults: option %s: %s", key, problem)
     end
   end
+end
+
+-- What a connection's options refuse: the RedisLock constructor's complaint about its settings,
+-- or the core's about its URL (RedisLock would name it `redis`); nil when none.
+local function connection_problem(connection)
+  local settings = connection_settings(connection)
+  local url = settings.redis
+  settings.redis = nil
+  local _, problem = build("redis_lock", {connection.name, settings})
+  if problem or url == nil then
+    return problem
+  elseif type(url) ~= "string" then
+    return string.format("option url (%s) must be a string (redis://[user:password@]host:port/db "
+      .. "or unix:///path)", check.describe(url))
+  end
+  local _, url_problem = core.redis_parse_url(url)
+  if url_problem and url_problem:sub(1, 13) ~= "bad argument " then
+    return "bad argument 'url': " .. url_problem
+  end
+  return url_problem
 end
 
 local Registry = {}
@@ -423,16 +495,19 @@ function Registry:names()
 end
 
 --- What `name` was declared as, or nil: {kind =, class = (the portalock constructor's
---- name), file = (true for the kinds with one lock file), argument = (the filename, maximum
---- or value), options = (a copy of the constructor's options)}.
+--- name), file = (true for the kinds with one lock file), redis = (true for the Redis kinds),
+--- argument = (the filename, maximum or value; a Redis lock's channel, a Redis semaphore's
+--- name), maximum = (a Redis semaphore's), options = (a copy of the constructor's options,
+--- for a Redis kind with its connection's settings)}.
 function Registry:declaration(name)
   local entry = self._entries[name]
   if not entry then
     return nil
   end
-  local kind = KINDS[entry.kind]
+  local kind, args = KINDS[entry.kind], entry.args
   return {kind = entry.kind, class = kind.class, file = kind.file or false,
-    argument = entry.args[1], options = copy_into({}, entry.args[2])}
+    redis = kind.redis or false, argument = args[1], maximum = #args == 3 and args[2] or nil,
+    options = copy_into({}, args[#args])}
 end
 
 --- The kind ("lock", "semaphore", ...) of a declared name, or nil.
@@ -469,11 +544,20 @@ local function declare(declared, chunkname, progress)
   if defaults_line then
     return nil, string.format("%s:%d: %s", chunkname, defaults_line, defaults_complaint)
   end
+  for _, name in ipairs(declared.connection_order) do
+    local connection = declared.connections[name]
+    progress.line = connection.line
+    local problem = connection_problem(connection)
+    if problem then
+      return nil, string.format("%s:%d: redis %s: %s", chunkname, connection.line,
+        check.describe(name), problem)
+    end
+  end
   local entries = {}
   for _, name in ipairs(declared.order) do
     local resource = declared.resources[name]
     progress.line = resource.line
-    local args, problem = resolve(resource, declared.global)
+    local args, problem = resolve(resource, declared.global, declared.connections)
     local object
     if args then
       object, problem = build(resource.kind, args)

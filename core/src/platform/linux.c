@@ -1,5 +1,5 @@
 /* Linux: the file system's magic number, named semaphores in /dev/shm, renameat2, getrandom,
- * sem_clockwait, eventfd, inotify, /proc/locks. */
+ * sem_clockwait, eventfd, signalfd, inotify, /proc/locks. */
 #define _GNU_SOURCE /* syscall numbers, sem_clockwait */
 #include "../private.h"
 
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -61,6 +62,10 @@ int pl_platform_event_open(int *read_fd, int *write_fd) {
   if (fd < 0) return -1;
   *read_fd = *write_fd = fd;
   return 0;
+}
+
+int pl_platform_signal_open(const sigset_t *signals) {
+  return signalfd(-1, signals, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 int pl_platform_watch_open(void) {

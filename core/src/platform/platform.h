@@ -13,6 +13,7 @@
 #include <limits.h> /* the C library's version macros (__GLIBC__) */
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "portalock.h"
@@ -78,6 +79,12 @@ int pl_platform_sem_clockwait(sem_t *sem, const struct timespec *abs);
  * writing 8 bytes to *write_fd makes *read_fd readable. Linux: an eventfd (*read_fd ==
  * *write_fd); elsewhere a pipe. Close-on-exec and non-blocking: 0, or -1 with errno. */
 int pl_platform_event_open(int *read_fd, int *write_fd);
+
+/* A descriptor readable (POLLIN) while one of `signals`, which the calling thread blocks, is
+ * pending for it; the signal is still taken with sigtimedwait. Linux: a signalfd.
+ * Close-on-exec and non-blocking: a descriptor, or -1 with errno (ENOSYS elsewhere: the caller
+ * alternates short sigtimedwait calls with its other checks). */
+int pl_platform_signal_open(const sigset_t *signals);
 
 /* A watch on files (Linux: an inotify instance) that becomes readable when one of them is
  * closed, or changes its name, attributes or existence. The instance, non-blocking and

@@ -15,6 +15,12 @@ int pl_platform_sem_path(const char *name, char *path, size_t cap) {
   return -1;
 }
 
+int pl_platform_signal_open(const sigset_t *signals) {
+  (void)signals;
+  errno = ENOSYS; /* command.c waits for signals in short slices */
+  return -1;
+}
+
 int pl_platform_watch_open(void) {
   errno = ENOSYS; /* waits poll on the clock */
   return -1;

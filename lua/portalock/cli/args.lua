@@ -44,6 +44,18 @@ function M.text_value(option, value)
 end
 local text_value = M.text_value
 
+-- A Redis URL, as the core reads it; the core's message names the value (a password masked).
+-- Without Redis support there is no reader: the constructor then says why.
+local function redis_url_value(option, value)
+  local parse = core.redis_parse_url
+  local problem = parse and select(2, parse(value))
+  if problem then
+    local detail = problem:match("^bad argument 'url' (.*)$")
+    usage_error("%s%s", option, detail and " " .. detail or ": " .. problem)
+  end
+  return value
+end
+
 -- ---------------------------------------------------------------- option tables
 
 -- Each option: its spellings, the key it sets and how its value is read (nil for a switch,
@@ -76,6 +88,7 @@ local OPTIONS = {
     HELP,
   },
   lock = with_timing {
+    {names = {"--redis"}, key = "redis", value = redis_url_value},
     {names = {"-s", "--shared"}, key = "shared", set = true},
     {names = {"-x", "-e", "--exclusive"}, key = "shared", set = false},
     {names = {"-o", "--close"}, key = "close"},
@@ -91,6 +104,7 @@ local OPTIONS = {
     {names = {"-j", "--jobs"}, key = "jobs", value = rule_value("bounded_maximum", "a number")},
     {names = {"--name"}, key = "name", value = text_value},
     {names = {"--dir"}, key = "dir", value = text_value},
+    {names = {"--redis"}, key = "redis", value = redis_url_value},
   },
   status = {HELP},
   write = {

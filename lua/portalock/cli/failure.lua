@@ -3,9 +3,10 @@
 local M = {}
 
 -- Exit statuses: flock(1)'s and sysexits.h's, then the shell's for a command that cannot run.
+-- `lost` (EX_TEMPFAIL, which flock(1) never uses): a Redis grant was lost while CMD ran.
 M.EXIT = {
   conflict = 1, usage = 64, noinput = 66, software = 70, oserr = 71, cantcreat = 73, ioerr = 74,
-  config = 78, cannot_execute = 126, not_found = 127,
+  lost = 75, config = 78, cannot_execute = 126, not_found = 127,
 }
 
 local Failure = {}

@@ -1,5 +1,6 @@
 --- The usage texts of the portalock command (portalock --help, portalock COMMAND --help).
 local core = require "portalock.core"
+local EXIT = require("portalock.cli.failure").EXIT
 
 local M = {}
 
@@ -7,6 +8,7 @@ local USAGE = {}
 USAGE.lock = [[
 portalock lock [-s|-x] [-n] [-w SECONDS] [-E CODE] [-o|-F] [-v] FILE|NAME [--] CMD [ARGS...]
 portalock lock [OPTIONS] FILE|NAME -c STRING
+portalock lock --redis URL [-n] [-w SECONDS] [-E CODE] [-v] NAME [--] CMD [ARGS...]
     Run CMD holding a lock on FILE (opened read-only, created when missing), as flock(1)
     does. CMD inherits the locked descriptor, so the lock lasts as long as CMD, even if
     portalock is killed.
@@ -22,11 +24,19 @@ portalock lock [OPTIONS] FILE|NAME -c STRING
     -F, --no-fork            become CMD (exec, no fork): CMD holds the lock alone
     -c, --command STRING     run STRING with /bin/sh -c
     -v, --verbose            say on stderr when the lock is taken, or why not
+    --redis URL              lock the RedisLock on the channel NAME on the Redis server at URL
+                             (redis://[user:password@]host[:port][/db] or unix:///path)
     A conflict is silent without -v, as with flock(1). CMD is started as execvp(3) would: a
     file without a "#!" line runs with /bin/sh.
+    A Redis lock (--redis, or a declared redis_lock NAME) is held by portalock's connection,
+    not by CMD: portalock stays until CMD ends. When the lock is lost meanwhile (the server
+    dropped the connection, the lease ran out unrenewed), CMD gets SIGTERM (SIGKILL ]]
+  .. ("%g"):format(core.COMMAND_GRACE) .. [[ s
+    later) and portalock exits ]] .. EXIT.lost .. [[. -s and -F do not apply; -o changes nothing.
 ]]
 USAGE.run = [[
 portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
+portalock run --redis URL [-j N] --name NAME [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
     Run CMD holding one of N slots of a crash-safe bounded semaphore (what GNU parallel's
     `sem` does). The slot files are DIR/NAME.00.lock, DIR/NAME.01.lock, ..., the names
     Python's portalocker.BoundedSemaphore uses, so Python and shell workers share the slots.
@@ -35,6 +45,9 @@ portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] 
     --name NAME              the semaphore's name; default bounded_semaphore
     --dir DIR                where the slot files live; default the temporary directory
                              ($TMPDIR, $TEMP, $TMP, /tmp, /var/tmp, /usr/tmp)
+    --redis URL              hold one of N permits of the RedisSemaphore NAME on the Redis
+                             server at URL instead (every user of NAME gives the same N);
+                             held and lost as a Redis lock is (see lock)
     -n, -w, -E, -v           as for lock
 ]]
 USAGE.status = [[
@@ -62,10 +75,12 @@ Commands:
 Global options:
     --config FILE    load a portalock config (README "Configuration"; default
                      $PORTALOCK_CONFIG when set). A NAME then refers to a declared resource,
-                     before any file of that name: lock NAME takes a declared lock's file,
-                     run --name NAME a declared bounded semaphore (its maximum is the default
-                     -j), status NAME shows either. A declared timeout is the default wait;
-                     without one, as without a config, portalock waits as long as it takes.
+                     before any file of that name: lock NAME takes a declared lock's file
+                     or redis_lock, run --name NAME a declared bounded semaphore or
+                     redis_semaphore (its maximum is the default -j), status NAME shows a
+                     file's. A declared timeout is the default wait; without one, as without
+                     a config, portalock waits as long as it takes. --redis ignores the
+                     config: NAME is then the channel or semaphore on that server.
     -h, --help       this text; portalock COMMAND --help shows one command
     -V, --version    print the version
 A long option may be abbreviated to any prefix that names only it (--time 5, --conf F).
@@ -75,10 +90,12 @@ Exit status:
     1        conflict or timeout (or the -E code); status: something is held
     64       usage error (an unknown or ambiguous option, a bad value, an empty CMD, ...)
     66       cannot open the lock file; status: FILE does not exist
-    71       another system failure (locking, starting CMD)
+    71       another system failure (locking, starting CMD, reaching Redis)
     73       lock, run: cannot create the lock file (read-only filesystem); write: cannot
              create the temporary file, or FILE exists (--no-replace)
     74       write: an I/O error (FILE is left as it was)
+    ]] .. EXIT.lost .. [[       lock, run with Redis: the lock or permit was lost while CMD ran (CMD got
+             SIGTERM)
     78       the config file is malformed
     126/127  CMD cannot be executed / was not found
     N        CMD's exit status; 128+N when CMD died of signal N

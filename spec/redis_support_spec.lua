@@ -138,6 +138,17 @@ describe("the Redis fault suite's checker", function()
     fails('line 1 is malformed: "held 1.0 100 7"', {"held 1.0 100 7"})
   end)
 
+  it("records an event at the time given, for another pid if asked", function()
+    checker.record(dir .. "/log", "write_ok", 7, nil, 12.5)
+    checker.record(dir .. "/log", "killed", nil, 4242)
+    local events = assert(checker.parse(dir .. "/log"))
+    local e = events[1]
+    assert.are.same({"write_ok", 12.5, core.getpid(), 7}, {e.event, e.time, e.pid, e.token})
+    assert.are.same({"killed", 4242}, {events[2].event, events[2].pid})
+    assert.is_nil(events[2].token)
+    assert.is_true(math.abs(events[2].time - core.monotonic()) < 5)
+  end)
+
   it("records a token of Redis's size with all its digits, also on Lua 5.1 and LuaJIT", function()
     local log, token = dir .. "/tokens", 1796614140870293 -- a real token: microseconds since 1970
     checker.record(log, "grant", token, 100)
@@ -320,10 +331,12 @@ for step in sys.argv[4:]:
   it("sleeps with DEBUG SLEEP in the background", function()
     local server = redis_server.start({debug = true})
     local started = core.monotonic()
-    local done = server:debug_sleep(0.6)
-    assert.is_true(core.monotonic() - started < 0.5, "debug_sleep() waited for the sleep")
+    local done = server:debug_sleep(1)
+    local asleep = core.monotonic()
+    assert.is_true(asleep - started < 0.9, "debug_sleep() waited for the end of the sleep")
     assert.are.equal("PONG\n", ping(server))
-    assert.is_true(core.monotonic() - started >= 0.5, "PING was answered during DEBUG SLEEP")
+    local answered = core.monotonic()
+    assert.is_true(answered - started >= 0.9, "PING was answered during DEBUG SLEEP")
     assert.are.equal("OK\n", done())
   end)
 
@@ -365,6 +378,20 @@ for step in sys.argv[4:]:
       open("healed")
       -- The PINGs sent during the partition are answered.
       assert.are.same({"+PONG", "+PONG"}, {next_line(), late_line()})
+    end)
+
+    it("holds back a client's data from a word on with stall, until heal", function()
+      local next_line, open = probe(proxy.port, 0.5, "ping", "stalling", "ping", "healed", "read")
+      assert.are.equal("+PONG", next_line())
+      proxy:stall("PING")
+      assert.are.equal(0, proxy:stalled())
+      open("stalling")
+      assert.are.equal("timeout", next_line())
+      assert.are.equal(1, proxy:stalled())
+      assert.are.equal("PONG\n", ping(server)) -- the server itself answers meanwhile
+      proxy:heal()
+      open("healed")
+      assert.are.equal("+PONG", next_line())
     end)
 
     it("closes its clients' connections when the server dies, and forwards to its restart", function()

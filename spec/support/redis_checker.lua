@@ -9,6 +9,8 @@
 --   lost            the worker learnt (check(), ensure(), release) that it no longer holds it
 --   write_ok        a fenced write with this token was accepted
 --   write_rejected  a fenced write with this token was rejected (a newer token had written)
+--                   (a write is logged at the time its writer decided to make it: the check
+--                   that found the grant held, or the decision to write with a lost one)
 --   killed          logged by the spec, not the worker, just before it SIGKILLs a worker:
 --                   the worker's grant (token "-": whichever it held) ends there at the latest
 local core = require "portalock.core"
@@ -18,11 +20,11 @@ local checker = {}
 local EVENTS = {grant = true, release = true, lost = true, write_ok = true, write_rejected = true,
   killed = true}
 
---- Appends one event for `pid` (default: this process) at the current monotonic time.
-function checker.record(path, event, token, pid)
+--- Appends one event for `pid` (default: this process) at monotonic `time` (default: now).
+function checker.record(path, event, token, pid, time)
   assert(EVENTS[event], "unknown event " .. tostring(event))
   -- %.0f, not tostring: Lua 5.1 and LuaJIT print a token (about 2^51) in 14 digits with an exponent.
-  local line = string.format("%s %.9f %d %s\n", event, core.monotonic(), pid or core.getpid(),
+  local line = string.format("%s %.9f %d %s\n", event, time or core.monotonic(), pid or core.getpid(),
     token and string.format("%.0f", token) or "-")
   local f = assert(io.open(path, "a"))
   f:write(line) -- one line fits the stream's buffer: close() writes it in one write(2)

@@ -15,6 +15,8 @@ math.randomseed(os.time() + core.getpid())
 local START_SECONDS = 10
 local STOP_SECONDS = 5
 local CLI_SECONDS = 10
+-- A PING unanswered for this long: the server is asleep.
+local SLEEP_PROBE_SECONDS = 0.25
 local PORT_ATTEMPTS = 8
 -- Below Linux's ephemeral range (32768-60999), where outgoing connections take their ports.
 local PORT_LOW, PORT_HIGH = 20000, 32000
@@ -72,14 +74,15 @@ local function shell_words(words)
   return table.concat(quoted, " ")
 end
 
-function Server:cli_command(...)
-  return helper.peer_env .. "timeout -k 1 " .. CLI_SECONDS .. " "
+-- redis-cli -p PORT ARGS..., killed after `seconds`.
+local function cli_command(self, seconds, ...)
+  return helper.peer_env .. "timeout -k 1 " .. seconds .. " "
     .. shell_words({cli_binary(), "-p", tostring(self.port), ...})
 end
 
 --- redis-cli -p PORT ARGS...: its output (stderr too) and exit code.
 function Server:cli(...)
-  return helper.capture(self:cli_command(...))
+  return helper.capture(cli_command(self, CLI_SECONDS, ...))
 end
 
 function Server:running()
@@ -165,14 +168,19 @@ function Server:pause(seconds)
 end
 
 --- DEBUG SLEEP `seconds` (needs start{debug = true}): the whole server stops for that long.
---- The command returns only when the sleep ends, so it runs in the background; the function
---- returned waits (bounded) for that and returns redis-cli's output.
+--- The command returns only when the sleep ends, so it runs in the background; debug_sleep()
+--- returns once the sleep has begun (a PING goes unanswered), with a function that waits
+--- (bounded) for its end and returns redis-cli's output.
 function Server:debug_sleep(seconds)
   self.background = self.background + 1
   local out = self.dir .. "/debug_sleep." .. self.background
-  local shell = self:cli_command("DEBUG", "SLEEP", tostring(seconds)) .. " > " .. helper.quote(out .. ".part")
-    .. " 2>&1; mv " .. helper.quote(out .. ".part") .. " " .. helper.quote(out)
+  local shell = cli_command(self, seconds + CLI_SECONDS, "DEBUG", "SLEEP", tostring(seconds)) .. " > "
+    .. helper.quote(out .. ".part") .. " 2>&1; mv " .. helper.quote(out .. ".part") .. " " .. helper.quote(out)
   self.commands[#self.commands + 1] = helper.spawn("sh -c " .. helper.quote(shell))
+  assert(helper.wait_until(function()
+    local _, code = helper.capture(cli_command(self, SLEEP_PROBE_SECONDS, "PING"))
+    return code ~= 0 or helper.exists(out)
+  end, CLI_SECONDS), "DEBUG SLEEP " .. seconds .. " did not begin")
   return function(timeout)
     assert(helper.wait_until(function() return helper.exists(out) end, timeout or seconds + CLI_SECONDS),
       "DEBUG SLEEP " .. seconds .. " did not return")

@@ -22,10 +22,13 @@ function Proxy:output()
   return helper.read(self.dir .. "/proxy.log") or ""
 end
 
-local function acknowledged(self)
+-- How many lines of the proxy's output match `pattern`.
+local function count_lines(self, pattern)
   local count = 0
-  for _ in self:output():gmatch("\nok %a+") do
-    count = count + 1
+  for line in self:output():gmatch("[^\n]+") do
+    if line:match(pattern) then
+      count = count + 1
+    end
   end
   return count
 end
@@ -34,7 +37,7 @@ function Proxy:command(word)
   self.fifo:write(word, "\n")
   self.fifo:flush()
   self.sent = self.sent + 1
-  assert(helper.wait_until(function() return acknowledged(self) >= self.sent end, COMMAND_SECONDS),
+  assert(helper.wait_until(function() return count_lines(self, "^ok %a+$") >= self.sent end, COMMAND_SECONDS),
     "the proxy did not carry out '" .. word .. "':\n" .. self:output())
 end
 
@@ -49,7 +52,18 @@ function Proxy:blackhole()
   self:command("blackhole")
 end
 
---- Forwards again, including what was sent during the partition.
+--- From the first piece of a client's data that contains `word`, holds back what that client
+--- sends (until heal()).
+function Proxy:stall(word)
+  self:command("stall " .. word)
+end
+
+--- How many connections stall() holds back so far.
+function Proxy:stalled()
+  return count_lines(self, "^stalled$")
+end
+
+--- Forwards again, including what was sent or held back meanwhile.
 function Proxy:heal()
   self:command("heal")
 end

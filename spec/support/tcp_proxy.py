@@ -10,7 +10,10 @@ Prints "port N" on stdout once it listens, then reads one command a line on stdi
   reset      closes every proxied connection with an RST on both sides (SO_LINGER 0)
   blackhole  a half-open partition: nothing is forwarded any more, in either direction, but
              every socket stays open; new connections are accepted and left waiting
-  heal       forwards again (what was sent meanwhile included), and connects the waiting ones
+  stall WORD from the first piece of a client's data that contains WORD (say SUBSCRIBE), holds
+             back what that client sends (prints "stalled" for each connection it holds)
+  heal       forwards again (what was sent or held back meanwhile included), and connects the
+             waiting ones
 
 It exits when stdin ends, so it does not outlive the spec that started it.
 """
@@ -39,6 +42,7 @@ class Link:
         self.client = client
         self.server = None
         self.pending = {}  # socket -> bytes waiting to be written to it
+        self.withheld = None  # the client's data held back by `stall`, once it is
 
     def connect(self, port):
         try:
@@ -71,6 +75,7 @@ class Proxy:
         self.listener.listen(64)
         self.links = []
         self.blackholed = False
+        self.stall_word = None
         self.commands = b""
 
     def accept(self):
@@ -83,8 +88,11 @@ class Proxy:
         else:
             link.close(reset=True)  # the server is down: refused, as it would be directly
 
-    def command(self, word):
-        if word == "reset":
+    def command(self, line):
+        word, _, argument = line.partition(" ")
+        if word == "stall" and argument:
+            self.stall_word = argument.encode()
+        elif word == "reset":
             for link in self.links:
                 link.close(reset=True)
             self.links = []
@@ -92,13 +100,18 @@ class Proxy:
             self.blackholed = True
         elif word == "heal":
             self.blackholed = False
+            self.stall_word = None
+            for link in self.links:
+                if link.withheld is not None:
+                    link.pending[link.server] += link.withheld
+                    link.withheld = None
             waiting = [link for link in self.links if link.server is None]
             for link in waiting:
                 if not link.connect(self.target_port):
                     link.close(reset=True)
                     self.links.remove(link)
         else:
-            say("error unknown command " + repr(word))
+            say("error unknown command " + repr(line))
             return
         say("ok " + word)
 
@@ -129,7 +142,13 @@ class Proxy:
                 pass
             link.close(reset=False)
             return False
-        link.pending[link.peer(sock)] += data
+        if sock is link.client and (link.withheld is not None or self.stall_word and self.stall_word in data):
+            if link.withheld is None:
+                link.withheld = bytearray()
+                say("stalled")
+            link.withheld += data
+        else:
+            link.pending[link.peer(sock)] += data
         return True
 
     def flush(self, link, sock):

@@ -293,9 +293,8 @@ static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' is %s", g->name, why);
   portalock_redis_session_t *s = g->session;
   pl_rcommand cmd;
-  char *holders = g->keys[PL_KEY_HOLDERS], *maximum = g->keys[PL_KEY_MAXIMUM], *id = g->id;
-  if (pl_rproto_renew(&cmd, s->sha[PL_SCRIPT_RENEW], (long)(s->opts.ttl * 1000), 1, &holders,
-                      &maximum, &id) < 0)
+  char **keys = g->keys, *id = g->id;
+  if (pl_rproto_renew(&cmd, s->sha[PL_SCRIPT_RENEW], (long)(s->opts.ttl * 1000), 1, &keys, &id) < 0)
     return pl_fail_sys(err, ENOMEM, "checking a Redis lock", NULL);
   double sent = portalock_monotonic();
   redisReply *reply = NULL;

@@ -167,14 +167,15 @@ int pl_rproto_release_reply(const redisReply *reply) {
   return (int)reply->integer;
 }
 
-int pl_rproto_renew(pl_rcommand *cmd, const char *sha, long ttl_ms, size_t n,
-                    char *const *holders_keys, char *const *maximum_keys, char *const *grants) {
+int pl_rproto_renew(pl_rcommand *cmd, const char *sha, long ttl_ms, size_t n, char **const *keys,
+                    char *const *grants) {
   pl_rcommand_init(cmd);
   int failed = pl_rcommand_adds(cmd, "EVALSHA") < 0 || pl_rcommand_adds(cmd, sha) < 0 ||
-               pl_rcommand_addf(cmd, "%zu", 2 * n) < 0;
+               pl_rcommand_addf(cmd, "%zu", 3 * n) < 0;
   for (size_t i = 0; i < n && !failed; i++)
-    failed =
-        pl_rcommand_adds(cmd, holders_keys[i]) < 0 || pl_rcommand_adds(cmd, maximum_keys[i]) < 0;
+    failed = pl_rcommand_adds(cmd, keys[i][PL_KEY_HOLDERS]) < 0 ||
+             pl_rcommand_adds(cmd, keys[i][PL_KEY_MAXIMUM]) < 0 ||
+             pl_rcommand_adds(cmd, keys[i][PL_KEY_SUBSCRIBERS]) < 0;
   failed = failed || pl_rcommand_addf(cmd, "%ld", ttl_ms) < 0;
   for (size_t i = 0; i < n && !failed; i++)
     failed = pl_rcommand_adds(cmd, grants[i]) < 0;
@@ -183,6 +184,10 @@ int pl_rproto_renew(pl_rcommand *cmd, const char *sha, long ttl_ms, size_t n,
     return -1;
   }
   return 0;
+}
+
+const char *pl_rproto_renew_grant(const pl_rcommand *cmd, size_t n, size_t i) {
+  return cmd->argv[3 + 3 * n + 1 + i]; /* EVALSHA sha numkeys keys... ttl grants... */
 }
 
 int pl_rproto_renew_reply(const redisReply *reply, size_t n, int *alive) {

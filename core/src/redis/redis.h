@@ -82,9 +82,11 @@ int pl_rproto_release(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEY
                       const char *grant);
 /* 1 released, 0 the grant was gone, -1 a bad reply. */
 int pl_rproto_release_reply(const redisReply *reply);
-/* RENEW of n grants: holders[i] and maximum[i] keys, grants[i]. */
-int pl_rproto_renew(pl_rcommand *cmd, const char *sha, long ttl_ms, size_t n,
-                    char *const *holders_keys, char *const *maximum_keys, char *const *grants);
+/* RENEW of n grants: grants[i], whose name's keys are keys[i][PL_KEYS]. */
+int pl_rproto_renew(pl_rcommand *cmd, const char *sha, long ttl_ms, size_t n, char **const *keys,
+                    char *const *grants);
+/* The i-th grant of a RENEW command of n grants (the command's own copy). */
+const char *pl_rproto_renew_grant(const pl_rcommand *cmd, size_t n, size_t i);
 /* Fills alive[0..n) with 1 or 0; 0, or -1 for a bad reply. */
 int pl_rproto_renew_reply(const redisReply *reply, size_t n, int *alive);
 int pl_rproto_fenced_write(pl_rcommand *cmd, const char *sha, const char *key, uint64_t token,

@@ -43,6 +43,9 @@
  * A RedisLock is also subscribed to the channel `name`, as Python portalocker's holders are:
  * subscribers of that channel that are not portalock acquisitions (each session subscribes it
  * once, however many of its acquisitions use it) are portalocker holders, and block the grant.
+ * An acquisition leaves the subscribers' hash when its channel has no listener any more, not
+ * with time: a paused holder is still subscribed to `name`, and must not count as portalocker's
+ * when its lease has run out (the hash's own expiry only ends a name nobody uses for a day).
  */
 static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
     "local holders, queue, fence, subscribers, maxkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], "
@@ -69,7 +72,7 @@ static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
     "    end\n"
     "  end\n"
     "  foreign = listeners(channel) - ours\n"
-    "  keep(subscribers, ttl * 2)\n"
+    "  keep(subscribers, 86400000)\n"
     "end\n"
     "redis.call('SET', maxkey, ARGV[3])\n"
     "keep(maxkey, ttl * 2)\n"
@@ -103,7 +106,8 @@ static const char pl_script_release[] =
     "return removed\n";
 
 /*
- * RENEW. KEYS: holders and maximum of each grant, in pairs. ARGV: ttl ms, then the grants.
+ * RENEW. KEYS: holders, maximum and subscribers of each grant, in threes. ARGV: ttl ms, then
+ * the grants.
  * Extends each grant that is still there and unexpired; returns 1 or 0 per grant (0: lost; an
  * expired grant is removed, never revived).
  */
@@ -112,7 +116,7 @@ static const char pl_script_renew[] = PL_KEEP
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "local ttl, result = tonumber(ARGV[1]), {}\n"
     "for i = 2, #ARGV do\n"
-    "  local holders, grant = KEYS[2 * i - 3], ARGV[i]\n"
+    "  local holders, grant = KEYS[3 * i - 5], ARGV[i]\n"
     "  local entry = redis.call('HGET', holders, grant)\n"
     "  local expires, session, token\n"
     "  if entry then expires, session, token = string.match(entry, '^(%d+) (%S+) (%d+)') end\n"
@@ -120,7 +124,8 @@ static const char pl_script_renew[] = PL_KEEP
     "    redis.call('HSET', holders, grant, string.format('%.0f %s %s', now + ttl, session, "
     "token))\n"
     "    keep(holders, ttl * 2)\n"
-    "    keep(KEYS[2 * i - 2], ttl * 2)\n"
+    "    keep(KEYS[3 * i - 4], ttl * 2)\n"
+    "    keep(KEYS[3 * i - 3], 86400000)\n"
     "    result[i - 1] = 1\n"
     "  else\n"
     "    if entry then redis.call('HDEL', holders, grant) end\n"

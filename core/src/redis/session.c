@@ -345,32 +345,28 @@ static void pl_renew(portalock_redis_session_t *session) {
   size_t n = 0;
   for (pl_rgrant *g = session->grants; g != NULL; g = g->next)
     n += g->held && g->lost == NULL;
-  char **holders = NULL, **maximums = NULL, **ids = NULL;
+  char ***keys = NULL, **ids = NULL;
   int *alive = NULL;
   uint64_t *tokens = NULL;
   if (n > 0) {
-    holders = calloc(n, sizeof *holders);
-    maximums = calloc(n, sizeof *maximums);
+    keys = calloc(n, sizeof *keys);
     ids = calloc(n, sizeof *ids);
     alive = calloc(n, sizeof *alive);
     tokens = calloc(n, sizeof *tokens);
   }
   size_t i = 0;
-  int oom = n > 0 &&
-            (holders == NULL || maximums == NULL || ids == NULL || alive == NULL || tokens == NULL);
+  int oom = n > 0 && (keys == NULL || ids == NULL || alive == NULL || tokens == NULL);
   for (pl_rgrant *g = session->grants; g != NULL && !oom; g = g->next) {
     if (!g->held || g->lost != NULL) continue;
-    holders[i] = g->keys[PL_KEY_HOLDERS];
-    maximums[i] = g->keys[PL_KEY_MAXIMUM];
+    keys[i] = g->keys;
     tokens[i] = g->token;
     ids[i++] = g->id;
   }
   pl_rcommand cmd;
   long ttl_ms = (long)(session->opts.ttl * 1000);
   /* The arguments are copied: a grant may be released and freed while the script runs. */
-  int built =
-      n > 0 && !oom &&
-      pl_rproto_renew(&cmd, session->sha[PL_SCRIPT_RENEW], ttl_ms, n, holders, maximums, ids) == 0;
+  int built = n > 0 && !oom &&
+              pl_rproto_renew(&cmd, session->sha[PL_SCRIPT_RENEW], ttl_ms, n, keys, ids) == 0;
   pthread_mutex_unlock(&session->mutex);
   if (built) {
     double sent = portalock_monotonic();
@@ -380,7 +376,7 @@ static void pl_renew(portalock_redis_session_t *session) {
       int bad = pl_rproto_renew_reply(reply, n, alive) < 0;
       pthread_mutex_lock(&session->mutex);
       for (i = 0; i < n; i++) {
-        const char *id = cmd.argv[3 + 2 * n + 1 + i];
+        const char *id = pl_rproto_renew_grant(&cmd, n, i);
         /* The grant renewed, not a later one of the same handle: a semaphore and an invisible
          * lock keep their id, and may have released and been granted again meanwhile. */
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
@@ -397,8 +393,7 @@ static void pl_renew(portalock_redis_session_t *session) {
     }
     pl_rcommand_free(&cmd);
   }
-  free(holders);
-  free(maximums);
+  free(keys);
   free(ids);
   free(alive);
   free(tokens);

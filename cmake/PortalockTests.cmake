@@ -25,6 +25,10 @@ if(NOT PORTALOCK_TEST_PYTHON)
   endforeach()
 endif()
 
+# The Redis specs start redis-servers of their own (spec/support/redis_server.lua); without
+# one they are skipped with a message (Debian: redis-server, and redis-tools for redis-cli).
+find_program(PORTALOCK_TEST_REDIS_SERVER redis-server)
+
 # Under PORTALOCK_SANITIZE the module is instrumented but the interpreter is not: ASan's
 # runtime has to be preloaded into it. Leak detection is off because the interpreters keep
 # memory until exit on purpose.
@@ -85,6 +89,9 @@ foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
         ${PORTALOCK_LUA_TEST_ENV})
     if(PORTALOCK_TEST_PYTHON)
       list(APPEND env "PORTALOCK_TEST_PYTHON=${PORTALOCK_TEST_PYTHON}")
+    endif()
+    if(PORTALOCK_TEST_REDIS_SERVER)
+      list(APPEND env "PORTALOCK_TEST_REDIS_SERVER=${PORTALOCK_TEST_REDIS_SERVER}")
     endif()
     # The random API driver (README "Fuzzing"), seeded as api_fuzz_seed says.
     if(name STREQUAL "5.4" OR name STREQUAL "luajit")

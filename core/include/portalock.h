@@ -939,7 +939,8 @@ PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
  * ":subscribers", ":maximum"; channels are "portalock:session:<random>" (a session) and
  * "portalock:session:<random>:<n>" (one acquisition: waiters are woken on it one at a time, in
  * arrival order). A RedisLock also subscribes to the channel `name` itself while it waits and
- * holds, as Python portalocker's RedisLock does, so that each sees the other's holders.
+ * holds, as Python portalocker's RedisLock does, so that each sees the other's holders
+ * (portalock_redis_lock_set_visible).
  * Commands used: AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD, EVALSHA, SUBSCRIBE, UNSUBSCRIBE,
  * PUBLISH (and, inside the scripts, TIME, PUBSUB NUMSUB and key commands); none needs admin
  * rights.
@@ -1022,8 +1023,9 @@ PORTALOCK_API portalock_status portalock_redis_fenced_write(portalock_redis_sess
  * descriptor that the next release in arrival order makes readable, re-checking at least every
  * PORTALOCK_REDIS_RECHECK_INTERVAL. A handle is used by one thread at a time; several handles
  * share one session from any threads.
- *  - check: NULL while held, else why not ("not held", "lost", "expired", "forked"); no I/O
- *    ("expired": the lease has run out by this process's clock and no renewal came back).
+ *  - check: NULL while held, else why not ("not held", "lost", "forked"); no I/O. "lost": the
+ *    server dropped the grant, the session failed, or the lease ran out by this process's
+ *    clock with no renewal back (the grant is then never renewed again).
  *  - ensure: one round trip: OK while the server still holds the grant, else LOCK_EXCEPTION
  *    (and the grant is LOST from then on).
  *  - release: OK, or LOCK_EXCEPTION when the grant was already lost (the handle is released
@@ -1052,6 +1054,16 @@ PORTALOCK_API portalock_status portalock_redis_lock_release(portalock_redis_lock
 PORTALOCK_API const char *portalock_redis_lock_check(const portalock_redis_lock_t *lock);
 PORTALOCK_API portalock_status portalock_redis_lock_ensure(portalock_redis_lock_t *lock,
                                                            portalock_error *err);
+/*
+ * Whether the lock subscribes to the channel `name` while it waits and holds (1, the default),
+ * so that Python portalocker's RedisLock sees its holder; it then costs a subscription per
+ * acquisition, which the server may see after the grant script (which then waits for it: one
+ * round trip more). 0: one subscription for the handle's life, and portalocker does not see
+ * this holder (a portalocker holder still blocks this lock's grant). Before the first
+ * acquisition only (INVALID after).
+ */
+PORTALOCK_API portalock_status portalock_redis_lock_set_visible(portalock_redis_lock_t *lock,
+                                                                int visible, portalock_error *err);
 PORTALOCK_API uint64_t portalock_redis_lock_token(const portalock_redis_lock_t *lock);
 PORTALOCK_API const char *portalock_redis_lock_name(const portalock_redis_lock_t *lock);
 

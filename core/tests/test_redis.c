@@ -43,6 +43,48 @@ static int cli(const char *a, const char *b, const char *c, const char *d) {
   return tu_run(argv);
 }
 
+/* The least an ACL user needs (README, "RedisLock and RedisSemaphore"): no admin command. */
+static const char *const acl_rules[] = {
+    "~portalock:*", "&*",       "+evalsha",        "+script|load",   "+subscribe", "+unsubscribe",
+    "+publish",     "+select",  "+client|setname", "+pubsub|numsub", "+time",      "+get",
+    "+set",         "+hget",    "+hset",           "+hdel",          "+hgetall",   "+zadd",
+    "+zrem",        "+zpopmin", "+pexpire",        "+pttl"};
+
+static void test_acl_user(void) {
+  tu_group("an ACL user with the README's rules (no admin commands) locks, renews and releases");
+  char port[16];
+  snprintf(port, sizeof port, "%d", server_port);
+  char *argv[64] = {"redis-cli", "-p", port, "ACL", "SETUSER", "locker", "on", ">secret"};
+  size_t n = 8;
+  for (size_t i = 0; i < sizeof acl_rules / sizeof acl_rules[0]; i++)
+    argv[n++] = (char *)acl_rules[i];
+  argv[n] = NULL;
+  CHECK_INT(tu_run(argv), 0);
+  portalock_redis_options o;
+  char buf[128], url[128];
+  snprintf(url, sizeof url, "redis://locker:secret@127.0.0.1:%d/2", server_port);
+  portalock_error err;
+  portalock_redis_options_init(&o);
+  CHECK_OK(portalock_redis_options_parse_url(&o, url, buf, sizeof buf, &err), &err);
+  o.ttl = 0.3; /* renewed by the keep-alive thread during the sleep below */
+  portalock_redis_session_t *s;
+  CHECK_OK(portalock_redis_session_open(&s, &o, &err), &err);
+  portalock_redis_lock_t *l;
+  portalock_redis_semaphore_t *sem;
+  CHECK_OK(portalock_redis_lock_new(&l, s, "acl", &err), &err);
+  CHECK_OK(portalock_redis_semaphore_new(&sem, s, "acl-seats", 2, &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(l, 1, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_acquire_with(sem, 1, 0.01, 0, &err), &err);
+  tu_sleep(0.5);
+  CHECK(portalock_redis_lock_check(l) == NULL);
+  CHECK_OK(portalock_redis_lock_ensure(l, &err), &err);
+  CHECK_OK(portalock_redis_lock_release(l, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_release(sem, &err), &err);
+  portalock_redis_lock_free(l);
+  portalock_redis_semaphore_free(sem);
+  portalock_redis_session_free(s);
+}
+
 static int start_server(void) {
   const char *server = getenv("PORTALOCK_TEST_REDIS_SERVER");
   if (server == NULL) server = "redis-server";
@@ -136,6 +178,31 @@ static void *wait_for_lock(void *arg) {
   w->status = portalock_redis_lock_acquire_with(w->lock, 10, 5, 0, &err);
   w->acquired_at = tu_now();
   return NULL;
+}
+
+static void test_invisible(void) {
+  tu_group("an invisible lock (no subscription to its name) and a visible one exclude each other");
+  portalock_error err;
+  portalock_redis_session_t *a = open_session(30), *b = open_session(30);
+  portalock_redis_lock_t *la, *lb;
+  CHECK_OK(portalock_redis_lock_new(&la, a, "invisible", &err), &err);
+  CHECK_OK(portalock_redis_lock_new(&lb, b, "invisible", &err), &err);
+  CHECK_OK(portalock_redis_lock_set_visible(la, 0, &err), &err);
+  for (int round = 0; round < 3; round++) {
+    CHECK_OK(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), &err);
+    CHECK_STATUS(portalock_redis_lock_acquire_with(lb, 0, 0.01, 0, &err), PORTALOCK_ALREADY_LOCKED,
+                 &err);
+    CHECK_OK(portalock_redis_lock_release(la, &err), &err);
+    CHECK_OK(portalock_redis_lock_acquire_with(lb, 0, 0.01, 0, &err), &err);
+    CHECK_STATUS(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), PORTALOCK_ALREADY_LOCKED,
+                 &err);
+    CHECK_OK(portalock_redis_lock_release(lb, &err), &err);
+  }
+  CHECK_STATUS(portalock_redis_lock_set_visible(la, 1, &err), PORTALOCK_INVALID, &err);
+  portalock_redis_lock_free(la);
+  portalock_redis_lock_free(lb);
+  portalock_redis_session_free(a);
+  portalock_redis_session_free(b);
 }
 
 static void test_handoff_wakes(void) {
@@ -287,11 +354,13 @@ int main(void) {
   }
   int fds = tu_count_fds();
   test_lock_excludes();
+  test_invisible();
   test_handoff_wakes();
   test_semaphore();
   test_loss();
   test_fork();
   test_bad_input();
+  test_acl_user();
   CHECK_INT(tu_count_fds(), fds);
   stop_server();
   return tu_done();

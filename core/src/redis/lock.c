@@ -25,9 +25,10 @@ struct portalock_redis_semaphore {
 #define PL_REDIS_NAME_MAX 1024
 
 static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *session,
-                                       const char *name, long maximum, int interop,
+                                       const char *name, long maximum, int lock,
                                        portalock_error *err) {
-  *g = (pl_rgrant){.wake_read = -1, .wake_write = -1, .maximum = maximum, .interop = interop};
+  *g = (pl_rgrant){
+      .wake_read = -1, .wake_write = -1, .maximum = maximum, .lock = lock, .visible = lock};
   if (session == NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'session' (NULL)");
   if (name == NULL || name[0] == '\0' || strlen(name) > PL_REDIS_NAME_MAX)
@@ -66,9 +67,29 @@ static const char *pl_rgrant_check(pl_rgrant *g) {
   return why;
 }
 
-/* The end of an acquisition: its subscription goes (a lock granted keeps it until release). */
+/* The end of an acquisition or of a grant: a visible RedisLock's subscriptions go with it
+ * (the others keep theirs until the handle's end). */
 static void pl_rgrant_stop_listening(pl_rgrant *g) {
-  pl_rsession_unlisten(g->session, g);
+  if (g->visible) pl_rsession_unlisten(g->session, g);
+}
+
+/* An acquisition given up leaves the queue of waiters, so that the next release wakes one who
+ * still waits (a visible RedisLock's unsubscribing does that: a wake-up nobody hears is passed
+ * on). */
+static void pl_rgrant_leave_queue(pl_rgrant *g) {
+  if (!g->queued || g->visible) return;
+  g->queued = 0;
+  pl_rcommand cmd;
+  pl_rcommand_init(&cmd);
+  if (pl_rcommand_add(&cmd, "ZREM", 4) == 0 &&
+      pl_rcommand_add(&cmd, g->keys[PL_KEY_QUEUE], strlen(g->keys[PL_KEY_QUEUE])) == 0 &&
+      pl_rcommand_add(&cmd, g->id, strlen(g->id)) == 0) {
+    redisReply *reply = NULL;
+    portalock_error ignored;
+    if (pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK)
+      freeReplyObject(reply);
+  }
+  pl_rcommand_free(&cmd);
 }
 
 /* Waits for the server's confirmation of the acquisition's subscription, by `deadline`. */
@@ -96,7 +117,8 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
   }
 }
 
-static portalock_status pl_rgrant_attempt(pl_rgrant *g, portalock_wait *wait,
+/* One attempt; `queue`: a contended attempt waits in the queue for its wake-up. */
+static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wait *wait,
                                           portalock_error *err) {
   portalock_redis_session_t *s = g->session;
   if (pl_rgrant_forked(g))
@@ -106,20 +128,28 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, portalock_wait *wait,
   if (g->held)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "'%s' is already held by this handle", g->name);
   pl_watch_drain(g->wake_read);
-  if (!g->listed) { /* the acquisition's first attempt */
-    snprintf(g->id, sizeof g->id, "%s:%lu", s->channel, pl_rsession_next_acquisition(s));
+  if (!g->acquiring) { /* the acquisition's first attempt */
     g->score[0] = '\0';
+    g->queued = 0;
     pthread_mutex_lock(&s->mutex);
     g->lost = NULL;
     pthread_mutex_unlock(&s->mutex);
-    portalock_status status = pl_rsession_listen(s, g, err);
-    if (status != PORTALOCK_OK) return status;
+    if (!g->listed) {
+      /* A visible lock's subscription to `name` is proven by its new channel's (made in the
+       * same command): the grant script waits for that channel to be there. */
+      if (g->visible || g->id[0] == '\0')
+        snprintf(g->id, sizeof g->id, "%s:%lu", s->channel, pl_rsession_next_acquisition(s));
+      portalock_status status = pl_rsession_listen(s, g, err);
+      if (status != PORTALOCK_OK) return status;
+    }
+    g->acquiring = 1;
   }
   double deadline = portalock_monotonic() + s->opts.command_timeout;
   for (;;) {
     pl_rcommand cmd;
     if (pl_rproto_grant(&cmd, s->sha[PL_SCRIPT_GRANT], g->keys, g->id, s->channel, g->maximum,
-                        (long)(s->opts.ttl * 1000), g->interop ? g->name : "", g->score) < 0)
+                        (long)(s->opts.ttl * 1000), g->lock ? g->name : "", queue ? g->score : "-",
+                        g->visible) < 0)
       return pl_fail_sys(err, ENOMEM, "acquiring a Redis lock", NULL);
     double sent = portalock_monotonic();
     redisReply *reply = NULL;
@@ -137,9 +167,12 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, portalock_wait *wait,
       g->token = r.token;
       g->expires = sent + s->opts.ttl;
       pthread_mutex_unlock(&s->mutex);
+      g->acquiring = 0;
+      g->queued = 0;
       return PORTALOCK_OK;
     case PL_CONTENDED:
       memcpy(g->score, r.score, sizeof g->score);
+      g->queued = queue;
       wait->fd = g->wake_read;
       wait->next_attempt = portalock_monotonic() + PORTALOCK_REDIS_RECHECK_INTERVAL;
       return PORTALOCK_CONTENDED;
@@ -162,7 +195,9 @@ static portalock_status pl_rgrant_attempt_cb(const portalock_acquisition *acq, i
                                              portalock_error *err) {
   (void)target_fd;
   (void)forever;
-  return pl_rgrant_attempt(acq->object_, wait, err);
+  /* An acquisition that gives up at its first contention never waits for a wake-up. */
+  int queue = !acq->fail_when_locked && acq->timeout > 0;
+  return pl_rgrant_attempt(acq->object_, queue, wait, err);
 }
 
 static void pl_rgrant_source_cb(void *object, pl_wake_source *src) {
@@ -171,12 +206,15 @@ static void pl_rgrant_source_cb(void *object, pl_wake_source *src) {
 
 static void pl_rgrant_give_up_cb(void *object) {
   pl_rgrant *g = object;
-  if (!g->held) pl_rgrant_stop_listening(g);
+  if (g->held || !g->acquiring) return;
+  g->acquiring = 0;
+  pl_rgrant_leave_queue(g);
+  pl_rgrant_stop_listening(g);
 }
 
 static const char *pl_rgrant_describe_cb(void *object, char *buf, size_t cap) {
   pl_rgrant *g = object;
-  if (g->interop)
+  if (g->lock)
     snprintf(buf, cap, "RedisLock '%s' is locked", g->name);
   else
     snprintf(buf, cap, "RedisSemaphore '%s' has all its %ld permits taken", g->name, g->maximum);
@@ -276,7 +314,7 @@ static void pl_rgrant_destroy(pl_rgrant *g) {
       portalock_error ignored;
       pl_rgrant_release(g, &ignored);
     }
-    pl_rgrant_stop_listening(g);
+    pl_rsession_unlisten(g->session, g);
     portalock_redis_session_free(g->session);
   }
   if (g->wake_read >= 0) close(g->wake_read);
@@ -333,6 +371,16 @@ const char *portalock_redis_lock_check(const portalock_redis_lock_t *lock) {
 
 portalock_status portalock_redis_lock_ensure(portalock_redis_lock_t *lock, portalock_error *err) {
   return pl_rgrant_ensure(&lock->grant, err);
+}
+
+portalock_status portalock_redis_lock_set_visible(portalock_redis_lock_t *lock, int visible,
+                                                  portalock_error *err) {
+  pl_clear(err);
+  if (lock->grant.held || lock->grant.acquiring || lock->grant.listed)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "RedisLock '%s': set_visible before its first acquisition", lock->grant.name);
+  lock->grant.visible = visible != 0;
+  return PORTALOCK_OK;
 }
 
 uint64_t portalock_redis_lock_token(const portalock_redis_lock_t *lock) {

@@ -97,11 +97,11 @@ static int pl_rproto_evalsha(pl_rcommand *cmd, const char *sha, size_t nkeys, ch
 
 int pl_rproto_grant(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS], const char *grant,
                     const char *session, long maximum, long ttl_ms, const char *channel,
-                    const char *score) {
+                    const char *score, int visible) {
   if (pl_rproto_evalsha(cmd, sha, PL_KEYS, keys) < 0 || pl_rcommand_adds(cmd, grant) < 0 ||
       pl_rcommand_adds(cmd, session) < 0 || pl_rcommand_addf(cmd, "%ld", maximum) < 0 ||
       pl_rcommand_addf(cmd, "%ld", ttl_ms) < 0 || pl_rcommand_adds(cmd, channel) < 0 ||
-      pl_rcommand_adds(cmd, score) < 0) {
+      pl_rcommand_adds(cmd, score) < 0 || pl_rcommand_adds(cmd, visible ? "1" : "0") < 0) {
     pl_rcommand_free(cmd);
     return -1;
   }

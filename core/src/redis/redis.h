@@ -72,11 +72,11 @@ typedef struct pl_grant_reply {
   long stored_maximum; /* PL_MAXIMUM_MISMATCH */
 } pl_grant_reply;
 
-/* The arguments of one grant attempt (EVALSHA sha 5 keys... grant session maximum ttl channel
- * score); `channel` is "" for a semaphore, `score` "" the first time. */
+/* The arguments of one grant attempt (scripts.c, GRANT): `channel` is "" for a semaphore,
+ * `score` "" the first time and "-" not to queue; `visible`: subscribed to `channel` too. */
 int pl_rproto_grant(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS], const char *grant,
                     const char *session, long maximum, long ttl_ms, const char *channel,
-                    const char *score);
+                    const char *score, int visible);
 void pl_rproto_grant_reply(const redisReply *reply, pl_grant_reply *out);
 int pl_rproto_release(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS],
                       const char *grant);
@@ -148,8 +148,14 @@ struct pl_rgrant {
   char *name;
   char *keys[PL_KEYS];
   long maximum;
-  int interop;   /* a RedisLock: subscribed to the channel `name` too */
-  char id[96];   /* this acquisition's channel: the grant's id and where its wake-up comes */
+  int lock;      /* a RedisLock: a subscriber of the channel `name` that is not a portalock
+                    acquisition is a portalocker holder, and blocks the grant */
+  int visible;   /* a RedisLock subscribed to `name` while it waits and holds, so that
+                    portalocker sees it: its channel is made new, with that subscription, for
+                    each acquisition (else it is made once and kept until the handle's end) */
+  char id[96];   /* the handle's channel: the grant's id and where its wake-ups come */
+  int acquiring; /* an acquisition has begun its attempts and not ended */
+  int queued;    /* the last attempt put the handle in the queue of waiters */
   int wake_read; /* readable after a wake-up or the subscription's confirmation (s) */
   int wake_write;
   int listed;     /* in the session's list: subscribed or subscribing (s) */
@@ -194,6 +200,8 @@ const char *pl_rsession_unusable(const portalock_redis_session_t *session);
  * NOSCRIPT reply loads the script again and retries once. */
 portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
                                   pl_rcommand *cmd, redisReply **reply, portalock_error *err);
+/* pl_rsession_call's `script` for a command that is not a script (nothing to load again). */
+#define PL_NO_SCRIPT PL_SCRIPT_COUNT
 /* Sends SUBSCRIBE or UNSUBSCRIBE of the acquisition's channel (and of `name` for a RedisLock,
  * when no other acquisition of this session keeps it) without waiting for the reply, and
  * lists or unlists the grant. */

@@ -34,8 +34,9 @@
   "end\n"
 
 /*
- * GRANT. ARGV: grant (the acquisition's channel), session channel, maximum, ttl ms, interop
- * channel ("" for a semaphore), queue score ("" the first time).
+ * GRANT. ARGV: grant (the acquisition's channel), session channel, maximum, ttl ms, channel
+ * `name` ("" for a semaphore), queue score ("" the first time, "-" not to queue), and "1" when
+ * the acquisition is subscribed to `name` too (in the same command as to its own channel).
  * Returns {1, token}, {0, holders, foreign subscribers, score}, {-1} (the acquisition's
  * subscription has not reached the server yet) or {-2, stored maximum}.
  *
@@ -47,7 +48,7 @@ static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
     "local holders, queue, fence, subscribers, maxkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], "
     "KEYS[5]\n"
     "local grant, session, maximum, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local channel, score = ARGV[5], ARGV[6]\n"
+    "local channel, score, visible = ARGV[5], ARGV[6], ARGV[7] == '1'\n"
     "if listeners(grant) == 0 then return {-1} end\n"
     "local stored = redis.call('GET', maxkey)\n"
     "if stored and tonumber(stored) ~= maximum then return {-2, stored} end\n"
@@ -56,7 +57,7 @@ static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
     "local held = live_grants(holders, now)\n"
     "local foreign = 0\n"
     "if channel ~= '' then\n"
-    "  redis.call('HSET', subscribers, grant, session)\n"
+    "  if visible then redis.call('HSET', subscribers, grant, session) end\n"
     "  local sessions, ours, entries = {}, 0, redis.call('HGETALL', subscribers)\n"
     "  for i = 1, #entries, 2 do\n"
     "    if listeners(entries[i]) == 0 then\n"
@@ -82,8 +83,10 @@ static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
     "  return {1, token}\n"
     "end\n"
     "if score == '' then score = string.format('%.0f', t[1] * 1000000 + t[2]) end\n"
-    "redis.call('ZADD', queue, 'NX', score, grant)\n"
-    "keep(queue, ttl * 2)\n"
+    "if score ~= '-' then\n"
+    "  redis.call('ZADD', queue, 'NX', score, grant)\n"
+    "  keep(queue, ttl * 2)\n"
+    "end\n"
     "return {0, held, foreign, score}\n";
 
 /*

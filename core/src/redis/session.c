@@ -149,7 +149,7 @@ portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script 
   } else {
     status = pl_roundtrip(session, cmd, reply, err);
     /* The server's script cache was flushed (SCRIPT FLUSH): load it again, once. */
-    if (status == PORTALOCK_OK && pl_rproto_noscript(*reply)) {
+    if (status == PORTALOCK_OK && script != PL_NO_SCRIPT && pl_rproto_noscript(*reply)) {
       freeReplyObject(*reply);
       *reply = NULL;
       status = pl_load_script(session, script, err);
@@ -202,7 +202,7 @@ portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgran
   if (unusable != NULL) {
     status =
         pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
-  } else if (grant->interop && (interop = *pl_interop_find(session, grant->name)) == NULL) {
+  } else if (grant->visible && (interop = *pl_interop_find(session, grant->name)) == NULL) {
     interop = calloc(1, sizeof *interop);
     if (interop == NULL || (interop->channel = strdup(grant->name)) == NULL) {
       free(interop);
@@ -237,7 +237,7 @@ void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant) 
     *p = grant->next;
     grant->listed = 0;
     int last_user = 0;
-    if (grant->interop) {
+    if (grant->visible) {
       struct pl_interop **pi = pl_interop_find(session, grant->name), *interop = *pi;
       if (interop != NULL && --interop->users == 0) {
         *pi = interop->next;

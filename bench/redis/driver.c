@@ -1,7 +1,8 @@
 /*
  * Benchmark driver in C for bench/redis/run: portalock's RedisLock through the C API
- * ("redis"), one EVALSHA round trip of a trivial script through hiredis ("evalsha"), and
- * portalock's local file Lock ("file").
+ * ("redis"; "redis-hidden": not visible to Python portalocker, portalock_redis_lock_set_visible),
+ * one EVALSHA round trip of a trivial script through hiredis ("evalsha"; "evalsha-idle": each
+ * after a pause), and portalock's local file Lock ("file").
  *
  *   driver serve IMPL NAME CI WAIT   stdin: acquire | release (as bench/driver.c's serve)
  *   driver uncontended IMPL NAME N   N acquire+release on an open session (a Lock: an open
@@ -87,7 +88,8 @@ static void bench_lock_init(bench_lock *b, const char *impl, const char *name, c
     if (portalock_lock_new(&b->file, name, NULL, &err) != PORTALOCK_OK) die_pl("lock_new", &err);
     return;
   }
-  if (strcmp(impl, "redis") != 0) die(impl, "IMPL must be redis or file here");
+  int hidden = strcmp(impl, "redis-hidden") == 0;
+  if (strcmp(impl, "redis") != 0 && !hidden) die(impl, "IMPL must be redis, redis-hidden or file");
   static char buf[1024];
   portalock_redis_options o;
   server_options(&o, buf, sizeof buf);
@@ -95,6 +97,8 @@ static void bench_lock_init(bench_lock *b, const char *impl, const char *name, c
     die_pl("session_open", &err);
   if (portalock_redis_lock_new(&b->redis, b->session, name, &err) != PORTALOCK_OK)
     die_pl("redis_lock_new", &err);
+  if (hidden && portalock_redis_lock_set_visible(b->redis, 0, &err) != PORTALOCK_OK)
+    die_pl("redis_lock_set_visible", &err);
 }
 
 /* Blocks until held (at most `timeout` seconds): 0, or -1 when the timeout ran out. */
@@ -140,8 +144,10 @@ static int serve(const char *impl, const char *name, const char *ci) {
   return 0; /* exit(3) ends the session: whatever is held goes with it */
 }
 
-/* N round trips of EVALSHA of "return 1" on one hiredis connection. */
-static void evalsha_samples(int64_t *samples, long n) {
+/* N round trips of EVALSHA of "return 1" on one hiredis connection; `idle`: each after a
+ * pause of 5 ms + U(0, 50 ms), which lets the server and this process fall asleep as a waiter
+ * does (a round trip in a tight loop finds both awake). */
+static void evalsha_samples(int64_t *samples, long n, int idle) {
   static char buf[1024];
   portalock_redis_options o;
   server_options(&o, buf, sizeof buf);
@@ -154,6 +160,7 @@ static void evalsha_samples(int64_t *samples, long n) {
   snprintf(sha, sizeof sha, "%s", r->str);
   freeReplyObject(r);
   for (long i = 0; i < n; i++) {
+    if (idle) sleep_until(now_ns() + 5000000 + (int64_t)(drand48() * 50e6));
     int64_t t0 = now_ns();
     r = redisCommand(c, "EVALSHA %s 0", sha);
     samples[i] = now_ns() - t0;
@@ -166,8 +173,8 @@ static void evalsha_samples(int64_t *samples, long n) {
 static int uncontended(const char *impl, const char *name, long n) {
   int64_t *samples = malloc(sizeof *samples * (size_t)n);
   if (samples == NULL) die("malloc", strerror(errno));
-  if (strcmp(impl, "evalsha") == 0) {
-    evalsha_samples(samples, n);
+  if (strncmp(impl, "evalsha", 7) == 0) {
+    evalsha_samples(samples, n, strcmp(impl, "evalsha-idle") == 0);
   } else {
     bench_lock b;
     bench_lock_init(&b, impl, name, "default");

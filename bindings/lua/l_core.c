@@ -34,5 +34,8 @@ int luaopen_portalock_core(lua_State *L) {
   pl_open_errno(L);
   pl_open_budget(L);
   pl_open_readfile(L);
+#ifdef PORTALOCK_HAVE_REDIS
+  pl_open_redis(L);
+#endif
   return 1;
 }

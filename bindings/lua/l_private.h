@@ -83,6 +83,9 @@ void pl_open_command(lua_State *L);
 void pl_open_errno(lua_State *L);
 void pl_open_budget(lua_State *L);
 void pl_open_readfile(lua_State *L);
+#ifdef PORTALOCK_HAVE_REDIS
+void pl_open_redis(lua_State *L); /* RedisLock and RedisSemaphore: only when built with hiredis */
+#endif
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */
 extern const luaL_Reg pl_lock_common_methods[];

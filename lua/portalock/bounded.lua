@@ -150,13 +150,7 @@ function Semaphore:acquire(opts)
   local h = self._h
   local acq = h:begin(pick(opts.timeout, self._defaults.timeout),
     pick(opts.check_interval, self._defaults.check_interval))
-  local ok, err = wait.acquire(self.name, function()
-    local status, detail, next_attempt = acq:step()
-    if status == nil then
-      return "failed", errors.from_core(detail)
-    end
-    return status, detail, next_attempt
-  end, acq)
+  local ok, err = wait.acquire_steps(self.name, acq)
   if not ok then
     return nil, err
   end

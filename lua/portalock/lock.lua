@@ -9,11 +9,14 @@ local wait = require "portalock.wait"
 
 local M = {}
 
-local DEFAULTS = {
+--- The defaults of a Lock's options: portalocker's (fail_when_locked's is Lock's own; the
+--- other kinds of the family choose theirs in KINDS), taken from the core where it has them.
+M.DEFAULTS = {
   mode = core.DEFAULT_MODE, timeout = core.DEFAULT_TIMEOUT,
   check_interval = core.DEFAULT_CHECK_INTERVAL, flags = core.DEFAULT_FLAGS,
-  backend = core.DEFAULT_BACKEND,
+  backend = core.DEFAULT_BACKEND, fail_when_locked = false,
 }
+local DEFAULTS = M.DEFAULTS
 
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
 local LOCK_OPTIONS = {"mode", "timeout", "check_interval", "fail_when_locked", "flags", "backend", "perm"}
@@ -22,7 +25,7 @@ local FIXED_MODE_OPTIONS = {"timeout", "check_interval", "fail_when_locked", "fl
 
 -- What distinguishes the kinds of the Lock family (RLock describes itself the same way).
 local KINDS = {
-  Lock = {core_kind = "lock", options = LOCK_OPTIONS, fail_when_locked = false},
+  Lock = {core_kind = "lock", options = LOCK_OPTIONS, fail_when_locked = DEFAULTS.fail_when_locked},
   TemporaryFileLock = {core_kind = "temporary", options = FIXED_MODE_OPTIONS, mode = "w",
     default_filename = ".lock", fail_when_locked = true, exclusive_only = true},
   PidFileLock = {core_kind = "pidfile", options = FIXED_MODE_OPTIONS, mode = "a",

@@ -74,13 +74,7 @@ function Semaphore:acquire(opts)
   local block = pick(opts.block, true)
   local acq = self._h:begin(block and pick(opts.timeout, self._timeout) or 0,
     pick(opts.check_interval, self._check_interval))
-  local ok, err = wait.acquire(self._path, function()
-    local status, detail, next_attempt = acq:step()
-    if status == nil then
-      return "failed", errors.from_core(detail)
-    end
-    return status, detail, next_attempt
-  end, acq)
+  local ok, err = wait.acquire_steps(self._path, acq)
   if ok then
     return true
   elseif err.kind == "AlreadyLocked" then

@@ -71,14 +71,21 @@ local function blocking_sleeper(acq)
   end
 end
 
+--- The phase (ngx.get_phase()) when running inside nginx (OpenResty), else nil.
+function M.nginx_phase()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
+    return ngx.get_phase()
+  end
+end
+
 -- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean,
 -- phase = name of an nginx phase that forbids waiting | nil}.
 local function strategy(check_interval, acq)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
-    local phase = ngx.get_phase()
+  local phase = M.nginx_phase()
+  if phase then
     if YIELDABLE_PHASES[phase] then
-      return {sleep = backoff_sleeper(ngx.sleep, check_interval), yields = true}
+      return {sleep = backoff_sleeper(rawget(_G, "ngx").sleep, check_interval), yields = true}
     elseif phase ~= "init" then
       return {yields = false, phase = phase}
     end
@@ -142,6 +149,18 @@ function M.acquire(path, attempt, acq)
     end
     how.sleep(detail, next_attempt)
   end
+end
+
+--- acquire() for an acquisition whose every attempt is the core's step (no holder inside this
+--- Lua state to consider): the semaphores and the Redis grants. Returns true or nil, err.
+function M.acquire_steps(path, acq)
+  return M.acquire(path, function()
+    local status, detail, next_attempt = acq:step()
+    if status == nil then
+      return "failed", errors.from_core(detail)
+    end
+    return status, detail, next_attempt
+  end, acq)
 end
 
 return M

@@ -1,0 +1,362 @@
+--- RedisLock and RedisSemaphore: one lock (or `maximum` permits) for every process, on any
+-- machine, that uses the same Redis primary (portalock.h, "Redis (distributed)", says how).
+-- A grant belongs to a session: the process's connections to one server with one set of
+-- settings, shared by its objects (one per process and settings, opened at the first acquire,
+-- replaced when it is lost or after fork). The wait is portalock.wait's loop over the core's
+-- acquisition; wake-ups are pushed by the server, so nothing here polls.
+local core = require "portalock.core"
+local check = require "portalock.check"
+local errors = require "portalock.errors"
+local lock = require "portalock.lock"
+local wait = require "portalock.wait"
+
+local M = {}
+
+local pick = check.pick
+
+-- The core's rules of session options (pl_check_session_options and url.c's in core/src/redis),
+-- asked here before any session exists, in the core's words. They belong in portalock_rule.
+local SECONDS_MAX = 86400 * 365
+local PORT_MAX, DB_MAX = 65535, 2147483647
+
+local function positive_seconds(func, value, name)
+  if type(value) ~= "number" or not (value > 0 and value <= SECONDS_MAX) then
+    return check.bad(func, name, value, "must be a positive number of seconds (at most a year)")
+  end
+end
+
+local function integer_within(low, high)
+  return function(func, value, name)
+    if not check.is_integer(value) or value < low or value > high then
+      return check.bad(func, name, value, string.format("must be an integer within %d..%d", low, high))
+    end
+  end
+end
+
+-- Names, hosts, paths: strings that are not empty and have no NUL (a filename's rule).
+local name_string = check.filename
+
+-- A password is never quoted in a message: it may end up in a log.
+local function password_string(func, value, name)
+  local problem = type(value) ~= "string" and "must be a string"
+    or value:find("\0", 1, true) and "must not contain NUL bytes"
+  if problem then
+    return string.format("bad argument '%s' to '%s' (%s): %s", name, func,
+      type(value) == "string" and "***" or type(value), problem)
+  end
+end
+
+-- The fields of a `redis` table, as the C core names them.
+local CONNECTION_FIELDS = {
+  {"host", name_string}, {"port", integer_within(1, PORT_MAX)}, {"db", integer_within(0, DB_MAX)},
+  {"username", name_string}, {"password", password_string}, {"path", name_string},
+}
+
+-- The core's message for a refused URL shows it with its password masked: it is framed here
+-- as this function's, without quoting the URL again.
+local URL_PROBLEM = "bad argument 'url' "
+
+-- A semaphore's largest maximum: the C binding passes it as a long of at least 32 bits.
+local MAXIMUM_MAX = 2147483647
+
+-- opts.redis: a URL (the core parses it) or a table of CONNECTION_FIELDS.
+local function connection(func, value, name)
+  if type(value) == "string" then
+    local _, problem = core.redis_parse_url(value)
+    if problem then
+      if problem:sub(1, #URL_PROBLEM) == URL_PROBLEM then
+        return string.format("bad argument '%s' to '%s' %s", name, func, problem:sub(#URL_PROBLEM + 1))
+      end
+      return string.format("bad argument '%s' to '%s': %s", name, func, problem)
+    end
+  elseif type(value) == "table" then
+    return check.options_with(func, value, CONNECTION_FIELDS)
+  else
+    return check.bad(func, name, value,
+      'must be a URL ("redis://[user:password@]host:port/db" or "unix:///path") or a table')
+  end
+end
+
+local OPTIONS = {
+  {"redis", connection}, {"ttl", positive_seconds}, {"timeout", check.timeout},
+  {"check_interval", check.check_interval}, {"fail_when_locked", check.boolean},
+  {"connect_timeout", positive_seconds}, {"command_timeout", positive_seconds},
+  -- portalocker's: a waiter is woken by the server, so thread_sleep_time has no effect here;
+  -- unavailable_timeout bounds each command, as command_timeout does (give one of them).
+  {"thread_sleep_time", check.check_interval}, {"unavailable_timeout", positive_seconds},
+}
+-- A RedisLock's own: whether Python portalocker sees its holder (its subscription to the
+-- channel `name`, one per acquisition); false saves that, and a round trip per acquire.
+local LOCK_OPTIONS = {{"visible", check.boolean}}
+for _, entry in ipairs(OPTIONS) do
+  LOCK_OPTIONS[#LOCK_OPTIONS + 1] = entry
+end
+
+-- The settings a session is opened with and keyed by: the connection's fields (from the URL
+-- or the table) and the timing, each over the core's default (core.REDIS_DEFAULTS).
+local SESSION_FIELDS = {"path", "host", "port", "db", "username", "password", "connect_timeout",
+  "command_timeout", "ttl"}
+
+local function session_settings(func, opts)
+  if opts.unavailable_timeout ~= nil and opts.command_timeout ~= nil then
+    return nil, check.bad(func, "unavailable_timeout", opts.unavailable_timeout,
+      "is portalocker's name of command_timeout: give only one of them")
+  end
+  local redis = opts.redis or {}
+  if type(redis) == "string" then
+    redis = core.redis_parse_url(redis)
+  end
+  local settings = {
+    connect_timeout = opts.connect_timeout, ttl = opts.ttl,
+    command_timeout = pick(opts.command_timeout, opts.unavailable_timeout),
+  }
+  for _, field in ipairs(CONNECTION_FIELDS) do
+    settings[field[1]] = redis[field[1]]
+  end
+  local key = {}
+  for i, name in ipairs(SESSION_FIELDS) do
+    settings[name] = pick(settings[name], core.REDIS_DEFAULTS[name])
+    key[i] = string.format("%q", tostring(settings[name]))
+  end
+  return settings, table.concat(key, " ")
+end
+
+-- key -> the session this process opened with those settings; weak, so that a session no
+-- object uses any longer is collected (which closes its connections).
+local sessions = setmetatable({}, {__mode = "v"})
+-- session -> the process that opened it.
+local opened_by = setmetatable({}, {__mode = "k"})
+
+-- The session for the object's settings: the cached one while it is alive and this process
+-- opened it, else a new one. Returns the session or nil, err (LockException).
+local function session_of(self)
+  local pid = core.getpid()
+  local session = sessions[self._key]
+  if session and (opened_by[session] ~= pid or session:lost()) then
+    session = nil
+  end
+  if not session then
+    local errtab
+    session, errtab = core.redis_session(self._settings)
+    if not session then
+      return nil, errors.from_core(errtab)
+    end
+    sessions[self._key], opened_by[session] = session, pid
+  end
+  return session
+end
+
+-- The core handle of the object on the current session (made anew for a new session).
+local function handle_of(self)
+  local session, err = session_of(self)
+  if not session then
+    return nil, err
+  end
+  if self._session ~= session then
+    if self._maximum then
+      self._h = core.redis_semaphore(session, self._name, self._maximum)
+    else
+      self._h = core.redis_lock(session, self._name, self._visible)
+    end
+    self._session = session
+  end
+  return self._h
+end
+
+local Redis = {}
+local getters = {
+  token = function(self)
+    local token = self._h and self._h:token()
+    if token and token > 0 then
+      return token
+    end
+  end,
+  name = function(self) return self._name end,
+  maximum = function(self) return self._maximum or 1 end,
+  visible = function(self) return self._visible end,
+}
+for _, name in ipairs({"timeout", "check_interval", "fail_when_locked"}) do
+  getters[name] = function(self) return self._defaults[name] end
+end
+getters.channel = getters.name
+
+local RedisMeta = lock.object_metatable(Redis, getters)
+
+local function check_self(self, method)
+  local problem = lock.check_self(self, RedisMeta, "RedisLock or RedisSemaphore", method)
+  if problem then
+    error(problem, 3)
+  end
+end
+
+--- true while the grant is held; else false and why, in the core's words: "not held", "lost"
+--- (the session ended, the server no longer has the grant, or its lease ran out unrenewed by
+--- this process's clock), "forked" (an object inherited across fork). No I/O.
+function Redis:check()
+  check_self(self, "check")
+  if not self._h then
+    return false, "not held" -- the core's word for a handle that holds nothing
+  end
+  return self._h:check()
+end
+
+--- Acquires: the object (with .token) or nil, err: AlreadyLocked when the grant did not come
+--- within the timeout (or at once with fail_when_locked), LockException when the server
+--- cannot be reached or the session is lost meanwhile. Arguments default to the object's.
+function Redis:acquire(timeout, check_interval, fail_when_locked)
+  check_self(self, "acquire")
+  local problem = (timeout ~= nil and check.timeout("acquire", timeout, "timeout"))
+    or (check_interval ~= nil and check.check_interval("acquire", check_interval, "check_interval"))
+    or (fail_when_locked ~= nil and check.boolean("acquire", fail_when_locked, "fail_when_locked"))
+  if not problem and self._h and self._h:check() then
+    problem = check.bad("acquire", "self", self, "already holds its grant: release it first")
+  end
+  if problem then
+    error(problem, 2)
+  end
+  if self._h and self._h:token() ~= 0 then
+    self._h:release() -- a lost grant's remains: nothing to give back
+  end
+  local defaults = self._defaults
+  local h, err = handle_of(self)
+  if not h then
+    return nil, err
+  end
+  local acq, errtab = h:begin(pick(timeout, defaults.timeout),
+    pick(check_interval, defaults.check_interval), pick(fail_when_locked, defaults.fail_when_locked))
+  if not acq then
+    return nil, errors.from_core(errtab)
+  end
+  local ok
+  ok, err = wait.acquire_steps(self._name, acq)
+  if not ok then
+    return nil, err
+  end
+  return self
+end
+
+--- Gives the grant back: true, or nil, err (LockException) when it had been lost already
+--- (the object is released either way). Never raises; releasing what is not held is a no-op.
+function Redis:release()
+  check_self(self, "release")
+  if not self._h or self._h:token() == 0 then
+    return true -- the core's handle has no grant (its token is 0): nothing to release
+  end
+  return errors.result(self._h:release())
+end
+
+--- One round trip: true while the server still holds the grant, else nil, err (LockException;
+--- the grant counts as lost from then on).
+function Redis:ensure()
+  check_self(self, "ensure")
+  if not self._h then
+    return nil, errors.new("LockException", string.format("%s '%s' is not held", self._class,
+      self._name))
+  end
+  return errors.result(self._h:ensure())
+end
+
+--- A descriptor that becomes readable (POLLIN) when a grant of this object's session is lost,
+--- for an event loop (then ask check()); nil before the first acquire.
+function Redis:lost_fd()
+  check_self(self, "lost_fd")
+  return self._session and self._session:fd() or nil
+end
+
+--- Writes `value` to the hash `key` fenced by this grant's token: true when written, false when
+--- a holder with a newer token has written there; nil, err when not held or unreachable.
+function Redis:fenced_write(key, value)
+  check_self(self, "fenced_write")
+  local problem = name_string("fenced_write", key, "key")
+    or (type(value) ~= "string" and check.bad("fenced_write", "value", value, "must be a string"))
+  if problem then
+    error(problem, 2)
+  end
+  local token = self.token
+  if not token then
+    return nil, errors.new("LockException", string.format("%s '%s' is not held", self._class,
+      self._name))
+  end
+  local written, errtab = self._session:fenced_write(key, token, value)
+  if written == nil then
+    return nil, errors.from_core(errtab)
+  end
+  return written
+end
+
+-- `<close>` releases and never raises: a scope that lost its grant learns it from check(),
+-- ensure() or release(), not from an error thrown while it unwinds.
+RedisMeta.__close = function(self)
+  self:release()
+end
+
+RedisMeta.__tostring = function(self)
+  local held, why = self:check()
+  local what = self._maximum and string.format("'%s', %d", self._name, self._maximum)
+    or string.format("'%s'", self._name)
+  return string.format("portalock.%s(%s): %s", self._class, what, held and "held" or why)
+end
+
+local function refuse_here(func)
+  if not core.redis_session then
+    return string.format("%s: portalock was built without Redis support (it needs hiredis: "
+      .. "install libhiredis-dev and rebuild)", func)
+  end
+  local phase = wait.nginx_phase()
+  if phase then
+    return string.format("%s: not available inside nginx (phase '%s'): its connections would "
+      .. "block the worker (cosockets are not supported yet)", func, phase)
+  end
+end
+
+local function new(class, name, maximum, opts)
+  local problem = check.options_with(class, opts, maximum and OPTIONS or LOCK_OPTIONS)
+  if problem then
+    error(problem, 3)
+  end
+  opts = opts or {}
+  local settings, key = session_settings(class, opts)
+  if not settings then
+    error(key, 3)
+  end
+  return setmetatable({
+    _class = class,
+    _name = name,
+    _maximum = maximum,
+    _visible = not maximum and opts.visible ~= false, -- a semaphore has no portalocker peer
+    _settings = settings,
+    _key = key,
+    _defaults = {
+      timeout = pick(opts.timeout, lock.DEFAULTS.timeout),
+      check_interval = pick(opts.check_interval, lock.DEFAULTS.check_interval),
+      fail_when_locked = pick(opts.fail_when_locked, lock.DEFAULTS.fail_when_locked),
+    },
+    _session = false,
+    _h = false,
+  }, RedisMeta)
+end
+
+--- portalock.RedisLock(channel, opts): a lock named `channel`, which Python portalocker's
+--- RedisLock on the same channel respects (and the other way round).
+function M.RedisLock(channel, opts)
+  local problem = refuse_here("RedisLock") or name_string("RedisLock", channel, "channel")
+  if problem then
+    error(problem, 2)
+  end
+  local obj = new("RedisLock", channel, false, opts) -- not a tail call: errors point at the caller
+  return obj
+end
+
+--- portalock.RedisSemaphore(name, maximum, opts): at most `maximum` holders of `name` at once.
+--- Every user of a name must give the same maximum (acquire raises on a mismatch).
+function M.RedisSemaphore(name, maximum, opts)
+  local problem = refuse_here("RedisSemaphore") or name_string("RedisSemaphore", name, "name")
+    or integer_within(1, MAXIMUM_MAX)("RedisSemaphore", maximum, "maximum")
+  if problem then
+    error(problem, 2)
+  end
+  local obj = new("RedisSemaphore", name, maximum, opts)
+  return obj
+end
+
+return M

@@ -1,0 +1,591 @@
+local portalock = require "portalock"
+local core = require "portalock.core"
+local helper = require "spec.support.helper"
+local redis_server = require "spec.support.redis_server"
+
+-- What constructing a RedisLock and a RedisSemaphore raises in a child that first runs
+-- `prelude` (a global `ngx`, or a core without Redis): the child's output and exit status.
+local function construction_errors(prelude)
+  return helper.capture(helper.lua_command(prelude .. [[
+    local portalock = require "portalock"
+    for _, make in ipairs({function() return portalock.RedisLock("x") end,
+                           function() return portalock.RedisSemaphore("x", 3) end}) do
+      local ok, err = pcall(make)
+      assert(not ok, "constructed")
+      io.write(err, "\n")
+    end]]))
+end
+
+describe("RedisLock in a build without hiredis", function()
+  it("says so at construction, naming libhiredis-dev", function()
+    -- as a build without PORTALOCK_HAVE_REDIS
+    local out, status = construction_errors('require("portalock.core").redis_session = nil\n')
+    assert.are.equal(0, status, out)
+    assert.matches("RedisLock: portalock was built without Redis support.-libhiredis%-dev", out)
+    assert.matches("RedisSemaphore: portalock was built without Redis support.-libhiredis%-dev", out)
+  end)
+end)
+
+if not core.redis_session or redis_server.missing() then
+  describe("RedisLock", function()
+    pending(core.redis_session and redis_server.missing()
+      or "portalock.core was built without hiredis (libhiredis-dev)")
+  end)
+  return
+end
+
+describe("RedisLock", function()
+  local server, dir, url
+  local serial = 0
+
+  setup(function()
+    server = redis_server.start()
+    url = server.url
+    dir = helper.tmpdir()
+  end)
+
+  teardown(function()
+    if server then
+      server:close()
+    end
+    helper.rmtree(dir)
+  end)
+
+  -- A name no other test uses.
+  local function fresh(prefix)
+    serial = serial + 1
+    return string.format("%s-%d-%d", prefix or "spec", core.getpid(), serial)
+  end
+
+  local function lock(name, opts)
+    opts = opts or {}
+    opts.redis = opts.redis or url
+    return portalock.RedisLock(name, opts)
+  end
+
+  local function semaphore(name, maximum, opts)
+    opts = opts or {}
+    opts.redis = opts.redis or url
+    return portalock.RedisSemaphore(name, maximum, opts)
+  end
+
+  -- A holder in another process (spec/support/redis_hold.lua); returns its pid, its token and
+  -- the file that tells it to release.
+  local function hold_elsewhere(name, maximum)
+    local tag = fresh("holder")
+    local ready, release = dir .. "/" .. tag .. ".ready", dir .. "/" .. tag .. ".release"
+    local pid = helper.spawn(helper.script_command("redis_hold", url, name, maximum or "lock",
+      ready, release, "30"), dir .. "/" .. tag .. ".log")
+    assert(helper.wait_until(function() return helper.exists(ready) end, 15),
+      "the holder never got the grant: " .. tostring(helper.read(dir .. "/" .. tag .. ".log")))
+    return pid, tonumber(helper.read(ready)), release
+  end
+
+  local function let_go(pid, release)
+    helper.write(release, "")
+    assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
+  end
+
+  local function timed(fn, ...)
+    local started = core.monotonic()
+    local a, b = fn(...)
+    return core.monotonic() - started, a, b
+  end
+
+  describe("acquire and release", function()
+    it("returns the object with a token, and check() follows the grant", function()
+      local l = lock(fresh())
+      assert.is_nil(l.token)
+      local held, reason = l:check()
+      assert.is_false(held)
+      assert.are.equal("not held", reason)
+      local ok, err = l:ensure()
+      assert.is_nil(ok)
+      assert.are.equal("LockException", err.kind)
+      assert.are.equal(l, assert(l:acquire()))
+      assert.is_number(l.token)
+      assert.is_true(l.token > 0)
+      assert.is_true(l:check())
+      assert.is_true(l:ensure())
+      assert.is_true(l:release())
+      assert.is_nil(l.token)
+      held, reason = l:check()
+      assert.is_false(held)
+      assert.are.equal("not held", reason)
+      assert.is_true(l:release()) -- a no-op
+    end)
+
+    if _VERSION ~= "Lua 5.1" then
+      it("gives tokens as integers", function()
+        local l = lock(fresh())
+        assert(l:acquire())
+        assert.are.equal("integer", math.type(l.token))
+        l:release()
+      end)
+    end
+
+    it("gives strictly increasing tokens per name, across objects", function()
+      local name = fresh()
+      local a, b = lock(name), lock(name)
+      local last = 0
+      for _ = 1, 3 do
+        for _, obj in ipairs({a, b}) do
+          assert(obj:acquire())
+          assert.is_true(obj.token > last)
+          last = obj.token
+          assert(obj:release())
+        end
+      end
+    end)
+
+    it("has the read-only fields of portalocker's RedisLock and the defaults of Lock", function()
+      local l = lock(fresh("fields"))
+      assert.are.equal(l.channel, l.name)
+      assert.are.equal(core.DEFAULT_TIMEOUT, l.timeout)
+      assert.are.equal(core.DEFAULT_CHECK_INTERVAL, l.check_interval)
+      assert.is_false(l.fail_when_locked)
+      assert.has_error(function() l.timeout = 1 end)
+      assert.matches("^portalock%.RedisLock%('fields%-.*'%): not held$", tostring(l))
+    end)
+
+    it("refuses a second acquire of a held object", function()
+      local l = lock(fresh())
+      assert(l:acquire())
+      local ok, message = pcall(l.acquire, l)
+      assert.is_false(ok)
+      assert.matches("already holds its grant", message)
+      l:release()
+    end)
+
+    it("subscribes to the channel `name` for portalocker unless visible = false", function()
+      local function numsub(name)
+        local out = server:cli("PUBSUB", "NUMSUB", name)
+        return tonumber(out:match("\n(%d+)"))
+      end
+      local name = fresh()
+      local shown, hidden = lock(name), lock(name .. "-hidden", {visible = false})
+      assert(shown:acquire())
+      assert(hidden:acquire())
+      assert.are.equal(1, numsub(name))
+      assert.are.equal(0, numsub(name .. "-hidden"))
+      assert.is_true(shown.visible)
+      assert.is_false(hidden.visible)
+      shown:release()
+      hidden:release()
+      assert.are.equal(0, numsub(name))
+    end)
+
+    it("gives lost_fd() once a session is open", function()
+      local l = lock(fresh())
+      assert.is_nil(l:lost_fd())
+      assert(l:acquire())
+      assert.is_number(l:lost_fd())
+      local now = core.monotonic()
+      assert.are.equal("timeout", core.wait(l:lost_fd(), now, now)) -- nothing lost
+      l:release()
+    end)
+
+    it("reports an unreachable server as a LockException", function()
+      local l = portalock.RedisLock(fresh(), {redis = "redis://127.0.0.1:1/0", connect_timeout = 1})
+      local obj, err = l:acquire(0)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      assert.is_true(err:is(portalock.LockException))
+      assert.is_string(err.message)
+    end)
+  end)
+
+  describe("contention between processes", function()
+    it("times out with AlreadyLocked while another process holds it, then gets it", function()
+      local name = fresh()
+      local pid, their_token, release = hold_elsewhere(name)
+      local l = lock(name)
+      local waited, obj, err = timed(l.acquire, l, 0.5)
+      assert.is_nil(obj)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.matches(name, err.message, 1, true)
+      assert.is_true(waited >= 0.45, waited)
+      assert.is_true(waited < 3, waited)
+      -- fail_when_locked gives up at the first contention
+      waited, obj, err = timed(l.acquire, l, 5, nil, true)
+      assert.is_nil(obj)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.is_true(waited < 1, waited)
+      -- a waiter gets it when the holder releases
+      helper.write(release, "")
+      assert.are.equal(l, assert(l:acquire(10)))
+      assert.is_true(l.token > their_token)
+      l:release()
+      assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
+    end)
+
+    it("makes another process wait while this one holds it", function()
+      local name = fresh()
+      local l = lock(name)
+      assert(l:acquire())
+      local ready, release = dir .. "/" .. name .. ".ready", dir .. "/" .. name .. ".release"
+      local pid = helper.spawn(helper.script_command("redis_hold", url, name, "lock", ready,
+        release, "30"))
+      helper.sleep(0.5)
+      assert.is_false(helper.exists(ready))
+      assert.is_true(l:release())
+      assert(helper.wait_until(function() return helper.exists(ready) end, 10))
+      assert.is_true(tonumber(helper.read(ready)) > 0)
+      let_go(pid, release)
+    end)
+  end)
+
+  describe("scoped holds", function()
+    it("portalock.with holds while fn runs and releases after it, also on error", function()
+      local l = lock(fresh())
+      local seen = portalock.with(l, function(obj, extra)
+        assert.are.equal(l, obj)
+        assert.is_true(obj:check())
+        return extra
+      end, "result")
+      assert.are.equal("result", seen)
+      assert.is_false(l:check())
+      local ok, err = pcall(portalock.with, l, function() error("boom", 0) end)
+      assert.is_false(ok)
+      assert.are.equal("boom", err)
+      assert.is_false(l:check())
+      assert(lock(l.name):acquire(0)):release()
+    end)
+
+    it("portalock.with raises the AlreadyLocked of a failed acquire", function()
+      local name = fresh()
+      local holder = lock(name)
+      assert(holder:acquire())
+      local ok, err = pcall(portalock.with, lock(name, {timeout = 0}), function() end)
+      assert.is_false(ok)
+      assert.are.equal("AlreadyLocked", err.kind)
+      holder:release()
+    end)
+
+    if _VERSION == "Lua 5.4" then
+      it("releases at the end of a <close> scope, also when an error unwinds it", function()
+        local name = fresh()
+        local scoped = assert(load([[
+          local l, fail = ...
+          local held <close> = assert(l:acquire())
+          assert(held:check())
+          if fail then error("boom") end
+        ]]))
+        scoped(lock(name))
+        assert(lock(name):acquire(0)):release()
+        assert.has_error(function() scoped(lock(name), true) end)
+        assert(lock(name):acquire(0)):release()
+      end)
+    end
+  end)
+
+  describe("a lost session", function()
+    it("is reported by check, ensure, release and lost_fd, and a new acquire opens a new one", function()
+      local l = lock(fresh(), {ttl = 3})
+      assert(l:acquire())
+      local token = l.token
+      local out, status = server:cli("CLIENT", "KILL", "TYPE", "pubsub")
+      assert.are.equal(0, status, out)
+      assert.is_true(helper.wait_until(function() return not l:check() end, 5))
+      local held, reason = l:check()
+      assert.is_false(held)
+      assert.are.equal("lost", reason)
+      local now = core.monotonic()
+      assert.are.equal("ready", core.wait(l:lost_fd(), now, now))
+      local ok, err = l:ensure()
+      assert.is_nil(ok)
+      assert.are.equal("LockException", err.kind)
+      ok, err = l:release() -- never raises
+      assert.is_nil(ok)
+      assert.are.equal("LockException", err.kind)
+      -- the grant is free for others at once, and this object starts over on a new session
+      assert.are.equal(l, assert(l:acquire(5)))
+      assert.is_true(l.token > token)
+      assert.is_true(l:check())
+      l:release()
+    end)
+  end)
+
+  describe("RedisSemaphore", function()
+    it("admits `maximum` holders and refuses the next until one releases", function()
+      local name = fresh("sem")
+      local holders = {}
+      for i = 1, 3 do
+        holders[i] = semaphore(name, 3)
+        assert(holders[i]:acquire(0))
+      end
+      local fourth = semaphore(name, 3)
+      local obj, err = fourth:acquire(0.3)
+      assert.is_nil(obj)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.is_true(holders[2]:release())
+      assert(fourth:acquire(5))
+      -- and a fourth holder in another process waits for a permit too
+      local ready, release = dir .. "/" .. name .. ".ready", dir .. "/" .. name .. ".release"
+      local pid = helper.spawn(helper.script_command("redis_hold", url, name, "3", ready, release, "30"))
+      helper.sleep(0.5)
+      assert.is_false(helper.exists(ready))
+      assert.is_true(holders[1]:release())
+      assert(helper.wait_until(function() return helper.exists(ready) end, 10))
+      let_go(pid, release)
+      holders[3]:release()
+      fourth:release()
+      assert.are.equal(3, fourth.maximum)
+    end)
+
+    it("raises when the maximum differs from the one stored with the name", function()
+      local name = fresh("sem")
+      local three = semaphore(name, 3)
+      assert(three:acquire())
+      local ok, message = pcall(function() return semaphore(name, 4):acquire(0) end)
+      assert.is_false(ok)
+      assert.matches("maximum", tostring(message))
+      three:release()
+    end)
+  end)
+
+  describe("fencing", function()
+    it("rejects a write with a token older than the newest written", function()
+      local name = fresh("fence")
+      local l = lock(name)
+      assert(l:acquire())
+      local key = name .. ":data"
+      assert.is_true(l:fenced_write(key, "first"))
+      local old = l.token
+      l:release()
+      assert(l:acquire())
+      assert.is_true(l:fenced_write(key, "second"))
+      l:release()
+      -- the stale holder's token, through the session the core binding gives
+      local session = assert(core.redis_session({url = url}))
+      assert.is_false(session:fenced_write(key, old, "stale"))
+      local out = server:cli("HGET", key, "value")
+      assert.are.equal("second\n", out)
+      session:close()
+      local written, err = l:fenced_write(key, "unheld")
+      assert.is_nil(written)
+      assert.are.equal("LockException", err.kind)
+    end)
+  end)
+
+  describe("after fork", function()
+    local testhelper = require "portalock_testhelper"
+
+    it("leaves the child unable to release or prolong the parent's grant", function()
+      local name = fresh("fork")
+      local l = lock(name)
+      assert(l:acquire())
+      local pid = testhelper.fork()
+      if pid == 0 then
+        local ok, passed = pcall(function()
+          local held = l:check()
+          l:release()
+          local again, err = lock(name):acquire(0)
+          return not held and again == nil and err.kind == "AlreadyLocked"
+        end)
+        testhelper._exit(ok and passed and 0 or 1)
+      end
+      assert.are.equal(0, testhelper.waitpid(pid))
+      assert.is_true(l:check())
+      assert.is_true(l:ensure())
+      local obj, err = lock(name):acquire(0)
+      assert.is_nil(obj)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.is_true(l:release())
+    end)
+  end)
+
+  describe("sessions", function()
+    local testhelper = require "portalock_testhelper"
+
+    it("are shared by the objects of one process and settings, and closed once unused", function()
+      collectgarbage()
+      collectgarbage()
+      local before = testhelper.fd_count()
+      local a, b = lock(fresh()), semaphore(fresh("sem"), 2)
+      local other = lock(fresh(), {ttl = 7}) -- other settings: another session
+      for _, obj in ipairs({a, b, other}) do
+        assert(obj:acquire())
+      end
+      assert.are.equal(a:lost_fd(), b:lost_fd())
+      assert.are_not.equal(a:lost_fd(), other:lost_fd())
+      assert.is_true(testhelper.fd_count() > before)
+      for _, obj in ipairs({a, b, other}) do
+        assert(obj:release())
+      end
+      a, b, other = nil, nil, nil -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+      assert.are.equal(before, testhelper.fd_count())
+    end)
+
+    it("close their handles when closed: a handle then raises, and collection is safe", function()
+      local session = assert(core.redis_session({url = url}))
+      local h = core.redis_lock(session, fresh())
+      local acq = h:begin(1, 0.1, false)
+      assert.are.equal("acquired", acq:step())
+      assert.are.equal("held", tostring(h):match("%((.-)%)$"))
+      session:close()
+      assert.matches("freed", tostring(h))
+      assert.has_error(function() h:check() end)
+      assert.has_error(function() acq:step() end)
+      session:close() -- twice is a no-op
+      h, acq, session = nil, nil, nil -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+    end)
+  end)
+
+  describe("an ACL user with only the README's rights", function()
+    it("acquires, waits, renews, releases and fences", function()
+      local readme = assert(helper.read(helper.root .. "/README.md"))
+      local rules = assert(readme:match("\nuser portalock ([^\n]+)\n"), "no ACL line in the README")
+      local words = {"ACL", "SETUSER", "portalock"}
+      for word in rules:gmatch("%S+") do
+        words[#words + 1] = word
+      end
+      local out, status = server:cli((table.unpack or unpack)(words)) -- luacheck: compat
+      assert.are.equal(0, status, out)
+      assert.are.equal("OK\n", out)
+      local opts = {redis = {host = "127.0.0.1", port = server.port, db = 1, username = "portalock",
+        password = rules:match(">(%S+)")}}
+      local name = fresh("acl")
+      local a, b = portalock.RedisLock(name, opts), portalock.RedisLock(name, opts)
+      assert(a:acquire())
+      local obj, err = b:acquire(0.2)
+      assert.is_nil(obj)
+      assert.are.equal("AlreadyLocked", err.kind)
+      assert.is_true(a:ensure())
+      assert.is_true(a:fenced_write("portalock:acl-fenced", "value"))
+      assert.is_true(a:release())
+      assert(b:acquire(1))
+      assert.is_true(b:release())
+      local sem = portalock.RedisSemaphore(name .. "-sem", 2, opts)
+      assert(sem:acquire(1))
+      assert.is_true(sem:release())
+      -- and the rights are needed: a user without EVALSHA cannot open a session
+      out, status = server:cli("ACL", "SETUSER", "portalock", "-evalsha")
+      assert.are.equal(0, status, out)
+      obj, err = portalock.RedisLock(name, {redis = opts.redis, ttl = 7}):acquire(0)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      assert.matches("evalsha", err.message:lower())
+    end)
+  end)
+
+  describe("inside nginx", function()
+    it("refuses construction instead of blocking the worker", function()
+      local out, status = construction_errors('ngx = {get_phase = function() return "content" end}\n')
+      assert.are.equal(0, status, out)
+      assert.matches("RedisLock: not available inside nginx %(phase 'content'%): its connections "
+        .. "would block the worker", out)
+      assert.matches("RedisSemaphore: not available inside nginx", out)
+    end)
+  end)
+
+  describe("bad input", function()
+    local function raises(fragments, fn)
+      local ok, message = pcall(fn)
+      assert.is_false(ok, "no error raised")
+      assert.are.equal("string", type(message))
+      for _, fragment in ipairs(fragments) do
+        assert.is_truthy(message:find(fragment, 1, true), "'" .. fragment .. "' not in: " .. message)
+      end
+    end
+
+    local cases = {
+      {"a channel that is not a string", {"bad argument 'channel' to 'RedisLock' (42)", "string"},
+        function() portalock.RedisLock(42) end},
+      {"an empty channel", {"bad argument 'channel' to 'RedisLock' (\"\")", "empty"},
+        function() portalock.RedisLock("") end},
+      {"a maximum of 0", {"bad argument 'maximum' to 'RedisSemaphore' (0)", "integer"},
+        function() portalock.RedisSemaphore("s", 0) end},
+      {"a fractional maximum", {"bad argument 'maximum' to 'RedisSemaphore' (1.5)"},
+        function() portalock.RedisSemaphore("s", 1.5) end},
+      {"a negative ttl", {"bad argument 'ttl' to 'RedisLock' (-1)", "must be a positive number of seconds"},
+        function() portalock.RedisLock("x", {ttl = -1}) end},
+      {"an infinite ttl", {"bad argument 'ttl' to 'RedisLock' (inf)", "at most a year"},
+        function() portalock.RedisLock("x", {ttl = math.huge}) end},
+      {"a ttl of the wrong type", {"bad argument 'ttl' to 'RedisSemaphore' (\"30\")"},
+        function() portalock.RedisSemaphore("x", 2, {ttl = "30"}) end},
+      {"a negative timeout", {"bad argument 'timeout' to 'RedisLock' (-1)", ">= 0"},
+        function() portalock.RedisLock("x", {timeout = -1}) end},
+      {"a negative check_interval", {"bad argument 'check_interval' to 'RedisLock' (-1)"},
+        function() portalock.RedisLock("x", {check_interval = -1}) end},
+      {"fail_when_locked that is not a boolean", {"bad argument 'fail_when_locked' to 'RedisLock' (1)"},
+        function() portalock.RedisLock("x", {fail_when_locked = 1}) end},
+      {"a zero connect_timeout", {"bad argument 'connect_timeout' to 'RedisLock' (0)"},
+        function() portalock.RedisLock("x", {connect_timeout = 0}) end},
+      {"a NaN command_timeout", {"bad argument 'command_timeout' to 'RedisLock' (nan)"},
+        function() portalock.RedisLock("x", {command_timeout = 0 / 0}) end},
+      {"a negative thread_sleep_time", {"bad argument 'thread_sleep_time' to 'RedisLock' (-1)"},
+        function() portalock.RedisLock("x", {thread_sleep_time = -1}) end},
+      {"a negative unavailable_timeout", {"bad argument 'unavailable_timeout' to 'RedisLock' (-1)"},
+        function() portalock.RedisLock("x", {unavailable_timeout = -1}) end},
+      {"unavailable_timeout beside command_timeout", {"'unavailable_timeout'", "command_timeout"},
+        function() portalock.RedisLock("x", {unavailable_timeout = 1, command_timeout = 2}) end},
+      {"an unknown option", {"'RedisLock'", "unknown option", '"tll"'},
+        function() portalock.RedisLock("x", {tll = 3}) end},
+      {"options that are not a table", {"bad argument 'opts' to 'RedisLock' (5)"},
+        function() portalock.RedisLock("x", 5) end},
+      {"a URL of another scheme", {"bad argument 'redis' to 'RedisLock' (\"http://127.0.0.1/\")"},
+        function() portalock.RedisLock("x", {redis = "http://127.0.0.1/"}) end},
+      {"a URL with a bad db, its password masked", {"bad argument 'redis' to 'RedisLock' "
+        .. "(\"redis://u:***@127.0.0.1:6379/x\")", "db"},
+        function() portalock.RedisLock("x", {redis = "redis://u:secret@127.0.0.1:6379/x"}) end},
+      {"a password with a NUL, not quoted", {"bad argument 'password' to 'RedisLock' (***)", "NUL"},
+        function() portalock.RedisLock("x", {redis = {password = "se\0cret"}}) end},
+      {"a redis option of the wrong type", {"bad argument 'redis' to 'RedisLock' (true)", "URL"},
+        function() portalock.RedisLock("x", {redis = true}) end},
+      {"a port out of range", {"bad argument 'port' to 'RedisLock' (70000)", "within 1..65535"},
+        function() portalock.RedisLock("x", {redis = {port = 70000}}) end},
+      {"a negative db", {"bad argument 'db' to 'RedisLock' (-1)"},
+        function() portalock.RedisLock("x", {redis = {db = -1}}) end},
+      {"an unknown connection field", {"'RedisLock'", "unknown option", '"hots"'},
+        function() portalock.RedisLock("x", {redis = {hots = "h"}}) end},
+      {"a negative timeout to acquire", {"bad argument 'timeout' to 'acquire' (-1)"},
+        function() portalock.RedisLock("x"):acquire(-1) end},
+      {"fail_when_locked to acquire that is not a boolean", {"bad argument 'fail_when_locked' to 'acquire' (\"yes\")"},
+        function() portalock.RedisLock("x"):acquire(1, 0.1, "yes") end},
+      {"visible that is not a boolean", {"bad argument 'visible' to 'RedisLock' (0)", "boolean"},
+        function() portalock.RedisLock("x", {visible = 0}) end},
+      {"visible for a semaphore", {"'RedisSemaphore'", "unknown option", '"visible"'},
+        function() portalock.RedisSemaphore("x", 2, {visible = false}) end},
+      {"a method called with a dot", {"bad argument 'self' to 'release'"},
+        function() portalock.RedisLock("x").release() end},
+      {"a fenced_write value that is not a string", {"bad argument 'value' to 'fenced_write' (1)"},
+        function() portalock.RedisLock("x"):fenced_write("k", 1) end},
+    }
+    for _, case in ipairs(cases) do
+      it("raises for " .. case[1], function()
+        raises(case[2], case[3])
+      end)
+    end
+
+    it("never quotes a password", function()
+      local ok, message = pcall(portalock.RedisLock, "x", {redis = "redis://u:secret@127.0.0.1:6379/x"})
+      assert.is_false(ok)
+      assert.is_nil(message:find("secret", 1, true), message)
+      ok, message = pcall(portalock.RedisLock, "x", {redis = {password = "se\0cret"}})
+      assert.is_false(ok)
+      assert.is_nil(message:find("se", 1, true) and message:find("cret", 1, true), message)
+    end)
+
+    it("raises in the core binding for a bad token or a NUL in a name", function()
+      local session = assert(core.redis_session({url = url}))
+      raises({"token must be an integer in 0..2^53", "-1"},
+        function() session:fenced_write("k", -1, "v") end)
+      raises({"token must be an integer in 0..2^53"},
+        function() session:fenced_write("k", 2 ^ 53, "v") end)
+      raises({"must not contain NUL bytes"}, function() core.redis_lock(session, "a\0b") end)
+      raises({"bad argument 'url'"}, function() core.redis_session({url = "http://x/"}) end)
+      -- the binding checks types; the ranges are the core's
+      raises({"bad option 'port' (1.5): must be an integer"}, function() core.redis_session({port = 1.5}) end)
+      raises({"bad argument 'port' (70000)", "1..65535"}, function() core.redis_session({port = 70000}) end)
+      raises({"bad argument 'db' (-1)"}, function() core.redis_session({db = -1}) end)
+      raises({"bad argument 'ttl' (0)"}, function() core.redis_session({ttl = 0}) end)
+      session:close()
+      raises({"redis session already closed"}, function() session:fd() end)
+    end)
+  end)
+end)

@@ -138,6 +138,14 @@ describe("the Redis fault suite's checker", function()
     fails('line 1 is malformed: "held 1.0 100 7"', {"held 1.0 100 7"})
   end)
 
+  it("records a token of Redis's size with all its digits, also on Lua 5.1 and LuaJIT", function()
+    local log, token = dir .. "/tokens", 1796614140870293 -- a real token: microseconds since 1970
+    checker.record(log, "grant", token, 100)
+    checker.record(log, "release", token, 100)
+    local report = assert(checker.check(log))
+    assert.are.equal(token, report.events[1].token)
+  end)
+
   it("records whole lines from concurrent processes", function()
     local log, pids = dir .. "/log", {}
     local code = "local checker = require 'spec.support.redis_checker' for i = 1, 300 do "

@@ -218,21 +218,32 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     self._h:release() -- a lost grant's remains: nothing to give back
   end
   local defaults = self._defaults
-  local h, err = handle_of(self)
-  if not h then
-    return nil, err
+  timeout = pick(timeout, defaults.timeout)
+  check_interval = pick(check_interval, defaults.check_interval)
+  fail_when_locked = pick(fail_when_locked, defaults.fail_when_locked)
+  local deadline = core.monotonic() + timeout
+  while true do
+    local h, err = handle_of(self)
+    if not h then
+      return nil, err
+    end
+    local acq, errtab = h:begin(math.max(0, deadline - core.monotonic()), check_interval,
+      fail_when_locked)
+    if not acq then
+      return nil, errors.from_core(errtab)
+    end
+    local ok
+    ok, err = wait.acquire_steps(self._name, acq)
+    if ok then
+      return self
+    end
+    -- A waiter owns nothing: when its session is lost it waits on in a new one (opened by
+    -- handle_of), within the same deadline. A session that cannot be opened ends the wait.
+    if err.kind ~= "LockException" or not self._session:lost() or fail_when_locked
+      or core.monotonic() >= deadline then
+      return nil, err
+    end
   end
-  local acq, errtab = h:begin(pick(timeout, defaults.timeout),
-    pick(check_interval, defaults.check_interval), pick(fail_when_locked, defaults.fail_when_locked))
-  if not acq then
-    return nil, errors.from_core(errtab)
-  end
-  local ok
-  ok, err = wait.acquire_steps(self._name, acq)
-  if not ok then
-    return nil, err
-  end
-  return self
 end
 
 --- Gives the grant back: true, or nil, err (LockException) when it had been lost already

@@ -21,8 +21,9 @@ local EVENTS = {grant = true, release = true, lost = true, write_ok = true, writ
 --- Appends one event for `pid` (default: this process) at the current monotonic time.
 function checker.record(path, event, token, pid)
   assert(EVENTS[event], "unknown event " .. tostring(event))
+  -- %.0f, not tostring: Lua 5.1 and LuaJIT print a token (about 2^51) in 14 digits with an exponent.
   local line = string.format("%s %.9f %d %s\n", event, core.monotonic(), pid or core.getpid(),
-    token and tostring(token) or "-")
+    token and string.format("%.0f", token) or "-")
   local f = assert(io.open(path, "a"))
   f:write(line) -- one line fits the stream's buffer: close() writes it in one write(2)
   f:close()

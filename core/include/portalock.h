@@ -998,8 +998,10 @@ PORTALOCK_API const char *portalock_redis_session_lost(const portalock_redis_ses
  */
 PORTALOCK_API int portalock_redis_session_fd(const portalock_redis_session_t *session);
 /*
- * Called on the keep-alive thread, once per grant lost while held, with the name and the reason
- * (NULL: none). It must not call into the session (its locks are the caller's thread's).
+ * Called on the keep-alive thread (never on a caller's, also when a caller's call found the
+ * loss), once per grant lost while held, with the name and the reason (NULL: none), holding no
+ * lock of the session's (it may take the application's). It must not free the session, and
+ * should return soon: renewals and wake-ups wait for it.
  */
 typedef void (*portalock_redis_lost_callback)(void *data, const char *name, const char *reason);
 PORTALOCK_API void portalock_redis_session_on_lost(portalock_redis_session_t *session,

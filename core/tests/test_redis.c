@@ -1,6 +1,6 @@
 /* RedisLock and RedisSemaphore against a real redis-server that the test starts on a free
  * loopback port (skipped, with a message, when redis-server is not installed). */
-#include "testutil.h"
+#include "redis_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,36 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static pid_t server_pid;
-static int server_port;
-
-/* A port that was free a moment ago. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-static void stop_server(void) {
-  if (server_pid > 0 && getpid() != server_pid) {
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, NULL, 0);
-    server_pid = 0;
-  }
-}
-
-/* Runs `redis-cli -p PORT args...`, returning its exit status. */
-static int cli(const char *a, const char *b, const char *c, const char *d) {
-  char port[16];
-  snprintf(port, sizeof port, "%d", server_port);
-  char *argv[] = {"redis-cli", "-p", port, (char *)a, (char *)b, (char *)c, (char *)d, NULL};
-  return tu_run(argv);
-}
-
 /* The least an ACL user needs (README, "RedisLock and RedisSemaphore"): no admin command. */
 static const char *const acl_rules[] = {
     "~portalock:*", "&*",       "+evalsha",        "+script|load",   "+subscribe", "+unsubscribe",
@@ -53,7 +23,7 @@ static const char *const acl_rules[] = {
 static void test_acl_user(void) {
   tu_group("an ACL user with the README's rules (no admin commands) locks, renews and releases");
   char port[16];
-  snprintf(port, sizeof port, "%d", server_port);
+  snprintf(port, sizeof port, "%d", rs_port);
   char *argv[64] = {"redis-cli", "-p", port, "ACL", "SETUSER", "locker", "on", ">secret"};
   size_t n = 8;
   for (size_t i = 0; i < sizeof acl_rules / sizeof acl_rules[0]; i++)
@@ -62,7 +32,7 @@ static void test_acl_user(void) {
   CHECK_INT(tu_run(argv), 0);
   portalock_redis_options o;
   char buf[128], url[128];
-  snprintf(url, sizeof url, "redis://locker:secret@127.0.0.1:%d/2", server_port);
+  snprintf(url, sizeof url, "redis://locker:secret@127.0.0.1:%d/2", rs_port);
   portalock_error err;
   portalock_redis_options_init(&o);
   CHECK_OK(portalock_redis_options_parse_url(&o, url, buf, sizeof buf, &err), &err);
@@ -85,60 +55,10 @@ static void test_acl_user(void) {
   portalock_redis_session_free(s);
 }
 
-static int start_server(void) {
-  const char *server = getenv("PORTALOCK_TEST_REDIS_SERVER");
-  if (server == NULL) server = "redis-server";
-  for (int attempt = 0; attempt < 5; attempt++) {
-    server_port = free_port();
-    char port[16];
-    snprintf(port, sizeof port, "%d", server_port);
-    server_pid = fork();
-    if (server_pid == 0) {
-      int null = open("/dev/null", O_WRONLY);
-      dup2(null, 1);
-      execlp(server, server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-             "no", (char *)NULL);
-      _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-      int status;
-      if (waitpid(server_pid, &status, WNOHANG) == server_pid) {
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return -1;
-        server_pid = 0;
-        break; /* the port was taken meanwhile: another */
-      }
-      portalock_redis_options o;
-      portalock_redis_options_init(&o);
-      o.port = server_port;
-      portalock_redis_session_t *s;
-      portalock_error err;
-      if (portalock_redis_session_open(&s, &o, &err) == PORTALOCK_OK) {
-        portalock_redis_session_free(s);
-        atexit(stop_server);
-        return 0;
-      }
-      tu_sleep(0.05);
-    }
-    stop_server();
-  }
-  return -1;
-}
-
-static portalock_redis_session_t *open_session(double ttl) {
-  portalock_redis_options o;
-  portalock_redis_options_init(&o);
-  o.port = server_port;
-  o.ttl = ttl;
-  portalock_redis_session_t *s;
-  portalock_error err;
-  CHECK_OK(portalock_redis_session_open(&s, &o, &err), &err);
-  return s;
-}
-
 static void test_lock_excludes(void) {
   tu_group("a lock excludes, tokens increase");
   portalock_error err;
-  portalock_redis_session_t *a = open_session(30), *b = open_session(30);
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30);
   portalock_redis_lock_t *la, *lb;
   CHECK_OK(portalock_redis_lock_new(&la, a, "excl", &err), &err);
   CHECK_OK(portalock_redis_lock_new(&lb, b, "excl", &err), &err);
@@ -183,7 +103,7 @@ static void *wait_for_lock(void *arg) {
 static void test_invisible(void) {
   tu_group("an invisible lock (no subscription to its name) and a visible one exclude each other");
   portalock_error err;
-  portalock_redis_session_t *a = open_session(30), *b = open_session(30);
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30);
   portalock_redis_lock_t *la, *lb;
   CHECK_OK(portalock_redis_lock_new(&la, a, "invisible", &err), &err);
   CHECK_OK(portalock_redis_lock_new(&lb, b, "invisible", &err), &err);
@@ -208,7 +128,7 @@ static void test_invisible(void) {
 static void test_handoff_wakes(void) {
   tu_group("a release wakes the waiter (check_interval 5 s: no polling)");
   portalock_error err;
-  portalock_redis_session_t *a = open_session(30), *b = open_session(30);
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30);
   portalock_redis_lock_t *la, *lb;
   CHECK_OK(portalock_redis_lock_new(&la, a, "handoff", &err), &err);
   CHECK_OK(portalock_redis_lock_new(&lb, b, "handoff", &err), &err);
@@ -236,7 +156,7 @@ static void test_semaphore(void) {
   portalock_redis_session_t *s[4];
   portalock_redis_semaphore_t *sem[4];
   for (int i = 0; i < 4; i++) {
-    s[i] = open_session(30);
+    s[i] = rs_session(30);
     CHECK_OK(portalock_redis_semaphore_new(&sem[i], s[i], "seats", 3, &err), &err);
   }
   for (int i = 0; i < 3; i++)
@@ -261,13 +181,13 @@ static void test_semaphore(void) {
 static void test_loss(void) {
   tu_group("a killed subscription loses the grant at once; the next holder takes over");
   portalock_error err;
-  portalock_redis_session_t *a = open_session(30), *b = open_session(30);
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30);
   portalock_redis_lock_t *la, *lb;
   CHECK_OK(portalock_redis_lock_new(&la, a, "loss", &err), &err);
   CHECK_OK(portalock_redis_lock_new(&lb, b, "loss", &err), &err);
   CHECK_OK(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), &err);
   uint64_t first = portalock_redis_lock_token(la);
-  CHECK_INT(cli("CLIENT", "KILL", "TYPE", "pubsub"), 0); /* every session's subscription */
+  CHECK_INT(rs_cli("CLIENT", "KILL", "TYPE", "pubsub", NULL), 0); /* every session's subscription */
   struct pollfd p = {.fd = portalock_redis_session_fd(a), .events = POLLIN};
   CHECK_INT(poll(&p, 1, 5000), 1);
   CHECK_STR(portalock_redis_lock_check(la), "lost");
@@ -276,7 +196,7 @@ static void test_loss(void) {
   CHECK_STATUS(portalock_redis_lock_release(la, &err), PORTALOCK_LOCK_EXCEPTION, &err);
   portalock_redis_lock_free(lb);
   portalock_redis_session_free(b); /* b's subscription was killed as well */
-  b = open_session(30);
+  b = rs_session(30);
   CHECK_OK(portalock_redis_lock_new(&lb, b, "loss", &err), &err);
   CHECK_OK(portalock_redis_lock_acquire_with(lb, 0, 0.01, 0, &err), &err);
   CHECK(portalock_redis_lock_token(lb) > first);
@@ -297,7 +217,7 @@ static void test_loss(void) {
 static void test_fork(void) {
   tu_group("a forked child neither releases nor keeps its parent's grant");
   portalock_error err;
-  portalock_redis_session_t *a = open_session(30);
+  portalock_redis_session_t *a = rs_session(30);
   portalock_redis_lock_t *la;
   CHECK_OK(portalock_redis_lock_new(&la, a, "fork", &err), &err);
   CHECK_OK(portalock_redis_lock_acquire_with(la, 0, 0.01, 0, &err), &err);
@@ -312,7 +232,7 @@ static void test_fork(void) {
   CHECK_INT(tu_reap(&child), 0);
   CHECK(portalock_redis_lock_check(la) == NULL);
   CHECK_OK(portalock_redis_lock_ensure(la, &err), &err);
-  portalock_redis_session_t *b = open_session(30);
+  portalock_redis_session_t *b = rs_session(30);
   portalock_redis_lock_t *lb;
   CHECK_OK(portalock_redis_lock_new(&lb, b, "fork", &err), &err);
   CHECK_STATUS(portalock_redis_lock_acquire_with(lb, 0, 0.01, 0, &err), PORTALOCK_ALREADY_LOCKED,
@@ -333,10 +253,10 @@ static void test_bad_input(void) {
   CHECK_STATUS(portalock_redis_session_open(&s, &o, &err), PORTALOCK_INVALID, &err);
   CHECK_CONTAINS(err.message, "bad argument 'ttl' (0)");
   portalock_redis_options_init(&o);
-  o.port = free_port();
+  o.port = rs_free_port();
   CHECK_STATUS(portalock_redis_session_open(&s, &o, &err), PORTALOCK_LOCK_EXCEPTION, &err);
   CHECK_CONTAINS(err.message, "cannot connect to Redis at 127.0.0.1:");
-  s = open_session(30);
+  s = rs_session(30);
   portalock_redis_lock_t *l;
   CHECK_STATUS(portalock_redis_lock_new(&l, s, "", &err), PORTALOCK_INVALID, &err);
   CHECK_CONTAINS(err.message, "bad argument 'name'");
@@ -348,7 +268,7 @@ static void test_bad_input(void) {
 
 int main(void) {
   tu_init("redis");
-  if (start_server() < 0) {
+  if (rs_start() < 0) {
     printf("redis: SKIPPED: redis-server could not be started (Debian: redis-server)\n");
     return 0;
   }
@@ -362,6 +282,6 @@ int main(void) {
   test_bad_input();
   test_acl_user();
   CHECK_INT(tu_count_fds(), fds);
-  stop_server();
+  rs_stop();
   return tu_done();
 }

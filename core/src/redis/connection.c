@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -22,8 +23,7 @@
 #define MSG_NOSIGNAL 0 /* (BSDs: SO_NOSIGPIPE below) */
 #endif
 
-/* Milliseconds until `deadline` for poll(2): at least 0, rounded up. */
-static int pl_ms_until(double deadline) {
+int pl_rms_until(double deadline) {
   double left = deadline - portalock_monotonic();
   if (!(left > 0)) return 0;
   if (left > 86400) return 86400 * 1000;
@@ -34,7 +34,7 @@ static int pl_ms_until(double deadline) {
 static int pl_wait_ready(int fd, short events, double deadline) {
   for (;;) {
     struct pollfd p = {.fd = fd, .events = events};
-    int n = poll(&p, 1, pl_ms_until(deadline));
+    int n = poll(&p, 1, pl_rms_until(deadline));
     if (n > 0) return 0;
     if (n == 0) {
       errno = ETIMEDOUT;
@@ -50,13 +50,16 @@ static void pl_tune_tcp(int fd, const portalock_redis_options *opts) {
   setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
 #ifdef TCP_KEEPIDLE
   /* A peer that vanished (a host down, a cable cut) is noticed within about ttl, not hours. */
-  int idle = (int)(opts->ttl / 3) > 1 ? (int)(opts->ttl / 3) : 1, interval = 1, count = 3;
+  /* (Linux refuses more than 32767 s, and would keep its default of two hours.) */
+  double third = opts->ttl / 3;
+  int idle = third < 1 ? 1 : third > 32767 ? 32767 : (int)third, interval = 1, count = 3;
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 #endif
 #ifdef TCP_USER_TIMEOUT
-  unsigned int user_timeout = (unsigned int)(opts->command_timeout * 1000);
+  double ms = opts->command_timeout * 1000; /* the kernel takes up to INT_MAX */
+  unsigned int user_timeout = ms < INT_MAX ? (unsigned int)ms : INT_MAX;
   setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
 #endif
 #ifdef SO_NOSIGPIPE

@@ -58,10 +58,7 @@ static const char *pl_rgrant_check(pl_rgrant *g) {
   pthread_mutex_lock(&s->mutex);
   /* A lease that has run out by this process's clock is lost: the server may have granted it
    * again already, and a renewal must not revive it. */
-  if (g->held && g->lost == NULL && portalock_monotonic() >= g->expires) {
-    g->lost = "lost";
-    if (s->on_lost != NULL) s->on_lost(s->on_lost_data, g->name, "the lease ran out");
-  }
+  if (portalock_monotonic() >= g->expires) pl_rgrant_lose_locked(s, g, "the lease ran out");
   const char *why = g->lost != NULL ? g->lost : g->held ? NULL : "not held";
   pthread_mutex_unlock(&s->mutex);
   return why;
@@ -74,22 +71,30 @@ static void pl_rgrant_stop_listening(pl_rgrant *g) {
 }
 
 /* An acquisition given up leaves the queue of waiters, so that the next release wakes one who
- * still waits (a visible RedisLock's unsubscribing does that: a wake-up nobody hears is passed
- * on). */
+ * still waits. When it is no longer in the queue, a release has popped it and its wake-up is on
+ * its way here: it is passed on to the next waiter (the release script with a grant this
+ * handle does not hold only wakes), else that waiter would sleep until its re-check. */
 static void pl_rgrant_leave_queue(pl_rgrant *g) {
-  if (!g->queued || g->visible) return;
+  if (!g->queued) return;
   g->queued = 0;
   pl_rcommand cmd;
   pl_rcommand_init(&cmd);
+  redisReply *reply = NULL;
+  portalock_error ignored;
+  int woken = 0;
   if (pl_rcommand_add(&cmd, "ZREM", 4) == 0 &&
       pl_rcommand_add(&cmd, g->keys[PL_KEY_QUEUE], strlen(g->keys[PL_KEY_QUEUE])) == 0 &&
-      pl_rcommand_add(&cmd, g->id, strlen(g->id)) == 0) {
-    redisReply *reply = NULL;
-    portalock_error ignored;
-    if (pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK)
-      freeReplyObject(reply);
+      pl_rcommand_add(&cmd, g->id, strlen(g->id)) == 0 &&
+      pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK) {
+    woken = reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
+    freeReplyObject(reply);
   }
   pl_rcommand_free(&cmd);
+  if (woken && pl_rproto_release(&cmd, g->session->sha[PL_SCRIPT_RELEASE], g->keys, g->id) == 0) {
+    if (pl_rsession_call(g->session, PL_SCRIPT_RELEASE, &cmd, &reply, &ignored) == PORTALOCK_OK)
+      freeReplyObject(reply);
+    pl_rcommand_free(&cmd);
+  }
 }
 
 /* Waits for the server's confirmation of the acquisition's subscription, by `deadline`. */
@@ -101,18 +106,15 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
     int subscribed = g->subscribed;
     const char *unusable = pl_rsession_unusable(s);
     pthread_mutex_unlock(&s->mutex);
-    if (unusable != NULL)
-      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
-                     unusable);
+    if (unusable != NULL) return pl_rsession_lost_error(unusable, err);
     if (subscribed) return PORTALOCK_OK;
-    double left = deadline - portalock_monotonic();
-    if (left <= 0) {
+    if (portalock_monotonic() >= deadline) {
       pl_rsession_lose(s, "a subscription was not confirmed in time");
       return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
                      "Redis did not confirm a subscription in time (command_timeout)");
     }
     struct pollfd p = {.fd = g->wake_read, .events = POLLIN};
-    poll(&p, 1, (int)(left * 1000) + 1);
+    poll(&p, 1, pl_rms_until(deadline));
     pl_watch_drain(g->wake_read);
   }
 }
@@ -146,6 +148,9 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
   }
   double deadline = portalock_monotonic() + s->opts.command_timeout;
   for (;;) {
+    pthread_mutex_lock(&s->mutex);
+    int confirmed = g->subscribed; /* before the script runs */
+    pthread_mutex_unlock(&s->mutex);
     pl_rcommand cmd;
     if (pl_rproto_grant(&cmd, s->sha[PL_SCRIPT_GRANT], g->keys, g->id, s->channel, g->maximum,
                         (long)(s->opts.ttl * 1000), g->lock ? g->name : "", queue ? g->score : "-",
@@ -177,6 +182,12 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       wait->next_attempt = portalock_monotonic() + PORTALOCK_REDIS_RECHECK_INTERVAL;
       return PORTALOCK_CONTENDED;
     case PL_NOT_SUBSCRIBED:
+      if (confirmed) {
+        /* The server confirmed the subscription, and has it no more: its connection ended
+         * there, and this end has not seen it end (a half-open connection). */
+        pl_rsession_lose(s, "the server dropped the subscription");
+        return pl_rsession_lost_error("the server dropped the subscription", err);
+      }
       status = pl_rgrant_await_subscription(g, deadline, err);
       if (status != PORTALOCK_OK) return status;
       continue;
@@ -299,8 +310,8 @@ static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
   pthread_mutex_lock(&s->mutex);
   if (alive && g->lost == NULL)
     g->expires = sent + s->opts.ttl;
-  else if (g->lost == NULL)
-    g->lost = "lost";
+  else
+    pl_rgrant_lose_locked(s, g, "the server no longer has the grant");
   why = g->lost;
   pthread_mutex_unlock(&s->mutex);
   if (why != NULL)
@@ -329,6 +340,7 @@ portalock_status portalock_redis_lock_new(portalock_redis_lock_t **out,
                                           portalock_redis_session_t *session, const char *name,
                                           portalock_error *err) {
   pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   portalock_redis_lock_t *lock = malloc(sizeof *lock);
   if (lock == NULL) return pl_fail_sys(err, ENOMEM, "creating a Redis lock", NULL);
@@ -395,6 +407,7 @@ portalock_status portalock_redis_semaphore_new(portalock_redis_semaphore_t **out
                                                portalock_redis_session_t *session, const char *name,
                                                long maximum, portalock_error *err) {
   pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   portalock_redis_semaphore_t *sem = malloc(sizeof *sem);
   if (sem == NULL) return pl_fail_sys(err, ENOMEM, "creating a Redis semaphore", NULL);

@@ -120,6 +120,9 @@ typedef struct pl_rconn {
 portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
                                portalock_error *err);
 void pl_rconn_close(pl_rconn *conn);
+/* Milliseconds until `deadline` for poll(2): at least 0, rounded up, at most a day (a longer
+ * wait wakes and waits again). */
+int pl_rms_until(double deadline);
 /* Ends the connection for the server at once (the peer sees it closed), leaving the
  * descriptor to pl_rconn_close: another thread may still be polling it. */
 void pl_rconn_shut(pl_rconn *conn);
@@ -177,12 +180,14 @@ struct portalock_redis_session {
   pl_rconn sub;
   char channel[64]; /* "portalock:session:<32 hex>" */
   char sha[PL_SCRIPT_COUNT][41];
-  unsigned long acquisitions; /* (m) */
-  pl_rgrant *grants;          /* (m): every listed acquisition */
-  struct pl_interop *interop; /* (m): channels `name` subscribed, with their users */
-  const char *lost;           /* (m) */
-  int lost_read, lost_write;  /* readable once a grant is lost */
-  int stop_read, stop_write;  /* tells the keep-alive thread to end */
+  unsigned long acquisitions;  /* (m) */
+  pl_rgrant *grants;           /* (m): every listed acquisition */
+  struct pl_interop *interop;  /* (m): channels `name` subscribed, with their users */
+  const char *lost;            /* (m) */
+  struct pl_loss *losses;      /* (m): the losses on_lost has yet to be told of, oldest first */
+  int lost_read, lost_write;   /* readable once a grant is lost */
+  int nudge_read, nudge_write; /* wakes the keep-alive thread: to end, or to report a loss */
+  int stopping;                /* (m): the keep-alive thread is to end */
   pthread_t thread;
   int thread_running;
   pid_t pid;
@@ -208,6 +213,12 @@ portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script 
 portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgrant *grant,
                                     portalock_error *err);
 void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant);
+/* (m) held: records that a held grant is lost (check and the session's descriptor say so at
+ * once; on_lost is called on the keep-alive thread, which this wakes). */
+void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
+                           const char *reason);
+/* LOCK_EXCEPTION "the Redis session is lost (<why>)". */
+portalock_status pl_rsession_lost_error(const char *why, portalock_error *err);
 /* Marks the session lost (the first reason stays) and shuts its connections. */
 void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
 /* The next acquisition number of the session (for its channel). */

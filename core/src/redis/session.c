@@ -72,16 +72,56 @@ static void pl_signal(int fd) {
   }
 }
 
+/* A loss that on_lost is yet to be told of (the grant itself may be freed before). */
+struct pl_loss {
+  char *name;
+  const char *reason;
+  struct pl_loss *next;
+};
+
+void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
+                           const char *reason) {
+  if (!grant->held || grant->lost != NULL) return;
+  grant->lost = "lost";
+  struct pl_loss *loss = malloc(sizeof *loss), **tail = &session->losses;
+  if (loss != NULL && (loss->name = strdup(grant->name)) != NULL) {
+    loss->reason = reason;
+    loss->next = NULL;
+    while (*tail != NULL)
+      tail = &(*tail)->next;
+    *tail = loss;
+  } else {
+    free(loss); /* out of memory: the loss is still recorded, only not called back */
+  }
+  pl_signal(session->lost_write);
+  pl_signal(session->nudge_write);
+}
+
+/* On the keep-alive thread only, with no mutex held: tells on_lost of each loss recorded. The
+ * callback may take the application's own locks, which a caller may hold around a call into
+ * the session (that call takes the session's mutex). */
+static void pl_report_losses(portalock_redis_session_t *session) {
+  for (;;) {
+    pthread_mutex_lock(&session->mutex);
+    struct pl_loss *loss = session->losses;
+    if (loss != NULL) session->losses = loss->next;
+    portalock_redis_lost_callback callback = session->on_lost;
+    void *data = session->on_lost_data;
+    pthread_mutex_unlock(&session->mutex);
+    if (loss == NULL) return;
+    if (callback != NULL) callback(data, loss->name, loss->reason);
+    free(loss->name);
+    free(loss);
+  }
+}
+
 /* (m) held: records the loss of every grant held, wakes every waiter. */
 static void pl_lose_locked(portalock_redis_session_t *session, const char *reason) {
   if (session->lost == NULL) session->lost = reason;
   pl_rconn_shut(&session->command);
   pl_rconn_shut(&session->sub);
   for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
-    if (g->held && g->lost == NULL) {
-      g->lost = "lost";
-      if (session->on_lost != NULL) session->on_lost(session->on_lost_data, g->name, reason);
-    }
+    pl_rgrant_lose_locked(session, g, reason);
     pl_signal(g->wake_write);
   }
   pl_signal(session->lost_write);
@@ -107,15 +147,21 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
   double deadline = portalock_monotonic() + session->opts.command_timeout;
   portalock_status status = pl_rconn_send_command(&session->command, cmd, deadline, err);
   if (status == PORTALOCK_OK) status = pl_rconn_read(&session->command, reply, deadline, err);
+  if (status == PORTALOCK_OK) return status;
   /* A late reply would answer the next command: the connection, and the session, end here. */
-  if (status != PORTALOCK_OK)
-    pl_rsession_lose(session, err->errnum == ETIMEDOUT ? "a command timed out"
-                                                       : "the command connection failed");
+  pthread_mutex_lock(&session->mutex);
+  const char *first = session->lost;
+  pl_lose_locked(session, err->errnum == ETIMEDOUT ? "a command timed out"
+                                                   : "the command connection failed");
+  pthread_mutex_unlock(&session->mutex);
+  /* Lost meanwhile on the keep-alive thread, which shut this connection: that is why. */
+  if (first != NULL) status = pl_rsession_lost_error(first, err);
   return status;
 }
 
+/* Loads a script into the server's cache; its SHA1 into sha (the same every time). */
 static portalock_status pl_load_script(portalock_redis_session_t *session, pl_script script,
-                                       portalock_error *err) {
+                                       char sha[41], portalock_error *err) {
   pl_rcommand cmd;
   pl_rcommand_init(&cmd);
   const char *text = pl_redis_scripts[script];
@@ -129,36 +175,40 @@ static portalock_status pl_load_script(portalock_redis_session_t *session, pl_sc
   pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK) return status;
   if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
-    memcpy(session->sha[script], reply->str, 41);
+    memcpy(sha, reply->str, 41);
   else
     status = pl_rproto_error(reply, "SCRIPT LOAD", err);
   freeReplyObject(reply);
   return status;
 }
 
+portalock_status pl_rsession_lost_error(const char *unusable, portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
+                 unusable);
+}
+
 portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
                                   pl_rcommand *cmd, redisReply **reply, portalock_error *err) {
+  /* A forked child has nothing to send, and must not wait for the command mutex: a thread of
+   * its parent may have held it at the fork, and nothing in the child would ever unlock it. */
+  if (session->pid != getpid()) return pl_rsession_lost_error("forked", err);
   pthread_mutex_lock(&session->command_mutex);
   pthread_mutex_lock(&session->mutex);
   const char *unusable = pl_rsession_unusable(session);
   pthread_mutex_unlock(&session->mutex);
   portalock_status status;
   if (unusable != NULL) {
-    status =
-        pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
+    status = pl_rsession_lost_error(unusable, err);
   } else {
     status = pl_roundtrip(session, cmd, reply, err);
     /* The server's script cache was flushed (SCRIPT FLUSH): load it again, once. */
     if (status == PORTALOCK_OK && script != PL_NO_SCRIPT && pl_rproto_noscript(*reply)) {
       freeReplyObject(*reply);
       *reply = NULL;
-      status = pl_load_script(session, script, err);
-      if (status == PORTALOCK_OK) {
-        free(cmd->argv[1]);
-        cmd->argv[1] = strdup(session->sha[script]);
-        status = cmd->argv[1] == NULL ? pl_fail_sys(err, ENOMEM, "EVALSHA", NULL)
-                                      : pl_roundtrip(session, cmd, reply, err);
-      }
+      /* (Not into session->sha, which other threads read unlocked: the SHA1 is the same.) */
+      char sha[41];
+      status = pl_load_script(session, script, sha, err);
+      if (status == PORTALOCK_OK) status = pl_roundtrip(session, cmd, reply, err);
     }
   }
   pthread_mutex_unlock(&session->command_mutex);
@@ -200,8 +250,7 @@ portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgran
   const char *unusable = pl_rsession_unusable(session);
   struct pl_interop *interop = NULL;
   if (unusable != NULL) {
-    status =
-        pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)", unusable);
+    status = pl_rsession_lost_error(unusable, err);
   } else if (grant->visible && (interop = *pl_interop_find(session, grant->name)) == NULL) {
     interop = calloc(1, sizeof *interop);
     if (interop == NULL || (interop->channel = strdup(grant->name)) == NULL) {
@@ -258,6 +307,13 @@ void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant) 
 
 /* (m) held: what a message or a confirmation on the subscription means. */
 static void pl_dispatch(portalock_redis_session_t *session, const redisReply *reply) {
+  /* An error answers a SUBSCRIBE, which names no channel: whoever waits for its confirmation
+   * would wait until command_timeout, and the subscriptions can no longer be told apart. */
+  if (reply->type == REDIS_REPLY_ERROR) {
+    pl_lose_locked(session,
+                   "the server refused a subscription: is its channel outside the ACL user's?");
+    return;
+  }
   pl_push push;
   if (pl_rproto_push(reply, &push) < 0 || push.kind[0] == 'u') return;
   for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
@@ -291,18 +347,22 @@ static void pl_renew(portalock_redis_session_t *session) {
     n += g->held && g->lost == NULL;
   char **holders = NULL, **maximums = NULL, **ids = NULL;
   int *alive = NULL;
+  uint64_t *tokens = NULL;
   if (n > 0) {
     holders = calloc(n, sizeof *holders);
     maximums = calloc(n, sizeof *maximums);
     ids = calloc(n, sizeof *ids);
     alive = calloc(n, sizeof *alive);
+    tokens = calloc(n, sizeof *tokens);
   }
   size_t i = 0;
-  int oom = n > 0 && (holders == NULL || maximums == NULL || ids == NULL || alive == NULL);
+  int oom = n > 0 &&
+            (holders == NULL || maximums == NULL || ids == NULL || alive == NULL || tokens == NULL);
   for (pl_rgrant *g = session->grants; g != NULL && !oom; g = g->next) {
     if (!g->held || g->lost != NULL) continue;
     holders[i] = g->keys[PL_KEY_HOLDERS];
     maximums[i] = g->keys[PL_KEY_MAXIMUM];
+    tokens[i] = g->token;
     ids[i++] = g->id;
   }
   pl_rcommand cmd;
@@ -321,16 +381,15 @@ static void pl_renew(portalock_redis_session_t *session) {
       pthread_mutex_lock(&session->mutex);
       for (i = 0; i < n; i++) {
         const char *id = cmd.argv[3 + 2 * n + 1 + i];
+        /* The grant renewed, not a later one of the same handle: a semaphore and an invisible
+         * lock keep their id, and may have released and been granted again meanwhile. */
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
-          if (!g->held || g->lost != NULL || strcmp(g->id, id) != 0) continue;
-          if (!bad && alive[i]) {
+          if (!g->held || g->lost != NULL || g->token != tokens[i] || strcmp(g->id, id) != 0)
+            continue;
+          if (!bad && alive[i])
             g->expires = sent + session->opts.ttl;
-          } else {
-            g->lost = "lost";
-            if (session->on_lost != NULL)
-              session->on_lost(session->on_lost_data, g->name, "the lease ran out");
-            pl_signal(session->lost_write);
-          }
+          else
+            pl_rgrant_lose_locked(session, g, "the lease ran out");
         }
       }
       pthread_mutex_unlock(&session->mutex);
@@ -342,23 +401,24 @@ static void pl_renew(portalock_redis_session_t *session) {
   free(maximums);
   free(ids);
   free(alive);
+  free(tokens);
 }
 
 static void *pl_keep_alive(void *arg) {
   portalock_redis_session_t *session = arg;
   double period = session->opts.ttl / 3, next_renewal = portalock_monotonic() + period;
   for (;;) {
+    pl_report_losses(session);
     pthread_mutex_lock(&session->mutex);
-    int lost = session->lost != NULL;
+    int end = session->lost != NULL || session->stopping;
     pthread_mutex_unlock(&session->mutex);
-    if (lost) break;
-    double left = next_renewal - portalock_monotonic();
+    if (end) break;
     struct pollfd fds[2] = {{.fd = session->sub.fd, .events = POLLIN},
-                            {.fd = session->stop_read, .events = POLLIN}};
-    int n = poll(fds, 2, left > 0 ? (int)ceil(left * 1000) : 0);
+                            {.fd = session->nudge_read, .events = POLLIN}};
+    int n = poll(fds, 2, pl_rms_until(next_renewal));
     if (n < 0 && errno != EINTR) break;
-    if (fds[1].revents != 0) break;
-    if (fds[0].revents != 0 && pl_read_subscription(session) < 0) break;
+    if (fds[1].revents != 0) pl_watch_drain(session->nudge_read);
+    if (fds[0].revents != 0 && pl_read_subscription(session) < 0) continue; /* reports, ends */
     if (portalock_monotonic() >= next_renewal) {
       next_renewal = portalock_monotonic() + period;
       pl_renew(session);
@@ -403,6 +463,12 @@ static portalock_status pl_check_session_options(const portalock_redis_options *
       return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                      "bad argument '%s' (%g): must be a positive number of seconds", times[i].name,
                      times[i].value);
+  /* The scripts count the lease in whole milliseconds: less would be a lease of none. */
+  if (o->ttl < 0.001)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'ttl' (%g): must be at least 0.001 s (the server counts the "
+                   "lease in milliseconds)",
+                   o->ttl);
   const char *problem = o->port == 0 ? NULL : pl_redis_port_problem(o->port);
   if (problem != NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'port' (%d): %s", o->port,
@@ -451,7 +517,7 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
   for (size_t i = 0; i < 3; i++)
     pl_rcommand_free(&setup[i]);
   for (int i = 0; i < PL_SCRIPT_COUNT && status == PORTALOCK_OK; i++)
-    status = pl_load_script(s, (pl_script)i, err);
+    status = pl_load_script(s, (pl_script)i, s->sha[i], err);
   if (status != PORTALOCK_OK) return status;
   /* The session's own channel: once the server confirms it, the session is alive to it. */
   pl_rcommand sub[2];
@@ -470,7 +536,10 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
 
 static void pl_session_destroy(portalock_redis_session_t *s) {
   if (s->thread_running) {
-    pl_signal(s->stop_write);
+    pthread_mutex_lock(&s->mutex);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mutex);
+    pl_signal(s->nudge_write);
     pthread_join(s->thread, NULL);
   }
   pthread_mutex_lock(&pl_sessions_mutex);
@@ -481,9 +550,15 @@ static void pl_session_destroy(portalock_redis_session_t *s) {
   pthread_mutex_unlock(&pl_sessions_mutex);
   pl_rconn_close(&s->command);
   pl_rconn_close(&s->sub);
-  int fds[] = {s->lost_read, s->lost_write, s->stop_read, s->stop_write};
+  int fds[] = {s->lost_read, s->lost_write, s->nudge_read, s->nudge_write};
   for (size_t i = 0; i < 4; i++)
     if (fds[i] >= 0 && (i % 2 == 0 || fds[i] != fds[i - 1])) close(fds[i]);
+  while (s->losses != NULL) { /* a child's, or those of a session that never started */
+    struct pl_loss *next = s->losses->next;
+    free(s->losses->name);
+    free(s->losses);
+    s->losses = next;
+  }
   while (s->interop != NULL) {
     struct pl_interop *next = s->interop->next;
     free(s->interop->channel);
@@ -502,14 +577,16 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
                                               const portalock_redis_options *opts,
                                               portalock_error *err) {
   pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
+  if (opts == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'opts' (NULL)");
   portalock_status status = pl_check_session_options(opts, err);
   if (status != PORTALOCK_OK) return status;
   pthread_once(&pl_sessions_once, pl_sessions_init);
   portalock_redis_session_t *s = calloc(1, sizeof *s);
   if (s == NULL) return pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL);
   s->command = s->sub = (pl_rconn)PL_RCONN_NONE;
-  s->lost_read = s->lost_write = s->stop_read = s->stop_write = -1;
+  s->lost_read = s->lost_write = s->nudge_read = s->nudge_write = -1;
   s->pid = getpid();
   s->refs = 1;
   pthread_mutex_init(&s->mutex, NULL);
@@ -518,7 +595,7 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
   status = pl_copy_options(s, opts, err);
   if (status == PORTALOCK_OK && (pl_platform_random_bytes(random, sizeof random) < 0 ||
                                  pl_platform_event_open(&s->lost_read, &s->lost_write) < 0 ||
-                                 pl_platform_event_open(&s->stop_read, &s->stop_write) < 0))
+                                 pl_platform_event_open(&s->nudge_read, &s->nudge_write) < 0))
     status = pl_fail_sys(err, errno, "opening a Redis session", NULL);
   if (status == PORTALOCK_OK) {
     int len = snprintf(s->channel, sizeof s->channel, "portalock:session:");
@@ -583,10 +660,14 @@ portalock_status portalock_redis_fenced_write(portalock_redis_session_t *session
                                               uint64_t token, const char *value, size_t len,
                                               int *written, portalock_error *err) {
   pl_clear(err);
+  const char *missing = session == NULL   ? "session"
+                        : key == NULL     ? "key"
+                        : value == NULL   ? "value"
+                        : written == NULL ? "written"
+                                          : NULL;
+  if (missing != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument '%s' (NULL)", missing);
   *written = 0;
-  if (key == NULL || value == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument '%s' (NULL)",
-                   key == NULL ? "key" : "value");
   pl_rcommand cmd;
   if (pl_rproto_fenced_write(&cmd, session->sha[PL_SCRIPT_FENCED_WRITE], key, token, value, len) <
       0)

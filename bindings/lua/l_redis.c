@@ -75,43 +75,80 @@ static int opt_int(lua_State *L, int idx, const char *key, int fallback) {
   return (int)n;
 }
 
-/* redis_session(opts): the defaults, then the url's parts (when given), then the fields. */
+/* The string options of the table at 1, left on the stack (see l_options.c), and the room
+ * their copies need (with the parts of the url). */
+typedef struct l_given {
+  const char *strings[OPT_STRINGS];
+  size_t need;
+} l_given;
+
+static void read_given(lua_State *L, l_given *g) {
+  g->need = 0;
+  for (int i = 0; i < OPT_STRINGS; i++) {
+    g->strings[i] = pl_opt_string(L, 1, string_options[i]);
+    if (g->strings[i] != NULL) g->need += strlen(g->strings[i]) + 1;
+  }
+  if (g->strings[OPT_URL] != NULL) g->need += strlen(g->strings[OPT_URL]) + 1;
+}
+
+/* The options of the table at 1: the defaults, then the url's parts (when given), then the
+ * fields; their strings copied into `buf` (g->need bytes). Only types are checked here: the
+ * rules are the core's (portalock_redis_options_check). */
+static portalock_status fill_options(lua_State *L, const l_given *g, char *buf,
+                                     portalock_redis_options *opts, portalock_error *err) {
+  portalock_redis_options_init(opts);
+  opts->connect_timeout = pl_opt_number(L, 1, "connect_timeout", opts->connect_timeout);
+  opts->command_timeout = pl_opt_number(L, 1, "command_timeout", opts->command_timeout);
+  opts->ttl = pl_opt_number(L, 1, "ttl", opts->ttl);
+  size_t used = 0, at[OPT_STRINGS] = {0};
+  for (int i = 0; i < OPT_STRINGS; i++)
+    if (g->strings[i] != NULL) at[i] = copy_string(buf, &used, g->strings[i]);
+  if (g->strings[OPT_URL] != NULL &&
+      portalock_redis_options_parse_url(opts, buf + at[OPT_URL], buf + used, g->need - used, err) !=
+          PORTALOCK_OK)
+    return err->status;
+  if (g->strings[OPT_HOST] != NULL) opts->host = buf + at[OPT_HOST];
+  if (g->strings[OPT_PATH] != NULL) opts->path = buf + at[OPT_PATH];
+  if (g->strings[OPT_USERNAME] != NULL) opts->username = buf + at[OPT_USERNAME];
+  if (g->strings[OPT_PASSWORD] != NULL) opts->password = buf + at[OPT_PASSWORD];
+  opts->port = opt_int(L, 1, "port", opts->port);
+  opts->db = opt_int(L, 1, "db", (int)opts->db);
+  return portalock_redis_options_check(opts, err);
+}
+
+/* redis_session(opts) -> a session | nil, err. */
 static int r_session(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  const char *given[OPT_STRINGS];
-  size_t need = 0;
-  for (int i = 0; i < OPT_STRINGS; i++) {
-    given[i] = pl_opt_string(L, 1, string_options[i]); /* stays on the stack: see l_options.c */
-    if (given[i] != NULL) need += strlen(given[i]) + 1;
-  }
-  if (given[OPT_URL] != NULL) need += strlen(given[OPT_URL]) + 1; /* room for its parsed parts */
-  portalock_redis_options opts;
-  portalock_redis_options_init(&opts);
-  opts.connect_timeout = pl_opt_number(L, 1, "connect_timeout", opts.connect_timeout);
-  opts.command_timeout = pl_opt_number(L, 1, "command_timeout", opts.command_timeout);
-  opts.ttl = pl_opt_number(L, 1, "ttl", opts.ttl);
-
+  l_given g;
+  read_given(L, &g);
   /* The strings live as long as the session: in its userdata, not in Lua's values. */
-  l_redis_session *s = (l_redis_session *)lua_newuserdatauv(L, sizeof(l_redis_session) + need, 0);
+  l_redis_session *s = (l_redis_session *)lua_newuserdatauv(L, sizeof(l_redis_session) + g.need, 0);
   s->session = NULL;
   s->handles = NULL;
   luaL_setmetatable(L, PL_REDIS_SESSION_MT);
-  size_t used = 0, at[OPT_STRINGS] = {0};
-  for (int i = 0; i < OPT_STRINGS; i++)
-    if (given[i] != NULL) at[i] = copy_string(s->strings, &used, given[i]);
+  portalock_redis_options opts;
   portalock_error err;
-  if (given[OPT_URL] != NULL &&
-      portalock_redis_options_parse_url(&opts, s->strings + at[OPT_URL], s->strings + used,
-                                        need - used, &err) != PORTALOCK_OK)
-    return pl_push_failure(L, &err); /* INVALID: raises the core's message, naming the url */
-  if (given[OPT_HOST] != NULL) opts.host = s->strings + at[OPT_HOST];
-  if (given[OPT_PATH] != NULL) opts.path = s->strings + at[OPT_PATH];
-  if (given[OPT_USERNAME] != NULL) opts.username = s->strings + at[OPT_USERNAME];
-  if (given[OPT_PASSWORD] != NULL) opts.password = s->strings + at[OPT_PASSWORD];
-  opts.port = opt_int(L, 1, "port", opts.port);
-  opts.db = opt_int(L, 1, "db", (int)opts.db);
-  if (portalock_redis_session_open(&s->session, &opts, &err) != PORTALOCK_OK)
-    return pl_push_failure(L, &err);
+  if (fill_options(L, &g, s->strings, &opts, &err) != PORTALOCK_OK ||
+      portalock_redis_session_open(&s->session, &opts, &err) != PORTALOCK_OK)
+    return pl_push_failure(L, &err); /* INVALID raises the core's message, naming the option */
+  return 1;
+}
+
+/* redis_options_check(opts) -> true | nil, the core's message: the session's options checked
+ * by the core's rules without connecting. */
+static int r_options_check(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  l_given g;
+  read_given(L, &g);
+  char *scratch = (char *)lua_newuserdatauv(L, g.need + 1, 0);
+  portalock_redis_options opts;
+  portalock_error err;
+  if (fill_options(L, &g, scratch, &opts, &err) != PORTALOCK_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err.message);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -450,11 +487,10 @@ void pl_open_redis(lua_State *L) {
                                              {NULL, NULL}};
   static const luaL_Reg session_meta[] = {
       {"__gc", s_close}, {"__close", s_close}, {"__tostring", s_tostring}, {NULL, NULL}};
-  static const luaL_Reg functions[] = {{"redis_session", r_session},
-                                       {"redis_parse_url", r_parse_url},
-                                       {"redis_lock", r_lock},
-                                       {"redis_semaphore", r_semaphore},
-                                       {NULL, NULL}};
+  static const luaL_Reg functions[] = {
+      {"redis_session", r_session},     {"redis_options_check", r_options_check},
+      {"redis_parse_url", r_parse_url}, {"redis_lock", r_lock},
+      {"redis_semaphore", r_semaphore}, {NULL, NULL}};
   luaL_newmetatable(L, PL_REDIS_HANDLE_MT);
   luaL_setfuncs(L, handle_meta, 0);
   lua_newtable(L);

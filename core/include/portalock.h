@@ -935,15 +935,15 @@ PORTALOCK_API void portalock_atomic_free(portalock_atomic_t *atomic);
  * grant without knowing it yet (a pause) writes through portalock_redis_fenced_write, which
  * rejects a token older than the newest one seen for the key.
  *
- * Keys of a name share the hash tag "{name}": "portalock:{name}:holders", ":queue", ":fence",
- * ":subscribers", ":maximum"; channels are "portalock:session:<random>" (a session) and
- * "portalock:session:<random>:<n>" (one acquisition: waiters are woken on it one at a time, in
- * arrival order). A RedisLock also subscribes to the channel `name` itself while it waits and
- * holds, as Python portalocker's RedisLock does, so that each sees the other's holders
- * (portalock_redis_lock_set_visible).
- * Commands used: AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD, EVALSHA, SUBSCRIBE, UNSUBSCRIBE,
- * PUBLISH (and, inside the scripts, TIME, PUBSUB NUMSUB and key commands); none needs admin
- * rights.
+ * Keys of a name share the hash tag "{name}" (one slot): "portalock:{name}:holders", ":queue",
+ * ":fence", ":subscribers", ":maximum". The backend talks to one primary: Redis Cluster is not
+ * supported (no redirections, and a renewal covers the grants of several names). Channels are
+ * "portalock:session:<random>" (a session) and "portalock:session:<random>:<n>" (one acquisition:
+ * waiters are woken on it one at a time, in arrival order). A RedisLock also subscribes to the
+ * channel `name` itself while it waits and holds, as Python portalocker's RedisLock does, so that
+ * each sees the other's holders (portalock_redis_lock_set_visible). Commands used: AUTH, SELECT,
+ * CLIENT SETNAME, SCRIPT LOAD, EVALSHA, SUBSCRIBE, UNSUBSCRIBE, ZREM (and, inside the scripts,
+ * TIME, PUBSUB NUMSUB, PUBLISH and key commands); none needs admin rights (README: the ACL line).
  */
 typedef struct portalock_redis_options {
   const char *host;       /* "127.0.0.1" when NULL (and `path` is NULL) */
@@ -975,6 +975,12 @@ PORTALOCK_API void portalock_redis_options_init(portalock_redis_options *opts);
 PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts,
                                                                  const char *url, char *buf,
                                                                  size_t cap, portalock_error *err);
+
+/* OK when a session could open with `opts` (nothing is connected), else INVALID naming the
+ * option and its value: timeouts and ttl positive seconds (at most a year; ttl at least
+ * 0.001), port 1..65535 (or 0: the default), db 0..2147483647. */
+PORTALOCK_API portalock_status portalock_redis_options_check(const portalock_redis_options *opts,
+                                                             portalock_error *err);
 
 typedef struct portalock_redis_session portalock_redis_session_t;
 

@@ -14,14 +14,17 @@ local M = {}
 
 local pick = check.pick
 
--- The core's rules of session options (pl_check_session_options and url.c's in core/src/redis),
--- asked here before any session exists, in the core's words. They belong in portalock_rule.
-local SECONDS_MAX = 86400 * 365
-local PORT_MAX, DB_MAX = 65535, 2147483647
+-- The rules of a session's options (ranges of seconds, port, db) are the core's, asked at
+-- construction (core.redis_options_check); here only their types.
+local function seconds(func, value, name)
+  if type(value) ~= "number" then
+    return check.bad(func, name, value, "must be a number of seconds")
+  end
+end
 
-local function positive_seconds(func, value, name)
-  if type(value) ~= "number" or not (value > 0 and value <= SECONDS_MAX) then
-    return check.bad(func, name, value, "must be a positive number of seconds (at most a year)")
+local function integer(func, value, name)
+  if not check.is_integer(value) then
+    return check.bad(func, name, value, "must be an integer")
   end
 end
 
@@ -48,7 +51,7 @@ end
 
 -- The fields of a `redis` table, as the C core names them.
 local CONNECTION_FIELDS = {
-  {"host", name_string}, {"port", integer_within(1, PORT_MAX)}, {"db", integer_within(0, DB_MAX)},
+  {"host", name_string}, {"port", integer}, {"db", integer},
   {"username", name_string}, {"password", password_string}, {"path", name_string},
 }
 
@@ -78,12 +81,12 @@ local function connection(func, value, name)
 end
 
 local OPTIONS = {
-  {"redis", connection}, {"ttl", positive_seconds}, {"timeout", check.timeout},
+  {"redis", connection}, {"ttl", seconds}, {"timeout", check.timeout},
   {"check_interval", check.check_interval}, {"fail_when_locked", check.boolean},
-  {"connect_timeout", positive_seconds}, {"command_timeout", positive_seconds},
+  {"connect_timeout", seconds}, {"command_timeout", seconds},
   -- portalocker's: a waiter is woken by the server, so thread_sleep_time has no effect here;
   -- unavailable_timeout bounds each command, as command_timeout does (give one of them).
-  {"thread_sleep_time", check.check_interval}, {"unavailable_timeout", positive_seconds},
+  {"thread_sleep_time", check.check_interval}, {"unavailable_timeout", seconds},
 }
 -- A RedisLock's own: whether Python portalocker sees its holder (its subscription to the
 -- channel `name`, one per acquisition); false saves that, and a round trip per acquire.
@@ -321,7 +324,7 @@ local function refuse_here(func)
 end
 
 local function new(class, name, maximum, opts)
-  local problem = check.options_with(class, opts, maximum and OPTIONS or LOCK_OPTIONS)
+  local _, problem = nil, check.options_with(class, opts, maximum and OPTIONS or LOCK_OPTIONS)
   if problem then
     error(problem, 3)
   end
@@ -329,6 +332,17 @@ local function new(class, name, maximum, opts)
   local settings, key = session_settings(class, opts)
   if not settings then
     error(key, 3)
+  end
+  _, problem = core.redis_options_check(settings)
+  if problem then
+    -- The core names the option ("bad argument 'ttl' (0): ..."), as the core knows it; the
+    -- message names the caller, and the option as the caller gave it.
+    local option = problem:match("^bad argument '([^']*)' ")
+    if option == "command_timeout" and opts.unavailable_timeout ~= nil then
+      option = "unavailable_timeout"
+    end
+    error((problem:gsub("^bad argument '[^']*' ", "bad argument '" .. tostring(option) .. "' to '"
+      .. class .. "' ", 1)), 3)
   end
   return setmetatable({
     _class = class,

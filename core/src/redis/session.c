@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "../platform/platform.h"
-#include "url.h"
 
 /* A channel `name` that a session's RedisLock acquisitions keep subscribed. */
 struct pl_interop {
@@ -450,34 +449,6 @@ static portalock_status pl_copy_options(portalock_redis_session_t *s,
   return PORTALOCK_OK;
 }
 
-static portalock_status pl_check_session_options(const portalock_redis_options *o,
-                                                 portalock_error *err) {
-  struct {
-    const char *name;
-    double value;
-  } times[] = {{"connect_timeout", o->connect_timeout},
-               {"command_timeout", o->command_timeout},
-               {"ttl", o->ttl}};
-  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
-    if (!(times[i].value > 0) || !isfinite(times[i].value) || times[i].value > 86400 * 365)
-      return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                     "bad argument '%s' (%g): must be a positive number of seconds", times[i].name,
-                     times[i].value);
-  /* The scripts count the lease in whole milliseconds: less would be a lease of none. */
-  if (o->ttl < 0.001)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'ttl' (%g): must be at least 0.001 s (the server counts the "
-                   "lease in milliseconds)",
-                   o->ttl);
-  const char *problem = o->port == 0 ? NULL : pl_redis_port_problem(o->port);
-  if (problem != NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'port' (%d): %s", o->port,
-                   problem);
-  if ((problem = pl_redis_db_problem(o->db)) != NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'db' (%ld): %s", o->db, problem);
-  return PORTALOCK_OK;
-}
-
 /* Sends the commands of `cmds` in one write and checks each reply with `ok`. */
 static portalock_status pl_setup(pl_rconn *conn, pl_rcommand *cmds, size_t n, double deadline,
                                  portalock_error *err) {
@@ -580,7 +551,7 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
   if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
   *out = NULL;
   if (opts == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'opts' (NULL)");
-  portalock_status status = pl_check_session_options(opts, err);
+  portalock_status status = portalock_redis_options_check(opts, err);
   if (status != PORTALOCK_OK) return status;
   pthread_once(&pl_sessions_once, pl_sessions_init);
   portalock_redis_session_t *s = calloc(1, sizeof *s);

@@ -5,10 +5,9 @@
  * message may end up in a log. */
 #include "../private.h"
 
-#include "url.h"
-
 #include <arpa/inet.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,11 +28,16 @@ void portalock_redis_options_init(portalock_redis_options *opts) {
   opts->ttl = PORTALOCK_REDIS_DEFAULT_TTL;
 }
 
-const char *pl_redis_port_problem(long port) {
+/* The largest db index: SELECT reads it as a C int. */
+#define PL_REDIS_DB_MAX 2147483647L
+
+/* NULL when `port` is a TCP port (1..65535) and `db` a db index (0..PL_REDIS_DB_MAX), else what
+ * is wrong, as a phrase after the value ("must be ..."). */
+static const char *pl_redis_port_problem(long port) {
   return port >= 1 && port <= 65535 ? NULL : "must be an integer within 1..65535";
 }
 
-const char *pl_redis_db_problem(long db) {
+static const char *pl_redis_db_problem(long db) {
   return db >= 0 && db <= PL_REDIS_DB_MAX ? NULL : "must be an integer within 0..2147483647";
 }
 
@@ -270,5 +274,40 @@ portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts
   opts->db = o.db;
   opts->username = o.username;
   opts->password = o.password;
+  return PORTALOCK_OK;
+}
+
+/* The rules of the options a session opens with (portalock_redis_session_open asks them). */
+portalock_status portalock_redis_options_check(const portalock_redis_options *o,
+                                               portalock_error *err) {
+  pl_clear(err);
+  if (o == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'opts' (NULL)");
+  struct {
+    const char *name;
+    double value;
+  } times[] = {{"connect_timeout", o->connect_timeout},
+               {"command_timeout", o->command_timeout},
+               {"ttl", o->ttl}};
+  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+    if (!(times[i].value > 0) || !isfinite(times[i].value) || times[i].value > 86400 * 365) {
+      char value[32];
+      snprintf(value, sizeof value, isnan(times[i].value) ? "nan" : "%g", times[i].value);
+      return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                     "bad argument '%s' (%s): must be a positive number of seconds, at most a "
+                     "year",
+                     times[i].name, value);
+    }
+  /* The scripts count the lease in whole milliseconds: less would be a lease of none. */
+  if (o->ttl < 0.001)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'ttl' (%g): must be at least 0.001 s (the server counts the "
+                   "lease in milliseconds)",
+                   o->ttl);
+  const char *problem = o->port == 0 ? NULL : pl_redis_port_problem(o->port);
+  if (problem != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'port' (%d): %s", o->port,
+                   problem);
+  if ((problem = pl_redis_db_problem(o->db)) != NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'db' (%ld): %s", o->db, problem);
   return PORTALOCK_OK;
 }

@@ -185,4 +185,11 @@ if(EXISTS /usr/bin/python3)
            COMMAND /usr/bin/python3 "${src}/bench/semaphore_waiters" --rounds 1
                    --build "${CMAKE_BINARY_DIR}")
   set_tests_properties(bench.semaphore_waiters PROPERTIES TIMEOUT 120 LABELS "bench")
+  if(PORTALOCK_HAVE_REDIS AND PORTALOCK_TEST_REDIS_SERVER)
+    add_test(NAME bench.redis_quick
+             COMMAND /usr/bin/python3 "${src}/bench/redis/run" --quick --build "${CMAKE_BINARY_DIR}")
+    set_tests_properties(bench.redis_quick PROPERTIES
+      TIMEOUT 180 LABELS "bench"
+      ENVIRONMENT "PORTALOCK_TEST_REDIS_SERVER=${PORTALOCK_TEST_REDIS_SERVER}")
+  endif()
 endif()

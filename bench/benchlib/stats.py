@@ -8,9 +8,14 @@ def median(xs):
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def p95(xs):
+def quantile(xs, q):
+    """The smallest sample with at least a share q of the samples at or below it."""
     s = sorted(xs)
-    return s[max(0, math.ceil(0.95 * len(s)) - 1)]
+    return s[max(0, math.ceil(q * len(s)) - 1)]
+
+
+def p95(xs):
+    return quantile(xs, 0.95)
 
 
 def fmt_ns(ns):

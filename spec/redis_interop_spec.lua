@@ -1,7 +1,5 @@
-local portalock = require "portalock"
-local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_server"
+local redis_fixture = require "spec.support.redis_fixture"
 
 -- Python's portalocker (Debian's python3-portalocker 2.2.1, with python3-redis) and ours share a
 -- RedisLock on one channel: each side's holder blocks the other side's acquire.
@@ -14,8 +12,7 @@ local function python_missing()
   end
 end
 
-local missing = not core.redis_session and "portalock.core was built without hiredis (libhiredis-dev)"
-  or redis_server.missing() or python_missing()
+local missing = redis_fixture.missing() or python_missing()
 if missing then
   describe("RedisLock with Python portalocker", function()
     pending(missing)
@@ -63,37 +60,33 @@ local function python_command(program, ...)
 end
 
 describe("RedisLock with Python portalocker", function()
+  local fixture = redis_fixture.new("interop")
   local server, dir
 
   setup(function()
-    server = redis_server.start()
-    dir = helper.tmpdir()
+    fixture:start()
+    server, dir = fixture.server, fixture.dir
   end)
 
   teardown(function()
-    if server then
-      server:close()
-    end
-    helper.rmtree(dir)
+    fixture:close()
   end)
 
   local function our_lock(channel)
-    return portalock.RedisLock(channel, {redis = server.url})
+    return fixture:lock(channel)
   end
 
   it("a Python holder blocks our acquire, and we get it once it releases", function()
-    local channel = "interop-python-holds-" .. core.getpid()
-    local ready, release = dir .. "/py.ready", dir .. "/py.release"
-    local pid = helper.spawn(python_command(PYTHON_HOLDER, server.port, channel, ready, release),
-      dir .. "/py.log")
-    assert(helper.wait_until(function() return helper.exists(ready) end, 15),
-      "portalocker never got the lock: " .. tostring(helper.read(dir .. "/py.log")))
+    local channel = fixture:fresh("interop-python-holds")
+    local ready, release, log = dir .. "/py.ready", dir .. "/py.release", dir .. "/py.log"
+    local pid = helper.spawn(python_command(PYTHON_HOLDER, server.port, channel, ready, release), log)
+    redis_fixture.await_ready(ready, log, "portalocker")
     local l = our_lock(channel)
     local obj, err = l:acquire(0.5)
     assert.is_nil(obj)
     assert.are.equal("AlreadyLocked", err.kind)
     -- a lock that portalocker does not see still sees portalocker's holder
-    obj, err = portalock.RedisLock(channel, {redis = server.url, visible = false}):acquire(0.5)
+    obj, err = fixture:lock(channel, {visible = false}):acquire(0.5)
     assert.is_nil(obj)
     assert.are.equal("AlreadyLocked", err.kind)
     helper.write(release, "")
@@ -103,7 +96,7 @@ describe("RedisLock with Python portalocker", function()
   end)
 
   it("our holder blocks portalocker's acquire, and it gets it once we release", function()
-    local channel = "interop-lua-holds-" .. core.getpid()
+    local channel = fixture:fresh("interop-lua-holds")
     local l = our_lock(channel)
     assert(l:acquire())
     local out, status = helper.capture(python_command(PYTHON_ACQUIRE, server.port, channel, 1))

@@ -1,7 +1,7 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_server"
+local redis_fixture = require "spec.support.redis_fixture"
 
 -- What constructing a RedisLock and a RedisSemaphore raises in a child that first runs
 -- `prelude` (a global `ngx`, or a core without Redis): the child's output and exit status.
@@ -26,71 +26,32 @@ describe("RedisLock in a build without hiredis", function()
   end)
 end)
 
-if not core.redis_session or redis_server.missing() then
+local missing = redis_fixture.missing()
+if missing then
   describe("RedisLock", function()
-    pending(core.redis_session and redis_server.missing()
-      or "portalock.core was built without hiredis (libhiredis-dev)")
+    pending(missing)
   end)
   return
 end
 
 describe("RedisLock", function()
-  local server, dir, url
-  local serial = 0
+  local fixture = redis_fixture.new("spec")
+  local server, url
 
   setup(function()
-    server = redis_server.start()
-    url = server.url
-    dir = helper.tmpdir()
+    fixture:start()
+    server, url = fixture.server, fixture.url
   end)
 
   teardown(function()
-    if server then
-      server:close()
-    end
-    helper.rmtree(dir)
+    fixture:close()
   end)
 
-  -- A name no other test uses.
-  local function fresh(prefix)
-    serial = serial + 1
-    return string.format("%s-%d-%d", prefix or "spec", core.getpid(), serial)
-  end
-
-  local function lock(name, opts)
-    opts = opts or {}
-    opts.redis = opts.redis or url
-    return portalock.RedisLock(name, opts)
-  end
-
-  local function semaphore(name, maximum, opts)
-    opts = opts or {}
-    opts.redis = opts.redis or url
-    return portalock.RedisSemaphore(name, maximum, opts)
-  end
-
-  -- A holder in another process (spec/support/redis_hold.lua); returns its pid, its token and
-  -- the file that tells it to release.
-  local function hold_elsewhere(name, maximum)
-    local tag = fresh("holder")
-    local ready, release = dir .. "/" .. tag .. ".ready", dir .. "/" .. tag .. ".release"
-    local pid = helper.spawn(helper.script_command("redis_hold", url, name, maximum or "lock",
-      ready, release, "30"), dir .. "/" .. tag .. ".log")
-    assert(helper.wait_until(function() return helper.exists(ready) end, 15),
-      "the holder never got the grant: " .. tostring(helper.read(dir .. "/" .. tag .. ".log")))
-    return pid, tonumber(helper.read(ready)), release
-  end
-
-  local function let_go(pid, release)
-    helper.write(release, "")
-    assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
-  end
-
-  local function timed(fn, ...)
-    local started = core.monotonic()
-    local a, b = fn(...)
-    return core.monotonic() - started, a, b
-  end
+  local function fresh(prefix) return fixture:fresh(prefix) end
+  local function lock(name, opts) return fixture:lock(name, opts) end
+  local function semaphore(name, maximum, opts) return fixture:semaphore(name, maximum, opts) end
+  local function hold_elsewhere(name, maximum) return fixture:hold_elsewhere(name, maximum) end
+  local let_go, timed = redis_fixture.let_go, redis_fixture.timed
 
   describe("acquire and release", function()
     it("returns the object with a token, and check() follows the grant", function()
@@ -223,9 +184,7 @@ describe("RedisLock", function()
       local name = fresh()
       local l = lock(name)
       assert(l:acquire())
-      local ready, release = dir .. "/" .. name .. ".ready", dir .. "/" .. name .. ".release"
-      local pid = helper.spawn(helper.script_command("redis_hold", url, name, "lock", ready,
-        release, "30"))
+      local pid, ready, release = fixture:spawn_holder(name)
       helper.sleep(0.5)
       assert.is_false(helper.exists(ready))
       assert.is_true(l:release())
@@ -321,8 +280,7 @@ describe("RedisLock", function()
       assert.is_true(holders[2]:release())
       assert(fourth:acquire(5))
       -- and a fourth holder in another process waits for a permit too
-      local ready, release = dir .. "/" .. name .. ".ready", dir .. "/" .. name .. ".release"
-      local pid = helper.spawn(helper.script_command("redis_hold", url, name, "3", ready, release, "30"))
+      local pid, ready, release = fixture:spawn_holder(name, 3)
       helper.sleep(0.5)
       assert.is_false(helper.exists(ready))
       assert.is_true(holders[1]:release())

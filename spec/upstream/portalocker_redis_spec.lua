@@ -12,12 +12,12 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_server"
+local redis_fixture = require "spec.support.redis_fixture"
 
-if not core.redis_session or redis_server.missing() then
+local missing = redis_fixture.missing()
+if missing then
   describe("portalocker's tests: test_redis", function()
-    pending(core.redis_session and redis_server.missing()
-      or "portalock.core was built without hiredis (libhiredis-dev)")
+    pending(missing)
   end)
   return
 end
@@ -127,18 +127,17 @@ if won then assert(lock:release()) end
 ]]
 
 describe("portalocker's tests: test_redis", function()
+  local fixture = redis_fixture.new("upstream")
   local server, url, dir
   local serial = 0
 
   setup(function()
-    server = redis_server.start()
-    url = server.url
+    fixture:start()
+    server, url = fixture.server, fixture.url
   end)
 
   teardown(function()
-    if server then
-      server:close()
-    end
+    fixture:close()
   end)
 
   before_each(function()
@@ -151,16 +150,8 @@ describe("portalocker's tests: test_redis", function()
   end)
 
   -- A channel no other case uses (upstream: str(random.random())).
-  local function channel()
-    serial = serial + 1
-    return string.format("upstream-%d-%d", core.getpid(), serial)
-  end
-
-  local function lock(name, opts)
-    opts = opts or {}
-    opts.redis = opts.redis or url
-    return portalock.RedisLock(name, opts)
-  end
+  local function channel() return fixture:fresh() end
+  local function lock(name, opts) return fixture:lock(name, opts) end
 
   local function numsub(name)
     local out = server:cli("PUBSUB", "NUMSUB", name)
@@ -218,26 +209,8 @@ describe("portalocker's tests: test_redis", function()
     return helper.read(path)
   end
 
-  -- A holder in another process (spec/support/redis_hold.lua): its pid and release file.
-  local function hold_elsewhere(name)
-    serial = serial + 1
-    local ready, release = dir .. "/hold." .. serial .. ".ready", dir .. "/hold." .. serial .. ".release"
-    local log = dir .. "/hold." .. serial .. ".log"
-    local pid = helper.spawn(helper.script_command("redis_hold", url, name, "lock", ready, release, "60"), log)
-    await_file(ready, 15, log)
-    return pid, release
-  end
-
-  local function let_go(pid, release)
-    helper.write(release, "")
-    assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
-  end
-
-  local function timed(fn, ...)
-    local started = core.monotonic()
-    local a, b = fn(...)
-    return core.monotonic() - started, a, b
-  end
+  local function hold_elsewhere(name) return fixture:hold_elsewhere(name) end
+  local let_go, timed = redis_fixture.let_go, redis_fixture.timed
 
   describe("basics", function()
     it("test_redis_lock: a second fail_when_locked acquire is AlreadyLocked, and leaves no subscription", function()
@@ -340,7 +313,7 @@ describe("portalocker's tests: test_redis", function()
 
     it("test_redis_acquire_fail_when_locked_fails_fast: with a live holder, long before the timeout", function()
       local name = channel()
-      local pid, release = hold_elsewhere(name)
+      local pid, _, release = hold_elsewhere(name)
       local contender = lock(name, {timeout = 30, fail_when_locked = true})
       local elapsed, obj, err = timed(contender.acquire, contender)
       assert.is_nil(obj)

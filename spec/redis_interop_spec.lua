@@ -14,9 +14,7 @@ end
 
 local missing = redis_fixture.missing() or python_missing()
 if missing then
-  describe("RedisLock with Python portalocker", function()
-    pending(missing)
-  end)
+  describe("RedisLock with Python portalocker", function() pending(missing) end)
   return
 end
 
@@ -61,16 +59,8 @@ end
 
 describe("RedisLock with Python portalocker", function()
   local fixture = redis_fixture.new("interop")
-  local server, dir
-
-  setup(function()
-    fixture:start()
-    server, dir = fixture.server, fixture.dir
-  end)
-
-  teardown(function()
-    fixture:close()
-  end)
+  setup(function() fixture:start() end)
+  teardown(function() fixture:close() end)
 
   local function our_lock(channel)
     return fixture:lock(channel)
@@ -78,8 +68,9 @@ describe("RedisLock with Python portalocker", function()
 
   it("a Python holder blocks our acquire, and we get it once it releases", function()
     local channel = fixture:fresh("interop-python-holds")
-    local ready, release, log = dir .. "/py.ready", dir .. "/py.release", dir .. "/py.log"
-    local pid = helper.spawn(python_command(PYTHON_HOLDER, server.port, channel, ready, release), log)
+    local py = fixture.dir .. "/py"
+    local ready, release, log = py .. ".ready", py .. ".release", py .. ".log"
+    local pid = helper.spawn(python_command(PYTHON_HOLDER, fixture.server.port, channel, ready, release), log)
     redis_fixture.await_ready(ready, log, "portalocker")
     local l = our_lock(channel)
     local obj, err = l:acquire(0.5)
@@ -99,11 +90,11 @@ describe("RedisLock with Python portalocker", function()
     local channel = fixture:fresh("interop-lua-holds")
     local l = our_lock(channel)
     assert(l:acquire())
-    local out, status = helper.capture(python_command(PYTHON_ACQUIRE, server.port, channel, 1))
+    local out, status = helper.capture(python_command(PYTHON_ACQUIRE, fixture.server.port, channel, 1))
     assert.are.equal(0, status, out)
     assert.matches("^AlreadyLocked", out)
     assert.is_true(l:release())
-    out, status = helper.capture(python_command(PYTHON_ACQUIRE, server.port, channel, 5))
+    out, status = helper.capture(python_command(PYTHON_ACQUIRE, fixture.server.port, channel, 5))
     assert.are.equal(0, status, out)
     assert.matches("^acquired", out)
   end)

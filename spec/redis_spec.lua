@@ -28,24 +28,14 @@ end)
 
 local missing = redis_fixture.missing()
 if missing then
-  describe("RedisLock", function()
-    pending(missing)
-  end)
+  describe("RedisLock", function() pending(missing) end)
   return
 end
 
 describe("RedisLock", function()
   local fixture = redis_fixture.new("spec")
-  local server, url
-
-  setup(function()
-    fixture:start()
-    server, url = fixture.server, fixture.url
-  end)
-
-  teardown(function()
-    fixture:close()
-  end)
+  setup(function() fixture:start() end)
+  teardown(function() fixture:close() end)
 
   local function fresh(prefix) return fixture:fresh(prefix) end
   local function lock(name, opts) return fixture:lock(name, opts) end
@@ -120,7 +110,7 @@ describe("RedisLock", function()
 
     it("subscribes to the channel `name` for portalocker unless visible = false", function()
       local function numsub(name)
-        local out = server:cli("PUBSUB", "NUMSUB", name)
+        local out = fixture.server:cli("PUBSUB", "NUMSUB", name)
         return tonumber(out:match("\n(%d+)"))
       end
       local name = fresh()
@@ -243,7 +233,7 @@ describe("RedisLock", function()
       local l = lock(fresh(), {ttl = 3})
       assert(l:acquire())
       local token = l.token
-      local out, status = server:cli("CLIENT", "KILL", "TYPE", "pubsub")
+      local out, status = fixture.server:cli("CLIENT", "KILL", "TYPE", "pubsub")
       assert.are.equal(0, status, out)
       assert.is_true(helper.wait_until(function() return not l:check() end, 5))
       local held, reason = l:check()
@@ -315,9 +305,9 @@ describe("RedisLock", function()
       assert.is_true(l:fenced_write(key, "second"))
       l:release()
       -- the stale holder's token, through the session the core binding gives
-      local session = assert(core.redis_session({url = url}))
+      local session = assert(core.redis_session({url = fixture.url}))
       assert.is_false(session:fenced_write(key, old, "stale"))
-      local out = server:cli("HGET", key, "value")
+      local out = fixture.server:cli("HGET", key, "value")
       assert.are.equal("second\n", out)
       session:close()
       local written, err = l:fenced_write(key, "unheld")
@@ -344,11 +334,7 @@ describe("RedisLock", function()
         testhelper._exit(ok and passed and 0 or 1)
       end
       assert.are.equal(0, testhelper.waitpid(pid))
-      assert.is_true(l:check())
-      assert.is_true(l:ensure())
-      local obj, err = lock(name):acquire(0)
-      assert.is_nil(obj)
-      assert.are.equal("AlreadyLocked", err.kind)
+      fixture:assert_holds(l, name)
       assert.is_true(l:release())
     end)
   end)
@@ -378,7 +364,7 @@ describe("RedisLock", function()
     end)
 
     it("close their handles when closed: a handle then raises, and collection is safe", function()
-      local session = assert(core.redis_session({url = url}))
+      local session = assert(core.redis_session({url = fixture.url}))
       local h = core.redis_lock(session, fresh())
       local acq = h:begin(1, 0.1, false)
       assert.are.equal("acquired", acq:step())
@@ -402,10 +388,10 @@ describe("RedisLock", function()
       for word in rules:gmatch("%S+") do
         words[#words + 1] = word
       end
-      local out, status = server:cli((table.unpack or unpack)(words)) -- luacheck: compat
+      local out, status = fixture.server:cli((table.unpack or unpack)(words)) -- luacheck: compat
       assert.are.equal(0, status, out)
       assert.are.equal("OK\n", out)
-      local opts = {redis = {host = "127.0.0.1", port = server.port, db = 1, username = "portalock",
+      local opts = {redis = {host = "127.0.0.1", port = fixture.server.port, db = 1, username = "portalock",
         password = rules:match(">(%S+)")}}
       local name = fresh("acl")
       local a, b = portalock.RedisLock(name, opts), portalock.RedisLock(name, opts)
@@ -422,7 +408,7 @@ describe("RedisLock", function()
       assert(sem:acquire(1))
       assert.is_true(sem:release())
       -- and the rights are needed: a user without EVALSHA cannot open a session
-      out, status = server:cli("ACL", "SETUSER", "portalock", "-evalsha")
+      out, status = fixture.server:cli("ACL", "SETUSER", "portalock", "-evalsha")
       assert.are.equal(0, status, out)
       obj, err = portalock.RedisLock(name, {redis = opts.redis, ttl = 7}):acquire(0)
       assert.is_nil(obj)
@@ -530,7 +516,7 @@ describe("RedisLock", function()
     end)
 
     it("raises in the core binding for a bad token or a NUL in a name", function()
-      local session = assert(core.redis_session({url = url}))
+      local session = assert(core.redis_session({url = fixture.url}))
       raises({"token must be an integer in 0..2^53", "-1"},
         function() session:fenced_write("k", -1, "v") end)
       raises({"token must be an integer in 0..2^53"},

@@ -5,6 +5,7 @@
 --   local fixture = redis_fixture.new("spec")
 --   setup(function() fixture:start() end)
 --   teardown(function() fixture:close() end)
+local assert = require "luassert"
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
@@ -86,6 +87,16 @@ function Fixture:semaphore(name, maximum, opts)
   opts = opts or {}
   opts.redis = opts.redis or self.url
   return portalock.RedisSemaphore(name, maximum, opts)
+end
+
+--- Asserts that `l` holds `name`: check() and ensure() say so, and another object's acquire
+-- fails at once with AlreadyLocked.
+function Fixture:assert_holds(l, name)
+  assert.is_true(l:check())
+  assert.is_true(l:ensure())
+  local obj, err = self:lock(name):acquire(0)
+  assert.is_nil(obj)
+  assert.are.equal("AlreadyLocked", err.kind)
 end
 
 --- Starts a holder of `name` (a lock, or a semaphore of `maximum` permits) in another process

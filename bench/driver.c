@@ -113,25 +113,17 @@ static double wait_timeout(const char *wait) {
 
 /* ---------------------------------------------------------------- subcommands */
 
+static int serve_acquire(void *b, double timeout) {
+  return bench_acquire(b, timeout);
+}
+static void serve_release(void *b) {
+  bench_release(b);
+}
+
 static int cmd_serve(char **argv) {
   bench_lock b;
   bench_lock_init(&b, argv[0], argv[1], argv[2]);
-  double timeout = wait_timeout(argv[3]);
-  char line[64];
-  printf("ready\n");
-  while (fgets(line, sizeof line, stdin)) {
-    if (strncmp(line, "acquire", 7) == 0) {
-      if (bench_acquire(&b, timeout) != 0) return 3;
-      printf("acquired %lld\n", (long long)now_ns());
-    } else if (strncmp(line, "release", 7) == 0) {
-      int64_t t = now_ns();
-      bench_release(&b);
-      printf("released %lld\n", (long long)t);
-    } else {
-      break;
-    }
-  }
-  return 0;
+  return serve_stdin(&b, wait_timeout(argv[3]), serve_acquire, serve_release);
 }
 
 static int cmd_firstwait(char **argv) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -58,6 +59,33 @@ static inline void print_times(const int64_t *times, size_t n) {
   for (size_t i = 0; i < n; i++)
     printf(" %lld", (long long)times[i]);
   printf("\n");
+}
+
+/* The serve command's loop: says "ready", then at each line of stdin "acquire" acquires
+ * `lock` (within `timeout` seconds) and "release" releases it, saying when ("acquired NS",
+ * "released NS"); any other line, or the end of stdin, ends it: 0. 3 when an acquire fails. */
+static inline int serve_stdin(void *lock, double timeout, int (*acquire)(void *, double),
+                              void (*release)(void *)) {
+  char line[64];
+  printf("ready\n");
+  fflush(stdout);
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    if (strncmp(line, "acquire", 7) == 0) {
+      if (acquire(lock, timeout) != 0) {
+        fprintf(stderr, "driver: acquire timed out\n");
+        return 3;
+      }
+      printf("acquired %lld\n", (long long)now_ns());
+    } else if (strncmp(line, "release", 7) == 0) {
+      int64_t t = now_ns();
+      release(lock);
+      printf("released %lld\n", (long long)t);
+    } else {
+      break;
+    }
+    fflush(stdout);
+  }
+  return 0;
 }
 
 #endif /* PORTALOCK_BENCH_DRIVER_H */

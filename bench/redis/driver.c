@@ -94,26 +94,18 @@ static void bench_release(bench_lock *b) {
 
 /* ---------------------------------------------------------------- commands */
 
+static int serve_acquire(void *b, double timeout) {
+  return bench_acquire(b, timeout);
+}
+static void serve_release(void *b) {
+  bench_release(b);
+}
+
 static int serve(const char *impl, const char *name, const char *ci) {
   bench_lock b;
   bench_lock_init(&b, impl, name, ci);
-  printf("ready\n");
-  fflush(stdout);
-  char line[64];
-  while (fgets(line, sizeof line, stdin) != NULL) {
-    if (strncmp(line, "acquire", 7) == 0) {
-      if (bench_acquire(&b, WAIT_LIMIT) != 0) die("acquire", "timed out");
-      printf("acquired %lld\n", (long long)now_ns());
-    } else if (strncmp(line, "release", 7) == 0) {
-      int64_t t = now_ns();
-      bench_release(&b);
-      printf("released %lld\n", (long long)t);
-    } else {
-      break;
-    }
-    fflush(stdout);
-  }
-  return 0; /* exit(3) ends the session: whatever is held goes with it */
+  /* the exit ends the session: whatever is held goes with it */
+  return serve_stdin(&b, WAIT_LIMIT, serve_acquire, serve_release);
 }
 
 /* N round trips of EVALSHA of "return 1" on one hiredis connection; `idle`: each after a

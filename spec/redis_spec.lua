@@ -76,17 +76,7 @@ describe("RedisLock", function()
     end
 
     it("gives strictly increasing tokens per name, across objects", function()
-      local name = fresh()
-      local a, b = lock(name), lock(name)
-      local last = 0
-      for _ = 1, 3 do
-        for _, obj in ipairs({a, b}) do
-          assert(obj:acquire())
-          assert.is_true(obj.token > last)
-          last = obj.token
-          assert(obj:release())
-        end
-      end
+      fixture:assert_tokens_increase(fresh())
     end)
 
     it("has the read-only fields of portalocker's RedisLock and the defaults of Lock", function()

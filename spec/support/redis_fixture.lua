@@ -99,6 +99,21 @@ function Fixture:assert_holds(l, name)
   assert.are.equal("AlreadyLocked", err.kind)
 end
 
+--- Asserts that the grants of `name` carry strictly increasing tokens, across two objects that
+-- take turns (three rounds).
+function Fixture:assert_tokens_increase(name)
+  local a, b = self:lock(name), self:lock(name)
+  local last = 0
+  for _ = 1, 3 do
+    for _, holder in ipairs({a, b}) do
+      assert.is_truthy(holder:acquire())
+      assert.is_true(holder.token > last)
+      last = holder.token
+      assert.is_true(holder:release())
+    end
+  end
+end
+
 --- Starts a holder of `name` (a lock, or a semaphore of `maximum` permits) in another process
 -- without waiting for it: its pid, the file it writes its token into once it holds, the file
 -- that tells it to release, and its log.

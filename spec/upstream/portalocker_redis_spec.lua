@@ -606,17 +606,7 @@ describe("portalocker's tests: test_redis", function()
 
   describe("fencing", function()
     it("test_redis_fence_token_increments_across_grants: strictly, across alternating holders", function()
-      local name = channel()
-      local a, b = lock(name), lock(name)
-      local last = 0
-      for _ = 1, 3 do
-        for _, holder in ipairs({a, b}) do
-          assert(holder:acquire())
-          assert.is_true(holder.token > last)
-          last = holder.token
-          assert.is_true(holder:release())
-        end
-      end
+      fixture:assert_tokens_increase(channel())
     end)
 
     it("test_redis_fence_token_none_while_unheld_shared_or_disabled: nil before any acquire", function()

@@ -46,6 +46,24 @@ function redis_fixture.timed(fn, ...)
   return core.monotonic() - started, a, b
 end
 
+--- Asserts that `l` loses its grant within 5 seconds, and that every way of asking says so:
+-- check() is false with "lost", lost_fd() is readable, ensure() and release() (which never
+-- raises) return a LockException.
+function redis_fixture.assert_lost(l)
+  assert.is_true(helper.wait_until(function() return not l:check() end, 5))
+  local held, reason = l:check()
+  assert.is_false(held)
+  assert.are.equal("lost", reason)
+  local now = core.monotonic()
+  assert.are.equal("ready", core.wait(l:lost_fd(), now, now))
+  local ok, err = l:ensure()
+  assert.is_nil(ok)
+  assert.are.equal("LockException", err.kind)
+  ok, err = l:release()
+  assert.is_nil(ok)
+  assert.are.equal("LockException", err.kind)
+end
+
 local Fixture = {}
 Fixture.__index = Fixture
 

@@ -296,25 +296,14 @@ describe("RedisLock", function()
   end)
 
   describe("after fork", function()
-    local testhelper = require "portalock_testhelper"
-
     it("leaves the child unable to release or prolong the parent's grant", function()
       local name = fresh("fork")
-      local l = lock(name)
-      assert(l:acquire())
-      local pid = testhelper.fork()
-      if pid == 0 then
-        local ok, passed = pcall(function()
-          local held = l:check()
-          l:release()
-          local again, err = lock(name):acquire(0)
-          return not held and again == nil and err.kind == "AlreadyLocked"
-        end)
-        testhelper._exit(ok and passed and 0 or 1)
-      end
-      assert.are.equal(0, testhelper.waitpid(pid))
-      fixture:assert_holds(l, name)
-      assert.is_true(l:release())
+      fixture:assert_fork_leaves_grant(name, function(l)
+        local held = l:check()
+        l:release()
+        local again, err = lock(name):acquire(0)
+        return not held and again == nil and err.kind == "AlreadyLocked"
+      end)
     end)
   end)
 

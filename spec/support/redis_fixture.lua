@@ -10,6 +10,7 @@ local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
 local redis_server = require "spec.support.redis_server"
+local testhelper = require "portalock_testhelper"
 
 local redis_fixture = {}
 
@@ -115,6 +116,22 @@ function Fixture:assert_holds(l, name)
   local obj, err = self:lock(name):acquire(0)
   assert.is_nil(obj)
   assert.are.equal("AlreadyLocked", err.kind)
+end
+
+--- Acquires `name`, forks, and runs child(lock) in the child, which exits 0 when that returns
+-- true (1 when it returns false or raises). Asserts that the child exited 0 and that this
+-- process still holds (assert_holds), then releases.
+function Fixture:assert_fork_leaves_grant(name, child)
+  local l = self:lock(name)
+  assert.is_truthy(l:acquire())
+  local pid = testhelper.fork()
+  if pid == 0 then
+    local ok, passed = pcall(child, l)
+    testhelper._exit(ok and passed and 0 or 1)
+  end
+  assert.are.equal(0, testhelper.waitpid(pid))
+  self:assert_holds(l, name)
+  assert.is_true(l:release())
 end
 
 --- Asserts that the grants of `name` carry strictly increasing tokens, across two objects that

@@ -22,7 +22,6 @@ end
 
 local checker = require "spec.support.redis_checker"
 local tcp_proxy = require "spec.support.tcp_proxy"
-local testhelper = require "portalock_testhelper"
 
 local PATCHED_TIMEOUT, PATCHED_CHECK_INTERVAL = 0.0001, 0.0005
 
@@ -578,17 +577,10 @@ describe("portalocker's tests: test_redis", function()
 
   describe("fork", function()
     it("test_redis_release_in_forked_child_leaves_parent_lock_alone", function()
-      local name = channel()
-      local l = lock(name)
-      assert(l:acquire())
-      local pid = testhelper.fork()
-      if pid == 0 then
-        local ok = pcall(l.release, l)
-        testhelper._exit(ok and 0 or 1)
-      end
-      assert.are.equal(0, testhelper.waitpid(pid))
-      fixture:assert_holds(l, name)
-      assert.is_true(l:release())
+      fixture:assert_fork_leaves_grant(channel(), function(l)
+        l:release()
+        return true
+      end)
     end)
   end)
 

@@ -206,6 +206,19 @@ describe("portalocker's tests: test_redis", function()
     return helper.read(path)
   end
 
+  -- A fresh channel held here, with a WAITER child (15 s) waiting for it: the channel, the
+  -- holder, and the waiter: {pid, out, log, session = its hex, before = the sessions before it}.
+  local function hold_with_waiter()
+    local name = channel()
+    local holder = lock(name)
+    assert(holder:acquire())
+    local w = {before = sessions(), out = dir .. "/waiter"}
+    w.pid, w.log = spawn_child(WAITER, url, name, "15", w.out)
+    w.session = new_session(w.before)
+    assert(helper.wait_until(function() return numsub(name) == 2 end, 10)) -- the waiter waits
+    return name, holder, w
+  end
+
   local function hold_elsewhere(name) return fixture:hold_elsewhere(name) end
   local let_go, timed = redis_fixture.let_go, redis_fixture.timed
 
@@ -472,15 +485,9 @@ describe("portalocker's tests: test_redis", function()
     end)
 
     it("test_live_redis_client_kill_revokes_lock_loudly and test_live_redis_no_unreapable_ghost", function()
-      local name = channel()
-      local holder = lock(name)
-      assert(holder:acquire())
-      local before = sessions()
-      local out = dir .. "/waiter"
-      local pid, log = spawn_child(WAITER, url, name, "15", out)
-      local waiter = new_session(before)
-      assert(helper.wait_until(function() return numsub(name) == 2 end, 10)) -- the waiter waits
-      local killed = kill_subscriptions({[waiter] = true})
+      local name, holder, w = hold_with_waiter()
+      local pid, out, log = w.pid, w.out, w.log
+      local killed = kill_subscriptions({[w.session] = true})
       assert.is_true(#killed >= 1)
       assert.is_true(helper.wait_until(function() return not holder:check() end, 5))
       local result = await_file(out, 10, log)
@@ -501,16 +508,10 @@ describe("portalocker's tests: test_redis", function()
 
     it("test_redis_waiter_worker_failure_scopes_to_attempt: a waiter whose connection breaks is not a "
       .. "holder, and acquires later", function()
-      local name = channel()
-      local holder = lock(name)
-      assert(holder:acquire())
-      local mine = sessions()
-      local out = dir .. "/waiter"
-      local pid, log = spawn_child(WAITER, url, name, "15", out)
-      local waiter = new_session(mine)
-      assert(helper.wait_until(function() return numsub(name) == 2 end, 10))
-      local cut = kill_subscriptions(mine)
-      assert.are.same({waiter}, cut)
+      local _, holder, w = hold_with_waiter()
+      local pid, out, log = w.pid, w.out, w.log
+      local cut = kill_subscriptions(w.before)
+      assert.are.same({w.session}, cut)
       helper.sleep(0.5)
       assert.is_true(holder:check())
       assert.is_true(holder:ensure())

@@ -21,7 +21,7 @@
  * Times are CLOCK_MONOTONIC nanoseconds.
  */
 #define _GNU_SOURCE
-#include "portalock.h"
+#include "driver.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,24 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-#define WAIT_LIMIT 120.0 /* seconds: no wait in a benchmark lasts longer */
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_until(int64_t t) {
-  struct timespec ts = {.tv_sec = (time_t)(t / 1000000000), .tv_nsec = (long)(t % 1000000000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
-}
 
 static void spin_us(long us) {
   int64_t end = now_ns() + (int64_t)us * 1000;
@@ -57,20 +41,8 @@ static void spin_us(long us) {
   }
 }
 
-static int64_t cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-         ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
-
 static void die(const char *what) {
   fprintf(stderr, "driver: %s: %s\n", what, strerror(errno));
-  exit(2);
-}
-
-static void die_pl(const char *what, const portalock_error *err) {
-  fprintf(stderr, "driver: %s: %s %s\n", what, portalock_status_name(err->status), err->message);
   exit(2);
 }
 
@@ -141,25 +113,17 @@ static double wait_timeout(const char *wait) {
 
 /* ---------------------------------------------------------------- subcommands */
 
+static int serve_acquire(void *b, double timeout) {
+  return bench_acquire(b, timeout);
+}
+static void serve_release(void *b) {
+  bench_release(b);
+}
+
 static int cmd_serve(char **argv) {
   bench_lock b;
   bench_lock_init(&b, argv[0], argv[1], argv[2]);
-  double timeout = wait_timeout(argv[3]);
-  char line[64];
-  printf("ready\n");
-  while (fgets(line, sizeof line, stdin)) {
-    if (strncmp(line, "acquire", 7) == 0) {
-      if (bench_acquire(&b, timeout) != 0) return 3;
-      printf("acquired %lld\n", (long long)now_ns());
-    } else if (strncmp(line, "release", 7) == 0) {
-      int64_t t = now_ns();
-      bench_release(&b);
-      printf("released %lld\n", (long long)t);
-    } else {
-      break;
-    }
-  }
-  return 0;
+  return serve_stdin(&b, wait_timeout(argv[3]), serve_acquire, serve_release);
 }
 
 static int cmd_firstwait(char **argv) {
@@ -233,17 +197,6 @@ static int cmd_uncontended(char **argv) {
   return 0;
 }
 
-/* Prints "ready", reads the start and end times (monotonic ns) from stdin. */
-static int read_window(int64_t *start, int64_t *end) {
-  long long s, e;
-  printf("ready\n");
-  fflush(stdout);
-  if (scanf("%lld %lld", &s, &e) != 2) return -1;
-  *start = s;
-  *end = e;
-  return 0;
-}
-
 static int cmd_loop(char **argv) {
   int forever = strcmp(argv[4], "forever") == 0;
   if (!forever && strcmp(argv[4], "window") != 0) {
@@ -277,9 +230,7 @@ static int cmd_loop(char **argv) {
     bench_release(&b);
   }
   printf("done %ld %lld", count, (long long)(cpu_ns() - cpu0));
-  for (long i = 0; i < count; i++)
-    printf(" %lld", (long long)stamps[i]);
-  printf("\n");
+  print_times(stamps, (size_t)count);
   free(stamps);
   return 0;
 }

@@ -8,20 +8,11 @@
 -- Times printed are CLOCK_MONOTONIC nanoseconds.
 local portalock = require "portalock"
 local core = require "portalock.core"
+local driver = require "benchlib.driver"
 
-local WAIT_LIMIT = 120
+local WAIT_LIMIT, now_ns, out = driver.WAIT_LIMIT, driver.now_ns, driver.out
+local read_window, sleep_until_ns = driver.read_window, driver.sleep_until_ns
 local ENOENT = 2 -- errno of a rename whose job another process claimed first
-
-local function now_ns()
-  return math.floor(core.monotonic() * 1e9)
-end
-
-local function sleep_until_ns(t)
-  local s = t / 1e9
-  while core.monotonic() < s do
-    core.wait(nil, s, s)
-  end
-end
 
 local function spin_us(us)
   local finish = core.monotonic() + us / 1e6
@@ -47,11 +38,6 @@ local function lock_opts(ci)
     opts.check_interval = tonumber(ci)
   end
   return opts
-end
-
-local function out(...)
-  io.stdout:write(table.concat({...}, " "), "\n")
-  io.stdout:flush()
 end
 
 -- acquire() and release() functions for a WAIT (see the top of this file).
@@ -82,20 +68,7 @@ local function locker(path, ci, wait)
 end
 
 local function serve(_, path, ci, wait)
-  local acquire, release = locker(path, ci, wait)
-  out("ready")
-  for line in io.stdin:lines() do
-    if line == "acquire" then
-      acquire()
-      out("acquired", now_ns())
-    elseif line == "release" then
-      local t = now_ns()
-      release()
-      out("released", t)
-    else
-      break
-    end
-  end
+  driver.serve_stdin(locker(path, ci, wait))
 end
 
 local function firstwait(_, path, wait)
@@ -131,13 +104,6 @@ local function uncontended(_, path, mode, n)
   end
   f:close()
   out("samples", table.concat(samples, " "))
-end
-
-local function read_window()
-  out("ready")
-  local line = io.stdin:read("l")
-  local start, finish = line:match("(%d+) (%d+)")
-  return tonumber(start), tonumber(finish)
 end
 
 local function loop(_, path, hold_us, ci, timeout)

@@ -9,18 +9,13 @@ timeout: portalocker's 5 s, py-filelock's none).
 Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
 """
 import os
-import resource
 import sys
 import time
 
 import filelock
 import portalocker
 
-WAIT_LIMIT = 120
-
-
-def out(*words):
-    print(*words, flush=True)
+from benchlib.driver import WAIT_LIMIT, cpu_ns, out, read_window, serve_stdin, sleep_until
 
 
 def make_lock(impl, path, ci, wait="limit"):
@@ -40,18 +35,7 @@ def make_lock(impl, path, ci, wait="limit"):
 
 
 def serve(impl, path, ci, wait):
-    acquire, release = make_lock(impl, path, ci, wait)
-    out("ready")
-    for line in sys.stdin:
-        if line.strip() == "acquire":
-            acquire()
-            out("acquired", time.monotonic_ns())
-        elif line.strip() == "release":
-            t = time.monotonic_ns()
-            release()
-            out("released", t)
-        else:
-            break
+    serve_stdin(*make_lock(impl, path, ci, wait))
 
 
 def one_fd_cycle(impl, handle):
@@ -74,22 +58,6 @@ def uncontended(impl, path, mode, n):
                 one_fd_cycle(impl, handle)
             samples.append(time.monotonic_ns() - t0)
     out("samples", *samples)
-
-
-def read_window():
-    out("ready")
-    start, end = sys.stdin.readline().split()
-    return int(start), int(end)
-
-
-def sleep_until(t_ns):
-    while time.monotonic_ns() < t_ns:
-        time.sleep(max(0, t_ns - time.monotonic_ns()) / 1e9)
-
-
-def cpu_ns():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return int((usage.ru_utime + usage.ru_stime) * 1e9)
 
 
 def spin_us(us):

@@ -1,7 +1,5 @@
-local portalock = require "portalock"
-local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_server"
+local redis_fixture = require "spec.support.redis_fixture"
 
 -- Python's portalocker (Debian's python3-portalocker 2.2.1, with python3-redis) and ours share a
 -- RedisLock on one channel: each side's holder blocks the other side's acquire.
@@ -14,12 +12,9 @@ local function python_missing()
   end
 end
 
-local missing = not core.redis_session and "portalock.core was built without hiredis (libhiredis-dev)"
-  or redis_server.missing() or python_missing()
+local missing = redis_fixture.missing() or python_missing()
 if missing then
-  describe("RedisLock with Python portalocker", function()
-    pending(missing)
-  end)
+  describe("RedisLock with Python portalocker", function() pending(missing) end)
   return
 end
 
@@ -63,37 +58,26 @@ local function python_command(program, ...)
 end
 
 describe("RedisLock with Python portalocker", function()
-  local server, dir
-
-  setup(function()
-    server = redis_server.start()
-    dir = helper.tmpdir()
-  end)
-
-  teardown(function()
-    if server then
-      server:close()
-    end
-    helper.rmtree(dir)
-  end)
+  local fixture = redis_fixture.new("interop")
+  setup(function() fixture:start() end)
+  teardown(function() fixture:close() end)
 
   local function our_lock(channel)
-    return portalock.RedisLock(channel, {redis = server.url})
+    return fixture:lock(channel)
   end
 
   it("a Python holder blocks our acquire, and we get it once it releases", function()
-    local channel = "interop-python-holds-" .. core.getpid()
-    local ready, release = dir .. "/py.ready", dir .. "/py.release"
-    local pid = helper.spawn(python_command(PYTHON_HOLDER, server.port, channel, ready, release),
-      dir .. "/py.log")
-    assert(helper.wait_until(function() return helper.exists(ready) end, 15),
-      "portalocker never got the lock: " .. tostring(helper.read(dir .. "/py.log")))
+    local channel = fixture:fresh("interop-python-holds")
+    local py = fixture.dir .. "/py"
+    local ready, release, log = py .. ".ready", py .. ".release", py .. ".log"
+    local pid = helper.spawn(python_command(PYTHON_HOLDER, fixture.server.port, channel, ready, release), log)
+    redis_fixture.await_ready(ready, log, "portalocker")
     local l = our_lock(channel)
     local obj, err = l:acquire(0.5)
     assert.is_nil(obj)
     assert.are.equal("AlreadyLocked", err.kind)
     -- a lock that portalocker does not see still sees portalocker's holder
-    obj, err = portalock.RedisLock(channel, {redis = server.url, visible = false}):acquire(0.5)
+    obj, err = fixture:lock(channel, {visible = false}):acquire(0.5)
     assert.is_nil(obj)
     assert.are.equal("AlreadyLocked", err.kind)
     helper.write(release, "")
@@ -103,14 +87,14 @@ describe("RedisLock with Python portalocker", function()
   end)
 
   it("our holder blocks portalocker's acquire, and it gets it once we release", function()
-    local channel = "interop-lua-holds-" .. core.getpid()
+    local channel = fixture:fresh("interop-lua-holds")
     local l = our_lock(channel)
     assert(l:acquire())
-    local out, status = helper.capture(python_command(PYTHON_ACQUIRE, server.port, channel, 1))
+    local out, status = helper.capture(python_command(PYTHON_ACQUIRE, fixture.server.port, channel, 1))
     assert.are.equal(0, status, out)
     assert.matches("^AlreadyLocked", out)
     assert.is_true(l:release())
-    out, status = helper.capture(python_command(PYTHON_ACQUIRE, server.port, channel, 5))
+    out, status = helper.capture(python_command(PYTHON_ACQUIRE, fixture.server.port, channel, 5))
     assert.are.equal(0, status, out)
     assert.matches("^acquired", out)
   end)

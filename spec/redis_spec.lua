@@ -1,7 +1,7 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_server"
+local redis_fixture = require "spec.support.redis_fixture"
 
 -- What constructing a RedisLock and a RedisSemaphore raises in a child that first runs
 -- `prelude` (a global `ngx`, or a core without Redis): the child's output and exit status.
@@ -26,71 +26,22 @@ describe("RedisLock in a build without hiredis", function()
   end)
 end)
 
-if not core.redis_session or redis_server.missing() then
-  describe("RedisLock", function()
-    pending(core.redis_session and redis_server.missing()
-      or "portalock.core was built without hiredis (libhiredis-dev)")
-  end)
+local missing = redis_fixture.missing()
+if missing then
+  describe("RedisLock", function() pending(missing) end)
   return
 end
 
 describe("RedisLock", function()
-  local server, dir, url
-  local serial = 0
+  local fixture = redis_fixture.new("spec")
+  setup(function() fixture:start() end)
+  teardown(function() fixture:close() end)
 
-  setup(function()
-    server = redis_server.start()
-    url = server.url
-    dir = helper.tmpdir()
-  end)
-
-  teardown(function()
-    if server then
-      server:close()
-    end
-    helper.rmtree(dir)
-  end)
-
-  -- A name no other test uses.
-  local function fresh(prefix)
-    serial = serial + 1
-    return string.format("%s-%d-%d", prefix or "spec", core.getpid(), serial)
-  end
-
-  local function lock(name, opts)
-    opts = opts or {}
-    opts.redis = opts.redis or url
-    return portalock.RedisLock(name, opts)
-  end
-
-  local function semaphore(name, maximum, opts)
-    opts = opts or {}
-    opts.redis = opts.redis or url
-    return portalock.RedisSemaphore(name, maximum, opts)
-  end
-
-  -- A holder in another process (spec/support/redis_hold.lua); returns its pid, its token and
-  -- the file that tells it to release.
-  local function hold_elsewhere(name, maximum)
-    local tag = fresh("holder")
-    local ready, release = dir .. "/" .. tag .. ".ready", dir .. "/" .. tag .. ".release"
-    local pid = helper.spawn(helper.script_command("redis_hold", url, name, maximum or "lock",
-      ready, release, "30"), dir .. "/" .. tag .. ".log")
-    assert(helper.wait_until(function() return helper.exists(ready) end, 15),
-      "the holder never got the grant: " .. tostring(helper.read(dir .. "/" .. tag .. ".log")))
-    return pid, tonumber(helper.read(ready)), release
-  end
-
-  local function let_go(pid, release)
-    helper.write(release, "")
-    assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
-  end
-
-  local function timed(fn, ...)
-    local started = core.monotonic()
-    local a, b = fn(...)
-    return core.monotonic() - started, a, b
-  end
+  local function fresh(prefix) return fixture:fresh(prefix) end
+  local function lock(name, opts) return fixture:lock(name, opts) end
+  local function semaphore(name, maximum, opts) return fixture:semaphore(name, maximum, opts) end
+  local function hold_elsewhere(name, maximum) return fixture:hold_elsewhere(name, maximum) end
+  local let_go, timed = redis_fixture.let_go, redis_fixture.timed
 
   describe("acquire and release", function()
     it("returns the object with a token, and check() follows the grant", function()
@@ -125,17 +76,7 @@ describe("RedisLock", function()
     end
 
     it("gives strictly increasing tokens per name, across objects", function()
-      local name = fresh()
-      local a, b = lock(name), lock(name)
-      local last = 0
-      for _ = 1, 3 do
-        for _, obj in ipairs({a, b}) do
-          assert(obj:acquire())
-          assert.is_true(obj.token > last)
-          last = obj.token
-          assert(obj:release())
-        end
-      end
+      fixture:assert_tokens_increase(fresh())
     end)
 
     it("has the read-only fields of portalocker's RedisLock and the defaults of Lock", function()
@@ -159,7 +100,7 @@ describe("RedisLock", function()
 
     it("subscribes to the channel `name` for portalocker unless visible = false", function()
       local function numsub(name)
-        local out = server:cli("PUBSUB", "NUMSUB", name)
+        local out = fixture.server:cli("PUBSUB", "NUMSUB", name)
         return tonumber(out:match("\n(%d+)"))
       end
       local name = fresh()
@@ -223,9 +164,7 @@ describe("RedisLock", function()
       local name = fresh()
       local l = lock(name)
       assert(l:acquire())
-      local ready, release = dir .. "/" .. name .. ".ready", dir .. "/" .. name .. ".release"
-      local pid = helper.spawn(helper.script_command("redis_hold", url, name, "lock", ready,
-        release, "30"))
+      local pid, ready, release = fixture:spawn_holder(name)
       helper.sleep(0.5)
       assert.is_false(helper.exists(ready))
       assert.is_true(l:release())
@@ -284,20 +223,9 @@ describe("RedisLock", function()
       local l = lock(fresh(), {ttl = 3})
       assert(l:acquire())
       local token = l.token
-      local out, status = server:cli("CLIENT", "KILL", "TYPE", "pubsub")
+      local out, status = fixture.server:cli("CLIENT", "KILL", "TYPE", "pubsub")
       assert.are.equal(0, status, out)
-      assert.is_true(helper.wait_until(function() return not l:check() end, 5))
-      local held, reason = l:check()
-      assert.is_false(held)
-      assert.are.equal("lost", reason)
-      local now = core.monotonic()
-      assert.are.equal("ready", core.wait(l:lost_fd(), now, now))
-      local ok, err = l:ensure()
-      assert.is_nil(ok)
-      assert.are.equal("LockException", err.kind)
-      ok, err = l:release() -- never raises
-      assert.is_nil(ok)
-      assert.are.equal("LockException", err.kind)
+      redis_fixture.assert_lost(l)
       -- the grant is free for others at once, and this object starts over on a new session
       assert.are.equal(l, assert(l:acquire(5)))
       assert.is_true(l.token > token)
@@ -321,8 +249,7 @@ describe("RedisLock", function()
       assert.is_true(holders[2]:release())
       assert(fourth:acquire(5))
       -- and a fourth holder in another process waits for a permit too
-      local ready, release = dir .. "/" .. name .. ".ready", dir .. "/" .. name .. ".release"
-      local pid = helper.spawn(helper.script_command("redis_hold", url, name, "3", ready, release, "30"))
+      local pid, ready, release = fixture:spawn_holder(name, 3)
       helper.sleep(0.5)
       assert.is_false(helper.exists(ready))
       assert.is_true(holders[1]:release())
@@ -357,9 +284,9 @@ describe("RedisLock", function()
       assert.is_true(l:fenced_write(key, "second"))
       l:release()
       -- the stale holder's token, through the session the core binding gives
-      local session = assert(core.redis_session({url = url}))
+      local session = assert(core.redis_session({url = fixture.url}))
       assert.is_false(session:fenced_write(key, old, "stale"))
-      local out = server:cli("HGET", key, "value")
+      local out = fixture.server:cli("HGET", key, "value")
       assert.are.equal("second\n", out)
       session:close()
       local written, err = l:fenced_write(key, "unheld")
@@ -369,29 +296,14 @@ describe("RedisLock", function()
   end)
 
   describe("after fork", function()
-    local testhelper = require "portalock_testhelper"
-
     it("leaves the child unable to release or prolong the parent's grant", function()
       local name = fresh("fork")
-      local l = lock(name)
-      assert(l:acquire())
-      local pid = testhelper.fork()
-      if pid == 0 then
-        local ok, passed = pcall(function()
-          local held = l:check()
-          l:release()
-          local again, err = lock(name):acquire(0)
-          return not held and again == nil and err.kind == "AlreadyLocked"
-        end)
-        testhelper._exit(ok and passed and 0 or 1)
-      end
-      assert.are.equal(0, testhelper.waitpid(pid))
-      assert.is_true(l:check())
-      assert.is_true(l:ensure())
-      local obj, err = lock(name):acquire(0)
-      assert.is_nil(obj)
-      assert.are.equal("AlreadyLocked", err.kind)
-      assert.is_true(l:release())
+      fixture:assert_fork_leaves_grant(name, function(l)
+        local held = l:check()
+        l:release()
+        local again, err = lock(name):acquire(0)
+        return not held and again == nil and err.kind == "AlreadyLocked"
+      end)
     end)
   end)
 
@@ -420,7 +332,7 @@ describe("RedisLock", function()
     end)
 
     it("close their handles when closed: a handle then raises, and collection is safe", function()
-      local session = assert(core.redis_session({url = url}))
+      local session = assert(core.redis_session({url = fixture.url}))
       local h = core.redis_lock(session, fresh())
       local acq = h:begin(1, 0.1, false)
       assert.are.equal("acquired", acq:step())
@@ -444,10 +356,10 @@ describe("RedisLock", function()
       for word in rules:gmatch("%S+") do
         words[#words + 1] = word
       end
-      local out, status = server:cli((table.unpack or unpack)(words)) -- luacheck: compat
+      local out, status = fixture.server:cli((table.unpack or unpack)(words)) -- luacheck: compat
       assert.are.equal(0, status, out)
       assert.are.equal("OK\n", out)
-      local opts = {redis = {host = "127.0.0.1", port = server.port, db = 1, username = "portalock",
+      local opts = {redis = {host = "127.0.0.1", port = fixture.server.port, db = 1, username = "portalock",
         password = rules:match(">(%S+)")}}
       local name = fresh("acl")
       local a, b = portalock.RedisLock(name, opts), portalock.RedisLock(name, opts)
@@ -464,7 +376,7 @@ describe("RedisLock", function()
       assert(sem:acquire(1))
       assert.is_true(sem:release())
       -- and the rights are needed: a user without EVALSHA cannot open a session
-      out, status = server:cli("ACL", "SETUSER", "portalock", "-evalsha")
+      out, status = fixture.server:cli("ACL", "SETUSER", "portalock", "-evalsha")
       assert.are.equal(0, status, out)
       obj, err = portalock.RedisLock(name, {redis = opts.redis, ttl = 7}):acquire(0)
       assert.is_nil(obj)
@@ -572,7 +484,7 @@ describe("RedisLock", function()
     end)
 
     it("raises in the core binding for a bad token or a NUL in a name", function()
-      local session = assert(core.redis_session({url = url}))
+      local session = assert(core.redis_session({url = fixture.url}))
       raises({"token must be an integer in 0..2^53", "-1"},
         function() session:fenced_write("k", -1, "v") end)
       raises({"token must be an integer in 0..2^53"},

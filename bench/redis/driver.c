@@ -18,7 +18,7 @@
  * CLOCK_MONOTONIC nanoseconds.
  */
 #define _GNU_SOURCE
-#include "portalock.h"
+#include "../driver.h"
 
 #include <hiredis/hiredis.h>
 
@@ -27,37 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#define WAIT_LIMIT 120.0 /* seconds: no wait in a benchmark lasts longer */
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_until(int64_t t) {
-  struct timespec ts = {.tv_sec = (time_t)(t / 1000000000), .tv_nsec = (long)(t % 1000000000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
-}
-
-static int64_t cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru); /* every thread: the keep-alive thread too */
-  return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-         ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
 
 static void die(const char *what, const char *why) {
   fprintf(stderr, "driver: %s: %s\n", what, why);
-  exit(2);
-}
-
-static void die_pl(const char *what, const portalock_error *err) {
-  fprintf(stderr, "driver: %s: %s %s\n", what, portalock_status_name(err->status), err->message);
   exit(2);
 }
 
@@ -122,26 +94,18 @@ static void bench_release(bench_lock *b) {
 
 /* ---------------------------------------------------------------- commands */
 
+static int serve_acquire(void *b, double timeout) {
+  return bench_acquire(b, timeout);
+}
+static void serve_release(void *b) {
+  bench_release(b);
+}
+
 static int serve(const char *impl, const char *name, const char *ci) {
   bench_lock b;
   bench_lock_init(&b, impl, name, ci);
-  printf("ready\n");
-  fflush(stdout);
-  char line[64];
-  while (fgets(line, sizeof line, stdin) != NULL) {
-    if (strncmp(line, "acquire", 7) == 0) {
-      if (bench_acquire(&b, WAIT_LIMIT) != 0) die("acquire", "timed out");
-      printf("acquired %lld\n", (long long)now_ns());
-    } else if (strncmp(line, "release", 7) == 0) {
-      int64_t t = now_ns();
-      bench_release(&b);
-      printf("released %lld\n", (long long)t);
-    } else {
-      break;
-    }
-    fflush(stdout);
-  }
-  return 0; /* exit(3) ends the session: whatever is held goes with it */
+  /* the exit ends the session: whatever is held goes with it */
+  return serve_stdin(&b, WAIT_LIMIT, serve_acquire, serve_release);
 }
 
 /* N round trips of EVALSHA of "return 1" on one hiredis connection; `idle`: each after a
@@ -186,9 +150,7 @@ static int uncontended(const char *impl, const char *name, long n) {
     }
   }
   printf("samples");
-  for (long i = 0; i < n; i++)
-    printf(" %lld", (long long)samples[i]);
-  printf("\n");
+  print_times(samples, (size_t)n);
   free(samples);
   return 0;
 }
@@ -196,10 +158,8 @@ static int uncontended(const char *impl, const char *name, long n) {
 static int loop(const char *impl, const char *name) {
   bench_lock b;
   bench_lock_init(&b, impl, name, "default");
-  printf("ready\n");
-  fflush(stdout);
-  long long start, end;
-  if (scanf("%lld %lld", &start, &end) != 2) die("loop", "no window on stdin");
+  int64_t start, end;
+  if (read_window(&start, &end) != 0) die("loop", "no window on stdin");
   /* room for every acquisition the window can hold (a file Lock's acquire+release takes more
    * than 2 µs): growing the array during the window would take the loop's time */
   size_t cap = (size_t)((end - start) / 2000) + 1024, count = 0;
@@ -214,9 +174,7 @@ static int loop(const char *impl, const char *name) {
   }
   if (count == cap) die("loop", "more acquisitions than room for their times");
   printf("done %zu %lld", count, (long long)(cpu_ns() - cpu0));
-  for (size_t i = 0; i < count; i++)
-    printf(" %lld", (long long)stamps[i]);
-  printf("\n");
+  print_times(stamps, count);
   free(stamps);
   return 0;
 }

@@ -8,17 +8,9 @@
 -- (see loop).
 local portalock = require "portalock"
 local core = require "portalock.core"
+local driver = require "benchlib.driver"
 
-local WAIT_LIMIT = 120
-
-local function now_ns()
-  return math.floor(core.monotonic() * 1e9)
-end
-
-local function out(...)
-  io.stdout:write(table.concat({...}, " "), "\n")
-  io.stdout:flush()
-end
+local now_ns, out = driver.now_ns, driver.out
 
 local function new_lock(impl, name, ci)
   assert(impl == "redis" or impl == "redis-hidden", "IMPL must be redis or redis-hidden")
@@ -31,19 +23,11 @@ end
 
 local function serve(impl, name, ci)
   local lock = new_lock(impl, name, ci)
-  out("ready")
-  for line in io.stdin:lines() do
-    if line == "acquire" then
-      assert(lock:acquire(WAIT_LIMIT))
-      out("acquired", now_ns())
-    elseif line == "release" then
-      local t = now_ns()
-      lock:release()
-      out("released", t)
-    else
-      break
-    end
-  end
+  driver.serve_stdin(function()
+    assert(lock:acquire(driver.WAIT_LIMIT))
+  end, function()
+    lock:release()
+  end)
 end
 
 local function uncontended(impl, name, n)
@@ -62,11 +46,8 @@ end
 
 local function loop(impl, name)
   local lock = new_lock(impl, name, "default")
-  out("ready")
-  local start, finish = io.stdin:read("n", "n")
-  while core.monotonic() < start / 1e9 do
-    core.wait(nil, start / 1e9, start / 1e9)
-  end
+  local start, finish = driver.read_window()
+  driver.sleep_until_ns(start)
   local stamps = {}
   while now_ns() < finish do
     if not lock:acquire((finish - now_ns()) / 1e9) then

@@ -11,19 +11,17 @@ of a killed holder waits for it: it gets LEASE seconds (bench/redis/run says so)
 Times printed are CLOCK_MONOTONIC nanoseconds (time.monotonic_ns on Linux).
 """
 import os
-import resource
 import sys
 import time
 
 import portalocker
 import redis
 
-WAIT_LIMIT = 120
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
+from benchlib.driver import (  # noqa: E402 (after the path it needs)
+    WAIT_LIMIT, cpu_ns, out, read_window, serve_stdin, sleep_until)
+
 LEASE = 2.0
-
-
-def out(*words):
-    print(*words, flush=True)
 
 
 def connection():
@@ -54,18 +52,12 @@ def make_lock(impl, name, ci):
 
 def serve(impl, name, ci, _wait):
     acquire, release = make_lock(impl, name, ci)
-    out("ready")
-    for line in sys.stdin:
-        if line.strip() == "acquire":
-            if not acquire(WAIT_LIMIT):
-                raise SystemExit("acquire timed out")
-            out("acquired", time.monotonic_ns())
-        elif line.strip() == "release":
-            t = time.monotonic_ns()
-            release()
-            out("released", t)
-        else:
-            break
+
+    def acquire_within_limit():
+        if not acquire(WAIT_LIMIT):
+            raise SystemExit("acquire timed out")
+
+    serve_stdin(acquire_within_limit, release)
 
 
 def uncontended(impl, name, n):
@@ -88,17 +80,10 @@ def uncontended(impl, name, n):
     out("samples", *samples)
 
 
-def cpu_ns():
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread: portalocker's too
-    return int((usage.ru_utime + usage.ru_stime) * 1e9)
-
-
 def loop(impl, name):
     acquire, release = make_lock(impl, name, "default")
-    out("ready")
-    start, end = (int(x) for x in sys.stdin.readline().split())
-    while time.monotonic_ns() < start:
-        time.sleep(max(0, start - time.monotonic_ns()) / 1e9)
+    start, end = read_window()
+    sleep_until(start)
     cpu0, stamps = cpu_ns(), []
     while time.monotonic_ns() < end:
         if not acquire((end - time.monotonic_ns()) / 1e9):

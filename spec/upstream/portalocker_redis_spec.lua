@@ -12,19 +12,16 @@
 local portalock = require "portalock"
 local core = require "portalock.core"
 local helper = require "spec.support.helper"
-local redis_server = require "spec.support.redis_server"
+local redis_fixture = require "spec.support.redis_fixture"
 
-if not core.redis_session or redis_server.missing() then
-  describe("portalocker's tests: test_redis", function()
-    pending(core.redis_session and redis_server.missing()
-      or "portalock.core was built without hiredis (libhiredis-dev)")
-  end)
+local missing = redis_fixture.missing()
+if missing then
+  describe("portalocker's tests: test_redis", function() pending(missing) end)
   return
 end
 
 local checker = require "spec.support.redis_checker"
 local tcp_proxy = require "spec.support.tcp_proxy"
-local testhelper = require "portalock_testhelper"
 
 local PATCHED_TIMEOUT, PATCHED_CHECK_INTERVAL = 0.0001, 0.0005
 
@@ -127,18 +124,17 @@ if won then assert(lock:release()) end
 ]]
 
 describe("portalocker's tests: test_redis", function()
+  local fixture = redis_fixture.new("upstream")
   local server, url, dir
   local serial = 0
 
   setup(function()
-    server = redis_server.start()
-    url = server.url
+    fixture:start()
+    server, url = fixture.server, fixture.url
   end)
 
   teardown(function()
-    if server then
-      server:close()
-    end
+    fixture:close()
   end)
 
   before_each(function()
@@ -151,16 +147,8 @@ describe("portalocker's tests: test_redis", function()
   end)
 
   -- A channel no other case uses (upstream: str(random.random())).
-  local function channel()
-    serial = serial + 1
-    return string.format("upstream-%d-%d", core.getpid(), serial)
-  end
-
-  local function lock(name, opts)
-    opts = opts or {}
-    opts.redis = opts.redis or url
-    return portalock.RedisLock(name, opts)
-  end
+  local function channel() return fixture:fresh() end
+  local function lock(name, opts) return fixture:lock(name, opts) end
 
   local function numsub(name)
     local out = server:cli("PUBSUB", "NUMSUB", name)
@@ -218,26 +206,21 @@ describe("portalocker's tests: test_redis", function()
     return helper.read(path)
   end
 
-  -- A holder in another process (spec/support/redis_hold.lua): its pid and release file.
-  local function hold_elsewhere(name)
-    serial = serial + 1
-    local ready, release = dir .. "/hold." .. serial .. ".ready", dir .. "/hold." .. serial .. ".release"
-    local log = dir .. "/hold." .. serial .. ".log"
-    local pid = helper.spawn(helper.script_command("redis_hold", url, name, "lock", ready, release, "60"), log)
-    await_file(ready, 15, log)
-    return pid, release
+  -- A fresh channel held here, with a WAITER child (15 s) waiting for it: the channel, the
+  -- holder, and the waiter: {pid, out, log, session = its hex, before = the sessions before it}.
+  local function hold_with_waiter()
+    local name = channel()
+    local holder = lock(name)
+    assert(holder:acquire())
+    local w = {before = sessions(), out = dir .. "/waiter"}
+    w.pid, w.log = spawn_child(WAITER, url, name, "15", w.out)
+    w.session = new_session(w.before)
+    assert(helper.wait_until(function() return numsub(name) == 2 end, 10)) -- the waiter waits
+    return name, holder, w
   end
 
-  local function let_go(pid, release)
-    helper.write(release, "")
-    assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
-  end
-
-  local function timed(fn, ...)
-    local started = core.monotonic()
-    local a, b = fn(...)
-    return core.monotonic() - started, a, b
-  end
+  local function hold_elsewhere(name) return fixture:hold_elsewhere(name) end
+  local let_go, timed = redis_fixture.let_go, redis_fixture.timed
 
   describe("basics", function()
     it("test_redis_lock: a second fail_when_locked acquire is AlreadyLocked, and leaves no subscription", function()
@@ -340,7 +323,7 @@ describe("portalocker's tests: test_redis", function()
 
     it("test_redis_acquire_fail_when_locked_fails_fast: with a live holder, long before the timeout", function()
       local name = channel()
-      local pid, release = hold_elsewhere(name)
+      local pid, _, release = hold_elsewhere(name)
       local contender = lock(name, {timeout = 30, fail_when_locked = true})
       local elapsed, obj, err = timed(contender.acquire, contender)
       assert.is_nil(obj)
@@ -473,26 +456,14 @@ describe("portalocker's tests: test_redis", function()
       assert(l:acquire())
       local token = l.token
       assert.is_true(#kill_subscriptions() >= 1)
-      assert.is_true(helper.wait_until(function() return not l:check() end, 5))
+      -- lost, and on_lost's counterpart in Lua (lost_fd() readable), ensure_held's (ensure()) and
+      -- release, which does not raise, say so
+      redis_fixture.assert_lost(l)
+      -- the loss is still observable after release
       local held, reason = l:check()
       assert.is_false(held)
       assert.are.equal("lost", reason)
-      -- on_lost's counterpart in Lua: the session's descriptor is readable
-      local now = core.monotonic()
-      assert.are.equal("ready", core.wait(l:lost_fd(), now, now))
-      -- ensure_held's: ensure() reports the loss
       local ok, err = l:ensure()
-      assert.is_nil(ok)
-      assert.are.equal("LockException", err.kind)
-      -- release does not raise
-      ok, err = l:release()
-      assert.is_nil(ok)
-      assert.are.equal("LockException", err.kind)
-      -- the loss is still observable after release
-      held, reason = l:check()
-      assert.is_false(held)
-      assert.are.equal("lost", reason)
-      ok, err = l:ensure()
       assert.is_nil(ok)
       assert.are.equal("LockException", err.kind)
       -- the next acquire resets it
@@ -514,15 +485,9 @@ describe("portalocker's tests: test_redis", function()
     end)
 
     it("test_live_redis_client_kill_revokes_lock_loudly and test_live_redis_no_unreapable_ghost", function()
-      local name = channel()
-      local holder = lock(name)
-      assert(holder:acquire())
-      local before = sessions()
-      local out = dir .. "/waiter"
-      local pid, log = spawn_child(WAITER, url, name, "15", out)
-      local waiter = new_session(before)
-      assert(helper.wait_until(function() return numsub(name) == 2 end, 10)) -- the waiter waits
-      local killed = kill_subscriptions({[waiter] = true})
+      local name, holder, w = hold_with_waiter()
+      local pid, out, log = w.pid, w.out, w.log
+      local killed = kill_subscriptions({[w.session] = true})
       assert.is_true(#killed >= 1)
       assert.is_true(helper.wait_until(function() return not holder:check() end, 5))
       local result = await_file(out, 10, log)
@@ -543,16 +508,10 @@ describe("portalocker's tests: test_redis", function()
 
     it("test_redis_waiter_worker_failure_scopes_to_attempt: a waiter whose connection breaks is not a "
       .. "holder, and acquires later", function()
-      local name = channel()
-      local holder = lock(name)
-      assert(holder:acquire())
-      local mine = sessions()
-      local out = dir .. "/waiter"
-      local pid, log = spawn_child(WAITER, url, name, "15", out)
-      local waiter = new_session(mine)
-      assert(helper.wait_until(function() return numsub(name) == 2 end, 10))
-      local cut = kill_subscriptions(mine)
-      assert.are.same({waiter}, cut)
+      local _, holder, w = hold_with_waiter()
+      local pid, out, log = w.pid, w.out, w.log
+      local cut = kill_subscriptions(w.before)
+      assert.are.same({w.session}, cut)
       helper.sleep(0.5)
       assert.is_true(holder:check())
       assert.is_true(holder:ensure())
@@ -619,37 +578,16 @@ describe("portalocker's tests: test_redis", function()
 
   describe("fork", function()
     it("test_redis_release_in_forked_child_leaves_parent_lock_alone", function()
-      local name = channel()
-      local l = lock(name)
-      assert(l:acquire())
-      local pid = testhelper.fork()
-      if pid == 0 then
-        local ok = pcall(l.release, l)
-        testhelper._exit(ok and 0 or 1)
-      end
-      assert.are.equal(0, testhelper.waitpid(pid))
-      assert.is_true(l:check())
-      assert.is_true(l:ensure())
-      local obj, err = lock(name):acquire(0)
-      assert.is_nil(obj)
-      assert.are.equal("AlreadyLocked", err.kind)
-      assert.is_true(l:release())
+      fixture:assert_fork_leaves_grant(channel(), function(l)
+        l:release()
+        return true
+      end)
     end)
   end)
 
   describe("fencing", function()
     it("test_redis_fence_token_increments_across_grants: strictly, across alternating holders", function()
-      local name = channel()
-      local a, b = lock(name), lock(name)
-      local last = 0
-      for _ = 1, 3 do
-        for _, holder in ipairs({a, b}) do
-          assert(holder:acquire())
-          assert.is_true(holder.token > last)
-          last = holder.token
-          assert.is_true(holder:release())
-        end
-      end
+      fixture:assert_tokens_increase(channel())
     end)
 
     it("test_redis_fence_token_none_while_unheld_shared_or_disabled: nil before any acquire", function()

@@ -113,8 +113,15 @@ foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
     endif()
     # The interpreter runs busted itself (rather than `busted --lua=...`, which re-runs
     # busted through a shell): the suite runs on exactly this interpreter.
+    # The Redis fault suite (#faults: spec/redis_faults_spec.lua, half a minute of killed,
+    # paused and cut-off processes and servers) runs on 5.4 and LuaJIT, the runtimes of
+    # applications and of OpenResty; 5.3 and 5.1 run the rest, which covers the binding there.
+    set(exclude "")
+    if(NOT (name STREQUAL "5.4" OR name STREQUAL "luajit"))
+      set(exclude --exclude-tags=faults)
+    endif()
     add_test(NAME lua.${name}
-             COMMAND "${interp}" "${PORTALOCK_BUSTED}" --ignore-lua spec
+             COMMAND "${interp}" "${PORTALOCK_BUSTED}" --ignore-lua ${exclude} spec
              WORKING_DIRECTORY "${src}")
     set_tests_properties(lua.${name} PROPERTIES ENVIRONMENT "${env}" TIMEOUT 600
                                                 LABELS "lua")

@@ -12,7 +12,7 @@ local tcp_proxy = require "spec.support.tcp_proxy"
 local RECHECK_INTERVAL = 0.1
 local WAIT_SECONDS = 20
 
-describe("RedisLock and RedisSemaphore under faults", function()
+describe("RedisLock and RedisSemaphore under faults #faults", function()
   local missing = redis_server.missing()
     or not core.redis_session and "portalock was built without hiredis (libhiredis-dev)"
   if missing then

@@ -185,8 +185,9 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       if (confirmed) {
         /* The server confirmed the subscription, and has it no more: its connection ended
          * there, and this end has not seen it end (a half-open connection). */
-        pl_rsession_lose(s, "the server dropped the subscription");
-        return pl_rsession_lost_error("the server dropped the subscription", err);
+        static const char dropped[] = "the server dropped the subscription";
+        pl_rsession_lose(s, dropped);
+        return pl_rsession_lost_error(dropped, err);
       }
       status = pl_rgrant_await_subscription(g, deadline, err);
       if (status != PORTALOCK_OK) return status;
@@ -307,10 +308,7 @@ static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
   freeReplyObject(reply);
   if (status != PORTALOCK_OK) return status;
   pthread_mutex_lock(&s->mutex);
-  if (alive && g->lost == NULL)
-    g->expires = sent + s->opts.ttl;
-  else
-    pl_rgrant_lose_locked(s, g, "the server no longer has the grant");
+  pl_rgrant_renewed_locked(s, g, alive, sent, "the server no longer has the grant");
   why = g->lost;
   pthread_mutex_unlock(&s->mutex);
   if (why != NULL)

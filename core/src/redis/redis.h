@@ -209,12 +209,16 @@ portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script 
                                   pl_rcommand *cmd, redisReply **reply, portalock_error *err);
 /* pl_rsession_call's `script` for a command that is not a script (nothing to load again). */
 #define PL_NO_SCRIPT PL_SCRIPT_COUNT
-/* Sends SUBSCRIBE or UNSUBSCRIBE of the acquisition's channel (and of `name` for a RedisLock,
- * when no other acquisition of this session keeps it) without waiting for the reply, and
- * lists or unlists the grant. */
+/* Sends SUBSCRIBE or UNSUBSCRIBE of the handle's channel (and of `name` for a visible
+ * RedisLock, when no other acquisition of this session keeps it) without waiting for the
+ * reply, and lists or unlists the grant. */
 portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgrant *grant,
                                     portalock_error *err);
 void pl_rsession_unlisten(portalock_redis_session_t *session, pl_rgrant *grant);
+/* (m) held: a renewal sent at `sent` came back: the lease runs ttl from then, or, when the
+ * grant was not `alive` (or is lost already), the grant is lost for `reason`. */
+void pl_rgrant_renewed_locked(portalock_redis_session_t *session, pl_rgrant *grant, int alive,
+                              double sent, const char *reason);
 /* (m) held: records that a held grant is lost (check and the session's descriptor say so at
  * once; on_lost is called on the keep-alive thread, which this wakes). */
 void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,

@@ -79,6 +79,14 @@ struct pl_loss {
   struct pl_loss *next;
 };
 
+void pl_rgrant_renewed_locked(portalock_redis_session_t *session, pl_rgrant *grant, int alive,
+                              double sent, const char *reason) {
+  if (alive && grant->lost == NULL)
+    grant->expires = sent + session->opts.ttl;
+  else
+    pl_rgrant_lose_locked(session, grant, reason);
+}
+
 void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
                            const char *reason) {
   if (!grant->held || grant->lost != NULL) return;
@@ -382,10 +390,7 @@ static void pl_renew(portalock_redis_session_t *session) {
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
           if (!g->held || g->lost != NULL || g->token != tokens[i] || strcmp(g->id, id) != 0)
             continue;
-          if (!bad && alive[i])
-            g->expires = sent + session->opts.ttl;
-          else
-            pl_rgrant_lose_locked(session, g, "the lease ran out");
+          pl_rgrant_renewed_locked(session, g, !bad && alive[i], sent, "the lease ran out");
         }
       }
       pthread_mutex_unlock(&session->mutex);

@@ -137,7 +137,7 @@ function M.arm_sweep()
   local ok, err = ngx.timer.at(M.SWEEP_INTERVAL, sweep_timer)
   if ok then
     sweeping = true
-  else
+  elseif not ngx.worker.exiting() then -- (an exiting worker's holds end with it)
     ngx.log(ngx.WARN, "portalock: cannot arm the timer that releases holds of ended requests: ",
       tostring(err), "; they are released when another acquire meets them")
   end

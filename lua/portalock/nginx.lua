@@ -11,7 +11,9 @@
 ---   collector. Holds of ended requests are released by the next acquire that meets them and,
 ---   within SWEEP_INTERVAL, by a timer of the worker (armed only while requests hold).
 --- * Waiters of one worker wait in arrival order, one queue per lock: only the first polls the
----   kernel (or Redis), every POLL_INTERVAL at most; the others sleep until it is their turn.
+---   kernel (or Redis), every POLL_INTERVAL times the number of locks this worker's requests
+---   wait for (so a worker tries at most 1 / POLL_INTERVAL times a second, however many locks
+---   are contended); the others sleep until it is their turn.
 ---   The first waiters of the workers poll at one steady pace, and a release in a worker does
 ---   not wake its own first waiter early: that would hand every release of a busy worker to
 ---   its own waiters and starve the other workers'. Waiters in other processes compete
@@ -21,8 +23,9 @@ local M = {}
 -- How often the worker's timer looks for holds of ended requests: a forgotten hold outlives
 -- its request by at most this (plus the time its release takes).
 M.SWEEP_INTERVAL = 0.1
---- How often the first waiter of a queue tries again (check_interval, if shorter, wins).
-M.POLL_INTERVAL = 0.005
+--- How often the first waiter of a queue tries again, when it is the worker's only queue
+--- (check_interval, if shorter, wins).
+M.POLL_INTERVAL = 0.002
 -- A waiter that is not first checks this often whether the waiters before it are still there
 -- (a request killed while waiting cannot leave the queue itself).
 local QUEUE_CHECK = 0.1
@@ -181,12 +184,14 @@ local semaphore -- ngx.semaphore, loaded at the first queue (it needs lua-resty-
 
 -- key -> {first = index, last = index, [index] = waiter}; a waiter is {request, co, wake}.
 local queues = {}
+local queue_count = 0
 
 local function queue_of(key)
   local queue = queues[key]
   if not queue then
     queue = {first = 1, last = 0}
     queues[key] = queue
+    queue_count = queue_count + 1
   end
   return queue
 end
@@ -213,7 +218,12 @@ end
 --- trying first.
 function M.waiting(key)
   local queue = queues[key]
-  return queue ~= nil and head(queue) ~= nil
+  if queue and not head(queue) then -- its waiters are gone (killed while they waited)
+    queues[key] = nil
+    queue_count = queue_count - 1
+    return false
+  end
+  return queue ~= nil
 end
 
 --- Queues the running request for `key`; returns its waiter.
@@ -239,9 +249,10 @@ function M.first(waiter)
 end
 
 --- Sleeps between two steps of `waiter`, at most until `next_attempt` (monotonic seconds, by
---- `now()`): the first waiter for POLL_INTERVAL, the others until their turn comes.
+--- `now()`): the first waiter at the pace of the worker's tries (see POLL_INTERVAL), the
+--- others until their turn comes.
 function M.sleep(waiter, next_attempt, now)
-  local pace = M.first(waiter) and M.POLL_INTERVAL or QUEUE_CHECK
+  local pace = M.first(waiter) and M.POLL_INTERVAL * queue_count or QUEUE_CHECK
   nap(waiter, math.min(next_attempt - now(), pace))
 end
 
@@ -253,6 +264,7 @@ function M.leave(waiter)
   local next_waiter = head(queue)
   if not next_waiter then
     queues[waiter.key] = nil
+    queue_count = queue_count - 1
   elseif was_first then
     next_waiter.wake:post(1)
   end

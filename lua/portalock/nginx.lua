@@ -13,11 +13,14 @@
 --- * Waiters of one worker wait in arrival order, one queue per lock: only the first polls the
 ---   kernel (or Redis), every POLL_INTERVAL times the number of locks this worker's requests
 ---   wait for (so a worker tries at most 1 / POLL_INTERVAL times a second, however many locks
----   are contended); the others sleep until it is their turn.
----   The first waiters of the workers poll at one steady pace, and a release in a worker does
----   not wake its own first waiter early: that would hand every release of a busy worker to
----   its own waiters and starve the other workers'. Waiters in other processes compete
----   through the kernel as before.
+---   are contended); the others sleep until it is their turn. Across the workers, when
+---   portalock was loaded in init_by_lua, only the first waiter that has waited longest tries
+---   (portalock.nginx_board); else the first waiters of the workers try at the same pace. A
+---   release does not wake a waiter of its own worker early: that would hand every release of
+---   a busy worker to its own waiters. Waiters in other processes compete through the kernel.
+local board = require "portalock.nginx_board"
+local core = require "portalock.core"
+
 local M = {}
 
 -- How often the worker's timer looks for holds of ended requests: a forgotten hold outlives
@@ -34,6 +37,10 @@ local ngx = rawget(_G, "ngx")
 
 --- True inside nginx's Lua VM.
 M.inside = type(ngx) == "table" and type(ngx.get_phase) == "function"
+
+if M.inside and ngx.get_phase() == "init" then
+  board.open() -- in the master, for the workers it forks
+end
 
 -- Phases without a request (and so without ngx.ctx): their holds belong to the coroutine.
 local NO_REQUEST_PHASES = {init = true, init_worker = true, exit_worker = true}
@@ -201,6 +208,13 @@ local function gone(waiter)
     or coroutine.status(waiter.co) == "dead"
 end
 
+local function withdraw(waiter)
+  if waiter.post then
+    board.withdraw(waiter.post)
+    waiter.post = nil
+  end
+end
+
 -- The first waiter that is still there, dropping those before it that are not.
 local function head(queue)
   while queue.first <= queue.last do
@@ -208,6 +222,7 @@ local function head(queue)
     if not gone(waiter) then
       return waiter
     end
+    withdraw(waiter)
     queue[queue.first] = nil
     queue.first = queue.first + 1
   end
@@ -230,7 +245,8 @@ end
 function M.join(key, request)
   semaphore = semaphore or require "ngx.semaphore"
   local queue = queue_of(key)
-  local waiter = {key = key, request = request, co = coroutine.running(), wake = semaphore.new(0)}
+  local waiter = {key = key, request = request, co = coroutine.running(), wake = semaphore.new(0),
+    since = core.monotonic()}
   queue.last = queue.last + 1
   queue[queue.last] = waiter
   return waiter
@@ -243,16 +259,26 @@ local function nap(waiter, seconds)
   return waiter.wake:wait((ms + 0.1) / 1000) == true
 end
 
---- True when `waiter` is first in its queue (its turn to poll).
-function M.first(waiter)
+local function first(waiter)
   return head(queues[waiter.key]) == waiter
 end
 
+--- True when it is the turn of `waiter` to try: it is first in its worker's queue, and no
+--- other worker's first waiter for its key has waited longer. `now`: monotonic seconds.
+function M.may_try(waiter, now)
+  if not first(waiter) then
+    return false
+  end
+  waiter.post = waiter.post or board.post_for(waiter.key)
+  return not waiter.post or board.may_try(waiter.post, waiter.since, now)
+end
+
 --- Sleeps between two steps of `waiter`, at most until `next_attempt` (monotonic seconds, by
---- `now()`): the first waiter at the pace of the worker's tries (see POLL_INTERVAL), the
---- others until their turn comes.
+--- `now()`): the first waiter at the pace of the worker's tries (see POLL_INTERVAL, and at
+--- least every QUEUE_CHECK, its heartbeat on the board), the others until their turn comes.
 function M.sleep(waiter, next_attempt, now)
-  local pace = M.first(waiter) and M.POLL_INTERVAL * queue_count or QUEUE_CHECK
+  local pace = first(waiter) and math.min(M.POLL_INTERVAL * queue_count, QUEUE_CHECK)
+    or QUEUE_CHECK
   nap(waiter, math.min(next_attempt - now(), pace))
 end
 
@@ -261,6 +287,7 @@ function M.leave(waiter)
   local queue = queues[waiter.key]
   local was_first = head(queue) == waiter
   waiter.left = true
+  withdraw(waiter)
   local next_waiter = head(queue)
   if not next_waiter then
     queues[waiter.key] = nil

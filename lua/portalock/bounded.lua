@@ -11,6 +11,7 @@ local core = require "portalock.core"
 local check = require "portalock.check"
 local errors = require "portalock.errors"
 local lock = require "portalock.lock"
+local nginx = require "portalock.nginx"
 local wait = require "portalock.wait"
 
 local M = {}
@@ -125,6 +126,9 @@ end
 
 -- Forgets a hold the process no longer has (a forked child: the core detached it).
 local function refresh(self)
+  if nginx.inside then
+    nginx.reclaim(self) -- held by an nginx request that has ended
+  end
   local slot = rawget(self, "_slot")
   if slot and not self._h:locked() then
     rawset(self, "_slot", false)
@@ -150,9 +154,13 @@ function Semaphore:acquire(opts)
   local h = self._h
   local acq = h:begin(pick(opts.timeout, self._defaults.timeout),
     pick(opts.check_interval, self._defaults.check_interval))
-  local ok, err = wait.acquire_steps(self.name, acq)
+  local ok, err = wait.acquire_steps(self.name, acq, self._key)
   if not ok then
     return nil, err
+  end
+  local request = nginx.current_request()
+  if request then
+    nginx.track(self, request, Semaphore.release)
   end
   local number = h:slot()
   local files = h:filenames()
@@ -169,7 +177,11 @@ function Semaphore:release()
     return true
   end
   rawset(self, "_slot", false)
-  return errors.result(self._h:release())
+  local ok, errtab = self._h:release()
+  if nginx.inside then
+    nginx.untrack(self)
+  end
+  return errors.result(ok, errtab)
 end
 
 function Semaphore:locked()
@@ -224,7 +236,10 @@ local function constructor(class, default_name)
     elseif not handle then
       error(errors.from_core(errtab), 2)
     end
-    return setmetatable({_class = class, _h = handle, _defaults = defaults, _slot = false}, SemaphoreMeta)
+    -- What identifies the semaphore to this worker's queue of waiters (portalock.nginx).
+    local key = "bounded:" .. handle:directory() .. "/" .. handle:name()
+    return setmetatable({_class = class, _h = handle, _defaults = defaults, _slot = false,
+      _key = key}, SemaphoreMeta)
   end
 end
 

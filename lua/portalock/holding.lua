@@ -11,6 +11,7 @@
 -- _exclusive, _fmode (io mode), _reentrant.
 local core = require "portalock.core"
 local errors = require "portalock.errors"
+local nginx = require "portalock.nginx"
 local owner = require "portalock.owner"
 
 local M = {}
@@ -69,14 +70,26 @@ function M.take(obj, token, target)
   end
   obj._fh = fh
   held[obj] = token
+  local request = owner.request(token)
+  if request then
+    nginx.track(obj, request, M.end_hold)
+  end
   return fh
+end
+
+-- The hold is over: forgets it here and in the worker's holds of requests.
+local function forget(obj)
+  held[obj] = nil
+  obj._fh, obj._identity = false, false
+  if nginx.inside then
+    nginx.untrack(obj)
+  end
 end
 
 --- Forgets a hold whose kernel lock is gone; closes the io handle if still open.
 function M.drop(obj)
   local fh = obj._fh
-  held[obj] = nil
-  obj._fh, obj._identity = false, false
+  forget(obj)
   if io.type(fh) == "file" then
     fh:close()
   end
@@ -92,8 +105,7 @@ function M.finish(obj, unlock, ...)
   if not ok then
     obj._h:forget()
   end
-  held[obj] = nil
-  obj._fh, obj._identity = false, false
+  forget(obj)
   local closed, close_message, close_errno = fh:close()
   -- Only now, with the file closed and its waiters woken: closing a watch takes a while.
   obj._h:wait_done()
@@ -107,6 +119,15 @@ function M.finish(obj, unlock, ...)
   return true
 end
 
+--- Ends the hold of a held object whoever runs it (all the holds of its owner, for an RLock):
+--- the release of a hold whose nginx request has ended. Returns true or nil, err.
+function M.end_hold(obj)
+  if obj._reentrant then
+    return M.finish(obj, obj._h.release_all, held[obj])
+  end
+  return M.finish(obj, obj._h.release)
+end
+
 --- The token registered for a held object.
 function M.holder(obj)
   return held[obj]
@@ -114,22 +135,22 @@ end
 
 --- Brings the object up to date with the world: the user closed its io handle or the
 --- process forked (the child's copy is detached and holds nothing): "detached"; an RLock
---- owner died: "reclaimed". Returns nil when nothing changed.
+--- owner died, or the nginx request that held the object ended: "reclaimed". Returns nil
+--- when nothing changed.
 function M.refresh(obj)
-  local outcome
   if not obj._fh then
     return nil
   elseif not obj._h:holds(obj._fh) then -- the user closed the handle, or this is a forked child
     obj._h:forget()
-    outcome = "detached"
-  elseif obj._reentrant and not owner.alive(obj._h:owner()) then -- like a dead process
-    obj._h:release_all(obj._h:owner())
-    outcome = "reclaimed"
-  else
+    M.drop(obj)
+    return "detached"
+  end
+  local holder = held[obj]
+  if owner.alive(holder) or not (obj._reentrant or owner.request(holder)) then
     return nil
   end
-  M.drop(obj)
-  return outcome
+  M.end_hold(obj) -- like a dead process: a failed release has dropped the hold all the same
+  return "reclaimed"
 end
 
 --- Whether another held object of this state stands in the way of `obj` for `token`:

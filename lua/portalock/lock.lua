@@ -224,7 +224,11 @@ function M.acquire_with(self, settings, token)
     -- outside the acquisition would make a watch (an inotify instance) for nothing.
     acq = begin(self, settings, token)
   end
-  local status, err, _, _, spare = attempt(self, token, acq)
+  local status, err, spare = "sleep", nil, nil
+  if not wait.queued(self._path) then -- else it waits behind this nginx worker's waiters
+    local _
+    status, err, _, _, spare = attempt(self, token, acq)
+  end
   if status == "acquired" then
     return self._fh
   elseif status ~= "failed" then

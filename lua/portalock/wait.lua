@@ -1,8 +1,9 @@
 --- The waiting loop over a core acquisition (portalock_step in portalock.h): C decides when to
 --- give up (and says so in the AlreadyLocked error), when to try again and on what to sleep;
 --- this loop chooses only how to sleep, once per wait at the first contention:
----   * inside OpenResty, in a phase that may yield: ngx.sleep, backing off from 1 ms up to
----     check_interval; in `init` the wait may block; in any other phase it fails at once;
+---   * inside OpenResty, in a phase that may yield: in the worker's queue for what is waited
+---     for, in arrival order (portalock.nginx), polling in its turn; in `init` the wait may
+---     block; in any other phase it fails at once;
 ---   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
 ---     the scheduler's sleep function, with the same back-off;
 ---   * otherwise the engine's own blocking sleep (acq:sleep), the one a C wait takes: it wakes
@@ -12,6 +13,7 @@
 --- And the outcomes only Lua knows: the lock held by another owner of this Lua state.
 local core = require "portalock.core"
 local errors = require "portalock.errors"
+local nginx = require "portalock.nginx"
 
 local M = {}
 
@@ -73,19 +75,25 @@ end
 
 --- The phase (ngx.get_phase()) when running inside nginx (OpenResty), else nil.
 function M.nginx_phase()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.get_phase) == "function" then
-    return ngx.get_phase()
+  if nginx.inside then
+    return rawget(_G, "ngx").get_phase()
   end
 end
 
--- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean,
--- phase = name of an nginx phase that forbids waiting | nil}.
+--- True when a wait for `key` starting now would queue behind another waiter of this nginx
+--- worker (see portalock.nginx): the caller then skips its first attempt.
+function M.queued(key)
+  return nginx.inside and YIELDABLE_PHASES[M.nginx_phase()] and nginx.waiting(key) or false
+end
+
+-- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean, queue = true (in an
+-- nginx request that may yield) | nil, phase = name of an nginx phase that forbids waiting |
+-- nil}.
 local function strategy(check_interval, acq)
   local phase = M.nginx_phase()
   if phase then
     if YIELDABLE_PHASES[phase] then
-      return {sleep = backoff_sleeper(rawget(_G, "ngx").sleep, check_interval), yields = true}
+      return {yields = true, queue = true}
     elseif phase ~= "init" then
       return {yields = false, phase = phase}
     end
@@ -117,13 +125,8 @@ local function give_up(acq, err)
   return nil, err
 end
 
---- Drives the acquisition `acq` (core: h:begin(...)) until it acquires, fails for good, or
---- gives up. attempt() runs one step: "acquired" | "sleep", fd, next_attempt | "in_state",
---- same_owner, nil, holder_pid (held by another owner of this state, which the core is not
---- asked about) | "failed", err. A step that gives up or fails has ended the wait already.
---- Returns true or nil, err.
-function M.acquire(path, attempt, acq)
-  local how
+-- The loop of M.acquire under the strategy `how`.
+local function drive(path, attempt, acq, how)
   while true do
     local status, detail, next_attempt, holder_pid = attempt()
     if status == "acquired" then
@@ -141,7 +144,6 @@ function M.acquire(path, attempt, acq)
         return nil, errors.from_core(detail)
       end
     end
-    how = how or strategy(acq:check_interval(), acq)
     if how.phase then
       return give_up(acq, phase_error(path, how.phase))
     elseif held and not how.yields then
@@ -151,16 +153,52 @@ function M.acquire(path, attempt, acq)
   end
 end
 
+-- Waits in this worker's queue for `key` (see portalock.nginx): attempts only in its turn;
+-- before that, the policy step without an attempt (acq:held) keeps the deadline.
+local function drive_in_turn(path, key, attempt, acq, how)
+  local waiter = nginx.join(key, nginx.current_request())
+  how.sleep = function(_, next_attempt)
+    backoff_sleeps = backoff_sleeps + 1
+    nginx.sleep(waiter, next_attempt, core.monotonic)
+  end
+  local ok, done, err = pcall(drive, path, function()
+    if not nginx.may_try(waiter, core.monotonic()) then
+      return "in_state", false
+    end
+    return attempt()
+  end, acq, how)
+  nginx.leave(waiter)
+  if not ok then
+    acq:give_up()
+    error(done, 0)
+  end
+  return done, err
+end
+
+--- Drives the acquisition `acq` (core: h:begin(...)) until it acquires, fails for good, or
+--- gives up. attempt() runs one step: "acquired" | "sleep", fd, next_attempt | "in_state",
+--- same_owner, nil, holder_pid (held by another owner of this state, which the core is not
+--- asked about) | "failed", err. A step that gives up or fails has ended the wait already.
+--- `key` names what is waited for to the nginx worker's queue (default: `path`).
+--- Returns true or nil, err.
+function M.acquire(path, attempt, acq, key)
+  local how = strategy(acq:check_interval(), acq)
+  if how.queue then
+    return drive_in_turn(path, key or path, attempt, acq, how)
+  end
+  return drive(path, attempt, acq, how)
+end
+
 --- acquire() for an acquisition whose every attempt is the core's step (no holder inside this
 --- Lua state to consider): the semaphores and the Redis grants. Returns true or nil, err.
-function M.acquire_steps(path, acq)
+function M.acquire_steps(path, acq, key)
   return M.acquire(path, function()
     local status, detail, next_attempt = acq:step()
     if status == nil then
       return "failed", errors.from_core(detail)
     end
     return status, detail, next_attempt
-  end, acq)
+  end, acq, key)
 end
 
 return M

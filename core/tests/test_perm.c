@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <semaphore.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,8 +246,14 @@ static void test_semaphore(void) {
   CHECK_OK(portalock_semaphore_unlink(sem_name, &err), &err);
 }
 
+/* A failed check ends the test before its own unlink: the semaphore must not outlive it. */
+static void unlink_semaphore(void) {
+  if (sem_name[0] != '\0') portalock_semaphore_unlink(sem_name, NULL);
+}
+
 int main(void) {
   tu_init("perm");
+  atexit(unlink_semaphore);
   as_root = tu_other_user("another user's attempts", &other_uid, &other_gid);
   if (as_root)
     snprintf(nobody_runs, sizeof nobody_runs, "runs as nobody (uid %ld)", (long)other_uid);

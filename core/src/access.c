@@ -60,7 +60,9 @@ portalock_status pl_fail_access(portalock_error *err, int errnum, const char *wh
     snprintf(user, sizeof user, "uid %ld", (long)geteuid());
   const char *also = sharing == PL_SHARED_BY_BOTH ? ", and the same perm here" : "";
   struct stat st;
-  if (lstat(path, &st) == 0) {
+  int seen = lstat(path, &st) == 0;
+  int missing = !seen && errno == ENOENT;
+  if (seen) {
     pl_describe_file(&st, file, sizeof file);
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
                    "%s '%s': %s: owned by %s, and this process runs as %s; create it with "
@@ -68,7 +70,7 @@ portalock_status pl_fail_access(portalock_error *err, int errnum, const char *wh
                    what, path, why, file, me, PL_SHARED_PERM, PL_SHARED_PERM, also, user, user);
   }
   pl_parent_dir(path, dir, sizeof dir);
-  if (errno == ENOENT && stat(dir, &st) == 0) {
+  if (missing && stat(dir, &st) == 0) {
     pl_describe_file(&st, file, sizeof file);
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
                    "%s '%s': %s: it cannot be created in '%s' (owned by %s) by this process, "

@@ -60,20 +60,20 @@ end
 
 -- One acquire+release of `name` for each implementation, on objects made once per request
 -- (one semaphore object per request, as the library asks of nginx users).
+local function acquire_release(object)
+  return function()
+    must(object:acquire())
+    must(object:release())
+  end
+end
+
 local CYCLES = {
   lock = function(name)
-    local lock = portalock.Lock(path(name))
-    return function()
-      must(lock:acquire())
-      must(lock:release())
-    end
+    return acquire_release(portalock.Lock(path(name)))
   end,
   sem = function(name)
-    local sem = portalock.BoundedSemaphore(SEMAPHORE_MAXIMUM, {name = name, directory = directory})
-    return function()
-      must(sem:acquire())
-      must(sem:release())
-    end
+    return acquire_release(portalock.BoundedSemaphore(SEMAPHORE_MAXIMUM, {name = name,
+      directory = directory}))
   end,
   resty = function(name)
     local lock = must(resty_lock:new("locks"))
@@ -119,14 +119,18 @@ local function increment(key)
   stats:set(key, value + 1)
 end
 
+-- Acquires a portalock object: its release function, or nil, err.
+local function acquired(object)
+  local held, err = object:acquire()
+  if not held then
+    return nil, err
+  end
+  return function() must(object:release()) end
+end
+
 local EXCLUSIVE = {
   lock = function(key)
-    local lock = portalock.Lock(path(key))
-    local fh, err = lock:acquire()
-    if not fh then
-      return nil, err
-    end
-    return function() must(lock:release()) end
+    return acquired(portalock.Lock(path(key)))
   end,
   resty = function(key)
     local lock = must(resty_lock:new("locks"))
@@ -176,13 +180,8 @@ end
 
 local SEMAPHORES = {
   sem = function(name, timeout)
-    local sem = portalock.BoundedSemaphore(SEMAPHORE_MAXIMUM, {name = name, directory = directory,
-      timeout = timeout})
-    local slot, err = sem:acquire()
-    if not slot then
-      return nil, err
-    end
-    return function() must(sem:release()) end
+    return acquired(portalock.BoundedSemaphore(SEMAPHORE_MAXIMUM, {name = name,
+      directory = directory, timeout = timeout}))
   end,
   dict = function(name, timeout)
     return dict_semaphore(name .. ":count", timeout)

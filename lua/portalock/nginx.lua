@@ -18,7 +18,6 @@
 ---   (portalock.nginx_board); else the first waiters of the workers try at the same pace. A
 ---   release does not wake a waiter of its own worker early: that would hand every release of
 ---   a busy worker to its own waiters. Waiters in other processes compete through the kernel.
-local board = require "portalock.nginx_board"
 local core = require "portalock.core"
 
 local M = {}
@@ -38,7 +37,9 @@ local ngx = rawget(_G, "ngx")
 --- True inside nginx's Lua VM.
 M.inside = type(ngx) == "table" and type(ngx.get_phase) == "function"
 
-if M.inside and ngx.get_phase() == "init" then
+-- The board of first waiters (it needs LuaJIT's FFI, which nginx always has).
+local board = M.inside and require "portalock.nginx_board"
+if board and ngx.get_phase() == "init" then
   board.open() -- in the master, for the workers it forks
 end
 

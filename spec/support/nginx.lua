@@ -111,15 +111,24 @@ local function worker_reads()
   return {nginx.root .. "/lua", nginx.root .. "/spec/support/nginx_stats.lua", core_file(), "/usr/share/lua/5.1"}
 end
 
+--- Shell `command` run as the user of nginx's workers: as WORKER_USER:WORKER_GROUP (no other
+--- groups) when the specs run as root, else as is (the workers are the caller then).
+function nginx.as_worker_user(command)
+  if not nginx.as_root() then
+    return command
+  end
+  return table.concat({helper.peer_env, "setpriv", "--reuid=" .. nginx.WORKER_USER,
+    "--regid=" .. nginx.WORKER_GROUP, "--clear-groups", command}, " ")
+end
+
 -- Raises, naming the paths, if WORKER_USER cannot read all that the workers load.
 local function check_readable_by_workers()
   local quoted = {}
   for i, path in ipairs(worker_reads()) do
     quoted[i] = helper.quote(path)
   end
-  local command = table.concat({"setpriv --reuid=" .. nginx.WORKER_USER, "--regid=" .. nginx.WORKER_GROUP,
-    "--clear-groups find", table.concat(quoted, " "), "'(' -type d '!' -executable -o '!' -readable ')' -print"}, " ")
-  local output, code = helper.capture(command)
+  local output, code = helper.capture(nginx.as_worker_user("find " .. table.concat(quoted, " ")
+    .. " '(' -type d '!' -executable -o '!' -readable ')' -print"))
   if code ~= 0 or output ~= "" then
     error(string.format("nginx's workers run as %s, who cannot read all of %s:\n%s\nMake them readable "
       .. "(every directory above them searchable), or run the specs from a checkout outside a private "
@@ -450,11 +459,10 @@ end
 --- `server.workers` (worker_processes, default 2). Returns a server object: fields port, dir,
 --- lock_dir, pid (the master); methods url, curl, request, get, request_async, get_async,
 --- workers, lock_file, load, abandon, stats, census, error_log, log_mark, log_problems, stop.
+--- Raises if the workers' user cannot read the Lua code and portalock.core (see the top).
 function nginx.start(server)
   math.randomseed(os.time() + core.getpid())
-  if nginx.as_root() then
-    check_readable_by_workers()
-  end
+  check_readable_by_workers()
   local log
   for _ = 1, 5 do
     local port = math.random(20000, 60000)

@@ -69,11 +69,12 @@ local function figure(output, label)
 end
 
 --- Runs ab against `url`: opts.requests (-n), opts.concurrency (-c, default 1), opts.seconds
---- (ab's time limit, default and at most MAX_SECONDS; ab is killed KILL_GRACE s later).
+--- (default and at most MAX_SECONDS): ab starts no request after that time, gives up if one
+--- request has no answer for that long (an error), and is killed KILL_GRACE s later at most.
 --- Each request opens its own connection (no keep-alive); `scratch` is a directory for ab's
---- files. Returns {complete, failed, non2xx, rps, seconds, times (each completed request's
---- total time in ms, sorted; whole milliseconds), output (ab's report)}; raises if ab fails
---- or is killed.
+--- files. Returns {complete, failed, non2xx, rps (0 if none completed), seconds, times (each
+--- completed request's total time in ms, sorted; whole milliseconds), output (ab's report)};
+--- raises if ab fails or is killed.
 function nginx_load.ab(url, opts, scratch)
   local requests, concurrency, seconds = check_options(opts)
   local gnuplot = scratch .. "/ab." .. tostring(math.random(1e9)) .. ".tsv"
@@ -83,14 +84,19 @@ function nginx_load.ab(url, opts, scratch)
     helper.quote(url)}, " ")
   local output, code = helper.capture(command)
   if code ~= 0 then
-    error(string.format("ab exited with %d (%s):\n%s", code, code == 128 + 9 and "killed at the time limit" or
-      "failed", output))
+    local why = "failed"
+    if code == 128 + 9 then
+      why = "killed " .. KILL_GRACE .. " s after its time limit"
+    elseif output:find("timeout specified has expired", 1, true) then
+      why = "a request had no answer within " .. seconds .. " s"
+    end
+    error(string.format("ab against %s exited with %d (%s):\n%s", url, code, why, output))
   end
   local result = {
     complete = figure(output, "Complete requests"),
     failed = figure(output, "Failed requests"),
     non2xx = figure(output, "Non%-2xx responses") or 0,
-    rps = figure(output, "Requests per second"),
+    rps = figure(output, "Requests per second") or 0,
     seconds = figure(output, "Time taken for tests"),
     times = request_times(gnuplot),
     output = output,

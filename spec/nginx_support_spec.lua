@@ -1,6 +1,7 @@
 -- The nginx harness's own checks (spec/support/nginx*.lua): its error.log reader and
 -- percentiles on hand-made input, then a real nginx: workers, users, routing, load, client
 -- aborts, the descriptor census, handler measurements and the error.log check.
+local core = require "portalock.core"
 local helper = require "spec.support.helper"
 local nginx = require "spec.support.nginx"
 local nginx_load = require "spec.support.nginx_load"
@@ -62,6 +63,7 @@ local LOCATIONS = [[
         ngx.print(path)
       }
     }
+    location = /slow { content_by_lua_block { ngx.sleep(3) } }
     location = /warn { content_by_lua_block { ngx.log(ngx.WARN, "planted warning"); ngx.print("ok") } }
     location = /fail { content_by_lua_block { error("planted failure") } }
     location = /record {
@@ -188,13 +190,18 @@ describe("the nginx harness (a real nginx)", function()
     assert.are.equal(5, #server:stats("pids"))
   end)
 
-  it("runs ab within its bounds and reports each request", function()
+  it("runs ab within its bounds and reports each request; a stalled request ends the run", function()
     local result = server:load("/record?value=1", {requests = 200, concurrency = 10, seconds = 20})
     assert.are.same({200, 0, 0}, {result.complete, result.failed, result.non2xx}, result.output)
     assert.are.equal(200, #result.times)
     assert.is_true(result.rps > 0 and result.times[1] <= result.times[200])
     assert.are.equal(200, #server:stats("values"))
     server:stats("pids")
+    local started = core.monotonic()
+    local ok, err = pcall(server.load, server, "/slow", {requests = 1, seconds = 1})
+    assert.is_false(ok)
+    assert.matches("a request had no answer within 1 s", err)
+    assert.is_true(core.monotonic() - started < 2.5, "ab was stopped after " .. core.monotonic() - started .. " s")
     assert.has_error(function() server:load("/ping", {requests = 10, concurrency = 11}) end)
     assert.has_error(function() server:load("/ping", {requests = 10, seconds = 31}) end)
   end)

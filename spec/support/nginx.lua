@@ -228,7 +228,10 @@ end
 
 --- The shell command that GETs `path` and prints the response head and body (curl -D -).
 --- With opts.worker (a pid), the request reaches only that worker: nginx answers 421 on any
---- other, and the command sends it again on a new connection (at most ROUTE_ATTEMPTS times).
+--- other, and the command sends it again on a new connection (at most ROUTE_ATTEMPTS times;
+--- then the last 421 is what it prints). The handler runs on the named worker only. nginx
+--- cannot bind a port per worker, so this relies on the kernel spreading new connections over
+--- the workers (about evenly here: a routed request takes two tries on average).
 function Server:curl(path, opts)
   local curl = helper.peer_env .. "curl -s -S --max-time " .. REQUEST_SECONDS .. " -D - "
   if not (opts and opts.worker) then
@@ -315,7 +318,8 @@ local function children(pid)
   return pids
 end
 
---- The worker pids (sorted): the master's children, once there are as many as configured.
+--- The worker pids (sorted): the master's children, once there are as many as configured
+--- (read from /proc rather than by polling /__ready, which may meet one worker many times).
 function Server:workers()
   local pids
   local complete = helper.wait_until(function()

@@ -63,7 +63,7 @@ local LOCATIONS = [[
         ngx.print(path)
       }
     }
-    location = /slow { content_by_lua_block { ngx.sleep(3) } }
+    location = /slow { content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_seconds) or 3) } }
     location = /warn { content_by_lua_block { ngx.log(ngx.WARN, "planted warning"); ngx.print("ok") } }
     location = /fail { content_by_lua_block { error("planted failure") } }
     location = /record {
@@ -168,6 +168,12 @@ describe("the nginx harness (a real nginx)", function()
     end
     local wait = server:request_async("/ping", {worker = workers[2]})
     assert.are.equal(workers[2], assert(wait(10)).pid)
+  end)
+
+  it("times the answered connection of a request", function()
+    local response = assert(server:request("/slow?seconds=0.3", {worker = workers[1]}))
+    assert.are.same({200, ""}, {response.status, response.body})
+    assert.is_true(response.seconds >= 0.3 and response.seconds < 3, "took " .. response.seconds .. " s")
   end)
 
   it("finds the planted warnings and errors in error.log, less the expected ones", function()

@@ -226,14 +226,19 @@ function Server:scratch(name)
   return self.dir .. "/" .. name .. "." .. self.requests
 end
 
---- The shell command that GETs `path` and prints the response head and body (curl -D -).
+-- Follows the body in curl's output, with the seconds that request took (its last try's).
+local TIME_MARK = "\n@@curl time_total="
+
+--- The shell command that GETs `path` and prints the response head and body (curl -D -),
+--- then TIME_MARK and curl's time_total.
 --- With opts.worker (a pid), the request reaches only that worker: nginx answers 421 on any
 --- other, and the command sends it again on a new connection (at most ROUTE_ATTEMPTS times;
 --- then the last 421 is what it prints). The handler runs on the named worker only. nginx
 --- cannot bind a port per worker, so this relies on the kernel spreading new connections over
 --- the workers (about evenly here: a routed request takes two tries on average).
 function Server:curl(path, opts)
-  local curl = helper.peer_env .. "curl -s -S --max-time " .. REQUEST_SECONDS .. " -D - "
+  local curl = helper.peer_env .. "curl -s -S --max-time " .. REQUEST_SECONDS .. " -D - -w "
+    .. helper.quote(TIME_MARK .. "%{time_total}") .. " "
   if not (opts and opts.worker) then
     return curl .. helper.quote(self:url(path))
   end
@@ -248,9 +253,9 @@ function Server:curl(path, opts)
   return "sh -c " .. helper.quote(loop)
 end
 
--- curl -D - output as a response: {status, body, headers (lower-cased names), pid, head}.
+-- Server:curl's output as a response: {status, body, headers (lower-cased names), pid, seconds, head}.
 local function parse(output)
-  local head, body = output:match("^(.-)\r\n\r\n(.*)$")
+  local head, body, seconds = output:match("^(.-)\r\n\r\n(.*)" .. TIME_MARK:gsub("%p", "%%%0") .. "([%d.]+)$")
   if not head then
     return nil
   end
@@ -259,7 +264,7 @@ local function parse(output)
     headers[name:lower()] = value
   end
   return {status = tonumber(head:match("^HTTP/[%d.]+ (%d+)")), body = body, headers = headers,
-    pid = tonumber(headers["x-worker-pid"]), head = head}
+    pid = tonumber(headers["x-worker-pid"]), seconds = tonumber(seconds), head = head}
 end
 
 local function as_get(response, output)
@@ -270,7 +275,9 @@ local function as_get(response, output)
 end
 
 --- GET `path` (opts.worker: on that worker only, see Server:curl): a response {status, body,
---- headers (lower-cased names), pid (the worker that answered), head}, or nil and curl's output.
+--- headers (lower-cased names), pid (the worker that answered), seconds (curl's time_total for
+--- the connection that was answered: connect to last byte, without the tries that met another
+--- worker), head}, or nil and curl's output.
 function Server:request(path, opts)
   local output, code = helper.capture(self:curl(path, opts))
   if code ~= 0 then

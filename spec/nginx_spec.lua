@@ -132,10 +132,6 @@ local LOCATIONS = [[
     }
 ]]
 
--- error.log entries these tests still expect at [warn] or worse: issue 17 item 5, portalock's
--- back-off asking nginx for sleeps under 1 ms. Remove once that fix lands; every other
--- warning or error fails the test that caused it.
-local KNOWN_DEFECTS = {"ngx%.sleep%(0%) called without delayed events patch"}
 
 local function escape(s)
   return (s:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end))
@@ -177,7 +173,7 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
   end)
 
   after_each(function()
-    assert.are.same({}, server:log_problems(KNOWN_DEFECTS, log_mark))
+    assert.are.same({}, server:log_problems({}, log_mark))
     for _, holder in ipairs(holders) do
       helper.kill(holder.pid)
       helper.rmtree(holder.dir)

@@ -90,6 +90,8 @@ Exit status:
     1        conflict or timeout (or the -E code); status: something is held
     64       usage error (an unknown or ambiguous option, a bad value, an empty CMD, ...)
     66       cannot open the lock file; status: FILE does not exist
+    ]] .. EXIT.software .. [[       internal error: a bug, or this Lua interpreter cannot load portalock's
+             modules (the message names the interpreter and the module)
     71       another system failure (locking, starting CMD, reaching Redis)
     73       lock, run: cannot create the lock file (read-only filesystem); write: cannot
              create the temporary file, or FILE exists (--no-replace)

@@ -282,6 +282,32 @@ redis_semaphore "seats" { redis = "main", name = %q, maximum = 1, timeout = 0.2 
       assert.are.equal("job: a redis_lock (on Redis), which has no lock file\n", out)
     end)
 
+    it("reaches a unix socket with a password, from --redis and from a config", function()
+      local unix = redis_server.start({unix = true})
+      finally(function() unix:close() end)
+      local out, code = unix:cli("ACL", "SETUSER", "worker", "on", ">pw&1", "~*", "&*", "+@all")
+      assert.are.equal(0, code, out)
+      local url = "unix://worker:pw%261@" .. unix.socket .. "?db=0"
+      local name = fresh("unix")
+      local p, _, go = start_holder({"lock", "--redis", url, name})
+      local err
+      code, out, err = s:run({"lock", "-n", "--redis", "unix://" .. unix.socket .. "?password=pw%261"
+        .. "&username=worker", name, "true"})
+      check(1, code, out, err) -- the same lock, reached with the query's form
+      code, out, err = s:run({"lock", "-n", "--redis", "unix://worker:wrong@" .. unix.socket, name,
+        "true"})
+      check(71, code, out, err) -- the password is sent: a wrong one is refused
+      assert.is_true(contains(err, "WRONGPASS"), err)
+      assert.is_false(contains(err, "wrong"), err)
+      local conf = dir .. "/unix.lua"
+      helper.write(conf, string.format('redis "u" { url = %q }\nredis_lock "job" { redis = "u", '
+        .. 'channel = %q }\n', url, name))
+      check(1, s:run({"--config", conf, "lock", "-n", "job", "true"}))
+      helper.write(go, "")
+      assert.are.equal(0, p:wait(15), p:stderr())
+      check(0, s:run({"--config", conf, "lock", "-n", "job", "true"}))
+    end)
+
     it("ignores the config with --redis: NAME is the channel", function()
       local conf = dir .. "/broken.lua"
       helper.write(conf, "lock 'x' {")

@@ -967,10 +967,11 @@ typedef struct portalock_redis_options {
 PORTALOCK_API void portalock_redis_options_init(portalock_redis_options *opts);
 /*
  * Fills `opts` (host, port, path, db, username, password; the rest is left) from
- * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]"; user and password
- * %-decoded) or "unix://path[?db=N]" (path absolute). The strings point into `buf`, which
- * must hold at least strlen(url) + 1 bytes and outlive their use. INVALID, naming the part,
- * for anything else.
+ * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]") or
+ * "unix://[[user]:password@]/path" (path absolute), either followed by an optional query
+ * "?db=N&username=U&password=P" (each at most once; user and password %-decoded). The strings
+ * point into `buf`, which must hold at least strlen(url) + 1 bytes and outlive their use.
+ * INVALID, naming the part, for anything else; the message never shows a credential.
  */
 PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts,
                                                                  const char *url, char *buf,

@@ -24,8 +24,10 @@ portalock lock --redis URL [-n] [-w SECONDS] [-E CODE] [-v] NAME [--] CMD [ARGS.
     -F, --no-fork            become CMD (exec, no fork): CMD holds the lock alone
     -c, --command STRING     run STRING with /bin/sh -c
     -v, --verbose            say on stderr when the lock is taken, or why not
-    --redis URL              lock the RedisLock on the channel NAME on the Redis server at URL
-                             (redis://[user:password@]host[:port][/db] or unix:///path)
+    --redis URL              lock the RedisLock on the channel NAME on the Redis server at URL:
+                             redis://[[user]:password@]host[:port][/db] or
+                             unix://[[user]:password@]/path, with an optional
+                             ?db=N&username=U&password=P (a password alone is :password@)
     A conflict is silent without -v, as with flock(1). CMD is started as execvp(3) would: a
     file without a "#!" line runs with /bin/sh.
     A Redis lock (--redis, or a declared redis_lock NAME) is held by portalock's connection,

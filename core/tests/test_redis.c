@@ -168,14 +168,27 @@ static void test_semaphore(void) {
   CHECK_OK(portalock_redis_semaphore_new(&other, s[3], "seats", 5, &err), &err);
   CHECK_STATUS(portalock_redis_semaphore_acquire_with(other, 0, 0.01, 0, &err), PORTALOCK_INVALID,
                &err);
-  CHECK_CONTAINS(err.message, "is in use with maximum 3");
-  portalock_redis_semaphore_free(other);
+  CHECK_CONTAINS(err.message, "is in use with maximum 3 (every process that holds or waits");
   CHECK_OK(portalock_redis_semaphore_release(sem[1], &err), &err);
   CHECK_OK(portalock_redis_semaphore_acquire_with(sem[3], 0, 0.01, 0, &err), &err);
   for (int i = 0; i < 4; i++) {
     portalock_redis_semaphore_free(sem[i]); /* frees release what they hold */
     portalock_redis_session_free(s[i]);
   }
+
+  tu_group("a new maximum is taken at once when nobody holds or waits any longer");
+  /* (the maximum's key outlives the holders by up to 2 ttl: it must not refuse then) */
+  CHECK_OK(portalock_redis_semaphore_acquire_with(other, 0, 0.01, 0, &err), &err);
+  portalock_redis_semaphore_t *again;
+  portalock_redis_session_t *s2 = rs_session(30);
+  CHECK_OK(portalock_redis_semaphore_new(&again, s2, "seats", 3, &err), &err);
+  CHECK_STATUS(portalock_redis_semaphore_acquire_with(again, 0, 0.01, 0, &err), PORTALOCK_INVALID,
+               &err);
+  CHECK_CONTAINS(err.message, "is in use with maximum 5");
+  portalock_redis_semaphore_free(other); /* releases */
+  CHECK_OK(portalock_redis_semaphore_acquire_with(again, 0, 0.01, 0, &err), &err);
+  portalock_redis_semaphore_free(again);
+  portalock_redis_session_free(s2);
 }
 
 static void test_loss(void) {

@@ -194,8 +194,10 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       continue;
     case PL_MAXIMUM_MISMATCH:
       return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                     "bad argument 'maximum' (%ld): '%s' is in use with maximum %ld", g->maximum,
-                     g->name, r.stored_maximum);
+                     "bad argument 'maximum' (%ld): '%s' is in use with maximum %ld (every "
+                     "process that holds or waits for it gives that; another maximum is taken "
+                     "once none does)",
+                     g->maximum, g->name, r.stored_maximum);
     case PL_BAD_REPLY:
       return status;
     }

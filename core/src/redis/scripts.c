@@ -33,12 +33,28 @@
   "  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end\n"                    \
   "end\n"
 
+/* Whether a waiter other than `grant` is still queued and listening (the others leave). */
+#define PL_OTHERS_WAITING                                                                          \
+  "local function others_waiting(queue, grant)\n"                                                  \
+  "  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, -1)) do\n"                             \
+  "    if waiter ~= grant then\n"                                                                  \
+  "      if listeners(waiter) > 0 then return true end\n"                                          \
+  "      redis.call('ZREM', queue, waiter)\n"                                                      \
+  "    end\n"                                                                                      \
+  "  end\n"                                                                                        \
+  "  return false\n"                                                                               \
+  "end\n"
+
 /*
  * GRANT. ARGV: grant (the acquisition's channel), session channel, maximum, ttl ms, channel
  * `name` ("" for a semaphore), queue score ("" the first time, "-" not to queue), and "1" when
  * the acquisition is subscribed to `name` too (in the same command as to its own channel).
  * Returns {1, token}, {0, holders, foreign subscribers, score}, {-1} (the acquisition's
  * subscription has not reached the server yet) or {-2, stored maximum}.
+ *
+ * The maximum stored with a name binds only while the name is in use: another maximum is
+ * refused while a live grant or another live waiter has it, and replaces it once none has (the
+ * key outlives its holders by up to 2 ttl, and a holder that died never said it left).
  *
  * A RedisLock is also subscribed to the channel `name`, as Python portalocker's holders are:
  * subscribers of that channel that are not portalock acquisitions (each session subscribes it
@@ -47,22 +63,22 @@
  * with time: a paused holder is still subscribed to `name`, and must not count as portalocker's
  * when its lease has run out (the hash's own expiry only ends a name nobody uses for a day).
  */
-static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP
+static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP PL_OTHERS_WAITING
     "local holders, queue, fence, subscribers, maxkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], "
     "KEYS[5]\n"
     "local grant, session, maximum, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local channel, score, visible = ARGV[5], ARGV[6], ARGV[7] == '1'\n"
     "if listeners(grant) == 0 then return {-1} end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local held = live_grants(holders, now)\n"
     /* The maximum as the caller wrote it: a Lua number would round one above 2^53. */
     "local stored = redis.call('SET', maxkey, ARGV[3], 'KEEPTTL', 'GET')\n"
-    "if stored and stored ~= ARGV[3] then\n"
+    "if stored and stored ~= ARGV[3] and (held > 0 or others_waiting(queue, grant)) then\n"
     "  redis.call('SET', maxkey, stored, 'KEEPTTL')\n"
     "  return {-2, stored}\n"
     "end\n"
     "keep(maxkey, ttl * 2)\n"
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local held = live_grants(holders, now)\n"
     "local foreign = 0\n"
     "if channel ~= '' then\n"
     "  if visible then\n"

@@ -498,6 +498,38 @@ describe("RedisLock", function()
       end)
     end
 
+    -- A refusal carries no position inside portalock ("wait.lua:158:"): it is raised at the
+    -- caller's line, or where only the server can tell (another maximum) with none.
+    it("raises for a name too long at construction, at the caller's line, naming the argument",
+      function()
+      local long = ("n"):rep(core.REDIS_NAME_MAX + 1)
+      for _, make in ipairs({
+        {"channel", "RedisLock", function() local l = portalock.RedisLock(long) return l end},
+        {"name", "RedisSemaphore", function() local l = portalock.RedisSemaphore(long, 2) return l end},
+      }) do
+        local ok, message = pcall(make[3])
+        assert.is_false(ok)
+        assert.matches("^spec/redis_spec%.lua:%d+: bad argument '" .. make[1] .. "' to '" .. make[2]
+          .. "' %(\"nnn+\"%.%.%. %(1025 bytes%)%): the " .. make[2] .. "'s name must be at most 1024 "
+          .. "bytes$", message)
+      end
+      local just = portalock.RedisLock(("n"):rep(core.REDIS_NAME_MAX), {redis = fixture.url})
+      assert.are.equal(just, assert(just:acquire(0)))
+      just:release()
+    end)
+
+    it("raises another maximum for a name in use without a position inside portalock", function()
+      local name = fresh("sem")
+      local two = semaphore(name, 2)
+      assert(two:acquire())
+      local ok, message = pcall(function() return semaphore(name, 3):acquire(0) end)
+      two:release()
+      assert.is_false(ok)
+      assert.are.equal("bad argument 'maximum' (3): '" .. name .. "' is in use with maximum 2 "
+        .. "(every process that holds or waits for it gives that; another maximum is taken once "
+        .. "none does)", message)
+    end)
+
     it("never quotes a password", function()
       local ok, message = pcall(portalock.RedisLock, "x", {redis = "redis://u:secret@127.0.0.1:6379/x"})
       assert.is_false(ok)

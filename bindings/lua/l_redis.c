@@ -519,4 +519,6 @@ void pl_open_redis(lua_State *L) {
   lua_pushnumber(L, defaults.ttl);
   lua_setfield(L, -2, "ttl");
   lua_setfield(L, -2, "REDIS_DEFAULTS");
+  lua_pushinteger(L, PORTALOCK_REDIS_NAME_MAX);
+  lua_setfield(L, -2, "REDIS_NAME_MAX");
 }

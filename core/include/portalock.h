@@ -963,6 +963,8 @@ typedef struct portalock_redis_options {
 /* How often a waiter re-checks without being woken: a holder whose process died without a
  * release publishes nothing, and its grant goes when the next check sees its session gone. */
 #define PORTALOCK_REDIS_RECHECK_INTERVAL 0.1
+/* The longest name of a RedisLock (its channel) or RedisSemaphore, in bytes. */
+#define PORTALOCK_REDIS_NAME_MAX 1024
 
 PORTALOCK_API void portalock_redis_options_init(portalock_redis_options *opts);
 /*

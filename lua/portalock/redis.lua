@@ -39,6 +39,17 @@ end
 -- Names, hosts, paths: strings that are not empty and have no NUL (a filename's rule).
 local name_string = check.filename
 
+-- A lock's or semaphore's name (`argument` as the constructor calls it): a name_string of at
+-- most core.REDIS_NAME_MAX bytes (the core's limit), checked at construction, before any I/O.
+local function lock_name(class, value, argument)
+  local problem = name_string(class, value, argument)
+  if not problem and #value > core.REDIS_NAME_MAX then
+    problem = check.bad(class, argument, value, string.format("the %s's name must be at most %d "
+      .. "bytes", class, core.REDIS_NAME_MAX))
+  end
+  return problem
+end
+
 -- A password is never quoted in a message: it may end up in a log.
 local function password_string(func, value, name)
   local problem = type(value) ~= "string" and "must be a string"
@@ -364,7 +375,7 @@ end
 --- portalock.RedisLock(channel, opts): a lock named `channel`, which Python portalocker's
 --- RedisLock on the same channel respects (and the other way round).
 function M.RedisLock(channel, opts)
-  local problem = refuse_here("RedisLock") or name_string("RedisLock", channel, "channel")
+  local problem = refuse_here("RedisLock") or lock_name("RedisLock", channel, "channel")
   if problem then
     error(problem, 2)
   end
@@ -375,7 +386,7 @@ end
 --- portalock.RedisSemaphore(name, maximum, opts): at most `maximum` holders of `name` at once.
 --- Every user of a name must give the same maximum (acquire raises on a mismatch).
 function M.RedisSemaphore(name, maximum, opts)
-  local problem = refuse_here("RedisSemaphore") or name_string("RedisSemaphore", name, "name")
+  local problem = refuse_here("RedisSemaphore") or lock_name("RedisSemaphore", name, "name")
     or integer_within(1, MAXIMUM_MAX)("RedisSemaphore", maximum, "maximum")
   if problem then
     error(problem, 2)

@@ -22,8 +22,6 @@ struct portalock_redis_semaphore {
   pl_rgrant grant;
 };
 
-#define PL_REDIS_NAME_MAX 1024
-
 static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *session,
                                        const char *name, long maximum, int lock,
                                        portalock_error *err) {
@@ -31,10 +29,10 @@ static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *
       .wake_read = -1, .wake_write = -1, .maximum = maximum, .lock = lock, .visible = lock};
   if (session == NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'session' (NULL)");
-  if (name == NULL || name[0] == '\0' || strlen(name) > PL_REDIS_NAME_MAX)
+  if (name == NULL || name[0] == '\0' || strlen(name) > PORTALOCK_REDIS_NAME_MAX)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
                    "bad argument 'name' (\"%.64s\"): must be 1 to %d bytes", name ? name : "(NULL)",
-                   PL_REDIS_NAME_MAX);
+                   PORTALOCK_REDIS_NAME_MAX);
   if (maximum < 1)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'maximum' (%ld): must be >= 1",
                    maximum);

@@ -288,8 +288,8 @@ describe("RedisLock", function()
       local five = semaphore(name, 5)
       -- (as soon as the server has seen the dead holder's connection close: not after 2 ttl)
       assert.is_true(helper.wait_until(function()
-        local ok, got = pcall(five.acquire, five, 0)
-        return ok and got == five
+        local acquired, got = pcall(five.acquire, five, 0)
+        return acquired and got == five
       end, 5))
       five:release()
     end)

@@ -419,6 +419,56 @@ describe("RedisLock", function()
     end)
   end)
 
+  -- One wording for every connection failure: what happened, naming the server.
+  describe("connection messages", function()
+    local function refusal(opts)
+      local obj, err = lock(fresh("conn"), opts):acquire(0)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      return err.message
+    end
+
+    it("say that a host name could not be resolved, naming it", function()
+      local message = refusal({redis = "redis://no-such-host.invalid:6390/0"})
+      assert.matches('^cannot connect to Redis at no%-such%-host%.invalid:6390: the host name '
+        .. '"no%-such%-host%.invalid" could not be resolved %(.+%)$', message)
+    end)
+
+    it("name the server and the command it refused (SELECT, AUTH, CLIENT SETNAME)", function()
+      local where = "Redis at 127.0.0.1:" .. fixture.server.port
+      assert.are.equal(where .. " refused SELECT: ERR DB index is out of range",
+        refusal({redis = fixture.url:gsub("/0$", "/99")}))
+      assert.matches("^" .. where:gsub("%.", "%%.") .. " refused AUTH: WRONGPASS ",
+        refusal({redis = {port = fixture.server.port, username = "nobody", password = "wrong"}}))
+      local guarded = redis_fixture.new("guarded")
+      guarded:start()
+      finally(function() guarded:close() end)
+      local out, code = guarded.server:cli("CONFIG", "SET", "requirepass", "pw")
+      assert.are.equal(0, code, out)
+      assert.are.equal("Redis at 127.0.0.1:" .. guarded.server.port .. " refused CLIENT SETNAME: "
+        .. "NOAUTH Authentication required. (give the password in the URL, "
+        .. "redis://:password@host)", refusal({redis = guarded.url}))
+    end)
+
+    it("say that a waiter's connection was lost while it waited, when its server dies", function()
+      local doomed = redis_fixture.new("doomed")
+      doomed:start()
+      finally(function() doomed:close() end)
+      local name = doomed:fresh()
+      doomed:hold_elsewhere(name)
+      local waiter = doomed:lock(name)
+      assert.is_nil(waiter:acquire(0)) -- (its session is open: the kill comes while it waits)
+      helper.spawn("(sleep 0.5; kill -KILL " .. doomed.server.pid .. ")")
+      local obj, err = waiter:acquire(10)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      -- (a new session then fails as the dying server ends its sockets: refused or reset)
+      local where = ("Redis at 127%%.0%%.0%%.1:%d"):format(doomed.server.port)
+      assert.matches("^the connection to " .. where .. " was lost while waiting for '"
+        .. name:gsub("%-", "%%-") .. "' %(.-%); reconnecting: .*" .. where, err.message)
+    end)
+  end)
+
   describe("bad input", function()
     local function raises(fragments, fn)
       local ok, message = pcall(fn)

@@ -236,9 +236,14 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   check_interval = pick(check_interval, defaults.check_interval)
   fail_when_locked = pick(fail_when_locked, defaults.fail_when_locked)
   local deadline = core.monotonic() + timeout
+  local lost -- the loss this wait went on from, when it did: what a new session's failure follows
   while true do
     local h, err = handle_of(self)
     if not h then
+      if lost then
+        return nil, errors.new(err.kind, lost.message .. "; reconnecting: " .. err.message,
+          {errno = err.errno})
+      end
       return nil, err
     end
     local acq, errtab = h:begin(math.max(0, deadline - core.monotonic()), check_interval,
@@ -257,6 +262,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
       or core.monotonic() >= deadline then
       return nil, err
     end
+    lost = err
   end
 end
 

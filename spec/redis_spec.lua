@@ -54,8 +54,7 @@ describe("RedisLock", function()
       assert.is_nil(ok)
       assert.are.equal("LockException", err.kind)
       assert.are.equal(l, assert(l:acquire()))
-      assert.is_number(l.token)
-      assert.is_true(l.token > 0)
+      assert.matches("^[1-9]%d*$", l.token)
       assert.is_true(l:check())
       assert.is_true(l:ensure())
       assert.is_true(l:release())
@@ -66,14 +65,26 @@ describe("RedisLock", function()
       assert.is_true(l:release()) -- a no-op
     end)
 
-    if _VERSION ~= "Lua 5.1" then
-      it("gives tokens as integers", function()
-        local l = lock(fresh())
-        assert(l:acquire())
-        assert.are.equal("integer", math.type(l.token))
-        l:release()
-      end)
-    end
+    -- Tokens are the server's clock in microseconds (or more): 5.1 and LuaJIT numbers would
+    -- print them as "1.7966229997446e+15", and lose digits past 2^53.
+    it("gives tokens as decimal strings on every Lua version, exact past 2^53", function()
+      local l = lock(fresh())
+      assert(l:acquire())
+      assert.are.equal("string", type(l.token))
+      assert.matches("^[1-9]%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d+$", l.token) -- >= 16 digits: µs
+      assert.are.equal(l.token, tostring(l.token))
+      l:release()
+      -- a fence past 2^53 (9007199254740993 is no double) comes back digit for digit
+      local name = fresh()
+      local out, code = fixture.server:cli("SET", "portalock:{" .. name .. "}:fence", "9007199254740993")
+      assert.are.equal(0, code, out)
+      local big = lock(name)
+      assert(big:acquire())
+      assert.are.equal("9007199254740994", big.token)
+      assert.is_true(big:fenced_write(name .. ":data", "v"))
+      assert.are.equal("9007199254740994\n", fixture.server:cli("HGET", name .. ":data", "token"))
+      big:release()
+    end)
 
     it("gives strictly increasing tokens per name, across objects", function()
       fixture:assert_tokens_increase(fresh())
@@ -155,7 +166,7 @@ describe("RedisLock", function()
       -- a waiter gets it when the holder releases
       helper.write(release, "")
       assert.are.equal(l, assert(l:acquire(10)))
-      assert.is_true(l.token > their_token)
+      assert.is_true(redis_fixture.token_above(l.token, their_token))
       l:release()
       assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
     end)
@@ -228,7 +239,7 @@ describe("RedisLock", function()
       redis_fixture.assert_lost(l)
       -- the grant is free for others at once, and this object starts over on a new session
       assert.are.equal(l, assert(l:acquire(5)))
-      assert.is_true(l.token > token)
+      assert.is_true(redis_fixture.token_above(l.token, token))
       assert.is_true(l:check())
       l:release()
     end)
@@ -591,10 +602,12 @@ describe("RedisLock", function()
 
     it("raises in the core binding for a bad token or a NUL in a name", function()
       local session = assert(core.redis_session({url = fixture.url}))
-      raises({"token must be an integer in 0..2^53", "-1"},
-        function() session:fenced_write("k", -1, "v") end)
-      raises({"token must be an integer in 0..2^53"},
-        function() session:fenced_write("k", 2 ^ 53, "v") end)
+      local bad_token = "token must be a decimal string of a token above 0 (as .token gives it)"
+      raises({bad_token, "got 5"}, function() session:fenced_write("k", 5, "v") end)
+      raises({bad_token, 'got "-1"'}, function() session:fenced_write("k", "-1", "v") end)
+      raises({bad_token, 'got "0"'}, function() session:fenced_write("k", "0", "v") end)
+      raises({bad_token, 'got "18446744073709551616"'}, -- 2^64
+        function() session:fenced_write("k", "18446744073709551616", "v") end)
       raises({"must not contain NUL bytes"}, function() core.redis_lock(session, "a\0b") end)
       raises({"bad argument 'url'"}, function() core.redis_session({url = "http://x/"}) end)
       -- the binding checks types; the ranges are the core's

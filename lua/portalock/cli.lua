@@ -150,7 +150,7 @@ local function hold_and_run(command, holder, timeout, argv, opts)
     return EXIT.oserr
   end
   if opts.verbose then
-    say("holding %s (token %d) after %.6f s", (tostring(holder):gsub(": held$", "")),
+    say("holding %s (token %s) after %.6f s", (tostring(holder):gsub(": held$", "")),
       holder.token, core.monotonic() - started)
   end
   return run_holding(argv, holder)

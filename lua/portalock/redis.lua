@@ -179,11 +179,8 @@ end
 
 local Redis = {}
 local getters = {
-  token = function(self)
-    local token = self._h and self._h:token()
-    if token and token > 0 then
-      return token
-    end
+  token = function(self) -- a decimal string (every Lua version), nil when not held
+    return self._h and self._h:token() or nil
   end,
   name = function(self) return self._name end,
   maximum = function(self) return self._maximum or 1 end,
@@ -228,7 +225,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   if problem then
     error(problem, 2)
   end
-  if self._h and self._h:token() ~= 0 then
+  if self._h and self._h:token() then
     self._h:release() -- a lost grant's remains: nothing to give back
   end
   local defaults = self._defaults
@@ -270,8 +267,8 @@ end
 --- (the object is released either way). Never raises; releasing what is not held is a no-op.
 function Redis:release()
   check_self(self, "release")
-  if not self._h or self._h:token() == 0 then
-    return true -- the core's handle has no grant (its token is 0): nothing to release
+  if not self._h or not self._h:token() then
+    return true -- the core's handle has no grant (no token): nothing to release
   end
   return errors.result(self._h:release())
 end

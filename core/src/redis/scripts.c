@@ -27,6 +27,18 @@
   "  return held\n"                                                                                \
   "end\n"
 
+/* Tokens are decimal strings (no leading zero) compared and counted as such: the scripts'
+ * numbers are doubles, exact only below 2^53, and a token may be any 64-bit counter. */
+#define PL_TOKENS                                                                                  \
+  "local function newer(a, b) return #a > #b or (#a == #b and a > b) end\n"                        \
+  "local function plus_one(s)\n"                                                                   \
+  "  local i = #s\n"                                                                               \
+  "  while i > 0 and string.byte(s, i) == 57 do i = i - 1 end\n" /* '9' */                         \
+  "  if i == 0 then return '1' .. string.rep('0', #s) end\n"                                       \
+  "  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. "                     \
+  "string.rep('0', #s - i)\n"                                                                      \
+  "end\n"
+
 /* Makes `key` last at least `ms` more (a name's keys go when nobody uses the name). */
 #define PL_KEEP                                                                                    \
   "local function keep(key, ms)\n"                                                                 \
@@ -63,7 +75,7 @@
  * with time: a paused holder is still subscribed to `name`, and must not count as portalocker's
  * when its lease has run out (the hash's own expiry only ends a name nobody uses for a day).
  */
-static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP PL_OTHERS_WAITING
+static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP PL_OTHERS_WAITING PL_TOKENS
     "local holders, queue, fence, subscribers, maxkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], "
     "KEYS[5]\n"
     "local grant, session, maximum, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
@@ -104,8 +116,8 @@ static const char pl_script_grant[] = PL_LIVE_GRANTS PL_KEEP PL_OTHERS_WAITING
      * that is later (grants within a microsecond, a clock set back). */
     "  local token = string.format('%.0f', t[1] * 1000000 + t[2])\n"
     "  local last = redis.call('SET', fence, token, 'PX', 86400000, 'GET')\n"
-    "  if last and tonumber(last) >= tonumber(token) then\n"
-    "    token = string.format('%.0f', tonumber(last) + 1)\n"
+    "  if last and not newer(token, last) then\n"
+    "    token = plus_one(last)\n"
     "    redis.call('SET', fence, token, 'PX', 86400000)\n"
     "  end\n"
     "  redis.call('HSET', holders, grant, string.format('%.0f %s %s', now + ttl, session, token))\n"
@@ -170,10 +182,10 @@ static const char pl_script_renew[] = PL_KEEP
  * hash holds a newer token).
  */
 static const char pl_script_fenced_write[] =
-    "local stored = redis.call('HGET', KEYS[1], 'token')\n"
-    "if stored and tonumber(stored) > tonumber(ARGV[1]) then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'token', ARGV[1], 'value', ARGV[2])\n"
-    "return 1\n";
+    PL_TOKENS "local stored = redis.call('HGET', KEYS[1], 'token')\n"
+              "if stored and newer(stored, ARGV[1]) then return 0 end\n"
+              "redis.call('HSET', KEYS[1], 'token', ARGV[1], 'value', ARGV[2])\n"
+              "return 1\n";
 
 const char *const pl_redis_scripts[PL_SCRIPT_COUNT] = {
     [PL_SCRIPT_GRANT] = pl_script_grant,

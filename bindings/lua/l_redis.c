@@ -6,6 +6,8 @@
  *     session:lost() -> nil | reason    session:fd()    session:close()
  *     session:fenced_write(key, token, value) -> true | false (rejected) | nil, errtab
  *       (token: a decimal string, as handle:token() gives it)
+ *     session:status(name) -> {maximum=, waiting=, foreign=, holders={{session=, token=, lease=},
+ *       ...}} | nil, errtab   (portalock_redis_name_status; maximum nil when none is stored)
  *   core.redis_lock(session, name[, visible]), core.redis_semaphore(session, name, maximum)
  *     -> handle
  *     handle:begin(timeout, check_interval, fail_when_locked) -> an acquisition (l_acquisition.c)
@@ -490,6 +492,41 @@ static int s_fenced_write(lua_State *L) {
   return 1;
 }
 
+/* status(name) -> the table above | nil, errtab */
+static int s_status(lua_State *L) {
+  l_redis_session *s = check_session_at(L, 1);
+  const char *name = check_name(L, 2);
+  portalock_redis_status st;
+  portalock_error err;
+  if (portalock_redis_name_status(s->session, name, &st, &err) != PORTALOCK_OK) {
+    portalock_redis_status_free(&st);
+    return pl_push_failure(L, &err);
+  }
+  lua_createtable(L, 0, 4);
+  if (st.maximum > 0) {
+    lua_pushinteger(L, (lua_Integer)st.maximum);
+    lua_setfield(L, -2, "maximum");
+  }
+  lua_pushinteger(L, (lua_Integer)st.waiting);
+  lua_setfield(L, -2, "waiting");
+  lua_pushinteger(L, (lua_Integer)st.foreign);
+  lua_setfield(L, -2, "foreign");
+  lua_createtable(L, (int)st.count, 0);
+  for (size_t i = 0; i < st.count; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, st.holders[i].session);
+    lua_setfield(L, -2, "session");
+    push_token(L, st.holders[i].token);
+    lua_setfield(L, -2, "token");
+    lua_pushnumber(L, st.holders[i].lease);
+    lua_setfield(L, -2, "lease");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_setfield(L, -2, "holders");
+  portalock_redis_status_free(&st);
+  return 1;
+}
+
 static int s_tostring(lua_State *L) {
   l_redis_session *s = (l_redis_session *)luaL_checkudata(L, 1, PL_REDIS_SESSION_MT);
   const char *why = s->session == NULL ? "closed" : portalock_redis_session_lost(s->session);
@@ -503,11 +540,9 @@ void pl_open_redis(lua_State *L) {
       {"token", h_token}, {"name", h_name},       {"maximum", h_maximum}, {NULL, NULL}};
   static const luaL_Reg handle_meta[] = {
       {"__gc", h_gc}, {"__close", h_close}, {"__tostring", h_tostring}, {NULL, NULL}};
-  static const luaL_Reg session_methods[] = {{"lost", s_lost},
-                                             {"fd", s_fd},
-                                             {"close", s_close},
-                                             {"fenced_write", s_fenced_write},
-                                             {NULL, NULL}};
+  static const luaL_Reg session_methods[] = {{"lost", s_lost},     {"fd", s_fd},
+                                             {"close", s_close},   {"fenced_write", s_fenced_write},
+                                             {"status", s_status}, {NULL, NULL}};
   static const luaL_Reg session_meta[] = {
       {"__gc", s_close}, {"__close", s_close}, {"__tostring", s_tostring}, {NULL, NULL}};
   static const luaL_Reg functions[] = {

@@ -18,7 +18,7 @@ static const char *const acl_rules[] = {
     "~portalock:*", "&*",       "+evalsha",        "+script|load",   "+subscribe", "+unsubscribe",
     "+publish",     "+select",  "+client|setname", "+pubsub|numsub", "+time",      "+get",
     "+set",         "+hget",    "+hset",           "+hdel",          "+hgetall",   "+zadd",
-    "+zrem",        "+zpopmin", "+pexpire",        "+pttl"};
+    "+zrem",        "+zpopmin", "+zrange",         "+pexpire",       "+pttl"};
 
 static void test_acl_user(void) {
   tu_group("an ACL user with the README's rules (no admin commands) locks, renews and releases");
@@ -284,6 +284,59 @@ static void test_signals_stay_the_callers(void) {
   CHECK_INT(tu_reap(&child), 0); /* 128 + SIGTERM when the thread took it */
 }
 
+static void test_name_status(void) {
+  tu_group("the status of a name: its holders with their tokens, its maximum, changing nothing");
+  portalock_error err;
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30), *asker = rs_session(30);
+  portalock_redis_status st;
+  CHECK_OK(portalock_redis_name_status(asker, "status-free", &st, &err), &err);
+  CHECK(st.maximum == 0 && st.count == 0 && st.waiting == 0 && st.foreign == 0);
+  portalock_redis_status_free(&st);
+  portalock_redis_lock_t *l;
+  CHECK_OK(portalock_redis_lock_new(&l, a, "status-lock", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(l, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_name_status(asker, "status-lock", &st, &err), &err);
+  CHECK_INT(st.maximum, 1);
+  CHECK_INT((long)st.count, 1);
+  CHECK(st.holders[0].token == portalock_redis_lock_token(l));
+  CHECK_INT((long)strlen(st.holders[0].session), 16);
+  CHECK(st.holders[0].lease > 25 && st.holders[0].lease <= 30);
+  CHECK_INT(st.foreign, 0); /* the lock's own subscription to its channel is portalock's */
+  portalock_redis_status_free(&st);
+  CHECK(st.holders == NULL && st.count == 0);
+  CHECK_OK(portalock_redis_lock_release(l, &err), &err);
+  CHECK_OK(portalock_redis_name_status(asker, "status-lock", &st, &err), &err);
+  CHECK_INT((long)st.count, 0);
+  portalock_redis_status_free(&st);
+  portalock_redis_lock_free(l);
+
+  portalock_redis_semaphore_t *s1, *s2;
+  CHECK_OK(portalock_redis_semaphore_new(&s1, a, "status-seats", 3, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_new(&s2, b, "status-seats", 3, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_acquire_with(s2, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_acquire_with(s1, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_name_status(asker, "status-seats", &st, &err), &err);
+  CHECK_INT(st.maximum, 3);
+  CHECK_INT((long)st.count, 2);
+  CHECK(st.holders[0].token == portalock_redis_semaphore_token(s2)); /* oldest first */
+  CHECK(st.holders[1].token == portalock_redis_semaphore_token(s1));
+  CHECK(strcmp(st.holders[0].session, st.holders[1].session) != 0);
+  portalock_redis_status_free(&st);
+  /* a holder that left is no longer counted */
+  portalock_redis_session_free(b);
+  portalock_redis_semaphore_free(s2);
+  CHECK_OK(portalock_redis_name_status(asker, "status-seats", &st, &err), &err);
+  CHECK_INT((long)st.count, 1);
+  portalock_redis_status_free(&st);
+  portalock_redis_semaphore_free(s1);
+
+  CHECK_STATUS(portalock_redis_name_status(asker, "", &st, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'name'");
+  CHECK_STATUS(portalock_redis_name_status(NULL, "x", &st, &err), PORTALOCK_INVALID, &err);
+  portalock_redis_session_free(a);
+  portalock_redis_session_free(asker);
+}
+
 static void test_bad_input(void) {
   tu_group("bad options and an unreachable server are clear errors");
   portalock_redis_options o;
@@ -321,6 +374,7 @@ int main(void) {
   test_loss();
   test_fork();
   test_signals_stay_the_callers();
+  test_name_status();
   test_bad_input();
   test_acl_user();
   CHECK_INT(tu_count_fds(), fds);

@@ -291,6 +291,25 @@ function Redis:lost_fd()
   return self._session and self._session:fd() or nil
 end
 
+--- Who holds and waits for this object's name now, as the server counts them (one round trip,
+--- on the session, which it opens when needed; nothing changes): {holders = {{session, token,
+--- lease}, ...} (portalock holders, oldest token first: session names its connections
+--- "portalock-<session>-command" in CLIENT LIST, lease is the seconds left), maximum (stored
+--- with the name, nil when nobody held or waited lately), waiting (portalock waiters), foreign
+--- (Python portalocker holders of the channel)}; or nil, err (LockException).
+function Redis:status()
+  check_self(self, "status")
+  local session, err = session_of(self)
+  if not session then
+    return nil, err
+  end
+  local status, errtab = session:status(self._name)
+  if not status then
+    return nil, errors.from_core(errtab)
+  end
+  return status
+end
+
 --- Writes `value` to the hash `key` fenced by this grant's token: true when written, false when
 --- a holder with a newer token has written there; nil, err when not held or unreachable.
 function Redis:fenced_write(key, value)

@@ -22,6 +22,14 @@ struct portalock_redis_semaphore {
   pl_rgrant grant;
 };
 
+portalock_status pl_rname_check(const char *name, portalock_error *err) {
+  if (name == NULL || name[0] == '\0' || strlen(name) > PORTALOCK_REDIS_NAME_MAX)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'name' (\"%.64s\"): must be 1 to %d bytes", name ? name : "(NULL)",
+                   PORTALOCK_REDIS_NAME_MAX);
+  return PORTALOCK_OK;
+}
+
 static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *session,
                                        const char *name, long maximum, int lock,
                                        portalock_error *err) {
@@ -29,10 +37,7 @@ static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *
       .wake_read = -1, .wake_write = -1, .maximum = maximum, .lock = lock, .visible = lock};
   if (session == NULL)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'session' (NULL)");
-  if (name == NULL || name[0] == '\0' || strlen(name) > PORTALOCK_REDIS_NAME_MAX)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'name' (\"%.64s\"): must be 1 to %d bytes", name ? name : "(NULL)",
-                   PORTALOCK_REDIS_NAME_MAX);
+  if (pl_rname_check(name, err) != PORTALOCK_OK) return err->status;
   if (maximum < 1)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'maximum' (%ld): must be >= 1",
                    maximum);

@@ -6,6 +6,7 @@
  *   connection.c  the C transport: a socket with deadlines, RESP through hiredis;
  *   session.c     a session's two connections, its keep-alive thread, fork and loss;
  *   lock.c        RedisLock and RedisSemaphore: the step API over a session;
+ *   status.c      who holds and waits for a name (portalock status);
  *   url.c         connection options and URLs.
  */
 #ifndef PORTALOCK_REDIS_H
@@ -25,6 +26,7 @@ typedef enum pl_script {
   PL_SCRIPT_RELEASE,
   PL_SCRIPT_RENEW,
   PL_SCRIPT_FENCED_WRITE,
+  PL_SCRIPT_STATUS,
   PL_SCRIPT_COUNT
 } pl_script;
 
@@ -93,6 +95,10 @@ int pl_rproto_fenced_write(pl_rcommand *cmd, const char *sha, const char *key, u
                            const char *value, size_t len);
 /* 1 written, 0 rejected, -1 a bad reply. */
 int pl_rproto_fenced_write_reply(const redisReply *reply);
+int pl_rproto_status(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS],
+                     const char *name);
+/* Fills `out` (its holders allocated); 0, or -1 for a bad reply or out of memory (errno). */
+int pl_rproto_status_reply(const redisReply *reply, portalock_redis_status *out);
 
 /* A message on a subscription: kind "message", "subscribe", "unsubscribe"; NULL otherwise. */
 typedef struct pl_push {
@@ -151,6 +157,12 @@ portalock_status pl_rconn_read(pl_rconn *conn, redisReply **reply, double deadli
 int pl_rconn_receive(pl_rconn *conn);
 /* A complete reply read so far (1), none (0), or a protocol error (-1). */
 int pl_rconn_next(pl_rconn *conn, redisReply **reply);
+
+/* ---------------------------------------------------------------- lock.c */
+
+/* OK when `name` can name a RedisLock or RedisSemaphore (1 to PORTALOCK_REDIS_NAME_MAX bytes),
+ * else INVALID naming it. */
+portalock_status pl_rname_check(const char *name, portalock_error *err);
 
 /* ---------------------------------------------------------------- session.c */
 

@@ -187,9 +187,44 @@ static const char pl_script_fenced_write[] =
               "redis.call('HSET', KEYS[1], 'token', ARGV[1], 'value', ARGV[2])\n"
               "return 1\n";
 
+/*
+ * STATUS. KEYS: holders, queue, subscribers, maximum. ARGV: the channel `name`. Changes
+ * nothing: returns {stored maximum or "", live waiters, foreign subscribers of `name`, {session,
+ * token, lease ms left, ...} of the live grants}, counted as GRANT counts them.
+ */
+static const char pl_script_status[] =
+    "local function listeners(channel) return redis.call('PUBSUB', 'NUMSUB', channel)[2] end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local grants, entries = {}, redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #entries, 2 do\n"
+    "  local expires, session, token = string.match(entries[i + 1], '^(%d+) (%S+) (%d+)')\n"
+    "  if tonumber(expires) > now and listeners(session) > 0 then\n"
+    "    grants[#grants + 1] = session\n"
+    "    grants[#grants + 1] = token\n"
+    "    grants[#grants + 1] = tonumber(expires) - now\n"
+    "  end\n"
+    "end\n"
+    "local waiting = 0\n"
+    "for _, waiter in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
+    "  if listeners(waiter) > 0 then waiting = waiting + 1 end\n"
+    "end\n"
+    "local foreign, listening = 0, listeners(ARGV[1])\n"
+    "if listening > 0 then\n"
+    "  local sessions, ours = {}, 0\n"
+    "  entries = redis.call('HGETALL', KEYS[3])\n"
+    "  for i = 1, #entries, 2 do\n"
+    "    if listeners(entries[i]) > 0 and not sessions[entries[i + 1]] then\n"
+    "      sessions[entries[i + 1]] = true\n"
+    "      ours = ours + 1\n"
+    "    end\n"
+    "  end\n"
+    "  foreign = listening - ours\n"
+    "end\n"
+    "return {redis.call('GET', KEYS[4]) or '', waiting, foreign, grants}\n";
+
 const char *const pl_redis_scripts[PL_SCRIPT_COUNT] = {
-    [PL_SCRIPT_GRANT] = pl_script_grant,
-    [PL_SCRIPT_RELEASE] = pl_script_release,
-    [PL_SCRIPT_RENEW] = pl_script_renew,
-    [PL_SCRIPT_FENCED_WRITE] = pl_script_fenced_write,
+    [PL_SCRIPT_GRANT] = pl_script_grant,   [PL_SCRIPT_RELEASE] = pl_script_release,
+    [PL_SCRIPT_RENEW] = pl_script_renew,   [PL_SCRIPT_FENCED_WRITE] = pl_script_fenced_write,
+    [PL_SCRIPT_STATUS] = pl_script_status,
 };

@@ -54,14 +54,20 @@ portalock run --redis URL [-j N] --name NAME [-n] [-w SECONDS] [-E CODE] [-v] [-
 ]]
 USAGE.status = [[
 portalock status FILE|NAME...
+portalock status --redis URL NAME...
     Print whether each lock is held, and by which processes:
       FILE: free
       FILE: held (exclusive) by PID 1234 [flock]
     PIDs come from /proc/locks (Linux); elsewhere only "held" or "free" is known. The PID
     is the process that took the lock: a command that inherited it is not listed. A
     configured bounded semaphore lists every slot file (a declared file not made yet is
-    free). Exit 0 when everything is free, 1 when anything is held, 66 when a FILE does not
-    exist.
+    free). A declared redis_lock or redis_semaphore, or with --redis the lock or semaphore
+    NAME on the server at URL, is asked of its server, as a waiter would count its holders:
+      NAME: held by portalock-1f2e3d4c5b6a7980 (token 1796622999744594) [redis], 2 waiting
+      NAME: held (2 of 3) by portalock-... (token ...), a Python portalocker process [redis]
+    naming each holder's session as the server's CLIENT LIST does (portalock-SESSION-command).
+    Exit 0 when everything is free, 1 when anything is held, 66 when a FILE does not exist,
+    71 when a Redis server cannot be asked.
 ]]
 USAGE.write = [[
 portalock write [--no-replace] FILE

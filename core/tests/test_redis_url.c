@@ -151,6 +151,7 @@ static const bad_url bad_urls[] = {
     {"redis://:pw@h?password=x", "the password is given twice"},
     {"redis://u:pw@h?username=v", "the user is given twice"},
     {"unix:///s?username=", "the username= is empty"},
+    {"redis://h?username=u", "username= needs a password too (AUTH takes both)"},
     {"redis://h?db=1#x", "unexpected \"#x\" after the query"},
     {"redis://h#x", "unexpected \"#x\" after the host"},
     {"redis://h:1/0?x", "the query parameter \"x\" is none of db, username, password"},

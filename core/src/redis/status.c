@@ -34,7 +34,7 @@ portalock_status portalock_redis_name_status(portalock_redis_session_t *session,
   if (pl_rproto_status_reply(reply, out) < 0)
     status = errno == ENOMEM ? pl_fail_sys(err, ENOMEM, "asking Redis", NULL)
                              : pl_rproto_error(reply, "asking Redis who holds a name", err);
-  else
+  else if (out->count > 1)
     qsort(out->holders, out->count, sizeof *out->holders, pl_by_token);
   freeReplyObject(reply);
   return status;

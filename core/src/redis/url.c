@@ -223,6 +223,8 @@ static int pl_url_query(pl_url *u, const char *s, int db_given, portalock_redis_
     if (s < end) s++; /* the '&' */
   }
   if (*end != '\0') return pl_url_junk(u, end, "query");
+  if (o->username != NULL && o->password == NULL)
+    return pl_url_fail(u, "username= needs a password too (AUTH takes both)");
   return 0;
 }
 

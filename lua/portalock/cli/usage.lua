@@ -5,7 +5,7 @@ local EXIT = require("portalock.cli.failure").EXIT
 local M = {}
 
 local USAGE = {}
-USAGE.lock = [[
+USAGE.lock = [=[
 portalock lock [-s|-x] [-n] [-w SECONDS] [-E CODE] [-o|-F] [-v] FILE|NAME [--] CMD [ARGS...]
 portalock lock [OPTIONS] FILE|NAME -c STRING
 portalock lock --redis URL [-n] [-w SECONDS] [-E CODE] [-v] NAME [--] CMD [ARGS...]
@@ -32,10 +32,10 @@ portalock lock --redis URL [-n] [-w SECONDS] [-E CODE] [-v] NAME [--] CMD [ARGS.
     file without a "#!" line runs with /bin/sh.
     A Redis lock (--redis, or a declared redis_lock NAME) is held by portalock's connection,
     not by CMD: portalock stays until CMD ends. When the lock is lost meanwhile (the server
-    dropped the connection, the lease ran out unrenewed), CMD gets SIGTERM (SIGKILL ]]
-  .. ("%g"):format(core.COMMAND_GRACE) .. [[ s
-    later) and portalock exits ]] .. EXIT.lost .. [[. -s and -F do not apply; -o changes nothing.
-]]
+    dropped the connection, the lease ran out unrenewed), CMD gets SIGTERM (SIGKILL ]=]
+  .. ("%g"):format(core.COMMAND_GRACE) .. [=[ s
+    later) and portalock exits ]=] .. EXIT.lost .. [=[. -s and -F do not apply; -o changes nothing.
+]=]
 USAGE.run = [[
 portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
 portalock run --redis URL [-j N] --name NAME [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]

@@ -101,8 +101,8 @@ static void check_accepted(const portalock_redis_options *o, const char *url, co
 }
 
 /* The message's URL: what comes before the last '@' after the scheme shown as "***", but for
- * a user before the first ':' there; then the query from its first password= value to its
- * end ('#') shown as "***". */
+ * a user before the first ':' there; then, in what is left, the query (after its first '?')
+ * from its first password= value to its end ('#') shown as "***". */
 static void expected_shown(const char *url, char *out, size_t cap) {
   const char *scheme = strstr(url, "://");
   const char *start = scheme != NULL ? scheme + 3 : url;
@@ -116,7 +116,7 @@ static void expected_shown(const char *url, char *out, size_t cap) {
              url, at);
   else
     snprintf(masked, sizeof masked, "%s", url);
-  const char *query = strchr(at != NULL ? strrchr(masked, '@') : masked, '?'), *password = NULL;
+  const char *query = strchr(masked, '?'), *password = NULL;
   for (const char *p = query; p != NULL && password == NULL && *p != '\0' && *p != '#';
        p += 1 + strcspn(p + 1, "&#"))
     if (strncmp(p + 1, "password=", 9) == 0) password = p + 10;

@@ -224,6 +224,7 @@ static void test_password_masked(void) {
       {"unix:///s?password=s3&cret&db=1", "unix:///s?password=***"},
       {"redis://h?password=s3cret&password=x#y", "redis://h?password=***#y"},
       {"redis://h?password=s3cr%zz", "redis://h?password=***"},
+      {"R?password=s3cret://h", "R?password=***"}, /* a query before any "://" */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     portalock_redis_options o;

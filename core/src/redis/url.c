@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -289,7 +290,7 @@ static void pl_show(char *shown, size_t cap, size_t *pos, const char *src, size_
   shown[*pos] = '\0';
 }
 
-/* The first "password=" parameter of the query at or after `s`, or NULL. */
+/* The value of the first "password=" parameter after the first '?' of `s`, or NULL. */
 static const char *pl_query_password(const char *s) {
   const char *query = strchr(s, '?');
   for (const char *p = query; p != NULL && *p != '\0' && *p != '#'; p += 1 + strcspn(p + 1, "&#"))
@@ -299,29 +300,34 @@ static const char *pl_query_password(const char *s) {
 
 /* INVALID: "bad argument 'url' ("<url>"): <why>", the URL with its credentials masked, also
  * where a password that should have been %-encoded broke the parse: what comes before the last
- * '@' after the scheme is "***" except a user before the first ':' ("user:***@"), and so is
- * the query from its first password= value on (an unencoded '&' may be part of it). */
+ * '@' after the scheme is "***" except a user before the first ':' ("user:***@"); then, in
+ * what is left, so is the query from its first password= value to its end (an unencoded '&'
+ * may be part of the password). */
 static portalock_status pl_bad_url(const char *url, const char *why, portalock_error *err) {
   const char *scheme = strstr(url, "://");
   const char *start = scheme != NULL ? scheme + 3 : url;
-  const char *at = strrchr(start, '@'), *colon = NULL, *rest = start;
-  char shown[PL_URL_SHOWN + 8];
-  size_t pos = 0;
-  pl_show(shown, sizeof shown, &pos, url, (size_t)(start - url));
+  const char *at = strrchr(start, '@');
+  size_t cap = strlen(url) + 4, masked_len = 0, pos = 0; /* (the whole URL: the query is last) */
+  char *masked = malloc(cap), shown[PL_URL_SHOWN + 8];
+  if (masked == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'url': %s", why);
   if (at != NULL) {
-    colon = memchr(start, ':', (size_t)(at - start));
-    if (colon != NULL) pl_show(shown, sizeof shown, &pos, start, (size_t)(colon + 1 - start));
-    pl_show(shown, sizeof shown, &pos, "***", 3);
-    rest = at;
+    const char *colon = memchr(start, ':', (size_t)(at - start));
+    pl_show(masked, cap, &masked_len, url, (size_t)((colon != NULL ? colon + 1 : start) - url));
+    pl_show(masked, cap, &masked_len, "***", 3);
+    pl_show(masked, cap, &masked_len, at, strlen(at));
+  } else {
+    pl_show(masked, cap, &masked_len, url, strlen(url));
   }
-  const char *password = pl_query_password(rest);
-  pl_show(shown, sizeof shown, &pos, rest,
-          password != NULL ? (size_t)(password - rest) : strlen(rest));
+  const char *password = pl_query_password(masked);
+  pl_show(shown, sizeof shown, &pos, masked,
+          password != NULL ? (size_t)(password - masked) : masked_len);
   if (password != NULL) {
     pl_show(shown, sizeof shown, &pos, "***", 3);
     const char *fragment = password + strcspn(password, "#");
     pl_show(shown, sizeof shown, &pos, fragment, strlen(fragment));
   }
+  free(masked);
   int cut = pos > PL_URL_SHOWN;
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'url' (\"%.*s%s\"): %s",
                  PL_URL_SHOWN, shown, cut ? "..." : "", why);

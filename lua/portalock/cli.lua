@@ -452,17 +452,16 @@ function M.status(args, i, load_registry)
   end
   for k = i, #args do
     local redis_object = status_redis_object(args[k], opts, registry)
-    local files, is_declared
     if redis_object then
       report(args[k], redis_status(redis_object))
     else
-      files, is_declared = status_files(args[k], registry)
-    end
-    if not files and not redis_object then
-      io.stdout:write(is_declared, "\n")
-    end
-    for _, path in ipairs(files or {}) do
-      report(path, file_status(path, is_declared))
+      local files, is_declared = status_files(args[k], registry)
+      if not files then
+        io.stdout:write(is_declared, "\n")
+      end
+      for _, path in ipairs(files or {}) do
+        report(path, file_status(path, is_declared))
+      end
     end
   end
   return failed or (any_held and EXIT.conflict or 0)

@@ -1003,14 +1003,17 @@ typedef struct portalock_redis_options {
 /* How often a waiter re-checks without being woken: a holder whose process died without a
  * release publishes nothing, and its grant goes when the next check sees its session gone. */
 #define PORTALOCK_REDIS_RECHECK_INTERVAL 0.1
+/* The longest name of a RedisLock (its channel) or RedisSemaphore, in bytes. */
+#define PORTALOCK_REDIS_NAME_MAX 1024
 
 PORTALOCK_API void portalock_redis_options_init(portalock_redis_options *opts);
 /*
  * Fills `opts` (host, port, path, db, username, password; the rest is left) from
- * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]"; user and password
- * %-decoded) or "unix://path[?db=N]" (path absolute). The strings point into `buf`, which
- * must hold at least strlen(url) + 1 bytes and outlive their use. INVALID, naming the part,
- * for anything else.
+ * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]") or
+ * "unix://[[user]:password@]/path" (path absolute), either followed by an optional query
+ * "?db=N&username=U&password=P" (each at most once; user and password %-decoded). The strings
+ * point into `buf`, which must hold at least strlen(url) + 1 bytes and outlive their use.
+ * INVALID, naming the part, for anything else; the message never shows a credential.
  */
 PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts,
                                                                  const char *url, char *buf,
@@ -1062,6 +1065,37 @@ PORTALOCK_API portalock_status portalock_redis_fenced_write(portalock_redis_sess
                                                             const char *key, uint64_t token,
                                                             const char *value, size_t len,
                                                             int *written, portalock_error *err);
+
+/* A holder of a name, as portalock_redis_name_status reports it. */
+typedef struct portalock_redis_holder {
+  char session[17]; /* its session's first 16 hex digits: the server knows its connections as
+                       "portalock-<these>-command" and "-subscription" (CLIENT LIST) */
+  uint64_t token;   /* its fencing token */
+  double lease;     /* seconds left of its lease by the server's clock (renewed every ttl/3) */
+} portalock_redis_holder;
+
+/* Who holds and waits for a name, counted as a grant counts them (a holder whose lease ran out
+ * or whose session's connection ended holds nothing). */
+typedef struct portalock_redis_status {
+  long maximum; /* the maximum stored with the name (1 for a RedisLock), 0 when none is: nobody
+                   has held or waited for it lately */
+  long waiting; /* portalock waiters */
+  long foreign; /* subscribers of the channel `name` that are no portalock acquisition: Python
+                   portalocker's RedisLock holders (its waiters subscribe only for a moment) */
+  size_t count; /* portalock holders */
+  portalock_redis_holder *holders; /* `count` of them, oldest token first */
+} portalock_redis_status;
+
+/*
+ * Fills *out with who holds and waits for `name` (a RedisLock's channel or a RedisSemaphore's
+ * name) now; one round trip, which changes nothing on the server. Free with
+ * portalock_redis_status_free (also after a failure, which leaves it empty).
+ */
+PORTALOCK_API portalock_status portalock_redis_name_status(portalock_redis_session_t *session,
+                                                           const char *name,
+                                                           portalock_redis_status *out,
+                                                           portalock_error *err);
+PORTALOCK_API void portalock_redis_status_free(portalock_redis_status *status);
 
 /*
  * A RedisLock (maximum 1, subscribed to the channel `name` as portalocker's RedisLock is) and a

@@ -219,13 +219,11 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
 }
 
 static portalock_status pl_rgrant_attempt_cb(const portalock_acquisition *acq, int target_fd,
-                                             int forever, portalock_wait *wait,
+                                             pl_wait_how how, portalock_wait *wait,
                                              portalock_error *err) {
   (void)target_fd;
-  (void)forever;
   /* An acquisition that gives up at its first contention never waits for a wake-up. */
-  int queue = !acq->fail_when_locked && acq->timeout > 0;
-  return pl_rgrant_attempt(acq->object_, queue, wait, err);
+  return pl_rgrant_attempt(acq->object_, how != PL_WAIT_NONE, wait, err);
 }
 
 static void pl_rgrant_source_cb(void *object, pl_wake_source *src) {

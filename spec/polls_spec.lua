@@ -160,6 +160,7 @@ describe("a wait inside a real nginx", function()
   setup(function()
     dir = helper.tmpdir()
     server = nginx.start({
+      workers = 1, -- /state answers for the worker that waits
       http = "  lua_shared_dict state 1m;",
       locations = [[
     location = /wait {
@@ -206,7 +207,7 @@ describe("a wait inside a real nginx", function()
 
   it("keeps no watch and no lock file open while it yields, and never calls ngx.sleep(0)",
     function()
-      local path = dir .. "/held.lock"
+      local path = server:lock_file("held.lock")
       local holder = helper.hold("Lock", path, dir)
       local response = server:get_async("/wait?timeout=1&path=" .. path)
       local worker

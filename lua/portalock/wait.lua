@@ -203,7 +203,7 @@ local function drive_in_turn(path, key, attempt, acq, how, abandon, ...)
   local waiter = nginx.join(key, nginx.current_request())
   how.sleep = function(_, next_attempt)
     backoff_sleeps = backoff_sleeps + 1
-    nginx.sleep(waiter, next_attempt, core.monotonic)
+    nginx.nap(waiter, M.whole_ms(math.min(next_attempt - core.monotonic(), nginx.pace(waiter))))
   end
   local ok, done, err = pcall(drive, path, function()
     if not nginx.may_try(waiter, core.monotonic()) then

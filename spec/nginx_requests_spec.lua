@@ -421,9 +421,9 @@ describe("portalock and nginx requests (issue 17)", function()
 
   it("runs two workers" .. (as_root and ", as nobody" or ""), function()
     assert.are.equal(2, #pids)
+    local expected = helper.capture(as_root and "id -u nobody" or "id -u"):match("%d+")
     for _, pid in ipairs(pids) do
-      local uid = helper.read("/proc/" .. pid .. "/status"):match("\nUid:%s+(%d+)")
-      assert.are_not.equal(as_root and "0" or nil, uid)
+      assert.are.equal(expected, helper.read("/proc/" .. pid .. "/status"):match("\nUid:%s+(%d+)"))
     end
   end)
 
@@ -437,8 +437,9 @@ describe("portalock and nginx requests (issue 17)", function()
         local body, status = get_on(server, holder, "/forget?how=" .. how)
         assert.are.equal(expected_status, status, body)
         body = get_on(server, taker, "/take_forgotten")
-        local outcome, waited = body:match("^(%a+) ([%d.]+) worker=(%d+)")
+        local outcome, waited, worker = body:match("^(%a+) ([%d.]+) worker=(%d+)")
         assert.are.equal("acquired", outcome, string.format("round %d (%d then %d): %s", round, holder, taker, body))
+        assert.are.equal(taker, tonumber(worker))
         assert.is_true(tonumber(waited) <= FORGOTTEN_BOUND, string.format("round %d (%d then %d): waited %s s",
           round, holder, taker, waited))
         longest = math.max(longest, tonumber(waited))

@@ -1,31 +1,47 @@
---- Issue 17's integration scenarios in a real nginx with two workers (running as nobody when
---- the specs run as root): a request owns its holds and they end with it, light threads of one
---- request are owners of their own, waiters are served in arrival order under `ab` load,
---- fail_when_locked attempts stay fast, client aborts leave nothing behind, and error.log stays
---- free of warnings.
+--- Issue 17's integration scenarios in a real nginx (spec/support/nginx.lua: two workers, as
+--- nobody when the specs run as root, their locks in server.lock_dir, portalock loaded in
+--- init_by_lua so that the workers share the board of first waiters): a request owns its holds
+--- and they end with it, light threads of one request are owners of their own, waiters are
+--- served in arrival order under `ab` load, fail_when_locked attempts stay fast, client aborts
+--- leave nothing behind, and error.log stays free of warnings. The handlers record what they
+--- measure with spec.support.nginx_stats; the spec reads it with server:stats.
 local helper = require "spec.support.helper"
 local nginx = require "spec.support.nginx"
+local nginx_load = require "spec.support.nginx_load"
 
--- Lines an error.log may have at [warn] or worse because a test provoked them on purpose.
+-- error.log entries at [warn] or worse that a test provokes on purpose carry this text.
 local DELIBERATE = "portalock-spec: deliberate error"
 -- A forgotten hold must be free for the next request within this of its request's end.
 local FORGOTTEN_BOUND = 1
 -- The fairness scenario (issue 17 item 6): two slots, a 50 ms hold, 600 requests at
 -- concurrency 20. The fair-share wait is (20 / 2 - 1) * 0.05 s = 0.45 s; the target is twice that.
 local FAIR = {slots = 2, hold = 0.05, requests = 600, concurrency = 20, p99 = 1.0}
-local ABORTED_WAITERS = 200
+-- fail_when_locked tries on a lock held elsewhere, per worker, and their p99 bound (item 4).
+local FAIL_FAST = {tries = 50, p99 = 0.001}
+-- Client aborts (item 3): how many waiters the client abandons, how long after sending each,
+-- and how soon the workers' descriptors and inotify instances must be back to what they were.
+local ABORTED = {waiters = 200, after_ms = 200, settle = 2}
+-- A request that holds a lock is abandoned this long after it was sent.
+local ABORTED_HOLD_MS = 300
 
 local INIT = [[
+  -- Loaded here, in the master, portalock maps the board its workers' first waiters share.
   local portalock = require "portalock"
-  LOCK_DIR = %q
-  -- one object per worker, shared by its requests: the object a request forgets
+  LOCK_DIR = os.getenv("@LOCK_DIR_ENV@")
+  -- One object per worker, shared by its requests: the object a request forgets. Its file is
+  -- created by the first worker that acquires it.
   FORGOTTEN = portalock.Lock(LOCK_DIR .. "/forgotten.lock", {timeout = 3})
 ]]
 
-local LOCATIONS = [[
-    # ?worker=PID: only that worker answers; the other says 421 and the client asks again
-    if ($portalock_wrong_worker) { return 421; }
+-- A shared dict for the fairness scenario's count of requests inside the semaphore.
+local HTTP = "  lua_shared_dict portalock_requests_spec 1m;"
 
+local LOCATIONS = [[
+    location = /board {
+      content_by_lua_block {
+        ngx.print(require("portalock.nginx_board").post_for("probe") and "board" or "no board")
+      }
+    }
     location = /forget {
       content_by_lua_block {
         local how = ngx.var.arg_how
@@ -34,14 +50,14 @@ local LOCATIONS = [[
             assert(FORGOTTEN:acquire())
             error("]] .. DELIBERATE .. [[ (caught)")
           end)
-          ngx.say("caught ", tostring(ok and "nothing" or err), " worker=", ngx.worker.pid())
+          ngx.say("caught ", tostring(ok and "nothing" or err))
           return
         end
         assert(FORGOTTEN:acquire())
         if how == "error" then
           error("]] .. DELIBERATE .. [[ (uncaught)")
         end
-        ngx.say("held worker=", ngx.worker.pid())
+        ngx.say("held")
       }
     }
     location = /take_forgotten {
@@ -49,26 +65,25 @@ local LOCATIONS = [[
         local core = require "portalock.core"
         local started = core.monotonic()
         local fh, err = FORGOTTEN:acquire()
-        local waited = core.monotonic() - started
+        require("spec.support.nginx_stats").record("taken_wait", core.monotonic() - started)
         if fh then
           assert(FORGOTTEN:release())
         end
-        ngx.say(string.format("%s %.3f worker=%d %s", fh and "acquired" or err.kind, waited,
-          ngx.worker.pid(), fh and "" or err.message))
+        ngx.say(fh and "acquired" or err.kind .. " " .. err.message)
       }
     }
     location = /take {
       content_by_lua_block {
         local portalock = require "portalock"
         local core = require "portalock.core"
-        local lock = portalock.Lock(ngx.var.arg_path, {timeout = tonumber(ngx.var.arg_timeout)})
+        local lock = portalock.Lock(LOCK_DIR .. "/" .. ngx.var.arg_name, {timeout = tonumber(ngx.var.arg_timeout)})
         local started = core.monotonic()
         local fh, err = lock:acquire()
-        local waited = core.monotonic() - started
+        require("spec.support.nginx_stats").record("taken_wait", core.monotonic() - started)
         if fh then
           assert(lock:release())
         end
-        ngx.say(string.format("%s %.3f %s", fh and "acquired" or err.kind, waited, fh and "" or err.message))
+        ngx.say(fh and "acquired" or err.kind .. " " .. err.message)
       }
     }
     location = /threads {
@@ -78,18 +93,15 @@ local LOCATIONS = [[
         local class = ngx.var.arg_class
         local lock = portalock[class](LOCK_DIR .. "/threads." .. class, {timeout = 3})
         local events = {}
-        local function event(...)
-          events[#events + 1] = table.concat({...}, " ")
-        end
         local depth = class == "RLock" and 2 or 1
         local first = ngx.thread.spawn(function()
           for _ = 1, depth do
             assert(lock:acquire())
           end
-          event("first acquired x" .. depth)
+          events[#events + 1] = "first acquired x" .. depth
           for i = depth, 1, -1 do
             ngx.sleep(0.1)
-            event("first releases, " .. (i - 1) .. " left")
+            events[#events + 1] = "first releases, " .. (i - 1) .. " left"
             assert(lock:release())
           end
         end)
@@ -98,11 +110,12 @@ local LOCATIONS = [[
           for _ = 1, depth do
             local fh, err = lock:acquire()
             if not fh then
-              event("second failed: " .. tostring(err))
+              events[#events + 1] = "second failed: " .. tostring(err)
               return
             end
           end
-          event(string.format("second acquired x%d after %.3f", depth, core.monotonic() - started))
+          require("spec.support.nginx_stats").record("threads_wait", core.monotonic() - started)
+          events[#events + 1] = "second acquired x" .. depth
           for _ = 1, depth do
             assert(lock:release())
           end
@@ -116,64 +129,43 @@ local LOCATIONS = [[
       content_by_lua_block {
         local portalock = require "portalock"
         local core = require "portalock.core"
-        local stats = ngx.shared.stats
+        local stats = require "spec.support.nginx_stats"
+        local inside = ngx.shared.portalock_requests_spec
         local sem = portalock.NamedBoundedSemaphore(]] .. FAIR.slots .. [[, {name = "fair", directory = LOCK_DIR})
         local started = core.monotonic()
         local slot, err = sem:acquire()
         local waited = core.monotonic() - started
         if not slot then
-          stats:incr("timeouts", 1, 0)
+          stats.record("fair_timeout", waited)
           ngx.status = 503
           ngx.say(err.kind, " ", err.message)
           return
         end
-        local n = stats:incr("n", 1, 0)
-        stats:set("inside:" .. n, stats:incr("inside", 1, 0))
+        stats.record("fair_inside", inside:incr("inside", 1, 0))
         ngx.sleep(]] .. FAIR.hold .. [[)
-        stats:incr("inside", -1)
+        inside:incr("inside", -1)
         assert(sem:release())
-        stats:set("wait:" .. n, waited)
-        stats:set("worker:" .. n, ngx.worker.pid())
+        stats.record("fair_wait." .. ngx.worker.pid(), waited)
         ngx.say("ok")
       }
-    }
-    location = /stats {
-      content_by_lua_block {
-        local stats = ngx.shared.stats
-        local waits, inside, workers = {}, {}, {}
-        for i = 1, stats:get("n") or 0 do
-          waits[i] = stats:get("wait:" .. i) or -1
-          inside[i] = stats:get("inside:" .. i) or -1
-          workers[i] = stats:get("worker:" .. i) or -1
-        end
-        ngx.say("timeouts ", stats:get("timeouts") or 0)
-        ngx.say("waits ", table.concat(waits, " "))
-        ngx.say("inside ", table.concat(inside, " "))
-        ngx.say("workers ", table.concat(workers, " "))
-        for _, key in ipairs({"abort_started", "abort_finished", "abort_holding"}) do
-          ngx.say(key, " ", stats:get(key) or 0)
-        end
-      }
-    }
-    location = /stats_reset {
-      content_by_lua_block { ngx.shared.stats:flush_all() ngx.say("reset") }
     }
     location = /fail_fast {
       content_by_lua_block {
         local portalock = require "portalock"
         local core = require "portalock.core"
-        local lock = portalock.Lock(ngx.var.arg_path, {fail_when_locked = true})
-        local times = {}
-        for i = 1, tonumber(ngx.var.arg_tries) do
+        local stats = require "spec.support.nginx_stats"
+        local lock = portalock.Lock(LOCK_DIR .. "/" .. ngx.var.arg_name, {fail_when_locked = true})
+        local tries = tonumber(ngx.var.arg_tries)
+        for _ = 1, tries do
           local started = core.monotonic()
           local fh, err = lock:acquire()
-          times[i] = core.monotonic() - started
+          stats.record("fail_fast", core.monotonic() - started)
           if fh or err.kind ~= "AlreadyLocked" then
             ngx.say(fh and "acquired" or err.kind .. " " .. err.message)
             return
           end
         end
-        ngx.say(table.concat(times, " "))
+        ngx.say("failed ", tries)
       }
     }
     location = /abort_wait {
@@ -181,26 +173,25 @@ local LOCATIONS = [[
       content_by_lua_block {
         local portalock = require "portalock"
         local core = require "portalock.core"
-        local stats = ngx.shared.stats
-        local lock = portalock.Lock(ngx.var.arg_path, {timeout = tonumber(ngx.var.arg_timeout)})
-        stats:incr("abort_started", 1, 0)
+        local stats = require "spec.support.nginx_stats"
+        local lock = portalock.Lock(LOCK_DIR .. "/" .. ngx.var.arg_name, {timeout = tonumber(ngx.var.arg_timeout)})
+        stats.record("abort_started", ngx.worker.pid())
         local started = core.monotonic()
         local fh, err = lock:acquire()
-        local waited = core.monotonic() - started
-        stats:incr("abort_finished", 1, 0)
+        stats.record("abort_finished", core.monotonic() - started)
         if fh then
           assert(lock:release())
         end
-        ngx.say(string.format("%s %.3f %s", fh and "acquired" or err.kind, waited, fh and "" or err.message))
+        ngx.say(fh and "acquired" or err.kind .. " " .. err.message)
       }
     }
     location = /abort_hold {
       lua_check_client_abort on;
       content_by_lua_block {
         local portalock = require "portalock"
-        local lock = portalock.Lock(ngx.var.arg_path, {timeout = 3})
+        local lock = portalock.Lock(LOCK_DIR .. "/" .. ngx.var.arg_name, {timeout = 3})
         assert(lock:acquire())
-        ngx.shared.stats:set("abort_holding", ngx.worker.pid())
+        require("spec.support.nginx_stats").record("abort_holding", ngx.worker.pid())
         ngx.sleep(5)
         assert(lock:release())
         ngx.say("released")
@@ -208,133 +199,10 @@ local LOCATIONS = [[
     }
 ]]
 
--- The `map` behind ?worker=PID (the if in LOCATIONS).
-local HTTP = [[
-  lua_shared_dict stats 4m;
-  map "$arg_worker:$pid" $portalock_wrong_worker {
-    "~^:" 0;
-    "~^([0-9]+):\1$" 0;
-    default 1;
-  }
-]]
-
--- ---------------------------------------------------------------------------------------
--- Local helpers until spec/support/nginx.lua (extended on another branch) offers them:
--- two workers running as nobody, requests confined to one worker, `ab` load, client aborts,
--- error.log problems, a worker's descriptors and inotify instances.
-
-local as_root = helper.capture("id -u") == "0\n"
-
-local function escape(s)
-  return (s:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end))
+local function figures(summary)
+  return string.format("%d values, p50 %.3f, p90 %.3f, p99 %.3f, max %.3f", summary.count, summary.p50,
+    summary.p90, summary.p99, summary.max)
 end
-
--- A directory nginx's workers (nobody, when root) can write.
-local function shared_tmpdir()
-  local dir = helper.tmpdir()
-  assert(helper.run("chmod 0777 " .. helper.quote(dir)) == 0)
-  return dir
-end
-
--- An empty file everyone may open for writing (a holder outside nginx creates it as root).
-local function shared_file(path)
-  helper.write(path, "")
-  assert(helper.run("chmod 0666 " .. helper.quote(path)) == 0)
-  return path
-end
-
--- The worker processes of `server` (the master's children).
-local function workers(server)
-  local pids = {}
-  for pid in (helper.capture("pgrep -P " .. server.pid) or ""):gmatch("%d+") do
-    pids[#pids + 1] = tonumber(pid)
-  end
-  table.sort(pids)
-  return pids
-end
-
-local function status_of(head)
-  return tonumber(head and head:match("^HTTP/%S+ (%d+)"))
-end
-
--- GET `path` answered by worker `pid`: the body and the status.
-local function get_on(server, pid, path)
-  local sep = path:find("?", 1, true) and "&" or "?"
-  for _ = 1, 200 do
-    local body, _, head = server:get(path .. sep .. "worker=" .. pid)
-    local status = status_of(head)
-    if status ~= 421 then
-      return body, status
-    end
-  end
-  error("worker " .. pid .. " never answered " .. path)
-end
-
--- Reloads `server` with two worker processes, as nobody when root (the harness starts one).
-local function two_unprivileged_workers(server)
-  local conf = server.dir .. "/nginx.conf"
-  local user = as_root and "user nobody nogroup;\n" or ""
-  local text = helper.read(conf):gsub("user root;\n", ""):gsub("worker_processes 1;", user .. "worker_processes 2;")
-  helper.write(conf, text)
-  helper.kill(server.pid, "HUP")
-  local pids
-  local ready = helper.wait_until(function()
-    pids = workers(server)
-    return #pids == 2 and pids[1] ~= server.worker and pids[2] ~= server.worker
-  end, 10)
-  assert(ready, "nginx did not restart with two workers:\n" .. server:error_log())
-  for _, pid in ipairs(pids) do
-    get_on(server, pid, "/__ready")
-  end
-  return pids
-end
-
-local PROBLEM_LEVELS = {warn = true, error = true, crit = true, alert = true, emerg = true}
-
--- The error.log's lines at [warn] or worse after byte `mark`, but for DELIBERATE ones.
-local function log_problems(server, mark)
-  local problems = {}
-  for line in server:error_log():sub(mark + 1):gmatch("[^\n]+") do
-    if PROBLEM_LEVELS[line:match("^%S+ %S+ %[(%a+)%]")] and not line:find(DELIBERATE, 1, true) then
-      problems[#problems + 1] = line
-    end
-  end
-  return problems
-end
-
--- A worker's open descriptors and, among them, its inotify instances.
-local function census(pid)
-  local fds, inotify = 0, 0
-  for line in (helper.capture("ls -l /proc/" .. pid .. "/fd") or ""):gmatch("[^\n]+") do
-    if line:find(" -> ", 1, true) then
-      fds = fds + 1
-      if line:find("anon_inode:inotify", 1, true) then
-        inotify = inotify + 1
-      end
-    end
-  end
-  return {fds = fds, inotify = inotify}
-end
-
--- `ab` at `url`, bounded: what it reports.
-local function ab(url, requests, concurrency)
-  local output = helper.capture(string.format("%stimeout 45 ab -q -s 10 -t 30 -n %d -c %d %s",
-    helper.peer_env, requests, concurrency, helper.quote(url)))
-  return {
-    complete = tonumber(output:match("Complete requests:%s+(%d+)")),
-    failed = tonumber(output:match("Failed requests:%s+(%d+)")),
-    non_2xx = tonumber(output:match("Non%-2xx responses:%s+(%d+)")) or 0,
-    output = output,
-  }
-end
-
--- `count` GETs of `url`, `parallel` at a time, each abandoned by the client after `seconds`.
-local function abandon(url, count, parallel, seconds)
-  helper.run(string.format("seq %d | timeout 60 xargs -P %d -I{} %scurl -s -o /dev/null --max-time %s %s",
-    count, parallel, helper.peer_env, seconds, helper.quote(url)))
-end
-
--- ---------------------------------------------------------------------------------------
 
 local function show(census_of)
   local parts = {}
@@ -345,57 +213,30 @@ local function show(census_of)
   return table.concat(parts, "; ")
 end
 
-local function percentile(sorted, p)
-  return sorted[math.max(1, math.ceil(p * #sorted))]
-end
-
-local function numbers(text)
-  local list = {}
-  for n in (text or ""):gmatch("%S+") do
-    list[#list + 1] = tonumber(n)
-  end
-  return list
-end
-
-local function stats(server)
-  local body = assert(server:get("/stats"))
-  local fields = {}
-  for key, value in body:gmatch("(%S+) ?([^\n]*)\n") do
-    fields[key] = value
-  end
-  return {timeouts = tonumber(fields.timeouts), waits = numbers(fields.waits), inside = numbers(fields.inside),
-    workers = numbers(fields.workers),
-    abort_started = tonumber(fields.abort_started), abort_finished = tonumber(fields.abort_finished),
-    abort_holding = tonumber(fields.abort_holding)}
-end
-
 describe("portalock and nginx requests (issue 17)", function()
-  local missing = nginx.missing()
+  local missing = nginx.missing() or nginx_load.missing()
   if missing then
     pending("skipped: " .. missing)
     return
   end
 
-  local dir, server, pids, mark, holders
+  local server, pids, mark, holders
 
   setup(function()
-    dir = shared_tmpdir()
-    shared_file(dir .. "/forgotten.lock")
-    server = nginx.start({http = HTTP, init = string.format(INIT, dir), locations = LOCATIONS})
-    pids = two_unprivileged_workers(server)
+    server = nginx.start({http = HTTP, init = (INIT:gsub("@LOCK_DIR_ENV@", nginx.LOCK_DIR_ENV)),
+      locations = LOCATIONS})
+    pids = server:workers()
   end)
 
   teardown(function()
     if server then
       server:stop()
     end
-    helper.rmtree(dir)
   end)
 
   before_each(function()
     holders = {}
-    mark = #server:error_log()
-    assert.are.equal("reset\n", (server:get("/stats_reset")))
+    mark = server:log_mark()
   end)
 
   after_each(function()
@@ -403,25 +244,39 @@ describe("portalock and nginx requests (issue 17)", function()
       helper.kill(holder.pid)
       helper.rmtree(holder.dir)
     end
-    -- issue 17 item 6 (no "ngx.sleep(0) called without delayed events patch") and the rest
-    local problems = log_problems(server, mark)
-    assert.are.equal(0, #problems, #problems .. " error.log lines at [warn] or worse, the first:\n"
+    -- issue 17 item 5 (no "ngx.sleep(0) called without delayed events patch") and the rest
+    local problems = server:log_problems({(DELIBERATE:gsub("%p", "%%%0"))}, mark)
+    assert.are.equal(0, #problems, #problems .. " error.log entries at [warn] or worse, the first:\n"
       .. table.concat(problems, "\n", 1, math.min(#problems, 3)))
   end)
 
-  -- Another process holds a lock on a fresh file in the workers' directory; returns its path
-  -- and the file that lets it go.
-  local function held_elsewhere(name)
-    local holder_dir = helper.tmpdir()
-    local path = shared_file(dir .. "/" .. name)
-    local pid = helper.hold("Lock", path, holder_dir, {seconds = 30})
-    holders[#holders + 1] = {pid = pid, dir = holder_dir}
-    return path, holder_dir .. "/release", pid
+  -- The response to GET `path` from worker `pid` (any status).
+  local function on(pid, path)
+    local response, output = server:request(path, {worker = pid})
+    assert(response, "no response to " .. path .. ": " .. tostring(output))
+    assert.are.equal(pid, response.pid, "worker " .. pid .. " did not answer " .. path .. ":\n" .. response.head)
+    return response
   end
 
-  it("runs two workers" .. (as_root and ", as nobody" or ""), function()
+  -- The one value the handlers recorded in `series` since it was last read.
+  local function only(series)
+    local values = server:stats(series)
+    assert.are.equal(1, #values, series .. ": " .. table.concat(values, ", "))
+    return values[1]
+  end
+
+  -- Another process holds a Lock on `name` in the workers' lock directory; returns the file
+  -- that lets it go and its pid.
+  local function held_elsewhere(name)
+    local holder_dir = helper.tmpdir()
+    local pid = helper.hold("Lock", server:lock_file(name), holder_dir, {seconds = 30})
+    holders[#holders + 1] = {pid = pid, dir = holder_dir}
+    return holder_dir .. "/release", pid
+  end
+
+  it("runs two workers" .. (nginx.as_root() and ", as " .. nginx.WORKER_USER or ""), function()
     assert.are.equal(2, #pids)
-    local expected = helper.capture(as_root and "id -u nobody" or "id -u"):match("%d+")
+    local expected = helper.capture("id -u " .. (nginx.as_root() and nginx.WORKER_USER or "")):match("%d+")
     for _, pid in ipairs(pids) do
       assert.are.equal(expected, helper.read("/proc/" .. pid .. "/status"):match("\nUid:%s+(%d+)"))
     end
@@ -434,15 +289,14 @@ describe("portalock and nginx requests (issue 17)", function()
       local longest = 0
       for round = 0, 3 do
         local holder, taker = pids[round % 2 + 1], pids[math.floor(round / 2) + 1]
-        local body, status = get_on(server, holder, "/forget?how=" .. how)
-        assert.are.equal(expected_status, status, body)
-        body = get_on(server, taker, "/take_forgotten")
-        local outcome, waited, worker = body:match("^(%a+) ([%d.]+) worker=(%d+)")
-        assert.are.equal("acquired", outcome, string.format("round %d (%d then %d): %s", round, holder, taker, body))
-        assert.are.equal(taker, tonumber(worker))
-        assert.is_true(tonumber(waited) <= FORGOTTEN_BOUND, string.format("round %d (%d then %d): waited %s s",
-          round, holder, taker, waited))
-        longest = math.max(longest, tonumber(waited))
+        local forgot = on(holder, "/forget?how=" .. how)
+        assert.are.equal(expected_status, forgot.status, forgot.body)
+        local took = on(taker, "/take_forgotten")
+        local waited = only("taken_wait")
+        local pair = string.format("round %d (%d then %d)", round, holder, taker)
+        assert.are.equal("acquired\n", took.body, pair)
+        assert.is_true(waited <= FORGOTTEN_BOUND, string.format("%s: waited %.3f s", pair, waited))
+        longest = math.max(longest, waited)
       end
       print(string.format("\n  forgotten (%s): the next request waited at most %.3f s", how, longest))
     end
@@ -462,136 +316,136 @@ describe("portalock and nginx requests (issue 17)", function()
 
   describe("two light threads of one request on one object", function()
     it("Lock: the second waits until the first releases", function()
-      local body = get_on(server, pids[1], "/threads?class=Lock")
-      local first, releases, waited = body:match("^(.-)\n(.-)\nsecond acquired x1 after ([%d.]+)\n$")
-      assert(first, body)
-      assert.are.equal("first acquired x1", first)
-      assert.are.equal("first releases, 0 left", releases)
-      assert.is_true(tonumber(waited) >= 0.08 and tonumber(waited) <= 1, "the second waited " .. waited .. " s")
+      local body = on(pids[1], "/threads?class=Lock").body
+      assert.are.equal("first acquired x1\nfirst releases, 0 left\nsecond acquired x1\n", body)
+      local waited = only("threads_wait")
+      assert.is_true(waited >= 0.08 and waited <= 1, string.format("the second waited %.3f s", waited))
     end)
 
     it("RLock: a light thread's two acquires count, the other waits for both releases", function()
-      local body = get_on(server, pids[2], "/threads?class=RLock")
-      local lines = {}
-      for line in body:gmatch("[^\n]+") do
-        lines[#lines + 1] = line
-      end
-      assert.are.same({"first acquired x2", "first releases, 1 left", "first releases, 0 left"},
-        {lines[1], lines[2], lines[3]}, body)
-      local waited = tonumber((lines[4] or ""):match("^second acquired x2 after ([%d.]+)$"))
-      assert(waited, body)
-      assert.is_true(waited >= 0.18 and waited <= 1.2, "the second waited " .. waited .. " s")
+      local body = on(pids[2], "/threads?class=RLock").body
+      assert.are.equal("first acquired x2\nfirst releases, 1 left\nfirst releases, 0 left\nsecond acquired x2\n", body)
+      local waited = only("threads_wait")
+      assert.is_true(waited >= 0.18 and waited <= 1.2, string.format("the second waited %.3f s", waited))
     end)
   end)
 
   it("serves a BoundedSemaphore's waiters in about arrival order under ab load (item 6)", function()
-    local run = ab(server:url("/fair"), FAIR.requests, FAIR.concurrency)
-    assert.are.equal(FAIR.requests, run.complete, run.output)
-    local result = stats(server)
-    assert.are.equal(0, result.timeouts)
-    assert.are.equal(0, run.non_2xx, run.output)
-    assert.are.equal(FAIR.requests, #result.waits)
-    for _, inside in ipairs(result.inside) do
-      assert.is_true(inside >= 1 and inside <= FAIR.slots, "holders at once: " .. inside)
+    for _, pid in ipairs(pids) do -- the cross-worker order needs the board portalock mapped in init_by_lua
+      assert.are.equal("board", on(pid, "/board").body)
     end
-    local per_worker = {}
-    for i, pid in ipairs(result.workers) do
-      per_worker[pid] = per_worker[pid] or {}
-      table.insert(per_worker[pid], result.waits[i])
+    local run = server:load("/fair", {requests = FAIR.requests, concurrency = FAIR.concurrency})
+    assert.are.same({FAIR.requests, 0, 0}, {run.complete, run.failed, run.non2xx}, run.output)
+    assert.are.same({}, server:stats("fair_timeout"))
+    local inside = server:stats("fair_inside")
+    assert.are.equal(FAIR.requests, #inside)
+    for _, count in ipairs(inside) do
+      assert.is_true(count >= 1 and count <= FAIR.slots, "holders at once: " .. count)
     end
-    table.sort(result.waits)
-    local p50, p99 = percentile(result.waits, 0.5), percentile(result.waits, 0.99)
-    print(string.format("\n  fairness: %d requests, 0 timeouts, acquire wait p50 %.3f s, p99 %.3f s, max %.3f s",
-      #result.waits, p50, p99, result.waits[#result.waits]))
-    for pid, waits in pairs(per_worker) do
-      table.sort(waits)
-      print(string.format("    worker %d: %d requests, p50 %.3f s, p99 %.3f s", pid, #waits, percentile(waits, 0.5),
-        percentile(waits, 0.99)))
+    local waits, lines = {}, {}
+    for _, pid in ipairs(pids) do
+      local of_worker = server:stats("fair_wait." .. pid)
+      for _, wait in ipairs(of_worker) do
+        waits[#waits + 1] = wait
+      end
+      lines[#lines + 1] = string.format("    worker %d: %s", pid, figures(nginx_load.summary(of_worker)))
     end
-    assert.is_true(p99 <= FAIR.p99, string.format("acquire wait p99 %.3f s (p50 %.3f s)", p99, p50))
+    local all = nginx_load.summary(waits)
+    local report = string.format("fairness: acquire wait (s) %s, ab %.0f requests/s\n%s", figures(all), run.rps,
+      table.concat(lines, "\n"))
+    print("\n  " .. report)
+    assert.are.equal(FAIR.requests, all.count)
+    assert.is_true(all.p99 <= FAIR.p99, report)
   end)
 
-  -- Needs the change that stops a failed try from making an inotify instance (another branch
-  -- of issue 17, item 4): until it lands this test may fail here.
-  it("fails 50 fail_when_locked tries on a lock held elsewhere with p99 <= 1 ms, on each worker", function()
-    local path = held_elsewhere("fail-fast.lock")
-    for _, pid in ipairs(pids) do
-      local body = get_on(server, pid, "/fail_fast?tries=50&path=" .. escape(path))
-      local times = numbers(body)
-      assert.are.equal(50, #times, body)
-      table.sort(times)
-      local p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
-      print(string.format("\n  fail_when_locked on worker %d: p50 %.3f ms, p99 %.3f ms", pid, p50 * 1e3, p99 * 1e3))
-      assert.is_true(p99 <= 0.001, string.format("worker %d: p50 %.3f ms, p99 %.3f ms", pid, p50 * 1e3, p99 * 1e3))
-    end
-  end)
+  -- Needs the change that stops a failed try from making an inotify instance ("poll mode",
+  -- issue 17 item 4, another branch): until it is merged this test may fail here.
+  it("fails " .. FAIL_FAST.tries .. " fail_when_locked tries on a lock held elsewhere with p99 <= 1 ms, on each worker",
+    function()
+      held_elsewhere("fail-fast.lock")
+      local failures = {}
+      for _, pid in ipairs(pids) do
+        local body = on(pid, "/fail_fast?name=fail-fast.lock&tries=" .. FAIL_FAST.tries).body
+        assert.are.equal("failed " .. FAIL_FAST.tries .. "\n", body)
+        local summary = nginx_load.summary(server:stats("fail_fast"))
+        assert.are.equal(FAIL_FAST.tries, summary.count)
+        local line = string.format("worker %d: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms", pid,
+          summary.p50 * 1e3, summary.p90 * 1e3, summary.p99 * 1e3, summary.max * 1e3)
+        print("\n  fail_when_locked on " .. line)
+        if summary.p99 > FAIL_FAST.p99 then
+          failures[#failures + 1] = line
+        end
+      end
+      assert.are.same({}, failures)
+    end)
 
   describe("client aborts (lua_check_client_abort on)", function()
-    it("leave no descriptor or inotify instance after " .. ABORTED_WAITERS .. " aborted waiters", function()
-      local path, release, holder = held_elsewhere("aborted-waiters.lock")
-      local wait_url = "/abort_wait?timeout=10&path=" .. escape(path)
+    -- Needs the change that keeps no descriptor between the steps of a yielding wait ("poll
+    -- mode", issue 17 item 3, another branch): until it is merged this test may fail here.
+    it("leave no descriptor or inotify instance after " .. ABORTED.waiters .. " aborted waiters", function()
+      local name = "aborted-waiters.lock"
+      local release, holder = held_elsewhere(name)
+      local wait_path = "/abort_wait?timeout=10&name=" .. name
       for _, pid in ipairs(pids) do -- warm-up: a wait that times out, on each worker
-        assert.matches("^AlreadyLocked", (get_on(server, pid, "/abort_wait?timeout=0.05&path=" .. escape(path))))
+        assert.matches("^AlreadyLocked", on(pid, "/abort_wait?timeout=0.05&name=" .. name).body)
       end
-      local baseline = {}
-      for _, pid in ipairs(pids) do
-        baseline[pid] = census(pid)
-      end
-      assert.are.equal("reset\n", (server:get("/stats_reset")))
+      server:stats("abort_started")
+      server:stats("abort_finished")
+      local baseline = server:census()
 
-      -- a client may give up before its request reaches the handler: it is sent again
-      local result = stats(server)
+      -- a client may give up before its request reaches the handler: that one is sent again
+      local started, on_worker = 0, {}
       for _ = 1, 3 do
-        abandon(server:url(wait_url), ABORTED_WAITERS - result.abort_started, 20, 0.2)
-        result = stats(server)
-        if result.abort_started >= ABORTED_WAITERS then
+        local sent = server:abandon(wait_path, ABORTED.waiters - started, ABORTED.after_ms)
+        assert.are.equal(0, sent.answered, "a waiter answered before its client gave up")
+        for _, pid in ipairs(server:stats("abort_started")) do
+          started = started + 1
+          on_worker[pid] = (on_worker[pid] or 0) + 1
+        end
+        if started >= ABORTED.waiters then
           break
         end
       end
-      assert.are.equal(ABORTED_WAITERS, result.abort_started)
-      assert.are.equal(0, result.abort_finished)
+      assert.are.equal(ABORTED.waiters, started)
+      assert.are.same({}, server:stats("abort_finished"))
 
       local now = {}
       local settled = helper.wait_until(function()
-        local back = true
-        for _, pid in ipairs(pids) do
-          now[pid] = census(pid)
-          back = back and now[pid].fds <= baseline[pid].fds and now[pid].inotify <= baseline[pid].inotify
+        now = server:census()
+        for pid, counts in pairs(now) do
+          if counts.fds > baseline[pid].fds or counts.inotify > baseline[pid].inotify then
+            return false
+          end
         end
-        return back
-      end, 2)
+        return true
+      end, ABORTED.settle)
+      print(string.format("\n  after %d aborted waiters (%d and %d on the workers), before: %s; after: %s",
+        ABORTED.waiters, on_worker[pids[1]] or 0, on_worker[pids[2]] or 0, show(baseline), show(now)))
       assert.is_true(settled, "descriptors and inotify instances per worker, before: " .. show(baseline)
-        .. ", after: " .. show(now))
+        .. "; " .. ABORTED.settle .. " s after: " .. show(now))
 
       -- and the lock is still usable: a waiter acquires as soon as the holder lets go
-      local response = server:get_async(wait_url)
+      local response = server:request_async(wait_path)
       helper.sleep(0.3)
       helper.write(release, "")
       assert(helper.wait_until(function() return not helper.alive(holder) end, 5))
-      local body = assert(response(10))
-      local outcome, waited = body:match("^(%a+) ([%d.]+)")
-      assert.are.equal("acquired", outcome, body)
-      assert.is_true(tonumber(waited) <= 0.3 + FORGOTTEN_BOUND, "waited " .. waited .. " s")
+      assert.are.equal("acquired\n", assert(response(10)).body)
+      local waited = only("abort_finished")
+      assert.is_true(waited <= 0.3 + FORGOTTEN_BOUND, string.format("waited %.3f s", waited))
     end)
 
     it("frees a lock held by an aborted request for the next request on either worker within 1 s", function()
-      local path = shared_file(dir .. "/aborted-holder.lock")
-      local url = server:url("/abort_hold?path=" .. escape(path))
+      local name = "aborted-holder.lock"
+      server:stats("abort_holding")
       for round = 0, 3 do
         local holder, taker = pids[round % 2 + 1], pids[math.floor(round / 2) + 1]
-        assert.are.equal("reset\n", (server:get("/stats_reset")))
-        -- the other worker answers 421 at once; the holder's request is abandoned after 0.3 s
-        local held = helper.wait_until(function()
-          helper.run(string.format("%scurl -s -o /dev/null --max-time 0.3 %s", helper.peer_env,
-            helper.quote(url .. "&worker=" .. holder)))
-          return stats(server).abort_holding == holder
-        end, 10)
-        assert.is_true(held, "worker " .. holder .. " never held the lock")
-        local body = get_on(server, taker, "/take?timeout=3&path=" .. escape(path))
-        local outcome, waited = body:match("^(%a+) ([%d.]+)")
-        assert.are.equal("acquired", outcome, body)
-        assert.is_true(tonumber(waited) <= FORGOTTEN_BOUND, string.format("round %d (%d then %d): waited %s s",
-          round, holder, taker, waited))
+        local pair = string.format("round %d (%d then %d)", round, holder, taker)
+        local sent = server:abandon("/abort_hold?name=" .. name, 1, ABORTED_HOLD_MS, {worker = holder})
+        assert.are.same({sent = 1, answered = 0}, sent)
+        assert.are.same({holder}, server:stats("abort_holding"), pair .. ": the aborted request did not hold")
+        assert.are.equal("acquired\n", on(taker, "/take?timeout=3&name=" .. name).body, pair)
+        local waited = only("taken_wait")
+        assert.is_true(waited <= FORGOTTEN_BOUND, string.format("%s: waited %.3f s", pair, waited))
       end
     end)
   end)

@@ -24,7 +24,7 @@ local function adapted(parts)
   return replace_once(text, "listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. parts.port .. ";")
 end
 
-describe("examples/openresty/nginx.conf", function()
+describe("examples/openresty/nginx.conf #nginx", function()
   local missing = nginx.missing()
   if missing then
     pending("skipped: " .. missing)

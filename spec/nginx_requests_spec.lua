@@ -213,7 +213,7 @@ local function show(census_of)
   return table.concat(parts, "; ")
 end
 
-describe("portalock and nginx requests (issue 17)", function()
+describe("portalock and nginx requests (issue 17) #nginx", function()
   local missing = nginx.missing() or nginx_load.missing()
   if missing then
     pending("skipped: " .. missing)

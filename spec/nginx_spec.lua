@@ -137,7 +137,7 @@ local function escape(s)
   return (s:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
-describe("portalock inside a real nginx (OpenResty's Lua module)", function()
+describe("portalock inside a real nginx (OpenResty's Lua module) #nginx", function()
   local missing = nginx.missing()
   if missing then
     pending("skipped: " .. missing)

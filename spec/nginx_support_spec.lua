@@ -101,7 +101,7 @@ local LOCATIONS = [[
     }
 ]]
 
-describe("the nginx harness (a real nginx)", function()
+describe("the nginx harness (a real nginx) #nginx", function()
   local missing = nginx.missing() or nginx_load.missing()
   if missing then
     pending("skipped: " .. missing)

@@ -148,7 +148,7 @@ describe("a polling wait", function()
   end)
 end)
 
-describe("a wait inside a real nginx", function()
+describe("a wait inside a real nginx #nginx", function()
   local missing = nginx.missing()
   if missing then
     pending("skipped: " .. missing)

@@ -167,8 +167,9 @@ static int loop(const char *impl, const char *name) {
   if (stamps == NULL) die("malloc", strerror(errno));
   sleep_until(start);
   int64_t cpu0 = cpu_ns();
-  while (now_ns() < end && count < cap) {
-    if (bench_acquire(&b, (double)(end - now_ns()) / 1e9) != 0) break;
+  for (int64_t left; (left = end - now_ns()) > 0 && count < cap;) {
+    /* the time left, read once: read again, it may have gone negative meanwhile */
+    if (bench_acquire(&b, (double)left / 1e9) != 0) break;
     stamps[count++] = now_ns();
     bench_release(&b);
   }

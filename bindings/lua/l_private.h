@@ -85,6 +85,7 @@ void pl_open_budget(lua_State *L);
 void pl_open_readfile(lua_State *L);
 #ifdef PORTALOCK_HAVE_REDIS
 void pl_open_redis(lua_State *L); /* RedisLock and RedisSemaphore: only when built with hiredis */
+void pl_open_redis_protocol(lua_State *L); /* their protocol, for a transport in Lua */
 #endif
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */

@@ -123,14 +123,10 @@ static portalock_status pl_rconn_auth(pl_rconn *conn, const portalock_redis_opti
                                       double deadline, portalock_error *err) {
   if (opts->password == NULL) return PORTALOCK_OK;
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
-  int failed = pl_rcommand_add(&cmd, "AUTH", 4) < 0 ||
-               (opts->username != NULL &&
-                pl_rcommand_add(&cmd, opts->username, strlen(opts->username)) < 0) ||
-               pl_rcommand_add(&cmd, opts->password, strlen(opts->password)) < 0;
+  int failed = pl_rproto_auth(&cmd, opts->username, opts->password) < 0;
   portalock_status status = failed ? pl_fail_sys(err, ENOMEM, "AUTH", NULL)
                                    : pl_rconn_send_command(conn, &cmd, deadline, err);
-  pl_rcommand_free(&cmd);
+  if (!failed) pl_rcommand_free(&cmd);
   redisReply *reply = NULL;
   if (status == PORTALOCK_OK) status = pl_rconn_read(conn, &reply, deadline, err);
   if (status == PORTALOCK_OK && reply->type != REDIS_REPLY_STATUS)

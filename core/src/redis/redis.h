@@ -102,6 +102,23 @@ typedef struct pl_push {
 } pl_push;
 int pl_rproto_push(const redisReply *reply, pl_push *out);
 
+/* ZREM of the grant from the name's queue of waiters (an acquisition given up). */
+int pl_rproto_leave_queue(pl_rcommand *cmd, char *const keys[PL_KEYS], const char *grant);
+/* 1 it was still queued, 0 a release had popped it already (its wake-up is on its way, to be
+ * passed on), -1 a bad reply. */
+int pl_rproto_leave_queue_reply(const redisReply *reply);
+/* `verb` ("SUBSCRIBE" or "UNSUBSCRIBE") of `channel`, and of `name` too when not NULL. */
+int pl_rproto_subscription(pl_rcommand *cmd, const char *verb, const char *channel,
+                           const char *name);
+/* SCRIPT LOAD of a script; its reply's SHA1 into sha (0), or -1 for a bad reply. */
+int pl_rproto_script_load(pl_rcommand *cmd, pl_script script);
+int pl_rproto_script_load_reply(const redisReply *reply, char sha[41]);
+/* The setup of a connection: AUTH [username] password; SELECT db; CLIENT SETNAME
+ * "portalock-<16 hex of the session>-<role>". */
+int pl_rproto_auth(pl_rcommand *cmd, const char *username, const char *password);
+int pl_rproto_select(pl_rcommand *cmd, long db);
+int pl_rproto_client_name(pl_rcommand *cmd, const char *session_hex, const char *role);
+
 /* An error reply's text into err (LOCK_EXCEPTION, "<what>: <server's message>"). */
 portalock_status pl_rproto_error(const redisReply *reply, const char *what, portalock_error *err);
 /* 1 when the reply is the server's NOSCRIPT error (its script cache was flushed). */
@@ -229,5 +246,20 @@ portalock_status pl_rsession_lost_error(const char *why, portalock_error *err);
 void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
 /* The next acquisition number of the session (for its channel). */
 unsigned long pl_rsession_next_acquisition(portalock_redis_session_t *session);
+
+/* ---------------------------------------------------------------- lock.c */
+
+/* What a remote acquisition is of (portalock_redis_remote_new): the grant's name, keys,
+ * maximum and kind, for a transport that builds the commands itself (protocol.c). */
+struct portalock_redis_remote {
+  pl_rgrant grant;
+};
+
+/* The messages of a grant, the same for every transport: INVALID for a maximum that is not
+ * the one stored with the name; LOCK_EXCEPTION "'name' was lost before its release" and
+ * "'name' is <why>" (check's reason). */
+portalock_status pl_rgrant_mismatch(const pl_rgrant *g, long stored, portalock_error *err);
+portalock_status pl_rgrant_lost_before_release(const pl_rgrant *g, portalock_error *err);
+portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalock_error *err);
 
 #endif /* PORTALOCK_REDIS_H */

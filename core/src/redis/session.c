@@ -171,20 +171,12 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
 static portalock_status pl_load_script(portalock_redis_session_t *session, pl_script script,
                                        char sha[41], portalock_error *err) {
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
-  const char *text = pl_redis_scripts[script];
-  if (pl_rcommand_add(&cmd, "SCRIPT", 6) < 0 || pl_rcommand_add(&cmd, "LOAD", 4) < 0 ||
-      pl_rcommand_add(&cmd, text, strlen(text)) < 0) {
-    pl_rcommand_free(&cmd);
-    return pl_fail_sys(err, ENOMEM, "SCRIPT LOAD", NULL);
-  }
+  if (pl_rproto_script_load(&cmd, script) < 0) return pl_fail_sys(err, ENOMEM, "SCRIPT LOAD", NULL);
   redisReply *reply = NULL;
   portalock_status status = pl_roundtrip(session, &cmd, &reply, err);
   pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK) return status;
-  if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
-    memcpy(sha, reply->str, 41);
-  else
+  if (pl_rproto_script_load_reply(reply, sha) < 0)
     status = pl_rproto_error(reply, "SCRIPT LOAD", err);
   freeReplyObject(reply);
   return status;
@@ -238,15 +230,12 @@ static portalock_status pl_send_subscription(portalock_redis_session_t *session,
                                              pl_rgrant *grant, int with_name,
                                              portalock_error *err) {
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
-  int failed = pl_rcommand_add(&cmd, verb, strlen(verb)) < 0 ||
-               pl_rcommand_add(&cmd, grant->id, strlen(grant->id)) < 0 ||
-               (with_name && pl_rcommand_add(&cmd, grant->name, strlen(grant->name)) < 0);
+  int failed = pl_rproto_subscription(&cmd, verb, grant->id, with_name ? grant->name : NULL) < 0;
   portalock_status status =
       failed ? pl_fail_sys(err, ENOMEM, verb, NULL)
              : pl_rconn_send_command(&session->sub, &cmd,
                                      portalock_monotonic() + session->opts.command_timeout, err);
-  pl_rcommand_free(&cmd);
+  if (!failed) pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK && !failed) pl_lose_locked(session, "the subscription failed");
   return status;
 }
@@ -476,13 +465,8 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
   size_t n = 0;
   for (size_t i = 0; i < 3; i++)
     pl_rcommand_init(&setup[i]);
-  int failed = pl_rcommand_addf(&setup[n], "CLIENT") < 0 ||
-               pl_rcommand_addf(&setup[n], "SETNAME") < 0 ||
-               pl_rcommand_addf(&setup[n], "portalock-%.16s-command", hex) < 0;
-  n++;
-  if (s->opts.db != 0)
-    failed = failed || pl_rcommand_addf(&setup[n], "SELECT") < 0 ||
-             pl_rcommand_addf(&setup[n++], "%ld", s->opts.db) < 0;
+  int failed = pl_rproto_client_name(&setup[n++], hex, "command") < 0 ||
+               (s->opts.db != 0 && pl_rproto_select(&setup[n++], s->opts.db) < 0);
   deadline = portalock_monotonic() + s->opts.command_timeout;
   status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
                   : pl_setup(&s->command, setup, n, deadline, err);
@@ -495,10 +479,8 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
   pl_rcommand sub[2];
   pl_rcommand_init(&sub[0]);
   pl_rcommand_init(&sub[1]);
-  failed = pl_rcommand_addf(&sub[0], "CLIENT") < 0 || pl_rcommand_addf(&sub[0], "SETNAME") < 0 ||
-           pl_rcommand_addf(&sub[0], "portalock-%.16s-subscription", hex) < 0 ||
-           pl_rcommand_addf(&sub[1], "SUBSCRIBE") < 0 ||
-           pl_rcommand_add(&sub[1], s->channel, strlen(s->channel)) < 0;
+  failed = pl_rproto_client_name(&sub[0], hex, "subscription") < 0 ||
+           pl_rproto_subscription(&sub[1], "SUBSCRIBE", s->channel, NULL) < 0;
   status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
                   : pl_setup(&s->sub, sub, 2, deadline, err);
   pl_rcommand_free(&sub[0]);

@@ -8,6 +8,7 @@ local core = require "portalock.core"
 local check = require "portalock.check"
 local errors = require "portalock.errors"
 local lock = require "portalock.lock"
+local nginx = require "portalock.nginx"
 local wait = require "portalock.wait"
 
 local M = {}
@@ -316,11 +317,6 @@ local function refuse_here(func)
     return string.format("%s: portalock was built without Redis support (it needs hiredis: "
       .. "install libhiredis-dev and rebuild)", func)
   end
-  local phase = wait.nginx_phase()
-  if phase then
-    return string.format("%s: not available inside nginx (phase '%s'): its connections would "
-      .. "block the worker (cosockets are not supported yet)", func, phase)
-  end
 end
 
 local function new(class, name, maximum, opts)
@@ -344,7 +340,7 @@ local function new(class, name, maximum, opts)
     error((problem:gsub("^bad argument '[^']*' ", "bad argument '" .. tostring(option) .. "' to '"
       .. class .. "' ", 1)), 3)
   end
-  return setmetatable({
+  local obj = setmetatable({
     _class = class,
     _name = name,
     _maximum = maximum,
@@ -359,6 +355,10 @@ local function new(class, name, maximum, opts)
     _session = false,
     _h = false,
   }, RedisMeta)
+  if nginx.inside then -- its I/O over cosockets: the C session's sockets would block the worker
+    return require("portalock.redis_cosocket").adopt(obj, getters)
+  end
+  return obj
 end
 
 --- portalock.RedisLock(channel, opts): a lock named `channel`, which Python portalocker's

@@ -1,0 +1,217 @@
+-- RedisLock and RedisSemaphore inside a real nginx (LuaJIT, cosockets), against a real
+-- redis-server on loopback: the grant is the same protocol as outside nginx (a holder outside
+-- nginx and a request exclude each other), a wait never blocks the worker, and a request's
+-- grant ends with the request.
+local core = require "portalock.core"
+local helper = require "spec.support.helper"
+local nginx = require "spec.support.nginx"
+local redis_fixture = require "spec.support.redis_fixture"
+
+local LOCATIONS = [[
+    location = /ping {
+      content_by_lua_block { ngx.say("pong") }
+    }
+    # acquire NAME (a lock, or a semaphore of MAX) within TIMEOUT, hold it HOLD seconds,
+    # release it unless FORGET; reports the outcome, the wait and when it was acquired.
+    location = /acquire {
+      content_by_lua_block {
+        local portalock = require "portalock"
+        local core = require "portalock.core"
+        local args = ngx.req.get_uri_args()
+        local opts = {redis = REDIS_URL, timeout = tonumber(args.timeout or 5)}
+        local obj = args.max and portalock.RedisSemaphore(args.name, tonumber(args.max), opts)
+          or portalock.RedisLock(args.name, opts)
+        local started = core.monotonic()
+        local held, err = obj:acquire()
+        local acquired_at = core.monotonic()
+        if not held then
+          ngx.say(string.format("%s %.3f %s", err.kind, acquired_at - started, err.message))
+          return
+        end
+        local check, token = obj:check(), obj.token
+        if args.hold then
+          ngx.sleep(tonumber(args.hold))
+        end
+        if args.forget then
+          ngx.say(string.format("forgot %.3f %.6f", acquired_at - started, acquired_at))
+          return
+        end
+        local ensured = obj:ensure()
+        local released, rerr = obj:release()
+        ngx.say(string.format("acquired %.3f %.6f token=%s check=%s ensure=%s released=%s%s",
+          acquired_at - started, acquired_at, string.format("%.0f", token), tostring(check),
+          tostring(ensured), tostring(released), rerr and (" " .. tostring(rerr)) or ""))
+      }
+    }
+    location = /set_phase {
+      set_by_lua_block $result {
+        local portalock = require "portalock"
+        local ok, err = pcall(function()
+          return portalock.RedisLock("set-phase", {redis = REDIS_URL}):acquire()
+        end)
+        return tostring(ok) .. " " .. tostring(err)
+      }
+      return 200 "$result\n";
+    }
+]]
+
+-- Seconds a GET of /ping took (curl's own measure, from connect to the last byte).
+local function ping_seconds(server)
+  local output = helper.capture(helper.peer_env .. "curl -s -o /dev/null -w '%{time_total}' "
+    .. helper.quote(server:url("/ping")))
+  return tonumber(output)
+end
+
+local function median(values)
+  table.sort(values)
+  return values[math.ceil(#values / 2)]
+end
+
+describe("RedisLock inside nginx #nginx #redis", function()
+  local missing = nginx.missing() or redis_fixture.missing()
+  if missing then
+    pending(missing)
+    return
+  end
+
+  local fixture = redis_fixture.new("ngx")
+  local server
+
+  setup(function()
+    fixture:start()
+    server = nginx.start({
+      init = string.format("REDIS_URL = %q", fixture.url),
+      locations = LOCATIONS,
+    })
+  end)
+
+  teardown(function()
+    if server then
+      server:stop()
+    end
+    fixture:close()
+  end)
+
+  -- Acquires `name` here, outside nginx, at once (true), or false when it is held.
+  local function free_outside(name)
+    local l = fixture:lock(name)
+    local held = l:acquire(0)
+    if held then
+      l:release()
+    end
+    return held ~= nil
+  end
+
+  -- The number of waiters queued on the server for `name`.
+  local function queued(name)
+    local out = fixture.server:cli("ZCARD", "portalock:{" .. name .. "}:queue")
+    return tonumber(out)
+  end
+
+  it("acquires and releases in a request, with a token, check() and ensure()", function()
+    local name = fixture:fresh()
+    local body = server:get("/acquire?name=" .. name)
+    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true ensure=true released=true\n$", body)
+    assert.is_true(free_outside(name))
+  end)
+
+  it("excludes a holder outside nginx, and the other way round", function()
+    local name = fixture:fresh()
+    local pid, _, release = fixture:hold_elsewhere(name)
+    local body = server:get("/acquire?timeout=0&name=" .. name)
+    assert.matches("^AlreadyLocked [%d.]+ RedisLock '" .. (name:gsub("%-", "%%-"))
+      .. "' is locked: gave up at the first contention %(timeout 0%)\n$", body)
+    redis_fixture.let_go(pid, release)
+    local response = server:get_async("/acquire?hold=1&name=" .. name)
+    assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
+    assert.matches("^acquired ", (response()))
+    assert.is_true(free_outside(name))
+  end)
+
+  it("hands the lock from one request to the next as it is released", function()
+    local name = fixture:fresh()
+    local first = server:get_async("/acquire?hold=0.6&name=" .. name)
+    assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
+    local second = server:get_async("/acquire?name=" .. name)
+    local body1, body2 = assert(first()), assert(second())
+    assert.matches("^acquired .* released=true\n$", body1)
+    assert.matches("^acquired .* released=true\n$", body2)
+    local at1 = tonumber(body1:match("^acquired [%d.]+ ([%d.]+)"))
+    local at2 = tonumber(body2:match("^acquired [%d.]+ ([%d.]+)"))
+    -- The second got it after the first's hold, and soon after its release (woken, not polled).
+    assert.is_true(at2 - at1 >= 0.6, body1 .. body2)
+    assert.is_true(at2 - at1 < 0.6 + 0.5, body1 .. body2)
+  end)
+
+  it("keeps the worker serving /ping within milliseconds while a request waits", function()
+    local name = fixture:fresh()
+    local pid, _, release = fixture:hold_elsewhere(name)
+    local waiting = server:get_async("/acquire?timeout=3&name=" .. name)
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    local times = {}
+    for i = 1, 20 do
+      times[i] = ping_seconds(server)
+    end
+    local slowest = 0
+    for _, t in ipairs(times) do
+      slowest = math.max(slowest, t)
+    end
+    print(string.format("\n/ping while a request waits on a RedisLock: median %.1f ms, max %.1f ms",
+      median(times) * 1000, slowest * 1000))
+    assert.is_true(slowest < 0.2, "slowest /ping " .. slowest)
+    assert.matches("^AlreadyLocked [%d.]+ RedisLock .* gave up after the timeout of 3 s\n$", (waiting()))
+    redis_fixture.let_go(pid, release)
+  end)
+
+  it("takes over from a SIGKILLed holder outside nginx as fast as outside nginx", function()
+    local name = fixture:fresh()
+    local pid = fixture:hold_elsewhere(name)
+    local waiting = server:get_async("/acquire?timeout=5&name=" .. name)
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    local killed_at = core.monotonic()
+    helper.kill(pid, "KILL")
+    local body = assert(waiting())
+    local acquired_at = tonumber(body:match("^acquired [%d.]+ ([%d.]+)"))
+    assert.is_truthy(acquired_at, body)
+    local takeover = acquired_at - killed_at
+    print(string.format("\ntakeover after SIGKILL of a holder outside nginx: %.3f s", takeover))
+    assert.is_true(takeover <= 0.5, "takeover " .. takeover)
+  end)
+
+  it("frees the grant of a request that ended without releasing within 1 s", function()
+    local name = fixture:fresh()
+    local body = server:get("/acquire?forget=1&name=" .. name)
+    local ended = core.monotonic()
+    assert.matches("^forgot ", body)
+    assert.is_true(helper.wait_until(function() return free_outside(name) end, 3))
+    local freed = core.monotonic() - ended
+    print(string.format("\na forgotten RedisLock was free %.3f s after its request", freed))
+    assert.is_true(freed < 1, "freed after " .. freed)
+  end)
+
+  it("counts a RedisSemaphore's permits across requests", function()
+    local name = fixture:fresh()
+    local a = server:get_async("/acquire?max=2&hold=1&name=" .. name)
+    local b = server:get_async("/acquire?max=2&hold=1&name=" .. name)
+    assert.is_true(helper.wait_until(function()
+      return fixture.server:cli("HLEN", "portalock:{" .. name .. "}:holders") == "2\n"
+    end, 5))
+    local body = server:get("/acquire?max=2&timeout=0&name=" .. name)
+    assert.matches("^AlreadyLocked [%d.]+ RedisSemaphore '.*' has all its 2 permits taken: gave up "
+      .. "at the first contention %(timeout 0%)\n$", body)
+    assert.matches("^acquired .* released=true\n$", (a()))
+    assert.matches("^acquired .* released=true\n$", (b()))
+  end)
+
+  it("refuses I/O in a phase without cosockets, naming the phase", function()
+    local body = server:get("/set_phase")
+    assert.matches("^false .*acquire: not available in nginx's 'set' phase", body)
+  end)
+
+  it("leaves no error or warning in error.log", function()
+    local log = server:error_log()
+    for line in log:gmatch("[^\n]+") do
+      assert.is_nil(line:find("%[error%]") or line:find("%[warn%]"), line)
+    end
+  end)
+end)

@@ -36,11 +36,13 @@ local LOCATIONS = [[
           ngx.say(string.format("forgot %.3f %.6f", acquired_at - started, acquired_at))
           return
         end
+        local after, why = obj:check()
         local ensured = obj:ensure()
         local released, rerr = obj:release()
-        ngx.say(string.format("acquired %.3f %.6f token=%s check=%s ensure=%s released=%s%s",
-          acquired_at - started, acquired_at, string.format("%.0f", token), tostring(check),
-          tostring(ensured), tostring(released), rerr and (" " .. tostring(rerr)) or ""))
+        ngx.say(string.format("acquired %.3f %.6f token=%s check=%s after=%s ensure=%s "
+          .. "released=%s%s", acquired_at - started, acquired_at, string.format("%.0f", token),
+          tostring(check), why or tostring(after), tostring(ensured), tostring(released),
+          rerr and (" " .. tostring(rerr)) or ""))
       }
     }
     location = /set_phase {
@@ -111,7 +113,8 @@ describe("RedisLock inside nginx #nginx #redis", function()
   it("acquires and releases in a request, with a token, check() and ensure()", function()
     local name = fixture:fresh()
     local body = server:get("/acquire?name=" .. name)
-    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true ensure=true released=true\n$", body)
+    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true after=true ensure=true released=true\n$",
+      body)
     assert.is_true(free_outside(name))
   end)
 
@@ -143,9 +146,16 @@ describe("RedisLock inside nginx #nginx #redis", function()
     assert.is_true(at2 - at1 < 0.6 + 0.5, body1 .. body2)
   end)
 
+  -- How many EVALSHA the server has run.
+  local function scripts_run()
+    local info = fixture.server:cli("INFO", "commandstats")
+    return tonumber(info:match("cmdstat_evalsha:calls=(%d+)") or 0)
+  end
+
   it("keeps the worker serving /ping within milliseconds while a request waits", function()
     local name = fixture:fresh()
     local pid, _, release = fixture:hold_elsewhere(name)
+    local scripts_before = scripts_run()
     local waiting = server:get_async("/acquire?timeout=3&name=" .. name)
     assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
     local times = {}
@@ -160,7 +170,23 @@ describe("RedisLock inside nginx #nginx #redis", function()
       median(times) * 1000, slowest * 1000))
     assert.is_true(slowest < 0.2, "slowest /ping " .. slowest)
     assert.matches("^AlreadyLocked [%d.]+ RedisLock .* gave up after the timeout of 3 s\n$", (waiting()))
+    -- It was woken or re-checked every REDIS_RECHECK_INTERVAL, not polled: about 30 attempts.
+    local attempts = scripts_run() - scripts_before
+    print(string.format("grant scripts run in a 3 s wait: %d", attempts))
+    assert.is_true(attempts <= 3 / core.REDIS_RECHECK_INTERVAL + 10, "attempts " .. attempts)
     redis_fixture.let_go(pid, release)
+  end)
+
+  it("loses a request's grant when the session's subscription ends, and opens a new one", function()
+    local name = fixture:fresh()
+    local holding = server:get_async("/acquire?hold=1&name=" .. name)
+    assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
+    fixture.server:cli("CLIENT", "KILL", "TYPE", "pubsub")
+    local body = assert(holding())
+    assert.matches("^acquired .* check=true after=lost ensure=nil released=nil LockException: '"
+      .. (name:gsub("%-", "%%-")) .. "' was lost before its release\n$", body)
+    assert.is_true(free_outside(name))
+    assert.matches("^acquired .* released=true\n$", (server:get("/acquire?name=" .. name)))
   end)
 
   it("takes over from a SIGKILLed holder outside nginx as fast as outside nginx", function()
@@ -213,5 +239,13 @@ describe("RedisLock inside nginx #nginx #redis", function()
     for line in log:gmatch("[^\n]+") do
       assert.is_nil(line:find("%[error%]") or line:find("%[warn%]"), line)
     end
+  end)
+
+  it("lets the worker exit on a graceful stop (nginx -s quit) with its session open", function()
+    assert.matches("^acquired ", (server:get("/acquire?name=" .. fixture:fresh())))
+    local asked = core.monotonic()
+    helper.kill(server.pid, "QUIT")
+    assert.is_true(helper.wait_until(function() return not helper.alive(server.worker) end, 5))
+    print(string.format("\nworker exited %.3f s after QUIT", core.monotonic() - asked))
   end)
 end)

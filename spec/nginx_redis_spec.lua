@@ -38,11 +38,41 @@ local LOCATIONS = [[
         end
         local after, why = obj:check()
         local ensured = obj:ensure()
+        local releasing = core.monotonic()
         local released, rerr = obj:release()
         ngx.say(string.format("acquired %.3f %.6f token=%s check=%s after=%s ensure=%s "
-          .. "released=%s%s", acquired_at - started, acquired_at, string.format("%.0f", token),
-          tostring(check), why or tostring(after), tostring(ensured), tostring(released),
-          rerr and (" " .. tostring(rerr)) or ""))
+          .. "released=%s%s releasing=%.6f", acquired_at - started, acquired_at,
+          string.format("%.0f", token), tostring(check), why or tostring(after), tostring(ensured),
+          tostring(released), rerr and (" " .. tostring(rerr)) or "", releasing))
+      }
+    }
+    # what=fenced: fenced writes under two grants; what=mismatch: a semaphore's maximum that is
+    # not the stored one; what=unreachable: a server that is not there.
+    location = /misc {
+      content_by_lua_block {
+        local portalock = require "portalock"
+        local args = ngx.req.get_uri_args()
+        local opts = {redis = REDIS_URL, timeout = 1}
+        if args.what == "fenced" then
+          local a, b = portalock.RedisLock(args.name, opts), portalock.RedisLock(args.name, opts)
+          assert(a:acquire())
+          local first = a:fenced_write(args.name .. ":data", "a")
+          assert(a:release())
+          assert(b:acquire())
+          local second = b:fenced_write(args.name .. ":data", "b")
+          ngx.say(tostring(first), " ", tostring(second), " ", string.format("%.0f", b.token))
+          assert(b:release())
+        elseif args.what == "mismatch" then
+          assert(portalock.RedisSemaphore(args.name, 2, opts):acquire())
+          local ok, err = pcall(function()
+            local obj = portalock.RedisSemaphore(args.name, 3, opts):acquire()
+            return obj
+          end)
+          ngx.say(tostring(ok), " ", tostring(err))
+        else
+          local obj, err = portalock.RedisLock(args.name, {redis = "redis://127.0.0.1:1/0"}):acquire()
+          ngx.say(tostring(obj), " ", tostring(err))
+        end
       }
     }
     location = /set_phase {
@@ -83,6 +113,7 @@ describe("RedisLock inside nginx #nginx #redis", function()
     fixture:start()
     server = nginx.start({
       init = string.format("REDIS_URL = %q", fixture.url),
+      http = "  lua_check_client_abort on;",
       locations = LOCATIONS,
     })
   end)
@@ -113,8 +144,8 @@ describe("RedisLock inside nginx #nginx #redis", function()
   it("acquires and releases in a request, with a token, check() and ensure()", function()
     local name = fixture:fresh()
     local body = server:get("/acquire?name=" .. name)
-    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true after=true ensure=true released=true\n$",
-      body)
+    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true after=true ensure=true "
+      .. "released=true releasing=[%d.]+\n$", body)
     assert.is_true(free_outside(name))
   end)
 
@@ -131,19 +162,50 @@ describe("RedisLock inside nginx #nginx #redis", function()
     assert.is_true(free_outside(name))
   end)
 
+  -- PUBSUB NUMSUB of `channel`: what Python portalocker counts as holders of a RedisLock.
+  local function subscribers(channel)
+    local out = fixture.server:cli("PUBSUB", "NUMSUB", channel)
+    return tonumber(out:match("\n(%d+)"))
+  end
+
   it("hands the lock from one request to the next as it is released", function()
     local name = fixture:fresh()
     local first = server:get_async("/acquire?hold=0.6&name=" .. name)
     assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
     local second = server:get_async("/acquire?name=" .. name)
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    -- Visible to portalocker as one holder: the worker's session subscribes `name` once.
+    assert.are.equal(1, subscribers(name))
     local body1, body2 = assert(first()), assert(second())
-    assert.matches("^acquired .* released=true\n$", body1)
-    assert.matches("^acquired .* released=true\n$", body2)
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", body1)
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", body2)
     local at1 = tonumber(body1:match("^acquired [%d.]+ ([%d.]+)"))
     local at2 = tonumber(body2:match("^acquired [%d.]+ ([%d.]+)"))
+    local released = tonumber(body1:match("releasing=([%d.]+)"))
     -- The second got it after the first's hold, and soon after its release (woken, not polled).
     assert.is_true(at2 - at1 >= 0.6, body1 .. body2)
-    assert.is_true(at2 - at1 < 0.6 + 0.5, body1 .. body2)
+    assert.is_true(at2 - released < core.REDIS_RECHECK_INTERVAL, body1 .. body2)
+    print(string.format("\nhandoff between two requests of one worker: %.1f ms",
+      (at2 - released) * 1000))
+    assert.are.equal(0, subscribers(name))
+  end)
+
+  it("gives up the wait of a request whose client went away", function()
+    local name = fixture:fresh()
+    local pid, _, release = fixture:hold_elsewhere(name)
+    local gone = helper.spawn(helper.peer_env .. "curl -s --max-time 0.5 "
+      .. helper.quote(server:url("/acquire?timeout=10&name=" .. name)))
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    assert.is_true(helper.wait_until(function() return not helper.alive(gone) end, 5))
+    local aborted = core.monotonic()
+    -- Out of the queue, and its subscriptions gone, within the sweep's interval.
+    assert.is_true(helper.wait_until(function()
+      return queued(name) == 0 and subscribers(name) == 1 -- the holder's, outside nginx
+    end, 2))
+    print(string.format("\nan aborted waiter left the queue %.3f s after its client went away",
+      core.monotonic() - aborted))
+    redis_fixture.let_go(pid, release)
+    assert.is_true(free_outside(name))
   end)
 
   -- How many EVALSHA the server has run.
@@ -184,9 +246,9 @@ describe("RedisLock inside nginx #nginx #redis", function()
     fixture.server:cli("CLIENT", "KILL", "TYPE", "pubsub")
     local body = assert(holding())
     assert.matches("^acquired .* check=true after=lost ensure=nil released=nil LockException: '"
-      .. (name:gsub("%-", "%%-")) .. "' was lost before its release\n$", body)
+      .. (name:gsub("%-", "%%-")) .. "' was lost before its release releasing=[%d.]+\n$", body)
     assert.is_true(free_outside(name))
-    assert.matches("^acquired .* released=true\n$", (server:get("/acquire?name=" .. name)))
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", (server:get("/acquire?name=" .. name)))
   end)
 
   it("takes over from a SIGKILLed holder outside nginx as fast as outside nginx", function()
@@ -225,8 +287,21 @@ describe("RedisLock inside nginx #nginx #redis", function()
     local body = server:get("/acquire?max=2&timeout=0&name=" .. name)
     assert.matches("^AlreadyLocked [%d.]+ RedisSemaphore '.*' has all its 2 permits taken: gave up "
       .. "at the first contention %(timeout 0%)\n$", body)
-    assert.matches("^acquired .* released=true\n$", (a()))
-    assert.matches("^acquired .* released=true\n$", (b()))
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", (a()))
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", (b()))
+  end)
+
+  it("writes fenced by the grant's token, and raises on a semaphore's wrong maximum", function()
+    local name = fixture:fresh()
+    local body = server:get("/misc?what=fenced&name=" .. name)
+    local token = assert(body:match("^true true (%d+)\n$"), body)
+    -- the newer grant's write is the one stored, with its token
+    assert.are.equal("token\n" .. token .. "\nvalue\nb\n",
+      fixture.server:cli("HGETALL", name .. ":data"))
+    name = fixture:fresh()
+    -- raised where acquire was called, with the core's message
+    assert.matches("^false content_by_lua.*:%d+: bad argument 'maximum' %(3%): '" .. (name:gsub("%-", "%%-"))
+      .. "' is in use with maximum 2\n$", (server:get("/misc?what=mismatch&name=" .. name)))
   end)
 
   it("refuses I/O in a phase without cosockets, naming the phase", function()
@@ -239,6 +314,11 @@ describe("RedisLock inside nginx #nginx #redis", function()
     for line in log:gmatch("[^\n]+") do
       assert.is_nil(line:find("%[error%]") or line:find("%[warn%]"), line)
     end
+  end)
+
+  it("says when the server cannot be reached", function()
+    assert.matches("^nil LockException: cannot connect to Redis at 127.0.0.1:1: connection refused\n$",
+      (server:get("/misc?what=unreachable&name=" .. fixture:fresh())))
   end)
 
   it("lets the worker exit on a graceful stop (nginx -s quit) with its session open", function()

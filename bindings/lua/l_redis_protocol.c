@@ -15,7 +15,7 @@
  *     remote:grant(sha, grant, session, ttl_ms, score, visible) -> bytes  (EVALSHA GRANT)
  *     remote:release(sha, grant)   remote:renew(sha, ttl_ms, grant)   remote:leave_queue(grant)
  *     remote:subscription(verb, grant, with_name) -> bytes
- *     remote:mismatch(stored) (raises)   remote:lost_before_release() -> errtab
+ *     remote:mismatch(stored) -> message   remote:lost_before_release() -> errtab
  *     remote:not_held(why) -> errtab
  *   core.redis_renew(sha, ttl_ms, remotes, grants)  core.redis_fenced_write(sha, key, token, value)
  *   core.redis_script_load(script)  core.redis_auth(username|nil, password)  core.redis_select(db)
@@ -202,13 +202,15 @@ static int remote_subscription_command(lua_State *L) {
       &cmd);
 }
 
-/* remote:mismatch(stored): raises the core's INVALID message (as an acquire outside nginx). */
+/* remote:mismatch(stored): the core's INVALID message, for the caller to raise at its caller's
+ * level (an acquire's bad argument). */
 static int remote_mismatch(lua_State *L) {
   pl_rgrant *g = remote_grant(L);
   long stored = check_long(L, 2, LONG_MIN);
   portalock_error err;
   pl_rgrant_mismatch(g, stored, &err);
-  return pl_push_failure(L, &err);
+  lua_pushstring(L, err.message);
+  return 1;
 }
 
 static int remote_lost_before_release(lua_State *L) {

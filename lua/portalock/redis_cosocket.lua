@@ -178,50 +178,48 @@ function Grant:attempt(acq, queue)
       listener.wake:wait(rest)
     end
   end
-  while true do -- again only after a subscription confirmed late
-    if session.lost then
-      return "failed", session:lost_error()
-    end
-    if not listener.subscribed then
-      local ok, err = self:await_subscription()
-      if not ok then
-        return "failed", err
-      end
-    end
-    drain(listener)
-    local ttl_ms = math.floor(session.settings.ttl * 1000)
-    local score = queue and (self.score or "") or "-"
-    local sent = core.monotonic()
-    local reply, err = self:script("grant", function(sha)
-      return self.remote:grant(sha, self.id, session.channel, ttl_ms, score, self.visible)
-    end)
-    if not reply then
-      return "failed", err
-    end
-    local outcome, a, _, c = reply:grant()
-    if outcome == "granted" then
-      self.held, self.tok, self.expires, self.lost = true, a, sent + session.settings.ttl, nil
-      self.acquiring, self.queued, self.planned = false, false, nil
-      session.grants[self] = true
-      return "acquired"
-    elseif outcome == "contended" then
-      self.score, self.queued = c, queue
-      local status, detail, next_attempt = acq:held()
-      if not status then
-        return "failed", errors.from_core(detail)
-      end
-      self.planned = math.min(next_attempt, core.monotonic() + core.REDIS_RECHECK_INTERVAL)
-      return "sleep", nil, self.planned
-    elseif outcome == "not_subscribed" then
-      -- Confirmed, and the server has it no more: a half-open subscription.
-      session:lose("the server dropped the subscription")
-      return "failed", session:lost_error()
-    elseif outcome == "maximum_mismatch" then
-      self.remote:mismatch(a) -- raises the core's message
-    else
-      return "failed", errors.from_core(a)
-    end
+  local ok, err = true, nil
+  if session.lost then
+    ok, err = nil, session:lost_error()
+  elseif not listener.subscribed then
+    ok, err = self:await_subscription()
   end
+  if not ok then
+    return "failed", err
+  end
+  drain(listener)
+  local ttl_ms = math.floor(session.settings.ttl * 1000)
+  local score = queue and (self.score or "") or "-"
+  local sent = core.monotonic()
+  local reply
+  reply, err = self:script("grant", function(sha)
+    return self.remote:grant(sha, self.id, session.channel, ttl_ms, score, self.visible)
+  end)
+  if not reply then
+    return "failed", err
+  end
+  local outcome, a, _, c = reply:grant()
+  if outcome == "granted" then
+    self.held, self.tok, self.expires, self.lost = true, a, sent + session.settings.ttl, nil
+    self.acquiring, self.queued, self.planned = false, false, nil
+    session.grants[self] = true
+    return "acquired"
+  elseif outcome == "contended" then
+    self.score, self.queued = c, queue
+    local status, detail, next_attempt = acq:held()
+    if not status then
+      return "failed", errors.from_core(detail)
+    end
+    self.planned = math.min(next_attempt, core.monotonic() + core.REDIS_RECHECK_INTERVAL)
+    return "sleep", nil, self.planned
+  elseif outcome == "not_subscribed" then
+    -- Confirmed, and the server has it no more: a half-open subscription.
+    session:lose("the server dropped the subscription")
+    return "failed", session:lost_error()
+  elseif outcome == "maximum_mismatch" then
+    return "failed", {invalid = self.remote:mismatch(a)} -- raised by acquire, at its caller
+  end
+  return "failed", errors.from_core(a)
 end
 
 --- Begins an acquisition on `session`: a new channel, subscribed (with `name` when visible).
@@ -370,6 +368,8 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   nginx.untrack(self)
   if not ok then
     error(acquired, 0)
+  elseif err.invalid then
+    error(err.invalid, 2)
   end
   return nil, err
 end

@@ -18,7 +18,8 @@ local LOCATIONS = [[
         local portalock = require "portalock"
         local core = require "portalock.core"
         local args = ngx.req.get_uri_args()
-        local opts = {redis = REDIS_URL, timeout = tonumber(args.timeout or 5)}
+        local opts = {redis = args.url or REDIS_URL, timeout = tonumber(args.timeout or 5),
+          ttl = tonumber(args.ttl)}
         local obj = args.max and portalock.RedisSemaphore(args.name, tonumber(args.max), opts)
           or portalock.RedisLock(args.name, opts)
         local started = core.monotonic()
@@ -147,6 +148,22 @@ describe("RedisLock inside nginx #nginx #redis", function()
     assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true after=true ensure=true "
       .. "released=true releasing=[%d.]+\n$", body)
     assert.is_true(free_outside(name))
+  end)
+
+  local function escape(s)
+    return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+  end
+
+  it("renews its grant every ttl/3 while the request holds it, as the README's ACL user", function()
+    local user = fixture:acl_user()
+    local url = string.format("redis://%s:%s@127.0.0.1:%d/1", user.username, user.password, user.port)
+    local name = fixture:fresh()
+    -- held for 3 leases: lost unless renewed
+    local holding = server:get_async("/acquire?ttl=0.5&hold=1.5&url=" .. escape(url) .. "&name=" .. name)
+    assert.is_true(helper.wait_until(function()
+      return fixture.server:cli("-n", "1", "HLEN", "portalock:{" .. name .. "}:holders") == "1\n"
+    end, 5))
+    assert.matches("^acquired .* check=true after=true ensure=true released=true", (holding()))
   end)
 
   it("excludes a holder outside nginx, and the other way round", function()

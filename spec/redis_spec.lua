@@ -350,17 +350,7 @@ describe("RedisLock", function()
 
   describe("an ACL user with only the README's rights", function()
     it("acquires, waits, renews, releases and fences", function()
-      local readme = assert(helper.read(helper.root .. "/README.md"))
-      local rules = assert(readme:match("\nuser portalock ([^\n]+)\n"), "no ACL line in the README")
-      local words = {"ACL", "SETUSER", "portalock"}
-      for word in rules:gmatch("%S+") do
-        words[#words + 1] = word
-      end
-      local out, status = fixture.server:cli((table.unpack or unpack)(words)) -- luacheck: compat
-      assert.are.equal(0, status, out)
-      assert.are.equal("OK\n", out)
-      local opts = {redis = {host = "127.0.0.1", port = fixture.server.port, db = 1, username = "portalock",
-        password = rules:match(">(%S+)")}}
+      local opts = {redis = fixture:acl_user()}
       local name = fresh("acl")
       local a, b = portalock.RedisLock(name, opts), portalock.RedisLock(name, opts)
       assert(a:acquire())
@@ -376,7 +366,7 @@ describe("RedisLock", function()
       assert(sem:acquire(1))
       assert.is_true(sem:release())
       -- and the rights are needed: a user without EVALSHA cannot open a session
-      out, status = fixture.server:cli("ACL", "SETUSER", "portalock", "-evalsha")
+      local out, status = fixture.server:cli("ACL", "SETUSER", "portalock", "-evalsha")
       assert.are.equal(0, status, out)
       obj, err = portalock.RedisLock(name, {redis = opts.redis, ttl = 7}):acquire(0)
       assert.is_nil(obj)

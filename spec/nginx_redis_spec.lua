@@ -166,6 +166,13 @@ describe("RedisLock inside nginx #nginx #redis", function()
     assert.matches("^acquired .* check=true after=true ensure=true released=true", (holding()))
   end)
 
+  it("loads the scripts again when the server's script cache was flushed", function()
+    local name = fixture:fresh()
+    assert.matches("^acquired ", (server:get("/acquire?name=" .. name)))
+    assert.are.equal("OK\n", fixture.server:cli("SCRIPT", "FLUSH"))
+    assert.matches("^acquired .* ensure=true released=true", (server:get("/acquire?name=" .. name)))
+  end)
+
   it("excludes a holder outside nginx, and the other way round", function()
     local name = fixture:fresh()
     local pid, _, release = fixture:hold_elsewhere(name)

@@ -36,11 +36,16 @@ end
 local Connection = {}
 Connection.__index = Connection
 
+-- The port, 0 meaning the default (portalock.h: portalock_redis_options).
+local function port_of(settings)
+  return settings.port ~= 0 and settings.port or core.REDIS_DEFAULTS.port
+end
+
 local function where(settings)
   if settings.path then
     return "unix:" .. settings.path
   end
-  return string.format("%s:%d", settings.host or DEFAULT_HOST, settings.port)
+  return string.format("%s:%d", settings.host or DEFAULT_HOST, port_of(settings))
 end
 
 -- A connection to the session's server: pooled under `pool` (a request's), or its own (the
@@ -54,7 +59,7 @@ local function connect(settings, pool)
   if settings.path then
     ok, err = sock:connect("unix:" .. settings.path, opts)
   else
-    ok, err = sock:connect(settings.host or DEFAULT_HOST, settings.port, opts)
+    ok, err = sock:connect(settings.host or DEFAULT_HOST, port_of(settings), opts)
   end
   if not ok then
     return nil, failure("cannot connect to Redis at %s: %s", where(settings), tostring(err))

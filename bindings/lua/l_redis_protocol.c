@@ -24,7 +24,7 @@
  *   core.REDIS_RECHECK_INTERVAL
  *   core.redis_reader() -> reader: feed(bytes); next() -> reply | nil (incomplete) |
  *     false, message (a protocol error: the connection is unusable)
- *   reply:grant() -> "granted", token | "contended", holders, foreign, score |
+ *   reply:grant() -> "granted", token (decimal) | "contended", holders, foreign, score |
  *     "not_subscribed" | "maximum_mismatch", stored | nil, errtab
  *   reply:release() / reply:fenced_write() / reply:leave_queue() -> true | false | nil, errtab
  *   reply:renew(n) -> {true|false, ...} | nil, errtab     reply:script_load() -> sha | nil, errtab
@@ -34,6 +34,7 @@
  */
 #include "l_private.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -380,22 +381,22 @@ static int push_bad_reply(lua_State *L, const redisReply *reply, const char *wha
   return pl_push_failure(L, &err);
 }
 
-static void push_token(lua_State *L, uint64_t token) {
-#if LUA_VERSION_NUM >= 503
-  lua_pushinteger(L, (lua_Integer)token);
-#else
-  lua_pushnumber(L, (lua_Number)token);
-#endif
+/* A token in decimal (tokens exceed 2^53 nowhere, but a Lua 5.1 number would round one that
+ * did): its representation in Lua is the caller's choice. */
+static const char *u64_string(uint64_t value, char buf[24]) {
+  snprintf(buf, 24, "%" PRIu64, value);
+  return buf;
 }
 
 static int reply_grant(lua_State *L) {
   const redisReply *reply = check_reply(L);
+  char token[24];
   pl_grant_reply r;
   pl_rproto_grant_reply(reply, &r);
   switch (r.outcome) {
   case PL_GRANTED:
     lua_pushliteral(L, "granted");
-    push_token(L, r.token);
+    lua_pushstring(L, u64_string(r.token, token));
     return 2;
   case PL_CONTENDED:
     lua_pushliteral(L, "contended");

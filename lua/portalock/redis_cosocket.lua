@@ -80,15 +80,15 @@ function Grant:why_not()
   return not self.held and "not held" or nil
 end
 
--- Runs `build(sha)` as the script `name` on a pooled connection of the running request or
--- timer. A failure of the connection loses the session, as a failed command does in C: a
--- grant the server made without the reply arriving must not outlive it.
-function Grant:script(name, build)
+-- Runs `exchange(conn)` (one command and its reply) on a pooled connection of the running
+-- request or timer. A failure of the connection loses the session, as a failed command does
+-- in C: a grant the server made without the reply arriving must not outlive it.
+function Grant:exchange(exchange)
   local session = self.session
   local conn, err = session:connection()
   local reply
   if conn then
-    reply, err = session:script(conn, name, build)
+    reply, err = exchange(conn)
   end
   if not reply then
     session:lose("the command connection failed")
@@ -98,20 +98,14 @@ function Grant:script(name, build)
   return reply
 end
 
--- A command that is not a script, likewise.
+-- Runs `build(sha)` as the script `name` (portalock.redis_session: Session:script).
+function Grant:script(name, build)
+  return self:exchange(function(conn) return self.session:script(conn, name, build) end)
+end
+
+-- A command that is not a script.
 function Grant:command(bytes)
-  local session = self.session
-  local conn, err = session:connection()
-  local reply
-  if conn then
-    reply, err = conn:call(bytes)
-  end
-  if not reply then
-    session:lose("the command connection failed")
-    return nil, err
-  end
-  conn:keep()
-  return reply
+  return self:exchange(function(conn) return conn:call(bytes) end)
 end
 
 -- Leaves the queue of waiters; when a release popped this grant already, its wake-up is passed
@@ -200,7 +194,9 @@ function Grant:attempt(acq, queue)
   end
   local outcome, a, _, c = reply:grant()
   if outcome == "granted" then
-    self.held, self.tok, self.expires, self.lost = true, a, sent + session.settings.ttl, nil
+    -- The token's representation is this module's: a number (exact below 2^53).
+    self.held, self.tok, self.expires, self.lost = true, tonumber(a), sent + session.settings.ttl,
+      nil
     self.acquiring, self.queued, self.planned = false, false, nil
     session.grants[self] = true
     return "acquired"

@@ -218,11 +218,12 @@ function Grant:attempt(acq, queue)
   return "failed", errors.from_core(a)
 end
 
---- Begins an acquisition on `session`: a new channel, subscribed (with `name` when visible).
-function Grant:begin(session)
-  self.session, self.id = session, session:next_channel()
+--- Begins an acquisition on `session` for `request` (portalock.nginx's record): a new channel,
+--- subscribed (with `name` when visible).
+function Grant:begin(session, request)
+  self.session, self.id, self.request = session, session:next_channel(), request
   self.score, self.queued, self.planned, self.lost = nil, false, nil, nil
-  self.listener = session:listen(self.remote, self.id, self.visible and self.name or nil)
+  self.listener = session:listen(self.remote, self.id, self.visible and self.name or nil, request)
   self.acquiring = true
 end
 
@@ -350,8 +351,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   if not session then
     return nil, err
   end
-  grant:begin(session)
-  nginx.track(self, nginx.current_request(), end_hold)
+  local request = nginx.current_request()
+  grant:begin(session, request)
+  nginx.track(self, request, end_hold)
   local queue = not fail_when_locked and timeout > 0
   local ok, acquired
   ok, acquired, err = pcall(wait.acquire, self._name, function()

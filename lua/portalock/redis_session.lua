@@ -6,10 +6,12 @@
 --- connections of their own (a cosocket belongs to the request or timer that made it), and
 --- queue their subscriptions for the timer, which hands them their wake-ups through
 --- ngx.semaphore. A session whose subscription ends is lost for good: its grants are lost,
---- and the next acquire opens a new one. The bytes sent and the meaning of the replies are
+--- and the next acquire opens a new one. When the worker exits, the session ends once no
+--- running request holds or waits through it. The bytes sent and the meaning of the replies are
 --- the core's (portalock.core: redis_* and reply methods, from protocol.c).
 local core = require "portalock.core"
 local errors = require "portalock.errors"
+local nginx = require "portalock.nginx"
 
 local ngx = rawget(_G, "ngx")
 local semaphore -- ngx.semaphore, loaded with the first session (it needs lua-resty-core)
@@ -254,11 +256,12 @@ function Session:queue(bytes)
 end
 
 --- Subscribes the acquisition's channel `id` (and `name`, for a visible RedisLock, when no other
---- acquisition of this session keeps it: portalocker counts one subscriber per session).
---- Returns its listener: {wake = a semaphore posted at its confirmation and at each wake-up,
---- subscribed, woken}.
-function Session:listen(remote, id, name)
-  local listener = {wake = semaphore.new(0), subscribed = false, woken = false, name = name}
+--- acquisition of this session keeps it: portalocker counts one subscriber per session) for
+--- `request` (portalock.nginx's record). Returns its listener: {wake = a semaphore posted at
+--- its confirmation and at each wake-up, subscribed, woken}.
+function Session:listen(remote, id, name, request)
+  local listener = {wake = semaphore.new(0), subscribed = false, woken = false, name = name,
+    request = request}
   self.listeners[id] = listener
   local first = false
   if name then
@@ -286,6 +289,21 @@ function Session:unlisten(remote, id)
   if not self.lost then
     self:queue(remote:subscription("UNSUBSCRIBE", id, last))
   end
+end
+
+--- True while a request that has not ended holds a grant of the session or waits for one.
+function Session:in_use()
+  for grant in pairs(self.grants) do
+    if nginx.request_alive(grant.request) then
+      return true
+    end
+  end
+  for _, listener in pairs(self.listeners) do
+    if nginx.request_alive(listener.request) then
+      return true
+    end
+  end
+  return false
 end
 
 -- What a push on the subscription means: a confirmation or a wake-up for a listener.
@@ -452,7 +470,8 @@ local function run(premature, self)
     local next_renewal = core.monotonic() + period
     while not self.lost do
       self.stop:wait(math.max(0.001, math.min(EXIT_CHECK_INTERVAL, next_renewal - core.monotonic())))
-      if ngx.worker.exiting() then
+      -- A graceful stop (nginx -s quit, a reload) lets the requests that hold or wait finish.
+      if ngx.worker.exiting() and not self:in_use() then
         self:lose("the worker is exiting")
       elseif not self.lost and core.monotonic() >= next_renewal then
         next_renewal = core.monotonic() + period

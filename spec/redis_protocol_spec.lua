@@ -8,7 +8,7 @@ local core = require "portalock.core"
 local function resp(...)
   local parts = {string.format("*%d\r\n", select("#", ...))}
   for _, arg in ipairs({...}) do
-    parts[#parts + 1] = string.format("$%d\r\n%s\r\n", #arg, arg)
+    parts[#parts + 1] = "$" .. #arg .. "\r\n" .. arg .. "\r\n" -- (5.1's %s stops at a NUL)
   end
   return table.concat(parts)
 end
@@ -128,6 +128,13 @@ describe("the Redis protocol for a Lua transport #redis", function()
     assert.are.equal("'seats' was lost before its release", sem:lost_before_release().message)
     assert.are.equal("'seats' is lost", sem:not_held("lost").message)
     assert.are.equal("LockException", sem:not_held("lost").kind)
+    assert.are.equal("the Redis session is lost (the lease ran out)",
+      core.redis_lost_error(core.REDIS_LOSSES.lease).message)
+    assert.are.equal("Redis did not confirm a subscription in time (command_timeout)",
+      core.redis_unconfirmed_error().message)
+    assert.are.equal("cannot connect to Redis at 127.0.0.1:1: connection refused",
+      core.redis_unreachable_error("127.0.0.1:1", "connection refused").message)
+    assert.are.equal("the subscription connection ended", core.REDIS_LOSSES.subscription_ended)
   end)
 
   it("refuses bad input with the argument named", function()

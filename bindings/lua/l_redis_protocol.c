@@ -21,6 +21,10 @@
  *   core.redis_script_load(script)  core.redis_auth(username|nil, password)  core.redis_select(db)
  *   core.redis_client_name(session_hex, role)  core.redis_subscription(verb, channel) -> bytes
  *   core.REDIS_SCRIPTS = {"grant", "release", "renew", "fenced_write"}
+ *   core.REDIS_LOSSES = {command_failed = "the command connection failed", ...}: why a session
+ *     or a grant is lost, in the core's words
+ *   core.redis_lost_error(why), core.redis_unconfirmed_error(),
+ *   core.redis_unreachable_error(where, reason) -> errtab (the core's messages)
  *   core.REDIS_RECHECK_INTERVAL
  *   core.redis_reader() -> reader: feed(bytes); next() -> reply | nil (incomplete) |
  *     false, message (a protocol error: the connection is unusable)
@@ -225,6 +229,29 @@ static int remote_not_held(lua_State *L) {
   pl_rgrant *g = remote_grant(L);
   portalock_error err;
   portalock_status st = pl_rgrant_not_held(g, check_cstring(L, 2), &err);
+  push_error(L, st, &err);
+  return 1;
+}
+
+/* core.redis_lost_error(why): "the Redis session is lost (<why>)". */
+static int r_lost_error(lua_State *L) {
+  portalock_error err;
+  portalock_status st = pl_rsession_lost_error(check_cstring(L, 1), &err);
+  push_error(L, st, &err);
+  return 1;
+}
+
+static int r_unconfirmed_error(lua_State *L) {
+  portalock_error err;
+  portalock_status st = pl_rgrant_unconfirmed(&err);
+  push_error(L, st, &err);
+  return 1;
+}
+
+/* core.redis_unreachable_error(where, reason) */
+static int r_unreachable_error(lua_State *L) {
+  portalock_error err;
+  portalock_status st = pl_rconn_unreachable(0, check_cstring(L, 1), check_cstring(L, 2), &err);
   push_error(L, st, &err);
   return 1;
 }
@@ -538,6 +565,9 @@ void pl_open_redis_protocol(lua_State *L) {
                                        {"redis_client_name", r_client_name},
                                        {"redis_subscription", r_subscription},
                                        {"redis_reader", r_reader},
+                                       {"redis_lost_error", r_lost_error},
+                                       {"redis_unconfirmed_error", r_unconfirmed_error},
+                                       {"redis_unreachable_error", r_unreachable_error},
                                        {NULL, NULL}};
   new_class(L, PL_REMOTE_MT, remote_methods, remote_gc);
   new_class(L, PL_READER_MT, reader_methods, reader_gc);
@@ -549,6 +579,12 @@ void pl_open_redis_protocol(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "REDIS_SCRIPTS");
+  lua_createtable(L, 0, PL_LOSSES);
+  for (int i = 0; i < PL_LOSSES; i++) {
+    lua_pushstring(L, pl_losses[i]);
+    lua_setfield(L, -2, pl_loss_names[i]);
+  }
+  lua_setfield(L, -2, "REDIS_LOSSES");
   lua_pushnumber(L, PORTALOCK_REDIS_RECHECK_INTERVAL);
   lua_setfield(L, -2, "REDIS_RECHECK_INTERVAL");
 }

@@ -23,6 +23,9 @@ local wait = require "portalock.wait"
 
 local ngx = rawget(_G, "ngx")
 
+-- Why a grant is lost, in the core's words.
+local LOSSES = core.REDIS_LOSSES
+
 local M = {}
 
 -- lua-nginx-module's phases with cosockets.
@@ -63,7 +66,7 @@ function Grant:renewed(alive, sent)
   if alive and not self.lost then
     self.expires = sent + self.session.settings.ttl
   else
-    self:lose("the lease ran out")
+    self:lose(LOSSES.lease)
   end
 end
 
@@ -72,7 +75,7 @@ end
 --- (lock.c: pl_rgrant_check).
 function Grant:why_not()
   if self.held and not self.lost and core.monotonic() >= self.expires then
-    self:lose("the lease ran out")
+    self:lose(LOSSES.lease)
   end
   if self.lost then
     return "lost"
@@ -91,7 +94,7 @@ function Grant:exchange(exchange)
     reply, err = exchange(conn)
   end
   if not reply then
-    session:lose("the command connection failed")
+    session:lose(conn and conn.timed_out and LOSSES.command_timeout or LOSSES.command_failed)
     return nil, err
   end
   conn:keep()
@@ -143,9 +146,8 @@ function Grant:await_subscription()
   if session.lost then
     return nil, session:lost_error()
   elseif not listener.subscribed then
-    session:lose("a subscription was not confirmed in time")
-    return nil, errors.new("LockException",
-      "Redis did not confirm a subscription in time (command_timeout)")
+    session:lose(LOSSES.subscription_unconfirmed)
+    return nil, errors.from_core(core.redis_unconfirmed_error())
   end
   return true
 end
@@ -210,7 +212,7 @@ function Grant:attempt(acq, queue)
     return "sleep", nil, self.planned
   elseif outcome == "not_subscribed" then
     -- Confirmed, and the server has it no more: a half-open subscription.
-    session:lose("the server dropped the subscription")
+    session:lose(LOSSES.subscription_dropped)
     return "failed", session:lost_error()
   elseif outcome == "maximum_mismatch" then
     return "failed", {invalid = self.remote:mismatch(a)} -- raised by acquire, at its caller
@@ -282,7 +284,7 @@ function Grant:ensure()
   if alive[1] and not self.lost then
     self.expires = sent + session.settings.ttl
   else
-    self:lose("the server no longer has the grant")
+    self:lose(LOSSES.grant_gone)
   end
   if self.lost then
     return nil, errors.from_core(self.remote:not_held("lost"))

@@ -29,6 +29,9 @@ local READ_CHUNK = 65536
 -- The host when neither host nor path is given (portalock.h: portalock_redis_options).
 local DEFAULT_HOST = "127.0.0.1"
 
+-- Why a session or a grant is lost, in the core's words.
+local LOSSES = core.REDIS_LOSSES
+
 local function failure(fmt, ...)
   return errors.new("LockException", string.format(fmt, ...))
 end
@@ -64,7 +67,7 @@ local function connect(settings, pool)
     ok, err = sock:connect(settings.host or DEFAULT_HOST, port_of(settings), opts)
   end
   if not ok then
-    return nil, failure("cannot connect to Redis at %s: %s", where(settings), tostring(err))
+    return nil, errors.from_core(core.redis_unreachable_error(where(settings), tostring(err)))
   end
   return setmetatable({sock = sock, reader = core.redis_reader(), settings = settings}, Connection)
 end
@@ -76,6 +79,7 @@ end
 
 -- Any failure ends the connection: a late reply would answer the next command.
 function Connection:fail(what, err)
+  self.timed_out = err == "timeout"
   self:close()
   return nil, failure("Redis %s at %s failed: %s", what, where(self.settings), tostring(err))
 end
@@ -238,9 +242,9 @@ function Session:lose(reason)
   self.outbox_ready:post(1)
 end
 
---- LockException "the Redis session is lost (<why>)", as session.c says it.
+--- LockException "the Redis session is lost (<why>)", in the core's words.
 function Session:lost_error()
-  return failure("the Redis session is lost (%s)", self.lost)
+  return errors.from_core(core.redis_lost_error(self.lost))
 end
 
 --- The channel of a new acquisition: "<session channel>:<n>".
@@ -312,7 +316,7 @@ function Session:dispatch(reply)
   if not kind then
     if not reply:status("SUBSCRIBE") then
       -- An error answers a SUBSCRIBE, which names no channel (session.c: pl_dispatch).
-      self:lose("the server refused a subscription: is its channel outside the ACL user's?")
+      self:lose(LOSSES.subscription_refused)
     end
     return
   end
@@ -411,11 +415,11 @@ function Session:renew()
   end
   local ttl_ms = math.floor(self.settings.ttl * 1000)
   local sent = core.monotonic()
-  local reply, err = self:script(self.renewer, "renew", function(sha)
+  local reply = self:script(self.renewer, "renew", function(sha)
     return core.redis_renew(sha, ttl_ms, remotes, ids)
   end)
   if not reply then
-    self:lose(err.message)
+    self:lose(self.renewer.timed_out and LOSSES.command_timeout or LOSSES.command_failed)
     return
   end
   local alive = reply:renew(#grants)
@@ -433,7 +437,7 @@ local function read_loop(self)
     if reply then
       self:dispatch(reply)
     elseif err ~= "timeout" then
-      self:lose("the subscription connection ended")
+      self:lose(LOSSES.subscription_ended)
     end
   end
 end
@@ -446,7 +450,7 @@ local function write_loop(self)
       local bytes = table.concat(self.outbox)
       self.outbox = {}
       if not self.sub:send(bytes) then
-        self:lose("the subscription failed")
+        self:lose(LOSSES.subscription_failed)
       end
     end
   end

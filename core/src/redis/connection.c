@@ -135,6 +135,12 @@ static portalock_status pl_rconn_auth(pl_rconn *conn, const portalock_redis_opti
   return status;
 }
 
+portalock_status pl_rconn_unreachable(int errnum, const char *where, const char *reason,
+                                      portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL, "cannot connect to Redis at %s: %s",
+                 where, reason);
+}
+
 portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
                                portalock_error *err) {
   *conn = (pl_rconn)PL_RCONN_NONE;
@@ -144,8 +150,8 @@ portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *op
     int e = errno;
     char reason[128];
     pl_strerror(e, reason, sizeof reason);
-    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, NULL, "cannot connect to Redis at %s: %s",
-                   where, e == ETIMEDOUT ? "timed out (connect_timeout)" : reason);
+    return pl_rconn_unreachable(e, where, e == ETIMEDOUT ? "timed out (connect_timeout)" : reason,
+                                err);
   }
   conn->reader = redisReaderCreate();
   if (conn->reader == NULL) {

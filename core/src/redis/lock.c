@@ -66,7 +66,7 @@ static const char *pl_rgrant_check(pl_rgrant *g) {
   pthread_mutex_lock(&s->mutex);
   /* A lease that has run out by this process's clock is lost: the server may have granted it
    * again already, and a renewal must not revive it. */
-  if (portalock_monotonic() >= g->expires) pl_rgrant_lose_locked(s, g, "the lease ran out");
+  if (portalock_monotonic() >= g->expires) pl_rgrant_lose_locked(s, g, pl_losses[PL_LOST_LEASE]);
   const char *why = g->lost != NULL ? g->lost : g->held ? NULL : "not held";
   pthread_mutex_unlock(&s->mutex);
   return why;
@@ -118,6 +118,11 @@ portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalo
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' is %s", g->name, why);
 }
 
+portalock_status pl_rgrant_unconfirmed(portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
+                 "Redis did not confirm a subscription in time (command_timeout)");
+}
+
 /* Waits for the server's confirmation of the acquisition's subscription, by `deadline`. */
 static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadline,
                                                      portalock_error *err) {
@@ -130,9 +135,8 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
     if (unusable != NULL) return pl_rsession_lost_error(unusable, err);
     if (subscribed) return PORTALOCK_OK;
     if (portalock_monotonic() >= deadline) {
-      pl_rsession_lose(s, "a subscription was not confirmed in time");
-      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
-                     "Redis did not confirm a subscription in time (command_timeout)");
+      pl_rsession_lose(s, pl_losses[PL_LOST_SUBSCRIPTION_UNCONFIRMED]);
+      return pl_rgrant_unconfirmed(err);
     }
     struct pollfd p = {.fd = g->wake_read, .events = POLLIN};
     poll(&p, 1, pl_rms_until(deadline));
@@ -206,7 +210,7 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       if (confirmed) {
         /* The server confirmed the subscription, and has it no more: its connection ended
          * there, and this end has not seen it end (a half-open connection). */
-        static const char dropped[] = "the server dropped the subscription";
+        const char *dropped = pl_losses[PL_LOST_SUBSCRIPTION_DROPPED];
         pl_rsession_lose(s, dropped);
         return pl_rsession_lost_error(dropped, err);
       }
@@ -352,7 +356,7 @@ static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
   freeReplyObject(reply);
   if (status != PORTALOCK_OK) return status;
   pthread_mutex_lock(&s->mutex);
-  pl_rgrant_renewed_locked(s, g, alive, sent, "the server no longer has the grant");
+  pl_rgrant_renewed_locked(s, g, alive, sent, pl_losses[PL_LOST_GRANT_GONE]);
   why = g->lost;
   pthread_mutex_unlock(&s->mutex);
   if (why != NULL) return pl_rgrant_not_held(g, why, err);

@@ -124,6 +124,25 @@ portalock_status pl_rproto_error(const redisReply *reply, const char *what, port
 /* 1 when the reply is the server's NOSCRIPT error (its script cache was flushed). */
 int pl_rproto_noscript(const redisReply *reply);
 
+/* Why a session or a grant is lost: the words every transport reports (check's "lost" comes
+ * with one of these in on_lost, and "the Redis session is lost (<why>)" names one). */
+typedef enum pl_loss_reason {
+  PL_LOST_COMMAND_TIMEOUT,
+  PL_LOST_COMMAND_FAILED,
+  PL_LOST_SUBSCRIPTION_FAILED,
+  PL_LOST_SUBSCRIPTION_REFUSED,
+  PL_LOST_SUBSCRIPTION_ENDED,
+  PL_LOST_SUBSCRIPTION_UNCONFIRMED,
+  PL_LOST_SUBSCRIPTION_DROPPED,
+  PL_LOST_LEASE,
+  PL_LOST_GRANT_GONE,
+  PL_LOSSES
+} pl_loss_reason;
+
+extern const char *const pl_losses[PL_LOSSES];
+/* Their names, for a transport in another language: "command_timeout", ... */
+extern const char *const pl_loss_names[PL_LOSSES];
+
 /* ---------------------------------------------------------------- connection.c */
 
 typedef struct pl_rconn {
@@ -134,6 +153,9 @@ typedef struct pl_rconn {
 #define PL_RCONN_NONE                                                                              \
   { .fd = -1 }
 
+/* LOCK_EXCEPTION "cannot connect to Redis at <where>: <reason>". */
+portalock_status pl_rconn_unreachable(int errnum, const char *where, const char *reason,
+                                      portalock_error *err);
 /* Connects (TCP with keep-alive, TCP_NODELAY and TCP_USER_TIMEOUT, or a unix socket) by
  * `deadline`, and says AUTH when opts has a password. */
 portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
@@ -261,5 +283,8 @@ struct portalock_redis_remote {
 portalock_status pl_rgrant_mismatch(const pl_rgrant *g, long stored, portalock_error *err);
 portalock_status pl_rgrant_lost_before_release(const pl_rgrant *g, portalock_error *err);
 portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalock_error *err);
+/* LOCK_EXCEPTION (ETIMEDOUT): the server did not confirm an acquisition's subscription within
+ * command_timeout. */
+portalock_status pl_rgrant_unconfirmed(portalock_error *err);
 
 #endif /* PORTALOCK_REDIS_H */

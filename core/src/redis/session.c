@@ -23,6 +23,31 @@ struct pl_interop {
   struct pl_interop *next;
 };
 
+const char *const pl_losses[PL_LOSSES] = {
+    [PL_LOST_COMMAND_TIMEOUT] = "a command timed out",
+    [PL_LOST_COMMAND_FAILED] = "the command connection failed",
+    [PL_LOST_SUBSCRIPTION_FAILED] = "the subscription failed",
+    [PL_LOST_SUBSCRIPTION_REFUSED] =
+        "the server refused a subscription: is its channel outside the ACL user's?",
+    [PL_LOST_SUBSCRIPTION_ENDED] = "the subscription connection ended",
+    [PL_LOST_SUBSCRIPTION_UNCONFIRMED] = "a subscription was not confirmed in time",
+    [PL_LOST_SUBSCRIPTION_DROPPED] = "the server dropped the subscription",
+    [PL_LOST_LEASE] = "the lease ran out",
+    [PL_LOST_GRANT_GONE] = "the server no longer has the grant",
+};
+
+const char *const pl_loss_names[PL_LOSSES] = {
+    [PL_LOST_COMMAND_TIMEOUT] = "command_timeout",
+    [PL_LOST_COMMAND_FAILED] = "command_failed",
+    [PL_LOST_SUBSCRIPTION_FAILED] = "subscription_failed",
+    [PL_LOST_SUBSCRIPTION_REFUSED] = "subscription_refused",
+    [PL_LOST_SUBSCRIPTION_ENDED] = "subscription_ended",
+    [PL_LOST_SUBSCRIPTION_UNCONFIRMED] = "subscription_unconfirmed",
+    [PL_LOST_SUBSCRIPTION_DROPPED] = "subscription_dropped",
+    [PL_LOST_LEASE] = "lease",
+    [PL_LOST_GRANT_GONE] = "grant_gone",
+};
+
 /* ---------------------------------------------------------------- the process's sessions */
 
 static pthread_mutex_t pl_sessions_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -159,8 +184,9 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
   /* A late reply would answer the next command: the connection, and the session, end here. */
   pthread_mutex_lock(&session->mutex);
   const char *first = session->lost;
-  pl_lose_locked(session, err->errnum == ETIMEDOUT ? "a command timed out"
-                                                   : "the command connection failed");
+  pl_lose_locked(
+      session,
+      pl_losses[err->errnum == ETIMEDOUT ? PL_LOST_COMMAND_TIMEOUT : PL_LOST_COMMAND_FAILED]);
   pthread_mutex_unlock(&session->mutex);
   /* Lost meanwhile on the keep-alive thread, which shut this connection: that is why. */
   if (first != NULL) status = pl_rsession_lost_error(first, err);
@@ -236,7 +262,8 @@ static portalock_status pl_send_subscription(portalock_redis_session_t *session,
              : pl_rconn_send_command(&session->sub, &cmd,
                                      portalock_monotonic() + session->opts.command_timeout, err);
   if (!failed) pl_rcommand_free(&cmd);
-  if (status != PORTALOCK_OK && !failed) pl_lose_locked(session, "the subscription failed");
+  if (status != PORTALOCK_OK && !failed)
+    pl_lose_locked(session, pl_losses[PL_LOST_SUBSCRIPTION_FAILED]);
   return status;
 }
 
@@ -307,8 +334,7 @@ static void pl_dispatch(portalock_redis_session_t *session, const redisReply *re
   /* An error answers a SUBSCRIBE, which names no channel: whoever waits for its confirmation
    * would wait until command_timeout, and the subscriptions can no longer be told apart. */
   if (reply->type == REDIS_REPLY_ERROR) {
-    pl_lose_locked(session,
-                   "the server refused a subscription: is its channel outside the ACL user's?");
+    pl_lose_locked(session, pl_losses[PL_LOST_SUBSCRIPTION_REFUSED]);
     return;
   }
   pl_push push;
@@ -331,7 +357,7 @@ static int pl_read_subscription(portalock_redis_session_t *session) {
     pl_dispatch(session, reply);
     freeReplyObject(reply);
   }
-  if (rc < 0 || got < 0) pl_lose_locked(session, "the subscription connection ended");
+  if (rc < 0 || got < 0) pl_lose_locked(session, pl_losses[PL_LOST_SUBSCRIPTION_ENDED]);
   pthread_mutex_unlock(&session->mutex);
   return rc < 0 || got < 0 ? -1 : 0;
 }
@@ -379,7 +405,7 @@ static void pl_renew(portalock_redis_session_t *session) {
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
           if (!g->held || g->lost != NULL || g->token != tokens[i] || strcmp(g->id, id) != 0)
             continue;
-          pl_rgrant_renewed_locked(session, g, !bad && alive[i], sent, "the lease ran out");
+          pl_rgrant_renewed_locked(session, g, !bad && alive[i], sent, pl_losses[PL_LOST_LEASE]);
         }
       }
       pthread_mutex_unlock(&session->mutex);

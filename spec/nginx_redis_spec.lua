@@ -238,6 +238,22 @@ describe("RedisLock inside nginx #nginx #redis", function()
     return tonumber(info:match("cmdstat_evalsha:calls=(%d+)") or 0)
   end
 
+  it("waits on in a new session when the session is lost while a request waits", function()
+    local name = fixture:fresh()
+    local pid, _, release = fixture:hold_elsewhere(name)
+    local waiting = server:get_async("/acquire?timeout=5&name=" .. name)
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    -- the worker's session: the waiter's channel is "portalock:session:<hex>:<n>"
+    local hex = fixture.server:cli("ZRANGE", "portalock:{" .. name .. "}:queue", "0", "0")
+      :match("^portalock:session:(%x+):%d+\n$")
+    assert.is_truthy(hex)
+    local clients = fixture.server:cli("CLIENT", "LIST")
+    local id = clients:match("id=(%d+) [^\n]*name=portalock%-" .. hex:sub(1, 16) .. "%-subscription")
+    assert.are.equal("1\n", fixture.server:cli("CLIENT", "KILL", "ID", id))
+    redis_fixture.let_go(pid, release)
+    assert.matches("^acquired .* released=true", (waiting()))
+  end)
+
   it("keeps the worker serving /ping within milliseconds while a request waits", function()
     local name = fixture:fresh()
     local pid, _, release = fixture:hold_elsewhere(name)

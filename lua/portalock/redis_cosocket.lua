@@ -348,30 +348,39 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   timeout = check.pick(timeout, defaults.timeout)
   check_interval = check.pick(check_interval, defaults.check_interval)
   fail_when_locked = check.pick(fail_when_locked, defaults.fail_when_locked)
-  local acq = grant.remote:begin(timeout, check_interval, fail_when_locked)
-  local session, err = sessions.get(self._settings, self._key)
-  if not session then
-    return nil, err
-  end
-  local request = nginx.current_request()
-  grant:begin(session, request)
-  nginx.track(self, request, end_hold)
   local queue = not fail_when_locked and timeout > 0
-  local ok, acquired
-  ok, acquired, err = pcall(wait.acquire, self._name, function()
-    return grant:attempt(acq, queue)
-  end, acq, "portalock.redis " .. self._key .. " " .. self._name)
-  if ok and acquired then
-    return self
+  local deadline = core.monotonic() + timeout
+  while true do
+    local acq = grant.remote:begin(math.max(0, deadline - core.monotonic()), check_interval,
+      fail_when_locked)
+    local session, err = sessions.get(self._settings, self._key)
+    if not session then
+      return nil, err
+    end
+    local request = nginx.current_request()
+    grant:begin(session, request)
+    nginx.track(self, request, end_hold)
+    local ok, acquired
+    ok, acquired, err = pcall(wait.acquire, self._name, function()
+      return grant:attempt(acq, queue)
+    end, acq, "portalock.redis " .. self._key .. " " .. self._name)
+    if ok and acquired then
+      return self
+    end
+    grant:give_up()
+    nginx.untrack(self)
+    if not ok then
+      error(acquired, 0)
+    elseif err.invalid then
+      error(err.invalid, 2)
+    end
+    -- A waiter owns nothing: when its session is lost it waits on in a new one, within the
+    -- same deadline, as outside nginx (portalock.redis).
+    if err.kind ~= "LockException" or not session.lost or fail_when_locked
+      or core.monotonic() >= deadline then
+      return nil, err
+    end
   end
-  grant:give_up()
-  nginx.untrack(self)
-  if not ok then
-    error(acquired, 0)
-  elseif err.invalid then
-    error(err.invalid, 2)
-  end
-  return nil, err
 end
 
 --- Gives the grant back: true, or nil, err when it had been lost already (released either

@@ -346,9 +346,8 @@ function Session:start()
     return nil, err
   end
   local setup = self:setup_commands("command")
-  for i, name in ipairs(core.REDIS_SCRIPTS) do
+  for _, name in ipairs(core.REDIS_SCRIPTS) do
     setup[#setup + 1] = {"SCRIPT LOAD", core.redis_script_load(name), name}
-    self.script_order[i] = name
   end
   local ok
   ok, err = self:load(setup)
@@ -498,7 +497,7 @@ local function new_session(settings, key)
   local hex = random_hex(16)
   return setmetatable({
     key = key, settings = settings, hex = hex, channel = "portalock:session:" .. hex,
-    pool = "portalock:" .. ngx.md5(key), sha = {}, script_order = {}, acquisitions = 0,
+    pool = "portalock:" .. ngx.md5(key), sha = {}, acquisitions = 0,
     listeners = {}, interop = {}, grants = {}, outbox = {},
     changed = semaphore.new(0), stop = semaphore.new(0), outbox_ready = semaphore.new(0),
   }, Session)

@@ -199,4 +199,15 @@ if(EXISTS /usr/bin/python3)
       TIMEOUT 180 LABELS "bench"
       ENVIRONMENT "PORTALOCK_TEST_REDIS_SERVER=${PORTALOCK_TEST_REDIS_SERVER}")
   endif()
+  # Inside a real nginx (the Lua 5.1 module) next to lua-resty-lock when the runner finds it.
+  find_program(PORTALOCK_AB ab)
+  if("5.1" IN_LIST PORTALOCK_LUA_VERSIONS AND PORTALOCK_AB AND EXISTS /usr/sbin/nginx
+     AND EXISTS /usr/lib/nginx/modules/ngx_http_lua_module.so)
+    add_test(NAME bench.nginx_quick
+             COMMAND /usr/bin/python3 "${src}/bench/nginx/run" --quick --build "${CMAKE_BINARY_DIR}")
+    set_tests_properties(bench.nginx_quick PROPERTIES TIMEOUT 180 LABELS "bench")
+  else()
+    message(STATUS "portalock: no Lua 5.1 module, ab, nginx or its Lua module; "
+                   "skipping test bench.nginx_quick")
+  endif()
 endif()

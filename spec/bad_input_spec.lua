@@ -63,6 +63,9 @@ describe("bad input", function()
       function() portalock.Lock(path, {perm = 4096}) end},
     {"a fractional perm", {"bad argument 'perm' to 'Lock' (4.5)"},
       function() portalock.Lock(path, {perm = 4.5}) end},
+    {"a perm out of range for a bounded semaphore",
+      {"bad argument 'perm' to 'NamedBoundedSemaphore' (-1)", "0o7777"},
+      function() portalock.NamedBoundedSemaphore(2, {perm = -1}) end},
     -- The C core refuses an infinite check_interval: the Lua check must say so in its own words
     -- (found by spec/support/api_fuzz.lua: it raised "lock.lua:249: bad option ...").
     {"an infinite check_interval", {"bad argument 'check_interval' to 'Lock' (inf)", "finite"},

@@ -277,9 +277,83 @@ redis_semaphore "seats" { redis = "main", name = %q, maximum = 1, timeout = 0.2 
       code, out, err = s:run({"--config", conf, "run", "--name", "job", "true"})
       check(64, code, out, err)
       assert.is_true(contains(err, "job is a redis_lock, not a bounded_semaphore or redis_semaphore"), err)
-      code, out = s:run({"--config", conf, "status", "job"})
+      code, out = s:run({"--config", conf, "status", "job", "seats"})
       check(0, code, out)
-      assert.are.equal("job: a redis_lock (on Redis), which has no lock file\n", out)
+      assert.are.equal("job: free [redis]\nseats: free [redis]\n", out)
+    end)
+
+    it("reaches a unix socket with a password, from --redis and from a config", function()
+      local unix = redis_server.start({unix = true})
+      finally(function() unix:close() end)
+      local out, code = unix:cli("ACL", "SETUSER", "worker", "on", ">pw&1", "~*", "&*", "+@all")
+      assert.are.equal(0, code, out)
+      local url = "unix://worker:pw%261@" .. unix.socket .. "?db=0"
+      local name = fresh("unix")
+      local p, _, go = start_holder({"lock", "--redis", url, name})
+      local err
+      code, out, err = s:run({"lock", "-n", "--redis", "unix://" .. unix.socket .. "?password=pw%261"
+        .. "&username=worker", name, "true"})
+      check(1, code, out, err) -- the same lock, reached with the query's form
+      code, out, err = s:run({"lock", "-n", "--redis", "unix://worker:wrong@" .. unix.socket, name,
+        "true"})
+      check(71, code, out, err) -- the password is sent: a wrong one is refused
+      assert.is_true(contains(err, "WRONGPASS"), err)
+      assert.is_false(contains(err, "wrong"), err)
+      local conf = dir .. "/unix.lua"
+      helper.write(conf, string.format('redis "u" { url = %q }\nredis_lock "job" { redis = "u", '
+        .. 'channel = %q }\n', url, name))
+      check(1, s:run({"--config", conf, "lock", "-n", "job", "true"}))
+      helper.write(go, "")
+      assert.are.equal(0, p:wait(15), p:stderr())
+      check(0, s:run({"--config", conf, "lock", "-n", "job", "true"}))
+    end)
+
+    -- flock(1) users read `status` as "may I take it now": a held Redis lock is never "free".
+    it("status asks the server who holds a declared redis_lock or redis_semaphore", function()
+      local lock_name, sem_name = fresh("status"), fresh("status-seats")
+      local conf = dir .. "/status.lua"
+      helper.write(conf, string.format([[
+redis "main" { url = %q }
+redis_lock "job" { redis = "main", channel = %q }
+redis_semaphore "seats" { redis = "main", name = %q, maximum = 3 }
+]], server.url, lock_name, sem_name))
+      local p, _, go = start_holder({"--config", conf, "lock", "-v", "job"})
+      local token = assert(p:stderr():match("%(token (%d+)%)"), p:stderr())
+      local waiter = s:spawn({"--config", conf, "lock", "job", "true"})
+      local line
+      assert(helper.wait_until(function()
+        local code, out = s:run({"--config", conf, "status", "job"})
+        line = out
+        return code == 1 and out:find(", 1 waiting\n$") ~= nil
+      end, 10), line)
+      assert.matches("^job: held by portalock%-%x+ %(token " .. token .. "%) %[redis%], 1 waiting\n$",
+        line)
+      -- the session is the one the server's CLIENT LIST names
+      local session = line:match("portalock%-(%x+)")
+      local clients = server:cli("CLIENT", "LIST")
+      assert.is_truthy(clients:find("name=portalock-" .. session .. "-command", 1, true), clients)
+      -- --redis asks that server about NAME, ignoring the config
+      local code, out, err = s:run({"status", "--redis", server.url, lock_name})
+      check(1, code, out, err)
+      assert.matches("^" .. lock_name:gsub("%-", "%%-") .. ": held by portalock%-" .. session, out)
+      helper.write(go, "")
+      assert.are.equal(0, p:wait(15), p:stderr())
+      assert.are.equal(0, waiter:wait(15), waiter:stderr())
+      check(0, s:run({"--config", conf, "status", "job"}))
+
+      local seat, _, seat_go = start_holder({"--config", conf, "run", "--name", "seats"})
+      code, out, err = s:run({"--config", conf, "status", "seats", "job"})
+      check(1, code, out, err)
+      assert.matches("^seats: held %(1 of 3%) by portalock%-%x+ %(token %d+%) %[redis%]\njob: free "
+        .. "%[redis%]\n$", out)
+      helper.write(seat_go, "")
+      assert.are.equal(0, seat:wait(15), seat:stderr())
+
+      code, out, err = s:run({"status", "--redis", "redis://127.0.0.1:1/0", "x"})
+      check(71, code, out, err)
+      assert.is_true(contains(err, "Redis at 127.0.0.1:1"), err)
+      code, out, err = s:run({"status", "--redis", "http://x", "x"})
+      check(64, code, out, err)
     end)
 
     it("ignores the config with --redis: NAME is the channel", function()

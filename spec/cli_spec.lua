@@ -111,6 +111,22 @@ describe("the portalock command", function()
       assert.is_true(contains(out, ("CMD gets SIGTERM (SIGKILL %g s"):format(core.COMMAND_GRACE)), out)
     end)
 
+    -- flock(1) exits 1 only for a conflict: an interpreter that cannot load portalock (such as
+    -- `env lua` finding another Lua than portalock.core's) must not look like one to a script.
+    it("exits 70 (internal error) naming the interpreter and the module when it cannot load "
+      .. "portalock.core", function()
+      local code, out, err = s:run({"--version"}, {env = {LUA_CPATH = dir .. "/nothing/?.so"}})
+      check(70, code, out, err)
+      assert.are.equal("", out)
+      assert.is_true(contains(err, "portalock: internal error: "), err)
+      assert.is_true(contains(err, "(" .. _VERSION .. ") cannot load the module 'portalock.core'"), err)
+      assert.is_true(contains(err, "LUA_CPATH"), err)
+      code, out, err = s:run({"--help"})
+      check(0, code, out, err)
+      assert.is_true(contains(out, "\n    70       internal error: a bug, or this Lua interpreter "
+        .. "cannot load portalock's"), out)
+    end)
+
     for _, flag in ipairs({"--version", "-V"}) do
       it(flag .. ' prints "portalock <version>"', function()
         local code, out, err = s:run({flag})

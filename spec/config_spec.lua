@@ -54,6 +54,15 @@ semaphore "gpus" { value = 2, name = %q }
     assert.has_error(function() reg:lock("nope") end, 'portalock.config: no resource named "nope" is declared')
   end)
 
+  it("gives a bounded semaphore its perm: the exact mode of the slot files it creates", function()
+    local reg = assert(config.load_string(string.format([[
+bounded_semaphore "workers" { maximum = 1, directory = %q, perm = 432 } -- 0660
+]], dir), "app.conf"))
+    local slot = assert(reg:bounded_semaphore("workers"):acquire())
+    assert.are.equal("660\n", helper.capture("stat -c %a " .. helper.quote(slot.filename)))
+    slot:release()
+  end)
+
   describe("Redis", function()
     if not core.redis_session then
       pending("portalock.core was built without hiredis (libhiredis-dev)")
@@ -132,7 +141,7 @@ redis_semaphore "seats" { redis = "main", maximum = 2, timeout = 0 }
 ]], server.url), "app.conf"))
       local job = reg:redis_lock("job")
       assert.are.equal(job, assert(job:acquire()))
-      assert.is_true(job.token > 0)
+      assert.matches("^[1-9]%d*$", job.token)
       local other = portalock.RedisLock("job", {redis = server.url, timeout = 0})
       local got, err = other:acquire()
       assert.is_nil(got)
@@ -219,6 +228,8 @@ redis_semaphore "seats" { redis = "main", maximum = 2, timeout = 0 }
     {"semaphore value 1e12", 'semaphore "s" { value = 1e12 }', 1,
       "bad argument 'value' to 'Semaphore' (1000000000000)"},
     {"semaphore perm 4096", '\n\nsemaphore "s" { perm = 4096 }', 3, "bad argument 'perm' to 'Semaphore' (4096)"},
+    {"bounded_semaphore perm 1e9", 'bounded_semaphore "w" { maximum = 2, directory = "/tmp", perm = 1e9 }', 1,
+      "bad argument 'perm' to 'NamedBoundedSemaphore' (1000000000)"},
     {"pattern without {number}",
       'bounded_semaphore "w" { maximum = 2, directory = "/tmp", filename_pattern = "{name}.lock" }', 1,
       "bad option 'filename_pattern' (\"{name}.lock\"): must contain {number} when maximum > 1"},

@@ -1,4 +1,3 @@
-local core = require "portalock.core"
 local helper = require "spec.support.helper"
 local nginx = require "spec.support.nginx"
 
@@ -10,7 +9,7 @@ local INIT = [[
   local fh, err = portalock.Lock(%q, {timeout = 0.3, check_interval = 0.05}):acquire()
   INIT_RESULT = string.format("%%s %%s %%.3f", ngx.get_phase(), fh and "acquired" or err.kind,
     core.monotonic() - started)
-  SHARED_LOCK = portalock.Lock(%q, {timeout = 3, check_interval = 0.05})
+  SHARED_LOCK = portalock.Lock(os.getenv(%q) .. "/shared.lock", {timeout = 3, check_interval = 0.05})
 ]]
 
 -- Shared by the phases where ngx.sleep is disabled: a blocking acquire of `held`, a
@@ -133,14 +132,9 @@ local LOCATIONS = [[
     }
 ]]
 
+
 local function escape(s)
   return (s:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end))
-end
-
-local function timed(fn)
-  local started = core.monotonic()
-  local a, b, c = fn()
-  return core.monotonic() - started, a, b, c
 end
 
 describe("portalock inside a real nginx (OpenResty's Lua module)", function()
@@ -150,14 +144,15 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
     return
   end
 
-  local dir, server, init_holder, holders
+  local dir, server, init_holder, holders, log_mark
+  local held_files = 0
 
   setup(function()
     dir = helper.tmpdir()
     init_holder = helper.hold("Lock", dir .. "/init-held.lock", dir, {seconds = 60})
     server = nginx.start({
       http = "  lua_shared_dict state 1m;",
-      init = string.format(INIT, dir .. "/init-held.lock", dir .. "/shared.lock"),
+      init = string.format(INIT, dir .. "/init-held.lock", nginx.LOCK_DIR_ENV),
       locations = LOCATIONS:gsub("@PROBE@", function() return NO_WAIT_PROBE end),
     })
   end)
@@ -174,19 +169,23 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
 
   before_each(function()
     holders = {}
+    log_mark = server:log_mark()
   end)
 
   after_each(function()
+    assert.are.same({}, server:log_problems({}, log_mark))
     for _, holder in ipairs(holders) do
       helper.kill(holder.pid)
       helper.rmtree(holder.dir)
     end
   end)
 
-  -- Another process holds a lock on a fresh file; returns its path and the release file.
+  -- Another process holds a lock on a fresh file the workers can open too; returns its path
+  -- and the release file.
   local function held_elsewhere()
     local holder_dir = helper.tmpdir()
-    local path = holder_dir .. "/held.lock"
+    held_files = held_files + 1
+    local path = server:lock_file("held." .. held_files .. ".lock")
     local pid = helper.hold("Lock", path, holder_dir, {seconds = 30})
     holders[#holders + 1] = {pid = pid, dir = holder_dir}
     return path, holder_dir .. "/release"
@@ -202,34 +201,56 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
     return body
   end
 
-  it("yields with ngx.sleep in the content phase: the wait times out while other requests run", function()
-    local path = held_elsewhere()
-    local response = server:get_async("/wait?timeout=3&path=" .. escape(path))
-    wait_for("/ping", "waiting=1")
-    local seconds, body = timed(function() return server:get("/ping") end)
-    assert.matches("^pong waiting=1\n$", body)
-    -- a worker blocked in the wait would answer only once the 3 s are over
-    assert.is_true(seconds < 1, "a request during the wait took " .. seconds .. " s")
+  -- Starts a /wait for `path` on every worker; returns the workers and their responses.
+  local function wait_on_each_worker(path, timeout)
+    local workers, responses = server:workers(), {}
+    for i, pid in ipairs(workers) do
+      responses[i] = server:request_async("/wait?timeout=" .. timeout .. "&path=" .. escape(path), {worker = pid})
+    end
+    wait_for("/ping", "waiting=" .. #workers)
+    return workers, responses
+  end
 
-    body = assert(response(10))
-    local kind, waited, message = body:match("^(%a+) ([%d.]+) (.*)\n$")
-    assert.are.equal("AlreadyLocked", kind, body)
-    assert.matches("timeout of 3 s", message, 1, true)
-    waited = tonumber(waited)
-    assert.is_true(waited >= 2.5 and waited <= 8, "waited " .. waited .. " s")
+  -- The /wait response of `pid`: what it reported, and how long it waited.
+  local function waited_on(pid, wait)
+    local response = assert(wait(10))
+    assert.are.equal(pid, response.pid)
+    local outcome, waited, message = response.body:match("^(%a+) ([%d.]+) ?(.*)\n$")
+    assert(outcome, response.body)
+    return outcome, tonumber(waited), message
+  end
+
+  it("yields with ngx.sleep in the content phase: each worker serves other requests during its wait", function()
+    local workers, responses = wait_on_each_worker(held_elsewhere(), 3)
+    for _, pid in ipairs(workers) do
+      local response = assert(server:request("/ping", {worker = pid}))
+      assert.are.equal(pid, response.pid)
+      assert.are.equal("pong waiting=" .. #workers .. "\n", response.body)
+      -- a worker blocked in the wait would answer only once the 3 s are over (response.seconds
+      -- is the connection it answered, from connect to last byte)
+      local seconds = response.seconds
+      assert.is_true(seconds < 1, "a request to " .. pid .. " during its wait took " .. seconds .. " s")
+    end
+
+    for i, pid in ipairs(workers) do
+      local kind, waited, message = waited_on(pid, responses[i])
+      assert.are.equal("AlreadyLocked", kind, message)
+      assert.matches("timeout of 3 s", message, 1, true)
+      assert.is_true(waited >= 2.5 and waited <= 8, pid .. " waited " .. waited .. " s")
+    end
     assert.matches("^pong waiting=0\n$", (server:get("/ping")))
   end)
 
-  it("acquires in the content phase once the other process lets go", function()
+  it("acquires in the content phase once the other process lets go, on each worker", function()
     local path, release = held_elsewhere()
-    local response = server:get_async("/wait?timeout=5&path=" .. escape(path))
-    wait_for("/ping", "waiting=1")
+    local workers, responses = wait_on_each_worker(path, 5)
     helper.sleep(0.5)
     helper.write(release, "")
-    local body = assert(response(10))
-    local waited = tonumber(body:match("^acquired ([%d.]+)\n$"))
-    assert(waited, body)
-    assert.is_true(waited >= 0.4 and waited < 5, "waited " .. waited .. " s")
+    for i, pid in ipairs(workers) do
+      local outcome, waited, message = waited_on(pid, responses[i])
+      assert.are.equal("acquired", outcome, message)
+      assert.is_true(waited >= 0.4 and waited < 5, pid .. " waited " .. waited .. " s")
+    end
   end)
 
   describe("where ngx.sleep is disabled", function()
@@ -250,7 +271,7 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
     end
 
     local function query()
-      return "?held=" .. escape(held_elsewhere()) .. "&free=" .. escape(dir .. "/free.lock")
+      return "?held=" .. escape(held_elsewhere()) .. "&free=" .. escape(server.lock_dir .. "/free.lock")
     end
 
     it("fails at once in header_filter, naming the phase; non-blocking attempts still work", function()
@@ -285,12 +306,14 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
 
   describe("two requests of one worker contending", function()
     local function contend(take)
+      local worker = server:workers()[1]
       -- held for 1.5 s: however slowly the second request arrives, it still finds it held
-      local response = server:get_async("/shared_hold?seconds=1.5")
+      local response = server:get_async("/shared_hold?seconds=1.5", {worker = worker})
       wait_for("/shared_state", "held=1")
-      local body = server:get(take)
-      local waited = tonumber(body and body:match("^acquired ([%d.]+)\n$"))
-      assert(waited, tostring(body))
+      local taken = assert(server:request(take, {worker = worker}))
+      assert.are.equal(worker, taken.pid)
+      local waited = tonumber(taken.body:match("^acquired ([%d.]+)\n$"))
+      assert(waited, taken.body)
       assert.is_true(waited >= 0.05 and waited < 5, "waited " .. waited .. " s")
       assert.are.equal("released\n", (response(10)))
       assert.matches("held=0", (server:get("/shared_state")))
@@ -301,7 +324,7 @@ describe("portalock inside a real nginx (OpenResty's Lua module)", function()
     end)
 
     it("through two Lock objects on one file: the second waits until the first releases", function()
-      contend("/shared_take?fresh=1&path=" .. escape(dir .. "/shared.lock"))
+      contend("/shared_take?fresh=1&path=" .. escape(server.lock_dir .. "/shared.lock"))
     end)
   end)
 end)

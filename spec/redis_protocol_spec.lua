@@ -48,7 +48,10 @@ describe("the Redis protocol for a Lua transport #redis", function()
     assert.are.equal(resp("SUBSCRIBE", "portalock:session:ab"),
       core.redis_subscription("SUBSCRIBE", "portalock:session:ab"))
     assert.are.equal(resp("EVALSHA", "sha", "1", "k", "12", "v\0w"),
-      core.redis_fenced_write("sha", "k", 12, "v\0w"))
+      core.redis_fenced_write("sha", "k", "12", "v\0w"))
+    -- a token past 2^53 stays exact: a decimal string, as .token gives it
+    assert.are.equal(resp("EVALSHA", "sha", "1", "k", "18446744073709551615", "v"),
+      core.redis_fenced_write("sha", "k", "18446744073709551615", "v"))
     assert.are.equal(resp("AUTH", "pw"), core.redis_auth(nil, "pw"))
     assert.are.equal(resp("AUTH", "me", "pw"), core.redis_auth("me", "pw"))
     assert.are.equal(resp("SELECT", "3"), core.redis_select(3))
@@ -58,7 +61,7 @@ describe("the Redis protocol for a Lua transport #redis", function()
       local load = core.redis_script_load(name)
       assert.matches("^%*3\r\n%$6\r\nSCRIPT\r\n%$4\r\nLOAD\r\n%$%d+\r\n", load)
     end
-    assert.are.same({"grant", "release", "renew", "fenced_write"}, core.REDIS_SCRIPTS)
+    assert.are.same({"grant", "release", "renew", "fenced_write", "status"}, core.REDIS_SCRIPTS)
   end)
 
   it("reads replies that arrive in pieces, several at once, or malformed", function()
@@ -95,10 +98,18 @@ describe("the Redis protocol for a Lua transport #redis", function()
     assert.is_true(reply_of("-NOSCRIPT No matching script\r\n"):noscript())
     assert.is_false(reply_of("-ERR x\r\n"):noscript())
     local sha = string.rep("a", 40)
-    assert.are.equal(sha, reply_of("$40\r\n" .. sha .. "\r\n"):script_load())
-    assert.is_true(reply_of("+OK\r\n"):status("AUTH"))
-    local _, refused = reply_of("-WRONGPASS x\r\n"):status("AUTH")
-    assert.matches("^AUTH: the server answered: WRONGPASS", refused.message)
+    assert.are.equal(sha, reply_of("$40\r\n" .. sha .. "\r\n"):script_load("Redis at h:1"))
+    local _, refused = reply_of("-NOPERM x\r\n"):script_load("Redis at h:1")
+    assert.are.equal("Redis at h:1 refused SCRIPT LOAD: NOPERM x", refused.message)
+    assert.is_true(reply_of("+OK\r\n"):status("AUTH", "Redis at h:1"))
+    _, refused = reply_of("-WRONGPASS x\r\n"):status("AUTH", "Redis at h:1")
+    assert.are.equal("Redis at h:1 refused AUTH: WRONGPASS x", refused.message)
+    _, refused = reply_of("-NOAUTH Authentication required.\r\n"):status("SELECT", "Redis at h:1")
+    assert.are.equal("Redis at h:1 refused SELECT: NOAUTH Authentication required. (give the "
+      .. "password in the URL, redis://:password@host)", refused.message)
+    local status = string.rep("a", 40)
+    assert.are.equal(resp("EVALSHA", status, "4", KEYS[1], KEYS[2], KEYS[4], KEYS[5], "jobs"),
+      core.redis_remote("jobs", 1, true):status(status))
   end)
 
   it("leaves the wait's policy and messages to the core (a remote acquisition)", function()
@@ -123,26 +134,46 @@ describe("the Redis protocol for a Lua transport #redis", function()
 
   it("words the grant's messages as lock.c does", function()
     local sem = core.redis_remote("seats", 2, false)
-    assert.are.equal("bad argument 'maximum' (2): 'seats' is in use with maximum 5",
+    assert.are.equal("bad argument 'maximum' (2): 'seats' is in use with maximum 5 (every process "
+      .. "that holds or waits for it gives that; another maximum is taken once none does)",
       sem:mismatch(5))
     assert.are.equal("'seats' was lost before its release", sem:lost_before_release().message)
     assert.are.equal("'seats' is lost", sem:not_held("lost").message)
     assert.are.equal("LockException", sem:not_held("lost").kind)
-    assert.are.equal("the Redis session is lost (the lease ran out)",
-      core.redis_lost_error(core.REDIS_LOSSES.lease).message)
-    assert.are.equal("Redis did not confirm a subscription in time (command_timeout)",
-      core.redis_unconfirmed_error().message)
+    -- the server as connection.c names it, and the messages of session.c, lock.c, connection.c
+    local where = core.redis_where({host = "127.0.0.1", port = 1})
+    assert.are.equal("Redis at 127.0.0.1:1", where)
+    assert.are.equal("Redis at 127.0.0.1:6379", core.redis_where({port = 0}))
+    assert.are.equal("Redis at unix:/run/redis.sock", core.redis_where({path = "/run/redis.sock"}))
+    assert.are.equal("the connection to Redis at 127.0.0.1:1 was lost (the lease ran out)",
+      core.redis_lost_error(where, core.REDIS_LOSSES.lease).message)
+    assert.are.equal("the connection to Redis at 127.0.0.1:1 was lost while waiting for 'seats' "
+      .. "(the subscription connection ended)",
+      core.redis_lost_error(where, core.REDIS_LOSSES.subscription_ended, "seats").message)
+    assert.are.equal("Redis at 127.0.0.1:1 did not confirm a subscription in time "
+      .. "(command_timeout)", core.redis_unconfirmed_error(where).message)
     assert.are.equal("cannot connect to Redis at 127.0.0.1:1: connection refused",
-      core.redis_unreachable_error("127.0.0.1:1", "connection refused").message)
+      core.redis_unreachable_error(where, "connection refused").message)
+    assert.are.equal("Redis at 127.0.0.1:1 did not answer in time (command_timeout) while "
+      .. "waiting for a reply", core.redis_broken_error(where, "waiting for a reply", "timeout").message)
+    assert.are.equal("the connection to Redis at 127.0.0.1:1 was lost while sending: closed by the "
+      .. "server", core.redis_broken_error(where, "sending", "closed").message)
+    assert.are.equal("the connection to Redis at 127.0.0.1:1 was lost while reading a reply: "
+      .. "connection reset by peer",
+      core.redis_broken_error(where, "reading a reply", "connection reset by peer").message)
     assert.are.equal("the subscription connection ended", core.REDIS_LOSSES.subscription_ended)
   end)
 
   it("refuses bad input with the argument named", function()
     assert.has_error(function() core.redis_remote("", 1, true) end,
-      "bad argument 'name' (\"\"): must be 1 to 1024 bytes")
+      "bad argument 'name' (\"\"): must be 1 to " .. core.REDIS_NAME_MAX .. " bytes")
+    assert.has_error(function() core.redis_remote(string.rep("n", core.REDIS_NAME_MAX + 1), 1, true) end)
     assert.has_error(function() core.redis_remote("x", 0, false) end)
     assert.has_error(function() core.redis_remote("a\0b", 1, true) end)
-    assert.has_error(function() core.redis_fenced_write("sha", "k", 0, "v") end)
+    assert.has_error(function() core.redis_fenced_write("sha", "k", "0", "v") end)
+    local ok, err = pcall(core.redis_fenced_write, "sha", "k", 12, "v")
+    assert.is_false(ok)
+    assert.matches("token must be a decimal string of a token above 0 %(as %.token gives it%)", err)
     assert.has_error(function() core.redis_script_load("nope") end)
     assert.has_error(function() core.redis_renew("sha", 900, {}, {}) end)
     assert.has_error(function() core.redis_renew("sha", 900, {"not a remote"}, {"s:1"}) end)

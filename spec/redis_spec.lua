@@ -54,8 +54,7 @@ describe("RedisLock", function()
       assert.is_nil(ok)
       assert.are.equal("LockException", err.kind)
       assert.are.equal(l, assert(l:acquire()))
-      assert.is_number(l.token)
-      assert.is_true(l.token > 0)
+      assert.matches("^[1-9]%d*$", l.token)
       assert.is_true(l:check())
       assert.is_true(l:ensure())
       assert.is_true(l:release())
@@ -66,14 +65,26 @@ describe("RedisLock", function()
       assert.is_true(l:release()) -- a no-op
     end)
 
-    if _VERSION ~= "Lua 5.1" then
-      it("gives tokens as integers", function()
-        local l = lock(fresh())
-        assert(l:acquire())
-        assert.are.equal("integer", math.type(l.token))
-        l:release()
-      end)
-    end
+    -- Tokens are the server's clock in microseconds (or more): 5.1 and LuaJIT numbers would
+    -- print them as "1.7966229997446e+15", and lose digits past 2^53.
+    it("gives tokens as decimal strings on every Lua version, exact past 2^53", function()
+      local l = lock(fresh())
+      assert(l:acquire())
+      assert.are.equal("string", type(l.token))
+      assert.matches("^[1-9]%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d+$", l.token) -- >= 16 digits: µs
+      assert.are.equal(l.token, tostring(l.token))
+      l:release()
+      -- a fence past 2^53 (9007199254740993 is no double) comes back digit for digit
+      local name = fresh()
+      local out, code = fixture.server:cli("SET", "portalock:{" .. name .. "}:fence", "9007199254740993")
+      assert.are.equal(0, code, out)
+      local big = lock(name)
+      assert(big:acquire())
+      assert.are.equal("9007199254740994", big.token)
+      assert.is_true(big:fenced_write(name .. ":data", "v"))
+      assert.are.equal("9007199254740994\n", fixture.server:cli("HGET", name .. ":data", "token"))
+      big:release()
+    end)
 
     it("gives strictly increasing tokens per name, across objects", function()
       fixture:assert_tokens_increase(fresh())
@@ -155,7 +166,7 @@ describe("RedisLock", function()
       -- a waiter gets it when the holder releases
       helper.write(release, "")
       assert.are.equal(l, assert(l:acquire(10)))
-      assert.is_true(l.token > their_token)
+      assert.is_true(redis_fixture.token_above(l.token, their_token))
       l:release()
       assert(helper.wait_until(function() return not helper.alive(pid) end, 15))
     end)
@@ -228,9 +239,34 @@ describe("RedisLock", function()
       redis_fixture.assert_lost(l)
       -- the grant is free for others at once, and this object starts over on a new session
       assert.are.equal(l, assert(l:acquire(5)))
-      assert.is_true(l.token > token)
+      assert.is_true(redis_fixture.token_above(l.token, token))
       assert.is_true(l:check())
       l:release()
+    end)
+  end)
+
+  describe("status", function()
+    it("names each holder's session and token, the maximum and the waiters, changing nothing",
+      function()
+      local name = fresh("status")
+      local asker = semaphore(name, 2)
+      assert.are.same({holders = {}, waiting = 0, foreign = 0}, assert(asker:status()))
+      local mine = semaphore(name, 2)
+      assert(mine:acquire())
+      local pid, their_token, release = hold_elsewhere(name, 2)
+      local st = assert(asker:status())
+      assert.are.equal(2, st.maximum)
+      assert.are.same({mine.token, their_token}, {st.holders[1].token, st.holders[2].token})
+      assert.matches("^%x+$", st.holders[1].session)
+      assert.are_not.equal(st.holders[1].session, st.holders[2].session)
+      assert.is_true(st.holders[1].lease > 0 and st.holders[1].lease <= 30)
+      mine:release()
+      let_go(pid, release)
+      assert.are.same({}, assert(asker:status()).holders)
+      local unreachable = portalock.RedisLock(name, {redis = "redis://127.0.0.1:1/0"})
+      local none, err = unreachable:status()
+      assert.is_nil(none)
+      assert.are.equal("LockException", err.kind)
     end)
   end)
 
@@ -268,6 +304,30 @@ describe("RedisLock", function()
       assert.is_false(ok)
       assert.matches("maximum", tostring(message))
       three:release()
+    end)
+
+    it("takes another maximum once nobody holds or waits, also after a holder was killed", function()
+      local name = fresh("sem")
+      local three = semaphore(name, 3)
+      assert(three:acquire())
+      three:release()
+      -- the maximum's key outlives its holders (up to 2 ttl): it binds nobody now
+      local four = semaphore(name, 4)
+      assert.are.equal(four, assert(four:acquire(0)))
+      four:release()
+      local pid = hold_elsewhere(name, 2)
+      local ok, message = pcall(function() return semaphore(name, 5):acquire(0) end)
+      assert.is_false(ok) -- while another process holds, its maximum binds
+      assert.matches("in use with maximum 2", tostring(message))
+      helper.kill(pid, "KILL")
+      assert(helper.wait_until(function() return not helper.alive(pid) end, 5))
+      local five = semaphore(name, 5)
+      -- (as soon as the server has seen the dead holder's connection close: not after 2 ttl)
+      assert.is_true(helper.wait_until(function()
+        local acquired, got = pcall(five.acquire, five, 0)
+        return acquired and got == five
+      end, 5))
+      five:release()
     end)
   end)
 
@@ -364,6 +424,11 @@ describe("RedisLock", function()
       assert.is_true(b:release())
       local sem = portalock.RedisSemaphore(name .. "-sem", 2, opts)
       assert(sem:acquire(1))
+      assert.are.equal(1, #assert(sem:status()).holders)
+      -- another maximum for a name in use (the grant script looks for other waiters)
+      local ok, message = pcall(function() return portalock.RedisSemaphore(name .. "-sem", 3, opts):acquire(0) end)
+      assert.is_false(ok)
+      assert.matches("in use with maximum 2", message)
       assert.is_true(sem:release())
       -- and the rights are needed: a user without EVALSHA cannot open a session
       local out, status = fixture.server:cli("ACL", "SETUSER", "portalock", "-evalsha")
@@ -391,6 +456,56 @@ describe("RedisLock", function()
         out)
       assert.matches("portalock.RedisSemaphore%('x', 3%): not held | .*lost_fd: not available "
         .. "inside nginx", out)
+    end)
+  end)
+
+  -- One wording for every connection failure: what happened, naming the server.
+  describe("connection messages", function()
+    local function refusal(opts)
+      local obj, err = lock(fresh("conn"), opts):acquire(0)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      return err.message
+    end
+
+    it("say that a host name could not be resolved, naming it", function()
+      local message = refusal({redis = "redis://no-such-host.invalid:6390/0"})
+      assert.matches('^cannot connect to Redis at no%-such%-host%.invalid:6390: the host name '
+        .. '"no%-such%-host%.invalid" could not be resolved %(.+%)$', message)
+    end)
+
+    it("name the server and the command it refused (SELECT, AUTH, CLIENT SETNAME)", function()
+      local where = "Redis at 127.0.0.1:" .. fixture.server.port
+      assert.are.equal(where .. " refused SELECT: ERR DB index is out of range",
+        refusal({redis = fixture.url:gsub("/0$", "/99")}))
+      assert.matches("^" .. where:gsub("%.", "%%.") .. " refused AUTH: WRONGPASS ",
+        refusal({redis = {port = fixture.server.port, username = "nobody", password = "wrong"}}))
+      local guarded = redis_fixture.new("guarded")
+      guarded:start()
+      finally(function() guarded:close() end)
+      local out, code = guarded.server:cli("CONFIG", "SET", "requirepass", "pw")
+      assert.are.equal(0, code, out)
+      assert.are.equal("Redis at 127.0.0.1:" .. guarded.server.port .. " refused CLIENT SETNAME: "
+        .. "NOAUTH Authentication required. (give the password in the URL, "
+        .. "redis://:password@host)", refusal({redis = guarded.url}))
+    end)
+
+    it("say that a waiter's connection was lost while it waited, when its server dies", function()
+      local doomed = redis_fixture.new("doomed")
+      doomed:start()
+      finally(function() doomed:close() end)
+      local name = doomed:fresh()
+      doomed:hold_elsewhere(name)
+      local waiter = doomed:lock(name)
+      assert.is_nil(waiter:acquire(0)) -- (its session is open: the kill comes while it waits)
+      helper.spawn("(sleep 0.5; kill -KILL " .. doomed.server.pid .. ")")
+      local obj, err = waiter:acquire(10)
+      assert.is_nil(obj)
+      assert.are.equal("LockException", err.kind)
+      -- (a new session then fails as the dying server ends its sockets: refused or reset)
+      local where = ("Redis at 127%%.0%%.0%%.1:%d"):format(doomed.server.port)
+      assert.matches("^the connection to " .. where .. " was lost while waiting for '"
+        .. name:gsub("%-", "%%-") .. "' %(.-%); reconnecting: .*" .. where, err.message)
     end)
   end)
 
@@ -473,6 +588,38 @@ describe("RedisLock", function()
       end)
     end
 
+    -- A refusal carries no position inside portalock ("wait.lua:158:"): it is raised at the
+    -- caller's line, or where only the server can tell (another maximum) with none.
+    it("raises for a name too long at construction, at the caller's line, naming the argument",
+      function()
+      local long = ("n"):rep(core.REDIS_NAME_MAX + 1)
+      for _, make in ipairs({
+        {"channel", "RedisLock", function() local l = portalock.RedisLock(long) return l end},
+        {"name", "RedisSemaphore", function() local l = portalock.RedisSemaphore(long, 2) return l end},
+      }) do
+        local ok, message = pcall(make[3])
+        assert.is_false(ok)
+        assert.matches("^spec/redis_spec%.lua:%d+: bad argument '" .. make[1] .. "' to '" .. make[2]
+          .. "' %(\"nnn+\"%.%.%. %(1025 bytes%)%): the " .. make[2] .. "'s name must be at most 1024 "
+          .. "bytes$", message)
+      end
+      local just = portalock.RedisLock(("n"):rep(core.REDIS_NAME_MAX), {redis = fixture.url})
+      assert.are.equal(just, assert(just:acquire(0)))
+      just:release()
+    end)
+
+    it("raises another maximum for a name in use without a position inside portalock", function()
+      local name = fresh("sem")
+      local two = semaphore(name, 2)
+      assert(two:acquire())
+      local ok, message = pcall(function() return semaphore(name, 3):acquire(0) end)
+      two:release()
+      assert.is_false(ok)
+      assert.are.equal("bad argument 'maximum' (3): '" .. name .. "' is in use with maximum 2 "
+        .. "(every process that holds or waits for it gives that; another maximum is taken once "
+        .. "none does)", message)
+    end)
+
     it("never quotes a password", function()
       local ok, message = pcall(portalock.RedisLock, "x", {redis = "redis://u:secret@127.0.0.1:6379/x"})
       assert.is_false(ok)
@@ -484,10 +631,12 @@ describe("RedisLock", function()
 
     it("raises in the core binding for a bad token or a NUL in a name", function()
       local session = assert(core.redis_session({url = fixture.url}))
-      raises({"token must be an integer in 0..2^53", "-1"},
-        function() session:fenced_write("k", -1, "v") end)
-      raises({"token must be an integer in 0..2^53"},
-        function() session:fenced_write("k", 2 ^ 53, "v") end)
+      local bad_token = "token must be a decimal string of a token above 0 (as .token gives it)"
+      raises({bad_token, "got 5"}, function() session:fenced_write("k", 5, "v") end)
+      raises({bad_token, 'got "-1"'}, function() session:fenced_write("k", "-1", "v") end)
+      raises({bad_token, 'got "0"'}, function() session:fenced_write("k", "0", "v") end)
+      raises({bad_token, 'got "18446744073709551616"'}, -- 2^64
+        function() session:fenced_write("k", "18446744073709551616", "v") end)
       raises({"must not contain NUL bytes"}, function() core.redis_lock(session, "a\0b") end)
       raises({"bad argument 'url'"}, function() core.redis_session({url = "http://x/"}) end)
       -- the binding checks types; the ranges are the core's

@@ -28,6 +28,7 @@ static int b_new(lua_State *L) {
   opts.directory = pl_opt_string(L, 2, "directory");
   opts.timeout = pl_opt_number(L, 2, "timeout", opts.timeout);
   opts.check_interval = pl_opt_number(L, 2, "check_interval", opts.check_interval);
+  opts.perm = pl_opt_int(L, 2, "perm", opts.perm);
   /* the core's rule, asked before the number becomes a long */
   char buf[PORTALOCK_MESSAGE_MAX];
   const char *problem =

@@ -14,7 +14,12 @@ static void set_integer(lua_State *L, const char *key, lua_Integer value) {
 }
 
 int pl_push_failure(lua_State *L, const portalock_error *err) {
-  if (err->status == PORTALOCK_INVALID) return luaL_error(L, "%s", err->message);
+  /* Raised without a position: the caller of this C function is portalock's own Lua, whose
+   * line means nothing to the user (the message names the argument and the value). */
+  if (err->status == PORTALOCK_INVALID) {
+    lua_pushstring(L, err->message);
+    return lua_error(L);
+  }
   lua_pushnil(L);
   lua_createtable(L, 0, 6);
   set_string(L, "kind", portalock_status_name(err->status));

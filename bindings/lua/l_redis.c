@@ -5,26 +5,34 @@
  *   core.redis_session(opts)  -> session | nil, errtab   (opts: url and/or the option fields)
  *     session:lost() -> nil | reason    session:fd()    session:close()
  *     session:fenced_write(key, token, value) -> true | false (rejected) | nil, errtab
+ *       (token: a decimal string, as handle:token() gives it)
+ *     session:status(name) -> {maximum=, waiting=, foreign=, holders={{session=, token=, lease=},
+ *       ...}} | nil, errtab   (portalock_redis_name_status; maximum nil when none is stored)
  *   core.redis_lock(session, name[, visible]), core.redis_semaphore(session, name, maximum)
  *     -> handle
  *     handle:begin(timeout, check_interval, fail_when_locked) -> an acquisition (l_acquisition.c)
  *     handle:release() -> true | nil, errtab    handle:check() -> true | false, reason
- *     handle:ensure() -> true | nil, errtab     handle:token() -> the token, 0 when not held
+ *     handle:ensure() -> true | nil, errtab
+ *     handle:token() -> the token (a decimal string), nil when not held
  *     handle:name()    handle:maximum()
  * A handle keeps its session alive (its user value); the session keeps a list of its handles,
  * so that closing or collecting it frees them first, as portalock_redis_session_free asks.
  */
 #include "l_private.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PL_REDIS_SESSION_MT "portalock.core.redis_session"
 #define PL_REDIS_HANDLE_MT "portalock.core.redis_handle"
 
-/* Tokens reach Lua as numbers on 5.1 and LuaJIT: exact below 2^53, which they stay below. */
-#define PL_TOKEN_LIMIT 9007199254740992.0
+/* Tokens reach Lua as decimal strings on every version: they are 64-bit counters (the server's
+ * clock in microseconds, or more), which 5.1 and LuaJIT numbers hold exactly only below 2^53
+ * and print as "1.7966229997446e+15". */
+#define PL_TOKEN_DIGITS 20 /* UINT64_MAX */
 
 typedef struct l_redis_handle l_redis_handle;
 
@@ -291,12 +299,15 @@ static int r_semaphore(lua_State *L) {
   return 1;
 }
 
-static void push_token(lua_State *L, uint64_t token) {
-#if LUA_VERSION_NUM >= 503
-  lua_pushinteger(L, (lua_Integer)token);
-#else
-  lua_pushnumber(L, (lua_Number)token);
-#endif
+/* The token as a decimal string, or nil for 0 (no grant). */
+void pl_push_redis_token(lua_State *L, uint64_t token) {
+  if (token == 0) {
+    lua_pushnil(L);
+    return;
+  }
+  char digits[PL_TOKEN_DIGITS + 1];
+  snprintf(digits, sizeof digits, "%" PRIu64, token);
+  lua_pushstring(L, digits);
 }
 
 static int push_ok(lua_State *L, portalock_status status, const portalock_error *err) {
@@ -358,9 +369,9 @@ static int h_ensure(lua_State *L) {
 
 static int h_token(lua_State *L) {
   l_redis_handle *h = check_handle(L);
-  push_token(L, h->is_semaphore
-                    ? portalock_redis_semaphore_token((portalock_redis_semaphore_t *)h->object)
-                    : portalock_redis_lock_token((portalock_redis_lock_t *)h->object));
+  pl_push_redis_token(
+      L, h->is_semaphore ? portalock_redis_semaphore_token((portalock_redis_semaphore_t *)h->object)
+                         : portalock_redis_lock_token((portalock_redis_lock_t *)h->object));
   return 1;
 }
 
@@ -441,21 +452,36 @@ static int s_close(lua_State *L) {
   return 0;
 }
 
-/* The token at `idx`: an integer in 0..2^53 (an integer-valued number on 5.1). */
-static uint64_t check_token(lua_State *L, int idx) {
-  lua_Number n = luaL_checknumber(L, idx);
-  if (!(n >= 0 && n < PL_TOKEN_LIMIT && n == (lua_Number)(uint64_t)n))
-    luaL_argerror(
-        L, idx,
-        lua_pushfstring(L, "token must be an integer in 0..2^53, got %s", describe(L, idx)));
-  return (uint64_t)n;
+/* The token at `idx`: a decimal string of a 64-bit counter above 0, as pl_push_redis_token makes
+ * it. */
+uint64_t pl_check_redis_token(lua_State *L, int idx) {
+  size_t len = 0;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  uint64_t token = 0;
+  int ok = s != NULL && len >= 1 && len <= PL_TOKEN_DIGITS;
+  for (size_t i = 0; ok && i < len; i++) {
+    unsigned digit = (unsigned)(s[i] - '0');
+    ok = digit <= 9 && token <= (UINT64_MAX - digit) / 10;
+    token = token * 10 + digit;
+  }
+  if (!ok || token == 0) {
+    const char *got = s == NULL   ? describe(L, idx)
+                      : len <= 40 ? lua_pushfstring(L, "\"%s\"", s)
+                                  : lua_pushfstring(L, "a string of %d bytes", (int)len);
+    luaL_argerror(L, idx,
+                  lua_pushfstring(L,
+                                  "token must be a decimal string of a token above 0 (as "
+                                  ".token gives it), got %s",
+                                  got));
+  }
+  return token;
 }
 
 /* fenced_write(key, token, value) -> true (written) | false (a newer token wrote) | nil, errtab */
 static int s_fenced_write(lua_State *L) {
   l_redis_session *s = check_session_at(L, 1);
   const char *key = check_name(L, 2);
-  uint64_t token = check_token(L, 3);
+  uint64_t token = pl_check_redis_token(L, 3);
   size_t len;
   const char *value = luaL_checklstring(L, 4, &len);
   int written = 0;
@@ -464,6 +490,45 @@ static int s_fenced_write(lua_State *L) {
       PORTALOCK_OK)
     return pl_push_failure(L, &err);
   lua_pushboolean(L, written);
+  return 1;
+}
+
+void pl_push_redis_status(lua_State *L, const portalock_redis_status *status) {
+  lua_createtable(L, 0, 4);
+  if (status->maximum > 0) {
+    lua_pushinteger(L, (lua_Integer)status->maximum);
+    lua_setfield(L, -2, "maximum");
+  }
+  lua_pushinteger(L, (lua_Integer)status->waiting);
+  lua_setfield(L, -2, "waiting");
+  lua_pushinteger(L, (lua_Integer)status->foreign);
+  lua_setfield(L, -2, "foreign");
+  lua_createtable(L, (int)status->count, 0);
+  for (size_t i = 0; i < status->count; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, status->holders[i].session);
+    lua_setfield(L, -2, "session");
+    pl_push_redis_token(L, status->holders[i].token);
+    lua_setfield(L, -2, "token");
+    lua_pushnumber(L, status->holders[i].lease);
+    lua_setfield(L, -2, "lease");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_setfield(L, -2, "holders");
+}
+
+/* status(name) -> the table above | nil, errtab */
+static int s_status(lua_State *L) {
+  l_redis_session *s = check_session_at(L, 1);
+  const char *name = check_name(L, 2);
+  portalock_redis_status st;
+  portalock_error err;
+  if (portalock_redis_name_status(s->session, name, &st, &err) != PORTALOCK_OK) {
+    portalock_redis_status_free(&st);
+    return pl_push_failure(L, &err);
+  }
+  pl_push_redis_status(L, &st);
+  portalock_redis_status_free(&st);
   return 1;
 }
 
@@ -480,11 +545,9 @@ void pl_open_redis(lua_State *L) {
       {"token", h_token}, {"name", h_name},       {"maximum", h_maximum}, {NULL, NULL}};
   static const luaL_Reg handle_meta[] = {
       {"__gc", h_gc}, {"__close", h_close}, {"__tostring", h_tostring}, {NULL, NULL}};
-  static const luaL_Reg session_methods[] = {{"lost", s_lost},
-                                             {"fd", s_fd},
-                                             {"close", s_close},
-                                             {"fenced_write", s_fenced_write},
-                                             {NULL, NULL}};
+  static const luaL_Reg session_methods[] = {{"lost", s_lost},     {"fd", s_fd},
+                                             {"close", s_close},   {"fenced_write", s_fenced_write},
+                                             {"status", s_status}, {NULL, NULL}};
   static const luaL_Reg session_meta[] = {
       {"__gc", s_close}, {"__close", s_close}, {"__tostring", s_tostring}, {NULL, NULL}};
   static const luaL_Reg functions[] = {
@@ -519,4 +582,6 @@ void pl_open_redis(lua_State *L) {
   lua_pushnumber(L, defaults.ttl);
   lua_setfield(L, -2, "ttl");
   lua_setfield(L, -2, "REDIS_DEFAULTS");
+  lua_pushinteger(L, PORTALOCK_REDIS_NAME_MAX);
+  lua_setfield(L, -2, "REDIS_NAME_MAX");
 }

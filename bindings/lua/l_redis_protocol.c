@@ -14,31 +14,36 @@
  *     remote:begin(timeout, check_interval, fail_when_locked) -> an acquisition (step_held only)
  *     remote:grant(sha, grant, session, ttl_ms, score, visible) -> bytes  (EVALSHA GRANT)
  *     remote:release(sha, grant)   remote:renew(sha, ttl_ms, grant)   remote:leave_queue(grant)
- *     remote:subscription(verb, grant, with_name) -> bytes
+ *     remote:subscription(verb, grant, with_name) -> bytes   remote:status(sha) -> bytes
  *     remote:mismatch(stored) -> message   remote:lost_before_release() -> errtab
  *     remote:not_held(why) -> errtab
  *   core.redis_renew(sha, ttl_ms, remotes, grants)  core.redis_fenced_write(sha, key, token, value)
  *   core.redis_script_load(script)  core.redis_auth(username|nil, password)  core.redis_select(db)
  *   core.redis_client_name(session_hex, role)  core.redis_subscription(verb, channel) -> bytes
- *   core.REDIS_SCRIPTS = {"grant", "release", "renew", "fenced_write"}
+ *   core.REDIS_SCRIPTS = {"grant", "release", "renew", "fenced_write", "status"}
  *   core.REDIS_LOSSES = {command_failed = "the command connection failed", ...}: why a session
  *     or a grant is lost, in the core's words
- *   core.redis_lost_error(why), core.redis_unconfirmed_error(),
- *   core.redis_unreachable_error(where, reason) -> errtab (the core's messages)
+ *   core.redis_where(settings) -> "Redis at host:port" | "Redis at unix:path": the server as
+ *     the core's messages name it (settings: path, host, port; 0 or nil the default)
+ *   core.redis_lost_error(where, why[, waiting_for]), core.redis_unconfirmed_error(where),
+ *   core.redis_unreachable_error(where, reason), core.redis_broken_error(where, doing, err)
+ *     -> errtab (the core's messages; err a cosocket's: "timeout", "closed", ...)
  *   core.REDIS_RECHECK_INTERVAL
  *   core.redis_reader() -> reader: feed(bytes); next() -> reply | nil (incomplete) |
  *     false, message (a protocol error: the connection is unusable)
- *   reply:grant() -> "granted", token (decimal) | "contended", holders, foreign, score |
- *     "not_subscribed" | "maximum_mismatch", stored | nil, errtab
+ *   reply:grant() -> "granted", token (a decimal string, as handle:token() gives it) | "contended",
+ * holders, foreign, score | "not_subscribed" | "maximum_mismatch", stored | nil, errtab
  *   reply:release() / reply:fenced_write() / reply:leave_queue() -> true | false | nil, errtab
- *   reply:renew(n) -> {true|false, ...} | nil, errtab     reply:script_load() -> sha | nil, errtab
- *   reply:status(what) -> true | nil, errtab (anything but an error reply)
+ *   reply:renew(n) -> {true|false, ...} | nil, errtab
+ *   reply:script_load(where) -> sha | nil, errtab ("<where> refused SCRIPT LOAD: ...")
+ *   reply:status(what, where) -> true | nil, errtab ("<where> refused <what>: ..." for an error)
+ *   reply:name_status() -> the table of session:status(name) (l_redis.c) | nil, errtab
  *   reply:push() -> kind, channel | nil     reply:noscript() -> boolean
  *   reply:error(what) -> errtab
  */
 #include "l_private.h"
 
-#include <inttypes.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,15 +55,14 @@
 #define PL_READER_MT "portalock.core.redis_reader"
 #define PL_REPLY_MT "portalock.core.redis_reply"
 
-/* Tokens reach Lua as numbers on 5.1 and LuaJIT: exact below 2^53, which they stay below. */
-#define PL_TOKEN_LIMIT 9007199254740992.0
-
-static const char *const script_names[PL_SCRIPT_COUNT] = {
-    [PL_SCRIPT_GRANT] = "grant",
-    [PL_SCRIPT_RELEASE] = "release",
-    [PL_SCRIPT_RENEW] = "renew",
-    [PL_SCRIPT_FENCED_WRITE] = "fenced_write",
+static const char *const script_names[] = {
+    [PL_SCRIPT_GRANT] = "grant",   [PL_SCRIPT_RELEASE] = "release",
+    [PL_SCRIPT_RENEW] = "renew",   [PL_SCRIPT_FENCED_WRITE] = "fenced_write",
+    [PL_SCRIPT_STATUS] = "status",
 };
+/* A script added to the core needs its name here (a missing one would be a NULL name). */
+_Static_assert(sizeof script_names / sizeof *script_names == PL_SCRIPT_COUNT,
+               "every script of the Redis backend has a name");
 
 typedef struct l_remote {
   portalock_redis_remote_t *remote; /* first: the box l_acquisition.c checks; NULL once freed */
@@ -195,6 +199,13 @@ static int remote_renew_command(lua_State *L) {
   return push_command(L, pl_rproto_renew(&cmd, sha, ttl_ms, 1, &keys, &grant), &cmd);
 }
 
+/* remote:status(sha): the STATUS script of the name (who holds and waits). */
+static int remote_status_command(lua_State *L) {
+  pl_rgrant *g = remote_grant(L);
+  pl_rcommand cmd;
+  return push_command(L, pl_rproto_status(&cmd, check_cstring(L, 2), g->keys, g->name), &cmd);
+}
+
 /* remote:subscription(verb, grant, with_name) */
 static int remote_subscription_command(lua_State *L) {
   pl_rgrant *g = remote_grant(L);
@@ -233,17 +244,36 @@ static int remote_not_held(lua_State *L) {
   return 1;
 }
 
-/* core.redis_lost_error(why): "the Redis session is lost (<why>)". */
+/* core.redis_where(settings) */
+static int r_where(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  portalock_redis_options opts = {0};
+  lua_getfield(L, 1, "path"); /* each left on the stack: the strings stay alive */
+  opts.path = lua_isnil(L, -1) ? NULL : check_cstring(L, -1);
+  lua_getfield(L, 1, "host");
+  opts.host = lua_isnil(L, -1) ? NULL : check_cstring(L, -1);
+  lua_getfield(L, 1, "port");
+  opts.port = lua_isnil(L, -1) ? 0 : (int)check_long(L, -1, 0);
+  char where[PL_RWHERE_MAX];
+  pl_rconn_where(&opts, where, sizeof where);
+  lua_pushstring(L, where);
+  return 1;
+}
+
+/* core.redis_lost_error(where, why[, waiting_for]) */
 static int r_lost_error(lua_State *L) {
+  const char *where = check_cstring(L, 1), *why = check_cstring(L, 2);
+  const char *waiting_for = lua_isnoneornil(L, 3) ? NULL : check_cstring(L, 3);
   portalock_error err;
-  portalock_status st = pl_rsession_lost_error(check_cstring(L, 1), &err);
+  portalock_status st = pl_rlost_error(where, waiting_for, why, &err);
   push_error(L, st, &err);
   return 1;
 }
 
+/* core.redis_unconfirmed_error(where) */
 static int r_unconfirmed_error(lua_State *L) {
   portalock_error err;
-  portalock_status st = pl_rgrant_unconfirmed(&err);
+  portalock_status st = pl_rgrant_unconfirmed(check_cstring(L, 1), &err);
   push_error(L, st, &err);
   return 1;
 }
@@ -252,6 +282,20 @@ static int r_unconfirmed_error(lua_State *L) {
 static int r_unreachable_error(lua_State *L) {
   portalock_error err;
   portalock_status st = pl_rconn_unreachable(0, check_cstring(L, 1), check_cstring(L, 2), &err);
+  push_error(L, st, &err);
+  return 1;
+}
+
+/* core.redis_broken_error(where, doing, err): a cosocket's error as connection.c words a broken
+ * connection ("timeout" is command_timeout's, "closed" the server's end). */
+static int r_broken_error(lua_State *L) {
+  const char *where = check_cstring(L, 1), *doing = check_cstring(L, 2);
+  const char *problem = luaL_checkstring(L, 3);
+  int errnum = strcmp(problem, "timeout") == 0  ? ETIMEDOUT
+               : strcmp(problem, "closed") == 0 ? 0
+                                                : EIO;
+  portalock_error err;
+  portalock_status st = pl_rconn_broken(where, errnum, doing, errnum == EIO ? problem : NULL, &err);
   push_error(L, st, &err);
   return 1;
 }
@@ -285,17 +329,9 @@ static int r_renew(lua_State *L) {
   return push_command(L, built, &cmd);
 }
 
-/* The token at `idx`: an integer in 1..2^53. */
-static uint64_t check_token(lua_State *L, int idx) {
-  lua_Number n = luaL_checknumber(L, idx);
-  luaL_argcheck(L, n >= 1 && n < PL_TOKEN_LIMIT && n == (lua_Number)(uint64_t)n, idx,
-                "token must be an integer in 1..2^53");
-  return (uint64_t)n;
-}
-
 static int r_fenced_write(lua_State *L) {
   const char *sha = check_cstring(L, 1), *key = check_cstring(L, 2);
-  uint64_t token = check_token(L, 3);
+  uint64_t token = pl_check_redis_token(L, 3);
   size_t len;
   const char *value = luaL_checklstring(L, 4, &len);
   pl_rcommand cmd;
@@ -408,22 +444,14 @@ static int push_bad_reply(lua_State *L, const redisReply *reply, const char *wha
   return pl_push_failure(L, &err);
 }
 
-/* A token in decimal (tokens exceed 2^53 nowhere, but a Lua 5.1 number would round one that
- * did): its representation in Lua is the caller's choice. */
-static const char *u64_string(uint64_t value, char buf[24]) {
-  snprintf(buf, 24, "%" PRIu64, value);
-  return buf;
-}
-
 static int reply_grant(lua_State *L) {
   const redisReply *reply = check_reply(L);
-  char token[24];
   pl_grant_reply r;
   pl_rproto_grant_reply(reply, &r);
   switch (r.outcome) {
   case PL_GRANTED:
     lua_pushliteral(L, "granted");
-    lua_pushstring(L, u64_string(r.token, token));
+    pl_push_redis_token(L, r.token);
     return 2;
   case PL_CONTENDED:
     lua_pushliteral(L, "contended");
@@ -482,20 +510,40 @@ static int reply_renew(lua_State *L) {
   return 1;
 }
 
+/* nil, the error table of `where` refusing `what` (connection.c's words). */
+static int push_refused(lua_State *L, const redisReply *reply, const char *what,
+                        const char *where) {
+  portalock_error err;
+  pl_rconn_refused_by(where, what, reply, &err);
+  return pl_push_failure(L, &err);
+}
+
 static int reply_script_load(lua_State *L) {
   const redisReply *reply = check_reply(L);
+  const char *where = check_cstring(L, 2);
   char sha[41];
-  if (pl_rproto_script_load_reply(reply, sha) < 0) return push_bad_reply(L, reply, "SCRIPT LOAD");
+  if (pl_rproto_script_load_reply(reply, sha) < 0)
+    return push_refused(L, reply, "SCRIPT LOAD", where);
   lua_pushstring(L, sha);
   return 1;
 }
 
-/* reply:status(what): true unless the server answered with an error. */
+/* reply:status(what, where): true unless the server answered with an error. */
 static int reply_status(lua_State *L) {
   const redisReply *reply = check_reply(L);
-  const char *what = luaL_checkstring(L, 2);
-  if (reply->type == REDIS_REPLY_ERROR) return push_bad_reply(L, reply, what);
+  const char *what = check_cstring(L, 2), *where = check_cstring(L, 3);
+  if (reply->type == REDIS_REPLY_ERROR) return push_refused(L, reply, what, where);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int reply_name_status(lua_State *L) {
+  const redisReply *reply = check_reply(L);
+  portalock_redis_status status;
+  portalock_error err;
+  if (pl_rstatus_read(reply, &status, &err) != PORTALOCK_OK) return pl_push_failure(L, &err);
+  pl_push_redis_status(L, &status);
+  portalock_redis_status_free(&status);
   return 1;
 }
 
@@ -539,6 +587,7 @@ void pl_open_redis_protocol(lua_State *L) {
                                             {"renew", remote_renew_command},
                                             {"leave_queue", remote_leave_queue_command},
                                             {"subscription", remote_subscription_command},
+                                            {"status", remote_status_command},
                                             {"mismatch", remote_mismatch},
                                             {"lost_before_release", remote_lost_before_release},
                                             {"not_held", remote_not_held},
@@ -552,6 +601,7 @@ void pl_open_redis_protocol(lua_State *L) {
                                            {"renew", reply_renew},
                                            {"script_load", reply_script_load},
                                            {"status", reply_status},
+                                           {"name_status", reply_name_status},
                                            {"push", reply_push},
                                            {"noscript", reply_noscript},
                                            {"error", reply_error},
@@ -565,7 +615,9 @@ void pl_open_redis_protocol(lua_State *L) {
                                        {"redis_client_name", r_client_name},
                                        {"redis_subscription", r_subscription},
                                        {"redis_reader", r_reader},
+                                       {"redis_where", r_where},
                                        {"redis_lost_error", r_lost_error},
+                                       {"redis_broken_error", r_broken_error},
                                        {"redis_unconfirmed_error", r_unconfirmed_error},
                                        {"redis_unreachable_error", r_unreachable_error},
                                        {NULL, NULL}};

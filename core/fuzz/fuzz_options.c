@@ -58,7 +58,8 @@ static int breaks_a_rule(const char *name, const portalock_lock_options *o, mode
   if (strcmp(name, "backend") == 0)
     return o->backend != PORTALOCK_BACKEND_FLOCK && o->backend != PORTALOCK_BACKEND_OFD &&
            o->backend != PORTALOCK_BACKEND_POSIX;
-  if (strcmp(name, "perm") == 0) return o->perm < 0 || o->perm > 07777;
+  if (strcmp(name, "perm") == 0)
+    return o->perm != PORTALOCK_PERM_UMASK && (o->perm < 0 || o->perm > 07777);
   return 0;
 }
 

@@ -5,9 +5,9 @@
  * fewer, down to 0), then the URL (ending at the input's end or a NUL byte). Checks, by the
  * rules of portalock.h "Redis (distributed)":
  *   - a buffer smaller than strlen(url) + 1 is refused as 'cap', and nothing else is;
- *   - a refused URL is PORTALOCK_INVALID, "bad argument 'url' ("<url>"): ...", with the part
- *     from the first ':' after the scheme to the last '@' shown as "***", and leaves the
- *     options as they were;
+ *   - a refused URL is PORTALOCK_INVALID, "bad argument 'url' ("<url>"): ...", with what comes
+ *     before the last '@' after the scheme shown as "***" (but for a user before a ':'), the
+ *     query from its first password= value on too, and leaves the options as they were;
  *   - an accepted URL gives either a host (not empty) or an absolute path, a port within
  *     1..65535, a db within 0..INT_MAX, a password whenever there is a user, strings that lie
  *     in the buffer, the options it does not hold untouched; and the same fields again when
@@ -52,17 +52,16 @@ static size_t encode(char *out, const char *s) {
 /* The accepted options written back as a URL, parsed again: the same fields. */
 static void round_trip(const portalock_redis_options *o, const char *url) {
   static char again[3 * URL_MAX + 64], buf[sizeof again];
-  size_t n;
+  size_t n = (size_t)sprintf(again, o->path != NULL ? "unix://" : "redis://");
+  if (o->password != NULL) {
+    if (o->username != NULL) n += encode(again + n, o->username);
+    again[n++] = ':';
+    n += encode(again + n, o->password);
+    again[n++] = '@';
+  }
   if (o->path != NULL) {
-    n = (size_t)sprintf(again, "unix://%s?db=%ld", o->path, o->db);
+    n += (size_t)sprintf(again + n, "%s?db=%ld", o->path, o->db);
   } else {
-    n = (size_t)sprintf(again, "redis://");
-    if (o->password != NULL) {
-      if (o->username != NULL) n += encode(again + n, o->username);
-      again[n++] = ':';
-      n += encode(again + n, o->password);
-      again[n++] = '@';
-    }
     const char *fmt = strchr(o->host, ':') != NULL ? "[%s]:%d/%ld" : "%s:%d/%ld";
     n += (size_t)sprintf(again + n, fmt, o->host, o->port, o->db);
   }
@@ -101,8 +100,9 @@ static void check_accepted(const portalock_redis_options *o, const char *url, co
   round_trip(o, url);
 }
 
-/* The message's URL: the password's place (first ':' after the scheme to the last '@')
- * shown as "***". */
+/* The message's URL: what comes before the last '@' after the scheme shown as "***", but for
+ * a user before the first ':' there; then, in what is left, the query (after its first '?')
+ * from its first password= value to its end ('#') shown as "***". */
 static void expected_shown(const char *url, char *out, size_t cap) {
   const char *scheme = strstr(url, "://");
   const char *start = scheme != NULL ? scheme + 3 : url;
@@ -110,10 +110,21 @@ static void expected_shown(const char *url, char *out, size_t cap) {
   const char *colon = NULL;
   for (const char *p = start; at != NULL && p < at && colon == NULL; p++)
     if (*p == ':') colon = p;
-  if (colon != NULL)
-    snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - url), url, at);
+  char masked[URL_MAX + 8];
+  if (at != NULL)
+    snprintf(masked, sizeof masked, "%.*s***%s", (int)((colon != NULL ? colon + 1 : start) - url),
+             url, at);
   else
-    snprintf(out, cap, "%s", url);
+    snprintf(masked, sizeof masked, "%s", url);
+  const char *query = strchr(masked, '?'), *password = NULL;
+  for (const char *p = query; p != NULL && password == NULL && *p != '\0' && *p != '#';
+       p += 1 + strcspn(p + 1, "&#"))
+    if (strncmp(p + 1, "password=", 9) == 0) password = p + 10;
+  if (password != NULL)
+    snprintf(out, cap, "%.*s***%s", (int)(password - masked), masked,
+             password + strcspn(password, "#"));
+  else
+    snprintf(out, cap, "%s", masked);
 }
 
 static void check_refused(const portalock_error *err, const char *url) {

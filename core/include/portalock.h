@@ -246,6 +246,28 @@ typedef struct portalock_lock portalock_lock_t;
 #define PORTALOCK_DEFAULT_CHECK_INTERVAL 0.25
 
 #define PORTALOCK_PERM_MAX 07777 /* the largest `perm` of a Lock (and its kinds) */
+/* The default `perm` of a Lock (and its kinds) and of a bounded semaphore's slot files: a
+ * file it creates gets 0666 less the umask (and a directory's default ACL), as from open(2). */
+#define PORTALOCK_PERM_UMASK (-1)
+
+/*
+ * `perm`, given (0..PORTALOCK_PERM_MAX), is the exact mode of a file the call creates: open(2)
+ * masks its mode with the umask (so 0666 became 0644 under umask 022, and another user's
+ * process, say an nginx worker, could not open a file its root master created), so the
+ * descriptor of a file just created with O_CREAT|O_EXCL is given `perm` with fchmod(2), as
+ * py-filelock does with an explicit `mode`. Only a file this call created is changed, never
+ * an existing one (someone else's), and through its descriptor (no name, no symlink to
+ * follow). Until the fchmod, a few instructions later, the file has `perm` less the umask,
+ * never more. Where the file system keeps no modes (fchmod fails with EPERM) the file keeps
+ * what open(2) gave it. Not given (PORTALOCK_PERM_UMASK), the umask and a default ACL decide,
+ * as they do for any file (py-filelock does the same since it honours default ACLs).
+ *
+ * A file this process may not open (EACCES) fails with a message naming its path, its owner
+ * and mode, the user this process runs as, and what to change: "open '/tmp/x.lock':
+ * Permission denied: owned by root (uid 0), mode 0644, and this process runs as www-data
+ * (uid 33); create it with option perm 0666 (438 in decimal), or as www-data, or chown it to
+ * www-data".
+ */
 
 typedef struct portalock_lock_options {
   const char *mode;          /* "a" (see below) */
@@ -259,8 +281,8 @@ typedef struct portalock_lock_options {
                                 blocks in the kernel, with or without LOCK_NB: the wait
                                 belongs to the loop (timeout, check_interval) */
   portalock_backend backend; /* PORTALOCK_BACKEND_FLOCK */
-  int perm;                  /* 0666: permissions of a created file, less the umask
-                                (0..PORTALOCK_PERM_MAX) */
+  int perm;                  /* PORTALOCK_PERM_UMASK: 0666 less the umask for a created
+                                file; or 0..PORTALOCK_PERM_MAX: exactly that (see above) */
 } portalock_lock_options;
 
 /** Fills `opts` with the defaults above (fail_when_locked = 0). */
@@ -562,6 +584,9 @@ typedef struct portalock_bounded_semaphore_options {
   double timeout;               /* 5 seconds; 0 = one sweep; INFINITY = forever */
   double check_interval;        /* 0.25 seconds (>= 0; at least PORTALOCK_CHECK_INTERVAL_MIN
                                    in effect) */
+  int perm;                     /* PORTALOCK_PERM_UMASK: a slot file it creates gets 0666
+                                   less the umask; or 0..PORTALOCK_PERM_MAX: exactly that, as
+                                   a Lock's `perm` (the directory is never created) */
 } portalock_bounded_semaphore_options;
 
 /** Fills `opts` with the defaults above. */
@@ -576,7 +601,8 @@ portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_options *op
  * "/" or equal to "." or ".."; a pattern with an unsupported or unbalanced field, or without
  * {number} when maximum > 1 (all slots would be one file); any slot name that is not one
  * path component (contains "/", is "." or "..", is empty or longer than 255 bytes); a
- * negative or NaN timeout; a check_interval that is not a finite number >= 0.
+ * negative or NaN timeout; a check_interval that is not a finite number >= 0; a perm that is
+ * neither PORTALOCK_PERM_UMASK nor within 0..PORTALOCK_PERM_MAX.
  */
 PORTALOCK_API portalock_status portalock_bounded_semaphore_new(
     portalock_bounded_semaphore_t **out, long maximum,
@@ -680,8 +706,19 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
  * A counting semaphore with multiprocessing.Semaphore semantics, shared by name between
  * unrelated processes. It is a POSIX named semaphore (sem_open(3)) called
  * "/portalock.<name>" (on Linux the file /dev/shm/sem.portalock.<name>), created with the
- * initial value and `perm` (less the umask) by whichever process opens it first. It persists
- * until portalock_semaphore_unlink or reboot.
+ * initial value and exactly `perm` by whichever process opens it first. It persists until
+ * portalock_semaphore_unlink or reboot.
+ *
+ * `perm` is applied exactly, not masked by the umask (sem_open's mode is): a root process
+ * (an nginx master) that creates a semaphore with perm 0666 under umask 022 makes it 0666, not
+ * 0644, so processes of other users (its workers) can open it. Race-free: sem_open makes the
+ * semaphore under a temporary name ("/portalock-new.<16 hex digits>", mode 0600), its file is
+ * given `perm` with fchmod(2) through a descriptor, and only then linked to its own name, so no
+ * process meets it at its name incomplete or with another mode (a process killed in between
+ * leaves a /dev/shm/sem.portalock-new.* file behind). The default stays 0600: a semaphore's
+ * counts are shared with other users only on purpose (see below), and with a usual umask the
+ * exact 0600 is what "0600 less the umask" gave. Where named semaphores are no files (macOS,
+ * the BSDs) there is no descriptor to fchmod: the umask still applies there.
  *
  * A holder that dies does NOT give its count back: nothing in the kernel undoes a
  * semaphore's decrements, so a count taken by a process that is killed is lost until someone
@@ -699,16 +736,18 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
  *
  * Anyone can create a file in /dev/shm first, so on Linux the file is opened without
  * following a symlink (O_NOFOLLOW) and checked through that descriptor before it is mapped
- * (the library maps the checked descriptor itself; a missing semaphore is created by
- * sem_open with O_EXCL, whose file appears whole or not at all). Refused with
+ * (the library maps the checked descriptor itself; a missing semaphore's file appears whole
+ * or not at all, as above). Refused with
  * PORTALOCK_LOCK_EXCEPTION, whose message names the path, the owner and the mode: a file
  * another user owns, unless this handle's opts.perm opts into sharing (grants group or
  * others write) and the file's mode grants nothing beyond opts.perm; a file that group or
  * others may write beyond what opts.perm grants (errnum EACCES: its counts are not this
  * user's to trust); then a file that is not a regular file of sizeof(sem_t) bytes (EINVAL;
  * an empty file would fault with SIGBUS); a file that cannot be opened read-write (a symlink
- * ELOOP, another user's 0600 semaphore EACCES). So a semaphore is shared between users only
- * when each of them passes a perm that shares it. Where named semaphores are no files
+ * ELOOP, another user's 0600 semaphore EACCES, whose message also names the user this process
+ * runs as and says what to change, as for a Lock's file). So a semaphore is shared between
+ * users only when each of them passes a perm that shares it (0666, or 0660 within a group):
+ * an nginx master and its workers all give the same `perm`. Where named semaphores are no files
  * (macOS, the BSDs) sem_open opens it, with the system's own checks. Where sem_open keeps
  * them in files elsewhere than /dev/shm (glibc before 2.34 without a tmpfs there), every use
  * fails with PORTALOCK_LOCK_EXCEPTION, errnum ENOTSUP, saying so.
@@ -722,9 +761,10 @@ typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */
   double check_interval; /* 0.25 seconds: the longest clock-only wait a contended step asks for
                             (>= 0; at least PORTALOCK_CHECK_INTERVAL_MIN in effect) */
-  int perm;              /* 0600: permissions of a newly created semaphore, less the umask;
-                            group/other write bits also let an existing one that grants
-                            no more be opened, another user's included */
+  int perm;              /* 0600: the exact mode of a newly created semaphore (not masked by
+                            the umask, see above); group/other write bits also let an
+                            existing one that grants no more be opened, another user's
+                            included */
 } portalock_semaphore_options;
 
 /** Fills `opts` with the defaults above. */
@@ -963,14 +1003,17 @@ typedef struct portalock_redis_options {
 /* How often a waiter re-checks without being woken: a holder whose process died without a
  * release publishes nothing, and its grant goes when the next check sees its session gone. */
 #define PORTALOCK_REDIS_RECHECK_INTERVAL 0.1
+/* The longest name of a RedisLock (its channel) or RedisSemaphore, in bytes. */
+#define PORTALOCK_REDIS_NAME_MAX 1024
 
 PORTALOCK_API void portalock_redis_options_init(portalock_redis_options *opts);
 /*
  * Fills `opts` (host, port, path, db, username, password; the rest is left) from
- * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]"; user and password
- * %-decoded) or "unix://path[?db=N]" (path absolute). The strings point into `buf`, which
- * must hold at least strlen(url) + 1 bytes and outlive their use. INVALID, naming the part,
- * for anything else.
+ * "redis://[[user]:password@]host[:port][/db]" (host may be "[IPv6]") or
+ * "unix://[[user]:password@]/path" (path absolute), either followed by an optional query
+ * "?db=N&username=U&password=P" (each at most once; user and password %-decoded). The strings
+ * point into `buf`, which must hold at least strlen(url) + 1 bytes and outlive their use.
+ * INVALID, naming the part, for anything else; the message never shows a credential.
  */
 PORTALOCK_API portalock_status portalock_redis_options_parse_url(portalock_redis_options *opts,
                                                                  const char *url, char *buf,
@@ -1022,6 +1065,37 @@ PORTALOCK_API portalock_status portalock_redis_fenced_write(portalock_redis_sess
                                                             const char *key, uint64_t token,
                                                             const char *value, size_t len,
                                                             int *written, portalock_error *err);
+
+/* A holder of a name, as portalock_redis_name_status reports it. */
+typedef struct portalock_redis_holder {
+  char session[17]; /* its session's first 16 hex digits: the server knows its connections as
+                       "portalock-<these>-command" and "-subscription" (CLIENT LIST) */
+  uint64_t token;   /* its fencing token */
+  double lease;     /* seconds left of its lease by the server's clock (renewed every ttl/3) */
+} portalock_redis_holder;
+
+/* Who holds and waits for a name, counted as a grant counts them (a holder whose lease ran out
+ * or whose session's connection ended holds nothing). */
+typedef struct portalock_redis_status {
+  long maximum; /* the maximum stored with the name (1 for a RedisLock), 0 when none is: nobody
+                   has held or waited for it lately */
+  long waiting; /* portalock waiters */
+  long foreign; /* subscribers of the channel `name` that are no portalock acquisition: Python
+                   portalocker's RedisLock holders (its waiters subscribe only for a moment) */
+  size_t count; /* portalock holders */
+  portalock_redis_holder *holders; /* `count` of them, oldest token first */
+} portalock_redis_status;
+
+/*
+ * Fills *out with who holds and waits for `name` (a RedisLock's channel or a RedisSemaphore's
+ * name) now; one round trip, which changes nothing on the server. Free with
+ * portalock_redis_status_free (also after a failure, which leaves it empty).
+ */
+PORTALOCK_API portalock_status portalock_redis_name_status(portalock_redis_session_t *session,
+                                                           const char *name,
+                                                           portalock_redis_status *out,
+                                                           portalock_error *err);
+PORTALOCK_API void portalock_redis_status_free(portalock_redis_status *status);
 
 /*
  * A RedisLock (maximum 1, subscribed to the channel `name` as portalocker's RedisLock is) and a

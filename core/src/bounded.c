@@ -25,6 +25,7 @@ struct portalock_bounded_semaphore {
   char *directory; /* NULL until the default is decided */
   double timeout;
   double check_interval;
+  int perm;                    /* of the slot files it creates */
   portalock_lock_t *slot_lock; /* the held slot, or NULL */
   long slot;
   long *order;    /* scratch for sweeps: maximum entries, allocated by the first sweep */
@@ -44,6 +45,7 @@ void portalock_bounded_semaphore_options_init(portalock_bounded_semaphore_option
   opts->directory = NULL;
   opts->timeout = PORTALOCK_DEFAULT_TIMEOUT;
   opts->check_interval = PORTALOCK_DEFAULT_CHECK_INTERVAL;
+  opts->perm = PORTALOCK_PERM_UMASK;
 }
 
 /* Fisher-Yates with 64-bit random values: the modulo bias is below 2^-50 for n <= 10000. */
@@ -338,6 +340,8 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
   if (status != PORTALOCK_OK) return status;
   status = pl_check_timing(o.timeout, o.check_interval, err);
   if (status != PORTALOCK_OK) return status;
+  status = pl_check_perm(o.perm, err);
+  if (status != PORTALOCK_OK) return status;
   const char *pattern = o.filename_pattern != NULL ? o.filename_pattern : PL_DEFAULT_PATTERN;
   if (o.name != NULL) {
     status = pl_check_names(maximum, o.name, pattern, err);
@@ -348,6 +352,7 @@ portalock_status portalock_bounded_semaphore_new(portalock_bounded_semaphore_t *
   sem->maximum = maximum;
   sem->timeout = o.timeout;
   sem->check_interval = o.check_interval;
+  sem->perm = o.perm;
   sem->slot = -1;
   sem->watcher = (pl_watcher)PL_WATCHER_NONE;
   sem->pattern = strdup(pattern);
@@ -445,6 +450,7 @@ static portalock_status pl_slot_lock(portalock_bounded_semaphore_t *sem, long nu
   lo.mode = "r";
   lo.timeout = 0;
   lo.check_interval = check_interval;
+  lo.perm = sem->perm;
   portalock_status status = portalock_lock_new(out, path, &lo, err);
   if (status == PORTALOCK_OK) pl_lock_never_watch(*out); /* the semaphore watches every slot */
   return status;

@@ -1,10 +1,26 @@
 /* Opening lock files safely: never through a symlink, never truncating before the lock, never
- * anything but a regular file. */
+ * anything but a regular file; a file it creates gets exactly the `perm` asked for. */
 #include "private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+
+/* Creates `path` (O_CREAT|O_EXCL): a descriptor, or -1 with errno. A given `perm` is made the
+ * file's mode exactly, as py-filelock does with an explicit `mode`: open(2) masks it with the
+ * umask, which would keep other users (an nginx worker, say, when the root master created the
+ * file) out. The fchmod goes through the descriptor of the file this call just created, never
+ * an existing one nor a name; a file system that keeps no modes (EPERM) leaves the file as
+ * open(2) made it, as py-filelock lets it. */
+static int pl_lockfile_create(const char *path, int oflags, int perm) {
+  int exact = perm != PORTALOCK_PERM_UMASK;
+  int fd = open(path, oflags | O_CREAT | O_EXCL, (mode_t)(exact ? perm : 0666));
+  if (fd < 0 || !exact || fchmod(fd, (mode_t)perm) == 0 || errno == EPERM) return fd;
+  int errnum = errno;
+  close(fd);
+  errno = errnum;
+  return -1;
+}
 
 portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *fd_out,
                                   struct stat *st, portalock_error *err) {
@@ -14,10 +30,11 @@ portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *f
   oflags |= O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
   for (int round = 0; round < PL_ROUNDS; round++) {
     int fd = open(path, oflags);
-    if (fd < 0 && errno == ENOENT) fd = open(path, oflags | O_CREAT | O_EXCL, (mode_t)perm);
+    if (fd < 0 && errno == ENOENT) fd = pl_lockfile_create(path, oflags, perm);
     if (fd < 0) {
       /* EEXIST: created between the two opens; EINTR: a FIFO or a slow file system. */
       if (errno == EEXIST || errno == EINTR) continue;
+      if (errno == EACCES) return pl_fail_access(err, errno, "open", path, PL_SHARED_BY_CREATOR);
       return pl_fail_sys(err, errno, "open", path);
     }
     if (fstat(fd, st) != 0) {

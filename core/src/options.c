@@ -83,7 +83,7 @@ void portalock_lock_options_init(portalock_lock_options *opts) {
   opts->fail_when_locked = 0;
   opts->flags = PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB;
   opts->backend = PORTALOCK_BACKEND_FLOCK;
-  opts->perm = 0666;
+  opts->perm = PORTALOCK_PERM_UMASK;
 }
 
 /* "r", "a" or "w", then at most one "+" and one "b" in any order. "w" never truncates at
@@ -122,6 +122,11 @@ portalock_status pl_check_timing(double timeout, double check_interval, portaloc
   if (status != PORTALOCK_OK) return status;
   return pl_check_rule(PORTALOCK_RULE_CHECK_INTERVAL, "option 'check_interval'", check_interval,
                        err);
+}
+
+portalock_status pl_check_perm(int perm, portalock_error *err) {
+  if (perm == PORTALOCK_PERM_UMASK) return PORTALOCK_OK;
+  return pl_check_rule(PORTALOCK_RULE_PERM, "option 'perm'", perm, err);
 }
 
 double pl_check_period(double check_interval) {
@@ -174,7 +179,7 @@ portalock_status pl_check_options(const portalock_lock_options *o, pl_mode *m,
                    problem);
   status = pl_check_backend(o->backend, "option 'backend'", err);
   if (status != PORTALOCK_OK) return status;
-  status = pl_check_rule(PORTALOCK_RULE_PERM, "option 'perm'", o->perm, err);
+  status = pl_check_perm(o->perm, err);
   if (status != PORTALOCK_OK) return status;
   problem = pl_mode_problem(o->mode, o->flags, o->backend, m, buf, sizeof buf);
   if (problem != NULL) return pl_bad_mode(o->mode, problem, err);

@@ -34,6 +34,20 @@ portalock_status pl_fail(portalock_error *err, portalock_status status, int errn
 portalock_status pl_fail_sys(portalock_error *err, int errnum, const char *what, const char *path);
 void pl_strerror(int errnum, char *buf, size_t len);
 
+/* ---------------------------------------------------------------- access.c */
+
+/* "root (uid 0)", or "uid 1234" when the user has no name. */
+void pl_describe_user(uid_t uid, char *buf, size_t cap);
+/* Who must pass a sharing `perm` for another user to use a file: its creator (a lock file,
+ * whose mode is all that counts), or its creator and every user (a counting semaphore, which
+ * each user's own perm must also agree to share). */
+typedef enum pl_sharing { PL_SHARED_BY_CREATOR, PL_SHARED_BY_BOTH } pl_sharing;
+/* A file this process may not open or create (errnum EACCES): LOCK_EXCEPTION, "<what>
+ * '<path>': <strerror>: " then the file's owner and mode (or its directory's when it is
+ * missing), the user this process runs as, and what to change (option perm, or chown). */
+portalock_status pl_fail_access(portalock_error *err, int errnum, const char *what,
+                                const char *path, pl_sharing sharing);
+
 /* ---------------------------------------------------------------- backend.c */
 
 /* NULL when `flags` is exactly one of LOCK_SH/LOCK_EX plus optionally LOCK_NB, else why not. */
@@ -104,6 +118,8 @@ typedef struct pl_mode {
 portalock_status pl_check_rule(portalock_rule rule, const char *what, double value,
                                portalock_error *err);
 portalock_status pl_check_timing(double timeout, double check_interval, portalock_error *err);
+/* A file `perm` of a Lock or bounded semaphore: PORTALOCK_PERM_UMASK, or the rule's range. */
+portalock_status pl_check_perm(int perm, portalock_error *err);
 /* How long a wait may go between re-checks for `check_interval`: never less than
  * PORTALOCK_CHECK_INTERVAL_MIN, so that 0 re-checks often without spinning. */
 double pl_check_period(double check_interval);
@@ -132,7 +148,8 @@ int pl_parse_line(char *line, pl_lock_line *out);
 /* ---------------------------------------------------------------- lockfile.c */
 
 /* Opens `path` for locking: an existing file without O_CREAT (protected_regular), a missing
- * one with O_CREAT|O_EXCL and `perm`. Fills `st`; a directory is EISDIR. */
+ * one with O_CREAT|O_EXCL, given exactly `perm` (PORTALOCK_PERM_UMASK: 0666 less the umask).
+ * Fills `st`; a directory is EISDIR; EACCES names the owner and mode (pl_fail_access). */
 portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *fd_out,
                                   struct stat *st, portalock_error *err);
 /* Empties the file and leaves the descriptor writing at its position. 0, or -1 with errno. */
@@ -150,11 +167,12 @@ typedef struct pl_semfile {
 } pl_semfile;
 
 /* Opens the named semaphore `name` ("/portalock.x"; `label` names it in messages), creating
- * it with `perm` (less the umask) and `value` when missing. Where it is a file (platform.h),
- * the file is checked before it is mapped: a symlink, a file of another owner, one that
- * group or others may write beyond what `perm` grants (EACCES), or one that is no semaphore
- * (EINVAL: not a regular file, or not sizeof(sem_t) bytes) is LOCK_EXCEPTION with a message
- * naming the path, its owner and its mode. */
+ * it with `value` and exactly `perm` when missing (less the umask where it is no file). Where
+ * it is a file (platform.h), the file is checked before it is mapped: a symlink, a file of
+ * another owner, one that group or others may write beyond what `perm` grants (EACCES), or
+ * one that is no semaphore (EINVAL: not a regular file, or not sizeof(sem_t) bytes) is
+ * LOCK_EXCEPTION with a message naming the path, its owner and its mode; one this process
+ * may not open also says what to change (pl_fail_access). */
 portalock_status pl_semfile_open(const char *name, const char *label, int perm, unsigned value,
                                  pl_semfile *out, portalock_error *err);
 void pl_semfile_close(pl_semfile *file);

@@ -355,12 +355,23 @@ static void test_descriptor_and_names(void) {
   portalock_lock_free(lock);
 }
 
+/* A given perm is the created file's mode exactly, whatever the umask; without one (the
+ * default PORTALOCK_PERM_UMASK) the file gets 0666 less the umask. */
 static void test_perm(void) {
   portalock_error err;
   const struct {
     mode_t umask;
     int perm;
-  } cases[] = {{022, 0666}, {022, 0640}, {077, 0666}, {0, 0604}, {027, 0777}};
+    int mode;
+  } cases[] = {{022, 0666, 0666},
+               {022, 0640, 0640},
+               {077, 0666, 0666},
+               {0, 0604, 0604},
+               {027, 0777, 0777},
+               {022, 04644, 04644},
+               {022, PORTALOCK_PERM_UMASK, 0644},
+               {027, PORTALOCK_PERM_UMASK, 0640},
+               {0, PORTALOCK_PERM_UMASK, 0666}};
   mode_t saved = umask(0);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char name[32];
@@ -376,7 +387,7 @@ static void test_perm(void) {
     umask(0);
     struct stat st;
     CHECK(stat(path, &st) == 0);
-    CHECK_INT(st.st_mode & 07777, cases[i].perm & ~(int)cases[i].umask);
+    CHECK_INT(st.st_mode & 07777, cases[i].mode);
     portalock_lock_free(lock);
   }
   /* an existing file keeps its permissions */

@@ -16,7 +16,7 @@ static void test_defaults(void) {
   CHECK_INT(o.fail_when_locked, 0);
   CHECK_INT(o.flags, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB);
   CHECK_INT(o.backend, PORTALOCK_BACKEND_FLOCK);
-  CHECK_INT(o.perm, 0666);
+  CHECK_INT(o.perm, PORTALOCK_PERM_UMASK);
 
   /* NULL options: the defaults, with each kind's own fail_when_locked and mode */
   portalock_lock_t *lock;
@@ -27,7 +27,7 @@ static void test_defaults(void) {
   CHECK(d->timeout == 5.0 && d->check_interval == 0.25);
   CHECK_INT(d->fail_when_locked, 0);
   CHECK_INT(d->flags, PORTALOCK_LOCK_EX | PORTALOCK_LOCK_NB);
-  CHECK_INT(d->perm, 0666);
+  CHECK_INT(d->perm, PORTALOCK_PERM_UMASK);
   portalock_lock_free(lock);
   CHECK_OK(portalock_temporary_file_lock_new(&lock, tu_path("tmp"), NULL, &err), &err);
   CHECK_INT(portalock_lock_options_of(lock)->fail_when_locked, 1);
@@ -101,7 +101,7 @@ static const bad_case bad_cases[] = {
     {"flags SH|EX", "-", "a", GOOD_T, GOOD_CI, SH | EX, 0, 0666, "'flags'"},
     {"backend 7", "-", "a", GOOD_T, GOOD_CI, EX, 7, 0666, "'backend'"},
     {"backend -1", "-", "a", GOOD_T, GOOD_CI, EX, -1, 0666, "'backend'"},
-    {"perm -1", "-", "a", GOOD_T, GOOD_CI, EX, 0, -1, "'perm'"},
+    {"perm -2", "-", "a", GOOD_T, GOOD_CI, EX, 0, -2, "'perm'"},
     {"perm 07777+1", "-", "a", GOOD_T, GOOD_CI, EX, 0, 07777 + 1, "'perm'"},
     {"w with LOCK_SH", "-", "w", GOOD_T, GOOD_CI, SH, 0, 0666, "'mode'"},
     {"w+ with LOCK_SH", "-", "w+", GOOD_T, GOOD_CI, SH, 0, 0666, "'mode'"},
@@ -311,6 +311,11 @@ static void test_one_owner(void) {
   bo.timeout = -2;
   CHECK_STATUS(portalock_bounded_semaphore_new(&bounded, 1, &bo, &err), PORTALOCK_INVALID, &err);
   check_rule_words(err.message, PORTALOCK_RULE_TIMEOUT, -2);
+  portalock_bounded_semaphore_options_init(&bo);
+  CHECK_INT(bo.perm, PORTALOCK_PERM_UMASK);
+  bo.perm = PORTALOCK_PERM_MAX + 1;
+  CHECK_STATUS(portalock_bounded_semaphore_new(&bounded, 1, &bo, &err), PORTALOCK_INVALID, &err);
+  check_rule_words(err.message, PORTALOCK_RULE_PERM, PORTALOCK_PERM_MAX + 1);
 
   portalock_semaphore_t *sem;
   portalock_semaphore_options so;

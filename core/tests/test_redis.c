@@ -18,7 +18,7 @@ static const char *const acl_rules[] = {
     "~portalock:*", "&*",       "+evalsha",        "+script|load",   "+subscribe", "+unsubscribe",
     "+publish",     "+select",  "+client|setname", "+pubsub|numsub", "+time",      "+get",
     "+set",         "+hget",    "+hset",           "+hdel",          "+hgetall",   "+zadd",
-    "+zrem",        "+zpopmin", "+pexpire",        "+pttl"};
+    "+zrem",        "+zpopmin", "+zrange",         "+pexpire",       "+pttl"};
 
 static void test_acl_user(void) {
   tu_group("an ACL user with the README's rules (no admin commands) locks, renews and releases");
@@ -168,14 +168,27 @@ static void test_semaphore(void) {
   CHECK_OK(portalock_redis_semaphore_new(&other, s[3], "seats", 5, &err), &err);
   CHECK_STATUS(portalock_redis_semaphore_acquire_with(other, 0, 0.01, 0, &err), PORTALOCK_INVALID,
                &err);
-  CHECK_CONTAINS(err.message, "is in use with maximum 3");
-  portalock_redis_semaphore_free(other);
+  CHECK_CONTAINS(err.message, "is in use with maximum 3 (every process that holds or waits");
   CHECK_OK(portalock_redis_semaphore_release(sem[1], &err), &err);
   CHECK_OK(portalock_redis_semaphore_acquire_with(sem[3], 0, 0.01, 0, &err), &err);
   for (int i = 0; i < 4; i++) {
     portalock_redis_semaphore_free(sem[i]); /* frees release what they hold */
     portalock_redis_session_free(s[i]);
   }
+
+  tu_group("a new maximum is taken at once when nobody holds or waits any longer");
+  /* (the maximum's key outlives the holders by up to 2 ttl: it must not refuse then) */
+  CHECK_OK(portalock_redis_semaphore_acquire_with(other, 0, 0.01, 0, &err), &err);
+  portalock_redis_semaphore_t *again;
+  portalock_redis_session_t *s2 = rs_session(30);
+  CHECK_OK(portalock_redis_semaphore_new(&again, s2, "seats", 3, &err), &err);
+  CHECK_STATUS(portalock_redis_semaphore_acquire_with(again, 0, 0.01, 0, &err), PORTALOCK_INVALID,
+               &err);
+  CHECK_CONTAINS(err.message, "is in use with maximum 5");
+  portalock_redis_semaphore_free(other); /* releases */
+  CHECK_OK(portalock_redis_semaphore_acquire_with(again, 0, 0.01, 0, &err), &err);
+  portalock_redis_semaphore_free(again);
+  portalock_redis_session_free(s2);
 }
 
 static void test_loss(void) {
@@ -271,6 +284,59 @@ static void test_signals_stay_the_callers(void) {
   CHECK_INT(tu_reap(&child), 0); /* 128 + SIGTERM when the thread took it */
 }
 
+static void test_name_status(void) {
+  tu_group("the status of a name: its holders with their tokens, its maximum, changing nothing");
+  portalock_error err;
+  portalock_redis_session_t *a = rs_session(30), *b = rs_session(30), *asker = rs_session(30);
+  portalock_redis_status st;
+  CHECK_OK(portalock_redis_name_status(asker, "status-free", &st, &err), &err);
+  CHECK(st.maximum == 0 && st.count == 0 && st.waiting == 0 && st.foreign == 0);
+  portalock_redis_status_free(&st);
+  portalock_redis_lock_t *l;
+  CHECK_OK(portalock_redis_lock_new(&l, a, "status-lock", &err), &err);
+  CHECK_OK(portalock_redis_lock_acquire_with(l, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_name_status(asker, "status-lock", &st, &err), &err);
+  CHECK_INT(st.maximum, 1);
+  CHECK_INT((long)st.count, 1);
+  CHECK(st.holders[0].token == portalock_redis_lock_token(l));
+  CHECK_INT((long)strlen(st.holders[0].session), 16);
+  CHECK(st.holders[0].lease > 25 && st.holders[0].lease <= 30);
+  CHECK_INT(st.foreign, 0); /* the lock's own subscription to its channel is portalock's */
+  portalock_redis_status_free(&st);
+  CHECK(st.holders == NULL && st.count == 0);
+  CHECK_OK(portalock_redis_lock_release(l, &err), &err);
+  CHECK_OK(portalock_redis_name_status(asker, "status-lock", &st, &err), &err);
+  CHECK_INT((long)st.count, 0);
+  portalock_redis_status_free(&st);
+  portalock_redis_lock_free(l);
+
+  portalock_redis_semaphore_t *s1, *s2;
+  CHECK_OK(portalock_redis_semaphore_new(&s1, a, "status-seats", 3, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_new(&s2, b, "status-seats", 3, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_acquire_with(s2, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_semaphore_acquire_with(s1, 0, 0.01, 0, &err), &err);
+  CHECK_OK(portalock_redis_name_status(asker, "status-seats", &st, &err), &err);
+  CHECK_INT(st.maximum, 3);
+  CHECK_INT((long)st.count, 2);
+  CHECK(st.holders[0].token == portalock_redis_semaphore_token(s2)); /* oldest first */
+  CHECK(st.holders[1].token == portalock_redis_semaphore_token(s1));
+  CHECK(strcmp(st.holders[0].session, st.holders[1].session) != 0);
+  portalock_redis_status_free(&st);
+  /* a holder that left is no longer counted */
+  portalock_redis_session_free(b);
+  portalock_redis_semaphore_free(s2);
+  CHECK_OK(portalock_redis_name_status(asker, "status-seats", &st, &err), &err);
+  CHECK_INT((long)st.count, 1);
+  portalock_redis_status_free(&st);
+  portalock_redis_semaphore_free(s1);
+
+  CHECK_STATUS(portalock_redis_name_status(asker, "", &st, &err), PORTALOCK_INVALID, &err);
+  CHECK_CONTAINS(err.message, "bad argument 'name'");
+  CHECK_STATUS(portalock_redis_name_status(NULL, "x", &st, &err), PORTALOCK_INVALID, &err);
+  portalock_redis_session_free(a);
+  portalock_redis_session_free(asker);
+}
+
 static void test_bad_input(void) {
   tu_group("bad options and an unreachable server are clear errors");
   portalock_redis_options o;
@@ -308,6 +374,7 @@ int main(void) {
   test_loss();
   test_fork();
   test_signals_stay_the_callers();
+  test_name_status();
   test_bad_input();
   test_acl_user();
   CHECK_INT(tu_count_fds(), fds);

@@ -50,6 +50,13 @@ static const good_url good_urls[] = {
     {"redis://us%40er:p%3Aa%2Fss%25%7e@h", "h", NULL, DP, 0, "us@er", "p:a/ss%~"},
     {"redis://:p@ss@h:7", "h", NULL, 7, 0, NULL, "p@ss"},
     {"redis://u::@h", "h", NULL, DP, 0, "u", ":"},
+    /* a unix socket with AUTH, and the query's db, username and password (redis-py's forms) */
+    {"unix://:pw@/run/redis.sock", NULL, "/run/redis.sock", DP, 0, NULL, "pw"},
+    {"unix://u:p%40w@/run/redis.sock?db=3", NULL, "/run/redis.sock", DP, 3, "u", "p@w"},
+    {"unix:///s?password=p%26w&db=2", NULL, "/s", DP, 2, NULL, "p&w"},
+    {"unix:///s?db=1&username=u&password=p", NULL, "/s", DP, 1, "u", "p"},
+    {"redis://h?db=1", "h", NULL, DP, 1, NULL, NULL},
+    {"redis://h:7/2?password=pw", "h", NULL, 7, 2, NULL, "pw"},
 };
 
 static const char *or_null(const char *s) {
@@ -128,7 +135,8 @@ static const bad_url bad_urls[] = {
     {"redis://:p%4@h", "the password has a bad %-escape"},
     {"redis://:p%@h", "the password has a bad %-escape"},
     {"redis://:p%00q@h", "the password holds %00"},
-    {"redis://user@h", "the user \"user\" has no password (\"user:password@host\")"},
+    {"redis://user@h", "what comes before the '@' has no ':' (a password alone is written "
+                       "\":password@\", with a user \"user:password@\")"},
     {"redis://u:@h", "the password is empty"},
     {"redis://::1", "an IPv6 address needs brackets"},
     {"redis://[::1", "the IPv6 address has no closing ']'"},
@@ -138,19 +146,25 @@ static const bad_url bad_urls[] = {
     {"redis://[::1]:", "the port \"\" must be"},
     {"redis://h h", "the host \"h h\" has characters no host name has"},
     {"redis://h%41", "the host \"h%41\" has characters no host name has"},
-    {"redis://h?db=1", "unexpected \"?db=1\" after the host"},
+    {"redis://h/1?db=2", "the db is given twice (in the path and as db=)"},
+    {"redis://h?db=1&db=2", "the db is given twice"},
+    {"redis://:pw@h?password=x", "the password is given twice"},
+    {"redis://u:pw@h?username=v", "the user is given twice"},
+    {"unix:///s?username=", "the username= is empty"},
+    {"redis://h?username=u", "username= needs a password too (AUTH takes both)"},
+    {"redis://h?db=1#x", "unexpected \"#x\" after the query"},
     {"redis://h#x", "unexpected \"#x\" after the host"},
-    {"redis://h:1/0?x", "unexpected \"?x\" after the db"},
-    {"redis://h/?x", "unexpected \"?x\" after the host"},
+    {"redis://h:1/0?x", "the query parameter \"x\" is none of db, username, password"},
+    {"redis://h/?x=1", "the query parameter \"x\" is none of"},
     {"unix://", "the socket path is empty"},
     {"unix://?db=1", "the socket path is empty"},
     {"unix://run/redis.sock", "the socket path \"run/redis.sock\" is not absolute"},
-    {"unix://:pw@/run/redis.sock", "a unix URL takes no user or password"},
+    {"unix://:pw@run/redis.sock", "the socket path \"run/redis.sock\" is not absolute"},
     {"unix:///run/redis.sock?db=x", "the db \"x\" must be"},
     {"unix:///run/redis.sock?db=", "the db \"\" must be"},
     {"unix:///run/redis.sock?db=-2", "the db \"-2\" must be"},
-    {"unix:///run/redis.sock?timeout=1", "the query \"?timeout=1\" is not \"?db=N\""},
-    {"unix:///run/redis.sock?db=1&x=2", "unexpected \"&x=2\" after the db"},
+    {"unix:///run/redis.sock?timeout=1", "the query parameter \"timeout\" is none of"},
+    {"unix:///run/redis.sock?db=1&x=2", "the query parameter \"x\" is none of"},
     {"unix:///run/redis.sock#x", "unexpected \"#x\" after the path"},
 };
 
@@ -200,6 +214,17 @@ static void test_password_masked(void) {
       {"rediss://default:s3cret@h", "rediss://default:***@h"},
       {"redis://:a@s3cret@h:0", "redis://:***@h:0"},
       {"redis://:s3cret@/0", "redis://:***@/0"},
+      /* a password written without its ':' is not quoted as a user */
+      {"redis://s3cret@h:0", "redis://***@h:0"},
+      {"redis://s3cret@h", "redis://***@h"},
+      {"unix://:s3cret@/s?db=x", "unix://:***@/s?db=x"},
+      {"unix://u:s3cret@s", "unix://u:***@s"},
+      /* a password= value and what follows it (an unencoded '&' may be part of it) */
+      {"unix:///s?db=x&password=s3cret", "unix:///s?db=x&password=***"},
+      {"unix:///s?password=s3&cret&db=1", "unix:///s?password=***"},
+      {"redis://h?password=s3cret&password=x#y", "redis://h?password=***#y"},
+      {"redis://h?password=s3cr%zz", "redis://h?password=***"},
+      {"R?password=s3cret://h", "R?password=***"}, /* a query before any "://" */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     portalock_redis_options o;

@@ -5,9 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <math.h>
-#include <pwd.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -317,18 +315,6 @@ static void expect_refused(const char *name, int perm, int errnum, const char *o
   portalock_semaphore_free(sem);
 }
 
-/* Runs `body` in a child process as `uid`/`gid`; checks that it passed. */
-static void as_user(uid_t uid, gid_t gid, void (*body)(void)) {
-  tu_proc child;
-  if (tu_fork(&child) == 0) {
-    if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
-      tu_child_exit(10);
-    body();
-    tu_child_exit(0);
-  }
-  CHECK_INT(tu_reap(&child), 0);
-}
-
 static const char *planted_empty, *planted_open, *roots_private, *roots_open;
 
 static void plant_as_other(void) {
@@ -348,13 +334,13 @@ static void expect_shared(const char *name, int perm, long value) {
 }
 
 static void meet_roots_files(void) {
-  expect_refused(roots_private, 0600, EACCES, "owner uid 0 (root)", "mode 0600",
+  expect_refused(roots_private, 0600, EACCES, "owned by root (uid 0)", "mode 0600",
                  "Permission denied");
   /* created 0666 by root: shared with a user whose perm shares it too, and only then */
   expect_shared(roots_open, 0666, 100);
-  expect_refused(roots_open, 0600, EACCES, "owner uid 0 (root)", "mode 0666",
-                 "another user owns it (this process runs as uid ");
-  expect_refused(roots_open, 0660, EACCES, "owner uid 0 (root)", "mode 0666",
+  expect_refused(roots_open, 0600, EACCES, "owned by root (uid 0)", "mode 0666",
+                 "another user owns it (this process runs as ");
+  expect_refused(roots_open, 0660, EACCES, "owned by root (uid 0)", "mode 0666",
                  "option 'perm' 0660 grants less than its mode");
 }
 
@@ -388,26 +374,24 @@ static void test_untrusted_files(void) {
   make_semaphore(target, 0600, 3);
   name = fresh_name("link");
   CHECK_INT(symlink(shm_path(target), shm_path(name)), 0);
-  expect_refused(name, 0600, ELOOP, "a symbolic link, owner uid ", "mode 0777",
+  expect_refused(name, 0600, ELOOP, "a symbolic link, owned by ", "mode 0777",
                  "Too many levels of symbolic links");
 
   /* another user's files (as root: planted by nobody, and root's met by nobody) */
-  struct passwd *nobody = getpwnam("nobody");
-  if (geteuid() != 0 || nobody == NULL) {
-    printf("semaphore: SKIP another user's files: needs root and a user 'nobody'\n");
-    return;
-  }
+  uid_t nobody_uid;
+  gid_t nobody_gid;
+  if (!tu_other_user("another user's files", &nobody_uid, &nobody_gid)) return;
   char who[64];
-  snprintf(who, sizeof who, "owner uid %ld (nobody)", (long)nobody->pw_uid);
+  snprintf(who, sizeof who, "owned by nobody (uid %ld)", (long)nobody_uid);
   planted_empty = fresh_name("planted.empty");
   planted_open = fresh_name("planted.open");
-  as_user(nobody->pw_uid, nobody->pw_gid, plant_as_other);
+  tu_as_user(nobody_uid, nobody_gid, plant_as_other);
   /* whose it is comes before its size: another user's empty file is theirs */
   expect_refused(planted_empty, 0600, EACCES, who, "mode 0644",
-                 "another user owns it (this process runs as uid 0; option 'perm' 0600 does "
+                 "another user owns it (this process runs as root (uid 0); option 'perm' 0600 does "
                  "not share it)");
   expect_refused(planted_open, 0600, EACCES, who, "mode 0666",
-                 "another user owns it (this process runs as uid 0; option 'perm' 0600 does "
+                 "another user owns it (this process runs as root (uid 0); option 'perm' 0600 does "
                  "not share it)");
   /* a perm that shares, but less than the file's mode grants */
   expect_refused(planted_open, 0660, EACCES, who, "mode 0666",
@@ -421,7 +405,7 @@ static void test_untrusted_files(void) {
   portalock_semaphore_free(sem);
   roots_open = fresh_name("root.open");
   make_semaphore(roots_open, 0666, 100);
-  as_user(nobody->pw_uid, nobody->pw_gid, meet_roots_files);
+  tu_as_user(nobody_uid, nobody_gid, meet_roots_files);
 }
 
 static void expect_invalid_new(const char *name, unsigned long value,

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -285,4 +287,34 @@ int tu_run(char *const argv[]) {
   }
   tu_proc p = {.pid = pid, .from = -1, .to = -1};
   return tu_reap(&p);
+}
+
+int tu_other_user(const char *what, uid_t *uid, gid_t *gid) {
+  struct passwd *nobody = getpwnam("nobody");
+  if (geteuid() != 0 || nobody == NULL) {
+    printf("%s: SKIP %s: needs root and a user 'nobody'\n", tu_name, what);
+    return 0;
+  }
+  *uid = nobody->pw_uid;
+  *gid = nobody->pw_gid;
+  return 1;
+}
+
+void tu_as_user(uid_t uid, gid_t gid, void (*body)(void)) {
+  tu_proc child;
+  if (tu_fork(&child) == 0) {
+    if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
+      tu_child_exit(10);
+    body();
+    tu_child_exit(0);
+  }
+  CHECK_INT(tu_reap(&child), 0);
+}
+
+const char *tu_shared_dir(void) {
+  const char *dir = tu_path("shared");
+  if (chmod(tu_scratch(), 0711) != 0 || (mkdir(dir, 0777) != 0 && errno != EEXIST) ||
+      chmod(dir, 01777) != 0)
+    tu_fail(__FILE__, __LINE__, "make the shared directory %s: %s", dir, strerror(errno));
+  return dir;
 }

@@ -131,6 +131,19 @@ void tu_hold_end(tu_proc *p);
  * 1 when another holder has it, 0 when it was free. Any other outcome fails the test. */
 int tu_probe_locked(const char *path, portalock_backend backend);
 
+/* ---------------------------------------------------------------- another user */
+
+/* The unprivileged user 'nobody' that root's tests act as: 1 with its uid and gid, or 0
+ * (having printed "<test>: SKIP <what>: needs root and a user 'nobody'") when this process is
+ * not root or there is no such user. */
+int tu_other_user(const char *what, uid_t *uid, gid_t *gid);
+/* Runs `body` in a child process as `uid`/`gid` (no supplementary groups); checks that it
+ * passed. */
+void tu_as_user(uid_t uid, gid_t gid, void (*body)(void));
+/* A directory in the scratch directory that every user may create files in (mode 01777, as
+ * /tmp), the scratch directory made searchable by all: its path. */
+const char *tu_shared_dir(void);
+
 /* Runs argv (execvp) in a child and returns its exit status (128 + signal if killed). */
 int tu_run(char *const argv[]);
 

@@ -16,7 +16,8 @@ local wait = require "portalock.wait"
 
 local M = {}
 
-local OPTIONS = {"name", "filename_pattern", "directory", "timeout", "check_interval", "fail_when_locked"}
+local OPTIONS = {"name", "filename_pattern", "directory", "timeout", "check_interval", "fail_when_locked",
+  "perm"}
 local ACQUIRE_OPTIONS = {"timeout", "check_interval", "fail_when_locked"}
 
 -- A string C can take (no NUL); the rules of names and patterns are the core's (its errors
@@ -39,6 +40,7 @@ local CHECKS = {
   timeout = check.timeout,
   check_interval = check.check_interval,
   fail_when_locked = check.boolean,
+  perm = check.perm,
 }
 
 local function check_options(func, opts, allowed)
@@ -230,6 +232,7 @@ local function constructor(class, default_name)
       directory = opts.directory,
       timeout = defaults.timeout,
       check_interval = defaults.check_interval,
+      perm = opts.perm,
     })
     if not ok then
       error(class .. ": " .. tostring(handle), 2)

@@ -150,7 +150,7 @@ local function hold_and_run(command, holder, timeout, argv, opts)
     return EXIT.oserr
   end
   if opts.verbose then
-    say("holding %s (token %d) after %.6f s", (tostring(holder):gsub(": held$", "")),
+    say("holding %s (token %s) after %.6f s", (tostring(holder):gsub(": held$", "")),
       holder.token, core.monotonic() - started)
   end
   return run_holding(argv, holder)
@@ -389,11 +389,45 @@ local function status_files(target, registry)
     return {object.lock_filename or object.filename}, true
   elseif decl.kind == "bounded_semaphore" then
     return portalock[decl.class](decl.argument, decl.options):get_filenames(), true
-  elseif decl.redis then
-    return nil, ("%s: a %s (on Redis), which has no lock file"):format(target, decl.kind)
   end
   return nil, ("%s: a counting semaphore (%s), which has no lock file"):format(target,
     decl.options.name)
+end
+
+-- "held (2 of 3) by portalock-<session> (token T), ... [redis], 1 waiting" or "free [redis]"
+-- for a RedisLock or RedisSemaphore (`object`), as its server counts holders now; whether it is
+-- held; or nil, false, the exit status and why when the server cannot be asked.
+local function redis_status(object)
+  local st, err = object:status()
+  if not st then
+    return nil, false, EXIT.oserr, err.message
+  end
+  local holders = {}
+  for i, holder in ipairs(st.holders) do
+    holders[i] = ("portalock-%s (token %s)"):format(holder.session, holder.token)
+  end
+  if st.foreign > 0 then -- their channel's subscribers: no more is known of them
+    holders[#holders + 1] = st.foreign == 1 and "a Python portalocker process"
+      or ("%d Python portalocker processes"):format(st.foreign)
+  end
+  local text = "free"
+  if #holders > 0 then
+    local of = (st.maximum or 1) > 1
+      and (" (%d of %d)"):format(#st.holders + st.foreign, st.maximum) or ""
+    text = ("held%s by %s"):format(of, table.concat(holders, ", "))
+  end
+  text = text .. " [redis]" .. (st.waiting > 0 and (", %d waiting"):format(st.waiting) or "")
+  return text, #holders > 0
+end
+
+-- The RedisLock or RedisSemaphore that `status` asks about for `target`: with --redis the
+-- name on that server, else a declared redis_lock or redis_semaphore; nil for anything else.
+local function status_redis_object(target, opts, registry)
+  if opts.redis then
+    return make("status", "RedisLock", target, {redis = opts.redis})
+  end
+  local decl = declared(registry, target)
+  return decl and decl.redis and registry:get(target) or nil
 end
 
 function M.status(args, i, load_registry)
@@ -405,21 +439,28 @@ function M.status(args, i, load_registry)
   if args[i] == nil then
     usage_error("status: no FILE or NAME given")
   end
-  local registry = load_registry()
+  local registry = not opts.redis and load_registry() or nil -- --redis: NAME is on that server
   local any_held, failed = false, nil
-  for k = i, #args do
-    local files, is_declared = status_files(args[k], registry)
-    if not files then
-      io.stdout:write(is_declared, "\n")
+  local function report(label, text, held, code, message)
+    if text then
+      io.stdout:write(label, ": ", text, "\n")
+      any_held = any_held or held
+    else
+      say("%s", message)
+      failed = failed or code
     end
-    for _, path in ipairs(files or {}) do
-      local text, held, code, message = file_status(path, is_declared)
-      if text then
-        io.stdout:write(path, ": ", text, "\n")
-        any_held = any_held or held
-      else
-        say("%s", message)
-        failed = failed or code
+  end
+  for k = i, #args do
+    local redis_object = status_redis_object(args[k], opts, registry)
+    if redis_object then
+      report(args[k], redis_status(redis_object))
+    else
+      local files, is_declared = status_files(args[k], registry)
+      if not files then
+        io.stdout:write(is_declared, "\n")
+      end
+      for _, path in ipairs(files or {}) do
+        report(path, file_status(path, is_declared))
       end
     end
   end

@@ -100,7 +100,7 @@ local KINDS = {
   temporary_lock = {class = "TemporaryFileLock", options = set(LOCK_OPTIONS), file = true},
   pid_file_lock = {class = "PidFileLock", options = set(LOCK_OPTIONS), file = true},
   bounded_semaphore = {class = "NamedBoundedSemaphore", options = set({"maximum", "name",
-    "directory", "timeout", "check_interval", "filename_pattern"}), required = {"maximum"}},
+    "directory", "timeout", "check_interval", "filename_pattern", "perm"}), required = {"maximum"}},
   semaphore = {class = "Semaphore", options = set({"value", "name", "timeout",
     "check_interval", "perm"})},
   -- `redis` names a connection (a `redis` declaration); the constructor gets its settings.

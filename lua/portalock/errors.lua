@@ -47,6 +47,12 @@ function M.result(value, errtab)
   return value
 end
 
+--- A Redis waiter's failure to open a new session (`err`) after its session was lost (`lost`):
+--- both, the loss first (portalock.redis and, inside nginx, portalock.redis_cosocket).
+function M.reconnecting(lost, err)
+  return M.new(err.kind, lost.message .. "; reconnecting: " .. err.message, {errno = err.errno})
+end
+
 --- True when the error is of `class` or of a kind derived from it.
 function Error:is(class)
   local current = classes[self.kind]

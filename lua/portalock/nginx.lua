@@ -11,18 +11,23 @@
 ---   collector. Holds of ended requests are released by the next acquire that meets them and,
 ---   within SWEEP_INTERVAL, by a timer of the worker (armed only while requests hold).
 --- * Waiters of one worker wait in arrival order, one queue per lock: only the first polls the
----   kernel (or Redis), every POLL_INTERVAL at most; the others sleep until it is their turn.
----   The first waiters of the workers poll at one steady pace, and a release in a worker does
----   not wake its own first waiter early: that would hand every release of a busy worker to
----   its own waiters and starve the other workers'. Waiters in other processes compete
----   through the kernel as before.
+---   kernel (or Redis), every POLL_INTERVAL times the number of locks this worker's requests
+---   wait for (so a worker tries at most 1 / POLL_INTERVAL times a second, however many locks
+---   are contended); the others sleep until it is their turn. Across the workers, when
+---   portalock was loaded in init_by_lua, only the first waiter that has waited longest tries
+---   (portalock.nginx_board); else the first waiters of the workers try at the same pace. A
+---   release does not wake a waiter of its own worker early: that would hand every release of
+---   a busy worker to its own waiters. Waiters in other processes compete through the kernel.
+local core = require "portalock.core"
+
 local M = {}
 
 -- How often the worker's timer looks for holds of ended requests: a forgotten hold outlives
 -- its request by at most this (plus the time its release takes).
 M.SWEEP_INTERVAL = 0.1
---- How often the first waiter of a queue tries again (check_interval, if shorter, wins).
-M.POLL_INTERVAL = 0.005
+--- How often the first waiter of a queue tries again, when it is the worker's only queue
+--- (check_interval, if shorter, wins).
+M.POLL_INTERVAL = 0.002
 -- A waiter that is not first checks this often whether the waiters before it are still there
 -- (a request killed while waiting cannot leave the queue itself).
 local QUEUE_CHECK = 0.1
@@ -31,6 +36,12 @@ local ngx = rawget(_G, "ngx")
 
 --- True inside nginx's Lua VM.
 M.inside = type(ngx) == "table" and type(ngx.get_phase) == "function"
+
+-- The board of first waiters (it needs LuaJIT's FFI, which nginx always has).
+local board = M.inside and require "portalock.nginx_board"
+if board and ngx.get_phase() == "init" then
+  board.open() -- in the master, for the workers it forks
+end
 
 -- Phases without a request (and so without ngx.ctx): their holds belong to the coroutine.
 local NO_REQUEST_PHASES = {init = true, init_worker = true, exit_worker = true}
@@ -137,7 +148,7 @@ function M.arm_sweep()
   local ok, err = ngx.timer.at(M.SWEEP_INTERVAL, sweep_timer)
   if ok then
     sweeping = true
-  else
+  elseif not ngx.worker.exiting() then -- (an exiting worker's holds end with it)
     ngx.log(ngx.WARN, "portalock: cannot arm the timer that releases holds of ended requests: ",
       tostring(err), "; they are released when another acquire meets them")
   end
@@ -181,12 +192,14 @@ local semaphore -- ngx.semaphore, loaded at the first queue (it needs lua-resty-
 
 -- key -> {first = index, last = index, [index] = waiter}; a waiter is {request, co, wake}.
 local queues = {}
+local queue_count = 0
 
 local function queue_of(key)
   local queue = queues[key]
   if not queue then
     queue = {first = 1, last = 0}
     queues[key] = queue
+    queue_count = queue_count + 1
   end
   return queue
 end
@@ -196,6 +209,13 @@ local function gone(waiter)
     or coroutine.status(waiter.co) == "dead"
 end
 
+local function withdraw(waiter)
+  if waiter.post then
+    board.withdraw(waiter.post)
+    waiter.post = nil
+  end
+end
+
 -- The first waiter that is still there, dropping those before it that are not.
 local function head(queue)
   while queue.first <= queue.last do
@@ -203,6 +223,7 @@ local function head(queue)
     if not gone(waiter) then
       return waiter
     end
+    withdraw(waiter)
     queue[queue.first] = nil
     queue.first = queue.first + 1
   end
@@ -213,14 +234,20 @@ end
 --- trying first.
 function M.waiting(key)
   local queue = queues[key]
-  return queue ~= nil and head(queue) ~= nil
+  if queue and not head(queue) then -- its waiters are gone (killed while they waited)
+    queues[key] = nil
+    queue_count = queue_count - 1
+    return false
+  end
+  return queue ~= nil
 end
 
 --- Queues the running request for `key`; returns its waiter.
 function M.join(key, request)
   semaphore = semaphore or require "ngx.semaphore"
   local queue = queue_of(key)
-  local waiter = {key = key, request = request, co = coroutine.running(), wake = semaphore.new(0)}
+  local waiter = {key = key, request = request, co = coroutine.running(), wake = semaphore.new(0),
+    since = core.monotonic()}
   queue.last = queue.last + 1
   queue[queue.last] = waiter
   return waiter
@@ -233,15 +260,26 @@ local function nap(waiter, seconds)
   return waiter.wake:wait((ms + 0.1) / 1000) == true
 end
 
---- True when `waiter` is first in its queue (its turn to poll).
-function M.first(waiter)
+local function first(waiter)
   return head(queues[waiter.key]) == waiter
 end
 
+--- True when it is the turn of `waiter` to try: it is first in its worker's queue, and no
+--- other worker's first waiter for its key has waited longer. `now`: monotonic seconds.
+function M.may_try(waiter, now)
+  if not first(waiter) then
+    return false
+  end
+  waiter.post = waiter.post or board.post_for(waiter.key)
+  return not waiter.post or board.may_try(waiter.post, waiter.since, now)
+end
+
 --- Sleeps between two steps of `waiter`, at most until `next_attempt` (monotonic seconds, by
---- `now()`): the first waiter for POLL_INTERVAL, the others until their turn comes.
+--- `now()`): the first waiter at the pace of the worker's tries (see POLL_INTERVAL, and at
+--- least every QUEUE_CHECK, its heartbeat on the board), the others until their turn comes.
 function M.sleep(waiter, next_attempt, now)
-  local pace = M.first(waiter) and M.POLL_INTERVAL or QUEUE_CHECK
+  local pace = first(waiter) and math.min(M.POLL_INTERVAL * queue_count, QUEUE_CHECK)
+    or QUEUE_CHECK
   nap(waiter, math.min(next_attempt - now(), pace))
 end
 
@@ -250,9 +288,11 @@ function M.leave(waiter)
   local queue = queues[waiter.key]
   local was_first = head(queue) == waiter
   waiter.left = true
+  withdraw(waiter)
   local next_waiter = head(queue)
   if not next_waiter then
     queues[waiter.key] = nil
+    queue_count = queue_count - 1
   elseif was_first then
     next_waiter.wake:post(1)
   end

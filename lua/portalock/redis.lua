@@ -40,6 +40,17 @@ end
 -- Names, hosts, paths: strings that are not empty and have no NUL (a filename's rule).
 local name_string = check.filename
 
+-- A lock's or semaphore's name (`argument` as the constructor calls it): a name_string of at
+-- most core.REDIS_NAME_MAX bytes (the core's limit), checked at construction, before any I/O.
+local function lock_name(class, value, argument)
+  local problem = name_string(class, value, argument)
+  if not problem and #value > core.REDIS_NAME_MAX then
+    problem = check.bad(class, argument, value, string.format("the %s's name must be at most %d "
+      .. "bytes", class, core.REDIS_NAME_MAX))
+  end
+  return problem
+end
+
 -- A password is never quoted in a message: it may end up in a log.
 local function password_string(func, value, name)
   local problem = type(value) ~= "string" and "must be a string"
@@ -169,11 +180,8 @@ end
 
 local Redis = {}
 local getters = {
-  token = function(self)
-    local token = self._h and self._h:token()
-    if token and token > 0 then
-      return token
-    end
+  token = function(self) -- a decimal string (every Lua version), nil when not held
+    return self._h and self._h:token() or nil
   end,
   name = function(self) return self._name end,
   maximum = function(self) return self._maximum or 1 end,
@@ -218,7 +226,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   if problem then
     error(problem, 2)
   end
-  if self._h and self._h:token() ~= 0 then
+  if self._h and self._h:token() then
     self._h:release() -- a lost grant's remains: nothing to give back
   end
   local defaults = self._defaults
@@ -226,9 +234,13 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   check_interval = pick(check_interval, defaults.check_interval)
   fail_when_locked = pick(fail_when_locked, defaults.fail_when_locked)
   local deadline = core.monotonic() + timeout
+  local lost -- the loss this wait went on from, when it did: what a new session's failure follows
   while true do
     local h, err = handle_of(self)
     if not h then
+      if lost then
+        return nil, errors.reconnecting(lost, err)
+      end
       return nil, err
     end
     local acq, errtab = h:begin(math.max(0, deadline - core.monotonic()), check_interval,
@@ -247,6 +259,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
       or core.monotonic() >= deadline then
       return nil, err
     end
+    lost = err
   end
 end
 
@@ -254,8 +267,8 @@ end
 --- (the object is released either way). Never raises; releasing what is not held is a no-op.
 function Redis:release()
   check_self(self, "release")
-  if not self._h or self._h:token() == 0 then
-    return true -- the core's handle has no grant (its token is 0): nothing to release
+  if not self._h or not self._h:token() then
+    return true -- the core's handle has no grant (no token): nothing to release
   end
   return errors.result(self._h:release())
 end
@@ -276,6 +289,25 @@ end
 function Redis:lost_fd()
   check_self(self, "lost_fd")
   return self._session and self._session:fd() or nil
+end
+
+--- Who holds and waits for this object's name now, as the server counts them (one round trip,
+--- on the session, which it opens when needed; nothing changes): {holders = {{session, token,
+--- lease}, ...} (portalock holders, oldest token first: session names its connections
+--- "portalock-<session>-command" in CLIENT LIST, lease is the seconds left), maximum (stored
+--- with the name, nil when nobody held or waited lately), waiting (portalock waiters), foreign
+--- (Python portalocker holders of the channel)}; or nil, err (LockException).
+function Redis:status()
+  check_self(self, "status")
+  local session, err = session_of(self)
+  if not session then
+    return nil, err
+  end
+  local status, errtab = session:status(self._name)
+  if not status then
+    return nil, errors.from_core(errtab)
+  end
+  return status
 end
 
 --- Writes `value` to the hash `key` fenced by this grant's token: true when written, false when
@@ -364,7 +396,7 @@ end
 --- portalock.RedisLock(channel, opts): a lock named `channel`, which Python portalocker's
 --- RedisLock on the same channel respects (and the other way round).
 function M.RedisLock(channel, opts)
-  local problem = refuse_here("RedisLock") or name_string("RedisLock", channel, "channel")
+  local problem = refuse_here("RedisLock") or lock_name("RedisLock", channel, "channel")
   if problem then
     error(problem, 2)
   end
@@ -375,7 +407,7 @@ end
 --- portalock.RedisSemaphore(name, maximum, opts): at most `maximum` holders of `name` at once.
 --- Every user of a name must give the same maximum (acquire raises on a mismatch).
 function M.RedisSemaphore(name, maximum, opts)
-  local problem = refuse_here("RedisSemaphore") or name_string("RedisSemaphore", name, "name")
+  local problem = refuse_here("RedisSemaphore") or lock_name("RedisSemaphore", name, "name")
     or integer_within(1, MAXIMUM_MAX)("RedisSemaphore", maximum, "maximum")
   if problem then
     error(problem, 2)

@@ -48,9 +48,9 @@ end
 local Grant = {}
 Grant.__index = Grant
 
---- The token while held, else 0 (as the core handle's token()).
+--- The token while held (a decimal string), else nil (as the core handle's token()).
 function Grant:token()
-  return self.held and self.tok or 0
+  return self.held and self.tok or nil
 end
 
 --- (the session's) The grant is lost for `reason` (the first one stays).
@@ -144,12 +144,18 @@ function Grant:await_subscription()
     listener.wake:wait(deadline - core.monotonic())
   end
   if session.lost then
-    return nil, session:lost_error()
+    return nil, session:lost_error(self:waiting_for())
   elseif not listener.subscribed then
     session:lose(LOSSES.subscription_unconfirmed)
-    return nil, errors.from_core(core.redis_unconfirmed_error())
+    return nil, errors.from_core(core.redis_unconfirmed_error(core.redis_where(session.settings)))
   end
   return true
+end
+
+-- The name a loss of the session interrupted the wait for, once an attempt was contended
+-- (lock.c: g->waited), else nil.
+function Grant:waiting_for()
+  return self.waited and self.name or nil
 end
 
 -- Takes the wake-ups and confirmations posted so far.
@@ -176,7 +182,7 @@ function Grant:attempt(acq, queue)
   end
   local ok, err = true, nil
   if session.lost then
-    ok, err = nil, session:lost_error()
+    ok, err = nil, session:lost_error(self:waiting_for())
   elseif not listener.subscribed then
     ok, err = self:await_subscription()
   end
@@ -192,18 +198,18 @@ function Grant:attempt(acq, queue)
     return self.remote:grant(sha, self.id, session.channel, ttl_ms, score, self.visible)
   end)
   if not reply then
-    return "failed", err
+    -- Lost while it waited: that, as lock.c's pl_rgrant_failed says it.
+    return "failed", session.lost and self.waited and session:lost_error(self.name) or err
   end
   local outcome, a, _, c = reply:grant()
   if outcome == "granted" then
-    -- The token's representation is this module's: a number (exact below 2^53).
-    self.held, self.tok, self.expires, self.lost = true, tonumber(a), sent + session.settings.ttl,
-      nil
+    -- The token: a decimal string, as the core handle's (exact on every Lua version).
+    self.held, self.tok, self.expires, self.lost = true, a, sent + session.settings.ttl, nil
     self.acquiring, self.queued, self.planned = false, false, nil
     session.grants[self] = true
     return "acquired"
   elseif outcome == "contended" then
-    self.score, self.queued = c, queue
+    self.score, self.queued, self.waited = c, queue, true
     local status, detail, next_attempt = acq:held()
     if not status then
       return "failed", errors.from_core(detail)
@@ -213,7 +219,7 @@ function Grant:attempt(acq, queue)
   elseif outcome == "not_subscribed" then
     -- Confirmed, and the server has it no more: a half-open subscription.
     session:lose(LOSSES.subscription_dropped)
-    return "failed", session:lost_error()
+    return "failed", session:lost_error(self:waiting_for())
   elseif outcome == "maximum_mismatch" then
     return "failed", {invalid = self.remote:mismatch(a)} -- raised by acquire, at its caller
   end
@@ -224,7 +230,7 @@ end
 --- subscribed (with `name` when visible).
 function Grant:begin(session, request)
   self.session, self.id, self.request = session, session:next_channel(), request
-  self.score, self.queued, self.planned, self.lost = nil, false, nil, nil
+  self.score, self.queued, self.planned, self.lost, self.waited = nil, false, nil, nil, false
   self.listener = session:listen(self.remote, self.id, self.visible and self.name or nil, request)
   self.acquiring = true
 end
@@ -350,12 +356,13 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   fail_when_locked = check.pick(fail_when_locked, defaults.fail_when_locked)
   local queue = not fail_when_locked and timeout > 0
   local deadline = core.monotonic() + timeout
+  local lost -- the loss this wait went on from, when it did: what a new session's failure follows
   while true do
     local acq = grant.remote:begin(math.max(0, deadline - core.monotonic()), check_interval,
       fail_when_locked)
     local session, err = sessions.get(self._settings, self._key)
     if not session then
-      return nil, err
+      return nil, lost and errors.reconnecting(lost, err) or err
     end
     local request = nginx.current_request()
     grant:begin(session, request)
@@ -380,6 +387,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
       or core.monotonic() >= deadline then
       return nil, err
     end
+    lost = err
   end
 end
 
@@ -408,6 +416,36 @@ function Redis:ensure()
     error(problem, 2)
   end
   return self._h:ensure()
+end
+
+--- Who holds and waits for this object's name now, as portalock.redis's status() says it (one
+--- round trip over the request's connection; nothing changes): the table, or nil, err.
+function Redis:status()
+  check_self(self, "status")
+  local problem = cosocket_phase_problem("status")
+  if problem then
+    error(problem, 2)
+  end
+  local session, err = sessions.get(self._settings, self._key)
+  if not session then
+    return nil, err
+  end
+  local grant = self._h
+  local conn
+  conn, err = session:connection()
+  local reply
+  if conn then
+    reply, err = session:script(conn, "status", function(sha) return grant.remote:status(sha) end)
+  end
+  if not reply then
+    return nil, err
+  end
+  conn:keep()
+  local status, errtab = reply:name_status()
+  if not status then
+    return nil, errors.from_core(errtab)
+  end
+  return status
 end
 
 function Redis:lost_fd()

@@ -32,10 +32,6 @@ local DEFAULT_HOST = "127.0.0.1"
 -- Why a session or a grant is lost, in the core's words.
 local LOSSES = core.REDIS_LOSSES
 
-local function failure(fmt, ...)
-  return errors.new("LockException", string.format(fmt, ...))
-end
-
 -- ------------------------------------------------------------------ connections
 
 local Connection = {}
@@ -46,11 +42,9 @@ local function port_of(settings)
   return settings.port ~= 0 and settings.port or core.REDIS_DEFAULTS.port
 end
 
+-- The server as the core's messages name it ("Redis at host:port"; connection.c's words).
 local function where(settings)
-  if settings.path then
-    return "unix:" .. settings.path
-  end
-  return string.format("%s:%d", settings.host or DEFAULT_HOST, port_of(settings))
+  return core.redis_where(settings)
 end
 
 -- A connection to the session's server: pooled under `pool` (a request's), or its own (the
@@ -69,7 +63,8 @@ local function connect(settings, pool)
   if not ok then
     return nil, errors.from_core(core.redis_unreachable_error(where(settings), tostring(err)))
   end
-  return setmetatable({sock = sock, reader = core.redis_reader(), settings = settings}, Connection)
+  return setmetatable({sock = sock, reader = core.redis_reader(), settings = settings,
+    where = where(settings)}, Connection)
 end
 
 function Connection:close()
@@ -77,17 +72,18 @@ function Connection:close()
   self.closed = true
 end
 
--- Any failure ends the connection: a late reply would answer the next command.
-function Connection:fail(what, err)
+-- Any failure ends the connection: a late reply would answer the next command. `doing` as
+-- connection.c says it ("sending", "reading a reply").
+function Connection:fail(doing, err)
   self.timed_out = err == "timeout"
   self:close()
-  return nil, failure("Redis %s at %s failed: %s", what, where(self.settings), tostring(err))
+  return nil, errors.from_core(core.redis_broken_error(self.where, doing, tostring(err)))
 end
 
 function Connection:send(bytes)
   local ok, err = self.sock:send(bytes)
   if not ok then
-    return self:fail("connection", err)
+    return self:fail("sending", err)
   end
   return true
 end
@@ -100,14 +96,14 @@ function Connection:read(patient)
     if reply then
       return reply
     elseif reply == false then
-      return self:fail("connection", problem)
+      return self:fail("reading a reply", problem)
     end
     local data, err = self.sock:receiveany(READ_CHUNK)
     if not data then
       if patient and err == "timeout" then
         return nil, "timeout"
       end
-      return self:fail("connection", err)
+      return self:fail(err == "timeout" and "waiting for a reply" or "reading a reply", err)
     end
     self.reader:feed(data)
   end
@@ -138,7 +134,7 @@ function Connection:setup(commands)
       return nil, err
     end
     local errtab
-    ok, errtab = reply:status(command[1])
+    ok, errtab = reply:status(command[1], self.where)
     if not ok then
       self:close()
       return nil, errors.from_core(errtab)
@@ -211,7 +207,7 @@ function Session:script(conn, name, build)
     if not loaded then
       return nil, err
     end
-    local sha, errtab = loaded:script_load()
+    local sha, errtab = loaded:script_load(conn.where)
     if not sha then
       return nil, errors.from_core(errtab)
     end
@@ -242,9 +238,11 @@ function Session:lose(reason)
   self.outbox_ready:post(1)
 end
 
---- LockException "the Redis session is lost (<why>)", in the core's words.
-function Session:lost_error()
-  return errors.from_core(core.redis_lost_error(self.lost))
+--- LockException "the connection to Redis at <where> was lost (<why>)", or "... while waiting
+--- for '<waiting_for>' ...", in the core's words.
+function Session:lost_error(waiting_for)
+  return errors.from_core(core.redis_lost_error(core.redis_where(self.settings), self.lost,
+    waiting_for))
 end
 
 --- The channel of a new acquisition: "<session channel>:<n>".
@@ -314,7 +312,7 @@ end
 function Session:dispatch(reply)
   local kind, channel = reply:push()
   if not kind then
-    if not reply:status("SUBSCRIBE") then
+    if not reply:status("SUBSCRIBE", self.sub.where) then
       -- An error answers a SUBSCRIBE, which names no channel (session.c: pl_dispatch).
       self:lose(LOSSES.subscription_refused)
     end
@@ -388,10 +386,10 @@ function Session:load(commands)
     end
     local result, errtab
     if command[3] then
-      result, errtab = reply:script_load()
+      result, errtab = reply:script_load(self.renewer.where)
       self.sha[command[3]] = result
     else
-      result, errtab = reply:status(command[1])
+      result, errtab = reply:status(command[1], self.renewer.where)
     end
     if not result then
       return nil, errors.from_core(errtab)
@@ -511,7 +509,8 @@ function M.get(settings, key)
     self = new_session(settings, key)
     local ok, err = ngx.timer.at(0, run, self)
     if not ok then
-      return nil, failure("cannot start the Redis session's timer: %s", tostring(err))
+      return nil, errors.new("LockException", "cannot start the Redis session's timer: "
+        .. tostring(err))
     end
     sessions[key] = self
   end

@@ -162,7 +162,7 @@ local function drive_in_turn(path, key, attempt, acq, how)
     nginx.sleep(waiter, next_attempt, core.monotonic)
   end
   local ok, done, err = pcall(drive, path, function()
-    if not nginx.first(waiter) then
+    if not nginx.may_try(waiter, core.monotonic()) then
       return "in_state", false
     end
     return attempt()

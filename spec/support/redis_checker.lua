@@ -23,9 +23,10 @@ local EVENTS = {grant = true, release = true, lost = true, write_ok = true, writ
 --- Appends one event for `pid` (default: this process) at monotonic `time` (default: now).
 function checker.record(path, event, token, pid, time)
   assert(EVENTS[event], "unknown event " .. tostring(event))
-  -- %.0f, not tostring: Lua 5.1 and LuaJIT print a token (about 2^51) in 14 digits with an exponent.
+  -- A token is a decimal string (.token); a number (the checker's own tests) goes in with %.0f,
+  -- not tostring: Lua 5.1 and LuaJIT print one of about 2^51 in 14 digits with an exponent.
   local line = string.format("%s %.9f %d %s\n", event, time or core.monotonic(), pid or core.getpid(),
-    token and string.format("%.0f", token) or "-")
+    type(token) == "number" and string.format("%.0f", token) or token or "-")
   local f = assert(io.open(path, "a"))
   f:write(line) -- one line fits the stream's buffer: close() writes it in one write(2)
   f:close()

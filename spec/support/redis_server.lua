@@ -105,6 +105,10 @@ local function arguments(self)
   if self.debug then
     args[#args + 1], args[#args + 2] = "--enable-debug-command", "local"
   end
+  if self.socket then
+    args[#args + 1], args[#args + 2] = "--unixsocket", self.socket
+    args[#args + 1], args[#args + 2] = "--unixsocketperm", "700"
+  end
   return args
 end
 
@@ -212,7 +216,8 @@ end
 
 --- Starts a redis-server on 127.0.0.1 on a free port and returns it once it answers.
 --- opts.debug: allow DEBUG (--enable-debug-command local); opts.rdb: save points, so that
---- stop() writes an RDB and restart() loads it (without it: --save '', nothing persists).
+--- stop() writes an RDB and restart() loads it (without it: --save '', nothing persists);
+--- opts.unix: listen on a unix socket in its directory too (server.socket, its path).
 --- The server: port, url, pid, dir and the methods above.
 function redis_server.start(opts)
   opts = opts or {}
@@ -223,6 +228,7 @@ function redis_server.start(opts)
     local port = math.random(PORT_LOW, PORT_HIGH)
     local self = setmetatable({port = port, url = redis_server.url(port), dir = helper.tmpdir(),
       rdb = opts.rdb, debug = opts.debug, starts = 0, background = 0, commands = {}}, Server)
+    self.socket = opts.unix and self.dir .. "/redis.sock" or nil
     open_servers[self] = true
     local ok, port_taken = launch(self)
     if ok then

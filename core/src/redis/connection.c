@@ -87,10 +87,19 @@ static int pl_connect_to(const struct sockaddr *addr, socklen_t len, int family,
   return -1;
 }
 
-static int pl_connect(const portalock_redis_options *opts, double deadline, char *where,
-                      size_t cap) {
+void pl_rconn_where(const portalock_redis_options *opts, char *buf, size_t cap) {
+  if (opts->path != NULL)
+    snprintf(buf, cap, "Redis at unix:%s", opts->path);
+  else
+    snprintf(buf, cap, "Redis at %s:%d", opts->host != NULL ? opts->host : "127.0.0.1",
+             opts->port != 0 ? opts->port : PORTALOCK_REDIS_DEFAULT_PORT);
+}
+
+/* A connected socket, or -1 with errno, or with *resolve the getaddrinfo(3) error (not
+ * EAI_SYSTEM) of a host name that could not be resolved. */
+static int pl_connect(const portalock_redis_options *opts, double deadline, int *resolve) {
+  *resolve = 0;
   if (opts->path != NULL) {
-    snprintf(where, cap, "unix:%s", opts->path);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(opts->path) >= sizeof sun.sun_path) {
       errno = ENAMETOOLONG;
@@ -101,13 +110,12 @@ static int pl_connect(const portalock_redis_options *opts, double deadline, char
   }
   const char *host = opts->host != NULL ? opts->host : "127.0.0.1";
   int port = opts->port != 0 ? opts->port : PORTALOCK_REDIS_DEFAULT_PORT;
-  snprintf(where, cap, "%s:%d", host, port);
   char service[16];
   snprintf(service, sizeof service, "%d", port);
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *list;
   int rc = getaddrinfo(host, service, &hints, &list);
   if (rc != 0) {
-    errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+    if (rc != EAI_SYSTEM) *resolve = rc;
     return -1;
   }
   int fd = -1;
@@ -130,22 +138,45 @@ static portalock_status pl_rconn_auth(pl_rconn *conn, const portalock_redis_opti
   redisReply *reply = NULL;
   if (status == PORTALOCK_OK) status = pl_rconn_read(conn, &reply, deadline, err);
   if (status == PORTALOCK_OK && reply->type != REDIS_REPLY_STATUS)
-    status = pl_rproto_error(reply, "AUTH", err);
+    status = pl_rconn_refused(conn, "AUTH", reply, err);
   if (reply != NULL) freeReplyObject(reply);
   return status;
 }
 
 portalock_status pl_rconn_unreachable(int errnum, const char *where, const char *reason,
                                       portalock_error *err) {
-  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL, "cannot connect to Redis at %s: %s",
-                 where, reason);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL, "cannot connect to %s: %s", where,
+                 reason);
 }
 
-portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
-                               portalock_error *err) {
+portalock_status pl_rconn_refused_by(const char *where, const char *command,
+                                     const redisReply *reply, portalock_error *err) {
+  if (reply->type != REDIS_REPLY_ERROR)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EPROTO, NULL,
+                   "%s answered %s with an unexpected reply (type %d)", where, command,
+                   reply->type);
+  /* The usual first error of a server that wants a password, whatever the command. */
+  int noauth = reply->len >= 6 && memcmp(reply->str, "NOAUTH", 6) == 0;
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "%s refused %s: %.*s%s", where, command,
+                 (int)(reply->len > 300 ? 300 : reply->len), reply->str,
+                 noauth ? " (give the password in the URL, redis://:password@host)" : "");
+}
+
+portalock_status pl_rconn_refused(const pl_rconn *conn, const char *command,
+                                  const redisReply *reply, portalock_error *err) {
+  return pl_rconn_refused_by(conn->where, command, reply, err);
+}
+
+portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts,
+                               const char *where, double deadline, portalock_error *err) {
   *conn = (pl_rconn)PL_RCONN_NONE;
-  char where[PORTALOCK_PATH_MAX + 16];
-  conn->fd = pl_connect(opts, deadline, where, sizeof where);
+  conn->where = where;
+  int resolve;
+  conn->fd = pl_connect(opts, deadline, &resolve);
+  if (conn->fd < 0 && resolve != 0)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
+                   "cannot connect to %s: the host name \"%s\" could not be resolved (%s)", where,
+                   opts->host, gai_strerror(resolve));
   if (conn->fd < 0) {
     int e = errno;
     char reason[128];
@@ -166,22 +197,33 @@ portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *op
 void pl_rconn_close(pl_rconn *conn) {
   if (conn->fd >= 0) close(conn->fd);
   if (conn->reader != NULL) redisReaderFree(conn->reader);
+  const char *where = conn->where;
   *conn = (pl_rconn)PL_RCONN_NONE;
+  conn->where = where;
 }
 
 void pl_rconn_shut(pl_rconn *conn) {
   if (conn->fd >= 0) shutdown(conn->fd, SHUT_RDWR);
 }
 
-static portalock_status pl_rconn_failed(int errnum, const char *doing, portalock_error *err) {
+portalock_status pl_rconn_broken(const char *where, int errnum, const char *doing,
+                                 const char *reason, portalock_error *err) {
   if (errnum == ETIMEDOUT)
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL,
-                   "Redis did not answer in time (command_timeout) while %s", doing);
-  char reason[128];
-  pl_strerror(errnum, reason, sizeof reason);
+                   "%s did not answer in time (command_timeout) while %s", where, doing);
+  char text[128];
+  if (reason == NULL && errnum != 0) {
+    pl_strerror(errnum, text, sizeof text);
+    reason = text;
+  }
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL,
-                 "connection to Redis lost while %s: %s", doing,
-                 errnum == 0 ? "closed by the server" : reason);
+                 "the connection to %s was lost while %s: %s", where, doing,
+                 reason == NULL ? "closed by the server" : reason);
+}
+
+static portalock_status pl_rconn_failed(const pl_rconn *conn, int errnum, const char *doing,
+                                        portalock_error *err) {
+  return pl_rconn_broken(conn->where, errnum, doing, NULL, err);
 }
 
 portalock_status pl_rconn_send(pl_rconn *conn, const char *buf, size_t len, double deadline,
@@ -193,9 +235,9 @@ portalock_status pl_rconn_send(pl_rconn *conn, const char *buf, size_t len, doub
       len -= (size_t)n;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (pl_wait_ready(conn->fd, POLLOUT, deadline) < 0)
-        return pl_rconn_failed(errno, "sending", err);
+        return pl_rconn_failed(conn, errno, "sending", err);
     } else if (!(n < 0 && errno == EINTR)) {
-      return pl_rconn_failed(n < 0 ? errno : EPIPE, "sending", err);
+      return pl_rconn_failed(conn, n < 0 ? errno : EPIPE, "sending", err);
     }
   }
   return PORTALOCK_OK;
@@ -244,9 +286,9 @@ portalock_status pl_rconn_read(pl_rconn *conn, redisReply **reply, double deadli
   for (;;) {
     int got = pl_rconn_next(conn, reply);
     if (got > 0) return PORTALOCK_OK;
-    if (got < 0) return pl_rconn_failed(EPROTO, "reading a reply", err);
+    if (got < 0) return pl_rconn_failed(conn, EPROTO, "reading a reply", err);
     if (pl_wait_ready(conn->fd, POLLIN, deadline) < 0)
-      return pl_rconn_failed(errno, "waiting for a reply", err);
-    if (pl_rconn_receive(conn) < 0) return pl_rconn_failed(errno, "reading a reply", err);
+      return pl_rconn_failed(conn, errno, "waiting for a reply", err);
+    if (pl_rconn_receive(conn) < 0) return pl_rconn_failed(conn, errno, "reading a reply", err);
   }
 }

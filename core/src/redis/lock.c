@@ -22,17 +22,20 @@ struct portalock_redis_semaphore {
   pl_rgrant grant;
 };
 
-#define PL_REDIS_NAME_MAX 1024
+portalock_status pl_rname_check(const char *name, portalock_error *err) {
+  if (name == NULL || name[0] == '\0' || strlen(name) > PORTALOCK_REDIS_NAME_MAX)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                   "bad argument 'name' (\"%.64s\"): must be 1 to %d bytes", name ? name : "(NULL)",
+                   PORTALOCK_REDIS_NAME_MAX);
+  return PORTALOCK_OK;
+}
 
 /* What a grant is of, apart from any session: its name (checked), keys and maximum. */
 static portalock_status pl_rgrant_name(pl_rgrant *g, const char *name, long maximum, int lock,
                                        portalock_error *err) {
   *g = (pl_rgrant){
       .wake_read = -1, .wake_write = -1, .maximum = maximum, .lock = lock, .visible = lock};
-  if (name == NULL || name[0] == '\0' || strlen(name) > PL_REDIS_NAME_MAX)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                   "bad argument 'name' (\"%.64s\"): must be 1 to %d bytes", name ? name : "(NULL)",
-                   PL_REDIS_NAME_MAX);
+  if (pl_rname_check(name, err) != PORTALOCK_OK) return err->status;
   if (maximum < 1)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'maximum' (%ld): must be >= 1",
                    maximum);
@@ -105,8 +108,9 @@ static void pl_rgrant_leave_queue(pl_rgrant *g) {
 
 portalock_status pl_rgrant_mismatch(const pl_rgrant *g, long stored, portalock_error *err) {
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                 "bad argument 'maximum' (%ld): '%s' is in use with maximum %ld", g->maximum,
-                 g->name, stored);
+                 "bad argument 'maximum' (%ld): '%s' is in use with maximum %ld (every process "
+                 "that holds or waits for it gives that; another maximum is taken once none does)",
+                 g->maximum, g->name, stored);
 }
 
 portalock_status pl_rgrant_lost_before_release(const pl_rgrant *g, portalock_error *err) {
@@ -118,9 +122,9 @@ portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalo
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' is %s", g->name, why);
 }
 
-portalock_status pl_rgrant_unconfirmed(portalock_error *err) {
+portalock_status pl_rgrant_unconfirmed(const char *where, portalock_error *err) {
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
-                 "Redis did not confirm a subscription in time (command_timeout)");
+                 "%s did not confirm a subscription in time (command_timeout)", where);
 }
 
 /* Waits for the server's confirmation of the acquisition's subscription, by `deadline`. */
@@ -132,11 +136,12 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
     int subscribed = g->subscribed;
     const char *unusable = pl_rsession_unusable(s);
     pthread_mutex_unlock(&s->mutex);
-    if (unusable != NULL) return pl_rsession_lost_error(unusable, err);
+    if (unusable != NULL)
+      return pl_rsession_lost_error(s, g->waited ? g->name : NULL, unusable, err);
     if (subscribed) return PORTALOCK_OK;
     if (portalock_monotonic() >= deadline) {
       pl_rsession_lose(s, pl_losses[PL_LOST_SUBSCRIPTION_UNCONFIRMED]);
-      return pl_rgrant_unconfirmed(err);
+      return pl_rgrant_unconfirmed(s->where, err);
     }
     struct pollfd p = {.fd = g->wake_read, .events = POLLIN};
     poll(&p, 1, pl_rms_until(deadline));
@@ -144,20 +149,29 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
   }
 }
 
+/* The failure of an attempt (`status`, err) as the caller learns it: when the session is lost
+ * and the acquisition had been waiting, that the connection was lost while it waited. */
+static portalock_status pl_rgrant_failed(pl_rgrant *g, portalock_status status,
+                                         portalock_error *err) {
+  if (!g->waited || status != PORTALOCK_LOCK_EXCEPTION) return status;
+  pthread_mutex_lock(&g->session->mutex);
+  const char *why = pl_rsession_unusable(g->session);
+  pthread_mutex_unlock(&g->session->mutex);
+  return why != NULL ? pl_rsession_lost_error(g->session, g->name, why, err) : status;
+}
+
 /* One attempt; `queue`: a contended attempt waits in the queue for its wake-up. */
 static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wait *wait,
                                           portalock_error *err) {
   portalock_redis_session_t *s = g->session;
-  if (pl_rgrant_forked(g))
-    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
-                   "the Redis session belongs to process %ld (this is a forked child)",
-                   (long)s->pid);
+  if (pl_rgrant_forked(g)) return pl_rsession_lost_error(s, NULL, "forked", err);
   if (g->held)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "'%s' is already held by this handle", g->name);
   pl_watch_drain(g->wake_read);
   if (!g->acquiring) { /* the acquisition's first attempt */
     g->score[0] = '\0';
     g->queued = 0;
+    g->waited = 0;
     pthread_mutex_lock(&s->mutex);
     g->lost = NULL;
     pthread_mutex_unlock(&s->mutex);
@@ -185,7 +199,7 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
     redisReply *reply = NULL;
     portalock_status status = pl_rsession_call(s, PL_SCRIPT_GRANT, &cmd, &reply, err);
     pl_rcommand_free(&cmd);
-    if (status != PORTALOCK_OK) return status;
+    if (status != PORTALOCK_OK) return pl_rgrant_failed(g, status, err);
     pl_grant_reply r;
     pl_rproto_grant_reply(reply, &r);
     if (r.outcome == PL_BAD_REPLY) status = pl_rproto_error(reply, "acquiring a Redis lock", err);
@@ -203,6 +217,7 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
     case PL_CONTENDED:
       memcpy(g->score, r.score, sizeof g->score);
       g->queued = queue;
+      g->waited = 1;
       wait->fd = g->wake_read;
       wait->next_attempt = portalock_monotonic() + PORTALOCK_REDIS_RECHECK_INTERVAL;
       return PORTALOCK_CONTENDED;
@@ -212,7 +227,7 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
          * there, and this end has not seen it end (a half-open connection). */
         const char *dropped = pl_losses[PL_LOST_SUBSCRIPTION_DROPPED];
         pl_rsession_lose(s, dropped);
-        return pl_rsession_lost_error(dropped, err);
+        return pl_rsession_lost_error(s, g->waited ? g->name : NULL, dropped, err);
       }
       status = pl_rgrant_await_subscription(g, deadline, err);
       if (status != PORTALOCK_OK) return status;

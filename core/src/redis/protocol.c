@@ -211,6 +211,59 @@ int pl_rproto_fenced_write(pl_rcommand *cmd, const char *sha, const char *key, u
   return 0;
 }
 
+int pl_rproto_status(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS],
+                     const char *name) {
+  char *const status_keys[4] = {keys[PL_KEY_HOLDERS], keys[PL_KEY_QUEUE], keys[PL_KEY_SUBSCRIBERS],
+                                keys[PL_KEY_MAXIMUM]};
+  if (pl_rproto_evalsha(cmd, sha, 4, status_keys) < 0 || pl_rcommand_adds(cmd, name) < 0) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
+int pl_rproto_status_reply(const redisReply *reply, portalock_redis_status *out) {
+  *out = (portalock_redis_status){0};
+  long long maximum = 0, waiting, foreign;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+      reply->element[0]->type != REDIS_REPLY_STRING ||
+      (reply->element[0]->len > 0 && pl_reply_number(reply->element[0], &maximum) < 0) ||
+      pl_reply_number(reply->element[1], &waiting) < 0 ||
+      pl_reply_number(reply->element[2], &foreign) < 0 ||
+      reply->element[3]->type != REDIS_REPLY_ARRAY || reply->element[3]->elements % 3 != 0) {
+    errno = EPROTO;
+    return -1;
+  }
+  const redisReply *grants = reply->element[3];
+  size_t count = grants->elements / 3;
+  portalock_redis_holder *holders = count > 0 ? calloc(count, sizeof *holders) : NULL;
+  if (count > 0 && holders == NULL) return -1;
+  for (size_t i = 0; i < count; i++) {
+    const redisReply *session = grants->element[3 * i];
+    long long token, left;
+    if (session->type != REDIS_REPLY_STRING ||
+        pl_reply_number(grants->element[3 * i + 1], &token) < 0 || token <= 0 ||
+        pl_reply_number(grants->element[3 * i + 2], &left) < 0) {
+      free(holders);
+      errno = EPROTO;
+      return -1;
+    }
+    /* "portalock:session:<32 hex>": its first 16 digits name its connections (CLIENT LIST) */
+    const char *hex = memchr(session->str, ':', session->len) != NULL
+                          ? strrchr(session->str, ':') + 1
+                          : session->str;
+    snprintf(holders[i].session, sizeof holders[i].session, "%s", hex);
+    holders[i].token = (uint64_t)token;
+    holders[i].lease = (double)left / 1000;
+  }
+  out->maximum = (long)maximum;
+  out->waiting = (long)waiting;
+  out->foreign = (long)foreign;
+  out->count = count;
+  out->holders = holders;
+  return 0;
+}
+
 int pl_rproto_fenced_write_reply(const redisReply *reply) {
   return pl_rproto_release_reply(reply); /* the same shape: 1 or 0 */
 }

@@ -6,6 +6,7 @@
  *   connection.c  the C transport: a socket with deadlines, RESP through hiredis;
  *   session.c     a session's two connections, its keep-alive thread, fork and loss;
  *   lock.c        RedisLock and RedisSemaphore: the step API over a session;
+ *   status.c      who holds and waits for a name (portalock status);
  *   url.c         connection options and URLs.
  */
 #ifndef PORTALOCK_REDIS_H
@@ -25,6 +26,7 @@ typedef enum pl_script {
   PL_SCRIPT_RELEASE,
   PL_SCRIPT_RENEW,
   PL_SCRIPT_FENCED_WRITE,
+  PL_SCRIPT_STATUS,
   PL_SCRIPT_COUNT
 } pl_script;
 
@@ -93,6 +95,10 @@ int pl_rproto_fenced_write(pl_rcommand *cmd, const char *sha, const char *key, u
                            const char *value, size_t len);
 /* 1 written, 0 rejected, -1 a bad reply. */
 int pl_rproto_fenced_write_reply(const redisReply *reply);
+int pl_rproto_status(pl_rcommand *cmd, const char *sha, char *const keys[PL_KEYS],
+                     const char *name);
+/* Fills `out` (its holders allocated); 0, or -1 for a bad reply or out of memory (errno). */
+int pl_rproto_status_reply(const redisReply *reply, portalock_redis_status *out);
 
 /* A message on a subscription: kind "message", "subscribe", "unsubscribe"; NULL otherwise. */
 typedef struct pl_push {
@@ -148,18 +154,36 @@ extern const char *const pl_loss_names[PL_LOSSES];
 typedef struct pl_rconn {
   int fd;
   redisReader *reader;
+  const char *where; /* the server, as every message names it (pl_rconn_where) */
 } pl_rconn;
 
 #define PL_RCONN_NONE                                                                              \
-  { .fd = -1 }
+  { .fd = -1, .where = "Redis" }
 
-/* LOCK_EXCEPTION "cannot connect to Redis at <where>: <reason>". */
+/* The largest pl_rconn_where, with its NUL. */
+#define PL_RWHERE_MAX (PORTALOCK_PATH_MAX + 32)
+/* The server of `opts` as the messages name it: "Redis at host:port" or "Redis at unix:path". */
+void pl_rconn_where(const portalock_redis_options *opts, char *buf, size_t cap);
+/* LOCK_EXCEPTION "cannot connect to <where>: <reason>". */
 portalock_status pl_rconn_unreachable(int errnum, const char *where, const char *reason,
                                       portalock_error *err);
+/* LOCK_EXCEPTION for a connection to `where` that broke while `doing`: ETIMEDOUT "<where> did
+ * not answer in time (command_timeout) while <doing>", else "the connection to <where> was lost
+ * while <doing>: <reason>" (reason NULL: errnum's text, or for 0 "closed by the server"). */
+portalock_status pl_rconn_broken(const char *where, int errnum, const char *doing,
+                                 const char *reason, portalock_error *err);
 /* Connects (TCP with keep-alive, TCP_NODELAY and TCP_USER_TIMEOUT, or a unix socket) by
- * `deadline`, and says AUTH when opts has a password. */
-portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts, double deadline,
-                               portalock_error *err);
+ * `deadline`, and says AUTH when opts has a password. `where` (pl_rconn_where) must outlive
+ * the connection. */
+portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts,
+                               const char *where, double deadline, portalock_error *err);
+/* LOCK_EXCEPTION "<where> refused <command>: <the server's error>" for the server's answer to
+ * a command that sets the connection up (AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD, ...). */
+portalock_status pl_rconn_refused(const pl_rconn *conn, const char *command,
+                                  const redisReply *reply, portalock_error *err);
+/* The same for a connection of another transport to `where`. */
+portalock_status pl_rconn_refused_by(const char *where, const char *command,
+                                     const redisReply *reply, portalock_error *err);
 void pl_rconn_close(pl_rconn *conn);
 /* Milliseconds until `deadline` for poll(2): at least 0, rounded up, at most a day (a longer
  * wait wakes and waits again). */
@@ -181,6 +205,18 @@ int pl_rconn_receive(pl_rconn *conn);
 /* A complete reply read so far (1), none (0), or a protocol error (-1). */
 int pl_rconn_next(pl_rconn *conn, redisReply **reply);
 
+/* ---------------------------------------------------------------- lock.c */
+
+/* OK when `name` can name a RedisLock or RedisSemaphore (1 to PORTALOCK_REDIS_NAME_MAX bytes),
+ * else INVALID naming it. */
+portalock_status pl_rname_check(const char *name, portalock_error *err);
+
+/* ---------------------------------------------------------------- status.c */
+
+/* The STATUS script's reply into `out` (holders oldest token first), for every transport. */
+portalock_status pl_rstatus_read(const redisReply *reply, portalock_redis_status *out,
+                                 portalock_error *err);
+
 /* ---------------------------------------------------------------- session.c */
 
 typedef struct pl_rgrant pl_rgrant;
@@ -200,6 +236,7 @@ struct pl_rgrant {
   char id[96];   /* the handle's channel: the grant's id and where its wake-ups come */
   int acquiring; /* an acquisition has begun its attempts and not ended */
   int queued;    /* the last attempt put the handle in the queue of waiters */
+  int waited;    /* an attempt of this acquisition was contended: a loss is one while waiting */
   int wake_read; /* readable after a wake-up or the subscription's confirmation (s) */
   int wake_write;
   int listed;     /* in the session's list: subscribed or subscribing (s) */
@@ -219,7 +256,8 @@ struct portalock_redis_session {
   pthread_mutex_t command_mutex; /* one command at a time on `command` */
   pl_rconn command;
   pl_rconn sub;
-  char channel[64]; /* "portalock:session:<32 hex>" */
+  char channel[64];          /* "portalock:session:<32 hex>" */
+  char where[PL_RWHERE_MAX]; /* the server, as messages name it (pl_rconn_where) */
   char sha[PL_SCRIPT_COUNT][41];
   unsigned long acquisitions;  /* (m) */
   pl_rgrant *grants;           /* (m): every listed acquisition */
@@ -262,8 +300,14 @@ void pl_rgrant_renewed_locked(portalock_redis_session_t *session, pl_rgrant *gra
  * once; on_lost is called on the keep-alive thread, which this wakes). */
 void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
                            const char *reason);
-/* LOCK_EXCEPTION "the Redis session is lost (<why>)". */
-portalock_status pl_rsession_lost_error(const char *why, portalock_error *err);
+/* LOCK_EXCEPTION "the connection to <where> was lost (<why>)", or "... was lost while waiting
+ * for '<waiting_for>' (<why>)" (`where` as pl_rconn_where names the server). */
+portalock_status pl_rlost_error(const char *where, const char *waiting_for, const char *why,
+                                portalock_error *err);
+/* The same for the session's server; for a forked child, that the session is its parent's. */
+portalock_status pl_rsession_lost_error(const portalock_redis_session_t *session,
+                                        const char *waiting_for, const char *why,
+                                        portalock_error *err);
 /* Marks the session lost (the first reason stays) and shuts its connections. */
 void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
 /* The next acquisition number of the session (for its channel). */
@@ -283,8 +327,8 @@ struct portalock_redis_remote {
 portalock_status pl_rgrant_mismatch(const pl_rgrant *g, long stored, portalock_error *err);
 portalock_status pl_rgrant_lost_before_release(const pl_rgrant *g, portalock_error *err);
 portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalock_error *err);
-/* LOCK_EXCEPTION (ETIMEDOUT): the server did not confirm an acquisition's subscription within
- * command_timeout. */
-portalock_status pl_rgrant_unconfirmed(portalock_error *err);
+/* LOCK_EXCEPTION (ETIMEDOUT): the server (`where`, pl_rconn_where) did not confirm an
+ * acquisition's subscription within command_timeout. */
+portalock_status pl_rgrant_unconfirmed(const char *where, portalock_error *err);
 
 #endif /* PORTALOCK_REDIS_H */

@@ -189,7 +189,7 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
       pl_losses[err->errnum == ETIMEDOUT ? PL_LOST_COMMAND_TIMEOUT : PL_LOST_COMMAND_FAILED]);
   pthread_mutex_unlock(&session->mutex);
   /* Lost meanwhile on the keep-alive thread, which shut this connection: that is why. */
-  if (first != NULL) status = pl_rsession_lost_error(first, err);
+  if (first != NULL) status = pl_rsession_lost_error(session, NULL, first, err);
   return status;
 }
 
@@ -203,28 +203,43 @@ static portalock_status pl_load_script(portalock_redis_session_t *session, pl_sc
   pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK) return status;
   if (pl_rproto_script_load_reply(reply, sha) < 0)
-    status = pl_rproto_error(reply, "SCRIPT LOAD", err);
+    status = pl_rconn_refused(&session->command, "SCRIPT LOAD", reply, err);
   freeReplyObject(reply);
   return status;
 }
 
-portalock_status pl_rsession_lost_error(const char *unusable, portalock_error *err) {
-  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the Redis session is lost (%s)",
-                 unusable);
+portalock_status pl_rlost_error(const char *where, const char *waiting_for, const char *why,
+                                portalock_error *err) {
+  if (waiting_for != NULL)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
+                   "the connection to %s was lost while waiting for '%.200s' (%s)", where,
+                   waiting_for, why);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the connection to %s was lost (%s)",
+                 where, why);
+}
+
+portalock_status pl_rsession_lost_error(const portalock_redis_session_t *session,
+                                        const char *waiting_for, const char *why,
+                                        portalock_error *err) {
+  if (session->pid != getpid())
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
+                   "the Redis session belongs to process %ld (this is a forked child)",
+                   (long)session->pid);
+  return pl_rlost_error(session->where, waiting_for, why, err);
 }
 
 portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
                                   pl_rcommand *cmd, redisReply **reply, portalock_error *err) {
   /* A forked child has nothing to send, and must not wait for the command mutex: a thread of
    * its parent may have held it at the fork, and nothing in the child would ever unlock it. */
-  if (session->pid != getpid()) return pl_rsession_lost_error("forked", err);
+  if (session->pid != getpid()) return pl_rsession_lost_error(session, NULL, "forked", err);
   pthread_mutex_lock(&session->command_mutex);
   pthread_mutex_lock(&session->mutex);
   const char *unusable = pl_rsession_unusable(session);
   pthread_mutex_unlock(&session->mutex);
   portalock_status status;
   if (unusable != NULL) {
-    status = pl_rsession_lost_error(unusable, err);
+    status = pl_rsession_lost_error(session, NULL, unusable, err);
   } else {
     status = pl_roundtrip(session, cmd, reply, err);
     /* The server's script cache was flushed (SCRIPT FLUSH): load it again, once. */
@@ -274,7 +289,7 @@ portalock_status pl_rsession_listen(portalock_redis_session_t *session, pl_rgran
   const char *unusable = pl_rsession_unusable(session);
   struct pl_interop *interop = NULL;
   if (unusable != NULL) {
-    status = pl_rsession_lost_error(unusable, err);
+    status = pl_rsession_lost_error(session, NULL, unusable, err);
   } else if (grant->visible && (interop = *pl_interop_find(session, grant->name)) == NULL) {
     interop = calloc(1, sizeof *interop);
     if (interop == NULL || (interop->channel = strdup(grant->name)) == NULL) {
@@ -465,9 +480,10 @@ static portalock_status pl_copy_options(portalock_redis_session_t *s,
   return PORTALOCK_OK;
 }
 
-/* Sends the commands of `cmds` in one write and checks each reply with `ok`. */
-static portalock_status pl_setup(pl_rconn *conn, pl_rcommand *cmds, size_t n, double deadline,
-                                 portalock_error *err) {
+/* Sends the commands of `cmds` (called names[i] in messages) in one write and checks that no
+ * reply is an error. */
+static portalock_status pl_setup(pl_rconn *conn, pl_rcommand *cmds, const char *const *names,
+                                 size_t n, double deadline, portalock_error *err) {
   portalock_status status = PORTALOCK_OK;
   for (size_t i = 0; i < n && status == PORTALOCK_OK; i++)
     status = pl_rconn_send_command(conn, &cmds[i], deadline, err);
@@ -475,7 +491,7 @@ static portalock_status pl_setup(pl_rconn *conn, pl_rcommand *cmds, size_t n, do
     redisReply *reply;
     status = pl_rconn_read(conn, &reply, deadline, err);
     if (status != PORTALOCK_OK) break;
-    if (reply->type == REDIS_REPLY_ERROR) status = pl_rproto_error(reply, cmds[i].argv[0], err);
+    if (reply->type == REDIS_REPLY_ERROR) status = pl_rconn_refused(conn, names[i], reply, err);
     freeReplyObject(reply);
   }
   return status;
@@ -483,10 +499,11 @@ static portalock_status pl_setup(pl_rconn *conn, pl_rcommand *cmds, size_t n, do
 
 static portalock_status pl_connect_session(portalock_redis_session_t *s, portalock_error *err) {
   double deadline = portalock_monotonic() + s->opts.connect_timeout;
-  portalock_status status = pl_rconn_open(&s->command, &s->opts, deadline, err);
-  if (status == PORTALOCK_OK) status = pl_rconn_open(&s->sub, &s->opts, deadline, err);
+  portalock_status status = pl_rconn_open(&s->command, &s->opts, s->where, deadline, err);
+  if (status == PORTALOCK_OK) status = pl_rconn_open(&s->sub, &s->opts, s->where, deadline, err);
   if (status != PORTALOCK_OK) return status;
   const char *hex = s->channel + strlen("portalock:session:");
+  static const char *const setup_names[] = {"CLIENT SETNAME", "SELECT"};
   pl_rcommand setup[3];
   size_t n = 0;
   for (size_t i = 0; i < 3; i++)
@@ -495,20 +512,21 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
                (s->opts.db != 0 && pl_rproto_select(&setup[n++], s->opts.db) < 0);
   deadline = portalock_monotonic() + s->opts.command_timeout;
   status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
-                  : pl_setup(&s->command, setup, n, deadline, err);
+                  : pl_setup(&s->command, setup, setup_names, n, deadline, err);
   for (size_t i = 0; i < 3; i++)
     pl_rcommand_free(&setup[i]);
   for (int i = 0; i < PL_SCRIPT_COUNT && status == PORTALOCK_OK; i++)
     status = pl_load_script(s, (pl_script)i, s->sha[i], err);
   if (status != PORTALOCK_OK) return status;
   /* The session's own channel: once the server confirms it, the session is alive to it. */
+  static const char *const sub_names[] = {"CLIENT SETNAME", "SUBSCRIBE"};
   pl_rcommand sub[2];
   pl_rcommand_init(&sub[0]);
   pl_rcommand_init(&sub[1]);
   failed = pl_rproto_client_name(&sub[0], hex, "subscription") < 0 ||
            pl_rproto_subscription(&sub[1], "SUBSCRIBE", s->channel, NULL) < 0;
   status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
-                  : pl_setup(&s->sub, sub, 2, deadline, err);
+                  : pl_setup(&s->sub, sub, sub_names, 2, deadline, err);
   pl_rcommand_free(&sub[0]);
   pl_rcommand_free(&sub[1]);
   return status;
@@ -566,6 +584,7 @@ portalock_status portalock_redis_session_open(portalock_redis_session_t **out,
   portalock_redis_session_t *s = calloc(1, sizeof *s);
   if (s == NULL) return pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL);
   s->command = s->sub = (pl_rconn)PL_RCONN_NONE;
+  pl_rconn_where(opts, s->where, sizeof s->where);
   s->lost_read = s->lost_write = s->nudge_read = s->nudge_write = -1;
   s->pid = getpid();
   s->refs = 1;

@@ -1,8 +1,9 @@
 /* Redis options: the defaults, the address rules, and the connection URL
- *   redis://[[user]:password@]host[:port][/db]     host a name, an IPv4 or an "[IPv6]" address
- *   unix:///absolute/path[?db=N]
- * parsed into portalock_redis_options. A refusal shows the URL with its password masked: the
- * message may end up in a log. */
+ *   redis://[[user]:password@]host[:port][/db][?query]   host a name, an IPv4 or an "[IPv6]"
+ *   unix://[[user]:password@]/absolute/path[?query]
+ * where the query is "&"-separated db=N, username=U, password=P (redis-py's forms), parsed into
+ * portalock_redis_options. A refusal never shows a credential: the message may end up in a log
+ * (what comes before the '@' is masked unless it is "user:", and so is a password= value). */
 #include "../private.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -121,9 +123,10 @@ static int pl_url_junk(pl_url *u, const char *junk, const char *after) {
 static int pl_url_userinfo(pl_url *u, const char *src, size_t len, portalock_redis_options *o) {
   if (len == 0) return pl_url_fail(u, "nothing before the '@' (a URL without AUTH has no \"@\")");
   const char *colon = memchr(src, ':', len);
+  /* Not quoted: "redis://s3cret@host" is most often a password without its ':'. */
   if (colon == NULL)
-    return pl_url_fail(u, "the user \"%.*s\" has no password (\"user:password@host\")",
-                       pl_shown(len), src);
+    return pl_url_fail(u, "what comes before the '@' has no ':' (a password alone is written "
+                          "\":password@\", with a user \"user:password@\")");
   size_t user_len = (size_t)(colon - src), pass_len = len - user_len - 1;
   if (pass_len == 0)
     return pl_url_fail(u, "the password is empty (a URL without AUTH has no \"@\")");
@@ -180,6 +183,52 @@ static int pl_url_hostport(pl_url *u, const char *src, size_t len, portalock_red
   return 0;
 }
 
+/* Whether the query parameter src[0..len) is `key=`; its value then starts at src + strlen(key). */
+static int pl_url_key(const char *src, size_t len, const char *key) {
+  size_t n = strlen(key);
+  return len >= n && memcmp(src, key, n) == 0;
+}
+
+/* The query after '?' (up to a '#' or the end): db=N, username=U, password=P, each at most once
+ * and not given in the rest of the URL too. `db_given`: the path gave the db. */
+static int pl_url_query(pl_url *u, const char *s, int db_given, portalock_redis_options *o) {
+  size_t query_len = strcspn(s, "#");
+  const char *end = s + query_len;
+  int after_password = 0; /* what follows may be a password's unencoded '&' and rest */
+  while (s < end) {
+    size_t len = strcspn(s, "&");
+    if (s + len > end) len = (size_t)(end - s);
+    if (pl_url_key(s, len, "db=")) {
+      if (db_given) return pl_url_fail(u, "the db is given twice (in the path and as db=)");
+      if (pl_url_db(u, s + 3, len - 3, &o->db) != 0) return -1;
+      db_given = 1;
+    } else if (pl_url_key(s, len, "username=")) {
+      if (o->username != NULL) return pl_url_fail(u, "the user is given twice");
+      if (len == 9) return pl_url_fail(u, "the username= is empty");
+      if (pl_url_string(u, s + 9, len - 9, 1, "user", &o->username) != 0) return -1;
+    } else if (pl_url_key(s, len, "password=")) {
+      if (o->password != NULL) return pl_url_fail(u, "the password is given twice");
+      if (len == 9) return pl_url_fail(u, "the password= is empty");
+      if (pl_url_string(u, s + 9, len - 9, 1, "password", &o->password) != 0) return -1;
+      after_password = 1;
+    } else if (after_password) {
+      return pl_url_fail(u, "a query parameter after password= is none of db, username, password "
+                            "(a '&' in the password is written %%26)");
+    } else {
+      size_t key_len = strcspn(s, "=&#"); /* the key only: its value may be a secret */
+      if (key_len > len) key_len = len;
+      return pl_url_fail(u, "the query parameter \"%.*s\" is none of db, username, password",
+                         pl_shown(key_len), s);
+    }
+    s += len;
+    if (s < end) s++; /* the '&' */
+  }
+  if (*end != '\0') return pl_url_junk(u, end, "query");
+  if (o->username != NULL && o->password == NULL)
+    return pl_url_fail(u, "username= needs a password too (AUTH takes both)");
+  return 0;
+}
+
 /* What follows "redis://". */
 static int pl_url_redis(pl_url *u, const char *s, portalock_redis_options *o) {
   size_t authority = strcspn(s, "/?#");
@@ -193,37 +242,36 @@ static int pl_url_redis(pl_url *u, const char *s, portalock_redis_options *o) {
   }
   if (pl_url_hostport(u, host, (size_t)(s + authority - host), o) != 0) return -1;
   const char *rest = s + authority;
-  if (*rest == '\0') return 0;
-  if (*rest != '/') return pl_url_junk(u, rest, "host");
-  rest++;
-  size_t db_len = strcspn(rest, "?#");
-  if (db_len > 0 && pl_url_db(u, rest, db_len, &o->db) != 0) return -1; /* "/" alone: db 0 */
-  if (rest[db_len] != '\0') return pl_url_junk(u, rest + db_len, db_len > 0 ? "db" : "host");
+  size_t db_len = 0;
+  if (*rest == '/') {
+    rest++;
+    db_len = strcspn(rest, "?#");
+    if (db_len > 0 && pl_url_db(u, rest, db_len, &o->db) != 0) return -1; /* "/" alone: db 0 */
+    rest += db_len;
+  }
+  if (*rest == '?') return pl_url_query(u, rest + 1, db_len > 0, o);
+  if (*rest != '\0') return pl_url_junk(u, rest, db_len > 0 ? "db" : "host");
   return 0;
 }
 
-/* What follows "unix://": an absolute path, then maybe "?db=N". */
+/* What follows "unix://": maybe "[user]:password@", an absolute path, maybe a query. */
 static int pl_url_unix(pl_url *u, const char *s, portalock_redis_options *o) {
+  const char *at = NULL;
+  for (const char *p = s; *p != '\0' && *p != '/'; p++)
+    if (*p == '@') at = p;
+  if (at != NULL) {
+    if (pl_url_userinfo(u, s, (size_t)(at - s), o) != 0) return -1;
+    s = at + 1;
+  }
   size_t path_len = strcspn(s, "?#");
   if (path_len == 0) return pl_url_fail(u, "the socket path is empty");
-  if (s[0] != '/') {
-    if (memchr(s, '@', strcspn(s, "/")) != NULL)
-      return pl_url_fail(u, "a unix URL takes no user or password (give them as options)");
+  if (s[0] != '/')
     return pl_url_fail(u, "the socket path \"%.*s\" is not absolute (\"unix:///path\")",
                        pl_shown(path_len), s);
-  }
   if (pl_url_string(u, s, path_len, 0, "path", &o->path) != 0) return -1;
   const char *rest = s + path_len;
-  if (*rest == '\0') return 0;
-  if (strncmp(rest, "?db=", 4) != 0) {
-    if (*rest == '?')
-      return pl_url_fail(u, "the query \"%.*s\" is not \"?db=N\"", pl_shown(strlen(rest)), rest);
-    return pl_url_junk(u, rest, "path");
-  }
-  rest += 4;
-  size_t db_len = strcspn(rest, "&#");
-  if (pl_url_db(u, rest, db_len, &o->db) != 0) return -1;
-  if (rest[db_len] != '\0') return pl_url_junk(u, rest + db_len, "db");
+  if (*rest == '?') return pl_url_query(u, rest + 1, 0, o);
+  if (*rest != '\0') return pl_url_junk(u, rest, "path");
   return 0;
 }
 
@@ -235,20 +283,52 @@ static int pl_url_parse(pl_url *u, const char *url, portalock_redis_options *o) 
   return pl_url_fail(u, "must start with \"redis://\" or \"unix://\"");
 }
 
-/* INVALID: "bad argument 'url' ("<url>"): <why>", with what may be a password (from the first
- * ':' after the scheme to the last '@') shown as "***", also where a password that should have
- * been %-encoded broke the parse. */
+/* Appends src[0..len) to the shown text at *pos (cut at its capacity). */
+static void pl_show(char *shown, size_t cap, size_t *pos, const char *src, size_t len) {
+  while (len-- > 0 && *pos + 1 < cap)
+    shown[(*pos)++] = *src++;
+  shown[*pos] = '\0';
+}
+
+/* The value of the first "password=" parameter after the first '?' of `s`, or NULL. */
+static const char *pl_query_password(const char *s) {
+  const char *query = strchr(s, '?');
+  for (const char *p = query; p != NULL && *p != '\0' && *p != '#'; p += 1 + strcspn(p + 1, "&#"))
+    if (strncmp(p + 1, "password=", 9) == 0) return p + 10;
+  return NULL;
+}
+
+/* INVALID: "bad argument 'url' ("<url>"): <why>", the URL with its credentials masked, also
+ * where a password that should have been %-encoded broke the parse: what comes before the last
+ * '@' after the scheme is "***" except a user before the first ':' ("user:***@"); then, in
+ * what is left, so is the query from its first password= value to its end (an unencoded '&'
+ * may be part of the password). */
 static portalock_status pl_bad_url(const char *url, const char *why, portalock_error *err) {
   const char *scheme = strstr(url, "://");
   const char *start = scheme != NULL ? scheme + 3 : url;
-  const char *at = strrchr(start, '@'), *colon = NULL;
-  if (at != NULL) colon = memchr(start, ':', (size_t)(at - start));
-  char shown[PL_URL_SHOWN + 8];
-  if (colon != NULL)
-    snprintf(shown, sizeof shown, "%.*s***%s", (int)(colon + 1 - url), url, at);
-  else
-    snprintf(shown, sizeof shown, "%s", url);
-  int cut = strlen(shown) > PL_URL_SHOWN;
+  const char *at = strrchr(start, '@');
+  size_t cap = strlen(url) + 4, masked_len = 0, pos = 0; /* (the whole URL: the query is last) */
+  char *masked = malloc(cap), shown[PL_URL_SHOWN + 8];
+  if (masked == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'url': %s", why);
+  if (at != NULL) {
+    const char *colon = memchr(start, ':', (size_t)(at - start));
+    pl_show(masked, cap, &masked_len, url, (size_t)((colon != NULL ? colon + 1 : start) - url));
+    pl_show(masked, cap, &masked_len, "***", 3);
+    pl_show(masked, cap, &masked_len, at, strlen(at));
+  } else {
+    pl_show(masked, cap, &masked_len, url, strlen(url));
+  }
+  const char *password = pl_query_password(masked);
+  pl_show(shown, sizeof shown, &pos, masked,
+          password != NULL ? (size_t)(password - masked) : masked_len);
+  if (password != NULL) {
+    pl_show(shown, sizeof shown, &pos, "***", 3);
+    const char *fragment = password + strcspn(password, "#");
+    pl_show(shown, sizeof shown, &pos, fragment, strlen(fragment));
+  }
+  free(masked);
+  int cut = pos > PL_URL_SHOWN;
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'url' (\"%.*s%s\"): %s",
                  PL_URL_SHOWN, shown, cut ? "..." : "", why);
 }

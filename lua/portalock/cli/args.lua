@@ -106,7 +106,10 @@ local OPTIONS = {
     {names = {"--dir"}, key = "dir", value = text_value},
     {names = {"--redis"}, key = "redis", value = redis_url_value},
   },
-  status = {HELP},
+  status = {
+    {names = {"--redis"}, key = "redis", value = redis_url_value},
+    HELP,
+  },
   write = {
     {names = {"--no-replace"}, key = "no_replace"},
     HELP,

@@ -5,7 +5,7 @@ local EXIT = require("portalock.cli.failure").EXIT
 local M = {}
 
 local USAGE = {}
-USAGE.lock = [[
+USAGE.lock = [=[
 portalock lock [-s|-x] [-n] [-w SECONDS] [-E CODE] [-o|-F] [-v] FILE|NAME [--] CMD [ARGS...]
 portalock lock [OPTIONS] FILE|NAME -c STRING
 portalock lock --redis URL [-n] [-w SECONDS] [-E CODE] [-v] NAME [--] CMD [ARGS...]
@@ -24,16 +24,18 @@ portalock lock --redis URL [-n] [-w SECONDS] [-E CODE] [-v] NAME [--] CMD [ARGS.
     -F, --no-fork            become CMD (exec, no fork): CMD holds the lock alone
     -c, --command STRING     run STRING with /bin/sh -c
     -v, --verbose            say on stderr when the lock is taken, or why not
-    --redis URL              lock the RedisLock on the channel NAME on the Redis server at URL
-                             (redis://[user:password@]host[:port][/db] or unix:///path)
+    --redis URL              lock the RedisLock on the channel NAME on the Redis server at URL:
+                             redis://[[user]:password@]host[:port][/db] or
+                             unix://[[user]:password@]/path, with an optional
+                             ?db=N&username=U&password=P (a password alone is :password@)
     A conflict is silent without -v, as with flock(1). CMD is started as execvp(3) would: a
     file without a "#!" line runs with /bin/sh.
     A Redis lock (--redis, or a declared redis_lock NAME) is held by portalock's connection,
     not by CMD: portalock stays until CMD ends. When the lock is lost meanwhile (the server
-    dropped the connection, the lease ran out unrenewed), CMD gets SIGTERM (SIGKILL ]]
-  .. ("%g"):format(core.COMMAND_GRACE) .. [[ s
-    later) and portalock exits ]] .. EXIT.lost .. [[. -s and -F do not apply; -o changes nothing.
-]]
+    dropped the connection, the lease ran out unrenewed), CMD gets SIGTERM (SIGKILL ]=]
+  .. ("%g"):format(core.COMMAND_GRACE) .. [=[ s
+    later) and portalock exits ]=] .. EXIT.lost .. [=[. -s and -F do not apply; -o changes nothing.
+]=]
 USAGE.run = [[
 portalock run [-j N] [--name NAME] [--dir DIR] [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
 portalock run --redis URL [-j N] --name NAME [-n] [-w SECONDS] [-E CODE] [-v] [--] CMD [ARGS...]
@@ -52,14 +54,20 @@ portalock run --redis URL [-j N] --name NAME [-n] [-w SECONDS] [-E CODE] [-v] [-
 ]]
 USAGE.status = [[
 portalock status FILE|NAME...
+portalock status --redis URL NAME...
     Print whether each lock is held, and by which processes:
       FILE: free
       FILE: held (exclusive) by PID 1234 [flock]
     PIDs come from /proc/locks (Linux); elsewhere only "held" or "free" is known. The PID
     is the process that took the lock: a command that inherited it is not listed. A
     configured bounded semaphore lists every slot file (a declared file not made yet is
-    free). Exit 0 when everything is free, 1 when anything is held, 66 when a FILE does not
-    exist.
+    free). A declared redis_lock or redis_semaphore, or with --redis the lock or semaphore
+    NAME on the server at URL, is asked of its server, as a waiter would count its holders:
+      NAME: held by portalock-1f2e3d4c5b6a7980 (token 1796622999744594) [redis], 2 waiting
+      NAME: held (2 of 3) by portalock-... (token ...), a Python portalocker process [redis]
+    naming each holder's session as the server's CLIENT LIST does (portalock-SESSION-command).
+    Exit 0 when everything is free, 1 when anything is held, 66 when a FILE does not exist,
+    71 when a Redis server cannot be asked.
 ]]
 USAGE.write = [[
 portalock write [--no-replace] FILE
@@ -90,6 +98,8 @@ Exit status:
     1        conflict or timeout (or the -E code); status: something is held
     64       usage error (an unknown or ambiguous option, a bad value, an empty CMD, ...)
     66       cannot open the lock file; status: FILE does not exist
+    ]] .. EXIT.software .. [[       internal error: a bug, or this Lua interpreter cannot load portalock's
+             modules (the message names the interpreter and the module)
     71       another system failure (locking, starting CMD, reaching Redis)
     73       lock, run: cannot create the lock file (read-only filesystem); write: cannot
              create the temporary file, or FILE exists (--no-replace)

@@ -41,17 +41,19 @@ local LOCATIONS = [[
         local ensured = obj:ensure()
         local releasing = core.monotonic()
         local released, rerr = obj:release()
-        ngx.say(string.format("acquired %.3f %.6f token=%s check=%s after=%s ensure=%s "
-          .. "released=%s%s releasing=%.6f", acquired_at - started, acquired_at,
-          string.format("%.0f", token), tostring(check), why or tostring(after), tostring(ensured),
+        ngx.say(string.format("acquired %.3f %.6f token=%s(%s) check=%s after=%s ensure=%s "
+          .. "released=%s%s releasing=%.6f", acquired_at - started, acquired_at, tostring(token),
+          type(token), tostring(check), why or tostring(after), tostring(ensured),
           tostring(released), rerr and (" " .. tostring(rerr)) or "", releasing))
       }
     }
     # what=fenced: fenced writes under two grants; what=mismatch: a semaphore's maximum that is
-    # not the stored one; what=unreachable: a server that is not there.
+    # not the stored one; what=status: who holds the name while this request does;
+    # what=long: a name over the core's limit; what=unreachable: a server that is not there.
     location = /misc {
       content_by_lua_block {
         local portalock = require "portalock"
+        local core = require "portalock.core"
         local args = ngx.req.get_uri_args()
         local opts = {redis = REDIS_URL, timeout = 1}
         if args.what == "fenced" then
@@ -61,7 +63,7 @@ local LOCATIONS = [[
           assert(a:release())
           assert(b:acquire())
           local second = b:fenced_write(args.name .. ":data", "b")
-          ngx.say(tostring(first), " ", tostring(second), " ", string.format("%.0f", b.token))
+          ngx.say(tostring(first), " ", tostring(second), " ", b.token, " ", type(b.token))
           assert(b:release())
         elseif args.what == "mismatch" then
           assert(portalock.RedisSemaphore(args.name, 2, opts):acquire())
@@ -69,6 +71,18 @@ local LOCATIONS = [[
             local obj = portalock.RedisSemaphore(args.name, 3, opts):acquire()
             return obj
           end)
+          ngx.say(tostring(ok), " ", tostring(err))
+        elseif args.what == "status" then
+          local obj = portalock.RedisLock(args.name, opts)
+          assert(obj:acquire())
+          local status = assert(obj:status())
+          local holder = status.holders[1]
+          ngx.say(#status.holders, " ", tostring(holder.token == obj.token), " ",
+            type(holder.token), " ", status.waiting, " ", tostring(holder.lease > 0))
+          assert(obj:release())
+          ngx.say(#assert(obj:status()).holders)
+        elseif args.what == "long" then
+          local ok, err = pcall(portalock.RedisLock, string.rep("n", core.REDIS_NAME_MAX + 1), opts)
           ngx.say(tostring(ok), " ", tostring(err))
         else
           local obj, err = portalock.RedisLock(args.name, {redis = "redis://127.0.0.1:1/0"}):acquire()
@@ -88,11 +102,10 @@ local LOCATIONS = [[
     }
 ]]
 
--- Seconds a GET of /ping took (curl's own measure, from connect to the last byte).
-local function ping_seconds(server)
-  local output = helper.capture(helper.peer_env .. "curl -s -o /dev/null -w '%{time_total}' "
-    .. helper.quote(server:url("/ping")))
-  return tonumber(output)
+-- Seconds a GET of /ping on worker `pid` took (curl's own measure, from connect to the last
+-- byte, of the connection that worker answered).
+local function ping_seconds(server, pid)
+  return assert(server:request("/ping", {worker = pid})).seconds
 end
 
 local function median(values)
@@ -145,7 +158,8 @@ describe("RedisLock inside nginx #nginx #redis", function()
   it("acquires and releases in a request, with a token, check() and ensure()", function()
     local name = fixture:fresh()
     local body = server:get("/acquire?name=" .. name)
-    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+ check=true after=true ensure=true "
+    -- the token a decimal string, as outside nginx (exact on LuaJIT too)
+    assert.matches("^acquired [%d.]+ [%d.]+ token=%d+%(string%) check=true after=true ensure=true "
       .. "released=true releasing=[%d.]+\n$", body)
     assert.is_true(free_outside(name))
   end)
@@ -194,9 +208,11 @@ describe("RedisLock inside nginx #nginx #redis", function()
 
   it("hands the lock from one request to the next as it is released", function()
     local name = fixture:fresh()
-    local first = server:get_async("/acquire?hold=0.6&name=" .. name)
+    -- both on one worker: one session, which subscribes the lock's name once
+    local worker = {worker = server:workers()[1]}
+    local first = server:get_async("/acquire?hold=0.6&name=" .. name, worker)
     assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
-    local second = server:get_async("/acquire?name=" .. name)
+    local second = server:get_async("/acquire?name=" .. name, worker)
     assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
     -- Visible to portalocker as one holder: the worker's session subscribes `name` once.
     assert.are.equal(1, subscribers(name))
@@ -258,11 +274,13 @@ describe("RedisLock inside nginx #nginx #redis", function()
     local name = fixture:fresh()
     local pid, _, release = fixture:hold_elsewhere(name)
     local scripts_before = scripts_run()
-    local waiting = server:get_async("/acquire?timeout=3&name=" .. name)
+    -- the waiter and the pings on one worker: the one whose wait must not block it
+    local worker = server:workers()[1]
+    local waiting = server:get_async("/acquire?timeout=3&name=" .. name, {worker = worker})
     assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
     local times = {}
     for i = 1, 20 do
-      times[i] = ping_seconds(server)
+      times[i] = ping_seconds(server, worker)
     end
     local slowest = 0
     for _, t in ipairs(times) do
@@ -334,14 +352,45 @@ describe("RedisLock inside nginx #nginx #redis", function()
   it("writes fenced by the grant's token, and raises on a semaphore's wrong maximum", function()
     local name = fixture:fresh()
     local body = server:get("/misc?what=fenced&name=" .. name)
-    local token = assert(body:match("^true true (%d+)\n$"), body)
+    local token = assert(body:match("^true true (%d+) string\n$"), body)
     -- the newer grant's write is the one stored, with its token
     assert.are.equal("token\n" .. token .. "\nvalue\nb\n",
       fixture.server:cli("HGETALL", name .. ":data"))
     name = fixture:fresh()
     -- raised where acquire was called, with the core's message
     assert.matches("^false content_by_lua.*:%d+: bad argument 'maximum' %(3%): '" .. (name:gsub("%-", "%%-"))
-      .. "' is in use with maximum 2\n$", (server:get("/misc?what=mismatch&name=" .. name)))
+      .. "' is in use with maximum 2 %(every process that holds or waits for it gives that; "
+      .. "another maximum is taken once none does%)\n$",
+      (server:get("/misc?what=mismatch&name=" .. name)))
+  end)
+
+  it("says who holds a name (the STATUS script), and refuses a name over the core's limit", function()
+    local name = fixture:fresh()
+    -- one holder, whose token is the object's .token; no waiter; none after the release
+    assert.are.equal("1 true string 0 true\n0\n", (server:get("/misc?what=status&name=" .. name)))
+    assert.matches("^false bad argument 'channel' to 'RedisLock' %(.*%): the RedisLock's name must be "
+      .. "at most " .. core.REDIS_NAME_MAX .. " bytes\n$", (server:get("/misc?what=long")))
+  end)
+
+  it("hands the lock between requests on two workers: the second gets it when the first releases", function()
+    local name = fixture:fresh()
+    local workers = server:workers()
+    assert.are.equal(2, #workers)
+    local first = server:request_async("/acquire?hold=0.6&name=" .. name, {worker = workers[1]})
+    assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
+    local second = server:request_async("/acquire?name=" .. name, {worker = workers[2]})
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    local r1, r2 = assert(first()), assert(second())
+    assert.are.same({workers[1], workers[2]}, {r1.pid, r2.pid})
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", r1.body)
+    assert.matches("^acquired .* released=true releasing=[%d.]+\n$", r2.body)
+    local at1 = tonumber(r1.body:match("^acquired [%d.]+ ([%d.]+)"))
+    local at2 = tonumber(r2.body:match("^acquired [%d.]+ ([%d.]+)"))
+    local released = tonumber(r1.body:match("releasing=([%d.]+)"))
+    -- after the first's hold, and woken by the server at its release (two sessions, one queue)
+    assert.is_true(at2 - at1 >= 0.6, r1.body .. r2.body)
+    assert.is_true(at2 - released < core.REDIS_RECHECK_INTERVAL, r1.body .. r2.body)
+    print(string.format("\nhandoff between requests on two workers: %.1f ms", (at2 - released) * 1000))
   end)
 
   it("refuses I/O in a phase without cosockets, naming the phase", function()
@@ -365,11 +414,19 @@ describe("RedisLock inside nginx #nginx #redis", function()
     local name = fixture:fresh()
     local holding = server:get_async("/acquire?hold=1.5&ttl=0.6&name=" .. name)
     assert.is_true(helper.wait_until(function() return not free_outside(name) end, 5))
+    local workers = server:workers()
     local asked = core.monotonic()
     helper.kill(server.pid, "QUIT")
     -- held (and renewed) to its end, not lost when the worker began to exit
     assert.matches("^acquired .* check=true after=true ensure=true released=true", (holding()))
-    assert.is_true(helper.wait_until(function() return not helper.alive(server.worker) end, 5))
+    assert.is_true(helper.wait_until(function()
+      for _, pid in ipairs(workers) do
+        if helper.alive(pid) then
+          return false
+        end
+      end
+      return true
+    end, 5))
     print(string.format("\nworker exited %.3f s after QUIT (a request held 1.5 s)",
       core.monotonic() - asked))
   end)

@@ -441,7 +441,13 @@ describe("RedisLock", function()
   end)
 
   describe("inside nginx", function()
-    -- What they do there, in a real nginx: spec/nginx_redis_spec.lua.
+    -- What they do there, in a real nginx: spec/nginx_redis_spec.lua. Inside nginx (an ngx
+    -- global), portalock.nginx loads its cross-worker board through LuaJIT's ffi, which plain
+    -- Lua 5.1-5.4 lack: the pretended nginx below needs LuaJIT.
+    if not pcall(require, "ffi") then
+      pending("LuaJIT only: portalock.nginx's board needs the ffi module inside nginx")
+      return
+    end
     it("are made with cosockets for their I/O, never the blocking session", function()
       local out, status = helper.capture(helper.lua_command([[
         ngx = {get_phase = function() return "content" end}

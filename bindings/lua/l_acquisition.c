@@ -7,6 +7,8 @@
  *                         of this state: the policy without an attempt)
  *   acq:sleep(next_attempt) -> "ready" | "timeout" | "interrupted"
  *   acq:give_up()
+ *   acq:polls()           (the caller sleeps on the clock in its own scheduler: the steps watch
+ *                         nothing and keep nothing open; portalock_acquisition_polls)
  *   acq:check_interval()  (the one in effect: 0 re-checks every PORTALOCK_CHECK_INTERVAL_MIN)
  */
 #include "l_private.h"
@@ -116,17 +118,21 @@ static int a_give_up(lua_State *L) {
   return 0;
 }
 
+static int a_polls(lua_State *L) {
+  portalock_acquisition_polls(check_acquisition(L));
+  return 0;
+}
+
 static int a_check_interval(lua_State *L) {
   lua_pushnumber(L, check_acquisition(L)->check_interval);
   return 1;
 }
 
-static const luaL_Reg acquisition_methods[] = {{"step", a_step},
-                                               {"held", a_held},
-                                               {"sleep", a_sleep},
-                                               {"give_up", a_give_up},
-                                               {"check_interval", a_check_interval},
-                                               {NULL, NULL}};
+static const luaL_Reg acquisition_methods[] = {
+    {"step", a_step},   {"held", a_held},
+    {"sleep", a_sleep}, {"give_up", a_give_up},
+    {"polls", a_polls}, {"check_interval", a_check_interval},
+    {NULL, NULL}};
 
 void pl_open_acquisition(lua_State *L) {
   luaL_newmetatable(L, PL_ACQUISITION_MT);

@@ -7,7 +7,7 @@
  * only accept handles made by their own io library (LuaJIT checks an internal type tag),
  * so there the front end opens /dev/null with io.open and each attempt moves the lock
  * file's descriptor onto that handle's descriptor (dup3) before locking it
- * (portalock_lock_try_onto). One 5.1-ABI build serves both runtimes.
+ * (portalock_step's target_fd). One 5.1-ABI build serves both runtimes.
  */
 #include "l_private.h"
 

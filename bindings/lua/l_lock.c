@@ -61,14 +61,6 @@ static int l_new_lock(lua_State *L) {
   return 1;
 }
 
-static int l_try(lua_State *L) {
-  portalock_lock_t *lock = pl_checklock(L, 1);
-  portalock_wait wait;
-  portalock_error err;
-  portalock_status st = portalock_lock_try_onto(lock, pl_target_fd(L, 2), &wait, &err);
-  return pl_push_step(L, st, &wait, &err);
-}
-
 static int l_release(lua_State *L) {
   portalock_error err;
   if (portalock_lock_release(pl_checklock(L, 1), &err) != PORTALOCK_OK)
@@ -175,8 +167,7 @@ const luaL_Reg pl_lock_common_methods[] = {
     {"holds", l_holds},         {"filename", l_filename},   {"lock_filename", l_lock_filename},
     {"identity", l_identity},   {"wait_done", l_wait_done}, {NULL, NULL}};
 
-static const luaL_Reg lock_methods[] = {
-    {"try", l_try}, {"begin", l_begin}, {"release", l_release}, {NULL, NULL}};
+static const luaL_Reg lock_methods[] = {{"begin", l_begin}, {"release", l_release}, {NULL, NULL}};
 
 static const luaL_Reg lock_metamethods[] = {
     {"__gc", l_gc}, {"__tostring", pl_lock_tostring}, {NULL, NULL}};

@@ -112,7 +112,7 @@ PORTALOCK_API double portalock_monotonic(void);
  *     kept descriptor, so a release wakes one waiter, not all; the calling thread waits for
  *     it in poll(2), which a signal ends. The thread is cancelled at the wait's end and
  *     joined before the call returns; until then the calling thread is not cancellable. An
- *     acquisition with no timeout (INFINITY, and not fail_when_locked) queues from its
+ *     acquisition with no timeout (INFINITY, not fail_when_locked, not polling) queues from its
  *     first contention, with no watch (on any system), until granted or a signal: in the
  *     caller's own thread, with no helper, where SIGINT interrupts a lock call (no handler,
  *     or one installed without SA_RESTART).
@@ -127,6 +127,13 @@ PORTALOCK_API double portalock_monotonic(void);
  *     none open, so it needs one at a time), and holders that unlock without closing
  *     (flock -u, portalock_unlock): their release is seen at the next `next_attempt`
  *     (check_interval).
+ *   - Nothing watched, queued or kept: an acquisition that gives up at its first contention
+ *     (fail_when_locked, timeout 0) makes no inotify instance (it would only be closed at
+ *     once, and that close waits for an RCU grace period: up to tens of milliseconds), and
+ *     an acquisition declared with portalock_acquisition_polls (a caller sleeping in its own
+ *     scheduler) opens no watch and closes its lock file or slot files before each contended
+ *     step returns: `fd` is -1, and the release is seen at the next `next_attempt`. A try
+ *     outside an acquisition (portalock_lock_try, ...) watches as above.
  */
 typedef struct portalock_wait {
   int fd;
@@ -167,6 +174,7 @@ typedef struct portalock_acquisition {
   const struct pl_waitable *waitable_;
   void *object_;
   uintptr_t owner_;
+  int polls_; /* portalock_acquisition_polls was called */
 } portalock_acquisition;
 
 PORTALOCK_API portalock_status portalock_step(portalock_acquisition *acq, int target_fd,
@@ -192,6 +200,19 @@ PORTALOCK_API int portalock_sleep(portalock_acquisition *acq, const portalock_wa
 /* Abandons the acquisition between steps: closes what its wait kept (a lock or semaphore count
  * granted at that moment goes with it). */
 PORTALOCK_API void portalock_give_up(portalock_acquisition *acq);
+/*
+ * Declares that the caller sleeps between steps on the clock alone, in a scheduler of its own
+ * (ngx.sleep, a coroutine scheduler), and never in portalock_sleep: call it after begin, before
+ * the first step. From then on the acquisition's attempts make no watch and keep nothing open
+ * between steps: a contended step has closed the lock file or slot files it opened, and its
+ * `wait` has fd -1 and a next_attempt. A caller that abandons such a wait without
+ * portalock_give_up (a killed coroutine, an aborted request) leaks nothing. Its price: a
+ * release is seen at the next attempt, not when it happens. Lock, RLock, TemporaryFileLock,
+ * PidFileLock and bounded semaphores; the counting Semaphore keeps no descriptor anyway; a
+ * Redis acquisition keeps its place in the server's queue and its subscription until it is
+ * granted, gives up or is given up (its wake-up descriptor belongs to the handle).
+ */
+PORTALOCK_API void portalock_acquisition_polls(portalock_acquisition *acq);
 
 /*
  * What ended this process's waits so far (every blocking wait counts once: the acquire

@@ -563,8 +563,10 @@ static const char *pl_sweep_describe(const portalock_bounded_semaphore_t *sem, c
   return sem->directory;
 }
 
+/* One sweep; `how` says whether a sweep that finds no slot keeps the slot files it opened and
+ * watches them (pl_wait_how). */
 static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double check_interval,
-                                 portalock_wait *wait, portalock_error *err) {
+                                 pl_wait_how how, portalock_wait *wait, portalock_error *err) {
   portalock_error local; /* pl_sweep_once reads the errno of a failed attempt */
   if (err == NULL) err = &local;
   pl_clear(err);
@@ -576,7 +578,11 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
                    sem->name, sem->slot, portalock_lock_filename(sem->slot_lock));
   portalock_status status = pl_resolve_directory(sem, err);
   if (status != PORTALOCK_OK) return status;
-  if (sem->waiting == NULL && sem->maximum <= PL_WATCHED_SLOTS && !sem->polling) {
+  if (!PL_WAIT_KEEPS(how)) {
+    /* Without a slot array every contended slot file is closed at once; what an earlier sweep
+     * of this wait kept goes too (its caller may never sweep again). */
+    portalock_bounded_semaphore_wait_done(sem);
+  } else if (sem->waiting == NULL && sem->maximum <= PL_WATCHED_SLOTS && !sem->polling) {
     sem->waiting = calloc((size_t)sem->maximum, sizeof *sem->waiting);
     sem->waiter = pl_self();
   }
@@ -606,16 +612,16 @@ static portalock_status pl_sweep(portalock_bounded_semaphore_t *sem, double chec
 
 portalock_status portalock_bounded_semaphore_try(portalock_bounded_semaphore_t *sem,
                                                  portalock_wait *wait, portalock_error *err) {
-  return pl_sweep(sem, sem->check_interval, wait, err);
+  return pl_sweep(sem, sem->check_interval, PL_WAIT_WATCH, wait, err);
 }
 
 /* ---------------------------------------------------------------- the wait engine's side */
 
-static portalock_status pl_sweep_cb(const portalock_acquisition *acq, int target_fd, int forever,
-                                    portalock_wait *wait, portalock_error *err) {
+/* A sweep never queues in the kernel (PL_WAIT_QUEUE watches): it waits for any of its slots. */
+static portalock_status pl_sweep_cb(const portalock_acquisition *acq, int target_fd,
+                                    pl_wait_how how, portalock_wait *wait, portalock_error *err) {
   (void)target_fd;
-  (void)forever; /* a sweep never queues in the kernel: it waits for any of its slots */
-  return pl_sweep(acq->object_, acq->check_interval, wait, err);
+  return pl_sweep(acq->object_, acq->check_interval, how, wait, err);
 }
 
 static void pl_sweep_source_cb(void *object, pl_wake_source *src) {

@@ -217,12 +217,14 @@ static void pl_lock_blank_target(int target_fd) {
 }
 
 /* Keeps the contended lock file open for the next attempt (a copy when `fd` is a target
- * descriptor, which belongs to its stream). Posix locks keep nothing: closing any descriptor
- * of the file would drop the other posix locks this process holds on it. */
-static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct stat *st) {
+ * descriptor, which belongs to its stream), when `how` keeps anything. Posix locks keep
+ * nothing: closing any descriptor of the file would drop the other posix locks this process
+ * holds on it. */
+static void pl_lock_keep(portalock_lock_t *lock, int fd, int owned, const struct stat *st,
+                         pl_wait_how how) {
   pl_waiting *w = &lock->waiting;
   int kept = -1;
-  if (lock->opts.backend != PORTALOCK_BACKEND_POSIX)
+  if (lock->opts.backend != PORTALOCK_BACKEND_POSIX && PL_WAIT_KEEPS(how))
     kept = owned ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   else if (owned)
     close(fd);
@@ -289,17 +291,18 @@ static int pl_lock_crowded(const portalock_lock_t *lock) {
 }
 
 /* Whether this wait queues in the kernel, not on a watch (wake.c decides). */
-static int pl_lock_queues(const portalock_lock_t *lock, int forever) {
-  return pl_wake_queues(lock->opts.backend, lock->waiting.remote, pl_lock_crowded(lock), forever);
+static int pl_lock_queues(const portalock_lock_t *lock, pl_wait_how how) {
+  return pl_wake_queues(lock->opts.backend, lock->waiting.remote, pl_lock_crowded(lock),
+                        how == PL_WAIT_QUEUE);
 }
 
-/* Starts watching the lock file for this wait, unless the wait does without (posix locks,
- * whose attempts close the file each time; a wait that queues in the kernel).
- * Returns 1 when a watch was just made: a release before it went unseen. */
-static int pl_lock_watch(portalock_lock_t *lock, int forever) {
+/* Starts watching the lock file for this wait, unless the wait does without (one that keeps
+ * nothing; posix locks, whose attempts close the file each time; a wait that queues in the
+ * kernel). Returns 1 when a watch was just made: a release before it went unseen. */
+static int pl_lock_watch(portalock_lock_t *lock, pl_wait_how how) {
   pl_waiting *w = &lock->waiting;
-  if (w->watch >= 0 || w->watcher.unwatched || lock->unwatched ||
-      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock, forever))
+  if (w->watch >= 0 || w->watcher.unwatched || lock->unwatched || !PL_WAIT_KEEPS(how) ||
+      lock->opts.backend == PORTALOCK_BACKEND_POSIX || pl_lock_queues(lock, how))
     return 0;
   if (w->watcher.fd < 0) w->pid = pl_self();
   w->watch = pl_watcher_add(&w->watcher, lock->lock_filename);
@@ -369,8 +372,9 @@ static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int 
   return PORTALOCK_OK;
 }
 
-/* One attempt: OK, CONTENDED (the file kept for the next attempt), or a failure. */
-static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
+/* One attempt: OK, CONTENDED (the file kept for the next attempt, as `how` says), or a
+ * failure. */
+static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd, pl_wait_how how,
                                         portalock_error *err) {
   const portalock_lock_options *o = &lock->opts;
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
@@ -387,7 +391,7 @@ static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
     if (pl_backend_apply(fd, type, 0, o->backend) != 0) {
       int errnum = errno;
       if (pl_backend_contended(o->backend, errnum)) {
-        pl_lock_keep(lock, fd, owned, &st);
+        pl_lock_keep(lock, fd, owned, &st, how);
         return pl_contended(lock, errnum, err);
       }
       if (owned) close(fd);
@@ -407,24 +411,27 @@ static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd,
   return pl_contended(lock, 0, err);
 }
 
-portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
+portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, pl_wait_how how,
                              portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   pl_lock_drop_foreign(lock);
   if (lock->fd >= 0) return PORTALOCK_OK;
   pl_waiting *w = &lock->waiting;
   pl_watcher_arm(&w->watcher);
-  portalock_status status = pl_lock_attempt(lock, target_fd, err);
+  portalock_status status = pl_lock_attempt(lock, target_fd, how, err);
   if (status == PORTALOCK_CONTENDED &&
-      (pl_lock_watch(lock, forever) || pl_watcher_drain_late(&w->watcher)))
-    status = pl_lock_attempt(lock, target_fd, err);
+      (pl_lock_watch(lock, how) || pl_watcher_drain_late(&w->watcher)))
+    status = pl_lock_attempt(lock, target_fd, how, err);
   if (status == PORTALOCK_OK) {
     /* The watch stays until the release: closing an inotify instance waits for an RCU
      * grace period (hundreds of microseconds), which would delay every handoff. */
     return status;
   }
-  if (status != PORTALOCK_CONTENDED) {
+  if (status != PORTALOCK_CONTENDED || !PL_WAIT_KEEPS(how)) {
+    /* A wait that keeps nothing also closes what an earlier attempt kept (before the caller
+     * said it polls): its caller may never step again. */
     portalock_lock_wait_done(lock);
+    if (status == PORTALOCK_CONTENDED) pl_wait_clock(wait, lock->opts.check_interval);
     return status;
   }
   if (pl_watcher_lost_race(&w->watcher)) {
@@ -433,7 +440,7 @@ portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
   }
   /* A watch made by an attempt that did not yet know (a first try before the acquisition
    * began, a lock not yet crowded) gives way to the kernel queue. */
-  if (w->watch >= 0 && pl_lock_queues(lock, forever)) pl_lock_unwatch(w);
+  if (w->watch >= 0 && pl_lock_queues(lock, how)) pl_lock_unwatch(w);
   if (wait != NULL) {
     wait->fd = w->watch >= 0 ? w->watcher.fd : -1;
     wait->next_attempt = portalock_monotonic() + pl_check_period(lock->opts.check_interval);
@@ -443,12 +450,12 @@ portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
 
 portalock_status portalock_lock_try_onto(portalock_lock_t *lock, int target_fd,
                                          portalock_wait *wait, portalock_error *err) {
-  return pl_lock_try(lock, target_fd, 0, wait, err);
+  return pl_lock_try(lock, target_fd, PL_WAIT_WATCH, wait, err);
 }
 
 portalock_status portalock_lock_try(portalock_lock_t *lock, portalock_wait *wait,
                                     portalock_error *err) {
-  return pl_lock_try(lock, -1, 0, wait, err);
+  return pl_lock_try(lock, -1, PL_WAIT_WATCH, wait, err);
 }
 
 void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src) {
@@ -482,9 +489,9 @@ long pl_lock_held_by(portalock_lock_t *lock) {
 }
 
 static portalock_status pl_lock_attempt_cb(const portalock_acquisition *acq, int target_fd,
-                                           int forever, portalock_wait *wait,
+                                           pl_wait_how how, portalock_wait *wait,
                                            portalock_error *err) {
-  return pl_lock_try(acq->object_, target_fd, forever, wait, err);
+  return pl_lock_try(acq->object_, target_fd, how, wait, err);
 }
 
 static void pl_lock_source_cb(void *lock, pl_wake_source *src) {

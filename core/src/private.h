@@ -243,6 +243,22 @@ pl_counter pl_wake_sleep(const pl_wake_source *src, double next_attempt, double 
                          double return_by);
 void pl_kernel_queue_stack_free(void *stack);
 
+/* ---------------------------------------------------------------- wait.c's policy */
+
+/* How the attempts of an acquisition may prepare for a wait: wait.c decides it from the
+ * acquisition (pl_wait_how_of), and every object obeys it.
+ *   PL_WAIT_WATCH: the caller sleeps in portalock_sleep or on the step's descriptor: a contended
+ *                  attempt keeps the files it opened and watches them (see portalock_wait);
+ *   PL_WAIT_QUEUE: the same without a deadline: a Lock queues in the kernel instead of watching;
+ *   PL_WAIT_POLL:  the caller sleeps on the clock (portalock_acquisition_polls): an attempt
+ *                  watches nothing and keeps nothing open once it returns;
+ *   PL_WAIT_NONE:  the acquisition gives up at its first contention (fail_when_locked, timeout
+ *                  0): nothing to wait on, so nothing is watched or kept either. */
+typedef enum pl_wait_how { PL_WAIT_WATCH, PL_WAIT_QUEUE, PL_WAIT_POLL, PL_WAIT_NONE } pl_wait_how;
+
+/* Whether an attempt under `how` keeps what it opened for the next one (and may watch it). */
+#define PL_WAIT_KEEPS(how) ((how) == PL_WAIT_WATCH || (how) == PL_WAIT_QUEUE)
+
 /* ---------------------------------------------------------------- watcher.c */
 
 /* A wait's watch: its inotify instance and what its wake-ups were. */
@@ -303,10 +319,10 @@ void pl_lock_held_file(const portalock_lock_t *lock, dev_t *dev, ino_t *ino);
 portalock_status pl_lock_create(portalock_lock_t **out, const pl_kind *kind, const char *filename,
                                 const portalock_lock_options *opts, portalock_error *err);
 
-/* The Lock's side of the wait engine (wait.c), shared with RLock: one attempt (`forever`: the
- * acquisition has no deadline), what its sleep waits on, what ended that sleep, the subject
- * of its AlreadyLocked message, and who holds it when it is held within this process. */
-portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, int forever,
+/* The Lock's side of the wait engine (wait.c), shared with RLock: one attempt (`how`: see
+ * pl_wait_how), what its sleep waits on, what ended that sleep, the subject of its AlreadyLocked
+ * message, and who holds it when it is held within this process. */
+portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, pl_wait_how how,
                              portalock_wait *wait, portalock_error *err);
 void pl_lock_source(portalock_lock_t *lock, pl_wake_source *src);
 void pl_lock_woke(portalock_lock_t *lock, pl_counter woke);
@@ -331,8 +347,8 @@ typedef struct pl_waitable pl_waitable;
 struct pl_waitable {
   /* One attempt for `acq` (its object_, owner_, check_interval), as the object's try: OK,
    * CONTENDED (`wait` filled; err->holder_pid when the holder is known) or a failure.
-   * `forever`: the acquisition has no deadline. */
-  portalock_status (*attempt)(const portalock_acquisition *acq, int target_fd, int forever,
+   * `how`: what the attempt may watch and keep (pl_wait_how). */
+  portalock_status (*attempt)(const portalock_acquisition *acq, int target_fd, pl_wait_how how,
                               portalock_wait *wait, portalock_error *err);
   /* What a sleep after a contended attempt can wait on. */
   void (*source)(void *object, pl_wake_source *src);

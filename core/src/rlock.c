@@ -51,7 +51,7 @@ static portalock_status pl_bad_owner(portalock_error *err) {
 }
 
 static portalock_status pl_rlock_try(portalock_rlock_t *rlock, uintptr_t owner, int target_fd,
-                                     int forever, portalock_wait *wait, portalock_error *err) {
+                                     pl_wait_how how, portalock_wait *wait, portalock_error *err) {
   pl_clear(err);
   if (owner == 0) return pl_bad_owner(err);
   pl_rlock_sync(rlock);
@@ -68,7 +68,7 @@ static portalock_status pl_rlock_try(portalock_rlock_t *rlock, uintptr_t owner, 
                    "'%s': held by another owner of this RLock",
                    portalock_lock_lock_filename(rlock->lock));
   }
-  portalock_status status = pl_lock_try(rlock->lock, target_fd, forever, wait, err);
+  portalock_status status = pl_lock_try(rlock->lock, target_fd, how, wait, err);
   if (status == PORTALOCK_OK) {
     rlock->owner = owner;
     rlock->count = 1;
@@ -78,12 +78,12 @@ static portalock_status pl_rlock_try(portalock_rlock_t *rlock, uintptr_t owner, 
 
 portalock_status portalock_rlock_try_onto(portalock_rlock_t *rlock, uintptr_t owner, int target_fd,
                                           portalock_wait *wait, portalock_error *err) {
-  return pl_rlock_try(rlock, owner, target_fd, 0, wait, err);
+  return pl_rlock_try(rlock, owner, target_fd, PL_WAIT_WATCH, wait, err);
 }
 
 portalock_status portalock_rlock_try(portalock_rlock_t *rlock, uintptr_t owner,
                                      portalock_wait *wait, portalock_error *err) {
-  return pl_rlock_try(rlock, owner, -1, 0, wait, err);
+  return pl_rlock_try(rlock, owner, -1, PL_WAIT_WATCH, wait, err);
 }
 
 void portalock_rlock_wait_done(portalock_rlock_t *rlock) {
@@ -93,9 +93,9 @@ void portalock_rlock_wait_done(portalock_rlock_t *rlock) {
 /* ---------------------------------------------------------------- the wait engine's side */
 
 static portalock_status pl_rlock_attempt_cb(const portalock_acquisition *acq, int target_fd,
-                                            int forever, portalock_wait *wait,
+                                            pl_wait_how how, portalock_wait *wait,
                                             portalock_error *err) {
-  return pl_rlock_try(acq->object_, acq->owner_, target_fd, forever, wait, err);
+  return pl_rlock_try(acq->object_, acq->owner_, target_fd, how, wait, err);
 }
 
 static void pl_rlock_source_cb(void *rlock, pl_wake_source *src) {

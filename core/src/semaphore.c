@@ -199,9 +199,10 @@ void portalock_semaphore_wait_done(portalock_semaphore_t *sem) {
 /* ---------------------------------------------------------------- the wait engine's side */
 
 static portalock_status pl_sem_attempt_cb(const portalock_acquisition *acq, int target_fd,
-                                          int forever, portalock_wait *wait, portalock_error *err) {
+                                          pl_wait_how how, portalock_wait *wait,
+                                          portalock_error *err) {
   (void)target_fd;
-  (void)forever;
+  (void)how; /* it keeps nothing between attempts */
   return portalock_semaphore_try(acq->object_, wait, err);
 }
 

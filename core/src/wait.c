@@ -72,6 +72,25 @@ static portalock_status pl_contended_step(portalock_acquisition *acq, portalock_
   return PORTALOCK_CONTENDED;
 }
 
+/* What the attempts of `acq` may watch and keep (see pl_wait_how). */
+static pl_wait_how pl_wait_how_of(const portalock_acquisition *acq) {
+  /* Nothing to wait for: a watch would only be an inotify instance to make and close, and the
+   * close of one waits for an RCU grace period (up to tens of milliseconds). */
+  if (acq->fail_when_locked || acq->timeout == 0) return PL_WAIT_NONE;
+  /* A caller that sleeps on the clock reads no descriptor, and may abandon the wait between
+   * steps without giving it up (a killed coroutine). */
+  if (acq->polls_) return PL_WAIT_POLL;
+  /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
+   * a watch would only add an inotify instance to make and close, and a wake-up for every
+   * release. */
+  if (isinf(acq->deadline) && acq->deadline > 0) return PL_WAIT_QUEUE;
+  return PL_WAIT_WATCH;
+}
+
+void portalock_acquisition_polls(portalock_acquisition *acq) {
+  acq->polls_ = 1;
+}
+
 portalock_status portalock_step(portalock_acquisition *acq, int target_fd, portalock_wait *wait,
                                 portalock_error *err) {
   portalock_error local;
@@ -79,11 +98,7 @@ portalock_status portalock_step(portalock_acquisition *acq, int target_fd, porta
   if (err == NULL) err = &local;
   if (wait == NULL) wait = &scratch;
   pl_clear(err);
-  /* With no deadline to keep, the kernel's blocking lock call is the quickest wait there is;
-   * a watch would only add an inotify instance to make and close, and a wake-up for every
-   * release. */
-  int forever = isinf(acq->deadline) && acq->deadline > 0 && !acq->fail_when_locked;
-  portalock_status status = acq->waitable_->attempt(acq, target_fd, forever, wait, err);
+  portalock_status status = acq->waitable_->attempt(acq, target_fd, pl_wait_how_of(acq), wait, err);
   if (status != PORTALOCK_CONTENDED) {
     if (status != PORTALOCK_OK) acq->waitable_->give_up(acq->object_);
     return status;

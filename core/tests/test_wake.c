@@ -6,10 +6,8 @@
  * for a moment. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <sched.h>
@@ -389,23 +387,6 @@ static int signal_pending(pid_t pid, int sig) {
   return ((status_field(pid, "SigPnd", 16) | status_field(pid, "ShdPnd", 16)) & bit) != 0;
 }
 
-static int inotify_instances_of(pid_t pid) {
-  char dir[64], link[PATH_MAX + 64], target[PATH_MAX];
-  snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
-  DIR *d = opendir(dir);
-  CHECK(d != NULL);
-  int n = 0;
-  for (struct dirent *e; (e = readdir(d)) != NULL;) {
-    snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
-    ssize_t len = readlink(link, target, sizeof target - 1);
-    if (len < 0) continue;
-    target[len] = '\0';
-    n += strcmp(target, "anon_inode:inotify") == 0;
-  }
-  closedir(d);
-  return n;
-}
-
 static volatile sig_atomic_t signalled;
 
 static void note_signal(int sig) {
@@ -495,7 +476,7 @@ static void wait_forever(void) {
   const char *path = tu_path("forever.lock");
   int held = tu_open(path, O_RDWR | O_CREAT);
   CHECK(flock(held, LOCK_EX | LOCK_NB) == 0);
-  int inherited_instances = inotify_instances_of(getpid());
+  int inherited_instances = tu_count_inotify(getpid());
   tu_proc waiter;
   if (tu_fork(&waiter) == 0) {
     struct sigaction sa = {.sa_handler = note_signal, .sa_flags = 0};
@@ -531,7 +512,7 @@ static void wait_forever(void) {
   }
   CHECK_INT(syscall_nr, SYS_flock);
   CHECK_INT(status_field(waiter.pid, "Threads", 10), 1);
-  CHECK_INT(inotify_instances_of(waiter.pid), inherited_instances);
+  CHECK_INT(tu_count_inotify(waiter.pid), inherited_instances);
   CHECK_INT(kill(waiter.pid, SIGUSR1), 0);
   t0 = tu_now();
   do /* delivered (the handler ran, interrupting flock), then blocked again */

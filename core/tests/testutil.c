@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -135,6 +136,23 @@ int tu_count_fds(void) {
     if (e->d_name[0] != '.') n++;
   closedir(dir);
   return n - 1; /* the directory's own descriptor */
+}
+
+int tu_count_inotify(pid_t pid) {
+  char dir[64], link[PATH_MAX + 64], target[PATH_MAX];
+  snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len < 0) continue;
+    target[len] = '\0';
+    n += strcmp(target, "anon_inode:inotify") == 0;
+  }
+  closedir(d);
+  return n;
 }
 
 /* ---------------------------------------------------------------- processes */

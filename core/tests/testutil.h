@@ -93,6 +93,8 @@ int tu_exists(const char *path);
 int tu_open(const char *path, int oflags);
 /* Open descriptors of this process, counted in /proc/self/fd. */
 int tu_count_fds(void);
+/* The inotify instances process `pid` has open (its anon_inode:inotify descriptors). */
+int tu_count_inotify(pid_t pid);
 
 /* ---------------------------------------------------------------- processes */
 

@@ -144,8 +144,8 @@ local function in_state(self, same_owner, spare)
   return "in_state", same_owner, nil, holder_pid, spare
 end
 
--- One attempt for the waiting loop (see wait.acquire for what it returns): the handle's own
--- try for the first attempt, then the acquisition's steps (`acq`), which apply the policy.
+-- One attempt for the waiting loop (see wait.wait for what it returns): a step of the
+-- acquisition `acq`, which applies the policy.
 -- Returns also the target that the next attempt is to use: on 5.1 and LuaJIT the target of an
 -- attempt that did not get the lock is kept for the next one (`spare`), so that a waiter woken
 -- by a release tries the lock at once instead of first opening an io handle (an fopen of
@@ -166,15 +166,8 @@ local function attempt(self, token, acq, spare)
   if target == nil then
     return "failed", err
   end
-  local status, detail, next_attempt
-  if acq then
-    status, detail, next_attempt = acq:step(target or nil)
-  elseif self._reentrant then
-    status, detail, next_attempt = self._h:try(token, target or nil)
-  else
-    status, detail, next_attempt = self._h:try(target or nil)
-  end
-  if status == true or status == "acquired" then
+  local status, detail, next_attempt = acq:step(target or nil)
+  if status == "acquired" then
     local fh
     fh, err = holding.take(self, token, target)
     if not fh then
@@ -182,33 +175,13 @@ local function attempt(self, token, acq, spare)
     end
     return "acquired"
   end
-  if status == false or status == "sleep" then
+  if status == "sleep" then
     return "sleep", detail, next_attempt, nil, target
   end
   holding.discard(target)
   return "failed", errors.from_core(detail)
 end
 
--- The acquisition `acq` as wait.acquire sees it, whose give_up (also when an error is raised
--- in its sleep) runs `close` too.
-local function closing_also(acq, close)
-  return setmetatable({
-    give_up = function()
-      acq:give_up()
-      close()
-    end,
-  }, {
-    __index = function(proxy, name)
-      local method = acq[name]
-      local bound = function(_, ...) return method(acq, ...) end
-      rawset(proxy, name, bound)
-      return bound
-    end,
-  })
-end
-
---- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
---- The first attempt runs here, so that only a contended acquire pays for an acquisition.
 local function begin(self, settings, token)
   if self._reentrant then
     return self._h:begin(token, settings.timeout, settings.check_interval,
@@ -217,39 +190,42 @@ local function begin(self, settings, token)
   return self._h:begin(settings.timeout, settings.check_interval, settings.fail_when_locked)
 end
 
+--- Acquires a lock that `token` does not hold yet. Returns the io handle or nil, err.
+--- Every attempt, the first too, is a step of the acquisition: its policy (give up at the
+--- first contention, queue in the kernel, poll) decides what an attempt opens.
 function M.acquire_with(self, settings, token)
-  local acq
-  if settings.timeout == math.huge and not settings.fail_when_locked then
-    -- A wait without an end queues in the kernel from its first step on: a first attempt
-    -- outside the acquisition would make a watch (an inotify instance) for nothing.
-    acq = begin(self, settings, token)
-  end
-  local status, err, spare = "sleep", nil, nil
+  local acq = begin(self, settings, token)
+  local how = wait.begin(acq)
+  local status, detail, next_attempt, holder_pid, spare
   if not wait.queued(self._path) then -- else it waits behind this nginx worker's waiters
-    local _
-    status, err, _, _, spare = attempt(self, token, acq)
-  end
-  if status == "acquired" then
-    return self._fh
-  elseif status ~= "failed" then
-    acq = acq or begin(self, settings, token)
-    local waiter = acq
-    if not core.STREAMS then
-      waiter = closing_also(acq, function()
-        holding.discard(spare)
-        spare = nil
-      end)
-    end
-    local ok
-    ok, err = wait.acquire(self._path, function()
-      local step, detail, next_attempt, holder_pid
-      step, detail, next_attempt, holder_pid, spare = attempt(self, token, acq, spare)
-      return step, detail, next_attempt, holder_pid
-    end, waiter)
-    holding.discard(spare)
-    if ok then
+    status, detail, next_attempt, holder_pid, spare = attempt(self, token, acq)
+    if status == "acquired" then
       return self._fh
+    elseif status == "failed" then
+      return nil, detail
     end
+  end
+  -- Only a wait that blocks keeps a target for its next attempt: one that yields may be
+  -- abandoned while it sleeps, and its target would stay open until a garbage collection.
+  local keeps = not core.STREAMS and not how.yields
+  local function discard()
+    holding.discard(spare)
+    spare = nil
+  end
+  if not keeps then
+    discard()
+  end
+  local ok, err = wait.wait(self._path, function()
+    local step, step_detail, step_next_attempt, step_holder_pid
+    step, step_detail, step_next_attempt, step_holder_pid, spare = attempt(self, token, acq, spare)
+    if not keeps then
+      discard()
+    end
+    return step, step_detail, step_next_attempt, step_holder_pid
+  end, acq, nil, how, discard, status, detail, next_attempt, holder_pid)
+  discard()
+  if ok then
+    return self._fh
   end
   return nil, err
 end

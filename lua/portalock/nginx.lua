@@ -253,13 +253,6 @@ function M.join(key, request)
   return waiter
 end
 
--- Sleeps on the waiter's semaphore for about `seconds` (whole milliseconds, at least one,
--- which ngx.semaphore truncates as ngx.sleep does). True when woken early.
-local function nap(waiter, seconds)
-  local ms = math.max(1, math.ceil(seconds * 1000 - 1e-6))
-  return waiter.wake:wait((ms + 0.1) / 1000) == true
-end
-
 local function first(waiter)
   return head(queues[waiter.key]) == waiter
 end
@@ -274,13 +267,17 @@ function M.may_try(waiter, now)
   return not waiter.post or board.may_try(waiter.post, waiter.since, now)
 end
 
---- Sleeps between two steps of `waiter`, at most until `next_attempt` (monotonic seconds, by
---- `now()`): the first waiter at the pace of the worker's tries (see POLL_INTERVAL, and at
---- least every QUEUE_CHECK, its heartbeat on the board), the others until their turn comes.
-function M.sleep(waiter, next_attempt, now)
-  local pace = first(waiter) and math.min(M.POLL_INTERVAL * queue_count, QUEUE_CHECK)
-    or QUEUE_CHECK
-  nap(waiter, math.min(next_attempt - now(), pace))
+--- How long `waiter` sleeps between two steps at most: the first waiter at the pace of the
+--- worker's tries (see POLL_INTERVAL, and at least every QUEUE_CHECK, its heartbeat on the
+--- board), the others until their turn comes (QUEUE_CHECK, or woken by their predecessor).
+function M.pace(waiter)
+  return first(waiter) and math.min(M.POLL_INTERVAL * queue_count, QUEUE_CHECK) or QUEUE_CHECK
+end
+
+--- Sleeps `seconds` (whole milliseconds: ngx.semaphore truncates as ngx.sleep does) on the
+--- waiter's semaphore, where its predecessor hands it the turn.
+function M.nap(waiter, seconds)
+  waiter.wake:wait(seconds)
 end
 
 --- Leaves the queue (acquired, gave up or failed) and hands the turn to the next waiter.

@@ -1,15 +1,19 @@
 --- The waiting loop over a core acquisition (portalock_step in portalock.h): C decides when to
 --- give up (and says so in the AlreadyLocked error), when to try again and on what to sleep;
---- this loop chooses only how to sleep, once per wait at the first contention:
+--- this loop chooses only how to sleep, once per wait, before its first attempt (M.begin):
 ---   * inside OpenResty, in a phase that may yield: in the worker's queue for what is waited
 ---     for, in arrival order (portalock.nginx), polling in its turn; in `init` the wait may
----     block; in any other phase it fails at once;
+---     block; in any other phase it fails at its first contention;
 ---   * with a scheduler plugged in (portalock.set_scheduler) and a coroutine that can yield:
----     the scheduler's sleep function, with the same back-off;
+---     the scheduler's sleep function, backing off from 1 ms up to check_interval in whole
+---     milliseconds;
 ---   * otherwise the engine's own blocking sleep (acq:sleep), the one a C wait takes: it wakes
 ---     when the lock file is closed by its holder, or when the kernel grants the lock, or when
 ---     a semaphore count is posted (see portalock.h, portalock_wait); a signal returns it to
 ---     Lua (so Ctrl-C hooks run).
+--- A wait that cannot block polls (acq:polls(), told before its first attempt): no attempt
+--- makes a watch that nobody would read, and nothing stays open while it sleeps, so that a
+--- coroutine closed or dropped in the middle of a wait, or an aborted request, leaks nothing.
 --- And the outcomes only Lua knows: the lock held by another owner of this Lua state.
 local core = require "portalock.core"
 local errors = require "portalock.errors"
@@ -17,7 +21,9 @@ local nginx = require "portalock.nginx"
 
 local M = {}
 
-local scheduler_sleep
+-- {yields = true, scheduler = sleep(seconds)}: how a wait under the plugged-in scheduler
+-- sleeps (see M.begin), or nil.
+local scheduled
 -- Back-off sleeps taken in OpenResty or under a scheduler (they poll: no descriptor there).
 local backoff_sleeps = 0
 
@@ -30,7 +36,7 @@ local YIELDABLE_PHASES = {
 --- Plugs in (or, with nil, removes) a scheduler: `sleep(seconds)` yields the running
 --- coroutine to it and resumes it after about that long.
 function M.set_scheduler(sleep)
-  scheduler_sleep = sleep
+  scheduled = sleep and {yields = true, scheduler = sleep}
 end
 
 local function can_yield_coroutine()
@@ -50,24 +56,42 @@ function M.counters()
   return counters
 end
 
+-- The seconds a back-off sleep asks for: `seconds` rounded up to whole milliseconds, at least
+-- one. nginx truncates a sleep's seconds to whole milliseconds ((ngx_msec_t)(seconds * 1000)),
+-- and so may a scheduler: less than 1 ms would be a 0 ms sleep (a spin; in nginx a warning in
+-- error.log per call), and k / 1000 may fall an ulp short of k ms, which the truncation would
+-- make k - 1 (it is nudged up by an ulp). Rounding up may take a sleep up to 1 ms past the
+-- deadline: the next step then gives up.
+function M.whole_ms(seconds)
+  local ms = math.max(1, math.ceil(seconds * 1000 - 1e-6))
+  local rounded = ms / 1000
+  if rounded * 1000 < ms then
+    rounded = rounded + rounded * 2^-52
+  end
+  return rounded
+end
+
 local function backoff_sleeper(sleep, check_interval)
   local delay = 0.001
   return function(_, next_attempt)
-    local now = core.monotonic()
-    local wake = math.min(now + delay, next_attempt)
+    local seconds = M.whole_ms(math.min(delay, next_attempt - core.monotonic()))
     delay = math.min(delay * 2, check_interval)
     backoff_sleeps = backoff_sleeps + 1
-    sleep(math.max(0, wake - now))
+    sleep(seconds)
   end
 end
 
-local function blocking_sleeper(acq)
+-- `abandon` (may be nil) closes what the attempts keep outside the acquisition.
+local function blocking_sleeper(acq, abandon)
   return function(_, next_attempt)
     -- A hook's error (Ctrl-C) raised as the sleep returns must not strand what the sleep may
     -- have taken (a lock granted by the kernel, a semaphore count): give the wait up first.
     local ok, err = pcall(acq.sleep, acq, next_attempt)
     if not ok then
       acq:give_up()
+      if abandon then
+        abandon()
+      end
       error(err, 0)
     end
   end
@@ -86,21 +110,34 @@ function M.queued(key)
   return nginx.inside and YIELDABLE_PHASES[M.nginx_phase()] and nginx.waiting(key) or false
 end
 
--- Returns {sleep = function(fd, next_attempt) | nil, yields = boolean, queue = true (in an
--- nginx request that may yield) | nil, phase = name of an nginx phase that forbids waiting |
--- nil}.
-local function strategy(check_interval, acq)
+-- How a wait that blocks sleeps (in acq:sleep): see M.begin.
+local BLOCKS = {yields = false}
+
+--- Decides how the wait on `acq` (core: h:begin(...)) sleeps, before its first attempt, and
+--- declares a wait that cannot block a polling one (acq:polls()). Returns the `how` that
+--- M.wait takes: {yields = true, queue = true} in an nginx request that may yield (it waits
+--- in the worker's queue), {yields = true, scheduler = sleep(seconds)} under the plugged-in
+--- scheduler, {yields = false} for a wait that blocks, {yields = false, phase = name} in an
+--- nginx phase that forbids waiting.
+function M.begin(acq)
+  local how = BLOCKS
   local phase = M.nginx_phase()
   if phase then
     if YIELDABLE_PHASES[phase] then
-      return {yields = true, queue = true}
+      how = {yields = true, queue = true}
     elseif phase ~= "init" then
-      return {yields = false, phase = phase}
+      how = {yields = false, phase = phase}
     end
-  elseif scheduler_sleep and can_yield_coroutine() then
-    return {sleep = backoff_sleeper(scheduler_sleep, check_interval), yields = true}
+  elseif scheduled and can_yield_coroutine() then
+    how = scheduled
   end
-  return {sleep = blocking_sleeper(acq), yields = false}
+  if how ~= BLOCKS then
+    -- It sleeps on the clock, or not at all: a watch would go unread, and whatever an attempt
+    -- kept open would outlive a wait abandoned between two steps (a coroutine closed or
+    -- dropped, an aborted request).
+    acq:polls()
+  end
+  return how
 end
 
 -- Waiting for a lock that this Lua state holds itself could never end.
@@ -125,10 +162,14 @@ local function give_up(acq, err)
   return nil, err
 end
 
--- The loop of M.acquire under the strategy `how`.
-local function drive(path, attempt, acq, how)
+-- The loop of M.wait under `how`, from the outcome of a first attempt (none when status is
+-- nil).
+local function drive(path, attempt, acq, how, abandon, status, detail, next_attempt, holder_pid)
+  local sleep = how.sleep
   while true do
-    local status, detail, next_attempt, holder_pid = attempt()
+    if status == nil then
+      status, detail, next_attempt, holder_pid = attempt()
+    end
     if status == "acquired" then
       return true
     elseif status == "failed" then
@@ -149,44 +190,61 @@ local function drive(path, attempt, acq, how)
     elseif held and not how.yields then
       return give_up(acq, deadlock(path, false, holder_pid))
     end
-    how.sleep(detail, next_attempt)
+    sleep = sleep or how.scheduler and backoff_sleeper(how.scheduler, acq:check_interval())
+      or blocking_sleeper(acq, abandon)
+    sleep(detail, next_attempt)
+    status = nil
   end
 end
 
 -- Waits in this worker's queue for `key` (see portalock.nginx): attempts only in its turn;
 -- before that, the policy step without an attempt (acq:held) keeps the deadline.
-local function drive_in_turn(path, key, attempt, acq, how)
+local function drive_in_turn(path, key, attempt, acq, how, abandon, ...)
   local waiter = nginx.join(key, nginx.current_request())
   how.sleep = function(_, next_attempt)
     backoff_sleeps = backoff_sleeps + 1
-    nginx.sleep(waiter, next_attempt, core.monotonic)
+    nginx.nap(waiter, M.whole_ms(math.min(next_attempt - core.monotonic(), nginx.pace(waiter))))
   end
   local ok, done, err = pcall(drive, path, function()
     if not nginx.may_try(waiter, core.monotonic()) then
       return "in_state", false
     end
     return attempt()
-  end, acq, how)
+  end, acq, how, abandon, ...)
   nginx.leave(waiter)
   if not ok then
     acq:give_up()
+    if abandon then
+      abandon()
+    end
     error(done, 0)
   end
   return done, err
 end
 
---- Drives the acquisition `acq` (core: h:begin(...)) until it acquires, fails for good, or
+--- Waits out the acquisition `acq` (core: h:begin(...)) until it acquires, fails for good, or
 --- gives up. attempt() runs one step: "acquired" | "sleep", fd, next_attempt | "in_state",
 --- same_owner, nil, holder_pid (held by another owner of this state, which the core is not
 --- asked about) | "failed", err. A step that gives up or fails has ended the wait already.
---- `key` names what is waited for to the nginx worker's queue (default: `path`).
+--- `key` names what is waited for to the nginx worker's queue (default: `path`); `how` is
+--- M.begin(acq)'s answer, asked before the first attempt; `abandon` (may be nil) runs after
+--- acq:give_up() when an error raised in a sleep (Ctrl-C) ends the wait, to close what the
+--- attempts keep outside the acquisition; status, detail, next_attempt, holder_pid: the
+--- outcome of a first attempt the caller made (status nil: none, the loop makes it).
 --- Returns true or nil, err.
-function M.acquire(path, attempt, acq, key)
-  local how = strategy(acq:check_interval(), acq)
+function M.wait(path, attempt, acq, key, how, abandon, status, detail, next_attempt, holder_pid)
   if how.queue then
-    return drive_in_turn(path, key or path, attempt, acq, how)
+    return drive_in_turn(path, key or path, attempt, acq, how, abandon, status, detail,
+      next_attempt, holder_pid)
   end
-  return drive(path, attempt, acq, how)
+  return drive(path, attempt, acq, how, abandon, status, detail, next_attempt, holder_pid)
+end
+
+--- M.begin and M.wait: the whole wait of `acq`, whose every attempt, the first too, is
+--- attempt(). Returns true or nil, err.
+function M.acquire(path, attempt, acq, key)
+  local how = M.begin(acq) -- before the first attempt
+  return M.wait(path, attempt, acq, key, how)
 end
 
 --- acquire() for an acquisition whose every attempt is the core's step (no holder inside this

@@ -438,15 +438,23 @@ function Server:stop()
 end
 
 -- True once /__ready answers with this server's token.
-local function ready(self, token)
-  local output, code = helper.capture(helper.peer_env .. "curl -s --max-time 1 " .. helper.quote(self:url("/__ready")))
+local function ready(self, token, path)
+  local url = helper.quote(self:url(path or "/__ready"))
+  if path then -- a configuration of the caller's: any answer of its own will do
+    local status = helper.capture(helper.peer_env .. "curl -s -o /dev/null -w '%{http_code}' --max-time 1 " .. url)
+    return status:match("^[1-5]%d%d$") ~= nil
+  end
+  local output, code = helper.capture(helper.peer_env .. "curl -s --max-time 1 " .. url)
   return code == 0 and output:match("^(%S+) %d+$") == token
 end
 
 local function try_start(server, port)
   local dir, lock_dir = make_prefix()
   local token = "portalock-" .. tostring(core.getpid()) .. "-" .. tostring(math.random(1e9))
-  helper.write(dir .. "/nginx.conf", config(server, dir, port, token))
+  local text = server.config and server.config({dir = dir, lock_dir = lock_dir, port = port,
+    main = table.concat(main_block(server, dir), "\n"), http = http_block(dir)})
+    or config(server, dir, port, token)
+  helper.write(dir .. "/nginx.conf", text)
   local command = table.concat({"env", nginx.LOCK_DIR_ENV .. "=" .. helper.quote(lock_dir), binary(),
     "-p", helper.quote(dir .. "/"), "-c", helper.quote(dir .. "/nginx.conf"),
     "-e", helper.quote(dir .. "/error.log"), "-g", helper.quote("daemon off;")}, " ")
@@ -454,7 +462,7 @@ local function try_start(server, port)
     worker_count = server.workers or DEFAULT_WORKERS}, Server)
   self.pid = helper.spawn(command, dir .. "/stderr.log")
   local up = helper.wait_until(function()
-    return not alive(self.pid) or ready(self, token)
+    return not alive(self.pid) or ready(self, token, server.config and server.ready_path)
   end, START_SECONDS)
   if up and alive(self.pid) then
     self:workers()
@@ -471,6 +479,9 @@ end
 --- lock_dir, pid (the master); methods url, curl, request, get, request_async, get_async,
 --- workers, lock_file, load, abandon, stats, census, error_log, log_mark, log_problems, stop.
 --- Raises if the workers' user cannot read the Lua code and portalock.core (see the top).
+--- `server.config(parts)`, instead, makes the whole configuration: parts has dir (the
+--- prefix), lock_dir, port, and the harness's own main-level (`main`) and http-level (`http`)
+--- directives; the server counts as started once `server.ready_path` answers.
 function nginx.start(server)
   math.randomseed(os.time() + core.getpid())
   check_readable_by_workers()

@@ -1,13 +1,16 @@
 /*
  * portalock_testhelper: process primitives the specs need and plain Lua lacks (fork,
- * waitpid, kill, counting open descriptors). Built only with the tests, never installed.
+ * waitpid, kill, counting open descriptors and inotify instances). Built only with the tests,
+ * never installed.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +62,23 @@ static int t_fd_count(lua_State *L) {
   return 1;
 }
 
+/* This process's inotify instances: its descriptors that link to anon_inode:inotify. */
+static int t_inotify_count(lua_State *L) {
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir == NULL) return luaL_error(L, "cannot open /proc/self/fd");
+  int count = 0;
+  char target[PATH_MAX];
+  for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+    ssize_t len = readlinkat(dirfd(dir), e->d_name, target, sizeof target - 1);
+    if (len < 0) continue;
+    target[len] = '\0';
+    count += strcmp(target, "anon_inode:inotify") == 0;
+  }
+  closedir(dir);
+  lua_pushinteger(L, count);
+  return 1;
+}
+
 static int t_sleep(lua_State *L) {
   double seconds = luaL_checknumber(L, 1);
   struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
@@ -67,9 +87,15 @@ static int t_sleep(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg functions[] = {
-    {"fork", t_fork},     {"waitpid", t_waitpid},   {"_exit", t_exit},  {"kill", t_kill},
-    {"getpid", t_getpid}, {"fd_count", t_fd_count}, {"sleep", t_sleep}, {NULL, NULL}};
+static const luaL_Reg functions[] = {{"fork", t_fork},
+                                     {"waitpid", t_waitpid},
+                                     {"_exit", t_exit},
+                                     {"kill", t_kill},
+                                     {"getpid", t_getpid},
+                                     {"fd_count", t_fd_count},
+                                     {"inotify_count", t_inotify_count},
+                                     {"sleep", t_sleep},
+                                     {NULL, NULL}};
 
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((visibility("default")))

@@ -241,13 +241,11 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
 }
 
 static portalock_status pl_rgrant_attempt_cb(const portalock_acquisition *acq, int target_fd,
-                                             int forever, portalock_wait *wait,
+                                             pl_wait_how how, portalock_wait *wait,
                                              portalock_error *err) {
   (void)target_fd;
-  (void)forever;
   /* An acquisition that gives up at its first contention never waits for a wake-up. */
-  int queue = !acq->fail_when_locked && acq->timeout > 0;
-  return pl_rgrant_attempt(acq->object_, queue, wait, err);
+  return pl_rgrant_attempt(acq->object_, how != PL_WAIT_NONE, wait, err);
 }
 
 static void pl_rgrant_source_cb(void *object, pl_wake_source *src) {
@@ -277,10 +275,10 @@ static const pl_waitable pl_rgrant_waitable = {pl_rgrant_attempt_cb, pl_rgrant_s
 /* ---------------------------------------------------------------- remote acquisitions */
 
 static portalock_status pl_rremote_attempt_cb(const portalock_acquisition *acq, int target_fd,
-                                              int forever, portalock_wait *wait,
+                                              pl_wait_how how, portalock_wait *wait,
                                               portalock_error *err) {
   (void)target_fd;
-  (void)forever;
+  (void)how;
   (void)wait;
   pl_rgrant *g = acq->object_;
   return pl_fail(err, PORTALOCK_INVALID, 0, NULL,

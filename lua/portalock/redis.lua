@@ -253,10 +253,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     if ok then
       return self
     end
-    -- A waiter owns nothing: when its session is lost it waits on in a new one (opened by
-    -- handle_of), within the same deadline. A session that cannot be opened ends the wait.
-    if err.kind ~= "LockException" or not self._session:lost() or fail_when_locked
-      or core.monotonic() >= deadline then
+    -- A new session is opened by handle_of; one that cannot be opened ends the wait.
+    if not errors.redis_waits_on(err, self._session:lost(),
+      fail_when_locked or core.monotonic() >= deadline) then
       return nil, err
     end
     lost = err

@@ -381,10 +381,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     elseif err.invalid then
       error(err.invalid, 2)
     end
-    -- A waiter owns nothing: when its session is lost it waits on in a new one, within the
-    -- same deadline, as outside nginx (portalock.redis).
-    if err.kind ~= "LockException" or not session.lost or fail_when_locked
-      or core.monotonic() >= deadline then
+    -- in a new session when this one was lost, as outside nginx
+    if not errors.redis_waits_on(err, session.lost,
+      fail_when_locked or core.monotonic() >= deadline) then
       return nil, err
     end
     lost = err

@@ -243,8 +243,10 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
       end
       return nil, err
     end
-    local acq, errtab = h:begin(math.max(0, deadline - core.monotonic()), check_interval,
-      fail_when_locked)
+    -- The caller's timeout as given (the AlreadyLocked message names it), what is left of it
+    -- in a new session.
+    local acq, errtab = h:begin(lost and math.max(0, deadline - core.monotonic()) or timeout,
+      check_interval, fail_when_locked)
     if not acq then
       return nil, errors.from_core(errtab)
     end

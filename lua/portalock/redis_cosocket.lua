@@ -358,8 +358,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   local deadline = core.monotonic() + timeout
   local lost -- the loss this wait went on from, when it did: what a new session's failure follows
   while true do
-    local acq = grant.remote:begin(math.max(0, deadline - core.monotonic()), check_interval,
-      fail_when_locked)
+    -- the caller's timeout as given (AlreadyLocked names it), what is left of it in a new session
+    local acq = grant.remote:begin(lost and math.max(0, deadline - core.monotonic()) or timeout,
+      check_interval, fail_when_locked)
     local session, err = sessions.get(self._settings, self._key)
     if not session then
       return nil, lost and errors.reconnecting(lost, err) or err

@@ -410,6 +410,22 @@ describe("RedisLock inside nginx #nginx #redis", function()
       (server:get("/misc?what=unreachable&name=" .. fixture:fresh())))
   end)
 
+  -- (after the error.log check: nginx logs each refused connect() of a cosocket)
+  it("says that the connection was lost while a request waited, then why a new one failed", function()
+    local name = fixture:fresh()
+    local pid = fixture:hold_elsewhere(name)
+    local waiting = server:get_async("/acquire?timeout=5&name=" .. name)
+    assert.is_true(helper.wait_until(function() return queued(name) == 1 end, 5))
+    fixture.server:kill()
+    local body = waiting()
+    helper.kill(pid, "KILL") -- the holder outside nginx, whose server is gone too
+    fixture.server:restart()
+    local where = "Redis at 127%.0%.0%.1:" .. fixture.server.port
+    assert.matches("^LockException [%d.]+ the connection to " .. where .. " was lost while waiting "
+      .. "for '" .. (name:gsub("%-", "%%-")) .. "' %([^)]+%); reconnecting: cannot connect to "
+      .. where .. ": connection refused\n$", body)
+  end)
+
   it("lets a graceful stop (nginx -s quit) finish the requests that hold, then exit", function()
     local name = fixture:fresh()
     local holding = server:get_async("/acquire?hold=1.5&ttl=0.6&name=" .. name)

@@ -36,6 +36,7 @@ int luaopen_portalock_core(lua_State *L) {
   pl_open_readfile(L);
 #ifdef PORTALOCK_HAVE_REDIS
   pl_open_redis(L);
+  pl_open_redis_protocol(L);
 #endif
   return 1;
 }

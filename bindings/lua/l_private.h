@@ -85,7 +85,16 @@ void pl_open_budget(lua_State *L);
 void pl_open_readfile(lua_State *L);
 #ifdef PORTALOCK_HAVE_REDIS
 void pl_open_redis(lua_State *L); /* RedisLock and RedisSemaphore: only when built with hiredis */
+void pl_open_redis_protocol(lua_State *L); /* their protocol, for a transport in Lua */
 #endif
+/* A Redis token in Lua: a decimal string on every version (nil for 0, no grant); the check
+ * raises an argument error at `idx` for anything else. These are l_redis.c's, shared with
+ * l_redis_protocol.c, and declared outside the #ifdef: the fuzz target fuzz_lua_options
+ * compiles both files without PORTALOCK_HAVE_REDIS. */
+void pl_push_redis_token(lua_State *L, uint64_t token);
+uint64_t pl_check_redis_token(lua_State *L, int idx);
+/* Who holds and waits for a name, as session:status(name) gives it (l_redis.c). */
+void pl_push_redis_status(lua_State *L, const portalock_redis_status *status);
 
 /* Methods shared by lock and rlock handles (defined in l_lock.c). */
 extern const luaL_Reg pl_lock_common_methods[];

@@ -300,7 +300,7 @@ static int r_semaphore(lua_State *L) {
 }
 
 /* The token as a decimal string, or nil for 0 (no grant). */
-static void push_token(lua_State *L, uint64_t token) {
+void pl_push_redis_token(lua_State *L, uint64_t token) {
   if (token == 0) {
     lua_pushnil(L);
     return;
@@ -369,9 +369,9 @@ static int h_ensure(lua_State *L) {
 
 static int h_token(lua_State *L) {
   l_redis_handle *h = check_handle(L);
-  push_token(L, h->is_semaphore
-                    ? portalock_redis_semaphore_token((portalock_redis_semaphore_t *)h->object)
-                    : portalock_redis_lock_token((portalock_redis_lock_t *)h->object));
+  pl_push_redis_token(
+      L, h->is_semaphore ? portalock_redis_semaphore_token((portalock_redis_semaphore_t *)h->object)
+                         : portalock_redis_lock_token((portalock_redis_lock_t *)h->object));
   return 1;
 }
 
@@ -452,8 +452,9 @@ static int s_close(lua_State *L) {
   return 0;
 }
 
-/* The token at `idx`: a decimal string of a 64-bit counter above 0, as push_token makes it. */
-static uint64_t check_token(lua_State *L, int idx) {
+/* The token at `idx`: a decimal string of a 64-bit counter above 0, as pl_push_redis_token makes
+ * it. */
+uint64_t pl_check_redis_token(lua_State *L, int idx) {
   size_t len = 0;
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   uint64_t token = 0;
@@ -480,7 +481,7 @@ static uint64_t check_token(lua_State *L, int idx) {
 static int s_fenced_write(lua_State *L) {
   l_redis_session *s = check_session_at(L, 1);
   const char *key = check_name(L, 2);
-  uint64_t token = check_token(L, 3);
+  uint64_t token = pl_check_redis_token(L, 3);
   size_t len;
   const char *value = luaL_checklstring(L, 4, &len);
   int written = 0;
@@ -490,6 +491,30 @@ static int s_fenced_write(lua_State *L) {
     return pl_push_failure(L, &err);
   lua_pushboolean(L, written);
   return 1;
+}
+
+void pl_push_redis_status(lua_State *L, const portalock_redis_status *status) {
+  lua_createtable(L, 0, 4);
+  if (status->maximum > 0) {
+    lua_pushinteger(L, (lua_Integer)status->maximum);
+    lua_setfield(L, -2, "maximum");
+  }
+  lua_pushinteger(L, (lua_Integer)status->waiting);
+  lua_setfield(L, -2, "waiting");
+  lua_pushinteger(L, (lua_Integer)status->foreign);
+  lua_setfield(L, -2, "foreign");
+  lua_createtable(L, (int)status->count, 0);
+  for (size_t i = 0; i < status->count; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, status->holders[i].session);
+    lua_setfield(L, -2, "session");
+    pl_push_redis_token(L, status->holders[i].token);
+    lua_setfield(L, -2, "token");
+    lua_pushnumber(L, status->holders[i].lease);
+    lua_setfield(L, -2, "lease");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_setfield(L, -2, "holders");
 }
 
 /* status(name) -> the table above | nil, errtab */
@@ -502,27 +527,7 @@ static int s_status(lua_State *L) {
     portalock_redis_status_free(&st);
     return pl_push_failure(L, &err);
   }
-  lua_createtable(L, 0, 4);
-  if (st.maximum > 0) {
-    lua_pushinteger(L, (lua_Integer)st.maximum);
-    lua_setfield(L, -2, "maximum");
-  }
-  lua_pushinteger(L, (lua_Integer)st.waiting);
-  lua_setfield(L, -2, "waiting");
-  lua_pushinteger(L, (lua_Integer)st.foreign);
-  lua_setfield(L, -2, "foreign");
-  lua_createtable(L, (int)st.count, 0);
-  for (size_t i = 0; i < st.count; i++) {
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, st.holders[i].session);
-    lua_setfield(L, -2, "session");
-    push_token(L, st.holders[i].token);
-    lua_setfield(L, -2, "token");
-    lua_pushnumber(L, st.holders[i].lease);
-    lua_setfield(L, -2, "lease");
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  lua_setfield(L, -2, "holders");
+  pl_push_redis_status(L, &st);
   portalock_redis_status_free(&st);
   return 1;
 }

@@ -1190,6 +1190,27 @@ PORTALOCK_API uint64_t portalock_redis_semaphore_token(const portalock_redis_sem
 PORTALOCK_API const char *portalock_redis_semaphore_name(const portalock_redis_semaphore_t *sem);
 PORTALOCK_API long portalock_redis_semaphore_maximum(const portalock_redis_semaphore_t *sem);
 
+/*
+ * A remote acquisition: a RedisLock (is_lock; maximum 1) or RedisSemaphore acquisition whose
+ * attempts the caller makes over a transport of its own (OpenResty's cosockets), sending the
+ * same scripts and reading the same replies as this library's sessions, while the timing and
+ * the AlreadyLocked message stay the engine's: after each contended attempt the caller asks
+ * portalock_step_held (sleep until when, or give up with the message); portalock_step fails
+ * with INVALID. Giving up keeps nothing here: the caller leaves the queue of waiters itself.
+ * `name` and `maximum` are checked as portalock_redis_semaphore_new checks them.
+ */
+typedef struct portalock_redis_remote portalock_redis_remote_t;
+
+PORTALOCK_API portalock_status portalock_redis_remote_new(portalock_redis_remote_t **out,
+                                                          const char *name, long maximum,
+                                                          int is_lock, portalock_error *err);
+PORTALOCK_API void portalock_redis_remote_free(portalock_redis_remote_t *remote);
+PORTALOCK_API portalock_status portalock_redis_remote_begin(portalock_acquisition *acq,
+                                                            portalock_redis_remote_t *remote,
+                                                            double timeout, double check_interval,
+                                                            int fail_when_locked,
+                                                            portalock_error *err);
+
 /* ---------------------------------------------------------------- running a command */
 
 /*

@@ -47,6 +47,20 @@ function M.result(value, errtab)
   return value
 end
 
+--- Whether a Redis waiter whose wait failed with `err` waits on in a new session: a waiter
+--- owns nothing, so when its session was lost (`session_lost`) it goes on within the same
+--- deadline, unless it `gives_up` anyway (fail_when_locked, or the deadline passed)
+--- (portalock.redis and, inside nginx, portalock.redis_cosocket).
+function M.redis_waits_on(err, session_lost, gives_up)
+  return err.kind == "LockException" and session_lost and not gives_up
+end
+
+--- A Redis waiter's failure to open a new session (`err`) after its session was lost (`lost`):
+--- both, the loss first.
+function M.reconnecting(lost, err)
+  return M.new(err.kind, lost.message .. "; reconnecting: " .. err.message, {errno = err.errno})
+end
+
 --- True when the error is of `class` or of a kind derived from it.
 function Error:is(class)
   local current = classes[self.kind]

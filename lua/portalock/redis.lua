@@ -8,6 +8,7 @@ local core = require "portalock.core"
 local check = require "portalock.check"
 local errors = require "portalock.errors"
 local lock = require "portalock.lock"
+local nginx = require "portalock.nginx"
 local wait = require "portalock.wait"
 
 local M = {}
@@ -238,13 +239,14 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     local h, err = handle_of(self)
     if not h then
       if lost then
-        return nil, errors.new(err.kind, lost.message .. "; reconnecting: " .. err.message,
-          {errno = err.errno})
+        return nil, errors.reconnecting(lost, err)
       end
       return nil, err
     end
-    local acq, errtab = h:begin(math.max(0, deadline - core.monotonic()), check_interval,
-      fail_when_locked)
+    -- The caller's timeout as given (the AlreadyLocked message names it), what is left of it
+    -- in a new session.
+    local acq, errtab = h:begin(lost and math.max(0, deadline - core.monotonic()) or timeout,
+      check_interval, fail_when_locked)
     if not acq then
       return nil, errors.from_core(errtab)
     end
@@ -253,10 +255,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     if ok then
       return self
     end
-    -- A waiter owns nothing: when its session is lost it waits on in a new one (opened by
-    -- handle_of), within the same deadline. A session that cannot be opened ends the wait.
-    if err.kind ~= "LockException" or not self._session:lost() or fail_when_locked
-      or core.monotonic() >= deadline then
+    -- A new session is opened by handle_of; one that cannot be opened ends the wait.
+    if not errors.redis_waits_on(err, self._session:lost(),
+      fail_when_locked or core.monotonic() >= deadline) then
       return nil, err
     end
     lost = err
@@ -349,11 +350,6 @@ local function refuse_here(func)
     return string.format("%s: portalock was built without Redis support (it needs hiredis: "
       .. "install libhiredis-dev and rebuild)", func)
   end
-  local phase = wait.nginx_phase()
-  if phase then
-    return string.format("%s: not available inside nginx (phase '%s'): its connections would "
-      .. "block the worker (cosockets are not supported yet)", func, phase)
-  end
 end
 
 local function new(class, name, maximum, opts)
@@ -377,7 +373,7 @@ local function new(class, name, maximum, opts)
     error((problem:gsub("^bad argument '[^']*' ", "bad argument '" .. tostring(option) .. "' to '"
       .. class .. "' ", 1)), 3)
   end
-  return setmetatable({
+  local obj = setmetatable({
     _class = class,
     _name = name,
     _maximum = maximum,
@@ -392,6 +388,10 @@ local function new(class, name, maximum, opts)
     _session = false,
     _h = false,
   }, RedisMeta)
+  if nginx.inside then -- its I/O over cosockets: the C session's sockets would block the worker
+    return require("portalock.redis_cosocket").adopt(obj, getters)
+  end
+  return obj
 end
 
 --- portalock.RedisLock(channel, opts): a lock named `channel`, which Python portalocker's

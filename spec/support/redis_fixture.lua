@@ -157,6 +157,22 @@ function Fixture:assert_tokens_increase(name)
   end
 end
 
+--- Makes the README's ACL user on the fixture's server (asserting that it exists there) and
+-- returns its connection table (database 1) for opts.redis.
+function Fixture:acl_user()
+  local readme = assert(helper.read(helper.root .. "/README.md"))
+  local rules = assert(readme:match("\nuser portalock ([^\n]+)\n"), "no ACL line in the README")
+  local words = {"ACL", "SETUSER", "portalock"}
+  for word in rules:gmatch("%S+") do
+    words[#words + 1] = word
+  end
+  local out, status = self.server:cli((table.unpack or unpack)(words)) -- luacheck: compat
+  assert.are.equal(0, status, out)
+  assert.are.equal("OK\n", out)
+  return {host = "127.0.0.1", port = self.server.port, db = 1, username = "portalock",
+    password = rules:match(">(%S+)")}
+end
+
 --- Starts a holder of `name` (a lock, or a semaphore of `maximum` permits) in another process
 -- without waiting for it: its pid, the file it writes its token into once it holds, the file
 -- that tells it to release, and its log.

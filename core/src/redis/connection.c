@@ -131,14 +131,10 @@ static portalock_status pl_rconn_auth(pl_rconn *conn, const portalock_redis_opti
                                       double deadline, portalock_error *err) {
   if (opts->password == NULL) return PORTALOCK_OK;
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
-  int failed = pl_rcommand_add(&cmd, "AUTH", 4) < 0 ||
-               (opts->username != NULL &&
-                pl_rcommand_add(&cmd, opts->username, strlen(opts->username)) < 0) ||
-               pl_rcommand_add(&cmd, opts->password, strlen(opts->password)) < 0;
+  int failed = pl_rproto_auth(&cmd, opts->username, opts->password) < 0;
   portalock_status status = failed ? pl_fail_sys(err, ENOMEM, "AUTH", NULL)
                                    : pl_rconn_send_command(conn, &cmd, deadline, err);
-  pl_rcommand_free(&cmd);
+  if (!failed) pl_rcommand_free(&cmd);
   redisReply *reply = NULL;
   if (status == PORTALOCK_OK) status = pl_rconn_read(conn, &reply, deadline, err);
   if (status == PORTALOCK_OK && reply->type != REDIS_REPLY_STATUS)
@@ -147,17 +143,28 @@ static portalock_status pl_rconn_auth(pl_rconn *conn, const portalock_redis_opti
   return status;
 }
 
-portalock_status pl_rconn_refused(const pl_rconn *conn, const char *command,
-                                  const redisReply *reply, portalock_error *err) {
+portalock_status pl_rconn_unreachable(int errnum, const char *where, const char *reason,
+                                      portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL, "cannot connect to %s: %s", where,
+                 reason);
+}
+
+portalock_status pl_rconn_refused_by(const char *where, const char *command,
+                                     const redisReply *reply, portalock_error *err) {
   if (reply->type != REDIS_REPLY_ERROR)
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, EPROTO, NULL,
-                   "%s answered %s with an unexpected reply (type %d)", conn->where, command,
+                   "%s answered %s with an unexpected reply (type %d)", where, command,
                    reply->type);
   /* The usual first error of a server that wants a password, whatever the command. */
   int noauth = reply->len >= 6 && memcmp(reply->str, "NOAUTH", 6) == 0;
-  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "%s refused %s: %.*s%s", conn->where,
-                 command, (int)(reply->len > 300 ? 300 : reply->len), reply->str,
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "%s refused %s: %.*s%s", where, command,
+                 (int)(reply->len > 300 ? 300 : reply->len), reply->str,
                  noauth ? " (give the password in the URL, redis://:password@host)" : "");
+}
+
+portalock_status pl_rconn_refused(const pl_rconn *conn, const char *command,
+                                  const redisReply *reply, portalock_error *err) {
+  return pl_rconn_refused_by(conn->where, command, reply, err);
 }
 
 portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *opts,
@@ -174,8 +181,8 @@ portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *op
     int e = errno;
     char reason[128];
     pl_strerror(e, reason, sizeof reason);
-    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, e, NULL, "cannot connect to %s: %s", where,
-                   e == ETIMEDOUT ? "timed out (connect_timeout)" : reason);
+    return pl_rconn_unreachable(e, where, e == ETIMEDOUT ? "timed out (connect_timeout)" : reason,
+                                err);
   }
   conn->reader = redisReaderCreate();
   if (conn->reader == NULL) {
@@ -199,16 +206,24 @@ void pl_rconn_shut(pl_rconn *conn) {
   if (conn->fd >= 0) shutdown(conn->fd, SHUT_RDWR);
 }
 
-static portalock_status pl_rconn_failed(const pl_rconn *conn, int errnum, const char *doing,
-                                        portalock_error *err) {
+portalock_status pl_rconn_broken(const char *where, int errnum, const char *doing,
+                                 const char *reason, portalock_error *err) {
   if (errnum == ETIMEDOUT)
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL,
-                   "%s did not answer in time (command_timeout) while %s", conn->where, doing);
-  char reason[128];
-  pl_strerror(errnum, reason, sizeof reason);
+                   "%s did not answer in time (command_timeout) while %s", where, doing);
+  char text[128];
+  if (reason == NULL && errnum != 0) {
+    pl_strerror(errnum, text, sizeof text);
+    reason = text;
+  }
   return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, NULL,
-                 "the connection to %s was lost while %s: %s", conn->where, doing,
-                 errnum == 0 ? "closed by the server" : reason);
+                 "the connection to %s was lost while %s: %s", where, doing,
+                 reason == NULL ? "closed by the server" : reason);
+}
+
+static portalock_status pl_rconn_failed(const pl_rconn *conn, int errnum, const char *doing,
+                                        portalock_error *err) {
+  return pl_rconn_broken(conn->where, errnum, doing, NULL, err);
 }
 
 portalock_status pl_rconn_send(pl_rconn *conn, const char *buf, size_t len, double deadline,

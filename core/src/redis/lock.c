@@ -30,19 +30,27 @@ portalock_status pl_rname_check(const char *name, portalock_error *err) {
   return PORTALOCK_OK;
 }
 
-static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *session,
-                                       const char *name, long maximum, int lock,
+/* What a grant is of, apart from any session: its name (checked), keys and maximum. */
+static portalock_status pl_rgrant_name(pl_rgrant *g, const char *name, long maximum, int lock,
                                        portalock_error *err) {
   *g = (pl_rgrant){
       .wake_read = -1, .wake_write = -1, .maximum = maximum, .lock = lock, .visible = lock};
-  if (session == NULL)
-    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'session' (NULL)");
   if (pl_rname_check(name, err) != PORTALOCK_OK) return err->status;
   if (maximum < 1)
     return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'maximum' (%ld): must be >= 1",
                    maximum);
   if ((g->name = strdup(name)) == NULL || pl_rkeys_make(name, g->keys) < 0)
     return pl_fail_sys(err, ENOMEM, "creating a Redis lock", NULL);
+  return PORTALOCK_OK;
+}
+
+static portalock_status pl_rgrant_init(pl_rgrant *g, portalock_redis_session_t *session,
+                                       const char *name, long maximum, int lock,
+                                       portalock_error *err) {
+  portalock_status status = pl_rgrant_name(g, name, maximum, lock, err);
+  if (status != PORTALOCK_OK) return status;
+  if (session == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'session' (NULL)");
   if (pl_platform_event_open(&g->wake_read, &g->wake_write) < 0)
     return pl_fail_sys(err, errno, "creating a Redis lock", NULL);
   g->session = session;
@@ -61,7 +69,7 @@ static const char *pl_rgrant_check(pl_rgrant *g) {
   pthread_mutex_lock(&s->mutex);
   /* A lease that has run out by this process's clock is lost: the server may have granted it
    * again already, and a renewal must not revive it. */
-  if (portalock_monotonic() >= g->expires) pl_rgrant_lose_locked(s, g, "the lease ran out");
+  if (portalock_monotonic() >= g->expires) pl_rgrant_lose_locked(s, g, pl_losses[PL_LOST_LEASE]);
   const char *why = g->lost != NULL ? g->lost : g->held ? NULL : "not held";
   pthread_mutex_unlock(&s->mutex);
   return why;
@@ -81,23 +89,42 @@ static void pl_rgrant_leave_queue(pl_rgrant *g) {
   if (!g->queued) return;
   g->queued = 0;
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
   redisReply *reply = NULL;
   portalock_error ignored;
   int woken = 0;
-  if (pl_rcommand_add(&cmd, "ZREM", 4) == 0 &&
-      pl_rcommand_add(&cmd, g->keys[PL_KEY_QUEUE], strlen(g->keys[PL_KEY_QUEUE])) == 0 &&
-      pl_rcommand_add(&cmd, g->id, strlen(g->id)) == 0 &&
-      pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK) {
-    woken = reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
-    freeReplyObject(reply);
+  if (pl_rproto_leave_queue(&cmd, g->keys, g->id) == 0) {
+    if (pl_rsession_call(g->session, PL_NO_SCRIPT, &cmd, &reply, &ignored) == PORTALOCK_OK) {
+      woken = pl_rproto_leave_queue_reply(reply) == 0;
+      freeReplyObject(reply);
+    }
+    pl_rcommand_free(&cmd);
   }
-  pl_rcommand_free(&cmd);
   if (woken && pl_rproto_release(&cmd, g->session->sha[PL_SCRIPT_RELEASE], g->keys, g->id) == 0) {
     if (pl_rsession_call(g->session, PL_SCRIPT_RELEASE, &cmd, &reply, &ignored) == PORTALOCK_OK)
       freeReplyObject(reply);
     pl_rcommand_free(&cmd);
   }
+}
+
+portalock_status pl_rgrant_mismatch(const pl_rgrant *g, long stored, portalock_error *err) {
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                 "bad argument 'maximum' (%ld): '%s' is in use with maximum %ld (every process "
+                 "that holds or waits for it gives that; another maximum is taken once none does)",
+                 g->maximum, g->name, stored);
+}
+
+portalock_status pl_rgrant_lost_before_release(const pl_rgrant *g, portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' was lost before its release",
+                 g->name);
+}
+
+portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' is %s", g->name, why);
+}
+
+portalock_status pl_rgrant_unconfirmed(const char *where, portalock_error *err) {
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
+                 "%s did not confirm a subscription in time (command_timeout)", where);
 }
 
 /* Waits for the server's confirmation of the acquisition's subscription, by `deadline`. */
@@ -113,9 +140,8 @@ static portalock_status pl_rgrant_await_subscription(pl_rgrant *g, double deadli
       return pl_rsession_lost_error(s, g->waited ? g->name : NULL, unusable, err);
     if (subscribed) return PORTALOCK_OK;
     if (portalock_monotonic() >= deadline) {
-      pl_rsession_lose(s, "a subscription was not confirmed in time");
-      return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, ETIMEDOUT, NULL,
-                     "%s did not confirm a subscription in time (command_timeout)", s->where);
+      pl_rsession_lose(s, pl_losses[PL_LOST_SUBSCRIPTION_UNCONFIRMED]);
+      return pl_rgrant_unconfirmed(s->where, err);
     }
     struct pollfd p = {.fd = g->wake_read, .events = POLLIN};
     poll(&p, 1, pl_rms_until(deadline));
@@ -199,7 +225,7 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       if (confirmed) {
         /* The server confirmed the subscription, and has it no more: its connection ended
          * there, and this end has not seen it end (a half-open connection). */
-        static const char dropped[] = "the server dropped the subscription";
+        const char *dropped = pl_losses[PL_LOST_SUBSCRIPTION_DROPPED];
         pl_rsession_lose(s, dropped);
         return pl_rsession_lost_error(s, g->waited ? g->name : NULL, dropped, err);
       }
@@ -207,11 +233,7 @@ static portalock_status pl_rgrant_attempt(pl_rgrant *g, int queue, portalock_wai
       if (status != PORTALOCK_OK) return status;
       continue;
     case PL_MAXIMUM_MISMATCH:
-      return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
-                     "bad argument 'maximum' (%ld): '%s' is in use with maximum %ld (every "
-                     "process that holds or waits for it gives that; another maximum is taken "
-                     "once none does)",
-                     g->maximum, g->name, r.stored_maximum);
+      return pl_rgrant_mismatch(g, r.stored_maximum, err);
     case PL_BAD_REPLY:
       return status;
     }
@@ -250,6 +272,34 @@ static const char *pl_rgrant_describe_cb(void *object, char *buf, size_t cap) {
 static const pl_waitable pl_rgrant_waitable = {pl_rgrant_attempt_cb, pl_rgrant_source_cb,   NULL,
                                                pl_rgrant_give_up_cb, pl_rgrant_describe_cb, NULL};
 
+/* ---------------------------------------------------------------- remote acquisitions */
+
+static portalock_status pl_rremote_attempt_cb(const portalock_acquisition *acq, int target_fd,
+                                              pl_wait_how how, portalock_wait *wait,
+                                              portalock_error *err) {
+  (void)target_fd;
+  (void)how;
+  (void)wait;
+  pl_rgrant *g = acq->object_;
+  return pl_fail(err, PORTALOCK_INVALID, 0, NULL,
+                 "'%s': a remote acquisition's attempts are its caller's (portalock_step_held)",
+                 g->name);
+}
+
+static void pl_rremote_source_cb(void *object, pl_wake_source *src) {
+  (void)object;
+  (void)src; /* nothing to wait on here: the caller's transport brings the wake-ups */
+}
+
+/* The caller's transport leaves the queue (protocol.c: pl_rproto_leave_queue), as
+ * pl_rgrant_leave_queue does: nothing is kept here. */
+static void pl_rremote_give_up_cb(void *object) {
+  (void)object;
+}
+
+static const pl_waitable pl_rremote_waitable = {pl_rremote_attempt_cb, pl_rremote_source_cb,  NULL,
+                                                pl_rremote_give_up_cb, pl_rgrant_describe_cb, NULL};
+
 static portalock_status pl_rgrant_begin(portalock_acquisition *acq, pl_rgrant *g, double timeout,
                                         double check_interval, int fail_when_locked,
                                         portalock_error *err) {
@@ -273,8 +323,7 @@ static portalock_status pl_rgrant_release(pl_rgrant *g, portalock_error *err) {
   if (pl_rgrant_forked(g)) {
     /* The parent's grant: the child neither releases it nor keeps it. */
   } else if (lost != NULL) {
-    status = pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' was lost before its release",
-                     g->name);
+    status = pl_rgrant_lost_before_release(g, err);
   } else {
     pl_rcommand cmd;
     redisReply *reply = NULL;
@@ -287,8 +336,7 @@ static portalock_status pl_rgrant_release(pl_rgrant *g, portalock_error *err) {
       if (released < 0)
         status = pl_rproto_error(reply, "releasing a Redis lock", err);
       else if (released == 0)
-        status = pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' was lost before its release",
-                         g->name);
+        status = pl_rgrant_lost_before_release(g, err);
       freeReplyObject(reply);
     }
   }
@@ -304,8 +352,7 @@ static portalock_status pl_rgrant_release(pl_rgrant *g, portalock_error *err) {
 static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
   pl_clear(err);
   const char *why = pl_rgrant_check(g);
-  if (why != NULL)
-    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' is %s", g->name, why);
+  if (why != NULL) return pl_rgrant_not_held(g, why, err);
   portalock_redis_session_t *s = g->session;
   pl_rcommand cmd;
   char **keys = g->keys, *id = g->id;
@@ -322,11 +369,10 @@ static portalock_status pl_rgrant_ensure(pl_rgrant *g, portalock_error *err) {
   freeReplyObject(reply);
   if (status != PORTALOCK_OK) return status;
   pthread_mutex_lock(&s->mutex);
-  pl_rgrant_renewed_locked(s, g, alive, sent, "the server no longer has the grant");
+  pl_rgrant_renewed_locked(s, g, alive, sent, pl_losses[PL_LOST_GRANT_GONE]);
   why = g->lost;
   pthread_mutex_unlock(&s->mutex);
-  if (why != NULL)
-    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "'%s' is %s", g->name, why);
+  if (why != NULL) return pl_rgrant_not_held(g, why, err);
   return PORTALOCK_OK;
 }
 
@@ -476,4 +522,38 @@ const char *portalock_redis_semaphore_name(const portalock_redis_semaphore_t *se
 
 long portalock_redis_semaphore_maximum(const portalock_redis_semaphore_t *sem) {
   return sem->grant.maximum;
+}
+
+portalock_status portalock_redis_remote_new(portalock_redis_remote_t **out, const char *name,
+                                            long maximum, int is_lock, portalock_error *err) {
+  pl_clear(err);
+  if (out == NULL) return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'out' (NULL)");
+  *out = NULL;
+  portalock_redis_remote_t *remote = malloc(sizeof *remote);
+  if (remote == NULL) return pl_fail_sys(err, ENOMEM, "creating a Redis lock", NULL);
+  portalock_status status =
+      pl_rgrant_name(&remote->grant, name, is_lock ? 1 : maximum, is_lock != 0, err);
+  if (status != PORTALOCK_OK) {
+    portalock_redis_remote_free(remote);
+    return status;
+  }
+  *out = remote;
+  return PORTALOCK_OK;
+}
+
+void portalock_redis_remote_free(portalock_redis_remote_t *remote) {
+  if (remote == NULL) return;
+  free(remote->grant.keys[0]);
+  free(remote->grant.name);
+  free(remote);
+}
+
+portalock_status portalock_redis_remote_begin(portalock_acquisition *acq,
+                                              portalock_redis_remote_t *remote, double timeout,
+                                              double check_interval, int fail_when_locked,
+                                              portalock_error *err) {
+  if (remote == NULL)
+    return pl_fail(err, PORTALOCK_INVALID, 0, NULL, "bad argument 'remote' (NULL)");
+  return pl_begin(acq, &pl_rremote_waitable, &remote->grant, 0, timeout, check_interval,
+                  fail_when_locked, err);
 }

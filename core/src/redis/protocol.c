@@ -283,6 +283,78 @@ int pl_rproto_push(const redisReply *reply, pl_push *out) {
   return 0;
 }
 
+int pl_rproto_leave_queue(pl_rcommand *cmd, char *const keys[PL_KEYS], const char *grant) {
+  pl_rcommand_init(cmd);
+  if (pl_rcommand_adds(cmd, "ZREM") < 0 || pl_rcommand_adds(cmd, keys[PL_KEY_QUEUE]) < 0 ||
+      pl_rcommand_adds(cmd, grant) < 0) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
+int pl_rproto_leave_queue_reply(const redisReply *reply) {
+  return pl_rproto_release_reply(reply); /* the same shape: 1 or 0 */
+}
+
+int pl_rproto_subscription(pl_rcommand *cmd, const char *verb, const char *channel,
+                           const char *name) {
+  pl_rcommand_init(cmd);
+  if (pl_rcommand_adds(cmd, verb) < 0 || pl_rcommand_adds(cmd, channel) < 0 ||
+      (name != NULL && pl_rcommand_adds(cmd, name) < 0)) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
+int pl_rproto_script_load(pl_rcommand *cmd, pl_script script) {
+  pl_rcommand_init(cmd);
+  if (pl_rcommand_adds(cmd, "SCRIPT") < 0 || pl_rcommand_adds(cmd, "LOAD") < 0 ||
+      pl_rcommand_adds(cmd, pl_redis_scripts[script]) < 0) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
+int pl_rproto_script_load_reply(const redisReply *reply, char sha[41]) {
+  if (reply->type != REDIS_REPLY_STRING || reply->len != 40) return -1;
+  memcpy(sha, reply->str, 40);
+  sha[40] = '\0';
+  return 0;
+}
+
+int pl_rproto_auth(pl_rcommand *cmd, const char *username, const char *password) {
+  pl_rcommand_init(cmd);
+  if (pl_rcommand_adds(cmd, "AUTH") < 0 ||
+      (username != NULL && pl_rcommand_adds(cmd, username) < 0) ||
+      pl_rcommand_adds(cmd, password) < 0) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
+int pl_rproto_select(pl_rcommand *cmd, long db) {
+  pl_rcommand_init(cmd);
+  if (pl_rcommand_adds(cmd, "SELECT") < 0 || pl_rcommand_addf(cmd, "%ld", db) < 0) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
+int pl_rproto_client_name(pl_rcommand *cmd, const char *session_hex, const char *role) {
+  pl_rcommand_init(cmd);
+  if (pl_rcommand_adds(cmd, "CLIENT") < 0 || pl_rcommand_adds(cmd, "SETNAME") < 0 ||
+      pl_rcommand_addf(cmd, "portalock-%.16s-%s", session_hex, role) < 0) {
+    pl_rcommand_free(cmd);
+    return -1;
+  }
+  return 0;
+}
+
 portalock_status pl_rproto_error(const redisReply *reply, const char *what, portalock_error *err) {
   if (reply->type == REDIS_REPLY_ERROR)
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "%s: the server answered: %.*s", what,

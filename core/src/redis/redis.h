@@ -108,10 +108,46 @@ typedef struct pl_push {
 } pl_push;
 int pl_rproto_push(const redisReply *reply, pl_push *out);
 
+/* ZREM of the grant from the name's queue of waiters (an acquisition given up). */
+int pl_rproto_leave_queue(pl_rcommand *cmd, char *const keys[PL_KEYS], const char *grant);
+/* 1 it was still queued, 0 a release had popped it already (its wake-up is on its way, to be
+ * passed on), -1 a bad reply. */
+int pl_rproto_leave_queue_reply(const redisReply *reply);
+/* `verb` ("SUBSCRIBE" or "UNSUBSCRIBE") of `channel`, and of `name` too when not NULL. */
+int pl_rproto_subscription(pl_rcommand *cmd, const char *verb, const char *channel,
+                           const char *name);
+/* SCRIPT LOAD of a script; its reply's SHA1 into sha (0), or -1 for a bad reply. */
+int pl_rproto_script_load(pl_rcommand *cmd, pl_script script);
+int pl_rproto_script_load_reply(const redisReply *reply, char sha[41]);
+/* The setup of a connection: AUTH [username] password; SELECT db; CLIENT SETNAME
+ * "portalock-<16 hex of the session>-<role>". */
+int pl_rproto_auth(pl_rcommand *cmd, const char *username, const char *password);
+int pl_rproto_select(pl_rcommand *cmd, long db);
+int pl_rproto_client_name(pl_rcommand *cmd, const char *session_hex, const char *role);
+
 /* An error reply's text into err (LOCK_EXCEPTION, "<what>: <server's message>"). */
 portalock_status pl_rproto_error(const redisReply *reply, const char *what, portalock_error *err);
 /* 1 when the reply is the server's NOSCRIPT error (its script cache was flushed). */
 int pl_rproto_noscript(const redisReply *reply);
+
+/* Why a session or a grant is lost: the words every transport reports (check's "lost" comes
+ * with one of these in on_lost, and "the Redis session is lost (<why>)" names one). */
+typedef enum pl_loss_reason {
+  PL_LOST_COMMAND_TIMEOUT,
+  PL_LOST_COMMAND_FAILED,
+  PL_LOST_SUBSCRIPTION_FAILED,
+  PL_LOST_SUBSCRIPTION_REFUSED,
+  PL_LOST_SUBSCRIPTION_ENDED,
+  PL_LOST_SUBSCRIPTION_UNCONFIRMED,
+  PL_LOST_SUBSCRIPTION_DROPPED,
+  PL_LOST_LEASE,
+  PL_LOST_GRANT_GONE,
+  PL_LOSSES
+} pl_loss_reason;
+
+extern const char *const pl_losses[PL_LOSSES];
+/* Their names, for a transport in another language: "command_timeout", ... */
+extern const char *const pl_loss_names[PL_LOSSES];
 
 /* ---------------------------------------------------------------- connection.c */
 
@@ -128,6 +164,14 @@ typedef struct pl_rconn {
 #define PL_RWHERE_MAX (PORTALOCK_PATH_MAX + 32)
 /* The server of `opts` as the messages name it: "Redis at host:port" or "Redis at unix:path". */
 void pl_rconn_where(const portalock_redis_options *opts, char *buf, size_t cap);
+/* LOCK_EXCEPTION "cannot connect to <where>: <reason>". */
+portalock_status pl_rconn_unreachable(int errnum, const char *where, const char *reason,
+                                      portalock_error *err);
+/* LOCK_EXCEPTION for a connection to `where` that broke while `doing`: ETIMEDOUT "<where> did
+ * not answer in time (command_timeout) while <doing>", else "the connection to <where> was lost
+ * while <doing>: <reason>" (reason NULL: errnum's text, or for 0 "closed by the server"). */
+portalock_status pl_rconn_broken(const char *where, int errnum, const char *doing,
+                                 const char *reason, portalock_error *err);
 /* Connects (TCP with keep-alive, TCP_NODELAY and TCP_USER_TIMEOUT, or a unix socket) by
  * `deadline`, and says AUTH when opts has a password. `where` (pl_rconn_where) must outlive
  * the connection. */
@@ -137,6 +181,9 @@ portalock_status pl_rconn_open(pl_rconn *conn, const portalock_redis_options *op
  * a command that sets the connection up (AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD, ...). */
 portalock_status pl_rconn_refused(const pl_rconn *conn, const char *command,
                                   const redisReply *reply, portalock_error *err);
+/* The same for a connection of another transport to `where`. */
+portalock_status pl_rconn_refused_by(const char *where, const char *command,
+                                     const redisReply *reply, portalock_error *err);
 void pl_rconn_close(pl_rconn *conn);
 /* Milliseconds until `deadline` for poll(2): at least 0, rounded up, at most a day (a longer
  * wait wakes and waits again). */
@@ -163,6 +210,12 @@ int pl_rconn_next(pl_rconn *conn, redisReply **reply);
 /* OK when `name` can name a RedisLock or RedisSemaphore (1 to PORTALOCK_REDIS_NAME_MAX bytes),
  * else INVALID naming it. */
 portalock_status pl_rname_check(const char *name, portalock_error *err);
+
+/* ---------------------------------------------------------------- status.c */
+
+/* The STATUS script's reply into `out` (holders oldest token first), for every transport. */
+portalock_status pl_rstatus_read(const redisReply *reply, portalock_redis_status *out,
+                                 portalock_error *err);
 
 /* ---------------------------------------------------------------- session.c */
 
@@ -247,8 +300,11 @@ void pl_rgrant_renewed_locked(portalock_redis_session_t *session, pl_rgrant *gra
  * once; on_lost is called on the keep-alive thread, which this wakes). */
 void pl_rgrant_lose_locked(portalock_redis_session_t *session, pl_rgrant *grant,
                            const char *reason);
-/* LOCK_EXCEPTION "the connection to Redis at <where> was lost (<why>)", or "... was lost while
- * waiting for '<waiting_for>' (<why>)"; for a forked child, that the session is its parent's. */
+/* LOCK_EXCEPTION "the connection to <where> was lost (<why>)", or "... was lost while waiting
+ * for '<waiting_for>' (<why>)" (`where` as pl_rconn_where names the server). */
+portalock_status pl_rlost_error(const char *where, const char *waiting_for, const char *why,
+                                portalock_error *err);
+/* The same for the session's server; for a forked child, that the session is its parent's. */
 portalock_status pl_rsession_lost_error(const portalock_redis_session_t *session,
                                         const char *waiting_for, const char *why,
                                         portalock_error *err);
@@ -256,5 +312,23 @@ portalock_status pl_rsession_lost_error(const portalock_redis_session_t *session
 void pl_rsession_lose(portalock_redis_session_t *session, const char *reason);
 /* The next acquisition number of the session (for its channel). */
 unsigned long pl_rsession_next_acquisition(portalock_redis_session_t *session);
+
+/* ---------------------------------------------------------------- lock.c */
+
+/* What a remote acquisition is of (portalock_redis_remote_new): the grant's name, keys,
+ * maximum and kind, for a transport that builds the commands itself (protocol.c). */
+struct portalock_redis_remote {
+  pl_rgrant grant;
+};
+
+/* The messages of a grant, the same for every transport: INVALID for a maximum that is not
+ * the one stored with the name; LOCK_EXCEPTION "'name' was lost before its release" and
+ * "'name' is <why>" (check's reason). */
+portalock_status pl_rgrant_mismatch(const pl_rgrant *g, long stored, portalock_error *err);
+portalock_status pl_rgrant_lost_before_release(const pl_rgrant *g, portalock_error *err);
+portalock_status pl_rgrant_not_held(const pl_rgrant *g, const char *why, portalock_error *err);
+/* LOCK_EXCEPTION (ETIMEDOUT): the server (`where`, pl_rconn_where) did not confirm an
+ * acquisition's subscription within command_timeout. */
+portalock_status pl_rgrant_unconfirmed(const char *where, portalock_error *err);
 
 #endif /* PORTALOCK_REDIS_H */

@@ -23,6 +23,31 @@ struct pl_interop {
   struct pl_interop *next;
 };
 
+const char *const pl_losses[PL_LOSSES] = {
+    [PL_LOST_COMMAND_TIMEOUT] = "a command timed out",
+    [PL_LOST_COMMAND_FAILED] = "the command connection failed",
+    [PL_LOST_SUBSCRIPTION_FAILED] = "the subscription failed",
+    [PL_LOST_SUBSCRIPTION_REFUSED] =
+        "the server refused a subscription: is its channel outside the ACL user's?",
+    [PL_LOST_SUBSCRIPTION_ENDED] = "the subscription connection ended",
+    [PL_LOST_SUBSCRIPTION_UNCONFIRMED] = "a subscription was not confirmed in time",
+    [PL_LOST_SUBSCRIPTION_DROPPED] = "the server dropped the subscription",
+    [PL_LOST_LEASE] = "the lease ran out",
+    [PL_LOST_GRANT_GONE] = "the server no longer has the grant",
+};
+
+const char *const pl_loss_names[PL_LOSSES] = {
+    [PL_LOST_COMMAND_TIMEOUT] = "command_timeout",
+    [PL_LOST_COMMAND_FAILED] = "command_failed",
+    [PL_LOST_SUBSCRIPTION_FAILED] = "subscription_failed",
+    [PL_LOST_SUBSCRIPTION_REFUSED] = "subscription_refused",
+    [PL_LOST_SUBSCRIPTION_ENDED] = "subscription_ended",
+    [PL_LOST_SUBSCRIPTION_UNCONFIRMED] = "subscription_unconfirmed",
+    [PL_LOST_SUBSCRIPTION_DROPPED] = "subscription_dropped",
+    [PL_LOST_LEASE] = "lease",
+    [PL_LOST_GRANT_GONE] = "grant_gone",
+};
+
 /* ---------------------------------------------------------------- the process's sessions */
 
 static pthread_mutex_t pl_sessions_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -159,8 +184,9 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
   /* A late reply would answer the next command: the connection, and the session, end here. */
   pthread_mutex_lock(&session->mutex);
   const char *first = session->lost;
-  pl_lose_locked(session, err->errnum == ETIMEDOUT ? "a command timed out"
-                                                   : "the command connection failed");
+  pl_lose_locked(
+      session,
+      pl_losses[err->errnum == ETIMEDOUT ? PL_LOST_COMMAND_TIMEOUT : PL_LOST_COMMAND_FAILED]);
   pthread_mutex_unlock(&session->mutex);
   /* Lost meanwhile on the keep-alive thread, which shut this connection: that is why. */
   if (first != NULL) status = pl_rsession_lost_error(session, NULL, first, err);
@@ -171,23 +197,25 @@ static portalock_status pl_roundtrip(portalock_redis_session_t *session, pl_rcom
 static portalock_status pl_load_script(portalock_redis_session_t *session, pl_script script,
                                        char sha[41], portalock_error *err) {
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
-  const char *text = pl_redis_scripts[script];
-  if (pl_rcommand_add(&cmd, "SCRIPT", 6) < 0 || pl_rcommand_add(&cmd, "LOAD", 4) < 0 ||
-      pl_rcommand_add(&cmd, text, strlen(text)) < 0) {
-    pl_rcommand_free(&cmd);
-    return pl_fail_sys(err, ENOMEM, "SCRIPT LOAD", NULL);
-  }
+  if (pl_rproto_script_load(&cmd, script) < 0) return pl_fail_sys(err, ENOMEM, "SCRIPT LOAD", NULL);
   redisReply *reply = NULL;
   portalock_status status = pl_roundtrip(session, &cmd, &reply, err);
   pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK) return status;
-  if (reply->type == REDIS_REPLY_STRING && reply->len == 40)
-    memcpy(sha, reply->str, 41);
-  else
+  if (pl_rproto_script_load_reply(reply, sha) < 0)
     status = pl_rconn_refused(&session->command, "SCRIPT LOAD", reply, err);
   freeReplyObject(reply);
   return status;
+}
+
+portalock_status pl_rlost_error(const char *where, const char *waiting_for, const char *why,
+                                portalock_error *err) {
+  if (waiting_for != NULL)
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
+                   "the connection to %s was lost while waiting for '%.200s' (%s)", where,
+                   waiting_for, why);
+  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the connection to %s was lost (%s)",
+                 where, why);
 }
 
 portalock_status pl_rsession_lost_error(const portalock_redis_session_t *session,
@@ -197,12 +225,7 @@ portalock_status pl_rsession_lost_error(const portalock_redis_session_t *session
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
                    "the Redis session belongs to process %ld (this is a forked child)",
                    (long)session->pid);
-  if (waiting_for != NULL)
-    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL,
-                   "the connection to %s was lost while waiting for '%.200s' (%s)", session->where,
-                   waiting_for, why);
-  return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, 0, NULL, "the connection to %s was lost (%s)",
-                 session->where, why);
+  return pl_rlost_error(session->where, waiting_for, why, err);
 }
 
 portalock_status pl_rsession_call(portalock_redis_session_t *session, pl_script script,
@@ -248,16 +271,14 @@ static portalock_status pl_send_subscription(portalock_redis_session_t *session,
                                              pl_rgrant *grant, int with_name,
                                              portalock_error *err) {
   pl_rcommand cmd;
-  pl_rcommand_init(&cmd);
-  int failed = pl_rcommand_add(&cmd, verb, strlen(verb)) < 0 ||
-               pl_rcommand_add(&cmd, grant->id, strlen(grant->id)) < 0 ||
-               (with_name && pl_rcommand_add(&cmd, grant->name, strlen(grant->name)) < 0);
+  int failed = pl_rproto_subscription(&cmd, verb, grant->id, with_name ? grant->name : NULL) < 0;
   portalock_status status =
       failed ? pl_fail_sys(err, ENOMEM, verb, NULL)
              : pl_rconn_send_command(&session->sub, &cmd,
                                      portalock_monotonic() + session->opts.command_timeout, err);
-  pl_rcommand_free(&cmd);
-  if (status != PORTALOCK_OK && !failed) pl_lose_locked(session, "the subscription failed");
+  if (!failed) pl_rcommand_free(&cmd);
+  if (status != PORTALOCK_OK && !failed)
+    pl_lose_locked(session, pl_losses[PL_LOST_SUBSCRIPTION_FAILED]);
   return status;
 }
 
@@ -328,8 +349,7 @@ static void pl_dispatch(portalock_redis_session_t *session, const redisReply *re
   /* An error answers a SUBSCRIBE, which names no channel: whoever waits for its confirmation
    * would wait until command_timeout, and the subscriptions can no longer be told apart. */
   if (reply->type == REDIS_REPLY_ERROR) {
-    pl_lose_locked(session,
-                   "the server refused a subscription: is its channel outside the ACL user's?");
+    pl_lose_locked(session, pl_losses[PL_LOST_SUBSCRIPTION_REFUSED]);
     return;
   }
   pl_push push;
@@ -352,7 +372,7 @@ static int pl_read_subscription(portalock_redis_session_t *session) {
     pl_dispatch(session, reply);
     freeReplyObject(reply);
   }
-  if (rc < 0 || got < 0) pl_lose_locked(session, "the subscription connection ended");
+  if (rc < 0 || got < 0) pl_lose_locked(session, pl_losses[PL_LOST_SUBSCRIPTION_ENDED]);
   pthread_mutex_unlock(&session->mutex);
   return rc < 0 || got < 0 ? -1 : 0;
 }
@@ -400,7 +420,7 @@ static void pl_renew(portalock_redis_session_t *session) {
         for (pl_rgrant *g = session->grants; g != NULL; g = g->next) {
           if (!g->held || g->lost != NULL || g->token != tokens[i] || strcmp(g->id, id) != 0)
             continue;
-          pl_rgrant_renewed_locked(session, g, !bad && alive[i], sent, "the lease ran out");
+          pl_rgrant_renewed_locked(session, g, !bad && alive[i], sent, pl_losses[PL_LOST_LEASE]);
         }
       }
       pthread_mutex_unlock(&session->mutex);
@@ -488,13 +508,8 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
   size_t n = 0;
   for (size_t i = 0; i < 3; i++)
     pl_rcommand_init(&setup[i]);
-  int failed = pl_rcommand_addf(&setup[n], "CLIENT") < 0 ||
-               pl_rcommand_addf(&setup[n], "SETNAME") < 0 ||
-               pl_rcommand_addf(&setup[n], "portalock-%.16s-command", hex) < 0;
-  n++;
-  if (s->opts.db != 0)
-    failed = failed || pl_rcommand_addf(&setup[n], "SELECT") < 0 ||
-             pl_rcommand_addf(&setup[n++], "%ld", s->opts.db) < 0;
+  int failed = pl_rproto_client_name(&setup[n++], hex, "command") < 0 ||
+               (s->opts.db != 0 && pl_rproto_select(&setup[n++], s->opts.db) < 0);
   deadline = portalock_monotonic() + s->opts.command_timeout;
   status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
                   : pl_setup(&s->command, setup, setup_names, n, deadline, err);
@@ -508,10 +523,8 @@ static portalock_status pl_connect_session(portalock_redis_session_t *s, portalo
   pl_rcommand sub[2];
   pl_rcommand_init(&sub[0]);
   pl_rcommand_init(&sub[1]);
-  failed = pl_rcommand_addf(&sub[0], "CLIENT") < 0 || pl_rcommand_addf(&sub[0], "SETNAME") < 0 ||
-           pl_rcommand_addf(&sub[0], "portalock-%.16s-subscription", hex) < 0 ||
-           pl_rcommand_addf(&sub[1], "SUBSCRIBE") < 0 ||
-           pl_rcommand_add(&sub[1], s->channel, strlen(s->channel)) < 0;
+  failed = pl_rproto_client_name(&sub[0], hex, "subscription") < 0 ||
+           pl_rproto_subscription(&sub[1], "SUBSCRIBE", s->channel, NULL) < 0;
   status = failed ? pl_fail_sys(err, ENOMEM, "opening a Redis session", NULL)
                   : pl_setup(&s->sub, sub, sub_names, 2, deadline, err);
   pl_rcommand_free(&sub[0]);

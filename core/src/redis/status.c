@@ -13,6 +13,15 @@ static int pl_by_token(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+portalock_status pl_rstatus_read(const redisReply *reply, portalock_redis_status *out,
+                                 portalock_error *err) {
+  if (pl_rproto_status_reply(reply, out) < 0)
+    return errno == ENOMEM ? pl_fail_sys(err, ENOMEM, "asking Redis", NULL)
+                           : pl_rproto_error(reply, "asking Redis who holds a name", err);
+  if (out->count > 1) qsort(out->holders, out->count, sizeof *out->holders, pl_by_token);
+  return PORTALOCK_OK;
+}
+
 portalock_status portalock_redis_name_status(portalock_redis_session_t *session, const char *name,
                                              portalock_redis_status *out, portalock_error *err) {
   pl_clear(err);
@@ -31,11 +40,7 @@ portalock_status portalock_redis_name_status(portalock_redis_session_t *session,
   portalock_status status = pl_rsession_call(session, PL_SCRIPT_STATUS, &cmd, &reply, err);
   pl_rcommand_free(&cmd);
   if (status != PORTALOCK_OK) return status;
-  if (pl_rproto_status_reply(reply, out) < 0)
-    status = errno == ENOMEM ? pl_fail_sys(err, ENOMEM, "asking Redis", NULL)
-                             : pl_rproto_error(reply, "asking Redis who holds a name", err);
-  else if (out->count > 1)
-    qsort(out->holders, out->count, sizeof *out->holders, pl_by_token);
+  status = pl_rstatus_read(reply, out, err);
   freeReplyObject(reply);
   return status;
 }

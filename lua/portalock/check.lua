@@ -103,6 +103,15 @@ function M.boolean(func, value, name)
   end
 end
 
+--- The problem with portalocker-style positional acquire arguments (timeout, check_interval,
+--- fail_when_locked; nil takes the object's), or nil: a RedisLock's or RedisSemaphore's.
+function M.acquire_arguments(timeout, check_interval, fail_when_locked)
+  return (timeout ~= nil and M.timeout("acquire", timeout, "timeout"))
+    or (check_interval ~= nil and M.check_interval("acquire", check_interval, "check_interval"))
+    or (fail_when_locked ~= nil and M.boolean("acquire", fail_when_locked, "fail_when_locked"))
+    or nil
+end
+
 function M.backend(func, value, name)
   if not BACKENDS[value] then
     return M.bad(func, name, value, "must be " .. BACKENDS_LISTED)

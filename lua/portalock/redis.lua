@@ -217,9 +217,7 @@ end
 --- cannot be reached or the session is lost meanwhile. Arguments default to the object's.
 function Redis:acquire(timeout, check_interval, fail_when_locked)
   check_self(self, "acquire")
-  local problem = (timeout ~= nil and check.timeout("acquire", timeout, "timeout"))
-    or (check_interval ~= nil and check.check_interval("acquire", check_interval, "check_interval"))
-    or (fail_when_locked ~= nil and check.boolean("acquire", fail_when_locked, "fail_when_locked"))
+  local problem = check.acquire_arguments(timeout, check_interval, fail_when_locked)
   if not problem and self._h and self._h:check() then
     problem = check.bad("acquire", "self", self, "already holds its grant: release it first")
   end

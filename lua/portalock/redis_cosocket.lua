@@ -338,9 +338,7 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   local grant = self._h
   nginx.reclaim(self) -- a grant left by an ended request
   local problem = cosocket_phase_problem("acquire")
-    or (timeout ~= nil and check.timeout("acquire", timeout, "timeout"))
-    or (check_interval ~= nil and check.check_interval("acquire", check_interval, "check_interval"))
-    or (fail_when_locked ~= nil and check.boolean("acquire", fail_when_locked, "fail_when_locked"))
+    or check.acquire_arguments(timeout, check_interval, fail_when_locked)
     or ((grant.held and not grant.lost or grant.acquiring)
       and check.bad("acquire", "self", self, "already holds its grant, or is acquiring it: "
         .. "release it first (one object per request)"))

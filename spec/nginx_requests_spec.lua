@@ -185,6 +185,21 @@ local LOCATIONS = [[
         ngx.say(fh and "acquired" or err.kind .. " " .. err.message)
       }
     }
+    location = /release_in_log {
+      content_by_lua_block {
+        local portalock = require "portalock"
+        ngx.ctx.lock = portalock.Lock(LOCK_DIR .. "/" .. ngx.var.arg_name, {timeout = 3})
+        assert(ngx.ctx.lock:acquire())
+        ngx.say("held")
+      }
+      log_by_lua_block {
+        local ok, err = ngx.ctx.lock:release()
+        if not ok then
+          ngx.log(ngx.ERR, "release in log_by_lua: ", tostring(err))
+        end
+        require("spec.support.nginx_stats").record("log_release", ok and 1 or 0)
+      }
+    }
     location = /abort_hold {
       lua_check_client_abort on;
       content_by_lua_block {
@@ -312,6 +327,15 @@ describe("portalock and nginx requests (issue 17) #nginx", function()
     it("is free for the next request on either worker after an uncaught error (a 500)", function()
       forget_then_take("error", 500)
     end)
+  end)
+
+  it("releases a lock in log_by_lua that the request took in its content phase", function()
+    for _, pid in ipairs(pids) do
+      assert.are.equal(200, on(pid, "/release_in_log?name=log.lock").status)
+      assert.are.equal(1, only("log_release"))
+      assert.are.equal("acquired\n", on(pid, "/take?name=log.lock&timeout=0").body)
+      only("taken_wait")
+    end
   end)
 
   describe("two light threads of one request on one object", function()

@@ -37,6 +37,11 @@ local ngx = rawget(_G, "ngx")
 --- True inside nginx's Lua VM.
 M.inside = type(ngx) == "table" and type(ngx.get_phase) == "function"
 
+--- coroutine.status in every phase: lua-nginx-module replaces it with a version that raises
+--- outside the phases that may yield (log_by_lua, where a request may still release what it
+--- holds), and keeps Lua's own as coroutine._status.
+M.coroutine_status = rawget(coroutine, "_status") or coroutine.status
+
 -- The board of first waiters (it needs LuaJIT's FFI, which nginx always has).
 local board = M.inside and require "portalock.nginx_board"
 if board and ngx.get_phase() == "init" then
@@ -206,7 +211,7 @@ end
 
 local function gone(waiter)
   return waiter.left or not M.request_alive(waiter.request)
-    or coroutine.status(waiter.co) == "dead"
+    or M.coroutine_status(waiter.co) == "dead"
 end
 
 local function withdraw(waiter)

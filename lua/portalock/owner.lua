@@ -62,7 +62,7 @@ function M.alive(token)
   local key = key_of[token]
   if key == nil then
     return false
-  elseif type(key) == "thread" and coroutine.status(key) == "dead" then
+  elseif type(key) == "thread" and nginx.coroutine_status(key) == "dead" then
     return false
   end
   local request = request_of[token]

@@ -59,12 +59,25 @@ describe("bad input", function()
       function() portalock.Lock(path, {backend = "ofd", flags = portalock.LOCK_SH}) end},
     {"an exclusive posix lock on a read-only mode", {"bad argument 'mode' to 'Lock' (\"r\")", "writable"},
       function() portalock.Lock(path, {backend = "posix", mode = "r"}) end},
-    {"a perm out of range", {"bad argument 'perm' to 'Lock' (4096)", "0o7777"},
-      function() portalock.Lock(path, {perm = 4096}) end},
+    {"a perm out of range", {"bad argument 'perm' to 'Lock' (512)", "0o777 (511)"},
+      function() portalock.Lock(path, {perm = 512}) end},
+    {"a setuid perm", {"bad argument 'perm' to 'Lock' (2541)", "0o777 (511)"},
+      function() portalock.Lock(path, {perm = tonumber("4755", 8)}) end},
+    -- Lua has no octal literals: 0666 is 666 (0o1232, a file nobody could read); the rule
+    -- refuses it and the message says how to write the mode that was meant.
+    {"a mode written in octal", {"bad argument 'perm' to 'Lock' (666)", "0o777 (511)",
+      'Lua has no octal literals: 0666 is the number 666; write tonumber("666", 8)'},
+      function() portalock.Lock(path, {perm = 0666}) end},
+    {"a mode written in octal, for a bounded semaphore",
+      {"bad argument 'perm' to 'NamedBoundedSemaphore' (644)", 'write tonumber("644", 8)'},
+      function() portalock.NamedBoundedSemaphore(2, {perm = 0644}) end},
+    {"a mode written in octal, for a counting semaphore",
+      {"bad argument 'perm' to 'Semaphore' (660)", 'write tonumber("660", 8)'},
+      function() portalock.Semaphore(1, {name = "x", perm = 0660}) end},
     {"a fractional perm", {"bad argument 'perm' to 'Lock' (4.5)"},
       function() portalock.Lock(path, {perm = 4.5}) end},
     {"a perm out of range for a bounded semaphore",
-      {"bad argument 'perm' to 'NamedBoundedSemaphore' (-1)", "0o7777"},
+      {"bad argument 'perm' to 'NamedBoundedSemaphore' (-1)", "0o777"},
       function() portalock.NamedBoundedSemaphore(2, {perm = -1}) end},
     -- The C core refuses an infinite check_interval: the Lua check must say so in its own words
     -- (found by spec/support/api_fuzz.lua: it raised "lock.lua:249: bad option ...").

@@ -77,7 +77,7 @@ end
     has("'" .. path .. "': Permission denied: owned by root (uid 0), mode " .. mode)
     has("this process runs as nobody (uid " .. uid .. ")")
     has(remedy)
-    has("or as nobody, or chown it to nobody")
+    has("an existing file keeps its mode: chown it to nobody or chmod it 0666")
   end
 
   local function need_root()
@@ -100,7 +100,7 @@ end
       local path = shared .. "/private.lock"
       local output = made_by_root_then_used_by_nobody("Lock", path, "022")
       assert.are.equal("644\n", mode_of(path))
-      assert_explained(output, path, "0644", "create it with option perm 0666 (438 in decimal)")
+      assert_explained(output, path, "0644", "remove it so that it is created again with option perm 0666 (438 in decimal)")
     end)
   end)
 
@@ -119,7 +119,7 @@ end
       assert.are.equal("600\n", mode_of(shared .. "/slots.00.lock"))
       assert.matches("none of its 1 slot files can be used", output)
       assert_explained(output, shared .. "/slots.00.lock", "0600",
-        "create it with option perm 0666 (438 in decimal)")
+        "remove it so that it is created again with option perm 0666 (438 in decimal)")
     end)
   end)
 
@@ -145,7 +145,7 @@ end
       local output = made_by_root_then_used_by_nobody("Semaphore", name, "022", nil, "666")
       assert.are.equal("600\n", mode_of("/dev/shm/sem.portalock." .. name))
       assert_explained(output, "/dev/shm/sem.portalock." .. name, "0600",
-        "create it with option perm 0666 (438 in decimal), and the same perm here")
+        "remove it so that it is created again with option perm 0666 (438 in decimal), and the same perm here")
     end)
   end)
 end)

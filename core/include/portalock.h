@@ -266,7 +266,10 @@ typedef struct portalock_lock portalock_lock_t;
 #define PORTALOCK_DEFAULT_TIMEOUT 5.0
 #define PORTALOCK_DEFAULT_CHECK_INTERVAL 0.25
 
-#define PORTALOCK_PERM_MAX 07777 /* the largest `perm` of a Lock (and its kinds) */
+/* The largest `perm` of a Lock (and its kinds), a bounded semaphore's slot files and a counting
+ * semaphore: permission bits only, no setuid, setgid or sticky bit (which is also what refuses
+ * 666, the decimal number a Lua script gets when it writes 0666). */
+#define PORTALOCK_PERM_MAX 0777
 /* The default `perm` of a Lock (and its kinds) and of a bounded semaphore's slot files: a
  * file it creates gets 0666 less the umask (and a directory's default ACL), as from open(2). */
 #define PORTALOCK_PERM_UMASK (-1)
@@ -323,7 +326,7 @@ typedef enum portalock_rule {
   PORTALOCK_RULE_EXCLUSIVE_FLAGS,   /* LOCK_EX, optionally with LOCK_NB (TemporaryFileLock,
                                        PidFileLock) */
   PORTALOCK_RULE_PERM,              /* an integer within 0..PORTALOCK_PERM_MAX */
-  PORTALOCK_RULE_SEMAPHORE_PERM,    /* an integer within 0..PORTALOCK_SEMAPHORE_PERM_MAX */
+  PORTALOCK_RULE_SEMAPHORE_PERM,    /* the same as PORTALOCK_RULE_PERM */
   PORTALOCK_RULE_SEMAPHORE_VALUE,   /* an integer within 0..SEM_VALUE_MAX */
   PORTALOCK_RULE_SEMAPHORE_RELEASE, /* an integer within 1..SEM_VALUE_MAX */
   PORTALOCK_RULE_BOUNDED_MAXIMUM    /* an integer within 1..PORTALOCK_BOUNDED_MAXIMUM */
@@ -776,7 +779,7 @@ PORTALOCK_API portalock_status portalock_bounded_semaphore_random_order(
 typedef struct portalock_semaphore portalock_semaphore_t;
 
 #define PORTALOCK_SEMAPHORE_NAME_MAX 241
-#define PORTALOCK_SEMAPHORE_PERM_MAX 0777 /* the largest `perm` of a counting semaphore */
+#define PORTALOCK_SEMAPHORE_PERM_MAX PORTALOCK_PERM_MAX /* the same rule as a Lock's */
 
 typedef struct portalock_semaphore_options {
   double timeout;        /* INFINITY: portalock_semaphore_acquire waits forever; 0 = one try */

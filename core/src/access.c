@@ -64,10 +64,13 @@ portalock_status pl_fail_access(portalock_error *err, int errnum, const char *wh
   int missing = !seen && errno == ENOENT;
   if (seen) {
     pl_describe_file(&st, file, sizeof file);
+    /* A perm applies to a file the call creates: this one stays as it is until changed. */
     return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
-                   "%s '%s': %s: owned by %s, and this process runs as %s; create it with "
-                   "option perm 0%o (%d in decimal)%s, or as %s, or chown it to %s",
-                   what, path, why, file, me, PL_SHARED_PERM, PL_SHARED_PERM, also, user, user);
+                   "%s '%s': %s: owned by %s, and this process runs as %s; an existing file "
+                   "keeps its mode: chown it to %s or chmod it 0%o, or remove it so that it is "
+                   "created again with option perm 0%o (%d in decimal)%s",
+                   what, path, why, file, me, user, PL_SHARED_PERM, PL_SHARED_PERM, PL_SHARED_PERM,
+                   also);
   }
   pl_parent_dir(path, dir, sizeof dir);
   if (missing && stat(dir, &st) == 0) {

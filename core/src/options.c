@@ -20,10 +20,10 @@ static const char *pl_integer_problem(double value, double low, double high, con
 
 /* The range of a permission rule: octal, as permissions are written, and decimal for front
  * ends whose language has no octal literal. */
-static const char *pl_perm_problem(double perm, int max, char *buf, size_t size) {
+static const char *pl_perm_problem(double perm, char *buf, size_t size) {
   char range[48];
-  snprintf(range, sizeof range, "0..0o%o (%d)", (unsigned)max, max);
-  return pl_integer_problem(perm, 0, max, range, buf, size);
+  snprintf(range, sizeof range, "0..0o%o (%d)", (unsigned)PORTALOCK_PERM_MAX, PORTALOCK_PERM_MAX);
+  return pl_integer_problem(perm, 0, PORTALOCK_PERM_MAX, range, buf, size);
 }
 
 static const char *pl_sem_count_problem(double n, long low, char *buf, size_t size) {
@@ -60,9 +60,8 @@ const char *portalock_rule_problem(portalock_rule rule, double value, char *buf,
       problem = "must be LOCK_EX (2), optionally with LOCK_NB (4): the lock is exclusive only";
     break;
   case PORTALOCK_RULE_PERM:
-    return pl_perm_problem(value, PORTALOCK_PERM_MAX, buf, size);
   case PORTALOCK_RULE_SEMAPHORE_PERM:
-    return pl_perm_problem(value, PORTALOCK_SEMAPHORE_PERM_MAX, buf, size);
+    return pl_perm_problem(value, buf, size);
   case PORTALOCK_RULE_SEMAPHORE_VALUE:
     return pl_sem_count_problem(value, 0, buf, size);
   case PORTALOCK_RULE_SEMAPHORE_RELEASE:

@@ -102,7 +102,7 @@ static const bad_case bad_cases[] = {
     {"backend 7", "-", "a", GOOD_T, GOOD_CI, EX, 7, 0666, "'backend'"},
     {"backend -1", "-", "a", GOOD_T, GOOD_CI, EX, -1, 0666, "'backend'"},
     {"perm -2", "-", "a", GOOD_T, GOOD_CI, EX, 0, -2, "'perm'"},
-    {"perm 07777+1", "-", "a", GOOD_T, GOOD_CI, EX, 0, 07777 + 1, "'perm'"},
+    {"perm 0777+1", "-", "a", GOOD_T, GOOD_CI, EX, 0, 0777 + 1, "'perm'"},
     {"w with LOCK_SH", "-", "w", GOOD_T, GOOD_CI, SH, 0, 0666, "'mode'"},
     {"w+ with LOCK_SH", "-", "w+", GOOD_T, GOOD_CI, SH, 0, 0666, "'mode'"},
     {"ofd, LOCK_SH, write-only a", "-", "a", GOOD_T, GOOD_CI, SH, 1, 0666, "'mode'"},

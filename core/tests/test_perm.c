@@ -37,7 +37,8 @@ static void check_denied(const portalock_error *err, const char *file, const cha
   CHECK_CONTAINS(err->message, mode);
   CHECK_CONTAINS(err->message, nobody_runs);
   CHECK_CONTAINS(err->message, remedy);
-  CHECK_CONTAINS(err->message, "or chown it to nobody");
+  CHECK_CONTAINS(err->message,
+                 "an existing file keeps its mode: chown it to nobody or chmod it 0666");
 }
 
 /* ---------------------------------------------------------------- Lock */
@@ -72,7 +73,7 @@ static void other_is_denied_the_lock(void) {
   portalock_error err;
   lock_as_other(&err, PORTALOCK_LOCK_EXCEPTION);
   check_denied(&err, path, "mode 0644",
-               "create it with option perm 0666 (438 in decimal), or as nobody");
+               "remove it so that it is created again with option perm 0666 (438 in decimal)");
 }
 
 /* The directory of a file nobody may not create: named, with its owner and mode. */
@@ -136,7 +137,7 @@ static void other_is_denied_the_slot(void) {
   char slot[PORTALOCK_PATH_MAX + 16];
   snprintf(slot, sizeof slot, "%s/perm.00.lock", path);
   check_denied(&err, slot, "mode 0600",
-               "create it with option perm 0666 (438 in decimal), or as nobody");
+               "remove it so that it is created again with option perm 0666 (438 in decimal)");
   portalock_bounded_semaphore_free(sem);
 }
 
@@ -222,8 +223,8 @@ static void other_is_denied_the_semaphore(void) {
   portalock_error err;
   CHECK_STATUS(portalock_semaphore_try(sem, NULL, &err), PORTALOCK_LOCK_EXCEPTION, &err);
   check_denied(&err, sem_file, "mode 0600",
-               "create it with option perm 0666 (438 in decimal), and the same perm here, or as "
-               "nobody");
+               "remove it so that it is created again with option perm 0666 (438 in decimal), "
+               "and the same perm here");
   portalock_semaphore_free(sem);
 }
 

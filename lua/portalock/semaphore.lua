@@ -26,12 +26,11 @@ function M.check_name(func, value, name)
   end
 end
 
-local check_perm = check.rule("semaphore_perm", "must be a number (an integer permission)")
 local check_value = check.rule("semaphore_value", "must be a number (an integer count)")
 local check_release = check.rule("semaphore_release", "must be a number (an integer count)")
 
 local CONSTRUCTOR_OPTIONS = {
-  {"name", M.check_name}, {"perm", check_perm}, {"timeout", check.timeout},
+  {"name", M.check_name}, {"perm", check.perm}, {"timeout", check.timeout},
   {"check_interval", check.check_interval},
 }
 local ACQUIRE_OPTIONS = {{"block", check.boolean}, {"timeout", check.timeout}, {"check_interval", check.check_interval}}

@@ -185,6 +185,17 @@ local LOCATIONS = [[
         ngx.say(fh and "acquired" or err.kind .. " " .. err.message)
       }
     }
+    location = /shared_semaphore {
+      content_by_lua_block {
+        local sem = require("portalock").NamedBoundedSemaphore(2, {name = "shared", directory = LOCK_DIR})
+        assert(sem:acquire())
+        local _, ok, message = ngx.thread.wait(ngx.thread.spawn(function()
+          return pcall(sem.acquire, sem)
+        end))
+        assert(sem:release())
+        ngx.say(tostring(ok), " ", tostring(message))
+      }
+    }
     location = /release_in_log {
       content_by_lua_block {
         local portalock = require "portalock"
@@ -327,6 +338,13 @@ describe("portalock and nginx requests (issue 17) #nginx", function()
     it("is free for the next request on either worker after an uncaught error (a 500)", function()
       forget_then_take("error", 500)
     end)
+  end)
+
+  it("says to make one semaphore object per request when a second acquire shares one", function()
+    local body = on(pids[1], "/shared_semaphore").body
+    assert.matches("^false .*already holds slot %d", body)
+    assert.is_truthy(body:find("inside nginx, make the object in the request handler: one object "
+      .. "holds one slot", 1, true), body)
   end)
 
   it("releases a lock in log_by_lua that the request took in its content phase", function()

@@ -150,8 +150,11 @@ function Semaphore:acquire(opts)
   opts = opts or {}
   local held = refresh(self)
   if held then
-    error(string.format("%s '%s' already holds slot %d ('%s'): release it before acquiring again",
-      self._class, self.name, held._number, held._filename), 2)
+    -- Inside nginx the holder is likely another request (or light thread) sharing the object.
+    local hint = nginx.current_request() and "; inside nginx, make the object in the request "
+      .. "handler: one object holds one slot" or ""
+    error(string.format("%s '%s' already holds slot %d ('%s'): release it before acquiring again%s",
+      self._class, self.name, held._number, held._filename, hint), 2)
   end
   local h = self._h
   local acq = h:begin(pick(opts.timeout, self._defaults.timeout),

@@ -100,7 +100,8 @@ end
       local path = shared .. "/private.lock"
       local output = made_by_root_then_used_by_nobody("Lock", path, "022")
       assert.are.equal("644\n", mode_of(path))
-      assert_explained(output, path, "0644", "remove it so that it is created again with option perm 0666 (438 in decimal)")
+      assert_explained(output, path, "0644",
+        "remove it so that it is created again with option perm 0666 (438 in decimal)")
     end)
   end)
 

@@ -127,6 +127,19 @@ describe("the portalock command", function()
         .. "cannot load portalock's"), out)
     end)
 
+    -- A LuaRocks wrapper runs `lua -e 'package.path=...' bin/portalock`: the message names the
+    -- interpreter, not the code after -e, and says how to put a tree on the paths.
+    it("names the interpreter behind -e code and how to use a LuaRocks tree when it cannot load "
+      .. "portalock", function()
+      local output, code = helper.capture(string.format("LUA_PATH=%s %s -e %s %s --version",
+        quote(dir .. "/nothing/?.lua"), helper.lua, quote("package.path = package.path"), quote(cli.bin)))
+      assert.are.equal(70, code, output)
+      assert.is_true(contains(output, "portalock: internal error: " .. helper.lua .. " ("
+        .. _VERSION .. ") cannot load the module 'portalock.cli'"), output)
+      assert.is_true(contains(output, 'eval "$(luarocks --lua-version=' .. _VERSION:match("%d+%.%d+")
+        .. ' --tree DIR path)" first'), output)
+    end)
+
     for _, flag in ipairs({"--version", "-V"}) do
       it(flag .. ' prints "portalock <version>"', function()
         local code, out, err = s:run({flag})

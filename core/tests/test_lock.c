@@ -368,7 +368,6 @@ static void test_perm(void) {
                {077, 0666, 0666},
                {0, 0604, 0604},
                {027, 0777, 0777},
-               {022, 04644, 04644},
                {022, PORTALOCK_PERM_UMASK, 0644},
                {027, PORTALOCK_PERM_UMASK, 0640},
                {0, PORTALOCK_PERM_UMASK, 0666}};
@@ -389,6 +388,16 @@ static void test_perm(void) {
     CHECK(stat(path, &st) == 0);
     CHECK_INT(st.st_mode & 07777, cases[i].mode);
     portalock_lock_free(lock);
+  }
+  /* permission bits only: no setuid, setgid or sticky bit on a lock file */
+  {
+    portalock_lock_options o;
+    portalock_lock_options_init(&o);
+    o.perm = 04644;
+    portalock_lock_t *lock;
+    CHECK_STATUS(portalock_lock_new(&lock, tu_path("perm-setuid"), &o, &err), PORTALOCK_INVALID,
+                 &err);
+    CHECK_CONTAINS(err.message, "'perm' (2468): must be an integer within 0..0o777 (511)");
   }
   /* an existing file keeps its permissions */
   const char *path = tu_path("perm-existing");

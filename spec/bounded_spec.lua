@@ -425,7 +425,7 @@ end
           .. " && rm -rf " .. helper.quote(dir .. "/gone")))
         local output = finish()
         assert.are.equal("LockException errno 2: open '" .. sub .. "/w.00.lock': "
-          .. "No such file or directory\n", output)
+          .. "No such file or directory: the directory '" .. sub .. "' does not exist\n", output)
       end)
 
       it("ends with a LockException when another user renames a symlink over the slot file", function()

@@ -186,6 +186,8 @@ describe("Lock", function()
     assert.is_nil(fh)
     assert.are.equal("LockException", err.kind)
     assert.are.equal(2, err.errno)
+    assert.are.equal("open '" .. dir .. "/missing/file.lock': No such file or directory: the "
+      .. "directory '" .. dir .. "/missing' does not exist", err.message)
     assert.is_false(err:is(portalock.AlreadyLocked))
   end)
 

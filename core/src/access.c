@@ -1,9 +1,9 @@
 /* Why this process may not open or create a file, in the one wording every kind of object
- * uses (lock files and their kinds, bounded-semaphore slot files, counting semaphores): whose
- * the file is and its mode (or its directory's, when the file is missing), which user this
- * process runs as, and what would let it in. The typical case: a file first created by a
- * root master process (nginx's init_by_lua) that its workers, running as another user,
- * cannot open. */
+ * uses (lock files and their kinds, bounded-semaphore slot files, counting semaphores): for
+ * EACCES, whose the file is and its mode (or its directory's, when the file is missing), which
+ * user this process runs as, and what would let it in (the typical case: a file first created
+ * by a root master process, nginx's init_by_lua, that its workers, running as another user,
+ * cannot open); for ENOENT, which directory is missing. */
 #include "private.h"
 
 #include <errno.h>
@@ -55,6 +55,11 @@ portalock_status pl_fail_access(portalock_error *err, int errnum, const char *wh
                                 const char *path, pl_sharing sharing) {
   char why[128], me[300], user[256], file[360], dir[PORTALOCK_PATH_MAX];
   pl_strerror(errnum, why, sizeof why);
+  if (errnum == ENOENT) { /* the file would have been created: its directory is missing */
+    pl_parent_dir(path, dir, sizeof dir);
+    return pl_fail(err, PORTALOCK_LOCK_EXCEPTION, errnum, path,
+                   "%s '%s': %s: the directory '%s' does not exist", what, path, why, dir);
+  }
   pl_describe_user(geteuid(), me, sizeof me);
   if (!pl_user_name(geteuid(), user, sizeof user))
     snprintf(user, sizeof user, "uid %ld", (long)geteuid());

@@ -34,7 +34,8 @@ portalock_status pl_lockfile_open(const char *path, int oflags, int perm, int *f
     if (fd < 0) {
       /* EEXIST: created between the two opens; EINTR: a FIFO or a slow file system. */
       if (errno == EEXIST || errno == EINTR) continue;
-      if (errno == EACCES) return pl_fail_access(err, errno, "open", path, PL_SHARED_BY_CREATOR);
+      if (errno == EACCES || errno == ENOENT)
+        return pl_fail_access(err, errno, "open", path, PL_SHARED_BY_CREATOR);
       return pl_fail_sys(err, errno, "open", path);
     }
     if (fstat(fd, st) != 0) {

@@ -42,9 +42,10 @@ void pl_describe_user(uid_t uid, char *buf, size_t cap);
  * whose mode is all that counts), or its creator and every user (a counting semaphore, which
  * each user's own perm must also agree to share). */
 typedef enum pl_sharing { PL_SHARED_BY_CREATOR, PL_SHARED_BY_BOTH } pl_sharing;
-/* A file this process may not open or create (errnum EACCES): LOCK_EXCEPTION, "<what>
- * '<path>': <strerror>: " then the file's owner and mode (or its directory's when it is
- * missing), the user this process runs as, and what to change (option perm, or chown). */
+/* A file this process may not open or create: LOCK_EXCEPTION, "<what> '<path>': <strerror>: "
+ * then, for EACCES, the file's owner and mode (or its directory's when it is missing), the
+ * user this process runs as, and what to change (option perm, chown, chmod); for ENOENT, the
+ * directory that does not exist. */
 portalock_status pl_fail_access(portalock_error *err, int errnum, const char *what,
                                 const char *path, pl_sharing sharing);
 

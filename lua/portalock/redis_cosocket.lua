@@ -140,8 +140,7 @@ end
 function Grant:await_subscription()
   local session, listener = self.session, self.listener
   local deadline = core.monotonic() + session.settings.command_timeout
-  while not listener.subscribed and not session.lost and core.monotonic() < deadline do
-    listener.wake:wait(deadline - core.monotonic())
+  while not listener.subscribed and not session.lost and sessions.wait_until(listener.wake, deadline) do
   end
   if session.lost then
     return nil, session:lost_error(self:waiting_for())
@@ -175,10 +174,7 @@ end
 function Grant:attempt(acq, queue)
   local session, listener = self.session, self.listener
   if self.planned and not listener.woken then
-    local rest = self.planned - core.monotonic()
-    if rest > 0 then
-      listener.wake:wait(rest)
-    end
+    sessions.wait_until(listener.wake, self.planned)
   end
   local ok, err = true, nil
   if session.lost then

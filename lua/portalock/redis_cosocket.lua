@@ -348,7 +348,6 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   timeout = check.pick(timeout, defaults.timeout)
   check_interval = check.pick(check_interval, defaults.check_interval)
   fail_when_locked = check.pick(fail_when_locked, defaults.fail_when_locked)
-  local queue = not fail_when_locked and timeout > 0
   local deadline = core.monotonic() + timeout
   local lost -- the loss this wait went on from, when it did: what a new session's failure follows
   while true do
@@ -362,6 +361,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     local request = nginx.current_request()
     grant:begin(session, request)
     nginx.track(self, request, end_hold)
+    -- A contended attempt queues on the server unless the acquisition does not wait (the
+    -- core's rule, as pl_rgrant_attempt_cb applies it: fail_when_locked, or no time left).
+    local queue = acq:waits()
     local ok, acquired
     ok, acquired, err = pcall(wait.acquire, self._name, function()
       return grant:attempt(acq, queue)

@@ -9,6 +9,8 @@
  *   acq:give_up()
  *   acq:polls()           (the caller sleeps on the clock in its own scheduler: the steps watch
  *                         nothing and keep nothing open; portalock_acquisition_polls)
+ *   acq:waits()           (false when it gives up at its first contention: fail_when_locked,
+ *                         timeout 0; portalock_acquisition_waits)
  *   acq:check_interval()  (the one in effect: 0 re-checks every PORTALOCK_CHECK_INTERVAL_MIN)
  */
 #include "l_private.h"
@@ -123,16 +125,24 @@ static int a_polls(lua_State *L) {
   return 0;
 }
 
+static int a_waits(lua_State *L) {
+  lua_pushboolean(L, portalock_acquisition_waits(check_acquisition(L)));
+  return 1;
+}
+
 static int a_check_interval(lua_State *L) {
   lua_pushnumber(L, check_acquisition(L)->check_interval);
   return 1;
 }
 
-static const luaL_Reg acquisition_methods[] = {
-    {"step", a_step},   {"held", a_held},
-    {"sleep", a_sleep}, {"give_up", a_give_up},
-    {"polls", a_polls}, {"check_interval", a_check_interval},
-    {NULL, NULL}};
+static const luaL_Reg acquisition_methods[] = {{"step", a_step},
+                                               {"held", a_held},
+                                               {"sleep", a_sleep},
+                                               {"give_up", a_give_up},
+                                               {"polls", a_polls},
+                                               {"waits", a_waits},
+                                               {"check_interval", a_check_interval},
+                                               {NULL, NULL}};
 
 void pl_open_acquisition(lua_State *L) {
   luaL_newmetatable(L, PL_ACQUISITION_MT);

@@ -214,6 +214,11 @@ PORTALOCK_API void portalock_give_up(portalock_acquisition *acq);
  */
 PORTALOCK_API void portalock_acquisition_polls(portalock_acquisition *acq);
 
+/* Whether `acq` may wait at all: 0 when it gives up at its first contention (fail_when_locked,
+ * timeout 0), else 1. A caller that orders its waiters (portalock's queue of an nginx worker)
+ * lets an acquisition that does not wait try at once, ahead of them. */
+PORTALOCK_API int portalock_acquisition_waits(const portalock_acquisition *acq);
+
 /*
  * What ended this process's waits so far (every blocking wait counts once: the acquire
  * loops, portalock_sleep and portalock_wait_step). A wait that the fallback

@@ -72,11 +72,15 @@ static portalock_status pl_contended_step(portalock_acquisition *acq, portalock_
   return PORTALOCK_CONTENDED;
 }
 
+int portalock_acquisition_waits(const portalock_acquisition *acq) {
+  return !(acq->fail_when_locked || acq->timeout == 0);
+}
+
 /* What the attempts of `acq` may watch and keep (see pl_wait_how). */
 static pl_wait_how pl_wait_how_of(const portalock_acquisition *acq) {
   /* Nothing to wait for: a watch would only be an inotify instance to make and close, and the
    * close of one waits for an RCU grace period (up to tens of milliseconds). */
-  if (acq->fail_when_locked || acq->timeout == 0) return PL_WAIT_NONE;
+  if (!portalock_acquisition_waits(acq)) return PL_WAIT_NONE;
   /* A caller that sleeps on the clock reads no descriptor, and may abandon the wait between
    * steps without giving it up (a killed coroutine). */
   if (acq->polls_) return PL_WAIT_POLL;

@@ -59,8 +59,10 @@ static unsigned long long unwatched_waits(void) {
 }
 
 /* Runs `acq`'s first step with one descriptor left: it gives up, and never asked for an
- * inotify instance (one asked for fails with EMFILE there, which the counters count). */
+ * inotify instance (one asked for fails with EMFILE there, which the counters count). It says
+ * so beforehand: it does not wait (portalock_acquisition_waits). */
 static void gives_up_unwatched(portalock_acquisition *acq, const char *why) {
+  CHECK_INT(portalock_acquisition_waits(acq), 0);
   portalock_error err;
   unsigned long long before = unwatched_waits();
   int inotify = tu_count_inotify(getpid());
@@ -100,6 +102,9 @@ static void give_up_at_once(void) {
   portalock_error err;
   portalock_acquisition acq;
   portalock_lock_t *holder, *lock = held_lock(tu_path("at-once.lock"), &holder);
+  CHECK_OK(portalock_lock_begin(&acq, lock, 5, 0.05, 0, &err), &err);
+  CHECK_INT(portalock_acquisition_waits(&acq), 1);
+  portalock_give_up(&acq);
   CHECK_OK(portalock_lock_begin(&acq, lock, 5, 0.05, 1, &err), &err);
   gives_up_unwatched(&acq, "(fail_when_locked)");
   CHECK_OK(portalock_lock_begin(&acq, lock, 0, 0.05, 0, &err), &err);

@@ -197,7 +197,7 @@ function M.acquire_with(self, settings, token)
   local acq = begin(self, settings, token)
   local how = wait.begin(acq)
   local status, detail, next_attempt, holder_pid, spare
-  if not wait.queued(self._path) then -- else it waits behind this nginx worker's waiters
+  if not wait.queued(how, self._path) then -- else it waits behind this nginx worker's waiters
     status, detail, next_attempt, holder_pid, spare = attempt(self, token, acq)
     if status == "acquired" then
       return self._fh

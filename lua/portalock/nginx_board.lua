@@ -23,6 +23,7 @@ ffi.cdef [[
   typedef struct portalock_board_post { uint32_t sum1, sum2; double since, beat; } portalock_board_post;
 ]]
 pcall(ffi.cdef, "void *mmap(void *, size_t, int, int, int, long);")
+pcall(ffi.cdef, "int munmap(void *, size_t);")
 
 local PROT_READ_WRITE = 3 -- PROT_READ | PROT_WRITE
 local MAP_SHARED_ANONYMOUS = 0x21 -- MAP_SHARED | MAP_ANONYMOUS (Linux)
@@ -44,7 +45,12 @@ function M.open()
   if memory == MAP_FAILED then
     return false
   end
-  board = ffi.cast("portalock_board_post *", memory) -- zeroed: no posts
+  -- Zeroed: no posts. Unmapped when the Lua VM that mapped it closes: a reload (HUP) gives the
+  -- master a new VM, which maps a new board, and the old one would stay mapped in the master
+  -- and in every worker it forks from then on.
+  board = ffi.gc(ffi.cast("portalock_board_post *", memory), function(mapped)
+    ffi.C.munmap(mapped, size)
+  end)
   return true
 end
 

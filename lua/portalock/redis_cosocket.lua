@@ -140,8 +140,7 @@ end
 function Grant:await_subscription()
   local session, listener = self.session, self.listener
   local deadline = core.monotonic() + session.settings.command_timeout
-  while not listener.subscribed and not session.lost and core.monotonic() < deadline do
-    listener.wake:wait(deadline - core.monotonic())
+  while not listener.subscribed and not session.lost and sessions.wait_until(listener.wake, deadline) do
   end
   if session.lost then
     return nil, session:lost_error(self:waiting_for())
@@ -175,10 +174,7 @@ end
 function Grant:attempt(acq, queue)
   local session, listener = self.session, self.listener
   if self.planned and not listener.woken then
-    local rest = self.planned - core.monotonic()
-    if rest > 0 then
-      listener.wake:wait(rest)
-    end
+    sessions.wait_until(listener.wake, self.planned)
   end
   local ok, err = true, nil
   if session.lost then
@@ -352,7 +348,6 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
   timeout = check.pick(timeout, defaults.timeout)
   check_interval = check.pick(check_interval, defaults.check_interval)
   fail_when_locked = check.pick(fail_when_locked, defaults.fail_when_locked)
-  local queue = not fail_when_locked and timeout > 0
   local deadline = core.monotonic() + timeout
   local lost -- the loss this wait went on from, when it did: what a new session's failure follows
   while true do
@@ -366,6 +361,9 @@ function Redis:acquire(timeout, check_interval, fail_when_locked)
     local request = nginx.current_request()
     grant:begin(session, request)
     nginx.track(self, request, end_hold)
+    -- A contended attempt queues on the server unless the acquisition does not wait (the
+    -- core's rule, as pl_rgrant_attempt_cb applies it: fail_when_locked, or no time left).
+    local queue = acq:waits()
     local ok, acquired
     ok, acquired, err = pcall(wait.acquire, self._name, function()
       return grant:attempt(acq, queue)

@@ -12,6 +12,7 @@
 local core = require "portalock.core"
 local errors = require "portalock.errors"
 local nginx = require "portalock.nginx"
+local wait = require "portalock.wait"
 
 local ngx = rawget(_G, "ngx")
 local semaphore -- ngx.semaphore, loaded with the first session (it needs lua-resty-core)
@@ -501,6 +502,20 @@ local function new_session(settings, key)
   }, Session)
 end
 
+--- Waits on the ngx.semaphore `sema` until it is posted or the monotonic `deadline` comes;
+--- false, at once, when the deadline has come. The clock is read once: read again for the wait,
+--- it may have passed the deadline (a negative wait raises); and the wait is in whole
+--- milliseconds, at least one (ngx.semaphore truncates: a 0 ms wait returns without yielding,
+--- so a loop around it would spin).
+function M.wait_until(sema, deadline)
+  local rest = deadline - core.monotonic()
+  if rest <= 0 then
+    return false
+  end
+  sema:wait(wait.whole_ms(rest))
+  return true
+end
+
 --- The worker's live session for `settings` (keyed by `key`), opened by a new timer when there
 --- is none; waits (yielding) until it is ready. Returns it or nil, err (LockException).
 function M.get(settings, key)
@@ -515,8 +530,7 @@ function M.get(settings, key)
     sessions[key] = self
   end
   local deadline = core.monotonic() + settings.connect_timeout * 2 + settings.command_timeout
-  while not self.ready and not self.lost and core.monotonic() < deadline do
-    self.changed:wait(deadline - core.monotonic())
+  while not self.ready and not self.lost and M.wait_until(self.changed, deadline) do
   end
   if self.ready and not self.lost then
     return self

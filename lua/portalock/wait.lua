@@ -104,10 +104,11 @@ function M.nginx_phase()
   end
 end
 
---- True when a wait for `key` starting now would queue behind another waiter of this nginx
---- worker (see portalock.nginx): the caller then skips its first attempt.
-function M.queued(key)
-  return nginx.inside and YIELDABLE_PHASES[M.nginx_phase()] and nginx.waiting(key) or false
+--- True when a wait under `how` (M.begin's answer) for `key` starting now would queue behind
+--- another waiter of this nginx worker (see portalock.nginx): the caller then skips its first
+--- attempt.
+function M.queued(how, key)
+  return how.queue and nginx.waiting(key) or false
 end
 
 -- How a wait that blocks sleeps (in acq:sleep): see M.begin.
@@ -116,7 +117,8 @@ local BLOCKS = {yields = false}
 --- Decides how the wait on `acq` (core: h:begin(...)) sleeps, before its first attempt, and
 --- declares a wait that cannot block a polling one (acq:polls()). Returns the `how` that
 --- M.wait takes: {yields = true, queue = true} in an nginx request that may yield (it waits
---- in the worker's queue), {yields = true, scheduler = sleep(seconds)} under the plugged-in
+--- in the worker's queue; one that does not wait, acq:waits() false, tries at once, ahead of
+--- that queue: queue = false), {yields = true, scheduler = sleep(seconds)} under the plugged-in
 --- scheduler, {yields = false} for a wait that blocks, {yields = false, phase = name} in an
 --- nginx phase that forbids waiting.
 function M.begin(acq)
@@ -124,7 +126,7 @@ function M.begin(acq)
   local phase = M.nginx_phase()
   if phase then
     if YIELDABLE_PHASES[phase] then
-      how = {yields = true, queue = true}
+      how = {yields = true, queue = acq:waits()}
     elseif phase ~= "init" then
       how = {yields = false, phase = phase}
     end

@@ -169,6 +169,12 @@ describe("the Redis protocol for a Lua transport #redis", function()
       "bad argument 'name' (\"\"): must be 1 to " .. core.REDIS_NAME_MAX .. " bytes")
     assert.has_error(function() core.redis_remote(string.rep("n", core.REDIS_NAME_MAX + 1), 1, true) end)
     assert.has_error(function() core.redis_remote("x", 0, false) end)
+    -- 2^63 is above every long although LONG_MAX, as a double, rounds to it
+    for _, maximum in ipairs({2 ^ 63, 2 ^ 64, 1.5, 0 / 0}) do
+      local ok, err = pcall(core.redis_remote, "x", maximum, false)
+      assert.is_false(ok, tostring(maximum))
+      assert.matches("must be an integer in range %(got ", err)
+    end
     assert.has_error(function() core.redis_remote("a\0b", 1, true) end)
     assert.has_error(function() core.redis_fenced_write("sha", "k", "0", "v") end)
     local ok, err = pcall(core.redis_fenced_write, "sha", "k", 12, "v")

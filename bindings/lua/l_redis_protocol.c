@@ -107,8 +107,11 @@ static const char *check_cstring(lua_State *L, int idx) {
 
 static long check_long(lua_State *L, int idx, long low) {
   lua_Number n = luaL_checknumber(L, idx);
-  luaL_argcheck(L, n >= (lua_Number)low && n <= (lua_Number)LONG_MAX && n == (lua_Number)(long)n,
-                idx, "must be an integer in range");
+  /* LONG_MAX rounds up to 2^63 as a double: the bound is 2^63 itself, excluded, checked before
+   * the conversion (converting an out-of-range double is undefined). */
+  int in_range = n >= (lua_Number)low && n < -(lua_Number)LONG_MIN && n == (lua_Number)(long)n;
+  if (!in_range)
+    luaL_argerror(L, idx, lua_pushfstring(L, "must be an integer in range (got %f)", n));
   return (long)n;
 }
 

@@ -74,6 +74,8 @@ describe("bad input", function()
     {"a mode written in octal, for a counting semaphore",
       {"bad argument 'perm' to 'Semaphore' (660)", 'write tonumber("660", 8)'},
       function() portalock.Semaphore(1, {name = "x", perm = 0660}) end},
+    {"a huge perm", {"bad argument 'perm' to 'Lock' (1e+300)", "0o777 (511)"},
+      function() portalock.Lock(path, {perm = 1e300}) end},
     {"a fractional perm", {"bad argument 'perm' to 'Lock' (4.5)"},
       function() portalock.Lock(path, {perm = 4.5}) end},
     {"a perm out of range for a bounded semaphore",

@@ -91,9 +91,11 @@ M.check_interval = M.rule("check_interval", "must be a number of seconds")
 local perm_rule = M.rule("perm", "must be a number (an integer permission)")
 
 --- A file mode (the core's rule). Lua has no octal literals: a script that writes 0666 passes
---- the number 666, which the rule refuses; the message then says how to write it.
+--- the number 666, which the rule refuses; for a number that reads as a mode in octal (up to
+--- 7777) the message then says how to write it.
 function M.perm(func, value, name)
-  local digits = is_integer(value) and value > core.PERM_MAX and string.format("%d", value)
+  local digits = is_integer(value) and value > core.PERM_MAX and value <= 7777
+    and string.format("%d", value)
   if digits and digits:match("^[0-7]+$") then
     return M.bad(func, name, value, string.format("%s (Lua has no octal literals: 0%s is the "
       .. "number %s; write tonumber(\"%s\", 8))", core.rule_problem("perm", value), digits, digits,

@@ -59,7 +59,7 @@ static int breaks_a_rule(const char *name, const portalock_lock_options *o, mode
     return o->backend != PORTALOCK_BACKEND_FLOCK && o->backend != PORTALOCK_BACKEND_OFD &&
            o->backend != PORTALOCK_BACKEND_POSIX;
   if (strcmp(name, "perm") == 0)
-    return o->perm != PORTALOCK_PERM_UMASK && (o->perm < 0 || o->perm > 07777);
+    return o->perm != PORTALOCK_PERM_UMASK && (o->perm < 0 || o->perm > 0777); /* bits only */
   return 0;
 }
 

@@ -94,13 +94,13 @@ if(PORTALOCK_INSTALL_LUA)
     set(module_dir "${CMAKE_INSTALL_LIBDIR}/lua/${ver}/portalock")
     set(lua_dir "${CMAKE_INSTALL_DATAROOTDIR}/lua/${ver}/portalock")
   endif()
-  if(TARGET portalock_lua${tag})
-    install(TARGETS portalock_lua${tag} LIBRARY DESTINATION "${module_dir}")
+  if(TARGET portalock_module${tag})
+    install(TARGETS portalock_module${tag} LIBRARY DESTINATION "${module_dir}")
     install(DIRECTORY "${PROJECT_SOURCE_DIR}/lua/portalock/"
             DESTINATION "${lua_dir}"
             FILES_MATCHING PATTERN "*.lua")
   elseif(PORTALOCK_LUAROCKS)
-    message(FATAL_ERROR "no Lua ${ver} module target (portalock_lua${tag}) to install")
+    message(FATAL_ERROR "no Lua ${ver} module target (portalock_module${tag}) to install")
   else()
     message(WARNING "PORTALOCK_LUA_INSTALL_VERSION=${ver} is not built "
                     "(PORTALOCK_LUA_VERSIONS=${PORTALOCK_LUA_VERSIONS}): the Lua module is "
@@ -111,7 +111,7 @@ endif()
 # The command-line tool. LuaRocks installs bin/portalock as it is and wraps it with the tree's
 # paths. `cmake --install` writes a copy that starts the installed Lua version's interpreter
 # and finds the module relative to itself, so that any --prefix works.
-if(PORTALOCK_INSTALL_LUA AND TARGET portalock_lua${tag})
+if(PORTALOCK_INSTALL_LUA AND TARGET portalock_module${tag})
   if(PORTALOCK_LUAROCKS)
     install(PROGRAMS "${PROJECT_SOURCE_DIR}/bin/portalock" DESTINATION "${BINDIR}")
   else()

@@ -65,7 +65,7 @@ set(lua_path "${src}/lua/?.lua\\;${src}/lua/?/init.lua\\;${src}/spec/?.lua\\;\\;
 
 foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
   string(REPLACE "." "" tag "${ver}")
-  if(NOT TARGET portalock_lua${tag})
+  if(NOT TARGET portalock_module${tag})
     continue()
   endif()
   if(ver STREQUAL "5.1")

@@ -41,6 +41,24 @@ if(NOT PORTALOCK_LUAROCKS)
           ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
           RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
           INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+  # For programs that host Lua: libportalock_lua<tag>.a per Lua ABI built, and its header.
+  set(embed_targets "")
+  set(embed_versions "")
+  foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
+    string(REPLACE "." "" tag "${ver}")
+    if(TARGET portalock_lua${tag})
+      list(APPEND embed_targets portalock_lua${tag})
+      list(APPEND embed_versions ${ver})
+    endif()
+  endforeach()
+  if(embed_targets)
+    install(FILES "${PROJECT_SOURCE_DIR}/bindings/lua/include/portalock_lua.h"
+            DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+    install(TARGETS ${embed_targets}
+            EXPORT portalockTargets
+            ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+  endif()
+
   install(EXPORT portalockTargets
           NAMESPACE portalock::
           FILE portalockTargets.cmake
@@ -57,8 +75,10 @@ if(NOT PORTALOCK_LUAROCKS)
                 "${PROJECT_BINARY_DIR}/portalockConfigVersion.cmake"
           DESTINATION "${PORTALOCK_CMAKE_INSTALL_DIR}")
 
-  # portalock.pc is written at install time, so that `cmake --install --prefix P` yields a
-  # file that points into P rather than into the configure-time prefix.
+  # The pkg-config files are written at install time, so that `cmake --install --prefix P`
+  # yields files that point into P rather than into the configure-time prefix: portalock.pc
+  # for the C library, portalock-lua<tag>.pc for each embedding library (static only, so its
+  # Libs name what it needs).
   if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
     set(pc_libdir "${CMAKE_INSTALL_LIBDIR}")
   else()
@@ -69,18 +89,38 @@ if(NOT PORTALOCK_LUAROCKS)
   else()
     set(pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
   endif()
-  set(PORTALOCK_PC_SCRIPT "${PROJECT_BINARY_DIR}/portalock-pc.cmake")
-  file(WRITE "${PORTALOCK_PC_SCRIPT}" "
+  set(pc_deps "-pthread")
+  if(PORTALOCK_HAVE_REDIS)
+    set(pc_deps "-lhiredis -pthread")
+  endif()
+  set(pc_files portalock.pc)
+  set(pc_script "
 set(PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
 set(PC_LIBDIR [==[${pc_libdir}]==])
 set(PC_INCLUDEDIR [==[${pc_includedir}]==])
 set(PC_VERSION \"${PROJECT_VERSION}\")
+set(PC_DEPS \"${pc_deps}\")
 configure_file([==[${PROJECT_SOURCE_DIR}/cmake/portalock.pc.in]==]
                [==[${PROJECT_BINARY_DIR}/portalock.pc]==] @ONLY)
 ")
+  foreach(ver IN LISTS embed_versions)
+    string(REPLACE "." "" tag "${ver}")
+    if(ver STREQUAL "5.1")
+      set(ver "5.1 or LuaJIT")
+    endif()
+    list(APPEND pc_files portalock-lua${tag}.pc)
+    string(APPEND pc_script "
+set(PC_LUA_TAG ${tag})
+set(PC_LUA_VERSION \"${ver}\")
+configure_file([==[${PROJECT_SOURCE_DIR}/cmake/portalock-lua.pc.in]==]
+               [==[${PROJECT_BINARY_DIR}/portalock-lua${tag}.pc]==] @ONLY)
+")
+  endforeach()
+  set(PORTALOCK_PC_SCRIPT "${PROJECT_BINARY_DIR}/portalock-pc.cmake")
+  file(WRITE "${PORTALOCK_PC_SCRIPT}" "${pc_script}")
   install(SCRIPT "${PORTALOCK_PC_SCRIPT}")
-  install(FILES "${PROJECT_BINARY_DIR}/portalock.pc"
-          DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+  list(TRANSFORM pc_files PREPEND "${PROJECT_BINARY_DIR}/")
+  install(FILES ${pc_files} DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
 endif()
 
 if(PORTALOCK_INSTALL_LUA)

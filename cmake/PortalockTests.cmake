@@ -146,6 +146,19 @@ add_test(NAME examples.c_api
 set_tests_properties(examples.c_api PROPERTIES TIMEOUT 60 LABELS "examples"
                                                PASS_REGULAR_EXPRESSION "released")
 
+# The embedding example, built here against the in-tree libraries: each host runs its script
+# (the installed copies, with no portalock file left on disk, are exercised by install.packages).
+add_subdirectory(examples/embed)
+foreach(host IN ITEMS embed_lua54 embed_luajit)
+  if(TARGET ${host})
+    file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/examples-${host}")
+    add_test(NAME examples.${host}
+             COMMAND ${host} "${src}/examples/embed/script.lua" "${CMAKE_BINARY_DIR}/examples-${host}")
+    set_tests_properties(examples.${host} PROPERTIES TIMEOUT 60 LABELS "examples"
+      PASS_REGULAR_EXPRESSION "lock, semaphore and atomic write done")
+  endif()
+endforeach()
+
 if(PORTALOCK_LUACHECK)
   add_test(NAME lint.luacheck
            COMMAND "${PORTALOCK_LUACHECK}" lua spec examples bench bin/portalock

@@ -6,6 +6,10 @@
  */
 #include "testutil.h"
 
+#ifdef PORTALOCK_HAVE_REDIS
+#include "redis_server.h"
+#endif
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -249,6 +253,25 @@ static void test_closing_a_state_releases(void) {
   lua_close(other);
 }
 
+/* posix record locks belong to the process, not to a state: a second state is refused at
+ * once (waiting for its own process could never end), and the first keeps its lock. */
+static void test_posix_locks_belong_to_the_process(void) {
+  tu_group("a posix-backend lock held by one state is refused to another, with EDEADLK");
+  lua_State *holder_state = new_state(), *other = new_state();
+  run(holder_state, "hold a posix lock",
+      "held = require('portalock').Lock(scratch .. '/posix.lock', {backend = 'posix'})\n"
+      "assert(held:acquire())\n");
+  run(other, "try it",
+      "local portalock = require 'portalock'\n"
+      "local lock = portalock.Lock(scratch .. '/posix.lock', {backend = 'posix', timeout = 5})\n"
+      "local got, err = lock:acquire()\n"
+      "assert(not got and err.kind == 'LockException', tostring(err))\n"
+      "assert(err.errno == require('portalock.core').ERRNO.EDEADLK, tostring(err.errno))\n");
+  run(holder_state, "still held", "assert(held:locked())\n");
+  lua_close(holder_state);
+  lua_close(other);
+}
+
 static void test_nothing_on_disk(void) {
   tu_group("require finds every module in package.preload, none on disk");
   lua_State *L = new_state();
@@ -263,6 +286,50 @@ static void test_nothing_on_disk(void) {
   lua_close(L);
 }
 
+#ifdef PORTALOCK_HAVE_REDIS
+/* `expect` as in try_everything, for a RedisLock on the test's own redis-server. */
+static const char try_redis[] =
+    "local expect = ...\n"
+    "local lock = require('portalock').RedisLock('embed-closed', {redis = redis_url})\n"
+    "local got, err = lock:acquire(0)\n"
+    "if expect == 'held' then\n"
+    "  assert(not got and err.kind == 'AlreadyLocked', tostring(err))\n"
+    "else\n"
+    "  assert(got, tostring(err)); lock:release()\n"
+    "end\n";
+
+static void run_with(lua_State *L, const char *script, const char *expect) {
+  CHECK_INT(luaL_loadstring(L, script), 0);
+  lua_pushstring(L, expect);
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    tu_fail(__FILE__, __LINE__, "expected %s: %s", expect, lua_tostring(L, -1));
+  }
+}
+
+static void test_closing_a_state_ends_its_redis_grant(void) {
+  tu_group("lua_close ends the grant of the state's RedisLock");
+  if (rs_start() != 0) {
+    printf("  skipped: redis-server could not be started\n");
+    return;
+  }
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", rs_port);
+  lua_State *holder_state = new_state(), *other = new_state();
+  for (lua_State **L = (lua_State *[]){holder_state, other, NULL}; *L; L++) {
+    lua_pushstring(*L, url);
+    lua_setglobal(*L, "redis_url");
+  }
+  run(holder_state, "hold a RedisLock",
+      "held = require('portalock').RedisLock('embed-closed', {redis = redis_url})\n"
+      "assert(held:acquire())\n");
+  run_with(other, try_redis, "held");
+  lua_close(holder_state);
+  run_with(other, try_redis, "free");
+  lua_close(other);
+  rs_stop();
+}
+#endif
+
 int main(void) {
   tu_init("embed");
   test_nothing_on_disk();
@@ -270,5 +337,9 @@ int main(void) {
   test_bounded_semaphore_between_threads();
   test_blocking_wait_between_threads();
   test_closing_a_state_releases();
+  test_posix_locks_belong_to_the_process();
+#ifdef PORTALOCK_HAVE_REDIS
+  test_closing_a_state_ends_its_redis_grant();
+#endif
   return tu_done();
 }

@@ -26,8 +26,9 @@ foreach(file IN LISTS files)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)" "\\1\n  "
          bytes "${bytes}")
-  string(APPEND arrays "/* ${file} */\nstatic const unsigned char pl_file_${index}[] = {\n  ${bytes}\n};\n\n")
-  string(APPEND entries "  {\"${module}\", \"@${file}\", pl_file_${index}, sizeof pl_file_${index}},\n")
+  # A terminating 0 keeps an empty file's array valid C; it is not part of the text.
+  string(APPEND arrays "/* ${file} */\nstatic const unsigned char pl_file_${index}[] = {\n  ${bytes}0\n};\n\n")
+  string(APPEND entries "  {\"${module}\", \"@${file}\", pl_file_${index}, sizeof pl_file_${index} - 1},\n")
   math(EXPR index "${index} + 1")
 endforeach()
 

@@ -30,9 +30,6 @@ struct lua_State;
  * library) like any Lua API call, so call it where the host handles those, or through
  * lua_pcall: lua_pushcfunction(L, portalock_lua_preload); lua_pcall(L, 0, 0, 0).
  */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((visibility("default")))
-#endif
 int portalock_lua_preload(struct lua_State *L);
 
 #ifdef __cplusplus

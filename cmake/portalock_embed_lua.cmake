@@ -1,17 +1,18 @@
 # Writes the C source that compiles the pure-Lua files of lua/portalock/ into
 # libportalock_lua (see bindings/lua/l_embed.c), one byte array per file and the table that
 # names each file's module. Run at build time:
-#   cmake -DLUA_DIR=<lua/> -DOUTPUT=<file.c> -P portalock_embed_lua.cmake
+#   cmake -DLUA_DIR=<lua/> -DFILES=<list> -DOUTPUT=<file.c> -P portalock_embed_lua.cmake
+# <list> names the files, one a line, relative to <lua/> (bindings/lua/CMakeLists.txt writes it).
 # The text is kept as it is (not precompiled): one array serves every Lua ABI, and
 # tracebacks keep the files' line numbers.
-if(NOT LUA_DIR OR NOT OUTPUT)
-  message(FATAL_ERROR "usage: cmake -DLUA_DIR=<dir> -DOUTPUT=<file.c> -P ${CMAKE_CURRENT_LIST_FILE}")
+if(NOT LUA_DIR OR NOT FILES OR NOT OUTPUT)
+  message(FATAL_ERROR
+    "usage: cmake -DLUA_DIR=<dir> -DFILES=<list> -DOUTPUT=<file.c> -P ${CMAKE_CURRENT_LIST_FILE}")
 endif()
 
-file(GLOB_RECURSE files RELATIVE "${LUA_DIR}" "${LUA_DIR}/portalock/*.lua")
-list(SORT files)
+file(STRINGS "${FILES}" files)
 if(NOT files)
-  message(FATAL_ERROR "no Lua file under ${LUA_DIR}/portalock")
+  message(FATAL_ERROR "no Lua file named in ${FILES}")
 endif()
 
 set(arrays "")

@@ -41,6 +41,24 @@ if(NOT PORTALOCK_LUAROCKS)
           ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
           RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
           INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+  # For programs that host Lua: libportalock_lua<tag>.a per Lua ABI built, and its header.
+  set(embed_targets "")
+  set(embed_versions "")
+  foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
+    string(REPLACE "." "" tag "${ver}")
+    if(TARGET portalock_lua${tag})
+      list(APPEND embed_targets portalock_lua${tag})
+      list(APPEND embed_versions ${ver})
+    endif()
+  endforeach()
+  if(embed_targets)
+    install(FILES "${PROJECT_SOURCE_DIR}/bindings/lua/include/portalock_lua.h"
+            DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+    install(TARGETS ${embed_targets}
+            EXPORT portalockTargets
+            ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+  endif()
+
   install(EXPORT portalockTargets
           NAMESPACE portalock::
           FILE portalockTargets.cmake
@@ -57,8 +75,10 @@ if(NOT PORTALOCK_LUAROCKS)
                 "${PROJECT_BINARY_DIR}/portalockConfigVersion.cmake"
           DESTINATION "${PORTALOCK_CMAKE_INSTALL_DIR}")
 
-  # portalock.pc is written at install time, so that `cmake --install --prefix P` yields a
-  # file that points into P rather than into the configure-time prefix.
+  # The pkg-config files are written at install time, so that `cmake --install --prefix P`
+  # yields files that point into P rather than into the configure-time prefix: portalock.pc
+  # for the C library, portalock-lua<tag>.pc for each embedding library (static only, so its
+  # Libs name what it needs).
   if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
     set(pc_libdir "${CMAKE_INSTALL_LIBDIR}")
   else()
@@ -69,18 +89,39 @@ if(NOT PORTALOCK_LUAROCKS)
   else()
     set(pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
   endif()
-  set(PORTALOCK_PC_SCRIPT "${PROJECT_BINARY_DIR}/portalock-pc.cmake")
-  file(WRITE "${PORTALOCK_PC_SCRIPT}" "
+  set(pc_deps "")
+  foreach(lib IN LISTS PORTALOCK_HIREDIS_NAMES)
+    string(APPEND pc_deps "-l${lib} ")
+  endforeach()
+  string(APPEND pc_deps "-pthread")
+  set(pc_files portalock.pc)
+  set(pc_script "
 set(PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
 set(PC_LIBDIR [==[${pc_libdir}]==])
 set(PC_INCLUDEDIR [==[${pc_includedir}]==])
 set(PC_VERSION \"${PROJECT_VERSION}\")
+set(PC_DEPS \"${pc_deps}\")
 configure_file([==[${PROJECT_SOURCE_DIR}/cmake/portalock.pc.in]==]
                [==[${PROJECT_BINARY_DIR}/portalock.pc]==] @ONLY)
 ")
+  foreach(ver IN LISTS embed_versions)
+    string(REPLACE "." "" tag "${ver}")
+    if(ver STREQUAL "5.1")
+      set(ver "5.1 or LuaJIT")
+    endif()
+    list(APPEND pc_files portalock-lua${tag}.pc)
+    string(APPEND pc_script "
+set(PC_LUA_TAG ${tag})
+set(PC_LUA_VERSION \"${ver}\")
+configure_file([==[${PROJECT_SOURCE_DIR}/cmake/portalock-lua.pc.in]==]
+               [==[${PROJECT_BINARY_DIR}/portalock-lua${tag}.pc]==] @ONLY)
+")
+  endforeach()
+  set(PORTALOCK_PC_SCRIPT "${PROJECT_BINARY_DIR}/portalock-pc.cmake")
+  file(WRITE "${PORTALOCK_PC_SCRIPT}" "${pc_script}")
   install(SCRIPT "${PORTALOCK_PC_SCRIPT}")
-  install(FILES "${PROJECT_BINARY_DIR}/portalock.pc"
-          DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+  list(TRANSFORM pc_files PREPEND "${PROJECT_BINARY_DIR}/")
+  install(FILES ${pc_files} DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
 endif()
 
 if(PORTALOCK_INSTALL_LUA)
@@ -94,13 +135,13 @@ if(PORTALOCK_INSTALL_LUA)
     set(module_dir "${CMAKE_INSTALL_LIBDIR}/lua/${ver}/portalock")
     set(lua_dir "${CMAKE_INSTALL_DATAROOTDIR}/lua/${ver}/portalock")
   endif()
-  if(TARGET portalock_lua${tag})
-    install(TARGETS portalock_lua${tag} LIBRARY DESTINATION "${module_dir}")
+  if(TARGET portalock_module${tag})
+    install(TARGETS portalock_module${tag} LIBRARY DESTINATION "${module_dir}")
     install(DIRECTORY "${PROJECT_SOURCE_DIR}/lua/portalock/"
             DESTINATION "${lua_dir}"
             FILES_MATCHING PATTERN "*.lua")
   elseif(PORTALOCK_LUAROCKS)
-    message(FATAL_ERROR "no Lua ${ver} module target (portalock_lua${tag}) to install")
+    message(FATAL_ERROR "no Lua ${ver} module target (portalock_module${tag}) to install")
   else()
     message(WARNING "PORTALOCK_LUA_INSTALL_VERSION=${ver} is not built "
                     "(PORTALOCK_LUA_VERSIONS=${PORTALOCK_LUA_VERSIONS}): the Lua module is "
@@ -111,7 +152,7 @@ endif()
 # The command-line tool. LuaRocks installs bin/portalock as it is and wraps it with the tree's
 # paths. `cmake --install` writes a copy that starts the installed Lua version's interpreter
 # and finds the module relative to itself, so that any --prefix works.
-if(PORTALOCK_INSTALL_LUA AND TARGET portalock_lua${tag})
+if(PORTALOCK_INSTALL_LUA AND TARGET portalock_module${tag})
   if(PORTALOCK_LUAROCKS)
     install(PROGRAMS "${PROJECT_SOURCE_DIR}/bin/portalock" DESTINATION "${BINDIR}")
   else()

@@ -65,7 +65,7 @@ set(lua_path "${src}/lua/?.lua\\;${src}/lua/?/init.lua\\;${src}/spec/?.lua\\;\\;
 
 foreach(ver IN LISTS PORTALOCK_LUA_VERSIONS)
   string(REPLACE "." "" tag "${ver}")
-  if(NOT TARGET portalock_lua${tag})
+  if(NOT TARGET portalock_module${tag})
     continue()
   endif()
   if(ver STREQUAL "5.1")
@@ -145,6 +145,19 @@ add_test(NAME examples.c_api
          COMMAND hold "${CMAKE_BINARY_DIR}/examples-c_api.lock")
 set_tests_properties(examples.c_api PROPERTIES TIMEOUT 60 LABELS "examples"
                                                PASS_REGULAR_EXPRESSION "released")
+
+# The embedding example, built here against the in-tree libraries: each host runs its script
+# (the installed copies, with no portalock file left on disk, are exercised by install.packages).
+add_subdirectory(examples/embed)
+foreach(host IN ITEMS embed_lua54 embed_luajit)
+  if(TARGET ${host})
+    file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/examples-${host}")
+    add_test(NAME examples.${host}
+             COMMAND ${host} "${src}/examples/embed/script.lua" "${CMAKE_BINARY_DIR}/examples-${host}")
+    set_tests_properties(examples.${host} PROPERTIES TIMEOUT 60 LABELS "examples"
+      PASS_REGULAR_EXPRESSION "lock, semaphore and atomic write done")
+  endif()
+endforeach()
 
 if(PORTALOCK_LUACHECK)
   add_test(NAME lint.luacheck

@@ -5,14 +5,6 @@
  */
 #include "l_private.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define PL_EXPORT __attribute__((visibility("default")))
-#else
-#define PL_EXPORT
-#endif
-
-PL_EXPORT int luaopen_portalock_core(lua_State *L);
-
 int luaopen_portalock_core(lua_State *L) {
   lua_newtable(L);
   lua_pushstring(L, portalock_version());

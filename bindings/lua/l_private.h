@@ -11,6 +11,16 @@
 #include "compat.h"
 #include "portalock.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PL_EXPORT __attribute__((visibility("default")))
+#else
+#define PL_EXPORT
+#endif
+
+/* The module's entry point: what `require "portalock.core"` calls in portalock/core.so, and
+   what portalock_lua_preload (l_embed.c) registers in package.preload. */
+PL_EXPORT int luaopen_portalock_core(lua_State *L);
+
 #define PL_LOCK_MT "portalock.core.lock"
 #define PL_RLOCK_MT "portalock.core.rlock"
 

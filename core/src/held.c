@@ -12,6 +12,8 @@
 #include "platform/platform.h"
 
 static pthread_mutex_t pl_held_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Taken before pl_held_mutex, never after (pl_held_posix_enter). */
+static pthread_mutex_t pl_posix_mutex = PTHREAD_MUTEX_INITIALIZER;
 /* This process's ID, refreshed in a forked child: getpid(2) is a system call per check. */
 static atomic_long pl_pid;
 static pthread_once_t pl_held_once = PTHREAD_ONCE_INIT;
@@ -32,11 +34,13 @@ static int pl_slotted(int fd, portalock_backend backend) {
 }
 
 static void pl_held_prepare(void) {
+  pthread_mutex_lock(&pl_posix_mutex);
   pthread_mutex_lock(&pl_held_mutex);
 }
 
 static void pl_held_parent(void) {
   pthread_mutex_unlock(&pl_held_mutex);
+  pthread_mutex_unlock(&pl_posix_mutex);
 }
 
 /* An entry without an identity cannot be checked: it counts as the same file. */
@@ -66,6 +70,7 @@ static void pl_held_child(void) {
   }
   pl_held_len = kept;
   if (null_fd >= 0) close(null_fd);
+  pthread_mutex_unlock(&pl_posix_mutex);
 }
 
 static void pl_held_init(void) {
@@ -201,6 +206,15 @@ void pl_held_remove_serial(uint64_t serial) {
     }
   }
   pthread_mutex_unlock(&pl_held_mutex);
+}
+
+void pl_held_posix_enter(void) {
+  pthread_once(&pl_held_once, pl_held_init);
+  pthread_mutex_lock(&pl_posix_mutex);
+}
+
+void pl_held_posix_leave(void) {
+  pthread_mutex_unlock(&pl_posix_mutex);
 }
 
 int pl_held_posix_fd(dev_t dev, ino_t ino, int except_fd) {

@@ -372,10 +372,9 @@ static portalock_status pl_lock_open(portalock_lock_t *lock, int target_fd, int 
   return PORTALOCK_OK;
 }
 
-/* One attempt: OK, CONTENDED (the file kept for the next attempt, as `how` says), or a
- * failure. */
-static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd, pl_wait_how how,
-                                        portalock_error *err) {
+/* pl_lock_attempt's work, from opening the file to recording the lock. */
+static portalock_status pl_lock_rounds(portalock_lock_t *lock, int target_fd, pl_wait_how how,
+                                       portalock_error *err) {
   const portalock_lock_options *o = &lock->opts;
   int type = o->flags & (PORTALOCK_LOCK_SH | PORTALOCK_LOCK_EX);
   for (int round = 0; round < PL_ROUNDS; round++) {
@@ -409,6 +408,20 @@ static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd, p
   }
   /* The file kept being replaced under us: another holder is busy with it. */
   return pl_contended(lock, 0, err);
+}
+
+/* One attempt: OK, CONTENDED (the file kept for the next attempt, as `how` says), or a
+ * failure. A posix attempt runs alone in the process (pl_held_posix_enter): between its check
+ * that no other descriptor holds the file and the entry that records its lock, another
+ * thread's attempt would pass the same check, and the kernel grants it the same lock. */
+static portalock_status pl_lock_attempt(portalock_lock_t *lock, int target_fd, pl_wait_how how,
+                                        portalock_error *err) {
+  if (lock->opts.backend != PORTALOCK_BACKEND_POSIX)
+    return pl_lock_rounds(lock, target_fd, how, err);
+  pl_held_posix_enter();
+  portalock_status status = pl_lock_rounds(lock, target_fd, how, err);
+  pl_held_posix_leave();
+  return status;
 }
 
 portalock_status pl_lock_try(portalock_lock_t *lock, int target_fd, pl_wait_how how,

@@ -104,6 +104,12 @@ void pl_held_remove_serial(uint64_t serial);
 /* A descriptor other than `except_fd` through which this process holds a posix lock on the
  * file (dev, ino), or -1. */
 int pl_held_posix_fd(dev_t dev, ino_t ino, int except_fd);
+/* Posix lock attempts one at a time in the process, each from its pl_held_posix_fd check to
+ * the entry that records its lock: the kernel grants a process a second posix lock on a file
+ * it holds, so only that check refuses it, and no other attempt may pass it in between.
+ * Nothing that waits runs between enter and leave. */
+void pl_held_posix_enter(void);
+void pl_held_posix_leave(void);
 
 /* ---------------------------------------------------------------- options.c */
 
